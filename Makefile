@@ -1,0 +1,70 @@
+# Fundflow: `make run` and `make test` work on a fresh clone; they install what they need first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTEST := $(VENV)/bin/pytest
+RUFF := $(VENV)/bin/ruff
+MYPY := $(VENV)/bin/mypy
+FUNDFLOW := $(VENV)/bin/fundflow
+NPX := npx --no-install
+
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: help setup compile test lint bench run clean .venv node_modules
+
+help:
+	@echo "make setup    install the Python venv (.venv) and node_modules"
+	@echo "make run      start a local chain, deploy, seed a demo, index and serve the API"
+	@echo "make test     run the whole test suite"
+	@echo "make lint     ruff check, ruff format --check, mypy"
+	@echo "make compile  compile contracts/ with Hardhat (offline solc-js)"
+	@echo "make bench    gas and throughput benchmarks"
+	@echo "make clean    remove build outputs, caches and installed environments"
+
+# Reinstalls only when pyproject.toml changes.
+$(VENV_STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+# Reinstalls only when package-lock.json changes.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+.venv: $(VENV_STAMP)
+node_modules: $(NODE_STAMP)
+
+setup: $(VENV_STAMP) $(NODE_STAMP)
+
+compile: $(NODE_STAMP)
+	$(NPX) hardhat compile
+
+# TODO: once the dashboard's browser tests exist, install Chromium here first:
+#	apt-get install -y chromium chromium-driver
+test: setup
+	$(PYTEST)
+
+lint: $(VENV_STAMP)
+	$(RUFF) check .
+	$(RUFF) format --check .
+	$(MYPY) ledger api
+
+bench: setup
+	@if [ -f scripts/bench_gas.py ]; then \
+		$(PY) scripts/bench_gas.py; \
+	else \
+		echo "scripts/bench_gas.py is not written yet: nothing to benchmark" >&2; exit 1; \
+	fi
+
+run: setup
+	$(FUNDFLOW) up
+
+clean:
+	rm -rf artifacts cache var test-artifacts .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Fundflow HTTP API and dashboard (FastAPI); reads the SQL mirror, writes through the chain client."""

@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {IFundFlowLedger} from "./interfaces/IFundFlowLedger.sol";
+
+/// @title FundFlowLedger
+/// @notice See {IFundFlowLedger} for the model, the hash-chain encoding and the roles.
+contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
+    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+    bytes32 public constant LENDER_ROLE = keccak256("LENDER_ROLE");
+    bytes32 public constant ENTERPRISE_ROLE = keccak256("ENTERPRISE_ROLE");
+    bytes32 public constant AUDITOR_ROLE = keccak256("AUDITOR_ROLE");
+
+    /// @notice Most payments one {payBatch} call accepts (keeps a batch well inside a block).
+    uint256 public constant MAX_BATCH = 500;
+
+    uint8 private constant _MAX_PURPOSE = 31;
+    uint8 private constant _MAX_INSPECTION_KIND = 2;
+
+    /// @dev One slot per lot: a payment reads and rewrites its parent's slot and writes one new slot, nothing
+    /// else about lots. The loan's allowed purposes are copied into every lot so a payment can flag its
+    /// purpose without reading the loan. Which loan a lot belongs to is the outer mapping key.
+    struct Lot {
+        address holder; // the payee it was paid to; the only account (besides the lender) that may spend it
+        uint64 remaining;
+        uint32 allowedPurposes;
+    }
+
+    /// @dev Packed so a disbursement reads slots 0-2 and writes only slot 2; terms and the borrower reference
+    /// are cold (written at open and restructure).
+    struct Loan {
+        bytes32 lenderOrg;
+        // slot 1
+        address borrower;
+        uint64 principal;
+        uint32 allowedPurposes;
+        // slot 2
+        uint64 disbursed;
+        uint64 repaid;
+        uint40 maturity;
+        bytes3 currency;
+        LoanStatus status;
+        RiskClass riskClass;
+        // slots 3-4
+        bytes32 termsHash;
+        bytes32 borrowerRef;
+    }
+
+    /// @dev Static payload of {LoanOpened}, encoded as a struct to stay within the stack limit;
+    /// `abi.encode` of an all-static struct equals encoding its fields one after another.
+    struct OpenPayload {
+        bytes32 loanId;
+        bytes32 lenderOrg;
+        address borrower;
+        bytes32 borrowerRef;
+        uint256 principal;
+        bytes3 currency;
+        uint32 allowedPurposes;
+        uint40 maturity;
+        bytes32 termsHash;
+    }
+
+    mapping(bytes32 loanId => bytes32 head) private _heads;
+    mapping(bytes32 loanId => Loan) private _loans;
+    mapping(bytes32 loanId => mapping(bytes32 lotId => Lot)) private _lots;
+    mapping(address account => bytes32 orgId) private _orgOf;
+    mapping(bytes32 orgId => bool) private _orgExists;
+
+    constructor(address admin) {
+        if (admin == address(0)) revert LedgerZeroAddress();
+        _setRoleAdmin(LENDER_ROLE, OPERATOR_ROLE);
+        _setRoleAdmin(ENTERPRISE_ROLE, OPERATOR_ROLE);
+        _setRoleAdmin(AUDITOR_ROLE, OPERATOR_ROLE);
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(OPERATOR_ROLE, admin);
+    }
+
+    // ================================================================ participants
+
+    /// @inheritdoc IFundFlowLedger
+    function registerOrganization(bytes32 orgId, bytes32 profileHash) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+        if (orgId == 0) revert LedgerZeroId();
+        if (_orgExists[orgId]) revert LedgerOrganizationExists(orgId);
+        _orgExists[orgId] = true;
+        emit OrganizationRegistered(orgId, profileHash);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function addAccount(bytes32 orgId, address account) external onlyRole(OPERATOR_ROLE) whenNotPaused {
+        if (account == address(0)) revert LedgerZeroAddress();
+        if (!_orgExists[orgId]) revert LedgerOrganizationNotFound(orgId);
+        bytes32 current = _orgOf[account];
+        if (current != 0) revert LedgerAccountAlreadyRegistered(account, current);
+        _orgOf[account] = orgId;
+        emit AccountAdded(orgId, account);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function removeAccount(address account) external onlyRole(OPERATOR_ROLE) {
+        bytes32 orgId = _orgOf[account];
+        if (orgId == 0) revert LedgerAccountNotRegistered(account);
+        delete _orgOf[account];
+        _revokeRole(LENDER_ROLE, account);
+        _revokeRole(ENTERPRISE_ROLE, account);
+        _revokeRole(AUDITOR_ROLE, account);
+        emit AccountRemoved(orgId, account);
+    }
+
+    /// @notice Granting is a write and stops while paused; revoking is not blocked, so a compromised key can
+    /// always be cut off.
+    function grantRole(bytes32 role, address account) public override whenNotPaused {
+        super.grantRole(role, account);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function pause() external onlyRole(OPERATOR_ROLE) {
+        _pause();
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function unpause() external onlyRole(OPERATOR_ROLE) {
+        _unpause();
+    }
+
+    /// @dev Business roles only go to accounts of a registered organisation: every action is then traceable
+    /// to an organisation, and a loan can belong to one.
+    function _grantRole(bytes32 role, address account) internal override returns (bool) {
+        if ((role == LENDER_ROLE || role == ENTERPRISE_ROLE || role == AUDITOR_ROLE) && _orgOf[account] == 0) {
+            revert LedgerAccountNotRegistered(account);
+        }
+        return super._grantRole(role, account);
+    }
+
+    // ================================================================ loans
+
+    /// @inheritdoc IFundFlowLedger
+    function openLoan(
+        bytes32 loanId,
+        address borrower,
+        bytes32 borrowerRef,
+        uint256 principal,
+        bytes3 currency,
+        uint32 allowedPurposes,
+        uint40 maturity,
+        bytes32 termsHash
+    ) external onlyRole(LENDER_ROLE) whenNotPaused returns (bytes32 head) {
+        if (loanId == 0 || borrowerRef == 0) revert LedgerZeroId();
+        if (_loans[loanId].status != LoanStatus.None) revert LedgerLoanExists(loanId);
+        if (borrower == address(0)) revert LedgerZeroAddress();
+        _checkAmount(principal);
+        if (currency == 0) revert LedgerInvalidCurrency(currency);
+        if (allowedPurposes == 0) revert LedgerEmptyPurposeSet();
+        if (maturity <= block.timestamp) revert LedgerMaturityInPast(maturity, block.timestamp);
+
+        OpenPayload memory p = OpenPayload({
+            loanId: loanId,
+            lenderOrg: _orgOf[msg.sender],
+            borrower: borrower,
+            borrowerRef: borrowerRef,
+            principal: principal,
+            currency: currency,
+            allowedPurposes: allowedPurposes,
+            maturity: maturity,
+            termsHash: termsHash
+        });
+        _loans[loanId] = Loan({
+            lenderOrg: p.lenderOrg,
+            borrower: borrower,
+            principal: uint64(principal),
+            allowedPurposes: allowedPurposes,
+            disbursed: 0,
+            repaid: 0,
+            maturity: maturity,
+            currency: currency,
+            status: LoanStatus.Open,
+            riskClass: RiskClass.Normal,
+            termsHash: termsHash,
+            borrowerRef: borrowerRef
+        });
+        head = keccak256(abi.encode(bytes32(0), EventKind.LoanOpened, p));
+        _heads[loanId] = head;
+        _emitLoanOpened(p, head);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function disburse(
+        bytes32 loanId,
+        address payee,
+        uint256 amount,
+        uint8 purpose,
+        bytes32 evidenceHash
+    ) external whenNotPaused returns (bytes32 lotId) {
+        Loan storage loan = _servicedLoan(loanId);
+        _requireOpen(loanId, loan.status);
+        if (payee == address(0)) revert LedgerZeroAddress();
+        _checkAmount(amount);
+        uint256 undisbursed = loan.principal - loan.disbursed;
+        if (amount > undisbursed) revert LedgerPrincipalExceeded(loanId, undisbursed, amount);
+        uint32 allowed = loan.allowedPurposes;
+        bool declaredUse = _isDeclared(purpose, allowed);
+        bool entrusted = payee != loan.borrower;
+
+        loan.disbursed += uint64(amount);
+        lotId = keccak256(
+            abi.encode(
+                _heads[loanId],
+                EventKind.Disbursed,
+                loanId,
+                payee,
+                amount,
+                purpose,
+                declaredUse,
+                entrusted,
+                evidenceHash
+            )
+        );
+        _heads[loanId] = lotId;
+        _lots[loanId][lotId] = Lot({holder: payee, remaining: uint64(amount), allowedPurposes: allowed});
+        emit Disbursed(loanId, lotId, payee, amount, purpose, declaredUse, entrusted, evidenceHash);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function pay(
+        bytes32 loanId,
+        bytes32 fromLot,
+        address payee,
+        uint256 amount,
+        uint8 purpose,
+        bytes32 evidenceHash
+    ) external whenNotPaused returns (bytes32 lotId) {
+        lotId = _pay(loanId, _heads[loanId], fromLot, payee, amount, purpose, evidenceHash);
+        _heads[loanId] = lotId;
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function payBatch(
+        bytes32 loanId,
+        Payment[] calldata payments
+    ) external whenNotPaused returns (bytes32[] memory lotIds) {
+        uint256 n = payments.length;
+        if (n == 0) revert LedgerEmptyBatch();
+        if (n > MAX_BATCH) revert LedgerBatchTooLarge(n, MAX_BATCH);
+        lotIds = new bytes32[](n);
+        // The head is carried in memory through the batch and stored once: each payment still extends the
+        // chain by one step, exactly as n separate calls would.
+        bytes32 head = _heads[loanId];
+        for (uint256 i; i < n; ++i) {
+            Payment calldata p = payments[i];
+            head = _pay(loanId, head, p.fromLot, p.payee, p.amount, p.purpose, p.evidenceHash);
+            lotIds[i] = head;
+        }
+        _heads[loanId] = head;
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function confirmLot(bytes32 loanId, bytes32 lotId, bytes32 evidenceHash) external whenNotPaused {
+        _checkPayee(loanId, lotId);
+        bytes32 head = keccak256(abi.encode(_heads[loanId], EventKind.LotConfirmed, loanId, lotId, evidenceHash));
+        _heads[loanId] = head;
+        emit LotConfirmed(loanId, lotId, evidenceHash, head);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function disputeLot(bytes32 loanId, bytes32 lotId, bytes32 reasonHash) external whenNotPaused {
+        _checkPayee(loanId, lotId);
+        bytes32 head = keccak256(abi.encode(_heads[loanId], EventKind.LotDisputed, loanId, lotId, reasonHash));
+        _heads[loanId] = head;
+        emit LotDisputed(loanId, lotId, reasonHash, head);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function repay(bytes32 loanId, uint256 amount, bytes32 evidenceHash) external whenNotPaused {
+        Loan storage loan = _servicedLoan(loanId);
+        _requireOpen(loanId, loan.status);
+        _checkAmount(amount);
+        uint256 outstanding = loan.disbursed - loan.repaid;
+        if (amount > outstanding) revert LedgerRepaymentExceedsOutstanding(loanId, outstanding, amount);
+        loan.repaid += uint64(amount);
+        outstanding -= amount;
+        bytes32 head = _extend(loanId, abi.encode(EventKind.Repaid, loanId, amount, outstanding, evidenceHash));
+        emit Repaid(loanId, amount, outstanding, evidenceHash, head);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function closeLoan(bytes32 loanId, uint8 status, bytes32 reasonHash) external whenNotPaused {
+        Loan storage loan = _servicedLoan(loanId);
+        _requireOpen(loanId, loan.status);
+        if (status != uint8(LoanStatus.Repaid) && status != uint8(LoanStatus.WrittenOff)) {
+            revert LedgerInvalidClosingStatus(status);
+        }
+        if (status == uint8(LoanStatus.Repaid)) {
+            uint256 outstanding = loan.disbursed - loan.repaid;
+            if (outstanding != 0) revert LedgerLoanOutstanding(loanId, outstanding);
+        }
+        LoanStatus newStatus = LoanStatus(status);
+        loan.status = newStatus;
+        bytes32 head = _extend(loanId, abi.encode(EventKind.LoanClosed, loanId, newStatus, reasonHash));
+        emit LoanClosed(loanId, newStatus, reasonHash, head);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function classify(bytes32 loanId, uint8 riskClass, bytes32 reasonHash) external whenNotPaused {
+        Loan storage loan = _servicedLoan(loanId);
+        _requireOpen(loanId, loan.status);
+        if (riskClass > uint8(RiskClass.Loss)) revert LedgerInvalidRiskClass(riskClass);
+        RiskClass newClass = RiskClass(riskClass);
+        loan.riskClass = newClass;
+        bytes32 head = _extend(loanId, abi.encode(EventKind.RiskClassified, loanId, newClass, reasonHash));
+        emit RiskClassified(loanId, newClass, reasonHash, head);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function valueCollateral(
+        bytes32 loanId,
+        bytes32 collateralId,
+        uint256 value,
+        bytes32 evidenceHash
+    ) external whenNotPaused {
+        _servicedLoan(loanId);
+        if (collateralId == 0) revert LedgerZeroId();
+        if (value > type(uint64).max) revert LedgerAmountTooLarge(value, type(uint64).max);
+        bytes32 head = _extend(
+            loanId,
+            abi.encode(EventKind.CollateralValued, loanId, collateralId, value, evidenceHash)
+        );
+        emit CollateralValued(loanId, collateralId, value, evidenceHash, head);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function recordInspection(bytes32 loanId, uint8 kind, bytes32 reportHash) external whenNotPaused {
+        _servicedLoan(loanId);
+        if (kind > _MAX_INSPECTION_KIND) revert LedgerInvalidInspectionKind(kind);
+        bytes32 head = _extend(loanId, abi.encode(EventKind.InspectionRecorded, loanId, kind, reportHash));
+        emit InspectionRecorded(loanId, kind, reportHash, head);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function restructure(bytes32 loanId, uint40 maturity, bytes32 termsHash) external whenNotPaused {
+        Loan storage loan = _servicedLoan(loanId);
+        _requireOpen(loanId, loan.status);
+        if (maturity <= block.timestamp) revert LedgerMaturityInPast(maturity, block.timestamp);
+        loan.maturity = maturity;
+        loan.termsHash = termsHash;
+        bytes32 head = _extend(loanId, abi.encode(EventKind.LoanRestructured, loanId, maturity, termsHash));
+        emit LoanRestructured(loanId, maturity, termsHash, head);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function attest(bytes32 loanId, bytes32 head, bytes32 reportHash) external onlyRole(AUDITOR_ROLE) whenNotPaused {
+        bytes32 current = _heads[loanId];
+        if (current == 0) revert LedgerLoanNotFound(loanId);
+        if (head != current) revert LedgerStaleHead(loanId, current, head);
+        emit TrailAttested(loanId, _orgOf[msg.sender], head, reportHash);
+    }
+
+    // ================================================================ reads
+
+    /// @inheritdoc IFundFlowLedger
+    function headOf(bytes32 loanId) external view returns (bytes32) {
+        return _heads[loanId];
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function getLoan(bytes32 loanId) external view returns (LoanView memory v) {
+        Loan storage loan = _loans[loanId];
+        if (loan.status == LoanStatus.None) revert LedgerLoanNotFound(loanId);
+        v = LoanView({
+            lenderOrg: loan.lenderOrg,
+            borrower: loan.borrower,
+            borrowerRef: loan.borrowerRef,
+            principal: loan.principal,
+            disbursed: loan.disbursed,
+            repaid: loan.repaid,
+            allowedPurposes: loan.allowedPurposes,
+            maturity: loan.maturity,
+            currency: loan.currency,
+            status: loan.status,
+            riskClass: loan.riskClass,
+            termsHash: loan.termsHash,
+            head: _heads[loanId]
+        });
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function getLot(
+        bytes32 loanId,
+        bytes32 lotId
+    ) external view returns (address holder, uint64 remaining, uint32 allowedPurposes) {
+        Lot storage lot = _lots[loanId][lotId];
+        if (lot.holder == address(0)) revert LedgerLotNotFound(loanId, lotId);
+        return (lot.holder, lot.remaining, lot.allowedPurposes);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function organizationOf(address account) external view returns (bytes32) {
+        return _orgOf[account];
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function organizationExists(bytes32 orgId) external view returns (bool) {
+        return _orgExists[orgId];
+    }
+
+    // ================================================================ internals
+
+    /// @dev One payment: checks, parent debit, child lot, event. Returns the new head (= the child's id); the
+    /// caller stores it, so a batch writes the head slot once.
+    function _pay(
+        bytes32 loanId,
+        bytes32 head,
+        bytes32 fromLot,
+        address payee,
+        uint256 amount,
+        uint8 purpose,
+        bytes32 evidenceHash
+    ) private returns (bytes32 lotId) {
+        Lot storage parent = _lots[loanId][fromLot];
+        Lot memory p = parent;
+        if (p.holder == address(0)) revert LedgerLotNotFound(loanId, fromLot);
+        _checkSpender(loanId, fromLot, p.holder);
+        if (payee == address(0)) revert LedgerZeroAddress();
+        _checkAmount(amount);
+        if (amount > p.remaining) revert LedgerInsufficientFunds(fromLot, p.remaining, amount);
+        bool declaredUse = _isDeclared(purpose, p.allowedPurposes);
+
+        unchecked {
+            parent.remaining = p.remaining - uint64(amount); // checked against remaining above
+        }
+        lotId = keccak256(
+            abi.encode(head, EventKind.Paid, loanId, payee, fromLot, amount, purpose, declaredUse, evidenceHash)
+        );
+        _lots[loanId][lotId] = Lot({holder: payee, remaining: uint64(amount), allowedPurposes: p.allowedPurposes});
+        emit Paid(loanId, lotId, payee, fromLot, amount, purpose, declaredUse, evidenceHash);
+    }
+
+    /// @dev Appends one step to the loan's chain: `payload` is `abi.encode(kind, fields...)`, and since
+    /// every argument is static, `abi.encode(prev, kind, fields...)` == `abi.encodePacked(prev, payload)`.
+    function _extend(bytes32 loanId, bytes memory payload) private returns (bytes32 head) {
+        head = keccak256(abi.encodePacked(_heads[loanId], payload));
+        _heads[loanId] = head;
+    }
+
+    function _emitLoanOpened(OpenPayload memory p, bytes32 head) private {
+        emit LoanOpened(
+            p.loanId,
+            p.lenderOrg,
+            p.borrower,
+            p.borrowerRef,
+            p.principal,
+            p.currency,
+            p.allowedPurposes,
+            p.maturity,
+            p.termsHash,
+            head
+        );
+    }
+
+    /// @dev The caller must hold LENDER_ROLE and belong to the organisation the loan belongs to.
+    function _servicedLoan(bytes32 loanId) private view returns (Loan storage loan) {
+        _checkRole(LENDER_ROLE);
+        loan = _loans[loanId];
+        bytes32 lenderOrg = loan.lenderOrg;
+        if (lenderOrg == 0) revert LedgerLoanNotFound(loanId);
+        if (_orgOf[msg.sender] != lenderOrg) revert LedgerNotLoanLender(loanId, msg.sender);
+    }
+
+    /// @dev The holder spends with ENTERPRISE_ROLE (so revoking it freezes the holder at once); otherwise only
+    /// a lender of the loan's organisation may.
+    function _checkSpender(bytes32 loanId, bytes32 lotId, address holder) private view {
+        if (holder == msg.sender) {
+            _checkRole(ENTERPRISE_ROLE);
+            return;
+        }
+        if (!hasRole(LENDER_ROLE, msg.sender) || _orgOf[msg.sender] != _loans[loanId].lenderOrg) {
+            revert LedgerNotLotSpender(lotId, msg.sender);
+        }
+    }
+
+    function _checkPayee(bytes32 loanId, bytes32 lotId) private view {
+        address holder = _lots[loanId][lotId].holder;
+        if (holder == address(0)) revert LedgerLotNotFound(loanId, lotId);
+        if (holder != msg.sender) revert LedgerNotLotPayee(lotId, msg.sender);
+    }
+
+    function _requireOpen(bytes32 loanId, LoanStatus status) private pure {
+        if (status != LoanStatus.Open) revert LedgerLoanNotOpen(loanId, status);
+    }
+
+    function _checkAmount(uint256 amount) private pure {
+        if (amount == 0) revert LedgerZeroAmount();
+        if (amount > type(uint64).max) revert LedgerAmountTooLarge(amount, type(uint64).max);
+    }
+
+    /// @dev Reverts on a code outside [0, 31]; otherwise tells whether the loan allows it.
+    function _isDeclared(uint8 purpose, uint32 allowed) private pure returns (bool) {
+        if (purpose > _MAX_PURPOSE) revert LedgerInvalidPurpose(purpose);
+        return (allowed >> purpose) & 1 == 1;
+    }
+}

@@ -1,0 +1,1 @@
+"""Fundflow ledger: config, chain client, compiler, deployer, SQL mirror, indexer and trail queries."""

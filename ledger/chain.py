@@ -1,0 +1,487 @@
+"""The chain client: the one place that talks JSON-RPC to an EVM node.
+
+Works with any EVM JSON-RPC endpoint (Hardhat, anvil, Geth, a Besu/QBFT consortium chain): it signs locally
+with eth-account, hands out nonces so concurrent senders never collide, waits for receipts, and turns a
+revert into a `ContractRevertError` carrying the decoded custom error. It speaks raw JSON-RPC through web3's
+HTTP provider rather than web3's formatting layer, which costs more than the round trip on a local node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from eth_abi import decode as abi_decode
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3 import HTTPProvider
+
+from ledger.errors import ChainError, ContractRevertError, ValidationError
+from ledger.events import DecodedEvent, EventDecoder
+
+__all__ = ["BlockHeader", "ChainClient", "ErrorDecoder", "RpcError", "TxResult"]
+
+_ERROR_STRING = "0x08c379a0"  # Error(string)
+_PANIC = "0x4e487b71"  # Panic(uint256)
+_PANIC_REASONS = {
+    0x01: "assertion failed",
+    0x11: "arithmetic overflow or underflow",
+    0x12: "division by zero",
+    0x21: "invalid enum value",
+    0x32: "array index out of bounds",
+    0x41: "out of memory",
+}
+
+
+class RpcError(ChainError):
+    """The node answered a JSON-RPC request with an error object."""
+
+    def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:
+        super().__init__(
+            f"{method} failed: {message} (code {code})",
+            hint="check the request against the node's JSON-RPC documentation",
+        )
+        self.method = method
+        self.code = code
+        self.rpc_message = message
+        self.data = data
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeader:
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+    state_root: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_rpc(cls, block: Mapping[str, Any]) -> BlockHeader:
+        return cls(
+            number=int(block["number"], 16),
+            hash=block["hash"],
+            parent_hash=block["parentHash"],
+            timestamp=int(block["timestamp"], 16),
+            state_root=block.get("stateRoot", ""),
+            raw=block,
+        )
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction: where it landed, what it cost and the ledger events it emitted."""
+
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    gas_used: int
+    events: list[DecodedEvent]
+    contract_address: str | None = None
+
+    def event(self, name: str) -> DecodedEvent:
+        """The single event called `name`; raises if there is not exactly one."""
+        found = [e for e in self.events if e.name == name]
+        if len(found) != 1:
+            raise ValidationError(
+                f"transaction {self.tx_hash} emitted {len(found)} {name} events, expected one",
+                hint="use .events to see everything it emitted",
+            )
+        return found[0]
+
+
+class ErrorDecoder:
+    """Maps revert data to the custom error's name and named arguments, using the contract ABI."""
+
+    def __init__(self, abi: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._errors: dict[str, tuple[str, list[str], list[str]]] = {}
+        for entry in abi:
+            if entry.get("type") != "error":
+                continue
+            types = [str(i["type"]) for i in entry["inputs"]]
+            names = [str(i["name"]) for i in entry["inputs"]]
+            selector = "0x" + keccak(text=f"{entry['name']}({','.join(types)})")[:4].hex()
+            self._errors[selector] = (str(entry["name"]), names, types)
+
+    def decode(self, data: str | None, *, fallback: str = "") -> ContractRevertError:
+        if not data or data == "0x":
+            return ContractRevertError(
+                "Reverted",
+                {},
+                message=f"transaction reverted without a reason{': ' + fallback if fallback else ''}",
+            )
+        data = data.lower()
+        selector, body = data[:10], bytes.fromhex(data[10:])
+        if selector == _ERROR_STRING:
+            (reason,) = abi_decode(["string"], body)
+            return ContractRevertError(
+                "Error", {"reason": reason}, selector=selector, message=f"reverted: {reason}"
+            )
+        if selector == _PANIC:
+            (code,) = abi_decode(["uint256"], body)
+            what = _PANIC_REASONS.get(code, "panic")
+            return ContractRevertError(
+                "Panic", {"code": code}, selector=selector, message=f"panic 0x{code:02x}: {what}"
+            )
+        known = self._errors.get(selector)
+        if known is None:
+            return ContractRevertError(
+                "Unknown", {"data": data}, selector=selector, message=f"unknown revert data {data}"
+            )
+        name, names, types = known
+        values = abi_decode(types, body)
+        args = {n: _plain(t, v) for n, t, v in zip(names, types, values, strict=True)}
+        return ContractRevertError(name, args, selector=selector)
+
+
+def _plain(abi_type: str, value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if abi_type == "address":
+        return to_checksum_address(value)
+    return value
+
+
+def _revert_data(error: Mapping[str, Any]) -> str | None:
+    """Nodes put revert data in different places: Hardhat nests it, anvil/Geth/Besu give a hex string."""
+    data = error.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        return data
+    if isinstance(data, Mapping):
+        inner = data.get("data")
+        if isinstance(inner, str) and inner.startswith("0x"):
+            return inner
+    return None
+
+
+def _looks_like_revert(error: Mapping[str, Any]) -> bool:
+    message = str(error.get("message", "")).lower()
+    return (
+        _revert_data(error) is not None
+        or "revert" in message
+        or "execution reverted" in message
+        or error.get("code") == 3
+    )
+
+
+class _Nonces:
+    """Hands out nonces per sender. Reserving under a lock means concurrent threads never get the same nonce;
+    a send that fails resyncs from the node's pending count."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, address: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(address, threading.Lock())
+
+    def take(self, address: str, fetch: Any) -> int:
+        if address not in self._next:
+            self._next[address] = int(fetch(address))
+        nonce = self._next[address]
+        self._next[address] = nonce + 1
+        return nonce
+
+    def forget(self, address: str) -> None:
+        self._next.pop(address, None)
+
+
+class ChainClient:
+    """A connection to one EVM JSON-RPC endpoint."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        *,
+        request_timeout: float = 10.0,
+        tx_timeout: float = 60.0,
+        fee_cache_seconds: float = 2.0,
+    ) -> None:
+        self.rpc_url = rpc_url
+        self.tx_timeout = tx_timeout
+        self._provider = HTTPProvider(
+            rpc_url, request_kwargs={"timeout": request_timeout}, exception_retry_configuration=None
+        )
+        self._nonces = _Nonces()
+        self._chain_id: int | None = None
+        self._fee_cache_seconds = fee_cache_seconds
+        self._fees: tuple[float, dict[str, int]] | None = None
+        self._request_id = 0
+
+    # ------------------------------------------------------------------ raw JSON-RPC
+
+    def rpc(self, method: str, params: Sequence[Any] = ()) -> Any:
+        """One JSON-RPC call. Connection problems raise ChainError; an error answer raises RpcError."""
+        try:
+            response = self._provider.make_request(method, list(params))  # type: ignore[arg-type]
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ChainError(
+                f"cannot reach the chain node at {self.rpc_url} ({type(exc).__name__})",
+                hint="start it with `fundflow chain`, or point FUNDFLOW_RPC_URL at a running node",
+            ) from exc
+        except requests.RequestException as exc:
+            raise ChainError(f"request to {self.rpc_url} failed: {exc}", hint="check the node") from exc
+        if "error" in response:
+            err = response["error"]
+            raise RpcError(method, int(err.get("code", 0)), str(err.get("message", "")), err.get("data"))
+        return response.get("result")
+
+    def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """Many calls in one HTTP round trip; results in call order."""
+        if not calls:
+            return []
+        try:
+            responses = self._provider.make_batch_request([(m, list(p)) for m, p in calls])  # type: ignore[misc]
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ChainError(
+                f"cannot reach the chain node at {self.rpc_url} ({type(exc).__name__})",
+                hint="start it with `fundflow chain`, or point FUNDFLOW_RPC_URL at a running node",
+            ) from exc
+        if isinstance(responses, Mapping):  # some nodes answer a whole batch with one error object
+            err = responses.get("error", {})
+            raise RpcError("batch", int(err.get("code", 0)), str(err.get("message", "batch refused")))
+        ordered = sorted(responses, key=lambda r: int(r["id"]))
+        out = []
+        for (method, _), response in zip(calls, ordered, strict=True):
+            if "error" in response:
+                err = response["error"]
+                raise RpcError(method, int(err.get("code", 0)), str(err.get("message", "")), err.get("data"))
+            out.append(response.get("result"))
+        return out
+
+    # ------------------------------------------------------------------ reads
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self.rpc("eth_chainId"), 16)
+        return self._chain_id
+
+    def is_reachable(self) -> bool:
+        try:
+            self.rpc("eth_chainId")
+        except ChainError:
+            return False
+        return True
+
+    def block_number(self) -> int:
+        return int(self.rpc("eth_blockNumber"), 16)
+
+    def get_header(self, block: int | str = "latest") -> BlockHeader:
+        tag = hex(block) if isinstance(block, int) else block
+        raw = self.rpc("eth_getBlockByNumber", [tag, False])
+        if raw is None:
+            raise ChainError(f"block {block} does not exist on {self.rpc_url}", hint="the chain is shorter")
+        return BlockHeader.from_rpc(raw)
+
+    def get_header_by_hash(self, block_hash: str) -> BlockHeader | None:
+        raw = self.rpc("eth_getBlockByHash", [block_hash, False])
+        return BlockHeader.from_rpc(raw) if raw else None
+
+    def get_headers(self, numbers: Sequence[int]) -> list[BlockHeader]:
+        """Headers for many blocks in one round trip."""
+        raws = self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+        out = []
+        for n, raw in zip(numbers, raws, strict=True):
+            if raw is None:
+                raise ChainError(f"block {n} does not exist on {self.rpc_url}", hint="the chain is shorter")
+            out.append(BlockHeader.from_rpc(raw))
+        return out
+
+    def get_logs(
+        self,
+        address: str | Sequence[str],
+        from_block: int,
+        to_block: int,
+        topics: Sequence[Any] | None = None,
+        block_hash: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Raw logs (hex strings). With `block_hash`, the logs of exactly that block (reorg-safe)."""
+        query: dict[str, Any] = {"address": address}
+        if block_hash is not None:
+            query["blockHash"] = block_hash
+        else:
+            query["fromBlock"] = hex(from_block)
+            query["toBlock"] = hex(to_block)
+        if topics:
+            query["topics"] = list(topics)
+        return list(self.rpc("eth_getLogs", [query]))
+
+    def get_balance(self, address: str) -> int:
+        return int(self.rpc("eth_getBalance", [address, "latest"]), 16)
+
+    def get_code(self, address: str, block: int | str = "latest") -> str:
+        tag = hex(block) if isinstance(block, int) else block
+        return str(self.rpc("eth_getCode", [address, tag]))
+
+    def call(
+        self,
+        to: str,
+        data: str,
+        *,
+        block: int | str = "latest",
+        sender: str | None = None,
+        errors: ErrorDecoder | None = None,
+    ) -> bytes:
+        """eth_call; a revert raises ContractRevertError decoded with `errors`."""
+        tag = hex(block) if isinstance(block, int) else block
+        tx: dict[str, Any] = {"to": to, "data": data}
+        if sender:
+            tx["from"] = sender
+        try:
+            result = self.rpc("eth_call", [tx, tag])
+        except RpcError as exc:
+            raise self._as_revert(exc, errors) from exc
+        return bytes.fromhex(str(result)[2:])
+
+    # ------------------------------------------------------------------ writes
+
+    def send(
+        self,
+        account: LocalAccount,
+        to: str | None,
+        data: str,
+        *,
+        gas: int | None = None,
+        value: int = 0,
+        errors: ErrorDecoder | None = None,
+    ) -> str:
+        """Estimate, sign and send one transaction; returns its hash without waiting.
+
+        A transaction that would revert is refused here, with the decoded error, before it costs anything.
+        """
+        tx: dict[str, Any] = {"from": account.address, "data": data, "value": hex(value)}
+        if to is not None:
+            tx["to"] = to
+        if gas is None:
+            try:
+                estimate = int(self.rpc("eth_estimateGas", [tx]), 16)
+            except RpcError as exc:
+                raise self._as_revert(exc, errors) from exc
+            gas = estimate + estimate // 5 + 10_000
+        fees = self._fee_fields()
+        lock = self._nonces.lock(account.address)
+        with lock:
+            nonce = self._nonces.take(account.address, self._pending_nonce)
+            signed = account.sign_transaction(
+                {
+                    **({"to": to} if to is not None else {}),
+                    "data": data,
+                    "value": value,
+                    "gas": gas,
+                    "nonce": nonce,
+                    "chainId": self.chain_id,
+                    **fees,
+                }
+            )
+            try:
+                tx_hash = self.rpc("eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()])
+            except ChainError:
+                # The nonce may or may not have been consumed; ask the node next time.
+                self._nonces.forget(account.address)
+                raise
+        return str(tx_hash)
+
+    def wait_for_receipt(self, tx_hash: str, timeout: float | None = None) -> dict[str, Any]:
+        deadline = time.monotonic() + (self.tx_timeout if timeout is None else timeout)
+        delay = 0.005
+        while True:
+            receipt = self.rpc("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None and receipt.get("blockNumber") is not None:
+                return dict(receipt)
+            if time.monotonic() > deadline:
+                raise ChainError(
+                    f"transaction {tx_hash} was not mined within {timeout or self.tx_timeout:.0f} s",
+                    hint="check that the node is mining (or raise FUNDFLOW_TX_TIMEOUT); the transaction may "
+                    "still land, so look it up before sending it again",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    def transact(
+        self,
+        account: LocalAccount,
+        to: str | None,
+        data: str,
+        *,
+        gas: int | None = None,
+        value: int = 0,
+        errors: ErrorDecoder | None = None,
+        events: EventDecoder | None = None,
+    ) -> TxResult:
+        """Send, wait, and check: a transaction mined as failed raises its decoded revert."""
+        tx_hash = self.send(account, to, data, gas=gas, value=value, errors=errors)
+        return self.result_of(tx_hash, account=account, to=to, data=data, errors=errors, events=events)
+
+    def result_of(
+        self,
+        tx_hash: str,
+        *,
+        account: LocalAccount | None = None,
+        to: str | None = None,
+        data: str | None = None,
+        errors: ErrorDecoder | None = None,
+        events: EventDecoder | None = None,
+    ) -> TxResult:
+        receipt = self.wait_for_receipt(tx_hash)
+        block_number = int(receipt["blockNumber"], 16)
+        if int(receipt.get("status", "0x1"), 16) != 1:
+            # Mined but failed (state changed between estimate and inclusion): replay it to learn why.
+            if account is not None and data is not None and to is not None:
+                try:
+                    self.call(to, data, block=block_number - 1, sender=account.address, errors=errors)
+                except ContractRevertError as exc:
+                    raise exc from None
+            raise ContractRevertError(
+                "Reverted", {}, message=f"transaction {tx_hash} failed in block {block_number}"
+            )
+        decoded = events.decode_all(receipt.get("logs", [])) if events is not None else []
+        address = receipt.get("contractAddress")
+        return TxResult(
+            tx_hash=str(receipt["transactionHash"]),
+            block_number=block_number,
+            block_hash=str(receipt["blockHash"]),
+            gas_used=int(receipt["gasUsed"], 16),
+            events=decoded,
+            contract_address=to_checksum_address(address) if address else None,
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _pending_nonce(self, address: str) -> int:
+        return int(self.rpc("eth_getTransactionCount", [address, "pending"]), 16)
+
+    def _fee_fields(self) -> dict[str, int]:
+        """EIP-1559 fees where the chain has a base fee, legacy gas price otherwise; zero on free-gas chains
+        (common on consortium networks). Cached briefly: asking per transaction halves throughput."""
+        now = time.monotonic()
+        if self._fees is not None and now - self._fees[0] < self._fee_cache_seconds:
+            return self._fees[1]
+        latest = self.rpc("eth_getBlockByNumber", ["latest", False])
+        base_fee = latest.get("baseFeePerGas")
+        fees: dict[str, int]
+        if base_fee is None:
+            fees = {"gasPrice": int(self.rpc("eth_gasPrice"), 16)}
+        else:
+            base = int(base_fee, 16)
+            tip = 0
+            if base > 0:  # a zero base fee means a free-gas chain: nothing to tip
+                try:
+                    tip = int(self.rpc("eth_maxPriorityFeePerGas"), 16)
+                except RpcError:
+                    tip = 1_000_000_000
+            fees = {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+        self._fees = (now, fees)
+        return fees
+
+    def _as_revert(self, exc: RpcError, errors: ErrorDecoder | None) -> ChainError:
+        error = {"code": exc.code, "message": exc.rpc_message, "data": exc.data}
+        if not _looks_like_revert(error):
+            return exc
+        return (errors or ErrorDecoder()).decode(_revert_data(error), fallback=exc.rpc_message)

@@ -1,0 +1,160 @@
+"""Settings, read once from `FUNDFLOW_*` environment variables and `.env`, validated at start.
+
+`rpc_url` unset means "start a local Hardhat node on chain_host:chain_port". In dev and test the operator
+key defaults to Hardhat's well-known account #0; prod refuses that key and needs an explicit node URL.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.errors import ConfigError
+
+__all__ = ["HARDHAT_DEV_KEY", "Environment", "Settings", "get_settings"]
+
+Environment = Literal["dev", "test", "prod"]
+
+# Hardhat's account #0 (0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266), derived from the public
+# "test test ... junk" mnemonic: anyone can spend from it, so it must never sign in prod.
+HARDHAT_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+_KEY_HEX_LEN = 64
+
+
+class Settings(BaseSettings):
+    """All runtime settings; see the field descriptions (env var = FUNDFLOW_ + upper-case name)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FUNDFLOW_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+        hide_input_in_errors=True,  # a rejected operator_key must not be echoed
+    )
+
+    env: Environment = Field("dev", description="dev, test or prod; prod refuses dev-only defaults.")
+    rpc_url: str | None = Field(
+        None,
+        repr=False,  # node URLs often embed an API key
+        description="JSON-RPC endpoint of the chain; unset = start a local Hardhat node.",
+    )
+    chain_host: str = Field("127.0.0.1", description="Host the local node binds to when rpc_url is unset.")
+    chain_port: int = Field(8545, ge=1, le=65535, description="Port of the local node.")
+    data_dir: Path = Field(Path("var"), description="Where the database, deployment file and caches live.")
+    deployment_file: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "deployment.json",
+        description="Deployed addresses; default data_dir/deployment.json.",
+    )
+    database_url: str = Field(
+        default_factory=lambda data: f"sqlite:///{(data['data_dir'] / 'fundflow.db').as_posix()}",
+        repr=False,  # may carry a password
+        description="SQLAlchemy URL; default SQLite at data_dir/fundflow.db.",
+    )
+    confirmations: int = Field(
+        0, ge=0, description="Blocks a log must be buried under before it is mirrored."
+    )
+    poll_interval: float = Field(0.2, gt=0, description="Seconds between polls of the node for new blocks.")
+    tx_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a transaction receipt.")
+    operator_key: SecretStr | None = Field(
+        None, description="Private key (0x + 64 hex) of the operator account that deploys and administers."
+    )
+
+    @field_validator("rpc_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("operator_key", mode="before")
+    @classmethod
+    def _normalise_key(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        if not isinstance(raw, str):
+            raise ValueError("operator_key must be a hex string")
+        key = raw.strip().lower()
+        if not key.startswith("0x"):
+            key = "0x" + key
+        digits = key[2:]
+        if len(digits) != _KEY_HEX_LEN or any(c not in "0123456789abcdef" for c in digits):
+            # Never echo the value: it is a secret even when malformed.
+            raise ValueError("operator_key must be 32 bytes as hex (0x followed by 64 hex digits)")
+        return SecretStr(key)
+
+    @model_validator(mode="after")
+    def _check_env(self) -> Settings:
+        if self.env == "prod":
+            if self.operator_key is not None and self.operator_key.get_secret_value() == HARDHAT_DEV_KEY:
+                raise ConfigError(
+                    "FUNDFLOW_OPERATOR_KEY is Hardhat's public development key, which anyone can sign with.",
+                    hint="Set FUNDFLOW_OPERATOR_KEY to the operator's own private key (or leave it unset "
+                    "for a read-only process), or run with FUNDFLOW_ENV=dev.",
+                )
+            if self.rpc_url is None:
+                raise ConfigError(
+                    "FUNDFLOW_RPC_URL is unset, which means 'start a local development chain'; "
+                    "prod needs a real node.",
+                    hint="Set FUNDFLOW_RPC_URL to the consortium node's JSON-RPC URL.",
+                )
+        elif self.operator_key is None:
+            self.operator_key = SecretStr(HARDHAT_DEV_KEY)
+        return self
+
+    @property
+    def chain_url(self) -> str:
+        """The JSON-RPC URL to talk to: `rpc_url`, or the local node's."""
+        return self.rpc_url or f"http://{self.chain_host}:{self.chain_port}"
+
+    @property
+    def starts_local_chain(self) -> bool:
+        """True when no external node is configured and a local one must be started."""
+        return self.rpc_url is None
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as plain values safe to print or log: keys hidden, URL passwords masked."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "**********"
+            elif name in ("rpc_url", "database_url") and isinstance(value, str):
+                value = _mask_url(value)
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        return out
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url if not parts.query else urlunsplit(parts._replace(query="***"))
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}", query="***" if parts.query else ""))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded on first use; `get_settings.cache_clear()` reloads them.
+
+    Raises `ConfigError` naming every invalid variable (never its value when it is a secret).
+    """
+    try:
+        return Settings()
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"FUNDFLOW_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"Invalid settings: {problems}") from exc

@@ -1,0 +1,113 @@
+"""The Fundflow error tree.
+
+Every error the product raises on purpose derives from `FundflowError` and carries a `hint`: what the
+user should do about it. The API maps the tree to HTTP status codes in one place; the CLI prints the
+message and the hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+__all__ = [
+    "ChainError",
+    "ChainMismatchError",
+    "CompilerError",
+    "ConfigError",
+    "ContractRevertError",
+    "DeploymentError",
+    "FundflowError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ValidationError",
+]
+
+
+class FundflowError(Exception):
+    """Root of every error Fundflow raises on purpose.
+
+    `str(error)` is the message alone; show `hint` next to it (the CLI and the API both do).
+    """
+
+    default_hint: ClassVar[str | None] = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+
+class ConfigError(FundflowError):
+    """A setting is missing, malformed or unsafe for the environment."""
+
+    default_hint = "Check the FUNDFLOW_* environment variables and the .env file."
+
+
+class ChainError(FundflowError):
+    """The chain node is unreachable, timed out, or answered something unusable."""
+
+    default_hint = "Check that the node at FUNDFLOW_RPC_URL is running and reachable."
+
+
+class ChainMismatchError(ChainError):
+    """The node is reachable but is not the chain (or deployment) we were configured for."""
+
+    default_hint = "Point FUNDFLOW_RPC_URL at the right chain, or redeploy and update the deployment file."
+
+
+def _format_arg(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return str(value)
+
+
+class ContractRevertError(FundflowError):
+    """A transaction or call reverted with a custom error; name and arguments are decoded."""
+
+    default_hint = "The contract refused the change; the error name and arguments say why."
+
+    def __init__(
+        self,
+        error_name: str,
+        args_by_name: Mapping[str, Any] | None = None,
+        *,
+        selector: str = "",
+        message: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.error_name = error_name
+        self.args_by_name: dict[str, Any] = dict(args_by_name or {})
+        self.selector = selector
+        rendered = ", ".join(f"{name}={_format_arg(value)}" for name, value in self.args_by_name.items())
+        super().__init__(message or f"{error_name}({rendered})", hint=hint)
+
+
+class NotFoundError(FundflowError):
+    """The requested loan, lot, participant or record does not exist."""
+
+    default_hint = "Check the identifier; the mirror may also still be catching up with the chain."
+
+
+class PermissionDeniedError(FundflowError):
+    """The caller lacks the role or ownership the action needs."""
+
+    default_hint = "Ask the operator to grant the needed role, or act as the lot's holder or lender."
+
+
+class ValidationError(FundflowError):
+    """Input is malformed or breaks a rule that is checked before anything is sent."""
+
+    default_hint = "Correct the input and try again."
+
+
+class CompilerError(FundflowError):
+    """Solidity compilation failed; the message lists solc's errors as file:line: message."""
+
+    default_hint = "Fix the Solidity errors above; run `npm ci` if the compiler or imports are missing."
+
+
+class DeploymentError(FundflowError):
+    """Deploying the contracts failed or the deployment file is unusable."""
+
+    default_hint = "Check the node and the operator key, then deploy again."

@@ -1,0 +1,121 @@
+"""Recompute a loan's hash chain from its events, exactly as the contract does.
+
+The rule (IFundFlowLedger's NatSpec): `head = keccak256(abi.encode(previousHead, uint8(kind), fields...))`,
+fields in declaration order, leaving out `head` and, for the lot-creating events, `lotId` (which is the head
+they produce). This module derives each event's encoding from the ABI, so the rule lives in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_abi import encode
+from eth_utils import keccak
+
+from ledger.errors import ValidationError
+
+__all__ = [
+    "CHAINED_EVENTS",
+    "LOT_CREATING_EVENTS",
+    "ZERO_HEAD",
+    "EventKind",
+    "HashChain",
+    "HeadMismatch",
+    "event_head",
+]
+
+ZERO_HEAD = "0x" + "00" * 32
+
+
+class EventKind(IntEnum):
+    """Mirror of `IFundFlowLedger.EventKind`; the value is mixed into each step."""
+
+    LoanOpened = 1
+    Disbursed = 2
+    Paid = 3
+    LotConfirmed = 4
+    LotDisputed = 5
+    Repaid = 6
+    LoanClosed = 7
+    RiskClassified = 8
+    CollateralValued = 9
+    InspectionRecorded = 10
+    LoanRestructured = 11
+
+
+CHAINED_EVENTS = frozenset(kind.name for kind in EventKind)
+LOT_CREATING_EVENTS = frozenset({"Disbursed", "Paid"})
+
+
+def _hex_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    text = str(value)
+    return bytes.fromhex(text[2:] if text.startswith("0x") else text)
+
+
+def _abi_value(abi_type: str, value: Any) -> Any:
+    if abi_type.startswith("bytes"):
+        return _hex_bytes(value)
+    return value
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    kind: EventKind
+    fields: tuple[tuple[str, str], ...]  # (name, abi type) hashed after (previousHead, kind)
+
+
+class HeadMismatch(ValidationError):
+    """An event's head does not follow from the previous head and its payload."""
+
+
+class HashChain:
+    """Knows each chained event's encoding (from the contract ABI) and computes heads."""
+
+    def __init__(self, abi: Iterable[Mapping[str, Any]]) -> None:
+        self._encodings: dict[str, _Encoding] = {}
+        for entry in abi:
+            if entry.get("type") != "event" or entry.get("name") not in CHAINED_EVENTS:
+                continue
+            name = str(entry["name"])
+            skip = {"head", "lotId"} if name in LOT_CREATING_EVENTS else {"head"}
+            fields = tuple((str(i["name"]), str(i["type"])) for i in entry["inputs"] if i["name"] not in skip)
+            self._encodings[name] = _Encoding(EventKind[name], fields)
+        missing = CHAINED_EVENTS - set(self._encodings)
+        if missing:
+            raise ValidationError(
+                f"ABI lacks chained events: {sorted(missing)}",
+                hint="compile the FundFlowLedger contract that matches this version of the ledger package",
+            )
+
+    def is_chained(self, event_name: str) -> bool:
+        return event_name in self._encodings
+
+    def step(self, previous_head: str, event_name: str, args: Mapping[str, Any]) -> str:
+        """The head produced by applying event `event_name` with `args` on top of `previous_head`."""
+        enc = self._encodings[event_name]
+        types = ["bytes32", "uint8", *(t for _, t in enc.fields)]
+        values = [_hex_bytes(previous_head), int(enc.kind), *(_abi_value(t, args[n]) for n, t in enc.fields)]
+        return "0x" + keccak(encode(types, values)).hex()
+
+    def verify(self, previous_head: str, event_name: str, args: Mapping[str, Any]) -> str:
+        """Check the event's stated head follows from `previous_head`; return it or raise HeadMismatch."""
+        expected = self.step(previous_head, event_name, args)
+        stated = event_head(event_name, args)
+        if expected != stated.lower():
+            raise HeadMismatch(
+                f"{event_name} states head {stated} but previous head {previous_head} and its payload give "
+                f"{expected}",
+                hint="the event was altered or an earlier event of the loan is missing; the mirror cannot be "
+                "trusted past this point",
+            )
+        return expected
+
+
+def event_head(event_name: str, args: Mapping[str, Any]) -> str:
+    """The head an event carries: `lotId` for lot-creating events, else its `head` field."""
+    return str(args["lotId"] if event_name in LOT_CREATING_EVENTS else args["head"])
