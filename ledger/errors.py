@@ -63,7 +63,11 @@ def _format_arg(value: Any) -> str:
 
 
 class ContractRevertError(FundflowError):
-    """A transaction or call reverted with a custom error; name and arguments are decoded."""
+    """A transaction or call reverted; the custom error's name and arguments are decoded.
+
+    Unless `message` is given it is `Name(arg=value, ...)` with bytes as 0x-hex, e.g.
+    `LedgerInsufficientFunds(lotId=0x..., remaining=5, requested=9)`.
+    """
 
     default_hint = "The contract refused the change; the error name and arguments say why."
 
