@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import HTTPProvider
 
-from ledger.errors import ChainError, ContractRevertError, ValidationError
+from ledger.errors import ChainError, ContractRevertError, FundflowError, ValidationError
 from ledger.events import DecodedEvent, EventDecoder
 
 __all__ = ["BlockHeader", "ChainClient", "ErrorDecoder", "RpcError", "TxResult"]
@@ -244,9 +244,9 @@ class ChainClient:
                 hint="start it with `fundflow chain`, or point FUNDFLOW_RPC_URL at a running node",
             ) from exc
         if isinstance(responses, Mapping):  # some nodes answer a whole batch with one error object
-            err = responses.get("error", {})
-            raise RpcError("batch", int(err.get("code", 0)), str(err.get("message", "batch refused")))
-        ordered = sorted(responses, key=lambda r: int(r["id"]))
+            whole: Any = responses.get("error") or {}
+            raise RpcError("batch", int(whole.get("code", 0)), str(whole.get("message", "batch refused")))
+        ordered: list[Any] = sorted(responses, key=lambda r: int(r["id"]))  # type: ignore[arg-type]
         out = []
         for (method, _), response in zip(calls, ordered, strict=True):
             if "error" in response:
@@ -369,17 +369,17 @@ class ChainClient:
         lock = self._nonces.lock(account.address)
         with lock:
             nonce = self._nonces.take(account.address, self._pending_nonce)
-            signed = account.sign_transaction(
-                {
-                    **({"to": to} if to is not None else {}),
-                    "data": data,
-                    "value": value,
-                    "gas": gas,
-                    "nonce": nonce,
-                    "chainId": self.chain_id,
-                    **fees,
-                }
-            )
+            tx_fields: dict[str, Any] = {
+                "data": data,
+                "value": value,
+                "gas": gas,
+                "nonce": nonce,
+                "chainId": self.chain_id,
+                **fees,
+            }
+            if to is not None:
+                tx_fields["to"] = to
+            signed = account.sign_transaction(tx_fields)
             try:
                 tx_hash = self.rpc("eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()])
             except ChainError:
@@ -480,7 +480,7 @@ class ChainClient:
         self._fees = (now, fees)
         return fees
 
-    def _as_revert(self, exc: RpcError, errors: ErrorDecoder | None) -> ChainError:
+    def _as_revert(self, exc: RpcError, errors: ErrorDecoder | None) -> FundflowError:
         error = {"code": exc.code, "message": exc.rpc_message, "data": exc.data}
         if not _looks_like_revert(error):
             return exc

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.errors import ConfigError
 
-__all__ = ["HARDHAT_DEV_KEY", "Environment", "Settings", "get_settings"]
+__all__ = ["DEV_PASSPHRASE", "HARDHAT_DEV_KEY", "Environment", "Settings", "get_settings"]
 
 Environment = Literal["dev", "test", "prod"]
 
@@ -26,6 +26,9 @@ Environment = Literal["dev", "test", "prod"]
 HARDHAT_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 _KEY_HEX_LEN = 64
+
+# Unlocks dev/test keystores only; prod refuses it.
+DEV_PASSPHRASE = "fundflow-dev-only"
 
 
 class Settings(BaseSettings):
@@ -67,6 +70,25 @@ class Settings(BaseSettings):
         None, description="Private key (0x + 64 hex) of the operator account that deploys and administers."
     )
 
+    keystore_dir: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "keystore",
+        description="Encrypted participant keystores (eth-account JSON v3, scrypt).",
+    )
+    keystore_passphrase: SecretStr | None = Field(
+        None, description="Passphrase that unlocks the keystores; dev and test default to a dev-only value."
+    )
+    keystore_passphrase_file: Path | None = Field(
+        None,
+        description="File holding the keystore passphrase (e.g. a mounted secret); wins over the variable.",
+    )
+    keystore_scrypt_n: int = Field(
+        262_144, ge=1024, description="scrypt cost for new keystores (2^18 as geth; lower only for dev)."
+    )
+    participants_file: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "participants.json",
+        description="Off-chain directory of participants: names, org ids, accounts, roles.",
+    )
+
     @field_validator("rpc_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -106,9 +128,36 @@ class Settings(BaseSettings):
                     "prod needs a real node.",
                     hint="Set FUNDFLOW_RPC_URL to the consortium node's JSON-RPC URL.",
                 )
-        elif self.operator_key is None:
-            self.operator_key = SecretStr(HARDHAT_DEV_KEY)
+            if self.keystore_passphrase_file is None and (
+                self.keystore_passphrase is None
+                or self.keystore_passphrase.get_secret_value() == DEV_PASSPHRASE
+            ):
+                raise ConfigError(
+                    "no keystore passphrase is set for prod (the dev default is public).",
+                    hint="Set FUNDFLOW_KEYSTORE_PASSPHRASE_FILE to a file holding the passphrase, or "
+                    "FUNDFLOW_KEYSTORE_PASSPHRASE.",
+                )
+        else:
+            if self.operator_key is None:
+                self.operator_key = SecretStr(HARDHAT_DEV_KEY)
+            if self.keystore_passphrase is None:
+                self.keystore_passphrase = SecretStr(DEV_PASSPHRASE)
         return self
+
+    def passphrase(self) -> str:
+        """The keystore passphrase: from the file if one is configured, else the variable."""
+        if self.keystore_passphrase_file is not None:
+            try:
+                return self.keystore_passphrase_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read the keystore passphrase file {self.keystore_passphrase_file} "
+                    f"({exc.strerror})",
+                    hint="Check FUNDFLOW_KEYSTORE_PASSPHRASE_FILE and the file's permissions.",
+                ) from exc
+        if self.keystore_passphrase is None:
+            raise ConfigError("no keystore passphrase is set", hint="Set FUNDFLOW_KEYSTORE_PASSPHRASE_FILE.")
+        return self.keystore_passphrase.get_secret_value()
 
     @property
     def chain_url(self) -> str:

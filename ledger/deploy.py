@@ -87,15 +87,16 @@ class Deployment:
         """Refuse to work against a node that is not the chain this deployment lives on."""
         if client.chain_id != self.chain_id:
             raise ChainMismatchError(
-                f"the node at {client.rpc_url} is chain {client.chain_id}, but the ledger was deployed on chain "
-                f"{self.chain_id}"
+                f"the node at {client.rpc_url} is chain {client.chain_id}, "
+                f"but the ledger was deployed on chain {self.chain_id}"
             )
         genesis = client.get_header(0).hash
         if genesis != self.genesis_hash:
             raise ChainMismatchError(
-                f"the node at {client.rpc_url} has genesis {genesis}, but the ledger was deployed on a chain with "
-                f"genesis {self.genesis_hash} (the node was probably restarted with a fresh chain)",
-                hint="deploy again with `fundflow deploy --force`, or point FUNDFLOW_RPC_URL at the original chain",
+                f"the node at {client.rpc_url} has genesis {genesis}, but the ledger was deployed on a "
+                f"chain with genesis {self.genesis_hash} (the node was probably restarted afresh)",
+                hint="deploy again with `fundflow deploy --force`, "
+                "or point FUNDFLOW_RPC_URL at the original chain",
             )
         if client.get_code(self.address) in ("0x", ""):
             raise ChainMismatchError(

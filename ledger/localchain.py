@@ -85,13 +85,18 @@ class LocalChain:
                     hint="stop what is listening there or pick another port (FUNDFLOW_CHAIN_PORT)",
                 )
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(
-            cmd,
-            cwd=project_root(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            self._process = subprocess.Popen(
+                cmd,
+                cwd=project_root(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            # The child has its own copy of the descriptor; keeping ours open leaks it (ResourceWarning).
+            if not isinstance(out, int):
+                out.close()
         client = ChainClient(self.url, request_timeout=2.0)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,201 @@
+"""Gas per ledger operation, next to an ERC-20 transfer measured on the same node and to the storage floor.
+
+Starts its own Hardhat node on a free port, deploys FundFlowLedger and a plain OpenZeppelin ERC-20, runs each
+operation several times with fresh ids and reports the median gas used. Gas is deterministic for the same
+calldata shape, so the medians are exact, but ids and hashes are random 32-byte values (as in production),
+because zero bytes in calldata are cheaper than non-zero ones.
+
+The floor of an operation is what any contract must pay for the state the ledger guarantees: the 21,000 base
+cost plus, per payment, one new storage slot (22,100: a cold zero-to-non-zero SSTORE), rewriting the parent
+lot's remaining amount (5,000: cold SLOAD + SSTORE) and rewriting the loan's head (5,000). Calldata, events
+and checks come on top.
+
+Usage: python scripts/bench_gas.py [--runs N] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ledger.chain import ChainClient  # noqa: E402
+from ledger.compiler import load_contract  # noqa: E402
+from ledger.contract import AUDITOR_ROLE, ENTERPRISE_ROLE, LENDER_ROLE, LedgerContract, PaymentSpec  # noqa: E402
+from ledger.deploy import connect, deploy_ledger  # noqa: E402
+from ledger.localchain import LocalChain  # noqa: E402
+
+# (operation, target gas from the foundation issue or None, floor)
+BASE, NEW_SLOT, REWRITE = 21_000, 22_100, 5_000
+TARGETS: dict[str, int] = {
+    "pay": 65_000,
+    "pay (batch of 50, each)": 32_000,
+    "disburse": 80_000,
+    "confirm": 35_000,
+}
+FLOORS: dict[str, int] = {
+    "disburse": BASE + NEW_SLOT + REWRITE + REWRITE,  # new lot, loan's disbursed total, head
+    "pay": BASE + NEW_SLOT + REWRITE + REWRITE,  # new lot, parent remaining, head
+    "pay (batch of 10, each)": NEW_SLOT + BASE // 10,
+    "pay (batch of 50, each)": NEW_SLOT + BASE // 50,
+    "pay (batch of 200, each)": NEW_SLOT + BASE // 200,
+    "confirm": BASE + REWRITE,  # head only: confirmations live in events
+    "repay": BASE + REWRITE + REWRITE,
+    "attest": BASE,
+    "ERC-20 transfer (new holder)": BASE + NEW_SLOT + REWRITE,
+}
+
+
+def rand32() -> str:
+    return "0x" + secrets.token_bytes(32).hex()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5, help="repetitions per operation (median reported)")
+    parser.add_argument("--json", type=Path, default=Path("var/bench/gas.json"))
+    args = parser.parse_args()
+    console = Console()
+
+    with LocalChain() as node:
+        client = ChainClient(node.url)
+        operator = Account.create()
+        ledger = connect(client, deploy_ledger(client, operator))
+        cast = {name: Account.create() for name in ("bank", "borrower", "supplier", "payee", "auditor")}
+        for name, role in (
+            ("bank", LENDER_ROLE),
+            ("borrower", ENTERPRISE_ROLE),
+            ("supplier", ENTERPRISE_ROLE),
+            ("payee", ENTERPRISE_ROLE),
+            ("auditor", AUDITOR_ROLE),
+        ):
+            org = rand32()
+            ledger.register_organization(operator, org, rand32())
+            ledger.add_account(operator, org, cast[name].address)
+            ledger.grant_role(operator, role, cast[name].address)
+
+        token_build = load_contract("ReferenceToken")
+        data = token_build.bytecode.removeprefix("0x") + abi_encode(["uint256"], [10**30]).hex()
+        token = client.transact(operator, None, "0x" + data).contract_address
+        assert token is not None
+
+        gas: dict[str, list[float]] = {}
+        record = lambda name, value: gas.setdefault(name, []).append(value)  # noqa: E731
+        with Progress(console=console) as progress:
+            task = progress.add_task("measuring gas", total=args.runs)
+            for _ in range(args.runs):
+                _one_round(ledger, client, cast, token, operator, record)
+                progress.advance(task)
+
+    table = Table("operation", "gas (median)", "vs ERC-20 transfer", "floor", "target", "meets")
+    erc20 = statistics.median(gas["ERC-20 transfer (new holder)"])
+    results = {}
+    for name, values in gas.items():
+        median = statistics.median(values)
+        target = TARGETS.get(name)
+        floor = FLOORS.get(name)
+        table.add_row(
+            name,
+            f"{median:,.0f}",
+            f"{median / erc20:.2f}×",
+            f"{floor:,}" if floor else "",
+            f"≤ {target:,}" if target else "",
+            ("yes" if median <= target else "[red]no[/]") if target else "",
+        )
+        results[f"gas.{name}"] = {
+            "value": median,
+            "unit": "gas",
+            "baseline": erc20,
+            "floor": floor,
+            "target": target,
+        }
+    console.print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    console.print(f"written to {args.json}")
+
+
+def _one_round(ledger: LedgerContract, client: ChainClient, cast: dict, token: str, operator, record) -> None:
+    bank, borrower, supplier, payee, auditor = (
+        cast[k] for k in ("bank", "borrower", "supplier", "payee", "auditor")
+    )
+    loan = rand32()
+    r = ledger.open_loan(
+        bank,
+        loan_id=loan,
+        borrower=borrower.address,
+        borrower_ref=rand32(),
+        principal=10**15,
+        currency="CNY",
+        allowed_purposes=[1, 2, 3],
+        maturity=int(time.time()) + 10**7,
+        terms_hash=rand32(),
+    )
+    record("open loan", r.gas_used)
+    r = ledger.disburse(
+        bank, loan_id=loan, payee=supplier.address, amount=10**12, purpose=1, evidence_hash=rand32()
+    )
+    record("disburse", r.gas_used)
+    lot = r.event("Disbursed").args["lotId"]
+    r = ledger.pay(
+        supplier,
+        loan_id=loan,
+        from_lot=lot,
+        payee=Account.create().address,
+        amount=12_345_67,
+        purpose=1,
+        evidence_hash=rand32(),
+    )
+    record("pay", r.gas_used)
+    child = r.event("Paid").args["lotId"]
+    for n in (10, 50, 200):
+        payments = [PaymentSpec(lot, Account.create().address, 1_000 + i, 1, rand32()) for i in range(n)]
+        r = ledger.pay_batch(supplier, loan_id=loan, payments=payments)
+        record(f"pay (batch of {n}, each)", r.gas_used / n)
+    r = ledger.disburse(
+        bank, loan_id=loan, payee=payee.address, amount=10**9, purpose=1, evidence_hash=rand32()
+    )
+    payee_lot = r.event("Disbursed").args["lotId"]
+    record(
+        "confirm", ledger.confirm_lot(payee, loan_id=loan, lot_id=payee_lot, evidence_hash=rand32()).gas_used
+    )
+    record(
+        "dispute", ledger.dispute_lot(payee, loan_id=loan, lot_id=payee_lot, reason_hash=rand32()).gas_used
+    )
+    record("repay", ledger.repay(bank, loan_id=loan, amount=10**6, evidence_hash=rand32()).gas_used)
+    record("classify", ledger.classify(bank, loan_id=loan, risk_class=1, reason_hash=rand32()).gas_used)
+    record(
+        "value collateral",
+        ledger.value_collateral(
+            bank, loan_id=loan, collateral_id=rand32(), value=10**9, evidence_hash=rand32()
+        ).gas_used,
+    )
+    record(
+        "record inspection",
+        ledger.record_inspection(bank, loan_id=loan, kind=0, report_hash=rand32()).gas_used,
+    )
+    record(
+        "attest",
+        ledger.attest(auditor, loan_id=loan, head=ledger.head_of(loan), report_hash=rand32()).gas_used,
+    )
+    del child
+    transfer = "0xa9059cbb" + abi_encode(["address", "uint256"], [Account.create().address, 12_345_67]).hex()
+    record("ERC-20 transfer (new holder)", client.transact(operator, token, transfer).gas_used)
+
+
+if __name__ == "__main__":
+    main()
