@@ -1,0 +1,446 @@
+"""The indexer: mirrors every ledger event into SQL and keeps the mirror equal to the canonical chain.
+
+Rules (from Shovel, Ponder and Chainlink's log poller):
+- A batch's block headers, raw events, projections and the checkpoint commit in one transaction, and each
+  batch starts right after the committed checkpoint, so a replay after a crash writes nothing twice (the
+  natural keys would refuse it anyway).
+- Every processed header is kept. A batch whose first parent hash differs from the checkpoint, or a
+  checkpoint that is no longer on the node's chain, is a reorg: walk back to the newest stored block the
+  node still has, delete everything above it, rebuild the affected loans from the raw events that remain,
+  in one transaction. Deeper than `max_reorg_depth` stops with `ReorgTooDeepError`.
+- `eth_getLogs` ranges double on success and halve when the node refuses; every log must carry the hash of
+  the header fetched for its height, else the chain moved under us and the batch is retried.
+- Each loan's hash chain is recomputed; a break raises `MirrorIntegrityError` and the indexer stops.
+- One indexer per database (`IndexerLock`); the checkpoint pins chain id, genesis, contract and ABI.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
+from ledger.chain import BlockHeader, ChainClient, RpcError
+from ledger.db import IndexerLock
+from ledger.deploy import Deployment
+from ledger.errors import ChainError, ChainMismatchError, IndexerError, ReorgTooDeepError
+from ledger.events import DecodedEvent, EventDecoder
+from ledger.hashchain import HashChain
+from ledger.projections import LOAN_EVENTS, PARTICIPANT_EVENTS, Projector, chunks
+
+__all__ = ["BatchProgress", "Indexer", "StoredCheckpoint"]
+
+log = logging.getLogger(__name__)
+
+_REFUSALS = ("too many", "limit", "exceed", "range", "timeout", "timed out", "response size", "too large")
+_HEADER_BATCH = 500
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    block_number: int
+    block_hash: str
+    start_block: int
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """What one committed batch did, for progress bars and logs."""
+
+    from_block: int
+    to_block: int
+    target: int
+    start_block: int
+    blocks: int
+    events: int
+
+
+class _ChainMoved(Exception):
+    """The node's chain changed while a batch was being fetched; fetch again."""
+
+
+def _tables() -> dict[str, sa.Table]:
+    return dict(SQLModel.metadata.tables)
+
+
+class Indexer:
+    """Mirrors the ledger at `deployment` on the chain behind `client` into the database behind `engine`.
+
+    Use as a context manager (takes the one-writer lock and checks the checkpoint), then `run_once()` to
+    catch up or `run_forever()` to follow the tip.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: ChainClient,
+        deployment: Deployment,
+        *,
+        confirmations: int = 0,
+        max_reorg_depth: int = 64,
+        poll_interval: float = 0.2,
+        initial_range: int = 64,
+        max_range: int = 2048,
+        max_logs_per_batch: int = 20_000,
+        on_progress: Callable[[BatchProgress], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.deployment = deployment
+        self.confirmations = confirmations
+        self.max_reorg_depth = max_reorg_depth
+        self.poll_interval = poll_interval
+        self.max_range = max_range
+        self.max_logs_per_batch = max_logs_per_batch
+        self.range = max(1, min(initial_range, max_range))
+        self.on_progress = on_progress
+        self.decoder = EventDecoder(deployment.abi)
+        self.projector = Projector(HashChain(deployment.abi), self.decoder)
+        self.lock = IndexerLock(engine)
+        self.chain_id = deployment.chain_id
+        self._checkpoint: StoredCheckpoint | None = None
+        self._t = _tables()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def open(self, *, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Indexer:
+        self.lock.acquire(wait=wait, on_wait=on_wait)
+        try:
+            self._checkpoint = self._prepare_checkpoint()
+        except BaseException:
+            self.lock.release()
+            raise
+        return self
+
+    def close(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> Indexer:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def checkpoint(self) -> StoredCheckpoint:
+        if self._checkpoint is None:
+            raise IndexerError("the indexer is not open", hint="use it as a context manager or call open()")
+        return self._checkpoint
+
+    def _prepare_checkpoint(self) -> StoredCheckpoint:
+        """Create the checkpoint on first run; later, refuse a node, contract or ABI it was not built from."""
+        d = self.deployment
+        node_chain = self.client.chain_id
+        genesis = self.client.get_header(0).hash
+        checkpoint = self._t["checkpoint"]
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(checkpoint).where(checkpoint.c.id == 1)).first()
+            if row is not None:
+                if row.chain_id != node_chain or row.genesis_hash != genesis:
+                    raise ChainMismatchError(
+                        f"this database mirrors chain {row.chain_id} with genesis {row.genesis_hash}, "
+                        f"but the node at {self.client.rpc_url} is chain {node_chain} with genesis {genesis}",
+                        hint="point FUNDFLOW_RPC_URL at the chain the mirror was built from, or give this "
+                        "chain its own database (FUNDFLOW_DATABASE_URL)",
+                    )
+                if row.contract_address.lower() != d.address.lower() or row.abi_hash != d.abi_hash:
+                    raise ChainMismatchError(
+                        f"this database mirrors contract {row.contract_address} (ABI {row.abi_hash[:10]}), "
+                        f"but the deployment record names {d.address} (ABI {d.abi_hash[:10]})",
+                        hint="use the deployment the mirror was built from, or a fresh database for this one",
+                    )
+                return StoredCheckpoint(row.block_number, row.block_hash, row.start_block)
+            if d.chain_id != node_chain or d.genesis_hash != genesis:
+                raise ChainMismatchError(
+                    f"the deployment record is for chain {d.chain_id} with genesis {d.genesis_hash}, "
+                    f"but the node at {self.client.rpc_url} is chain {node_chain} with genesis {genesis}",
+                    hint="deploy again (fundflow deploy) or point FUNDFLOW_RPC_URL at the original chain",
+                )
+            deployed = self.client.get_header(d.block_number)
+            if deployed.hash != d.block_hash:
+                raise ChainMismatchError(
+                    f"block {d.block_number} on the node is {deployed.hash}, not the block {d.block_hash} "
+                    "the ledger was deployed in: the deployment was reorganised away",
+                    hint="deploy again",
+                )
+            conn.execute(
+                sa.insert(checkpoint).values(
+                    id=1,
+                    chain_id=node_chain,
+                    genesis_hash=genesis,
+                    contract_address=d.address,
+                    abi_hash=d.abi_hash,
+                    start_block=d.block_number,
+                    block_number=d.block_number - 1,
+                    block_hash=deployed.parent_hash,
+                    updated_at=datetime.now(UTC),
+                )
+            )
+            return StoredCheckpoint(d.block_number - 1, deployed.parent_hash, d.block_number)
+
+    # ------------------------------------------------------------------ loops
+
+    def target(self) -> tuple[int, int]:
+        """(node head, highest block to index = head - confirmations)."""
+        head = self.client.block_number()
+        return head, head - self.confirmations
+
+    def run_once(self) -> int:
+        """Catch up with the node (up to head - confirmations) and return the number of blocks indexed."""
+        total = 0
+        while True:
+            done = self.step()
+            if done < 0:  # caught up
+                return total
+            total += done
+
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        """Follow the tip until `stop` is set; returns only then (errors propagate)."""
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            if self.step() < 0:
+                stop.wait(self.poll_interval)
+
+    def step(self) -> int:
+        """One unit of work: a batch, a reorg undo, or a check that nothing changed.
+
+        Returns blocks indexed (0 after a reorg undo or a retry), or -1 when there was nothing to do.
+        """
+        cp = self.checkpoint
+        head, target = self.target()
+        if target <= cp.block_number:
+            if self._checkpoint_is_canonical(head):
+                return -1
+            self._undo_reorg(head)
+            return 0
+        hi = min(target, cp.block_number + self.range)
+        try:
+            return self._index_range(cp, cp.block_number + 1, hi, target)
+        except _ChainMoved as exc:
+            log.info("chain moved while fetching blocks %d-%d (%s); retrying", cp.block_number + 1, hi, exc)
+            time.sleep(min(self.poll_interval, 0.05))
+            return 0
+
+    # ------------------------------------------------------------------ one batch
+
+    def _fetch_logs(self, lo: int, hi: int) -> tuple[int, list[dict[str, Any]]]:
+        """Logs of [lo, hi'], hi' <= hi, shrinking the range while the node refuses it."""
+        while True:
+            try:
+                logs = self.client.get_logs(self.deployment.address, lo, hi)
+            except (RpcError, ChainError) as exc:
+                text = str(exc).lower()
+                refused = isinstance(exc, RpcError) and any(word in text for word in _REFUSALS)
+                if not (refused or "timeout" in text) or hi == lo:
+                    raise
+                self.range = max(1, (hi - lo + 1) // 2)
+                hi = lo + self.range - 1
+                log.info("node refused eth_getLogs range; shrinking to %d blocks", self.range)
+                continue
+            return hi, logs
+
+    def _index_range(self, cp: StoredCheckpoint, lo: int, hi: int, target: int) -> int:
+        hi, logs = self._fetch_logs(lo, hi)
+        numbers = list(range(lo, hi + 1))
+        headers: list[BlockHeader] = []
+        for part in chunks(numbers, _HEADER_BATCH):
+            headers.extend(self.client.get_headers(list(part)))
+        if headers[0].parent_hash != cp.block_hash:
+            log.warning(
+                "block %d's parent %s is not the indexed block %d (%s): reorg",
+                lo,
+                headers[0].parent_hash,
+                cp.block_number,
+                cp.block_hash,
+            )
+            self._undo_reorg(None)
+            return 0
+        for previous, header in zip(headers, headers[1:], strict=False):
+            if header.parent_hash != previous.hash:
+                raise _ChainMoved(f"block {header.number} does not follow block {previous.number}")
+        events: list[DecodedEvent] = []
+        event_rows: list[dict[str, Any]] = []
+        codec = self.projector.codec
+        for raw in logs:
+            number = int(raw["blockNumber"], 16)
+            if raw.get("removed") or not lo <= number <= hi or raw["blockHash"] != headers[number - lo].hash:
+                raise _ChainMoved(f"log in block {number} belongs to another block than its header")
+            decoded = self.decoder.decode(raw)
+            if decoded is None:
+                name, args, loan_id = "Unknown", {}, None
+                tx_index = int(raw.get("transactionIndex", "0x0"), 16)
+            else:
+                events.append(decoded)
+                name, args = decoded.name, codec.to_json(decoded.name, decoded.args)
+                loan_id = decoded.args.get("loanId")
+                tx_index = decoded.transaction_index
+            event_rows.append(
+                {
+                    "chain_id": self.chain_id,
+                    "block_hash": raw["blockHash"],
+                    "log_index": int(raw["logIndex"], 16),
+                    "block_number": number,
+                    "transaction_hash": raw["transactionHash"],
+                    "transaction_index": tx_index,
+                    "address": raw["address"],
+                    "name": name,
+                    "loan_id": loan_id,
+                    "args": args,
+                    "topics": list(raw["topics"]),
+                    "data": raw["data"],
+                }
+            )
+        block_rows = [
+            {
+                "chain_id": self.chain_id,
+                "number": h.number,
+                "hash": h.hash,
+                "parent_hash": h.parent_hash,
+                "timestamp": h.timestamp,
+            }
+            for h in headers
+        ]
+        t = self._t
+        with self.engine.begin() as conn:
+            moved = conn.execute(
+                sa.update(t["checkpoint"])
+                .where(t["checkpoint"].c.id == 1, t["checkpoint"].c.block_number == cp.block_number)
+                .values(block_number=hi, block_hash=headers[-1].hash, updated_at=datetime.now(UTC))
+            )
+            if moved.rowcount != 1:
+                raise IndexerError(
+                    f"the checkpoint is no longer at block {cp.block_number}: "
+                    "another process wrote the mirror",
+                    hint="run one indexer per database; restart this one",
+                )
+            conn.execute(sa.insert(t["blocks"]), block_rows)
+            if event_rows:
+                conn.execute(sa.insert(t["events"]), event_rows)
+            self.projector.apply(conn, events)
+        self._checkpoint = StoredCheckpoint(hi, headers[-1].hash, cp.start_block)
+        if len(logs) < self.max_logs_per_batch:
+            self.range = min(self.max_range, self.range * 2)
+        else:
+            self.range = max(1, self.range // 2)
+        if self.on_progress is not None:
+            self.on_progress(BatchProgress(lo, hi, target, cp.start_block, hi - lo + 1, len(event_rows)))
+        return hi - lo + 1
+
+    # ------------------------------------------------------------------ reorgs
+
+    def _checkpoint_is_canonical(self, head: int) -> bool:
+        cp = self.checkpoint
+        if cp.block_number < cp.start_block:
+            return True  # nothing indexed yet; the first batch checks its parent
+        if head < cp.block_number:
+            return False
+        return self.client.get_header(cp.block_number).hash == cp.block_hash
+
+    def _undo_reorg(self, head: int | None) -> None:
+        """Find the newest stored block the node still has and delete everything above it, in one go."""
+        cp = self.checkpoint
+        blocks = self._t["blocks"]
+        with self.engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(blocks.c.number, blocks.c.hash)
+                .where(blocks.c.chain_id == self.chain_id)
+                .order_by(blocks.c.number.desc())
+                .limit(self.max_reorg_depth + 1)
+            ).all()
+        if head is None:
+            head = self.client.block_number()
+        candidates = [(n, h) for n, h in stored if n <= head]
+        node_hashes: dict[int, str] = {}
+        for part in chunks([n for n, _ in candidates], _HEADER_BATCH):
+            node_hashes.update({hd.number: hd.hash for hd in self.client.get_headers(list(part))})
+        ancestor: int | None = None
+        for number, stored_hash in candidates:
+            if node_hashes[number] == stored_hash:
+                ancestor = number
+                break
+        if ancestor is None:
+            reached_start = not stored or stored[-1][0] == cp.start_block
+            if len(stored) <= self.max_reorg_depth and reached_start:
+                raise ChainMismatchError(
+                    f"none of the {len(stored)} indexed blocks is on the node's chain any more, including "
+                    "the "
+                    f"deployment block {cp.start_block}: the ledger deployment was reorganised away",
+                    hint="deploy again and rebuild the mirror into an empty database",
+                )
+            raise ReorgTooDeepError(
+                f"the chain reorganised deeper than max_reorg_depth={self.max_reorg_depth}: none of the "
+                f"last {len(stored)} indexed blocks (up to {cp.block_number}, {cp.block_hash}) is on the "
+                "node's chain; the indexer stopped and left the mirror as it was"
+            )
+        depth = cp.block_number - ancestor
+        if depth > self.max_reorg_depth:
+            raise ReorgTooDeepError(
+                f"the chain reorganised {depth} blocks deep (common ancestor {ancestor}), deeper than "
+                f"max_reorg_depth={self.max_reorg_depth}; the indexer stopped and left the mirror as it was"
+            )
+        ancestor_hash = dict(candidates)[ancestor]
+        self.rollback_to(ancestor, ancestor_hash)
+        log.warning("reorg: undid %d block(s) above %d (%s)", depth, ancestor, ancestor_hash)
+
+    def rollback_to(self, number: int, block_hash: str) -> None:
+        """Delete blocks, events and projections above block `number` and rebuild what they touched."""
+        cp = self.checkpoint
+        t = self._t
+        events, blocks = t["events"], t["blocks"]
+        with self.engine.begin() as conn:
+            orphaned = events.c.chain_id == self.chain_id, events.c.block_number > number
+            loan_ids = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(events.c.loan_id).where(*orphaned, events.c.loan_id.is_not(None)).distinct()
+                )
+            ]
+            participants = (
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(events)
+                    .where(*orphaned, events.c.name.in_(sorted(PARTICIPANT_EVENTS)))
+                ).scalar_one()
+                > 0
+            )
+            conn.execute(sa.delete(events).where(*orphaned))
+            conn.execute(
+                sa.delete(blocks).where(blocks.c.chain_id == self.chain_id, blocks.c.number > number)
+            )
+            self.projector.rebuild(conn, loan_ids, participants=participants)
+            moved = conn.execute(
+                sa.update(t["checkpoint"])
+                .where(t["checkpoint"].c.id == 1, t["checkpoint"].c.block_number == cp.block_number)
+                .values(block_number=number, block_hash=block_hash, updated_at=datetime.now(UTC))
+            )
+            if moved.rowcount != 1:
+                raise IndexerError(
+                    "the checkpoint moved during a reorg undo: another process wrote the mirror",
+                    hint="run one indexer per database; restart this one",
+                )
+        self._checkpoint = StoredCheckpoint(number, block_hash, cp.start_block)
+
+    def rebuild_projections(self) -> None:
+        """Recompute every projection from the raw events (after an upgrade of the projection code)."""
+        events = self._t["events"]
+        with self.engine.begin() as conn:
+            loan_ids = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(events.c.loan_id)
+                    .where(events.c.loan_id.is_not(None), events.c.name.in_(sorted(LOAN_EVENTS)))
+                    .distinct()
+                )
+            ]
+            self.projector.rebuild(conn, loan_ids, participants=True)
