@@ -21,9 +21,6 @@ __all__ = [
     "IndexerError",
     "IndexerLockedError",
     "MirrorIntegrityError",
-    "IndexerError",
-    "IndexerLockedError",
-    "MirrorIntegrityError",
     "NotFoundError",
     "PermissionDeniedError",
     "ReorgTooDeepError",
@@ -123,35 +120,6 @@ class DeploymentError(FundflowError):
 
     default_hint = "Check the node and the operator key, then deploy again."
 
-
-class IndexerError(FundflowError):
-    """The indexer cannot go on safely: the mirror stops where it is rather than guess."""
-
-    default_hint = "Read the message; the mirror keeps what it had and resumes once the cause is fixed."
-
-
-class ReorgTooDeepError(IndexerError):
-    """The chain reorganised deeper than the indexer is allowed to undo."""
-
-    default_hint = (
-        "Check the node (a fork or a restarted dev chain?). If the reorg is real, raise "
-        "FUNDFLOW_MAX_REORG_DEPTH or rebuild the mirror into an empty database."
-    )
-
-
-class MirrorIntegrityError(IndexerError):
-    """The events no longer add up (a loan's hash chain breaks, a lot overspends): the mirror is untrusted."""
-
-    default_hint = (
-        "Do not trust the mirror past its checkpoint; check the node and the deployment, then rebuild the "
-        "mirror into an empty database."
-    )
-
-
-class IndexerLockedError(IndexerError):
-    """Another indexer process already writes this database."""
-
-    default_hint = "Only one indexer may write a database; stop the other one or wait for it to exit."
 
 class IndexerError(FundflowError):
     """The indexer cannot go on safely: the mirror stops where it is rather than guess."""
