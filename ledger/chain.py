@@ -432,10 +432,11 @@ class ChainClient:
         receipt = self.wait_for_receipt(tx_hash)
         block_number = int(receipt["blockNumber"], 16)
         if int(receipt.get("status", "0x1"), 16) != 1:
-            # Mined but failed (state changed between estimate and inclusion): replay it to learn why.
+            # Mined but failed (state changed between estimate and inclusion): replay it on the state the
+            # block left, which holds whatever got in first, to learn why.
             if account is not None and data is not None and to is not None:
                 try:
-                    self.call(to, data, block=block_number - 1, sender=account.address, errors=errors)
+                    self.call(to, data, block=block_number, sender=account.address, errors=errors)
                 except ContractRevertError as exc:
                     raise exc from None
             raise ContractRevertError(

@@ -1,0 +1,273 @@
+"""The chain client against real nodes: revert decoding, concurrent nonces, receipts, the fast event decoder,
+deployment records, and the same ledger flow on anvil as on Hardhat."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import World, h, make_world, open_loan
+from eth_account import Account
+from web3 import Web3
+
+from ledger.chain import ChainClient, ErrorDecoder
+from ledger.compiler import CompiledContract
+from ledger.deploy import Deployment, abi_hash
+from ledger.errors import ChainError, ChainMismatchError, ContractRevertError, DeploymentError
+from ledger.hashchain import ZERO_HEAD
+from ledger.localchain import LocalChain, free_port
+
+
+def test_unreachable_node_raises_chain_error_with_hint() -> None:
+    client = ChainClient(f"http://127.0.0.1:{free_port()}", request_timeout=1)
+    with pytest.raises(ChainError) as info:
+        client.block_number()
+    assert "cannot reach the chain node" in info.value.message
+    assert info.value.hint is not None and "fundflow chain" in info.value.hint
+    assert client.is_reachable() is False
+
+
+def test_revert_is_refused_before_sending_with_decoded_custom_error(
+    world: World, client: ChainClient
+) -> None:
+    loan = open_loan(world)
+    nonce_before = client.rpc("eth_getTransactionCount", [world.cast.bank.address, "latest"])
+    with pytest.raises(ContractRevertError) as info:
+        world.ledger.disburse(
+            world.cast.bank, loan_id=loan, payee=world.cast.supplier.address, amount=10**15, purpose=1
+        )
+    assert info.value.error_name == "LedgerPrincipalExceeded"
+    assert info.value.args_by_name == {"loanId": loan, "undisbursed": 1_000_000_00, "requested": 10**15}
+    assert (
+        str(info.value)
+        == f"LedgerPrincipalExceeded(loanId={loan}, undisbursed=100000000, requested={10**15})"
+    )
+    # Nothing was sent: the nonce did not move, so the next write still works.
+    assert client.rpc("eth_getTransactionCount", [world.cast.bank.address, "latest"]) == nonce_before
+    world.ledger.disburse(
+        world.cast.bank, loan_id=loan, payee=world.cast.supplier.address, amount=5, purpose=1
+    )
+
+
+def test_transaction_mined_as_failed_is_replayed_to_decode_its_error(
+    world: World, client: ChainClient
+) -> None:
+    """Both spends pass estimation, but only one fits: the second is mined, fails, and is explained."""
+    loan = open_loan(world)
+    lot = (
+        world.ledger.disburse(
+            world.cast.bank, loan_id=loan, payee=world.cast.supplier.address, amount=100, purpose=1
+        )
+        .event("Disbursed")
+        .args["lotId"]
+    )
+    client.rpc("evm_setAutomine", [False])
+    try:
+        args = (
+            bytes.fromhex(loan[2:]),
+            bytes.fromhex(lot[2:]),
+            world.cast.subsupplier.address,
+            80,
+            1,
+            b"\0" * 32,
+        )
+        first = world.ledger.send(world.cast.supplier, "pay", *args)
+        second = world.ledger.send(world.cast.supplier, "pay", *args, gas=200_000)
+        client.rpc("evm_mine")
+    finally:
+        client.rpc("evm_setAutomine", [True])
+    assert world.ledger.result_of(first).event("Paid").args["amount"] == 80
+    with pytest.raises(ContractRevertError):
+        world.ledger.result_of(second)
+    data = world.ledger.encode("pay", *args)
+    with pytest.raises(ContractRevertError) as info:
+        client.result_of(
+            second,
+            account=world.cast.supplier,
+            to=world.ledger.address,
+            data=data,
+            errors=world.ledger.errors,
+        )
+    assert info.value.error_name == "LedgerInsufficientFunds"
+    assert info.value.args_by_name == {"lotId": lot, "remaining": 20, "requested": 80}
+
+
+def test_concurrent_senders_from_one_account_never_collide_on_nonces(
+    world: World, client: ChainClient
+) -> None:
+    loan = open_loan(world)
+    bank = world.cast.bank
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker(offset: int) -> None:
+        try:
+            for i in range(10):
+                r = world.ledger.disburse(
+                    bank,
+                    loan_id=loan,
+                    payee=world.cast.supplier.address,
+                    amount=offset * 100 + i + 1,
+                    purpose=1,
+                )
+                results.append(r.event("Disbursed").args["amount"])
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(results) == sorted(t * 100 + i + 1 for t in range(4) for i in range(10))
+    assert world.ledger.get_loan(loan).disbursed == sum(results)
+
+
+def test_error_decoder_handles_string_panic_and_unknown_selectors() -> None:
+    decoder = ErrorDecoder([])
+    reason = "0x08c379a0" + "00" * 31 + "20" + "00" * 31 + "04" + b"nope".hex() + "00" * 28
+    assert decoder.decode(reason).args_by_name == {"reason": "nope"}
+    panic = "0x4e487b71" + "00" * 31 + "11"
+    err = decoder.decode(panic)
+    assert err.error_name == "Panic" and "overflow" in err.message
+    assert decoder.decode("0xdeadbeef").error_name == "Unknown"
+    assert decoder.decode(None).error_name == "Reverted"
+
+
+def test_fast_event_decoder_matches_web3_for_every_event_kind(world: World, client: ChainClient) -> None:
+    loan = open_loan(world)
+    k, ledger = world.cast, world.ledger
+    lot = ledger.disburse(k.bank, loan_id=loan, payee=k.supplier.address, amount=1000, purpose=1).event(
+        "Disbursed"
+    )
+    child = ledger.pay(
+        k.supplier,
+        loan_id=loan,
+        from_lot=lot.args["lotId"],
+        payee=k.subsupplier.address,
+        amount=10,
+        purpose=30,
+    ).event("Paid")
+    ledger.confirm_lot(k.subsupplier, loan_id=loan, lot_id=child.args["lotId"], evidence_hash=h("c"))
+    ledger.dispute_lot(k.subsupplier, loan_id=loan, lot_id=child.args["lotId"], reason_hash=h("d"))
+    ledger.repay(k.bank, loan_id=loan, amount=7, evidence_hash=h("r"))
+    ledger.classify(k.bank, loan_id=loan, risk_class=2, reason_hash=h("c2"))
+    ledger.value_collateral(k.bank, loan_id=loan, collateral_id=h("col"), value=99, evidence_hash=h("v"))
+    ledger.record_inspection(k.bank, loan_id=loan, kind=1, report_hash=h("i"))
+    ledger.restructure(k.bank, loan_id=loan, maturity=2_000_000_000, terms_hash=h("t2"))
+    ledger.attest(k.auditor, loan_id=loan, head=ledger.head_of(loan), report_hash=h("a"))
+
+    logs = client.get_logs(ledger.address, world.deployment.block_number, client.block_number())
+    ours = ledger.events.decode_all(logs)
+    contract = Web3().eth.contract(abi=ledger.abi)
+    names = {e.name for e in ours}
+    assert {
+        "LoanOpened",
+        "Disbursed",
+        "Paid",
+        "LotConfirmed",
+        "LotDisputed",
+        "Repaid",
+        "RiskClassified",
+        "CollateralValued",
+        "InspectionRecorded",
+        "LoanRestructured",
+        "TrailAttested",
+        "RoleGranted",
+        "OrganizationRegistered",
+        "AccountAdded",
+    } <= names
+    for log, mine in zip(logs, ours, strict=True):
+        theirs = contract.events[mine.name]().process_log(_web3_log(log))
+        expected = {key: _plain(value) for key, value in theirs["args"].items()}
+        assert mine.args == expected, mine.name
+        assert mine.log_index == theirs["logIndex"] and mine.block_hash == "0x" + theirs["blockHash"].hex()
+
+
+def test_hash_chain_recomputed_from_logs_equals_contract_head(world: World, client: ChainClient) -> None:
+    loan = open_loan(world)
+    k, ledger = world.cast, world.ledger
+    lot = ledger.disburse(k.bank, loan_id=loan, payee=k.supplier.address, amount=1000, purpose=1)
+    ledger.pay(
+        k.supplier,
+        loan_id=loan,
+        from_lot=lot.event("Disbursed").args["lotId"],
+        payee=k.subsupplier.address,
+        amount=10,
+        purpose=1,
+    )
+    head = ZERO_HEAD
+    for event in ledger.events.decode_all(client.get_logs(ledger.address, 0, client.block_number())):
+        if ledger.hash_chain.is_chained(event.name) and event.args["loanId"] == loan:
+            head = ledger.hash_chain.verify(head, event.name, event.args)
+    assert head == ledger.head_of(loan)
+
+
+def test_deployment_record_round_trips_and_refuses_tampering(world: World, tmp_path: Path) -> None:
+    path = tmp_path / "deployment.json"
+    world.deployment.save(path)
+    loaded = Deployment.load(path)
+    assert loaded == world.deployment and loaded.abi_hash == abi_hash(world.ledger.abi)
+    data = json.loads(path.read_text())
+    data["abi"] = data["abi"][1:]
+    path.write_text(json.dumps(data))
+    with pytest.raises(DeploymentError, match="does not match its hash"):
+        Deployment.load(path)
+    with pytest.raises(DeploymentError, match="no deployment record"):
+        Deployment.load(tmp_path / "missing.json")
+
+
+def test_deployment_on_another_chain_is_refused(world: World, compiled: CompiledContract) -> None:
+    with LocalChain(kind="anvil") as other, pytest.raises(ChainMismatchError) as info:
+        world.deployment.check_chain(ChainClient(other.url))
+    assert "genesis" in info.value.message or "chain" in info.value.message
+
+
+def test_ledger_flow_works_the_same_on_anvil(compiled: CompiledContract) -> None:
+    """Portability: nothing assumes Hardhat (fees, revert data format, receipts)."""
+    with LocalChain(kind="anvil") as node:
+        client = ChainClient(node.url)
+        world = make_world(client, compiled)
+        loan = open_loan(world)
+        k = world.cast
+        lot = world.ledger.disburse(k.bank, loan_id=loan, payee=k.supplier.address, amount=500, purpose=1)
+        lot_id = lot.event("Disbursed").args["lotId"]
+        world.ledger.pay(
+            k.supplier, loan_id=loan, from_lot=lot_id, payee=k.subsupplier.address, amount=200, purpose=1
+        )
+        with pytest.raises(ContractRevertError) as info:
+            world.ledger.pay(
+                k.supplier, loan_id=loan, from_lot=lot_id, payee=k.subsupplier.address, amount=301, purpose=1
+            )
+        assert info.value.error_name == "LedgerInsufficientFunds"
+        assert info.value.args_by_name == {"lotId": lot_id, "remaining": 300, "requested": 301}
+        assert world.ledger.get_lot(loan, lot_id).remaining == 300
+
+
+def _web3_log(log: dict) -> dict:
+    return {
+        **log,
+        "topics": [bytes.fromhex(t[2:]) for t in log["topics"]],
+        "data": bytes.fromhex(log["data"][2:]),
+        "blockNumber": int(log["blockNumber"], 16),
+        "logIndex": int(log["logIndex"], 16),
+        "transactionIndex": int(log["transactionIndex"], 16),
+        "blockHash": bytes.fromhex(log["blockHash"][2:]),
+        "transactionHash": bytes.fromhex(log["transactionHash"][2:]),
+    }
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return value
+
+
+def test_fresh_accounts_send_on_a_free_gas_chain(client: ChainClient) -> None:
+    account = Account.create()
+    assert client.get_balance(account.address) == 0
+    result = client.transact(account, account.address, "0x")
+    assert result.gas_used == 21_000

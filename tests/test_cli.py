@@ -1,0 +1,154 @@
+"""The `fundflow` command line against the session's Hardhat node: deploy, participants, demo, errors."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from typer.testing import CliRunner
+
+from ledger.chain import ChainClient
+from ledger.config import DEV_PASSPHRASE, HARDHAT_DEV_KEY, Settings, get_settings
+from ledger.contract import ENTERPRISE_ROLE, LENDER_ROLE
+from ledger.deploy import Deployment, connect
+from ledger.errors import ConfigError
+from ledger.keystore import Keystore
+from ledger.localchain import LocalChain, free_port
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, chain: LocalChain, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point the CLI at the session node and a fresh data directory, with a cheap scrypt cost."""
+    monkeypatch.setenv("FUNDFLOW_RPC_URL", chain.url)
+    monkeypatch.setenv("FUNDFLOW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FUNDFLOW_KEYSTORE_SCRYPT_N", "1024")
+    monkeypatch.setenv("FUNDFLOW_OPERATOR_KEY", Account.create().key.hex())
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def fundflow(*args: str) -> tuple[int, str]:
+    from ledger.cli import app
+
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_deploy_records_the_deployment_and_reuses_it(env: Path, client: ChainClient) -> None:
+    code, out = fundflow("deploy")
+    assert code == 0, out
+    first = Deployment.load(env / "deployment.json")
+    assert first.chain_id == client.chain_id and client.get_code(first.address) != "0x"
+    code, out = fundflow("deploy")
+    assert code == 0 and Deployment.load(env / "deployment.json").address == first.address
+    code, out = fundflow("deploy", "--force")
+    assert code == 0 and Deployment.load(env / "deployment.json").address != first.address
+
+
+def test_participants_add_list_rotate_remove(env: Path, client: ChainClient) -> None:
+    assert fundflow("deploy")[0] == 0
+    code, out = fundflow("participants", "add", "Test Bank One", "--role", "lender")
+    assert code == 0, out
+    ledger = connect(client, Deployment.load(env / "deployment.json"))
+    directory = json.loads((env / "participants.json").read_text())["participants"]
+    bank = directory["Test Bank One"]
+    address = bank["accounts"]["test-bank-one"]
+    assert ledger.has_role(LENDER_ROLE, address)
+    assert ledger.organization_of(address) == bank["org_id"]
+    assert "Test Bank One" not in json.dumps(ledger.abi)  # the name stays off chain (sanity: not in ABI)
+
+    # Running it again changes nothing (idempotent onboarding).
+    assert fundflow("participants", "add", "Test Bank One", "--role", "lender")[0] == 0
+    assert json.loads((env / "participants.json").read_text())["participants"]["Test Bank One"] == bank
+
+    code, out = fundflow("participants", "list")
+    assert code == 0 and "Test Bank One" in out and "yes" in out
+
+    code, out = fundflow("participants", "rotate", "Test Bank One", "--key-name", "test-bank-one")
+    assert code == 0, out
+    new = json.loads((env / "participants.json").read_text())["participants"]["Test Bank One"]["accounts"][
+        "test-bank-one"
+    ]
+    assert new != address
+    assert ledger.has_role(LENDER_ROLE, new) and not ledger.has_role(LENDER_ROLE, address)
+    assert ledger.organization_of(new) == bank["org_id"]
+
+    code, out = fundflow("participants", "remove", "Test Bank One", "--key-name", "test-bank-one")
+    assert code == 0, out
+    assert not ledger.has_role(LENDER_ROLE, new)
+    assert int(ledger.organization_of(new), 16) == 0
+
+
+def test_participants_add_with_unknown_role_fails_with_hint_and_no_traceback(env: Path) -> None:
+    assert fundflow("deploy")[0] == 0
+    code, out = fundflow("participants", "add", "Somebody", "--role", "banker")
+    assert code == 1
+    assert "unknown role 'banker'" in out and "hint:" in out and "lender, enterprise, auditor" in out
+    assert "Traceback" not in out
+
+
+def test_commands_against_an_unreachable_node_explain_what_to_do(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FUNDFLOW_RPC_URL", f"http://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
+    code, out = fundflow("deploy")
+    assert code == 1
+    assert "cannot reach the chain node" in out and "FUNDFLOW_RPC_URL" in out and "Traceback" not in out
+
+
+def test_commands_without_a_deployment_say_to_deploy_first(env: Path) -> None:
+    code, out = fundflow("participants", "list")
+    assert code == 1 and "no deployment record" in out and "fundflow deploy" in out
+
+
+def test_demo_seeds_once_and_is_idempotent(env: Path, client: ChainClient) -> None:
+    assert fundflow("deploy")[0] == 0
+    code, out = fundflow("demo")
+    assert code == 0, out
+    assert "LN-2026-0001" in out and "5,000,000.00 CNY" in out
+    state = json.loads((env / "demo.json").read_text())["LN-2026-0001"]
+    ledger = connect(client, Deployment.load(env / "deployment.json"))
+    loan = ledger.get_loan(state["loan_id"])
+    assert loan.principal == 5_000_000_00 and loan.disbursed == 3_500_000_00 and loan.repaid == 250_000_00
+    head = loan.head
+    code, out = fundflow("demo")
+    assert code == 0 and json.loads((env / "demo.json").read_text())["LN-2026-0001"] == state
+    assert ledger.head_of(state["loan_id"]) == head  # nothing recorded twice
+    steel = json.loads((env / "participants.json").read_text())["participants"]["Northriver Steel"]
+    assert ledger.has_role(ENTERPRISE_ROLE, steel["accounts"]["northriver-steel"])
+
+
+def test_keystore_is_encrypted_private_and_refuses_a_wrong_passphrase(tmp_path: Path) -> None:
+    store = Keystore(tmp_path / "keys", "correct horse", scrypt_n=1024)
+    account = store.create("acme")
+    path = tmp_path / "keys" / "acme.json"
+    text = path.read_text()
+    assert account.key.hex().removeprefix("0x") not in text and "correct horse" not in text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Keystore(tmp_path / "keys", "correct horse").unlock("acme").address == account.address
+    with pytest.raises(ConfigError) as info:
+        Keystore(tmp_path / "keys", "wrong").unlock("acme")
+    assert "wrong passphrase" in info.value.message and "correct horse" not in str(info.value)
+    assert "correct horse" not in repr(store)
+
+
+def test_prod_refuses_dev_key_and_dev_passphrase(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="public development key"):
+        Settings(env="prod", rpc_url="http://node:8545", operator_key=HARDHAT_DEV_KEY, _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="keystore passphrase"):
+        Settings(env="prod", rpc_url="http://node:8545", keystore_passphrase=DEV_PASSPHRASE, _env_file=None)  # type: ignore[call-arg]
+    secret = tmp_path / "passphrase"
+    secret.write_text("a-real-one\n")
+    settings = Settings(
+        env="prod", rpc_url="http://node:8545", keystore_passphrase_file=secret, _env_file=None
+    )  # type: ignore[call-arg]
+    assert settings.passphrase() == "a-real-one"
+    assert "a-real-one" not in repr(settings)
