@@ -41,7 +41,17 @@ __all__ = ["BatchProgress", "Indexer", "StoredCheckpoint"]
 
 log = logging.getLogger(__name__)
 
-_REFUSALS = ("too many", "limit", "exceed", "range", "timeout", "timed out", "response size", "too large")
+_REFUSALS = (
+    "too many",
+    "more than",
+    "limit",
+    "exceed",
+    "range",
+    "timeout",
+    "timed out",
+    "response size",
+    "too large",
+)
 _HEADER_BATCH = 500
 
 

@@ -7,10 +7,13 @@ The node runs with free gas (hardhat.config.js), so participant keys need no fun
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -145,3 +148,71 @@ def open_loan(
 def postgres_url() -> str:
     """PostgreSQL server for tests; CI sets FUNDFLOW_TEST_DATABASE_URL, the machines here run one locally."""
     return os.environ.get("FUNDFLOW_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# ---------------------------------------------------------------------------------------------- databases
+
+
+def _postgres_required() -> bool:
+    """CI (or an explicit URL) means PostgreSQL must be there: fail instead of skipping."""
+    return os.environ.get("CI") == "1" or bool(os.environ.get("FUNDFLOW_TEST_DATABASE_URL"))
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the test server (dropped afterwards); skips when the server is
+    unreachable, unless CI=1 or FUNDFLOW_TEST_DATABASE_URL is set."""
+    import sqlalchemy as sa
+
+    server = sa.make_url(postgres_url())
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    name = f"fundflow_test_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        reason = f"PostgreSQL at {server.render_as_string(hide_password=True)} is unreachable ({exc.orig})"
+        if _postgres_required():
+            pytest.fail(reason)
+        pytest.skip(f"{reason}; start it or set FUNDFLOW_TEST_DATABASE_URL to run the PostgreSQL tests")
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh empty database per test, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mirror.db'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def db_engine(db_url: str) -> Iterator[Any]:
+    """An engine on `db_url` with the mirror's migrations applied."""
+    from ledger.db import create_db_engine, migrate
+
+    engine = create_db_engine(db_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def private_chain() -> Iterator[LocalChain]:
+    """A node of the module's own, for tests that rewrite history (evm_revert) or need a chain to
+    themselves: the session node stays untouched."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    with LocalChain(log_path=ARTIFACTS / "hardhat-private.log") as node:
+        yield node
+
+
+@pytest.fixture(scope="module")
+def private_client(private_chain: LocalChain) -> ChainClient:
+    return ChainClient(private_chain.url)

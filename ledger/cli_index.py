@@ -1,0 +1,196 @@
+"""`fundflow index` and `fundflow status`: the indexer's commands, registered on the main CLI by
+`register_index_commands(app)`. Also runnable alone: `python -m ledger.cli_index index --once`.
+
+Both run the database migrations first, so a fresh database needs no separate step.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy.engine import Engine
+
+from ledger.chain import ChainClient
+from ledger.config import Settings, get_settings
+from ledger.db import create_db_engine, migrate
+from ledger.deploy import Deployment
+from ledger.errors import FundflowError
+from ledger.indexer import BatchProgress, Indexer
+from ledger.status import indexer_status
+
+__all__ = ["register_index_commands"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+LOCK_WAIT_MESSAGE = "another indexer holds the lock; waiting"
+
+
+def _friendly(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except FundflowError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+            if exc.hint:
+                err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _engine(settings: Settings) -> Engine:
+    engine = create_db_engine(settings.database_url)
+    migrate(engine)
+    return engine
+
+
+class _ProgressBar:
+    """Backfill progress: blocks done of the backlog, blocks/s, events/s, ETA."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+        self.started = time.monotonic()
+        self.blocks = 0
+        self.events = 0
+
+    def __call__(self, p: BatchProgress) -> None:
+        total = p.target - p.start_block + 1
+        done = p.to_block - p.start_block + 1
+        self.blocks += p.blocks
+        self.events += p.events
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        fields: dict[str, Any] = {
+            "bps": self.blocks / elapsed,
+            "eps": self.events / elapsed,
+            "events": self.events,
+        }
+        if self.task is None:
+            self.task = self.progress.add_task("indexing", total=total, completed=done, **fields)
+        else:
+            self.progress.update(self.task, total=total, completed=done, **fields)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("blocks  {task.fields[bps]:,.0f} blocks/s  {task.fields[eps]:,.0f} events/s"),
+        TextColumn("({task.fields[events]:,} events)"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def index(
+    once: Annotated[bool, typer.Option("--once", help="Catch up with the chain and exit.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait for another indexer to exit instead of failing.")
+    ] = True,
+    max_reorg_depth: Annotated[
+        int,
+        typer.Option(envvar="FUNDFLOW_MAX_REORG_DEPTH", min=1, help="Deepest reorg undone before stopping."),
+    ] = 64,
+) -> None:
+    """Mirror the ledger's events into the database: backfill from the deployment, then follow the tip."""
+    settings = get_settings()
+    engine = _engine(settings)
+    client = ChainClient(settings.chain_url, tx_timeout=settings.tx_timeout)
+    deployment = Deployment.load(settings.deployment_file)
+    progress = _progress()
+    bar = _ProgressBar(progress)
+    indexer = Indexer(
+        engine,
+        client,
+        deployment,
+        confirmations=settings.confirmations,
+        max_reorg_depth=max_reorg_depth,
+        poll_interval=settings.poll_interval,
+        on_progress=bar,
+    )
+
+    def waiting() -> None:
+        err_console.print(f"[yellow]{LOCK_WAIT_MESSAGE}[/]", highlight=False)
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        with indexer.open(wait=wait, on_wait=waiting):
+            started = time.monotonic()
+            with progress:
+                blocks = indexer.run_once()
+            cp = indexer.checkpoint
+            console.print(
+                f"indexed {blocks:,} blocks, {bar.events:,} events in {time.monotonic() - started:.1f} s; "
+                f"at block {cp.block_number}",
+                highlight=False,
+            )
+            if once:
+                return
+            console.print("following the chain; Ctrl-C stops", highlight=False)
+            indexer.on_progress = None
+            indexer.run_forever(stop)
+    except KeyboardInterrupt:
+        console.print("stopped.")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        engine.dispose()
+
+
+def status() -> None:
+    """Show the mirror's checkpoint, the chain head, the lag and event counts."""
+    settings = get_settings()
+    engine = _engine(settings)
+    client = ChainClient(settings.chain_url, request_timeout=3.0)
+    s = indexer_status(engine, client)
+    engine.dispose()
+    if not s.initialized:
+        console.print("the mirror is empty: run `fundflow index`")
+        return
+    table = Table(show_header=False, box=None)
+    table.add_row("chain", str(s.chain_id))
+    table.add_row("contract", str(s.contract_address))
+    table.add_row("chain head", str(s.head) if s.head is not None else f"unknown ({s.node_error})")
+    table.add_row("indexed block", f"{s.indexed_block} ({s.indexed_hash})")
+    table.add_row("lag", f"{s.lag} blocks" if s.lag is not None else "unknown")
+    table.add_row("updated", str(s.updated_at))
+    table.add_row("blocks / loans / lots", f"{s.blocks:,} / {s.loans:,} / {s.lots:,}")
+    console.print(table)
+    counts = Table("event", "count")
+    for name, n in s.event_counts.items():
+        counts.add_row(name, f"{n:,}")
+    counts.add_row("[bold]total", f"[bold]{s.events:,}")
+    console.print(counts)
+
+
+def register_index_commands(app: typer.Typer) -> None:
+    """Add `index` and `status` to the main CLI."""
+    app.command("index")(_friendly(index))
+    app.command("status")(_friendly(status))
+
+
+def _standalone() -> typer.Typer:
+    app = typer.Typer(help="Fundflow indexer commands.", no_args_is_help=True)
+    register_index_commands(app)
+    return app
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _standalone()()
