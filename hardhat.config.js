@@ -33,7 +33,8 @@ module.exports = {
       // Many runs: the contract is deployed once and called millions of times, so runtime gas wins over size.
       optimizer: { enabled: true, runs: 1000000 },
       evmVersion: "cancun",
-      viaIR: false,
+      // The IR pipeline saves about 700 gas per payment here (see README, Benchmarks).
+      viaIR: true,
     },
   },
   defaultNetwork: "hardhat",

@@ -217,7 +217,7 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
             )
         );
         _heads[loanId] = lotId;
-        _lots[loanId][lotId] = Lot({holder: payee, remaining: uint64(amount), allowedPurposes: allowed});
+        _storeLot(_lots[loanId][lotId], payee, uint64(amount), allowed);
         emit Disbursed(loanId, lotId, payee, amount, purpose, declaredUse, entrusted, evidenceHash);
     }
 
@@ -416,23 +416,44 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         uint8 purpose,
         bytes32 evidenceHash
     ) private returns (bytes32 lotId) {
-        Lot storage parent = _lots[loanId][fromLot];
-        Lot memory p = parent;
-        if (p.holder == address(0)) revert LedgerLotNotFound(loanId, fromLot);
-        _checkSpender(loanId, fromLot, p.holder);
+        mapping(bytes32 lotId => Lot) storage lots = _lots[loanId];
+        Lot storage parent = lots[fromLot];
+        (address holder, uint64 remaining, uint32 allowed) = _loadLot(parent);
+        if (holder == address(0)) revert LedgerLotNotFound(loanId, fromLot);
+        _checkSpender(loanId, fromLot, holder);
         if (payee == address(0)) revert LedgerZeroAddress();
         _checkAmount(amount);
-        if (amount > p.remaining) revert LedgerInsufficientFunds(fromLot, p.remaining, amount);
-        bool declaredUse = _isDeclared(purpose, p.allowedPurposes);
+        if (amount > remaining) revert LedgerInsufficientFunds(fromLot, remaining, amount);
+        bool declaredUse = _isDeclared(purpose, allowed);
 
         unchecked {
-            parent.remaining = p.remaining - uint64(amount); // checked against remaining above
+            _storeLot(parent, holder, remaining - uint64(amount), allowed); // checked against remaining above
         }
         lotId = keccak256(
             abi.encode(head, EventKind.Paid, loanId, payee, fromLot, amount, purpose, declaredUse, evidenceHash)
         );
-        _lots[loanId][lotId] = Lot({holder: payee, remaining: uint64(amount), allowedPurposes: p.allowedPurposes});
+        _storeLot(lots[lotId], payee, uint64(amount), allowed);
         emit Paid(loanId, lotId, payee, fromLot, amount, purpose, declaredUse, evidenceHash);
+    }
+
+    /// @dev One SLOAD for the whole lot; the layout is the `Lot` struct's (holder in the low 160 bits, then
+    /// remaining, then allowedPurposes), which is what Solidity's own accessors (getLot) read.
+    function _loadLot(Lot storage lot) private view returns (address holder, uint64 remaining, uint32 allowed) {
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(lot.slot)
+        }
+        holder = address(uint160(word));
+        remaining = uint64(word >> 160);
+        allowed = uint32(word >> 224);
+    }
+
+    /// @dev One SSTORE for the whole lot (Solidity's member-wise struct writes re-read the slot).
+    function _storeLot(Lot storage lot, address holder, uint64 remaining, uint32 allowed) private {
+        uint256 word = uint256(uint160(holder)) | (uint256(remaining) << 160) | (uint256(allowed) << 224);
+        assembly ("memory-safe") {
+            sstore(lot.slot, word)
+        }
     }
 
     /// @dev Appends one step to the loan's chain: `payload` is `abi.encode(kind, fields...)`, and since
@@ -478,10 +499,13 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         }
     }
 
+    /// @dev The payee confirms or disputes with ENTERPRISE_ROLE, like it spends: revoking the role (or removing
+    /// the account) stops a cut-off key from rewriting what it said it received.
     function _checkPayee(bytes32 loanId, bytes32 lotId) private view {
         address holder = _lots[loanId][lotId].holder;
         if (holder == address(0)) revert LedgerLotNotFound(loanId, lotId);
         if (holder != msg.sender) revert LedgerNotLotPayee(lotId, msg.sender);
+        _checkRole(ENTERPRISE_ROLE);
     }
 
     function _requireOpen(bytes32 loanId, LoanStatus status) private pure {

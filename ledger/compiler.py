@@ -50,7 +50,7 @@ SOLC_VERSION = "0.8.28"
 SOLC_SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 1_000_000},
     "evmVersion": "cancun",
-    "viaIR": False,
+    "viaIR": True,
 }
 
 _OUTPUT_SELECTION: dict[str, Any] = {

@@ -252,10 +252,10 @@ interface IFundFlowLedger {
     /// @notice {pay} for many payments of one loan in one transaction; all or nothing.
     function payBatch(bytes32 loanId, Payment[] calldata payments) external returns (bytes32[] memory lotIds);
 
-    /// @notice Payee of the lot: confirm receipt.
+    /// @notice Payee of the lot (holding ENTERPRISE_ROLE): confirm receipt.
     function confirmLot(bytes32 loanId, bytes32 lotId, bytes32 evidenceHash) external;
 
-    /// @notice Payee of the lot: dispute it.
+    /// @notice Payee of the lot (holding ENTERPRISE_ROLE): dispute it.
     function disputeLot(bytes32 loanId, bytes32 lotId, bytes32 reasonHash) external;
 
     /// @notice Lender: record a principal repayment; it may not exceed what is outstanding.
