@@ -209,8 +209,11 @@ class Activity:
         )[0]
         action()
 
-    def run(self, steps: int) -> None:
-        for _ in range(steps):
+    def run(self, blocks: int) -> None:
+        """Random steps until `blocks` transactions were mined (one block each: the node automines)."""
+        client = self.ledger.client
+        start = client.block_number()
+        while client.block_number() - start < blocks:
             self.random_step()
 
     def snapshot(self) -> tuple[str, Any]:
