@@ -97,6 +97,16 @@ class LocalChain:
             # The child has its own copy of the descriptor; keeping ours open leaks it (ResourceWarning).
             if not isinstance(out, int):
                 out.close()
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            # Ctrl-C or a failure while starting must not leave a node running in the background.
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_ready(self) -> None:
+        assert self._process is not None
         client = ChainClient(self.url, request_timeout=2.0)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
@@ -106,9 +116,8 @@ class LocalChain:
                     hint=f"see {self.log_path}" if self.log_path else "run it by hand to see why",
                 )
             if client.is_reachable():
-                return self
+                return
             time.sleep(0.1)
-        self.stop()
         raise ChainError(f"{self.kind} node did not answer within {self.startup_timeout:.0f} s", hint="retry")
 
     def stop(self) -> None:
