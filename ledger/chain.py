@@ -284,6 +284,21 @@ class ChainClient:
         raw = self.rpc("eth_getBlockByHash", [block_hash, False])
         return BlockHeader.from_rpc(raw) if raw else None
 
+    def get_block(self, block: int | str = "latest") -> dict[str, Any]:
+        """The block exactly as the node returned it (every header field verbatim, transaction hashes only):
+        what a proof bundle needs to re-hash the header."""
+        tag = hex(block) if isinstance(block, int) else block
+        raw = self.rpc("eth_getBlockByNumber", [tag, False])
+        if raw is None:
+            raise ChainError(f"block {block} does not exist on {self.rpc_url}", hint="the chain is shorter")
+        return dict(raw)
+
+    def get_proof(self, address: str, slots: Sequence[str], block: int | str = "latest") -> dict[str, Any]:
+        """eth_getProof (EIP-1186): the account proof of `address` and storage proofs of `slots` (32-byte
+        0x-hex keys) against the state root of `block`."""
+        tag = hex(block) if isinstance(block, int) else block
+        return dict(self.rpc("eth_getProof", [address, list(slots), tag]))
+
     def get_headers(self, numbers: Sequence[int]) -> list[BlockHeader]:
         """Headers for many blocks in one round trip."""
         raws = self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])

@@ -25,6 +25,8 @@ __all__ = [
     "PermissionDeniedError",
     "ReorgTooDeepError",
     "ValidationError",
+    "VerificationError",
+    "BundleError",
 ]
 
 
@@ -149,3 +151,18 @@ class IndexerLockedError(IndexerError):
     """Another indexer process already writes this database."""
 
     default_hint = "Only one indexer may write a database; stop the other one or wait for it to exit."
+
+
+class VerificationError(FundflowError):
+    """A trail could not be verified at all (not: verified and found wrong, which is a result, not an error)."""
+
+    default_hint = "Check the loan id, that the mirror is indexed and that the node is the deployment chain."
+
+
+class BundleError(VerificationError):
+    """A proof bundle is malformed or does not prove what it claims; the message says where in the file."""
+
+    default_hint = (
+        "Do not trust this bundle: ask its producer for a fresh one (`fundflow bundle`), or verify the trail "
+        "online with `fundflow verify`."
+    )
