@@ -154,7 +154,7 @@ class IndexerLockedError(IndexerError):
 
 
 class VerificationError(FundflowError):
-    """A trail could not be verified at all (not: verified and found wrong, which is a result, not an error)."""
+    """A trail could not be verified at all (verified and found wrong is a result, not an error)."""
 
     default_hint = "Check the loan id, that the mirror is indexed and that the node is the deployment chain."
 

@@ -1,0 +1,109 @@
+"""Crash harness: the indexer runs as its own process (`python -m ledger.cli_index index`) and is SIGKILLed
+at random moments, at least 20 times, while ledger activity goes on; each time it is restarted. At the end:
+no gap, no duplicate, projections equal to ground truth."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import make_world
+from indexer_support import Activity, assert_mirror_matches_chain
+
+from ledger.chain import ChainClient
+from ledger.compiler import CompiledContract
+from ledger.db import create_db_engine
+
+KILLS = 20
+
+
+@pytest.mark.slow
+def test_indexer_survives_sigkill_at_random_moments(
+    db_url: str, private_client: ChainClient, compiled: CompiledContract, tmp_path: Path
+) -> None:
+    world = make_world(private_client, compiled)
+    world.deployment.save(tmp_path / "deployment.json")
+    env = {
+        **os.environ,
+        "FUNDFLOW_DATABASE_URL": db_url,
+        "FUNDFLOW_RPC_URL": private_client.rpc_url,
+        "FUNDFLOW_DEPLOYMENT_FILE": str(tmp_path / "deployment.json"),
+        "FUNDFLOW_DATA_DIR": str(tmp_path),
+        "FUNDFLOW_ENV": "test",
+        "FUNDFLOW_POLL_INTERVAL": "0.02",
+    }
+    command = [sys.executable, "-m", "ledger.cli_index", "index"]
+    rng = random.Random(1234)
+    activity = Activity(world, random.Random(99))
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def keep_busy() -> None:
+        try:
+            while not stop.wait(0.05):  # steady, bounded activity: the final check reads every lot
+                activity.random_step()
+        except BaseException as exc:  # surfaced below
+            failures.append(exc)
+
+    busy = threading.Thread(target=keep_busy)
+    busy.start()
+    engine = create_db_engine(db_url)
+    progress: list[int] = []
+    log = open(tmp_path / "indexer.log", "ab")  # noqa: SIM115
+    try:
+        for kill in range(KILLS):
+            before = _indexed_block(engine)
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=tmp_path)
+            if kill % 4 == 3:
+                time.sleep(rng.uniform(0.1, 2.0))  # during start-up: imports, migrations, checkpoint
+            else:
+                # Once it is indexing (the checkpoint moved), at a random moment of its batches.
+                deadline = time.monotonic() + 30
+                while _indexed_block(engine) == before and time.monotonic() < deadline:
+                    assert process.poll() is None, f"the indexer exited by itself; see {tmp_path}/indexer.log"
+                    time.sleep(0.02)
+                time.sleep(rng.uniform(0.0, 0.5))
+            assert process.poll() is None, f"the indexer exited by itself; see {tmp_path / 'indexer.log'}"
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+            progress.append(_indexed_block(engine))
+    finally:
+        stop.set()
+        busy.join(30)
+        log.close()
+    assert not failures, failures
+    assert progress[-1] > progress[0], f"the indexer made no progress between kills: {progress}"
+    # A final clean run catches up and exits; the result must be exact.
+    done = subprocess.run(
+        [*command, "--once"], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    at = assert_mirror_matches_chain(engine, world.ledger, world.deployment)
+    assert at == private_client.block_number()
+    with engine.connect() as conn:
+        events = conn.execute(sa.text("SELECT COUNT(*) FROM events")).scalar_one()
+        distinct = conn.execute(
+            sa.text("SELECT COUNT(*) FROM (SELECT DISTINCT transaction_hash, log_index FROM events) AS d")
+        ).scalar_one()
+        numbers = [r[0] for r in conn.execute(sa.text("SELECT number FROM blocks ORDER BY number"))]
+    assert events == distinct  # no duplicate
+    assert numbers == list(range(world.deployment.block_number, at + 1))  # no gap
+    engine.dispose()
+
+
+def _indexed_block(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        try:
+            value = conn.execute(sa.text("SELECT block_number FROM checkpoint")).scalar()
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # killed before the first migration
+            conn.rollback()
+            return -1
+    return int(value) if value is not None else -1
