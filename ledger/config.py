@@ -89,6 +89,19 @@ class Settings(BaseSettings):
         description="Off-chain directory of participants: names, org ids, accounts, roles.",
     )
 
+    api_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP API.")
+    api_wait_timeout: float = Field(
+        15.0, gt=0, description="Seconds a write with ?wait=true waits for the indexer to mirror it."
+    )
+    documents_dir: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "documents",
+        description="Where uploaded evidence documents are stored, one file per keccak256 hash.",
+    )
+    document_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=1, description="Largest evidence document the API accepts, in bytes."
+    )
+
     @field_validator("rpc_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:

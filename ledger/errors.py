@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
+    "AuthenticationError",
     "ChainError",
     "ChainMismatchError",
     "CompilerError",
     "ConfigError",
+    "ConflictError",
     "ContractRevertError",
     "DeploymentError",
     "FundflowError",
@@ -22,6 +24,7 @@ __all__ = [
     "IndexerLockedError",
     "MirrorIntegrityError",
     "NotFoundError",
+    "PayloadTooLargeError",
     "PermissionDeniedError",
     "ReorgTooDeepError",
     "ValidationError",
@@ -109,6 +112,27 @@ class ValidationError(FundflowError):
     """Input is malformed or breaks a rule that is checked before anything is sent."""
 
     default_hint = "Correct the input and try again."
+
+
+class AuthenticationError(FundflowError):
+    """The request carries no API token, or one that is unknown or revoked."""
+
+    default_hint = (
+        "Send `Authorization: Bearer <token>`; the operator creates tokens with `fundflow tokens create`."
+    )
+
+
+class PayloadTooLargeError(ValidationError):
+    """An upload is larger than the configured limit."""
+
+    default_hint = "Upload a smaller file, or raise FUNDFLOW_DOCUMENT_MAX_BYTES."
+
+
+class ConflictError(FundflowError):
+    """The request conflicts with one already made (an Idempotency-Key reused with another body, a loan
+    number already taken, a request with the same key still in progress)."""
+
+    default_hint = "Use a new Idempotency-Key for a new request, or resend exactly the original request."
 
 
 class CompilerError(FundflowError):

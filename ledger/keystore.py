@@ -58,6 +58,17 @@ class Keystore:
         self._unlocked[name] = account
         return account
 
+    def import_key(self, name: str, account: LocalAccount) -> LocalAccount:
+        """Store an existing key under `name` (e.g. one generated elsewhere); refuses to overwrite."""
+        path = self.path_for(name)
+        if path.exists():
+            raise ValidationError(
+                f"a key named {name!r} already exists in {self.directory}", hint="pick another name"
+            )
+        self._write(path, account)
+        self._unlocked[name] = account
+        return account
+
     def replace(self, name: str) -> LocalAccount:
         """A new key for `name` (key rotation). The old file is kept as `<name>.json.<address>.retired`."""
         path = self.path_for(name)

@@ -216,3 +216,8 @@ def private_chain() -> Iterator[LocalChain]:
 @pytest.fixture(scope="module")
 def private_client(private_chain: LocalChain) -> ChainClient:
     return ChainClient(private_chain.url)
+
+
+# ---------------------------------------------------------------------------------------------- API
+# The API tests' fixtures (`api`: app + real indexer + tokens per cast member) live in tests/api_support.py.
+pytest_plugins = ["api_support"]

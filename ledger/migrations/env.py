@@ -7,6 +7,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import ledger.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import ledger.offchain  # noqa: F401  (the API's off-chain tables)
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -1,0 +1,74 @@
+"""The FastAPI application: `create_app(settings)` builds it; the lifespan opens the chain client, the
+ledger, the database engine and the keystore (unlocked with the passphrase from env or file)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import (
+    attestations,
+    classifications,
+    collateral,
+    documents,
+    health,
+    loans,
+    lots,
+    participants,
+    payments,
+    repayments,
+)
+from api.services import Services, open_services
+from ledger.config import Settings, get_settings
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """Fundflow: a fund-flow ledger for post-loan management.
+
+Banks open loans and disburse; enterprises pay onward out of the money they hold and confirm or dispute
+what they received; auditors read and attest trails. Every write is a signed transaction on the ledger
+chain; every read comes from the indexer's SQL mirror.
+
+* Authenticate with `Authorization: Bearer <token>` (`fundflow tokens create NAME`).
+* Amounts: integer minor units (fen) or a decimal string ("1234.56"); floats are refused.
+* Send an `Idempotency-Key` header on every POST; add `?wait=true` to read your own write.
+"""
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """The API. Pass `services` to reuse already-open objects (tests, `fundflow up`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        opened = services if services is not None else open_services(settings or get_settings())
+        app.state.services = opened
+        try:
+            yield
+        finally:
+            if services is None:
+                opened.close()
+
+    app = FastAPI(
+        title="Fundflow API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (
+        health,
+        participants,
+        loans,
+        lots,
+        payments,
+        repayments,
+        classifications,
+        collateral,
+        attestations,
+        documents,
+    ):
+        app.include_router(module.router)
+    return app

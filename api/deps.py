@@ -1,0 +1,145 @@
+"""Dependencies of the routes, as `Annotated` aliases: `SessionDep`, `ParticipantDep`, `LedgerDep`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import sqlalchemy as sa
+from eth_account.signers.local import LocalAccount
+from fastapi import Depends, Header, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from api.services import Services
+from ledger.contract import LedgerContract
+from ledger.errors import AuthenticationError, PermissionDeniedError
+from ledger.models import Account
+from ledger.offchain import find_token
+
+__all__ = [
+    "Caller",
+    "IdempotencyKeyDep",
+    "LedgerDep",
+    "ParticipantDep",
+    "ServicesDep",
+    "SessionDep",
+    "WaitDep",
+]
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_session(services: ServicesDep) -> Iterator[Session]:
+    with Session(services.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_ledger(services: ServicesDep) -> LedgerContract:
+    return services.ledger
+
+
+LedgerDep = Annotated[LedgerContract, Depends(get_ledger)]
+
+
+@dataclass
+class Caller:
+    """The authenticated participant account making the request."""
+
+    name: str
+    role: str  # lender, enterprise or auditor
+    org_id: str
+    key_name: str
+    address: str
+    org_accounts: set[str] = field(default_factory=set)
+    services: Services | None = field(default=None, repr=False)
+
+    def signer(self) -> LocalAccount:
+        """The account's key, unlocked from the encrypted keystore (cached in memory by the keystore)."""
+        assert self.services is not None
+        return self.services.keystore.unlock(self.key_name)
+
+    def require(self, *roles: str, action: str) -> None:
+        if self.role not in roles:
+            wanted = " or ".join(roles)
+            raise PermissionDeniedError(
+                f"Only {wanted}s can {action}; {self.name} is registered as {self.role}.",
+                hint="Use a token of a participant with that role.",
+            )
+
+
+_bearer = HTTPBearer(auto_error=False, description="API token from `fundflow tokens create NAME`")
+
+
+def get_caller(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationError("This endpoint needs an API token.")
+    token = find_token(services.engine, credentials.credentials)
+    if token is None:
+        raise AuthenticationError("The API token is unknown or has been revoked.")
+    participant = services.directory.get().find(token.participant)
+    if participant is None or participant.accounts.get(token.key_name) != token.address:
+        raise AuthenticationError(
+            f"The token's account ({token.participant}/{token.key_name}) is no longer registered.",
+            hint="Ask the operator for a new token.",
+        )
+    accounts = set(participant.accounts.values())
+    table = Account.__table__  # type: ignore[attr-defined]
+    with services.engine.connect() as conn:
+        accounts |= {
+            str(a)
+            for (a,) in conn.execute(sa.select(table.c.address).where(table.c.org_id == participant.org_id))
+        }
+    return Caller(
+        name=participant.name,
+        role=participant.role,
+        org_id=participant.org_id,
+        key_name=token.key_name,
+        address=token.address,
+        org_accounts=accounts,
+        services=services,
+    )
+
+
+ParticipantDep = Annotated[Caller, Depends(get_caller)]
+
+
+def get_idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=255,
+            description="Any unique string (a UUID). A retry with the same key and body returns the first "
+            "answer without recording again; the same key with another body is refused (409).",
+            examples=["5c0b2a4e-8d5e-4f0a-9a3c-2f1e0d9c8b7a"],
+        ),
+    ] = None,
+) -> str | None:
+    return idempotency_key
+
+
+IdempotencyKeyDep = Annotated[str | None, Depends(get_idempotency_key)]
+
+
+def get_wait(
+    wait: Annotated[
+        bool, Query(description="Answer only once the indexer has mirrored the write (read your own writes).")
+    ] = False,
+    fundflow_wait: Annotated[bool, Header(description="Same as ?wait=true.")] = False,
+) -> bool:
+    return wait or fundflow_wait
+
+
+WaitDep = Annotated[bool, Depends(get_wait)]

@@ -1,0 +1,57 @@
+"""Five-category risk classification (五级分类) of a loan, set by its lender."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.access import resolve_loan_id, visible_loan
+from api.deps import IdempotencyKeyDep, ParticipantDep, ServicesDep, SessionDep, WaitDep
+from api.errors import ERROR_RESPONSES
+from api.routes.common import check_lender, records
+from api.schemas import ClassifyRequest, WriteResult
+from api.writes import Outcome, run_write
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/v1/loans/{loan}/classifications",
+    tags=["classifications"],
+    responses={k: ERROR_RESPONSES[k] for k in (401, 403, 404, 422, 503)},
+)
+_EXAMPLE = [{"loan_id": "0x2b…", "risk_class": 1, "reason_hash": "0x9c…", "block_number": 39}]
+
+
+@router.get("", summary="A loan's classifications, oldest first",
+            responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}})  # fmt: skip
+def list_classifications(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
+    return records(session, "classifications", visible_loan(session, caller, loan).loan_id)
+
+
+@router.post("", response_model=WriteResult, status_code=201, summary="Classify a loan (lender)",
+             responses={409: ERROR_RESPONSES[409]})  # fmt: skip
+def classify(
+    loan: str,
+    body: ClassifyRequest,
+    request: Request,
+    caller: ParticipantDep,
+    services: ServicesDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKeyDep,
+    wait: WaitDep,
+) -> JSONResponse:
+    loan_id = resolve_loan_id(session, loan)
+    check_lender(session, caller, loan_id, "classify loans")
+
+    def action() -> Outcome:
+        tx = services.ledger.classify(
+            caller.signer(), loan_id=loan_id, risk_class=body.risk_class, reason_hash=body.reason_hash
+        )
+        return Outcome(tx, {"loan_id": loan_id})
+
+    return run_write(
+        services, caller, method="POST", path=f"/v1/loans/{loan_id}/classifications", body=body,
+        idempotency_key=idempotency_key, wait=wait, action=action,
+    )  # fmt: skip

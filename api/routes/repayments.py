@@ -1,0 +1,68 @@
+"""Repayments of a loan's principal (recorded by its lender)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.access import resolve_loan_id, visible_loan
+from api.deps import IdempotencyKeyDep, ParticipantDep, ServicesDep, SessionDep, WaitDep
+from api.errors import ERROR_RESPONSES
+from api.routes.common import check_lender, records
+from api.schemas import RepayRequest, WriteResult
+from api.writes import Outcome, run_write
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/v1/loans/{loan}/repayments",
+    tags=["repayments"],
+    responses={k: ERROR_RESPONSES[k] for k in (401, 403, 404, 422, 503)},
+)
+_EXAMPLE = [
+    {
+        "loan_id": "0x2b…",
+        "amount": 25000000,
+        "outstanding": 325000000,
+        "evidence_hash": "0x9c…",
+        "block_number": 40,
+    }
+]
+
+
+@router.get(
+    "",
+    summary="A loan's repayments",
+    responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
+)
+def list_repayments(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
+    return records(session, "repayments", visible_loan(session, caller, loan).loan_id)
+
+
+@router.post("", response_model=WriteResult, status_code=201, summary="Record a repayment (lender)",
+             responses={409: ERROR_RESPONSES[409]})  # fmt: skip
+def repay(
+    loan: str,
+    body: RepayRequest,
+    request: Request,
+    caller: ParticipantDep,
+    services: ServicesDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKeyDep,
+    wait: WaitDep,
+) -> JSONResponse:
+    loan_id = resolve_loan_id(session, loan)
+    check_lender(session, caller, loan_id, "record repayments")
+
+    def action() -> Outcome:
+        tx = services.ledger.repay(
+            caller.signer(), loan_id=loan_id, amount=body.amount, evidence_hash=body.evidence_hash
+        )
+        return Outcome(tx, {"loan_id": loan_id})
+
+    return run_write(
+        services, caller, method="POST", path=f"/v1/loans/{loan_id}/repayments", body=body,
+        idempotency_key=idempotency_key, wait=wait, action=action,
+    )  # fmt: skip

@@ -1,0 +1,461 @@
+"""Request and response bodies of the API, with the parsing rules a bank expects: money as integer minor
+units or a decimal string (never a float), 32-byte hashes as 0x-hex, addresses checksummed."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from eth_utils import is_address, to_checksum_address
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from ledger.models import LoanBase, LotBase
+
+__all__ = [
+    "Address",
+    "Amount",
+    "Hash32",
+    "LoanTerms",
+    "WriteResult",
+    "parse_amount",
+    "parse_maturity",
+]
+
+ZERO_HASH = "0x" + "00" * 32
+UINT64_MAX = 2**64 - 1
+T = TypeVar("T")
+_DECIMAL = re.compile(r"(\d{1,20})(?:\.(\d{1,2}))?")
+_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+LOAN_NUMBER = re.compile(r"LN-\d{4}-\d{4,8}")
+
+
+def parse_amount(value: Any) -> int:
+    """Integer = minor units (fen); string = a decimal in major units ("1234.56" = 123456 fen)."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(
+            "floats are refused because they lose precision: send an integer number of minor units "
+            '(fen), e.g. 123456, or a decimal string in yuan, e.g. "1234.56"'
+        )
+    if isinstance(value, int):
+        amount = value
+    elif isinstance(value, str):
+        match = _DECIMAL.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(
+                f'{value!r} is not a decimal amount: write it like "1234.56" '
+                "(digits, at most two decimals, no sign, exponent or thousands separator)"
+            )
+        amount = int(match[1]) * 100 + int((match[2] or "").ljust(2, "0"))
+    else:
+        raise ValueError('an amount is an integer in fen or a decimal string like "1234.56"')
+    if amount <= 0:
+        raise ValueError("the amount must be greater than zero")
+    if amount > UINT64_MAX:
+        raise ValueError(f"the amount is larger than the ledger can record ({UINT64_MAX} fen)")
+    return amount
+
+
+def _hash32(value: Any) -> str:
+    if not isinstance(value, str) or not _HASH.fullmatch(value):
+        raise ValueError("expected a 32-byte hash as 0x followed by 64 hex digits")
+    return value.lower()
+
+
+def _address(value: Any) -> str:
+    if not isinstance(value, str) or not is_address(value):
+        raise ValueError("expected an account address (0x followed by 40 hex digits)")
+    return str(to_checksum_address(value))
+
+
+def parse_maturity(value: Any) -> int:
+    """Unix seconds, or an ISO date (midnight UTC) such as "2027-06-30"."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError('maturity is unix seconds (an integer) or an ISO date like "2027-06-30"')
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError('maturity is unix seconds or an ISO date like "2027-06-30"') from None
+        return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    raise ValueError('maturity is unix seconds or an ISO date like "2027-06-30"')
+
+
+Amount = Annotated[
+    int,
+    BeforeValidator(parse_amount),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^\d+(\.\d{1,2})?$"}],
+            "description": 'Integer minor units (fen), or a decimal string in major units ("1234.56"). '
+            "Floats and exponents are refused.",
+            "examples": [123456, "1234.56"],
+        }
+    ),
+]
+Hash32 = Annotated[
+    str,
+    BeforeValidator(_hash32),
+    WithJsonSchema({"type": "string", "pattern": "^0x[0-9a-fA-F]{64}$", "examples": [ZERO_HASH]}),
+]
+Address = Annotated[
+    str,
+    BeforeValidator(_address),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^0x[0-9a-fA-F]{40}$",
+            "examples": ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"],
+        }
+    ),
+]
+Maturity = Annotated[
+    int,
+    BeforeValidator(parse_maturity),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer"}, {"type": "string", "format": "date"}], "examples": ["2027-06-30"]}
+    ),
+]
+Purpose = Annotated[int, Field(ge=0, le=31, description="purpose code 0-31, see ledger.purposes")]
+
+_EX_HASH = "0x9c22ff5f21f0b81b113e63f7db6da94fedef11b2119b4088b89664fb9a3cb658"
+_EX_LOT = "0x5f1c3b0a3d7c2e4b9a8f6e5d4c3b2a1908f7e6d5c4b3a29180f7e6d5c4b3a291"
+_EX_ADDR = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+
+
+# ---------------------------------------------------------------------------------------------- terms
+
+
+class ScheduledRepayment(BaseModel):
+    due: date
+    amount: Amount
+
+
+class ScheduledInspection(BaseModel):
+    due: date
+    kind: str = Field(description="site_visit, document_review or interview")
+
+
+class Counterparty(BaseModel):
+    name: str
+    role: str = Field(description="e.g. supplier, guarantor")
+    address: Address | None = None
+
+
+class LoanTerms(BaseModel):
+    """The loan contract's terms kept off chain; keccak256 of their canonical JSON is the on-chain hash."""
+
+    model_config = ConfigDict(extra="allow")
+
+    repayment_schedule: list[ScheduledRepayment] = Field(default_factory=list)
+    inspection_schedule: list[ScheduledInspection] = Field(default_factory=list)
+    counterparties: list[Counterparty] = Field(default_factory=list)
+    approval_threshold: Amount | None = Field(
+        None, description="Payments above this need the bank's approval (entrusted payment)."
+    )
+
+
+_TERMS_EXAMPLE: dict[str, Any] = {
+    "repayment_schedule": [{"due": "2027-03-31", "amount": "2500000.00"}],
+    "inspection_schedule": [{"due": "2026-09-30", "kind": "site_visit"}],
+    "counterparties": [{"name": "Northriver Steel", "role": "supplier", "address": _EX_ADDR}],
+    "approval_threshold": "500000.00",
+}
+
+# ---------------------------------------------------------------------------------------------- writes
+
+
+class OpenLoanRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan_number": "LN-2026-0001",
+                    "borrower": _EX_ADDR,
+                    "borrower_id": "91330100MA2DEMO001X",
+                    "principal": "5000000.00",
+                    "currency": "CNY",
+                    "allowed_purposes": [1, 3, 9],
+                    "maturity": "2027-06-30",
+                    "terms": _TERMS_EXAMPLE,
+                }
+            ]
+        }
+    )
+
+    loan_number: str | None = Field(
+        None,
+        pattern=LOAN_NUMBER.pattern,
+        description='Human loan number, e.g. "LN-2026-0001"; assigned if absent.',
+    )
+    borrower: Address
+    borrower_id: str | None = Field(
+        None,
+        max_length=200,
+        description="The borrower's registration number; only a salted hash goes on chain.",
+    )
+    principal: Amount
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+    allowed_purposes: list[Purpose] = Field(min_length=1)
+    maturity: Maturity
+    terms: LoanTerms = Field(default_factory=LoanTerms)
+
+
+class DisburseRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"payee": _EX_ADDR, "amount": "2000000.00", "purpose": 1, "evidence_hash": _EX_HASH}]
+        }
+    )
+
+    payee: Address
+    amount: Amount
+    purpose: Purpose
+    evidence_hash: Hash32 = ZERO_HASH
+
+
+class PaymentItem(BaseModel):
+    from_lot: Hash32
+    payee: Address
+    amount: Amount
+    purpose: Purpose
+    evidence_hash: Hash32 = ZERO_HASH
+
+
+class PayRequest(PaymentItem):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan": "LN-2026-0001",
+                    "from_lot": _EX_LOT,
+                    "payee": _EX_ADDR,
+                    "amount": 12000000,
+                    "purpose": 1,
+                    "evidence_hash": _EX_HASH,
+                }
+            ]
+        }
+    )
+
+    loan: str = Field(description="Loan id (0x…) or loan number (LN-…)")
+
+
+class PayBatchRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan": "LN-2026-0001",
+                    "payments": [
+                        {"from_lot": _EX_LOT, "payee": _EX_ADDR, "amount": "1200.00", "purpose": 1},
+                        {"from_lot": _EX_LOT, "payee": _EX_ADDR, "amount": "80.00", "purpose": 7},
+                    ],
+                }
+            ]
+        }
+    )
+
+    loan: str
+    payments: list[PaymentItem] = Field(min_length=1, max_length=500)
+
+
+class ConfirmRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"evidence_hash": _EX_HASH}]})
+
+    loan: str | None = Field(None, description="Only needed while the lot is not mirrored yet.")
+    evidence_hash: Hash32 = ZERO_HASH
+
+
+class DisputeRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason_hash": _EX_HASH}]})
+
+    loan: str | None = None
+    reason_hash: Hash32
+
+
+class RepayRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"amount": "250000.00", "evidence_hash": _EX_HASH}]}
+    )
+
+    amount: Amount
+    evidence_hash: Hash32 = ZERO_HASH
+
+
+RISK_CLASSES = {"normal": 0, "special_mention": 1, "substandard": 2, "doubtful": 3, "loss": 4}
+
+
+def _risk(value: Any) -> int:
+    if isinstance(value, str) and value.lower() in RISK_CLASSES:
+        return RISK_CLASSES[value.lower()]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 4:
+        return value
+    raise ValueError(f"risk class is one of {', '.join(RISK_CLASSES)} (or 0-4)")
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"risk_class": "special_mention", "reason_hash": _EX_HASH}]}
+    )
+
+    risk_class: Annotated[
+        int,
+        BeforeValidator(_risk),
+        WithJsonSchema({"anyOf": [{"type": "string", "enum": list(RISK_CLASSES)}, {"type": "integer"}]}),
+    ]
+    reason_hash: Hash32
+
+
+class CollateralRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"collateral_id": _EX_HASH, "value": "3500000.00", "evidence_hash": _EX_HASH}]
+        }
+    )
+
+    collateral_id: Hash32
+    value: Amount
+    evidence_hash: Hash32 = ZERO_HASH
+
+
+class AttestRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"report_hash": _EX_HASH}]})
+
+    head: Hash32 | None = Field(None, description="The head you verified; default: the chain's current head.")
+    report_hash: Hash32
+
+
+class RestructureRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"maturity": "2028-06-30", "terms": _TERMS_EXAMPLE}]}
+    )
+
+    maturity: Maturity
+    terms: LoanTerms
+
+
+class EventOut(BaseModel):
+    name: str
+    log_index: int
+    args: dict[str, Any]
+
+
+class WriteResult(BaseModel):
+    """What a write recorded. `mirrored` is true when the indexer had mirrored the block before answering
+    (only waited for with ?wait=true)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tx_hash": "0x8a7e…",
+                    "block_number": 42,
+                    "block_hash": "0x1f3d…",
+                    "gas_used": 78213,
+                    "events": [
+                        {"name": "Paid", "log_index": 0, "args": {"lotId": _EX_LOT, "amount": 12000000}}
+                    ],
+                    "mirrored": True,
+                    "loan_id": "0x2b…",
+                    "lot_ids": [_EX_LOT],
+                }
+            ]
+        }
+    )
+
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    gas_used: int
+    events: list[EventOut]
+    mirrored: bool = False
+    loan_id: str | None = None
+    loan_number: str | None = None
+    lot_ids: list[str] = Field(default_factory=list)
+    terms_hash: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- reads
+
+
+class LoanOut(LoanBase):
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan_id": "0x2b…",
+                    "loan_number": "LN-2026-0001",
+                    "principal": 500000000,
+                    "disbursed": 350000000,
+                    "repaid": 25000000,
+                    "outstanding": 325000000,
+                    "currency": "CNY",
+                    "status": 1,
+                    "risk_class": 1,
+                }
+            ]
+        }
+    )
+
+    loan_number: str | None = None
+    outstanding: int = 0
+
+
+class LotOut(LotBase):
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan_id": "0x2b…",
+                    "lot_id": _EX_LOT,
+                    "holder": _EX_ADDR,
+                    "amount": 200000000,
+                    "remaining": 50000000,
+                    "purpose": 1,
+                    "declared_use": True,
+                    "confirmation": "confirmed",
+                }
+            ]
+        }
+    )
+
+    purpose_label: str = ""
+    holder_name: str | None = None
+
+
+class TrailLot(LotOut):
+    children: list[TrailLot] = Field(default_factory=list)
+
+
+class Trail(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan": {"loan_id": "0x2b…", "loan_number": "LN-2026-0001"},
+                    "head": "0x77…",
+                    "lots": [{"lot_id": _EX_LOT, "amount": 200000000, "children": []}],
+                    "undeclared_use": 1,
+                    "disputed": 1,
+                }
+            ]
+        }
+    )
+
+    loan: LoanOut
+    head: str
+    lots: list[TrailLot]
+    lot_count: int
+    undeclared_use: int
+    disputed: int
+    partial: bool = Field(False, description="True when the caller only sees the lots it holds or paid out")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    offset: int
+    limit: int

@@ -1,0 +1,76 @@
+"""The long-lived objects the API works with, opened once per process by the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Lock
+
+from sqlalchemy.engine import Engine
+
+from ledger.chain import ChainClient
+from ledger.config import Settings
+from ledger.contract import LedgerContract
+from ledger.db import create_db_engine, migrate
+from ledger.deploy import Deployment
+from ledger.keystore import Keystore
+from ledger.participants import Directory
+
+__all__ = ["DirectoryCache", "Services", "open_services"]
+
+
+class DirectoryCache:
+    """The participants file, re-read when it changes (the operator adds participants while we run)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = Lock()
+        self._mtime: float | None = None
+        self._directory = Directory(path)
+
+    def get(self) -> Directory:
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            mtime = None
+        with self._lock:
+            if mtime != self._mtime:
+                self._directory = Directory(self.path)
+                self._mtime = mtime
+            return self._directory
+
+
+@dataclass
+class Services:
+    settings: Settings
+    client: ChainClient
+    ledger: LedgerContract
+    deployment: Deployment
+    engine: Engine
+    directory: DirectoryCache
+    keystore: Keystore
+    owns_engine: bool = field(default=True)
+
+    def close(self) -> None:
+        if self.owns_engine:
+            self.engine.dispose()
+
+
+def open_services(settings: Settings) -> Services:
+    """Open everything from settings. The node may be down: the API then serves reads and answers writes
+    with 503 until it is back."""
+    client = ChainClient(settings.chain_url, tx_timeout=settings.tx_timeout, request_timeout=5.0)
+    deployment = Deployment.load(settings.deployment_file)
+    ledger = LedgerContract(client, deployment.address, deployment.abi)
+    engine = create_db_engine(settings.database_url)
+    migrate(engine)
+    keystore = Keystore(settings.keystore_dir, settings.passphrase(), scrypt_n=settings.keystore_scrypt_n)
+    return Services(
+        settings=settings,
+        client=client,
+        ledger=ledger,
+        deployment=deployment,
+        engine=engine,
+        directory=DirectoryCache(settings.participants_file),
+        keystore=keystore,
+    )

@@ -1,0 +1,195 @@
+"""Running a write: idempotency, sending through the ledger, and optionally waiting for the mirror.
+
+Idempotency: a (caller, key) row is inserted before anything is sent; the database's unique constraint
+makes exactly one of many concurrent identical requests the sender. The others wait for its stored answer
+and return it. The same key with a different body is a 409. When the chain was unreachable nothing was
+sent, so the reservation is dropped and a retry with the same key sends (once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from api.deps import Caller
+from api.errors import error_response
+from api.services import Services
+from ledger.chain import TxResult
+from ledger.errors import ChainError, ConflictError, FundflowError
+from ledger.models import Checkpoint
+from ledger.offchain import IdempotencyRecord, canonical_json
+
+__all__ = ["Outcome", "run_write", "wait_for_block"]
+
+log = logging.getLogger(__name__)
+
+idem_t: sa.Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+checkpoint_t: sa.Table = Checkpoint.__table__  # type: ignore[attr-defined]
+
+PENDING_WAIT_SECONDS = 120.0
+
+
+@dataclass
+class Outcome:
+    """What an action produced: the transaction and anything the caller wants echoed."""
+
+    tx: TxResult
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def result_body(outcome: Outcome, mirrored: bool) -> dict[str, Any]:
+    tx = outcome.tx
+    return {
+        "tx_hash": tx.tx_hash,
+        "block_number": tx.block_number,
+        "block_hash": tx.block_hash,
+        "gas_used": tx.gas_used,
+        "events": [{"name": e.name, "log_index": e.log_index, "args": _jsonable(e.args)} for e in tx.events],
+        "mirrored": mirrored,
+        **outcome.extra,
+    }
+
+
+def wait_for_block(services: Services, block_number: int, timeout: float | None = None) -> bool:
+    """Wait until the indexer's checkpoint reaches `block_number`; False on timeout."""
+    deadline = time.monotonic() + (services.settings.api_wait_timeout if timeout is None else timeout)
+    delay = 0.01
+    while True:
+        with services.engine.connect() as conn:
+            indexed = conn.execute(
+                sa.select(checkpoint_t.c.block_number).where(checkpoint_t.c.id == 1)
+            ).scalar()
+        if indexed is not None and int(indexed) >= block_number:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def request_hash(method: str, path: str, body: BaseModel | dict[str, Any] | None) -> str:
+    payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    return hashlib.sha256(
+        method.encode() + b" " + path.encode() + b"\n" + canonical_json(payload)
+    ).hexdigest()
+
+
+def _reserve(services: Services, caller: Caller, key: str, digest: str) -> dict[str, Any] | None:
+    """Reserve the key; None if we are the sender, else the stored row once it is done."""
+    deadline = time.monotonic() + PENDING_WAIT_SECONDS
+    while True:
+        try:
+            with services.engine.begin() as conn:
+                conn.execute(
+                    sa.insert(idem_t).values(
+                        caller=caller.address, key=key, request_hash=digest, state="pending", **_created()
+                    )
+                )
+            return None
+        except sa.exc.IntegrityError:
+            pass
+        with services.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(idem_t).where(idem_t.c.caller == caller.address, idem_t.c.key == key)
+            ).first()
+        if row is None:  # the sender gave the key back (chain unreachable): try to take it
+            continue
+        if row.request_hash != digest:
+            raise ConflictError(
+                f"The Idempotency-Key {key!r} was already used for a different request.",
+                hint="Use a new key for a new request; resend the original body to get the original answer.",
+            )
+        if row.state == "done":
+            return dict(row._mapping)
+        if time.monotonic() >= deadline:
+            raise ConflictError(
+                f"A request with Idempotency-Key {key!r} is still being processed.",
+                hint="Retry in a few seconds to get its answer.",
+            )
+        time.sleep(0.05)
+
+
+def _created() -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    return {"created_at": datetime.now(UTC)}
+
+
+def _finish(services: Services, caller: Caller, key: str, status: int, body: dict[str, Any]) -> None:
+    with services.engine.begin() as conn:
+        conn.execute(
+            sa.update(idem_t)
+            .where(idem_t.c.caller == caller.address, idem_t.c.key == key)
+            .values(state="done", response_status=status, response_body=body)
+        )
+
+
+def _release(services: Services, caller: Caller, key: str) -> None:
+    with services.engine.begin() as conn:
+        conn.execute(sa.delete(idem_t).where(idem_t.c.caller == caller.address, idem_t.c.key == key))
+
+
+def run_write(
+    services: Services,
+    caller: Caller,
+    *,
+    method: str,
+    path: str,
+    body: BaseModel | dict[str, Any] | None,
+    idempotency_key: str | None,
+    wait: bool,
+    action: Callable[[], Outcome],
+    status_code: int = 201,
+) -> JSONResponse:
+    """Run `action` at most once per idempotency key and answer with what it recorded."""
+    digest = request_hash(method, path, body)
+    if idempotency_key is not None:
+        stored = _reserve(services, caller, idempotency_key, digest)
+        if stored is not None:
+            replay = dict(stored["response_body"] or {})
+            status = int(stored["response_status"] or 200)
+            if wait and status < 300 and not replay.get("mirrored"):
+                replay["mirrored"] = wait_for_block(services, int(replay["block_number"]))
+            return JSONResponse(replay, status_code=status, headers={"Idempotent-Replayed": "true"})
+    try:
+        outcome = action()
+    except ChainError:
+        # Nothing reached the chain (sends are estimated first), so a retry may send.
+        if idempotency_key is not None:
+            _release(services, caller, idempotency_key)
+        raise
+    except FundflowError as exc:
+        if idempotency_key is not None:
+            failed = error_response(exc)
+            import json
+
+            _finish(services, caller, idempotency_key, failed.status_code, json.loads(bytes(failed.body)))
+        raise
+    except BaseException:
+        if idempotency_key is not None:
+            _release(services, caller, idempotency_key)
+        raise
+    body_out = result_body(outcome, mirrored=False)
+    if idempotency_key is not None:
+        _finish(services, caller, idempotency_key, status_code, body_out)
+    if wait:
+        body_out["mirrored"] = wait_for_block(services, outcome.tx.block_number)
+    return JSONResponse(body_out, status_code=status_code)

@@ -1,0 +1,134 @@
+"""Off-chain tables the API writes: API tokens (hashed), idempotency records, evidence documents and loan
+metadata (human loan numbers, structured terms whose canonical hash is the on-chain terms hash).
+
+They live next to the mirror but are never derived from the chain; the chain ties to them only by hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from eth_utils import keccak
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "ApiToken",
+    "Document",
+    "IdempotencyRecord",
+    "LoanMetadata",
+    "canonical_json",
+    "create_token",
+    "find_token",
+    "hash_token",
+    "keccak_hex",
+    "terms_hash",
+]
+
+_JSON = sa.JSON()
+TOKEN_PREFIX = "ff_"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of one participant account. Only the SHA-256 of the token is stored."""
+
+    __tablename__ = "api_tokens"
+
+    token_hash: str = Field(primary_key=True, sa_type=sa.String(64))
+    participant: str = Field(sa_type=sa.String(200), index=True)
+    key_name: str = Field(sa_type=sa.String(64))
+    address: str = Field(sa_type=sa.String(42))
+    created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+    revoked: bool = False
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """One POST made with an Idempotency-Key. The unique (caller, key) row is reserved before anything is
+    sent, so of many identical concurrent requests exactly one sends; the others replay its response."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("caller", "key", name="uq_idempotency_caller_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    caller: str = Field(sa_type=sa.String(42))
+    key: str = Field(sa_type=sa.String(255))
+    request_hash: str = Field(sa_type=sa.String(64))
+    state: str = Field(default="pending", sa_type=sa.String(12), description="pending or done")
+    response_status: int | None = None
+    response_body: dict[str, Any] | None = Field(default=None, sa_type=_JSON)
+    created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+
+
+class Document(SQLModel, table=True):
+    """An uploaded evidence document, stored as data_dir/documents/<keccak256 of its bytes>."""
+
+    __tablename__ = "documents"
+
+    hash: str = Field(primary_key=True, sa_type=sa.String(66))
+    size: int = Field(sa_type=sa.BigInteger)
+    media_type: str = Field(sa_type=sa.String(200))
+    filename: str | None = Field(default=None, sa_type=sa.String(255))
+    uploaded_by: str = Field(sa_type=sa.String(42))
+    created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+
+
+class LoanMetadata(SQLModel, table=True):
+    """A loan's human number and structured terms; `terms_hash` = keccak256(canonical_json(terms))."""
+
+    __tablename__ = "loan_metadata"
+
+    loan_id: str = Field(primary_key=True, sa_type=sa.String(66))
+    loan_number: str = Field(sa_type=sa.String(64), unique=True)
+    terms: dict[str, Any] = Field(default_factory=dict, sa_type=_JSON)
+    terms_hash: str = Field(sa_type=sa.String(66))
+    borrower_salt: str | None = Field(default=None, sa_type=sa.String(64))
+    created_by: str = Field(sa_type=sa.String(42))
+    created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+
+
+def keccak_hex(data: bytes) -> str:
+    return "0x" + keccak(data).hex()
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the same terms always hash the same."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def terms_hash(terms: Any) -> str:
+    return keccak_hex(canonical_json(terms))
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(engine: Engine, *, participant: str, key_name: str, address: str) -> str:
+    """Make a new token for one participant account and return it; only its hash is kept."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(token_hash=hash_token(token), participant=participant, key_name=key_name, address=address)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(ApiToken.__table__).values(**row.model_dump()))  # type: ignore[attr-defined]
+    return token
+
+
+def find_token(engine: Engine, token: str) -> ApiToken | None:
+    """The active token row for `token`, compared in constant time against the stored hash."""
+    digest = hash_token(token)
+    table = ApiToken.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(table).where(table.c.token_hash == digest)).first()
+    if row is None or row.revoked or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return ApiToken.model_validate(dict(row._mapping))

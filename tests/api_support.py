@@ -1,0 +1,196 @@
+"""Fixtures and helpers for the API tests: a real app (FastAPI TestClient) over a fresh deployment on the
+session Hardhat node, a real SQLite mirror kept up to date by the real indexer in a background thread, and
+one API token per member of the cast from tests/conftest.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account.signers.local import LocalAccount
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from api.app import create_app
+from api.services import DirectoryCache, Services
+from ledger.chain import ChainClient
+from ledger.config import Settings
+from ledger.db import create_db_engine, migrate
+from ledger.deploy import Deployment
+from ledger.indexer import Indexer
+from ledger.keystore import Keystore
+from ledger.offchain import create_token
+from ledger.participants import Directory, Participant
+
+# (cast attribute, participant name, role, org label as in conftest.make_world)
+CAST = [
+    ("bank", "Bank A", "lender", "org:bank-a"),
+    ("bank2", "Bank A", "lender", "org:bank-a"),
+    ("other_bank", "Bank B", "lender", "org:bank-b"),
+    ("borrower", "Borrower Co", "enterprise", "org:borrower"),
+    ("supplier", "Supplier One", "enterprise", "org:supplier"),
+    ("supplier2", "Supplier Two", "enterprise", "org:supplier2"),
+    ("subsupplier", "Sub Supplier", "enterprise", "org:subsupplier"),
+    ("auditor", "Auditor LLP", "auditor", "org:auditor"),
+    # Registered to an organisation without any role on chain: the directory calls it an enterprise, so the
+    # API lets it try and the contract refuses (roles are checked twice).
+    ("outsider", "Outsider Ltd", "enterprise", "org:outsider"),
+]
+ROLE_OF = {attr: role for attr, _, role, _ in CAST}
+
+
+def h(label: str) -> str:
+    from eth_utils import keccak
+
+    return "0x" + keccak(text=label).hex()
+
+
+class BackgroundIndexer:
+    """The real indexer following the tip in a thread, as `fundflow up` runs it."""
+
+    def __init__(self, engine: Engine, client: ChainClient, deployment: Deployment) -> None:
+        self.indexer = Indexer(engine, client, deployment, poll_interval=0.02)
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True, name="indexer")
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.indexer.run_forever(self.stop_event)
+            except Exception as exc:  # the node paused or vanished: keep trying, like a supervisor would
+                self.error = exc
+                self.stop_event.wait(0.1)
+
+    def start(self) -> BackgroundIndexer:
+        self.indexer.open()
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+        self.indexer.close()
+
+
+@dataclass
+class Api:
+    http: TestClient
+    services: Services
+    world: Any
+    tokens: dict[str, str]
+    accounts: dict[str, LocalAccount]
+    indexer: BackgroundIndexer
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def get(self, who: str, path: str, **kwargs: Any) -> Any:
+        return self.http.get(path, headers=self.auth(who) | kwargs.pop("headers", {}), **kwargs)
+
+    def post(self, who: str, path: str, json: Any = None, *, key: str | None = None, **kwargs: Any) -> Any:
+        headers = self.auth(who) | kwargs.pop("headers", {})
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return self.http.post(path, json=json, headers=headers, **kwargs)
+
+    def address(self, who: str) -> str:
+        return self.accounts[who].address
+
+    def open_loan(self, who: str = "bank", principal: Any = "1000000.00", **extra: Any) -> dict[str, Any]:
+        body = {
+            "borrower": self.address("borrower"),
+            "principal": principal,
+            "allowed_purposes": [1, 3, 4],
+            "maturity": int(time.time()) + 365 * 86400,
+            "terms": {"repayment_schedule": [{"due": "2027-06-30", "amount": principal}]},
+        } | extra
+        r = self.post(who, "/v1/loans?wait=true", body)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    def disburse(self, loan: str, payee: str, amount: Any = 100000, purpose: int = 1) -> str:
+        r = self.post(
+            "bank",
+            f"/v1/loans/{loan}/disbursements?wait=true",
+            {"payee": self.address(payee), "amount": amount, "purpose": purpose},
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["lot_ids"][0])
+
+    def pay(
+        self, who: str, loan: str, from_lot: str, payee: str, amount: Any = 1000, purpose: int = 1, **kw: Any
+    ) -> Any:
+        return self.post(
+            who,
+            "/v1/payments?wait=true",
+            {
+                "loan": loan,
+                "from_lot": from_lot,
+                "payee": self.address(payee),
+                "amount": amount,
+                "purpose": purpose,
+            },
+            **kw,
+        )
+
+
+def build_services(
+    world: Any, client: ChainClient, data_dir: Path, db_url: str | None = None
+) -> tuple[Services, dict[str, str], dict[str, LocalAccount]]:
+    settings = Settings(
+        env="test",
+        rpc_url=client.rpc_url,
+        data_dir=data_dir,
+        keystore_scrypt_n=1024,
+        api_wait_timeout=20.0,
+        document_max_bytes=64 * 1024,
+        **({"database_url": db_url} if db_url else {}),
+    )
+    engine = create_db_engine(settings.database_url)
+    migrate(engine)
+    keystore = Keystore(settings.keystore_dir, settings.passphrase(), scrypt_n=1024)
+    directory = Directory(settings.participants_file)
+    accounts: dict[str, LocalAccount] = {}
+    tokens: dict[str, str] = {}
+    participants: dict[str, Participant] = {}
+    for attr, name, role, org in CAST:
+        account: LocalAccount = getattr(world.cast, attr)
+        accounts[attr] = account
+        p = participants.setdefault(name, Participant(name=name, role=role, org_id=h(org), profile_salt="00"))
+        p.accounts[attr.replace("_", "-")] = account.address
+        keystore.import_key(attr.replace("_", "-"), account)
+    for p in participants.values():
+        directory.put(p)
+    for attr, name, _, _ in CAST:
+        tokens[attr] = create_token(
+            engine, participant=name, key_name=attr.replace("_", "-"), address=accounts[attr].address
+        )
+    services = Services(
+        settings=settings,
+        client=client,
+        ledger=world.ledger,
+        deployment=world.deployment,
+        engine=engine,
+        directory=DirectoryCache(settings.participants_file),
+        keystore=keystore,
+    )
+    return services, tokens, accounts
+
+
+@pytest.fixture
+def api(world: Any, client: ChainClient, tmp_path: Path) -> Iterator[Api]:
+    services, tokens, accounts = build_services(world, client, tmp_path)
+    indexer = BackgroundIndexer(services.engine, ChainClient(client.rpc_url), world.deployment).start()
+    try:
+        with TestClient(create_app(services=services)) as http:
+            yield Api(http, services, world, tokens, accounts, indexer)
+    finally:
+        indexer.stop()
+        services.engine.dispose()
