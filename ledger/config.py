@@ -17,7 +17,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.errors import ConfigError
 
-__all__ = ["DEV_PASSPHRASE", "HARDHAT_DEV_KEY", "Environment", "Settings", "get_settings"]
+__all__ = [
+    "DEV_PASSPHRASE",
+    "DEV_WEBHOOK_SECRET",
+    "HARDHAT_DEV_KEY",
+    "Environment",
+    "Settings",
+    "get_settings",
+]
 
 Environment = Literal["dev", "test", "prod"]
 
@@ -29,6 +36,9 @@ _KEY_HEX_LEN = 64
 
 # Unlocks dev/test keystores only; prod refuses it.
 DEV_PASSPHRASE = "fundflow-dev-only"
+
+# Signs webhook deliveries in dev/test only; prod refuses it.
+DEV_WEBHOOK_SECRET = "fundflow-dev-webhook-secret"
 
 
 class Settings(BaseSettings):
@@ -68,6 +78,51 @@ class Settings(BaseSettings):
     tx_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a transaction receipt.")
     operator_key: SecretStr | None = Field(
         None, description="Private key (0x + 64 hex) of the operator account that deploys and administers."
+    )
+
+    # ---- post-loan monitoring (ledger/rules.py); time windows are measured on the chain's clock
+    circular_flow_hops: int = Field(
+        3,
+        ge=1,
+        le=32,
+        description="Money back at the borrower (or a linked party) within this many hops alerts.",
+    )
+    pass_through_share: float = Field(
+        0.8, gt=0, le=1, description="Share of a disbursement leaving for undeclared payees that alerts."
+    )
+    pass_through_hours: float = Field(24.0, gt=0, description="... when it leaves within this many hours.")
+    structuring_window_hours: float = Field(
+        72.0, gt=0, description="Window in which payments just under the approval threshold are counted."
+    )
+    structuring_count: int = Field(
+        3, ge=2, description="That many near-threshold payments in the window alert."
+    )
+    structuring_margin: float = Field(
+        0.1, gt=0, lt=1, description="'Just under' = within this fraction below the approval threshold."
+    )
+    concentration_share: float = Field(
+        0.5, gt=0, le=1, description="Share of the principal ending at one payee not named in the loan."
+    )
+    unconfirmed_days: float = Field(7.0, gt=0, description="Days a payee has to confirm a payment.")
+    collateral_stale_days: float = Field(180.0, gt=0, description="Age after which a valuation is stale.")
+    prohibited_purposes: list[int] = Field(
+        default_factory=lambda: [28, 29, 30, 31],
+        description="Purpose codes never allowed (JSON list; default real estate, securities, onward "
+        "lending, repaying other debt).",
+    )
+    monitor_sweep_hours: float = Field(
+        1.0,
+        gt=0,
+        description="Chain-time interval at which every open loan is re-checked (time-based rules).",
+    )
+    webhook_urls: list[str] = Field(
+        default_factory=list, description="URLs that receive new alerts as signed JSON (JSON list)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key for the X-Fundflow-Signature header of webhook deliveries."
+    )
+    webhook_max_attempts: int = Field(
+        25, ge=1, description="Attempts per webhook delivery before it is marked failed."
     )
 
     keystore_dir: Path = Field(
@@ -141,6 +196,14 @@ class Settings(BaseSettings):
                     "prod needs a real node.",
                     hint="Set FUNDFLOW_RPC_URL to the consortium node's JSON-RPC URL.",
                 )
+            if self.webhook_urls and (
+                self.webhook_secret is None or self.webhook_secret.get_secret_value() == DEV_WEBHOOK_SECRET
+            ):
+                raise ConfigError(
+                    "webhook URLs are configured but FUNDFLOW_WEBHOOK_SECRET is unset or the public dev "
+                    "value, so receivers could not tell our alerts from forged ones.",
+                    hint="Set FUNDFLOW_WEBHOOK_SECRET to a random value shared with the receivers.",
+                )
             if self.keystore_passphrase_file is None and (
                 self.keystore_passphrase is None
                 or self.keystore_passphrase.get_secret_value() == DEV_PASSPHRASE
@@ -155,6 +218,8 @@ class Settings(BaseSettings):
                 self.operator_key = SecretStr(HARDHAT_DEV_KEY)
             if self.keystore_passphrase is None:
                 self.keystore_passphrase = SecretStr(DEV_PASSPHRASE)
+            if self.webhook_secret is None:
+                self.webhook_secret = SecretStr(DEV_WEBHOOK_SECRET)
         return self
 
     def passphrase(self) -> str:

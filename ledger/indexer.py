@@ -102,6 +102,7 @@ class Indexer:
         max_range: int = 2048,
         max_logs_per_batch: int = 20_000,
         on_progress: Callable[[BatchProgress], None] | None = None,
+        after_batch: Callable[[sa.Connection, list[str]], object] | None = None,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -113,6 +114,9 @@ class Indexer:
         self.max_logs_per_batch = max_logs_per_batch
         self.range = max(1, min(initial_range, max_range))
         self.on_progress = on_progress
+        # Called inside each batch's (and each reorg undo's) transaction with the loan ids it touched, so
+        # derived state such as monitoring alerts commits or rolls back with the rows it rests on.
+        self.after_batch = after_batch
         self.decoder = EventDecoder(deployment.abi)
         self.projector = Projector(HashChain(deployment.abi), self.decoder)
         self.lock = IndexerLock(engine)
@@ -338,6 +342,9 @@ class Indexer:
             if event_rows:
                 conn.execute(sa.insert(t["events"]), event_rows)
             self.projector.apply(conn, events)
+            if self.after_batch is not None:
+                touched = {e.args["loanId"] for e in events if "loanId" in e.args}
+                self.after_batch(conn, sorted(touched))
         self._checkpoint = StoredCheckpoint(hi, headers[-1].hash, cp.start_block)
         if len(logs) < self.max_logs_per_batch:
             self.range = min(self.max_range, self.range * 2)
@@ -429,6 +436,8 @@ class Indexer:
                 sa.delete(blocks).where(blocks.c.chain_id == self.chain_id, blocks.c.number > number)
             )
             self.projector.rebuild(conn, loan_ids, participants=participants)
+            if self.after_batch is not None:
+                self.after_batch(conn, sorted(loan_ids))
             moved = conn.execute(
                 sa.update(t["checkpoint"])
                 .where(t["checkpoint"].c.id == 1, t["checkpoint"].c.block_number == cp.block_number)

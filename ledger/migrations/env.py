@@ -6,6 +6,8 @@ import sqlalchemy as sa
 from alembic import context
 from sqlmodel import SQLModel
 
+import ledger.alerts  # noqa: F401  (monitoring: alerts, webhook outbox)
+import ledger.classification  # noqa: F401  (classification reasons)
 import ledger.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 import ledger.offchain  # noqa: F401  (the API's off-chain tables)
 
