@@ -328,3 +328,7 @@ except ImportError:  # pragma: no cover - during development only
     pass
 else:
     register_index_commands(app)
+
+from ledger.cli_verify import register_verify_commands  # noqa: E402  (the auditor's commands)
+
+register_verify_commands(app)
