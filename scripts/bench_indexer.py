@@ -1,0 +1,259 @@
+"""Indexer benchmark: backfill rate into SQLite and PostgreSQL next to the raw eth_getLogs rate of the same
+logs, and freshness (receipt -> row queryable) while following the tip.
+
+    .venv/bin/python scripts/bench_indexer.py              # 100,000 events (a few minutes)
+    .venv/bin/python scripts/bench_indexer.py --events 20000
+
+Runs its own Hardhat node; events come from payBatch (200 payments per transaction by default). Writes
+var/bench/indexer.json as {figure: {value, unit, baseline}}. Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+from eth_account import Account
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ledger.chain import ChainClient  # noqa: E402
+from ledger.contract import ENTERPRISE_ROLE, LENDER_ROLE, PaymentSpec, as_bytes32  # noqa: E402
+from ledger.db import create_db_engine, migrate  # noqa: E402
+from ledger.deploy import connect, deploy_ledger  # noqa: E402
+from ledger.indexer import Indexer  # noqa: E402
+from ledger.localchain import LocalChain  # noqa: E402
+
+console = Console()
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def h(label: str) -> str:
+    from eth_utils import keccak
+
+    return "0x" + keccak(text=label).hex()
+
+
+def generate(client: ChainClient, events: int, per_tx: int) -> tuple[Any, Any, Any, str, str]:
+    operator = Account.create()
+    bank, payee = Account.create(), Account.create()
+    deployment = deploy_ledger(client, operator)
+    ledger = connect(client, deployment)
+    ledger.register_organization(operator, h("org:bank"), h("p"))
+    ledger.register_organization(operator, h("org:payee"), h("p"))
+    ledger.add_account(operator, h("org:bank"), bank.address)
+    ledger.add_account(operator, h("org:payee"), payee.address)
+    ledger.grant_role(operator, LENDER_ROLE, bank.address)
+    ledger.grant_role(operator, ENTERPRISE_ROLE, payee.address)
+    loan_id = h("bench-loan")
+    ledger.open_loan(
+        bank,
+        loan_id=loan_id,
+        borrower=payee.address,
+        borrower_ref=h("ref"),
+        principal=2**63,
+        currency="CNY",
+        allowed_purposes=(1, 2, 3),
+        maturity=int(time.time()) + 10 * 365 * 86400,
+        terms_hash=h("terms"),
+    )
+    lot = ledger.disburse(bank, loan_id=loan_id, payee=payee.address, amount=2**62, purpose=1).event(
+        "Disbursed"
+    )
+    lot_id = lot.args["lotId"]
+    batches = max(1, (events + per_tx - 1) // per_tx)
+    last = ""
+    with Progress(
+        TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    ) as progress:
+        task = progress.add_task("tx", total=batches)
+        for i in range(batches):
+            payments = [
+                PaymentSpec(lot_id, payee.address, 1 + j, 1 + j % 3, h(f"e{i}:{j}")) for j in range(per_tx)
+            ]
+            data = ledger.encode(
+                "payBatch",
+                as_bytes32(loan_id),
+                [
+                    (as_bytes32(p.from_lot), p.payee, p.amount, p.purpose, as_bytes32(p.evidence_hash))
+                    for p in payments
+                ],
+            )
+            last = client.send(bank, ledger.address, data, gas=min(16_000_000, per_tx * 60_000 + 100_000))
+            if i % 20 == 19:
+                client.wait_for_receipt(last)
+            progress.update(task, advance=1)
+    client.wait_for_receipt(last)
+    return deployment, ledger, payee, loan_id, lot_id
+
+
+def raw_rate(url: str, address: str, start: int, end: int, chunk: int = 2048) -> tuple[float, int]:
+    """eth_getLogs over the range with plain HTTP + json.loads: the floor any indexer pays."""
+    session = requests.Session()
+    count = 0
+    t0 = time.perf_counter()
+    for lo in range(start, end + 1, chunk):
+        hi = min(end, lo + chunk - 1)
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "eth_getLogs",
+            "params": [{"address": address, "fromBlock": hex(lo), "toBlock": hex(hi)}],
+        }
+        response = session.post(url, data=json.dumps(body), headers={"content-type": "application/json"})
+        count += len(json.loads(response.content)["result"])
+    return time.perf_counter() - t0, count
+
+
+def backfill(url: str, client: ChainClient, deployment: Any) -> tuple[float, int]:
+    engine = create_db_engine(url)
+    migrate(engine)
+    with Indexer(engine, client, deployment) as indexer:
+        t0 = time.perf_counter()
+        indexer.run_once()
+        elapsed = time.perf_counter() - t0
+    with engine.connect() as conn:
+        count = int(conn.execute(sa.text("SELECT COUNT(*) FROM events")).scalar_one())
+    engine.dispose()
+    return elapsed, count
+
+
+def freshness(
+    url: str,
+    client: ChainClient,
+    deployment: Any,
+    ledger: Any,
+    payee: Any,
+    loan_id: str,
+    lot_id: str,
+    samples: int,
+) -> list[float]:
+    """Receipt -> the event row is queryable, in ms, with the default poll interval, following the tip."""
+    engine = create_db_engine(url)
+    migrate(engine)
+    indexer = Indexer(engine, client, deployment).open()
+    indexer.run_once()
+    stop = threading.Event()
+    thread = threading.Thread(target=indexer.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    reader = create_db_engine(url)
+    out: list[float] = []
+    try:
+        for i in range(samples):
+            time.sleep(0.05 + (i % 7) * 0.03)
+            result = ledger.pay(
+                payee, loan_id=loan_id, from_lot=lot_id, payee=payee.address, amount=1, purpose=1
+            )
+            t0 = time.perf_counter()
+            query = sa.text("SELECT 1 FROM events WHERE transaction_hash = :t")
+            with reader.connect() as conn:
+                while conn.execute(query, {"t": result.tx_hash}).first() is None:
+                    conn.rollback()
+                    time.sleep(0.002)
+            out.append((time.perf_counter() - t0) * 1000)
+    finally:
+        stop.set()
+        thread.join(5)
+        indexer.close()
+        engine.dispose()
+        reader.dispose()
+    return out
+
+
+def fresh_pg() -> tuple[str, Any]:
+    admin = sa.create_engine(PG_SERVER, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    name = f"fundflow_bench_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return sa.make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False), drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--per-tx", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=60, help="freshness samples")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    out_dir = ROOT / "var" / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, dict[str, Any]] = {}
+    with LocalChain(log_path=out_dir / "hardhat.log") as node:
+        client = ChainClient(node.url, tx_timeout=300)
+        deployment, ledger, payee, loan_id, lot_id = generate(client, args.events, args.per_tx)
+        end = client.block_number()
+        raw_s, raw_n = raw_rate(node.url, deployment.address, deployment.block_number, end)
+        raw = raw_n / raw_s
+        console.print(f"raw eth_getLogs + json: {raw_n:,} logs in {raw_s:.2f} s = {raw:,.0f}/s")
+        figures["raw_getlogs_rate"] = {"value": round(raw), "unit": "events/s", "baseline": None}
+        sqlite_file = out_dir / "bench.db"
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
+        s_s, s_n = backfill(f"sqlite:///{sqlite_file}", client, deployment)
+        console.print(f"SQLite backfill: {s_n:,} events in {s_s:.2f} s = {s_n / s_s:,.0f}/s")
+        figures["sqlite_backfill_rate"] = {
+            "value": round(s_n / s_s),
+            "unit": "events/s",
+            "baseline": round(raw),
+        }
+        figures["sqlite_vs_raw"] = {"value": round(s_n / s_s / raw, 3), "unit": "ratio", "baseline": 0.7}
+        if not args.no_postgres:
+            url, drop = fresh_pg()
+            try:
+                p_s, p_n = backfill(url, client, deployment)
+            finally:
+                drop()
+            console.print(f"PostgreSQL backfill: {p_n:,} events in {p_s:.2f} s = {p_n / p_s:,.0f}/s")
+            figures["postgres_backfill_rate"] = {
+                "value": round(p_n / p_s),
+                "unit": "events/s",
+                "baseline": round(raw),
+            }
+            figures["postgres_vs_raw"] = {
+                "value": round(p_n / p_s / raw, 3),
+                "unit": "ratio",
+                "baseline": 0.5,
+            }
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
+        lags = freshness(
+            f"sqlite:///{sqlite_file}", client, deployment, ledger, payee, loan_id, lot_id, args.samples
+        )
+        lags.sort()
+        p50 = statistics.median(lags)
+        p95 = lags[min(len(lags) - 1, int(round(0.95 * (len(lags) - 1))))]
+        figures["freshness_p50"] = {"value": round(p50, 1), "unit": "ms", "baseline": None}
+        figures["freshness_p95"] = {"value": round(p95, 1), "unit": "ms", "baseline": 250}
+    table = Table("figure", "value", "unit", "baseline / target")
+    for name, fig in figures.items():
+        table.add_row(
+            name, f"{fig['value']:,}", fig["unit"], "" if fig["baseline"] is None else f"{fig['baseline']:,}"
+        )
+    console.print(table)
+    (out_dir / "indexer.json").write_text(json.dumps(figures, indent=2) + "\n")
+    console.print(f"wrote {out_dir / 'indexer.json'}")
+
+
+if __name__ == "__main__":
+    main()
