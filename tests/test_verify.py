@@ -296,3 +296,13 @@ def test_pay_lot_helper_trail(db_engine: Engine, world: World) -> None:
     result = verify_loan(db_engine, world.ledger, loan_id)
     assert result.ok, result.problems()
     assert result.documents == []
+
+
+def test_attestation_shows_the_trail_grew_since(db_engine: Engine, world: World, indexed: Trail) -> None:
+    from ledger.report import attestations_of
+
+    assert [a.current for a in attestations_of(verify(db_engine, world, indexed))] == [True]
+    world.ledger.record_inspection(world.cast.bank, loan_id=indexed.loan_id, kind=0, report_hash=h("visit"))
+    index(db_engine, world)
+    (attestation,) = attestations_of(verify(db_engine, world, indexed))
+    assert (attestation.current, attestation.events_since) == (False, 1)

@@ -1,0 +1,165 @@
+"""The auditor's commands end to end on the session Hardhat node and a SQLite mirror: verify, bundle,
+verify-bundle (no settings, no database), report, export and attest."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import World, h
+from eth_account import Account
+from test_verify import Trail, index, make_trail
+from typer.testing import CliRunner
+
+from ledger.chain import ChainClient
+from ledger.config import get_settings
+from ledger.db import create_db_engine, migrate
+from ledger.keystore import Keystore
+from ledger.localchain import LocalChain
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, chain: LocalChain, world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Trail]:
+    """A data directory with the world's deployment record, its documents and an indexed SQLite mirror."""
+    monkeypatch.setenv("FUNDFLOW_RPC_URL", chain.url)
+    monkeypatch.setenv("FUNDFLOW_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FUNDFLOW_KEYSTORE_SCRYPT_N", "1024")
+    monkeypatch.setenv("FUNDFLOW_OPERATOR_KEY", Account.create().key.hex())
+    get_settings.cache_clear()
+    settings = get_settings()
+    world.deployment.save(settings.deployment_file)
+    trail = make_trail(world, tmp_path)  # documents under tmp_path/documents, the settings' default
+    engine = create_db_engine(settings.database_url)
+    migrate(engine)
+    index(engine, world)
+    engine.dispose()
+    yield trail
+    get_settings.cache_clear()
+
+
+def fundflow(*args: str) -> tuple[int, str]:
+    from ledger.cli import app
+
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_verify_prints_every_event_and_the_verdict(env: Trail) -> None:
+    code, out = fundflow("verify", env.loan_id)
+    assert code == 0, out
+    assert "VERIFIED at block" in out and "6/6 events, 2/2 lots, 4/4 stored documents" in out
+    for name in ("LoanOpened", "Disbursed", "Paid", "LotConfirmed", "Repaid", "TrailAttested"):
+        assert name in out
+
+
+def test_verify_json_and_exit_status_on_a_swapped_document(env: Trail) -> None:
+    target = next(d for d, content in env.docs.items() if content == b"bank slip")
+    (env.docs_dir / target).write_bytes(b"forged slip")
+    code, out = fundflow("verify", env.loan_id, "--json")
+    assert code == 1
+    body = json.loads(out)
+    assert body["ok"] is False
+    assert body["problems"] == [
+        f"document {target}: stored document hashes to 0x{_keccak(b'forged slip')}, not to the on-chain "
+        "hash (altered or swapped)"
+    ]
+
+
+def _keccak(data: bytes) -> str:
+    from eth_utils import keccak
+
+    return keccak(data).hex()
+
+
+def test_bundle_then_verify_bundle_with_block_hash_and_rpc(
+    env: Trail, tmp_path: Path, client: ChainClient
+) -> None:
+    path = tmp_path / "out" / "bundle.json"
+    code, out = fundflow("bundle", env.loan_id, "-o", str(path))
+    assert code == 0, out
+    bundle = json.loads(path.read_text())
+    block_hash = bundle["header"]["hash"]
+    code, out = fundflow("verify-bundle", str(path), "--block-hash", block_hash)
+    assert code == 0, out
+    assert "PROVEN" in out and "Disbursed" in out and bundle["head"] in out
+    code, out = fundflow("verify-bundle", str(path), "--rpc", client.rpc_url, "--json")
+    assert code == 0, out
+    assert json.loads(out)["anchoredBy"].startswith("block ")
+    code, out = fundflow("verify-bundle", str(path))
+    assert code == 1 and "anchored" in out
+    code, out = fundflow("verify-bundle", str(path), "--unanchored")
+    assert code == 2 and "NOT ANCHORED" in out
+    path.write_text(path.read_text().replace('"amount": "40000000"', '"amount": "40000001"'))
+    code, out = fundflow("verify-bundle", str(path), "--block-hash", block_hash)
+    assert code == 1 and "bundle.events[1]: hash chain breaks at this Disbursed" in out
+
+
+def test_report_is_self_contained_html_with_verdict_block_and_attestations(
+    env: Trail, tmp_path: Path
+) -> None:
+    path = tmp_path / "report.html"
+    code, out = fundflow("report", env.loan_id, "-o", str(path))
+    assert code == 0, out
+    page = path.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "@page" in page and "@media print" in page
+    assert "VERIFIED" in page and "Proven at block" in page
+    assert h("audit report") in page  # the attestation's report hash
+    assert "<td>current</td>" in page  # nothing changed after the attestation
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_export_csv_and_json(env: Trail, tmp_path: Path) -> None:
+    code, out = fundflow("export", env.loan_id, "--format", "csv")
+    assert code == 0, out
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["event"] for r in rows][:3] == ["LoanOpened", "Disbursed", "Paid"]
+    assert rows[1]["amount"] == "40000000" and rows[1]["verified"] == "true"
+    assert all(r["time"].endswith("Z") for r in rows)
+    path = tmp_path / "trail.json"
+    code, out = fundflow("export", env.loan_id, "--format", "json", "-o", str(path))
+    assert code == 0, out
+    body = json.loads(path.read_text())
+    assert body["ok"] is True and len(body["trail"]) == 6
+    assert body["attestations"][0]["current"] is True and body["attestations"][0]["eventsSince"] == 0
+    code, out = fundflow("export", env.loan_id, "--format", "xml")
+    assert code == 1 and "unknown format" in out
+
+
+def test_attest_verifies_writes_the_report_and_attests_its_hash(
+    env: Trail, world: World, tmp_path: Path
+) -> None:
+    settings = get_settings()
+    Keystore(settings.keystore_dir, settings.passphrase(), scrypt_n=1024).import_key(
+        "auditor", world.cast.auditor
+    )
+    path = tmp_path / "attested.html"
+    code, out = fundflow("attest", env.loan_id, "--key", "auditor", "-o", str(path))
+    assert code == 0, out
+    events = world.ledger.events.decode_all(
+        world.ledger.client.get_logs(
+            world.ledger.address, 0, world.ledger.client.block_number(), [None, env.loan_id]
+        )
+    )
+    last = [e for e in events if e.name == "TrailAttested"][-1]
+    assert last.args["reportHash"] == "0x" + _keccak(path.read_bytes())
+    assert last.args["head"] == world.ledger.head_of(env.loan_id)
+
+
+def test_attest_refuses_a_trail_that_does_not_verify(env: Trail, world: World, tmp_path: Path) -> None:
+    settings = get_settings()
+    Keystore(settings.keystore_dir, settings.passphrase(), scrypt_n=1024).import_key(
+        "auditor", world.cast.auditor
+    )
+    target = next(iter(env.docs))
+    (env.docs_dir / target).write_bytes(b"swapped")
+    head_before = world.ledger.head_of(env.loan_id)
+    code, out = fundflow("attest", env.loan_id, "--key", "auditor", "-o", str(tmp_path / "r.html"))
+    assert code == 1 and "failed verification" in out
+    assert not (tmp_path / "r.html").exists()
+    assert world.ledger.head_of(env.loan_id) == head_before
