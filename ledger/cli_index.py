@@ -26,6 +26,7 @@ from ledger.db import create_db_engine, migrate
 from ledger.deploy import Deployment
 from ledger.errors import FundflowError
 from ledger.indexer import BatchProgress, Indexer
+from ledger.monitor import Monitor
 from ledger.status import indexer_status
 
 __all__ = ["register_index_commands"]
@@ -108,7 +109,8 @@ def index(
         typer.Option(envvar="FUNDFLOW_MAX_REORG_DEPTH", min=1, help="Deepest reorg undone before stopping."),
     ] = 64,
 ) -> None:
-    """Mirror the ledger's events into the database: backfill from the deployment, then follow the tip."""
+    """Mirror the ledger's events into the database: backfill from the deployment, then follow the tip.
+    Monitoring rules run after every batch; new alerts go to FUNDFLOW_WEBHOOK_URLS."""
     settings = get_settings()
     engine = _engine(settings)
     client = ChainClient(settings.chain_url, tx_timeout=settings.tx_timeout)
@@ -123,7 +125,13 @@ def index(
         max_reorg_depth=max_reorg_depth,
         poll_interval=settings.poll_interval,
         on_progress=bar,
+        after_batch=Monitor.from_settings(settings).after_batch,  # alerts, in each batch's transaction
     )
+    webhooks = None
+    if settings.webhook_urls:
+        from ledger.webhooks import WebhookWorker
+
+        webhooks = WebhookWorker.from_settings(engine, settings).start()
 
     def waiting() -> None:
         err_console.print(f"[yellow]{LOCK_WAIT_MESSAGE}[/]", highlight=False)
@@ -150,6 +158,8 @@ def index(
         console.print("stopped.")
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if webhooks is not None:
+            webhooks.stop()
         engine.dispose()
 
 
