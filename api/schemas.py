@@ -32,7 +32,7 @@ LOAN_NUMBER = re.compile(r"LN-\d{4}-\d{4,8}")
 
 def parse_amount(value: Any) -> int:
     """Integer = minor units (fen); string = a decimal in major units ("1234.56" = 123456 fen)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError(
             "floats are refused because they lose precision: send an integer number of minor units "
             '(fen), e.g. 123456, or a decimal string in yuan, e.g. "1234.56"'
@@ -70,7 +70,7 @@ def _address(value: Any) -> str:
 
 def parse_maturity(value: Any) -> int:
     """Unix seconds, or an ISO date (midnight UTC) such as "2027-06-30"."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise ValueError('maturity is unix seconds (an integer) or an ISO date like "2027-06-30"')
     if isinstance(value, int):
         return value

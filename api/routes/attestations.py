@@ -24,15 +24,22 @@ router = APIRouter(
 _EXAMPLE = [{"loan_id": "0x2b…", "auditor_org": "0x8e…", "head": "0x77…", "report_hash": "0x9c…"}]
 
 
-@router.get("", summary="A loan's attestations",
-            responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}})  # fmt: skip
+@router.get(
+    "",
+    summary="A loan's attestations",
+    responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
+)
 def list_attestations(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
     return records(session, "attestations", visible_loan(session, caller, loan).loan_id)
 
 
-@router.post("", response_model=WriteResult, status_code=201,
-             summary="Attest the loan's trail (auditor); head defaults to the chain's current head",
-             responses={409: ERROR_RESPONSES[409]})  # fmt: skip
+@router.post(
+    "",
+    response_model=WriteResult,
+    status_code=201,
+    summary="Attest the loan's trail (auditor); head defaults to the chain's current head",
+    responses={409: ERROR_RESPONSES[409]},
+)
 def attest(
     loan: str,
     body: AttestRequest,
@@ -52,6 +59,12 @@ def attest(
         return Outcome(tx, {"loan_id": loan_id})
 
     return run_write(
-        services, caller, method="POST", path=f"/v1/loans/{loan_id}/attestations", body=body,
-        idempotency_key=idempotency_key, wait=wait, action=action,
-    )  # fmt: skip
+        services,
+        caller,
+        method="POST",
+        path=f"/v1/loans/{loan_id}/attestations",
+        body=body,
+        idempotency_key=idempotency_key,
+        wait=wait,
+        action=action,
+    )

@@ -24,14 +24,22 @@ router = APIRouter(
 _EXAMPLE = [{"loan_id": "0x2b…", "risk_class": 1, "reason_hash": "0x9c…", "block_number": 39}]
 
 
-@router.get("", summary="A loan's classifications, oldest first",
-            responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}})  # fmt: skip
+@router.get(
+    "",
+    summary="A loan's classifications, oldest first",
+    responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
+)
 def list_classifications(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
     return records(session, "classifications", visible_loan(session, caller, loan).loan_id)
 
 
-@router.post("", response_model=WriteResult, status_code=201, summary="Classify a loan (lender)",
-             responses={409: ERROR_RESPONSES[409]})  # fmt: skip
+@router.post(
+    "",
+    response_model=WriteResult,
+    status_code=201,
+    summary="Classify a loan (lender)",
+    responses={409: ERROR_RESPONSES[409]},
+)
 def classify(
     loan: str,
     body: ClassifyRequest,
@@ -52,6 +60,12 @@ def classify(
         return Outcome(tx, {"loan_id": loan_id})
 
     return run_write(
-        services, caller, method="POST", path=f"/v1/loans/{loan_id}/classifications", body=body,
-        idempotency_key=idempotency_key, wait=wait, action=action,
-    )  # fmt: skip
+        services,
+        caller,
+        method="POST",
+        path=f"/v1/loans/{loan_id}/classifications",
+        body=body,
+        idempotency_key=idempotency_key,
+        wait=wait,
+        action=action,
+    )

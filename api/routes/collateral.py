@@ -24,14 +24,22 @@ router = APIRouter(
 _EXAMPLE = [{"loan_id": "0x2b…", "collateral_id": "0x4d…", "value": 350000000, "evidence_hash": "0x9c…"}]
 
 
-@router.get("", summary="A loan's collateral valuations",
-            responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}})  # fmt: skip
+@router.get(
+    "",
+    summary="A loan's collateral valuations",
+    responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
+)
 def list_collateral(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
     return records(session, "collateral_valuations", visible_loan(session, caller, loan).loan_id)
 
 
-@router.post("", response_model=WriteResult, status_code=201, summary="Record a collateral valuation (lender)",
-             responses={409: ERROR_RESPONSES[409]})  # fmt: skip
+@router.post(
+    "",
+    response_model=WriteResult,
+    status_code=201,
+    summary="Record a collateral valuation (lender)",
+    responses={409: ERROR_RESPONSES[409]},
+)
 def value_collateral(
     loan: str,
     body: CollateralRequest,
@@ -56,6 +64,12 @@ def value_collateral(
         return Outcome(tx, {"loan_id": loan_id})
 
     return run_write(
-        services, caller, method="POST", path=f"/v1/loans/{loan_id}/collateral", body=body,
-        idempotency_key=idempotency_key, wait=wait, action=action,
-    )  # fmt: skip
+        services,
+        caller,
+        method="POST",
+        path=f"/v1/loans/{loan_id}/collateral",
+        body=body,
+        idempotency_key=idempotency_key,
+        wait=wait,
+        action=action,
+    )

@@ -45,7 +45,7 @@ def records(session: Session, table_name: str, loan_id: str) -> list[dict[str, A
 
 
 def check_lender(session: Session, caller: Caller, loan_id: str, action: str) -> None:
-    """Lenders only, and only for their bank's loans (when the loan is mirrored; the contract checks again)."""
+    """Lenders only, and only for their bank's loans (if mirrored yet; the contract checks again)."""
     caller.require("lender", action=action)
     lender_org = session.execute(sa.select(loans_t.c.lender_org).where(loans_t.c.loan_id == loan_id)).scalar()
     if lender_org is not None and lender_org != caller.org_id:

@@ -169,8 +169,11 @@ _VERIFY = {
 }
 
 
-@router.get("/{digest}/verify", summary="Re-hash the stored bytes and check the hash against the chain",
-            responses={200: {"content": {"application/json": {"example": _VERIFY}}}})  # fmt: skip
+@router.get(
+    "/{digest}/verify",
+    summary="Re-hash the stored bytes and check the hash against the chain",
+    responses={200: {"content": {"application/json": {"example": _VERIFY}}}},
+)
 def verify(digest: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep) -> dict[str, Any]:
     digest = _check_hash(digest)
     _, refs = _visible_document(session, caller, digest)

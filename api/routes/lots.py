@@ -80,9 +80,15 @@ def confirm(
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": [lot_id.lower()]})
 
     return run_write(
-        services, caller, method="POST", path=request.url.path, body=body,
-        idempotency_key=idempotency_key, wait=wait, action=action,
-    )  # fmt: skip
+        services,
+        caller,
+        method="POST",
+        path=request.url.path,
+        body=body,
+        idempotency_key=idempotency_key,
+        wait=wait,
+        action=action,
+    )
 
 
 @router.post(
@@ -111,6 +117,12 @@ def dispute(
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": [lot_id.lower()]})
 
     return run_write(
-        services, caller, method="POST", path=request.url.path, body=body,
-        idempotency_key=idempotency_key, wait=wait, action=action,
-    )  # fmt: skip
+        services,
+        caller,
+        method="POST",
+        path=request.url.path,
+        body=body,
+        idempotency_key=idempotency_key,
+        wait=wait,
+        action=action,
+    )

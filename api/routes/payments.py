@@ -83,9 +83,15 @@ def pay(
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": created_lots(tx)})
 
     return run_write(
-        services, caller, method="POST", path=request.url.path, body=body,
-        idempotency_key=idempotency_key, wait=wait, action=action,
-    )  # fmt: skip
+        services,
+        caller,
+        method="POST",
+        path=request.url.path,
+        body=body,
+        idempotency_key=idempotency_key,
+        wait=wait,
+        action=action,
+    )
 
 
 @router.post(
@@ -113,6 +119,12 @@ def pay_batch(
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": created_lots(tx)})
 
     return run_write(
-        services, caller, method="POST", path=request.url.path, body=body,
-        idempotency_key=idempotency_key, wait=wait, action=action,
-    )  # fmt: skip
+        services,
+        caller,
+        method="POST",
+        path=request.url.path,
+        body=body,
+        idempotency_key=idempotency_key,
+        wait=wait,
+        action=action,
+    )

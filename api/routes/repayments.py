@@ -41,8 +41,13 @@ def list_repayments(loan: str, caller: ParticipantDep, session: SessionDep) -> l
     return records(session, "repayments", visible_loan(session, caller, loan).loan_id)
 
 
-@router.post("", response_model=WriteResult, status_code=201, summary="Record a repayment (lender)",
-             responses={409: ERROR_RESPONSES[409]})  # fmt: skip
+@router.post(
+    "",
+    response_model=WriteResult,
+    status_code=201,
+    summary="Record a repayment (lender)",
+    responses={409: ERROR_RESPONSES[409]},
+)
 def repay(
     loan: str,
     body: RepayRequest,
@@ -63,6 +68,12 @@ def repay(
         return Outcome(tx, {"loan_id": loan_id})
 
     return run_write(
-        services, caller, method="POST", path=f"/v1/loans/{loan_id}/repayments", body=body,
-        idempotency_key=idempotency_key, wait=wait, action=action,
-    )  # fmt: skip
+        services,
+        caller,
+        method="POST",
+        path=f"/v1/loans/{loan_id}/repayments",
+        body=body,
+        idempotency_key=idempotency_key,
+        wait=wait,
+        action=action,
+    )
