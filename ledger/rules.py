@@ -735,10 +735,39 @@ def collateral_stale(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
 # ---------------------------------------------------------------------------------------------- inspections
 
 
+def _scheduled_inspections_missed(facts: LoanFacts) -> list[Candidate]:
+    """The k-th scheduled inspection date has passed and fewer than k inspections are recorded."""
+    assert facts.terms is not None
+    today = _date(facts.now)
+    out = []
+    for k, item in enumerate(facts.terms.inspection_schedule, start=1):
+        if item.due_date >= today or len(facts.inspections) >= k:
+            continue
+        overdue = (today - item.due_date).days
+        out.append(
+            Candidate(
+                rule="missed_inspection",
+                severity=Severity.MEDIUM,
+                loan_id=facts.loan_id,
+                cause_key=f"scheduled:{item.due_date.isoformat()}",
+                title=f"Scheduled inspection overdue by {overdue} day(s)",
+                explanation=f"The loan contract schedules inspection no. {k} ({item.kind.replace('_', ' ')}) "
+                f"by {item.due_date.isoformat()}; only {len(facts.inspections)} inspection(s) are recorded, "
+                f"{overdue} day(s) after that date.",
+                source_block=facts.inspections[-1].block_number if facts.inspections else facts.block_number,
+                details={"due_date": item.due_date.isoformat(), "days_overdue": overdue, "number": k},
+            )
+        )
+    return out
+
+
 def missed_inspection(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
-    """No post-loan inspection within the terms' interval (since the last one, or since the loan opened)."""
-    if facts.terms is None or facts.terms.inspection_interval_days is None or not facts.is_open:
+    """No post-loan inspection within the terms' interval (since the last one, or since the loan opened), or
+    a scheduled inspection date passed without it."""
+    if facts.terms is None or not facts.is_open:
         return []
+    if facts.terms.inspection_interval_days is None:
+        return _scheduled_inspections_missed(facts)
     interval = facts.terms.inspection_interval_days
     last = facts.inspections[-1] if facts.inspections else None
     since = last.timestamp if last is not None else facts.opened_at

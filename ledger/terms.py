@@ -17,11 +17,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from eth_utils import keccak, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "Installment",
     "LoanTerms",
+    "ScheduledInspection",
     "TermsProvider",
     "db_terms_provider",
     "mapping_terms_provider",
@@ -33,12 +34,21 @@ def _canonical(value: Any) -> bytes:
 
 
 class Installment(BaseModel):
-    """One scheduled principal repayment."""
+    """One scheduled principal repayment (stored as `{"due": ..., "amount": ...}`, the API's shape)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
-    due_date: date
+    due_date: date = Field(validation_alias=AliasChoices("due", "due_date"), serialization_alias="due")
     amount: int = Field(gt=0, lt=1 << 64, description="minor units (fen, cents)")
+
+
+class ScheduledInspection(BaseModel):
+    """One inspection the contract schedules (the API's `inspection_schedule` items)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    due_date: date = Field(validation_alias=AliasChoices("due", "due_date"), serialization_alias="due")
+    kind: str = "site_visit"
 
 
 class LoanTerms(BaseModel):
@@ -49,6 +59,9 @@ class LoanTerms(BaseModel):
     repayment_schedule: list[Installment] = Field(default_factory=list)
     inspection_interval_days: int | None = Field(
         None, gt=0, description="a post-loan inspection is due this often (e.g. 90 = quarterly)"
+    )
+    inspection_schedule: list[ScheduledInspection] = Field(
+        default_factory=list, description="or: inspections due on given dates"
     )
     counterparties: list[str] = Field(
         default_factory=list, description="payees named in the loan contract (suppliers, contractors)"
@@ -63,19 +76,25 @@ class LoanTerms(BaseModel):
         default_factory=list, description="accounts linked to the borrower (shareholders, affiliates)"
     )
 
-    @field_validator("counterparties", "linked_parties")
+    @field_validator("counterparties", "linked_parties", mode="before")
     @classmethod
-    def _checksum(cls, values: list[str]) -> list[str]:
-        return [to_checksum_address(v) for v in values]
+    def _checksum(cls, values: Any) -> list[str]:
+        """Addresses, or the API's counterparty objects (`{"name", "role", "address"}`; no address = skip)."""
+        out = []
+        for v in values or []:
+            address = v.get("address") if isinstance(v, Mapping) else v
+            if address:
+                out.append(to_checksum_address(str(address)))
+        return out
 
-    @field_validator("repayment_schedule")
+    @field_validator("repayment_schedule", "inspection_schedule")
     @classmethod
-    def _sorted(cls, values: list[Installment]) -> list[Installment]:
+    def _sorted(cls, values: list[Any]) -> list[Any]:
         return sorted(values, key=lambda i: i.due_date)
 
     def document(self) -> dict[str, Any]:
         """The JSON document whose canonical form is hashed (decimals as strings, dates ISO 8601)."""
-        return self.model_dump(mode="json", exclude_none=True)
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
 
     def canonical_json(self) -> bytes:
         return _canonical(self.document())

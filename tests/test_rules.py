@@ -399,3 +399,71 @@ def test_re_evaluation_raises_each_cause_once(watch: Watch) -> None:
     watch.disburse(loan, c.supplier, 1_000_00)  # another batch touching the loan
     watch.sync()
     assert watch.alerts(loan) == first
+
+
+def test_missed_inspection_follows_an_inspection_schedule(watch: Watch) -> None:
+    c = watch.world.cast
+    today = datetime.fromtimestamp(watch.chain_time(), UTC).date()
+    schedule = [{"due": (today - timedelta(days=5)).isoformat(), "kind": "site_visit"}]
+    loan = watch.open_loan(
+        "scheduled-inspection", LoanTerms.model_validate({"inspection_schedule": schedule})
+    )
+    inspected = watch.open_loan("inspected", LoanTerms.model_validate({"inspection_schedule": schedule}))
+    watch.world.ledger.record_inspection(c.bank, loan_id=inspected, kind=0, report_hash=h("visit"))
+    watch.sync()
+    assert watch.alerts(inspected) == []  # near miss
+    assert watch.only(loan, "missed_inspection").explanation == (
+        f"The loan contract schedules inspection no. 1 (site visit) by {schedule[0]['due']}; only 0 "
+        "inspection(s) are recorded, 5 day(s) after that date."
+    )
+
+
+def test_terms_stored_by_the_api_are_used_when_they_hash_to_the_on_chain_terms(
+    world: World, tmp_path: Path
+) -> None:
+    """Without an explicit provider the monitor reads `loan_metadata.terms` (the API's shape)."""
+    import sqlalchemy as sa
+
+    from ledger.monitor import Monitor
+    from ledger.offchain import LoanMetadata, terms_hash
+
+    c = world.cast
+    with watching(world, sqlite_url(tmp_path)) as watch:
+        watch.monitor = Monitor()  # default provider: the database
+        watch.indexer.after_batch = watch.monitor.after_batch
+        document = {
+            "repayment_schedule": [],
+            "counterparties": [{"name": "Supplier One", "role": "supplier", "address": c.supplier.address}],
+            "approval_threshold": 100_000_00,
+        }
+        stored = LoanTerms.model_validate(document)
+        loan = h("loan:api-terms")
+        world.ledger.open_loan(
+            c.bank,
+            loan_id=loan,
+            borrower=c.borrower.address,
+            borrower_ref=h("ref:api-terms"),
+            principal=1_000_000_00,
+            currency="CNY",
+            allowed_purposes=(Purpose.RAW_MATERIALS,),
+            maturity=watch.chain_time() + 365 * DAY,
+            terms_hash=terms_hash(document),
+        )
+        with watch.engine.begin() as conn:
+            conn.execute(
+                sa.insert(LoanMetadata.__table__).values(  # type: ignore[attr-defined]
+                    loan_id=loan,
+                    loan_number="LN-2026-0042",
+                    terms=document,
+                    terms_hash=terms_hash(document),
+                    created_by=c.bank.address,
+                    created_at=datetime.now(UTC),
+                    updated_at=datetime.now(UTC),
+                )
+            )
+        d, _ = watch.disburse(loan, c.supplier, 600_000_00)
+        for amount in (99_000_00, 98_000_00, 97_000_00):
+            watch.pay(c.supplier, loan, d, c.subsupplier, amount)
+        watch.sync()
+        assert stored.counterparties == [c.supplier.address]
+        assert [a.rule for a in watch.alerts(loan)] == ["structuring"]  # supplier is named: no concentration
