@@ -80,7 +80,7 @@ class LoanTerms(BaseModel):
     @classmethod
     def _checksum(cls, values: Any) -> list[str]:
         """Addresses, or the API's counterparty objects (`{"name", "role", "address"}`; no address = skip)."""
-        out = []
+        out: list[str] = []
         for v in values or []:
             address = v.get("address") if isinstance(v, Mapping) else v
             if address:
