@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.routes import (
+    alerts,
     attestations,
     classifications,
     collateral,
@@ -20,6 +21,7 @@ from api.routes import (
     participants,
     payments,
     repayments,
+    risk,
 )
 from api.services import Services, open_services
 from ledger.config import Settings, get_settings
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         collateral,
         attestations,
         documents,
+        alerts,
+        risk,
     ):
         app.include_router(module.router)
     return app

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
 from ledger.alerts import Alert
+from ledger.chain import TxResult
 from ledger.contract import LedgerContract, RiskClass
 from ledger.errors import NotFoundError, ValidationError
 from ledger.monitor import Monitor
@@ -93,6 +94,7 @@ class AppliedClassification:
     reason: str
     reason_hash: str
     transaction_hash: str
+    tx: TxResult | None = None
 
 
 def reason_hash(reason: str) -> str:
@@ -200,4 +202,4 @@ def apply_classification(
     result = ledger.classify(lender, loan_id=loan_id, risk_class=int(cls), reason_hash=digest)
     with engine.begin() as conn:
         conn.execute(sa.update(table).where(table.c.id == row_id).values(transaction_hash=result.tx_hash))
-    return AppliedClassification(loan_id, cls, suggestion.risk_class, text, digest, result.tx_hash)
+    return AppliedClassification(loan_id, cls, suggestion.risk_class, text, digest, result.tx_hash, result)
