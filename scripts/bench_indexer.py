@@ -3,15 +3,20 @@ logs, and freshness (receipt -> row queryable) while following the tip.
 
     .venv/bin/python scripts/bench_indexer.py              # 100,000 events (a few minutes)
     .venv/bin/python scripts/bench_indexer.py --events 20000
+    .venv/bin/python scripts/bench_indexer.py --kind anvil --rss --json var/bench/indexer-anvil.json
 
-Runs its own Hardhat node; events come from payBatch (200 payments per transaction by default). Writes
-var/bench/indexer.json as {figure: {value, unit, baseline}}. Not part of `make test`.
+`--rss` runs the SQLite backfill in a fresh child process and reports its peak resident memory (getrusage)
+next to an idle child that imported the same modules. Runs its own Hardhat (or anvil) node; events come
+from payBatch (200 payments per transaction by default). Writes var/bench/indexer.json (or --json PATH) as
+{figure: {value, unit, baseline}}. Not part of `make test`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import resource
 import secrets
 import statistics
 import sys
@@ -131,6 +136,25 @@ def backfill(url: str, client: ChainClient, deployment: Any) -> tuple[float, int
     return elapsed, count
 
 
+def _backfill_child(url: str, rpc_url: str, deployment: Any, idle: bool, out: Any) -> None:
+    """In a fresh process: the backfill (or nothing, for the baseline), then the process's peak RSS."""
+    elapsed, count = 0.0, 0
+    if not idle:
+        elapsed, count = backfill(url, ChainClient(rpc_url, tx_timeout=300), deployment)
+    out.put((elapsed, count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+
+
+def backfill_in_child(url: str, rpc_url: str, deployment: Any, idle: bool = False) -> tuple[float, int, int]:
+    """(seconds, events, peak RSS bytes) of a backfill run in a spawned child process."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_backfill_child, args=(url, rpc_url, deployment, idle, queue))
+    child.start()
+    result = queue.get(timeout=3600)
+    child.join(60)
+    return result
+
+
 def freshness(
     url: str,
     client: ChainClient,
@@ -195,11 +219,14 @@ def main() -> None:
     parser.add_argument("--per-tx", type=int, default=200)
     parser.add_argument("--samples", type=int, default=60, help="freshness samples")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--kind", choices=("hardhat", "anvil"), default="hardhat", help="local chain node")
+    parser.add_argument("--rss", action="store_true", help="backfill SQLite in a child; report its peak RSS")
+    parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "indexer.json")
     args = parser.parse_args()
     out_dir = ROOT / "var" / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
     figures: dict[str, dict[str, Any]] = {}
-    with LocalChain(log_path=out_dir / "hardhat.log") as node:
+    with LocalChain(kind=args.kind, log_path=out_dir / f"{args.kind}.log") as node:
         client = ChainClient(node.url, tx_timeout=300)
         deployment, ledger, payee, loan_id, lot_id = generate(client, args.events, args.per_tx)
         end = client.block_number()
@@ -210,7 +237,16 @@ def main() -> None:
         sqlite_file = out_dir / "bench.db"
         for suffix in ("", "-wal", "-shm", ".lock"):
             Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
-        s_s, s_n = backfill(f"sqlite:///{sqlite_file}", client, deployment)
+        if args.rss:
+            s_s, s_n, rss = backfill_in_child(f"sqlite:///{sqlite_file}", node.url, deployment)
+            idle_rss = backfill_in_child(f"sqlite:///{sqlite_file}", node.url, deployment, idle=True)[2]
+            figures["indexer_backfill_peak_rss"] = {
+                "value": round(rss / 2**20, 1),
+                "unit": "MiB",
+                "baseline": round(idle_rss / 2**20, 1),
+            }
+        else:
+            s_s, s_n = backfill(f"sqlite:///{sqlite_file}", client, deployment)
         console.print(f"SQLite backfill: {s_n:,} events in {s_s:.2f} s = {s_n / s_s:,.0f}/s")
         figures["sqlite_backfill_rate"] = {
             "value": round(s_n / s_s),
@@ -243,16 +279,22 @@ def main() -> None:
         lags.sort()
         p50 = statistics.median(lags)
         p95 = lags[min(len(lags) - 1, int(round(0.95 * (len(lags) - 1))))]
+        p99 = lags[min(len(lags) - 1, int(round(0.99 * (len(lags) - 1))))]
         figures["freshness_p50"] = {"value": round(p50, 1), "unit": "ms", "baseline": None}
         figures["freshness_p95"] = {"value": round(p95, 1), "unit": "ms", "baseline": 250}
+        figures["freshness_p99"] = {"value": round(p99, 1), "unit": "ms", "baseline": None}
+        figures["freshness_samples"] = {"value": lags, "unit": "ms", "baseline": None}
     table = Table("figure", "value", "unit", "baseline / target")
     for name, fig in figures.items():
+        if isinstance(fig["value"], list):
+            continue
         table.add_row(
             name, f"{fig['value']:,}", fig["unit"], "" if fig["baseline"] is None else f"{fig['baseline']:,}"
         )
     console.print(table)
-    (out_dir / "indexer.json").write_text(json.dumps(figures, indent=2) + "\n")
-    console.print(f"wrote {out_dir / 'indexer.json'}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    console.print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
