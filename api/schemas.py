@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 from eth_utils import is_address, to_checksum_address
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from ledger.models import LoanBase, LotBase
 
@@ -128,39 +129,57 @@ _EX_ADDR = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 # ---------------------------------------------------------------------------------------------- terms
 
 
-class ScheduledRepayment(BaseModel):
+class Installment(BaseModel):
+    """One scheduled principal repayment."""
+
+    model_config = ConfigDict(extra="forbid")
+
     due: date
     amount: Amount
 
 
 class ScheduledInspection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     due: date
-    kind: str = Field(description="site_visit, document_review or interview")
-
-
-class Counterparty(BaseModel):
-    name: str
-    role: str = Field(description="e.g. supplier, guarantor")
-    address: Address | None = None
+    kind: str = Field("site_visit", description="site_visit, document_review or interview")
 
 
 class LoanTerms(BaseModel):
-    """The loan contract's terms kept off chain; keccak256 of their canonical JSON is the on-chain hash."""
+    """The loan contract's terms kept off chain (same shape as `ledger.terms.LoanTerms`, which monitoring
+    reads); keccak256 of their canonical JSON (None fields left out) is the on-chain terms hash."""
 
     model_config = ConfigDict(extra="allow")
 
-    repayment_schedule: list[ScheduledRepayment] = Field(default_factory=list)
+    repayment_schedule: list[Installment] = Field(default_factory=list)
+    inspection_interval_days: int | None = Field(None, gt=0, description="an inspection is due this often")
     inspection_schedule: list[ScheduledInspection] = Field(default_factory=list)
-    counterparties: list[Counterparty] = Field(default_factory=list)
-    approval_threshold: Amount | None = Field(
-        None, description="Payments above this need the bank's approval (entrusted payment)."
+    counterparties: list[Address] = Field(
+        default_factory=list, description="payees named in the loan contract"
     )
+    approval_threshold: Amount | None = Field(
+        None, description="Payments at or above this need the lender's approval (entrusted payment)."
+    )
+    required_collateral_cover: Decimal | None = Field(
+        None, gt=0, description="collateral value / outstanding"
+    )
+    linked_parties: list[Address] = Field(default_factory=list, description="accounts linked to the borrower")
+
+    @field_validator("repayment_schedule")
+    @classmethod
+    def _sorted(cls, values: list[Installment]) -> list[Installment]:
+        return sorted(values, key=lambda i: i.due)
+
+    def document(self) -> dict[str, Any]:
+        """The JSON whose canonical form is hashed."""
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 _TERMS_EXAMPLE: dict[str, Any] = {
     "repayment_schedule": [{"due": "2027-03-31", "amount": "2500000.00"}],
     "inspection_schedule": [{"due": "2026-09-30", "kind": "site_visit"}],
-    "counterparties": [{"name": "Northriver Steel", "role": "supplier", "address": _EX_ADDR}],
+    "inspection_interval_days": 90,
+    "counterparties": [_EX_ADDR],
     "approval_threshold": "500000.00",
 }
 

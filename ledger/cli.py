@@ -242,22 +242,28 @@ def demo() -> None:
 @app.command()
 @friendly_errors
 def up() -> None:
-    """Start the local chain (unless FUNDFLOW_RPC_URL is set), deploy (unless recorded), seed the demo, and
-    keep running until Ctrl-C."""
+    """Start the local chain (unless FUNDFLOW_RPC_URL is set), deploy (unless recorded), run the indexer and
+    the API, seed the demo through the API, and keep running until Ctrl-C."""
+    from ledger.cli_api import ApiStack, seed_and_print
+
     settings = get_settings()
     node: LocalChain | None = None
+    stack: ApiStack | None = None
     if settings.starts_local_chain:
         node = LocalChain(settings.chain_port, log_path=_log_path(settings, "chain.log")).start()
         console.print(f"local chain: [bold]{node.url}[/] (log {settings.data_dir / 'chain.log'})")
     try:
         client = _client(settings)
         deployment = _ensure_deployed(settings, client)
-        ledger = connect(client, deployment)
         console.print(f"ledger: [bold]{deployment.address}[/] on chain {deployment.chain_id}")
-        _seed_and_show(settings, ledger)
+        stack = ApiStack(settings).start()
+        console.print(f"indexer: following the chain into {settings.redacted()['database_url']}")
+        seed_and_print(stack, _operator(settings))
         console.print("Ctrl-C stops everything.")
         _wait_for_interrupt(node)
     finally:
+        if stack is not None:
+            stack.stop()
         if node is not None:
             node.stop()
 
@@ -328,6 +334,10 @@ except ImportError:  # pragma: no cover - during development only
     pass
 else:
     register_index_commands(app)
+
+from ledger.cli_api import register_api_commands  # noqa: E402
+
+register_api_commands(app, friendly_errors)
 
 from ledger.cli_verify import register_verify_commands  # noqa: E402  (the auditor's commands)
 

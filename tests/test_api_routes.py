@@ -69,7 +69,7 @@ def test_openapi_has_examples_and_docs_are_served(api: Api) -> None:
 
 
 def test_open_loan_takes_a_decimal_string_and_hashes_the_terms(api: Api) -> None:
-    terms = {"approval_threshold": "500.00", "counterparties": [{"name": "Supplier One", "role": "supplier"}]}
+    terms = {"approval_threshold": "500.00", "counterparties": [api.address("supplier")]}
     out = api.open_loan(loan_number="LN-2026-0007", principal="1234.56", terms=terms)
     loan = api.get("bank", "/v1/loans/LN-2026-0007").json()
     assert loan["principal"] == 123456 and loan["loan_number"] == "LN-2026-0007"

@@ -163,7 +163,7 @@ def open_loan(
     wait: WaitDep,
 ) -> JSONResponse:
     caller.require("lender", action="open loans")
-    terms = body.terms.model_dump(mode="json")
+    terms = body.terms.document()
     thash = terms_hash(terms)
 
     def action() -> Outcome:
@@ -289,7 +289,7 @@ def restructure(
 ) -> JSONResponse:
     loan_id = resolve_loan_id(session, loan)
     check_lender(session, caller, loan_id, "restructure loans")
-    terms = body.terms.model_dump(mode="json")
+    terms = body.terms.document()
     thash = terms_hash(terms)
 
     def action() -> Outcome:
