@@ -28,7 +28,7 @@ from ledger.chain import ChainClient
 from ledger.contract import LedgerContract, as_bytes32
 from ledger.errors import BundleError, ChainError
 from ledger.events import EventDecoder
-from ledger.hashchain import LOT_CREATING_EVENTS, ZERO_HEAD, HashChain, event_head
+from ledger.hashchain import LOT_CREATING_EVENTS, ZERO_HEAD, EventKind, HashChain, event_head
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -38,6 +38,7 @@ __all__ = [
     "BundleVerification",
     "ProvedEvent",
     "build_bundle",
+    "chain_step",
     "bundle_to_text",
     "header_hash",
     "heads_slot",
@@ -180,7 +181,35 @@ EVENT_ABI: list[dict[str, Any]] = [
     }
     for name, inputs in EVENT_INPUTS.items()
 ]
-_HASH_CHAIN = HashChain(EVENT_ABI)
+_HASH_CHAIN = HashChain(EVENT_ABI)  # the reference encoder; `chain_step` is the fast equivalent
+_KINDS = {kind.name: int(kind) for kind in EventKind}
+_HASHED: dict[str, tuple[tuple[str, str], ...]] = {
+    name: tuple(
+        (n, t) for n, t, _ in inputs if n != "head" and not (n == "lotId" and name in LOT_CREATING_EVENTS)
+    )
+    for name, inputs in EVENT_INPUTS.items()
+}
+
+
+def _word(abi_type: str, value: Any) -> bytes:
+    """One ABI word of a static value (every hashed field is one): what abi.encode puts there."""
+    if abi_type == "bool":
+        return b"\x00" * 31 + (b"\x01" if value else b"\x00")
+    if abi_type.startswith("uint"):
+        return int(value).to_bytes(32, "big")
+    raw = value if isinstance(value, bytes | bytearray) else bytes.fromhex(str(value)[2:])
+    if abi_type == "address":
+        return bytes(12) + bytes(raw)
+    return bytes(raw).ljust(32, b"\x00")  # bytesN: left-aligned
+
+
+def chain_step(previous_head: str, event_name: str, args: Mapping[str, Any]) -> str:
+    """`HashChain.step` for the ledger's events, without eth-abi's generic encoder (about 20x faster):
+    keccak256(previousHead ‖ uint8(kind) ‖ fields...), every part one 32-byte word."""
+    parts = [bytes.fromhex(previous_head[2:]), _KINDS[event_name].to_bytes(32, "big")]
+    parts += [_word(t, args[n]) for n, t in _HASHED[event_name]]
+    return "0x" + keccak(b"".join(parts)).hex()
+
 
 _HEX = re.compile(r"^0x[0-9a-f]*$")
 _QUANTITY = re.compile(r"^0x(0|[1-9a-f][0-9a-f]*)$")
@@ -232,8 +261,23 @@ def _digest(obj: Mapping[str, Any]) -> str:
 
 
 def bundle_to_text(bundle: Mapping[str, Any]) -> str:
-    """The one byte-exact serialisation of a bundle (2-space indent, keys in format order, ASCII, newline)."""
-    return json.dumps(bundle, indent=2, ensure_ascii=True) + "\n"
+    """The one byte-exact serialisation of a bundle: one top-level member per line, each value as compact
+    JSON (`,` and `:` without spaces, ASCII only), `events` with one event per line, a final newline."""
+    lines = []
+    keys = list(bundle)
+    for i, key in enumerate(keys):
+        comma = "," if i < len(keys) - 1 else ""
+        value = bundle[key]
+        if key == "events" and isinstance(value, list) and value:
+            inner = ",\n".join("    " + _compact(e) for e in value)
+            lines.append(f'  "{key}": [\n{inner}\n  ]{comma}')
+        else:
+            lines.append(f"  {_compact(key)}: {_compact(value)}{comma}")
+    return "{\n" + "\n".join(lines) + "\n}\n"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
 
 
 def _hex_to_bytes(value: str) -> bytes:
@@ -691,7 +735,7 @@ def verify_bundle(
                     f"{where}.args.head: attests {args['head']}, but the trail's head there is {running}"
                 )
         else:
-            expected = _HASH_CHAIN.step(running, name, args)
+            expected = chain_step(running, name, args)
             stated_head = event_head(name, args)
             if expected != stated_head:
                 what = "lotId" if name in LOT_CREATING_EVENTS else "head"

@@ -196,11 +196,11 @@ def _locate(data: bytes, needle: str, occurrence: int = 0) -> int:
 @pytest.mark.parametrize(
     ("needle", "offset", "where"),
     [
-        ('"stateRoot": "0x', 20, "bundle.header: keccak256(rlp(header))"),
-        ('"timestamp": "0x', 16, "bundle.header"),
-        ('"codeHash": "0x', 20, "bundle.accountProof"),
-        ('"storageHash": "0x', 22, "bundle.accountProof"),
-        ('"key": "0x', 12, "bundle.storageProof.key"),
+        ('"stateRoot":"0x', 19, "bundle.header: keccak256(rlp(header))"),
+        ('"timestamp":"0x', 15, "bundle.header"),
+        ('"codeHash":"0x', 19, "bundle.accountProof"),
+        ('"storageHash":"0x', 21, "bundle.accountProof"),
+        ('"key":"0x', 11, "bundle.storageProof.key"),
         ('"head": "0x', 20, "bundle.head: the storage proof shows"),
     ],
 )
@@ -295,9 +295,7 @@ def test_bundle_of_another_loans_head_fails(world: World, compiled: CompiledCont
 def test_reformatted_bundle_is_not_canonical(proven: tuple[World, str, dict[str, Any]]) -> None:
     _, _, bundle = proven
     text = json.dumps(json.loads(bundle_to_text(bundle)), indent=4) + "\n"
-    with pytest.raises(
-        BundleError, match=r"^byte 4 \(line 2 column 3\): the file is not in canonical form"
-    ):
+    with pytest.raises(BundleError, match=r"^byte 4 \(line 2 column 3\): the file is not in canonical form"):
         verify_bundle(text, trusted_block_hash=bundle["header"]["hash"])
 
 
@@ -305,3 +303,29 @@ def test_truncated_bundle_names_the_json_position(proven: tuple[World, str, dict
     text = bundle_to_text(proven[2])
     with pytest.raises(BundleError, match=r"^line \d+ column \d+ \(byte \d+\): not valid JSON"):
         verify_bundle(text[: len(text) // 2])
+
+
+def test_fast_chain_step_equals_the_abi_encoder(compiled: CompiledContract) -> None:
+    import random
+
+    from ledger.bundle import chain_step
+    from ledger.hashchain import HashChain
+
+    reference = HashChain(compiled.abi)
+    rng = random.Random(5)
+    for name, inputs in EVENT_INPUTS.items():
+        if name == "TrailAttested":
+            continue
+        for _ in range(20):
+            args: dict[str, Any] = {}
+            for field, abi_type, _ in inputs:
+                if abi_type == "bool":
+                    args[field] = rng.random() < 0.5
+                elif abi_type.startswith("uint"):
+                    args[field] = rng.randrange(1 << int(abi_type[4:]))
+                elif abi_type == "address":
+                    args[field] = "0x" + rng.randbytes(20).hex()
+                else:
+                    args[field] = "0x" + rng.randbytes(int(abi_type[5:])).hex()
+            previous = "0x" + rng.randbytes(32).hex()
+            assert chain_step(previous, name, args) == reference.step(previous, name, args), name
