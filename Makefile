@@ -44,9 +44,9 @@ setup: $(VENV_STAMP) $(NODE_STAMP)
 compile: $(NODE_STAMP)
 	$(NPX) hardhat compile
 
-# TODO: once the dashboard's browser tests exist, install Chromium here first:
-#	apt-get install -y chromium chromium-driver
+# The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
 test: setup
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(PYTEST)
 
 lint: $(VENV_STAMP)

@@ -14,6 +14,7 @@ from api.routes import (
     attestations,
     classifications,
     collateral,
+    dashboard,
     documents,
     health,
     loans,
@@ -75,4 +76,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         risk,
     ):
         app.include_router(module.router)
+    dashboard.install(app)
     return app

@@ -16,7 +16,7 @@ from api.services import Services
 from ledger.contract import LedgerContract
 from ledger.errors import AuthenticationError, PermissionDeniedError
 from ledger.models import Account
-from ledger.offchain import find_token
+from ledger.offchain import ApiToken, find_token
 
 __all__ = [
     "Caller",
@@ -26,6 +26,7 @@ __all__ = [
     "ServicesDep",
     "SessionDep",
     "WaitDep",
+    "caller_for_token",
 ]
 
 
@@ -89,6 +90,11 @@ def get_caller(
     token = find_token(services.engine, credentials.credentials)
     if token is None:
         raise AuthenticationError("The API token is unknown or has been revoked.")
+    return caller_for_token(services, token)
+
+
+def caller_for_token(services: Services, token: ApiToken) -> Caller:
+    """The caller an active token row stands for (the API's bearer tokens and the dashboard's sessions)."""
     participant = services.directory.get().find(token.participant)
     if participant is None or participant.accounts.get(token.key_name) != token.address:
         raise AuthenticationError(

@@ -1,0 +1,641 @@
+"""The web dashboard: server-rendered pages over the same service layer as the /v1 routes.
+
+No JavaScript: the flow picture is inline SVG drawn on the server (`api.flow`), clicking a lot is a link, and
+the few writes (confirm, dispute, acknowledge, resolve) are HTML forms that carry the session's CSRF token
+and an idempotency key, and go through the API's own route functions, so they take the same write path
+(`api.writes.run_write`) and wait for the mirror before answering.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+import sqlalchemy as sa
+from eth_utils import keccak
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlmodel import Session
+
+from api import sessions
+from api.access import loan_visibility, visible_loan
+from api.deps import Caller, ServicesDep
+from api.errors import error_response
+from api.flow import flow_nodes, render_flow
+from api.i18n import RISK_CLASSES, STATUSES, Translator, translator
+from api.routes import documents as documents_routes
+from api.routes import loans as loans_routes
+from api.routes import lots as lots_routes
+from api.routes import payments as payments_routes
+from api.routes.common import records
+from api.schemas import ConfirmRequest, DisputeRequest
+from api.services import Services
+from ledger import alerts as alerts_mod
+from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
+from ledger.models import Loan, Lot
+from ledger.offchain import Document, LoanMetadata, find_token
+from ledger.purposes import describe
+from ledger.verify import directory_documents, verify_loan
+
+__all__ = ["SECURITY_HEADERS", "install", "router"]
+
+PREFIX = "/dashboard"
+HERE = Path(__file__).resolve().parent.parent
+LANG_COOKIE = "fundflow_lang"
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+loans_t: sa.Table = Loan.__table__  # type: ignore[attr-defined]
+lots_t: sa.Table = Lot.__table__  # type: ignore[attr-defined]
+meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
+docs_t: sa.Table = Document.__table__  # type: ignore[attr-defined]
+alerts_t: sa.Table = alerts_mod.Alert.__table__  # type: ignore[attr-defined]
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+_env = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def money(value: Any) -> str:
+    """Minor units (fen) as an exact decimal with thousands separators."""
+    v = int(value)
+    return f"{'-' if v < 0 else ''}{abs(v) // 100:,}.{abs(v) % 100:02d}"
+
+
+def short(value: Any, n: int = 10) -> str:
+    text = str(value or "")
+    return text if len(text) <= n + 2 else text[:n] + "…"
+
+
+_env.filters["money"] = money
+_env.filters["short"] = short
+
+
+def install(app: FastAPI) -> None:
+    """Mount the dashboard: its router, its static files, and security headers on every page."""
+    from fastapi.staticfiles import StaticFiles
+
+    app.include_router(router)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        if request.url.path.startswith(PREFIX):
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def _lang(request: Request) -> Translator:
+    return translator(request.cookies.get(LANG_COOKIE))
+
+
+def _render(
+    request: Request, template: str, status_code: int = 200, caller: Caller | None = None, **ctx: Any
+) -> HTMLResponse:
+    t = _lang(request)
+    cookie = request.cookies.get(sessions.COOKIE)
+    csrf = sessions.csrf_token(_services(request), cookie) if caller is not None and cookie else ""
+    html = _env.get_template(template).render(
+        request=request,
+        t=t,
+        caller=caller,
+        csrf=csrf,
+        idem=secrets.token_hex(16),
+        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        message=request.query_params.get("msg"),
+        error=request.query_params.get("error"),
+        STATUSES=STATUSES,
+        RISK_CLASSES=RISK_CLASSES,
+        **ctx,
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def _signin_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{PREFIX}/signin?next={quote(target)}", status_code=303)
+
+
+def _page(request: Request, build: Callable[[Caller, Session, Services], HTMLResponse]) -> Response:
+    """Run a page builder for the signed-in caller: sign-in redirect without a session, an error page for
+    Fundflow errors (same status codes as the API)."""
+    services = _services(request)
+    try:
+        caller = sessions.session_caller(services, request.cookies.get(sessions.COOKIE))
+    except AuthenticationError:
+        return _signin_redirect(request)
+    try:
+        with Session(services.engine) as session:
+            return build(caller, session, services)
+    except FundflowError as exc:
+        status = error_response(exc).status_code
+        return _render(request, "error.html", status_code=status, caller=caller, problem=exc)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+
+
+def _local(target: str | None, default: str) -> str:
+    """Only redirect within the dashboard (no open redirect)."""
+    if target and target.startswith(PREFIX + "/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+def _back(target: str, **params: str) -> RedirectResponse:
+    base, _, query = target.partition("?")
+    kept = {k: v[0] for k, v in parse_qs(query).items() if k not in ("msg", "error")}
+    kept.update(params)
+    return RedirectResponse(f"{base}?{urlencode(kept)}" if kept else base, status_code=303)
+
+
+async def _write(
+    request: Request, action: Callable[[Caller, Session, Services, dict[str, str]], str]
+) -> Response:
+    """A form POST: session, CSRF check, then `action` in a worker thread; back to the page with a message."""
+    services = _services(request)
+    cookie = request.cookies.get(sessions.COOKIE)
+    form = await _form(request)
+    back = _local(form.get("back"), PREFIX + "/loans")
+    try:
+        caller = sessions.session_caller(services, cookie)
+    except AuthenticationError:
+        return _signin_redirect(request)
+    if not sessions.valid_csrf(services, cookie, form.get("csrf")):
+        return _render(
+            request,
+            "error.html",
+            status_code=403,
+            caller=caller,
+            problem=ValidationError("The form expired or did not come from this dashboard; reload the page."),
+        )
+
+    def run() -> str:
+        with Session(services.engine) as session:
+            return action(caller, session, services, form)
+
+    try:
+        message = await run_in_threadpool(run)
+    except FundflowError as exc:
+        return _back(back, error=str(exc))
+    return _back(back, msg=message)
+
+
+def _names(services: Services) -> dict[str, str]:
+    return {a: p.name for p in services.directory.get() for a in p.accounts.values()}
+
+
+def _org_names(services: Services) -> dict[str, str]:
+    return {p.org_id: p.name for p in services.directory.get()}
+
+
+def _loan_numbers(session: Session, loan_ids: list[str]) -> dict[str, str]:
+    if not loan_ids:
+        return {}
+    rows = session.execute(
+        sa.select(meta_t.c.loan_id, meta_t.c.loan_number).where(meta_t.c.loan_id.in_(loan_ids))
+    )
+    return {str(i): str(n) for i, n in rows}
+
+
+# ---------------------------------------------------------------------------------------------- sign-in
+
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
+def home() -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/loans", status_code=303)
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_page(request: Request) -> HTMLResponse:
+    return _render(request, "signin.html", next=_local(request.query_params.get("next"), ""))
+
+
+@router.post("/signin", response_class=HTMLResponse)
+async def signin(request: Request, services: ServicesDep) -> Response:
+    form = await _form(request)
+    token = form.get("token", "").strip()
+    row = await run_in_threadpool(find_token, services.engine, token) if token else None
+    if row is None:
+        return _render(
+            request,
+            "signin.html",
+            status_code=401,
+            next=_local(form.get("next"), ""),
+            signin_error="The API token is unknown or has been revoked.",
+        )
+    response = RedirectResponse(_local(form.get("next"), f"{PREFIX}/loans"), status_code=303)
+    response.set_cookie(
+        sessions.COOKIE,
+        sessions.make_session(services, row.token_hash),
+        max_age=sessions.SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=PREFIX,
+    )
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request) -> Response:
+    services = _services(request)
+    form = await _form(request)
+    if not sessions.valid_csrf(services, request.cookies.get(sessions.COOKIE), form.get("csrf")):
+        return RedirectResponse(f"{PREFIX}/loans", status_code=303)
+    response = RedirectResponse(f"{PREFIX}/signin", status_code=303)
+    response.delete_cookie(sessions.COOKIE, path=PREFIX)
+    return response
+
+
+@router.get("/lang/{lang}")
+def set_language(lang: str, request: Request) -> RedirectResponse:
+    response = RedirectResponse(_local(request.query_params.get("next"), f"{PREFIX}/loans"), status_code=303)
+    response.set_cookie(
+        LANG_COOKIE, "zh" if lang == "zh" else "en", max_age=365 * 86400, samesite="strict", path=PREFIX
+    )
+    return response
+
+
+# ---------------------------------------------------------------------------------------------- loans
+
+
+def _open_alert_counts(session: Session, loan_ids: list[str]) -> dict[str, int]:
+    if not loan_ids:
+        return {}
+    rows = session.execute(
+        sa.select(alerts_t.c.loan_id, sa.func.count())
+        .where(alerts_t.c.loan_id.in_(loan_ids), alerts_t.c.state != "resolved")
+        .group_by(alerts_t.c.loan_id)
+    )
+    return {str(i): int(n) for i, n in rows}
+
+
+@router.get("/loans", response_class=HTMLResponse)
+def loans_page(request: Request) -> Response:
+    params = request.query_params
+    q = (params.get("q") or "").strip()
+    status = params.get("status") or ""
+    risk = params.get("risk") or ""
+    only_alerts = params.get("alerts") == "1"
+
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        query = sa.select(loans_t, meta_t.c.loan_number).select_from(
+            loans_t.outerjoin(meta_t, meta_t.c.loan_id == loans_t.c.loan_id)
+        )
+        condition = loan_visibility(caller)
+        if condition is not None:
+            query = query.where(condition)
+        if status.isdigit():
+            query = query.where(loans_t.c.status == int(status))
+        if risk.isdigit():
+            query = query.where(loans_t.c.risk_class == int(risk))
+        names = _names(services)
+        rows = list(session.execute(query.order_by(loans_t.c.block_number.desc(), loans_t.c.log_index)))
+        if q:
+            needle = q.lower()
+            rows = [
+                r
+                for r in rows
+                if needle in (r.loan_number or "").lower()
+                or needle in r.loan_id.lower()
+                or needle in names.get(r.borrower, "").lower()
+                or needle in r.borrower.lower()
+                or needle in r.borrower_ref.lower()
+            ]
+        counts = _open_alert_counts(session, [r.loan_id for r in rows])
+        if only_alerts:
+            rows = [r for r in rows if counts.get(r.loan_id)]
+        return _render(
+            request,
+            "loans.html",
+            caller=caller,
+            loans=rows,
+            names=names,
+            alert_counts=counts,
+            q=q,
+            status=status,
+            risk=risk,
+            only_alerts=only_alerts,
+        )
+
+    return _page(request, build)
+
+
+def _flatten(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for n in nodes:
+        out.append(n)
+        out.extend(_flatten(n["children"]))
+    return out
+
+
+def _verification(services: Services, loan_id: str) -> dict[str, Any]:
+    try:
+        result = verify_loan(
+            services.engine,
+            services.ledger,
+            loan_id,
+            documents=directory_documents(services.settings.documents_dir),
+        )
+    except FundflowError as exc:
+        return {"state": "unavailable", "problems": [str(exc)]}
+    return {
+        "state": "ok" if result.ok else "failed",
+        "block": result.block_number,
+        "block_hash": result.block_hash,
+        "head": result.head_on_chain,
+        "problems": result.problems(),
+        "summary": result.summary,
+        "grew": result.trail_grew_since,
+    }
+
+
+@router.get("/loans/{loan}", response_class=HTMLResponse)
+def loan_page(loan: str, request: Request) -> Response:
+    selected_id = (request.query_params.get("lot") or "").lower() or None
+
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        t = _lang(request)
+        row = visible_loan(session, caller, loan)
+        trail = loans_routes.get_trail(row.loan_id, caller, session, services)
+        lots = _flatten(trail["lots"])
+        alerts = [
+            dict(a._mapping)
+            for a in session.execute(
+                sa.select(alerts_t)
+                .where(alerts_t.c.loan_id == row.loan_id, alerts_t.c.state != "resolved")
+                .order_by(alerts_t.c.id)
+            )
+        ]
+        per_lot: dict[str, int] = {}
+        for a in alerts:
+            for lot_id in a["lot_ids"] or []:
+                per_lot[str(lot_id).lower()] = per_lot.get(str(lot_id).lower(), 0) + 1
+        names = _names(services)
+        rows = [_Row(d) for d in lots]
+        nodes = flow_nodes(rows, names, lambda code: describe(code, t.lang), per_lot)
+        number = trail["loan"].get("loan_number") or row.loan_id
+        base = f"{PREFIX}/loans/{quote(str(number))}"
+        picture = render_flow(
+            nodes,
+            href=lambda n: f"{base}?lot={n.lot_id}#lot-detail",
+            money=money,
+            labels=t.flat(),
+            selected=selected_id,
+        )
+        by_id = {d["lot_id"]: d for d in lots}
+        selected = by_id.get(selected_id) if selected_id else None
+        detail: dict[str, Any] | None = None
+        if selected is not None:
+            parent = by_id.get(selected["parent_lot_id"]) if selected["parent_lot_id"] else None
+            hashes = [h for h in (selected["evidence_hash"], selected.get("confirmation_hash")) if h]
+            stored = {
+                str(d.hash): d for d in session.execute(sa.select(docs_t).where(docs_t.c.hash.in_(hashes)))
+            }
+            detail = {
+                "lot": selected,
+                "parent": parent,
+                "payer": names.get(parent["holder"], parent["holder"]) if parent else None,
+                "alerts": [
+                    a for a in alerts if selected["lot_id"] in [x.lower() for x in a["lot_ids"] or []]
+                ],
+                "documents": [
+                    {"hash": h, "label": label, "stored": stored.get(h)}
+                    for h, label in (
+                        (selected["evidence_hash"], "evidence"),
+                        (selected.get("confirmation_hash"), "confirmation"),
+                    )
+                    if h and int(h, 16) != 0
+                ],
+                "children": [by_id[c["lot_id"]] for c in selected["children"]],
+            }
+        orgs = _org_names(services)
+        return _render(
+            request,
+            "loan.html",
+            caller=caller,
+            loan=trail["loan"],
+            trail=trail,
+            lots=lots,
+            names=names,
+            orgs=orgs,
+            picture=picture,
+            detail=detail,
+            alerts=alerts,
+            per_lot=per_lot,
+            verification=_verification(services, row.loan_id),
+            attestations=records(session, "attestations", row.loan_id),
+            repayments=records(session, "repayments", row.loan_id),
+            classifications=records(session, "classifications", row.loan_id),
+            collateral=records(session, "collateral_valuations", row.loan_id),
+            purposes=[describe(c, t.lang) for c in range(32) if int(row.allowed_purposes) >> c & 1],
+            describe=lambda code: describe(int(code), t.lang),
+            base=base,
+        )
+
+    return _page(request, build)
+
+
+class _Row:
+    """A trail dict seen as a row (attribute access), for `flow_nodes`."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.__dict__.update(data)
+
+
+@router.get("/documents/{digest}")
+def document(digest: str, request: Request) -> Response:
+    services = _services(request)
+    try:
+        caller = sessions.session_caller(services, request.cookies.get(sessions.COOKIE))
+    except AuthenticationError:
+        return _signin_redirect(request)
+    try:
+        with Session(services.engine) as session:
+            return documents_routes.download(digest, caller, session, services)
+    except FundflowError as exc:
+        status = error_response(exc).status_code
+        return _render(request, "error.html", status_code=status, caller=caller, problem=exc)
+
+
+# ---------------------------------------------------------------------------------------------- alerts
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(request: Request) -> Response:
+    state = request.query_params.get("state") or "unresolved"
+
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        query = sa.select(alerts_t).select_from(
+            alerts_t.join(loans_t, loans_t.c.loan_id == alerts_t.c.loan_id)
+        )
+        condition = loan_visibility(caller)
+        if condition is not None:
+            query = query.where(condition)
+        if state == "unresolved":
+            query = query.where(alerts_t.c.state != "resolved")
+        elif state in alerts_mod.ALERT_STATES:
+            query = query.where(alerts_t.c.state == state)
+        rows = [dict(r._mapping) for r in session.execute(query.order_by(alerts_t.c.id.desc()).limit(500))]
+        numbers = _loan_numbers(session, sorted({r["loan_id"] for r in rows}))
+        return _render(
+            request,
+            "alerts.html",
+            caller=caller,
+            alerts=rows,
+            numbers=numbers,
+            state=state,
+            states=("unresolved", *alerts_mod.ALERT_STATES, "all"),
+            can_act=caller.role in ("lender", "auditor"),
+        )
+
+    return _page(request, build)
+
+
+def _alert_for(session: Session, caller: Caller, alert_id: int) -> None:
+    """404 unless the caller may see the alert's loan; only lenders and auditors act on alerts."""
+    caller.require("lender", "auditor", action="act on alerts")
+    row = session.execute(sa.select(alerts_t.c.loan_id).where(alerts_t.c.id == alert_id)).first()
+    if row is None:
+        raise NotFoundError(f"alert {alert_id} does not exist", hint="Reload the alerts page.")
+    visible_loan(session, caller, str(row.loan_id))
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+async def acknowledge_alert(alert_id: int, request: Request) -> Response:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
+        _alert_for(session, caller, alert_id)
+        alerts_mod.acknowledge(services.engine, alert_id, by=caller.name)
+        return f"Alert {alert_id} acknowledged."
+
+    return await _write(request, action)
+
+
+@router.post("/alerts/{alert_id}/resolve")
+async def resolve_alert(alert_id: int, request: Request) -> Response:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
+        _alert_for(session, caller, alert_id)
+        alerts_mod.resolve(services.engine, alert_id, by=caller.name, note=form.get("note", ""))
+        return f"Alert {alert_id} resolved."
+
+    return await _write(request, action)
+
+
+# ---------------------------------------------------------------------------------------------- received
+
+
+@router.get("/received", response_class=HTMLResponse)
+def received_page(request: Request) -> Response:
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        page = payments_routes.received(caller, session, services, confirmation=None, offset=0, limit=500)
+        items = page["items"]
+        parents = [i["parent_lot_id"] for i in items if i["parent_lot_id"]]
+        payer_of: dict[str, str] = {}
+        if parents:
+            payer_of = {
+                str(lot_id): str(holder)
+                for lot_id, holder in session.execute(
+                    sa.select(lots_t.c.lot_id, lots_t.c.holder).where(lots_t.c.lot_id.in_(parents))
+                )
+            }
+        names = _names(services)
+        orgs = _org_names(services)
+        lender_of = {
+            str(i): str(o)
+            for i, o in session.execute(
+                sa.select(loans_t.c.loan_id, loans_t.c.lender_org).where(
+                    loans_t.c.loan_id.in_({i["loan_id"] for i in items})
+                )
+            )
+        }
+        for i in items:
+            if i["parent_lot_id"]:
+                holder = payer_of.get(i["parent_lot_id"], "")
+                i["payer"] = names.get(holder, holder)
+            else:
+                i["payer"] = orgs.get(lender_of.get(i["loan_id"], ""), "")
+        numbers = _loan_numbers(session, sorted({i["loan_id"] for i in items}))
+        waiting = [i for i in items if i["confirmation"] == "unconfirmed"]
+        answered = [i for i in items if i["confirmation"] != "unconfirmed"]
+        return _render(
+            request,
+            "received.html",
+            caller=caller,
+            waiting=waiting,
+            answered=answered,
+            numbers=numbers,
+            describe=lambda code: describe(int(code), _lang(request).lang),
+        )
+
+    return _page(request, build)
+
+
+@router.post("/lots/{lot_id}/confirm")
+async def confirm_lot(lot_id: str, request: Request) -> Response:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
+        response = lots_routes.confirm(
+            lot_id, ConfirmRequest(), request, caller, services, session, form.get("idem") or None, True
+        )
+        if response.status_code >= 300:
+            raise ValidationError(f"The ledger refused the confirmation ({response.status_code}).")
+        return f"Payment {short(lot_id)} confirmed on the ledger."
+
+    return await _write(request, action)
+
+
+@router.post("/lots/{lot_id}/dispute")
+async def dispute_lot(lot_id: str, request: Request) -> Response:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
+        reason = form.get("reason", "").strip()
+        if not reason:
+            raise ValidationError("Say why you dispute the payment.", hint="Write the reason in the form.")
+        # Only the hash of the reason goes on chain (no personal data on chain).
+        reason_hash = "0x" + keccak(text=reason).hex()
+        response = lots_routes.dispute(
+            lot_id,
+            DisputeRequest(reason_hash=reason_hash),
+            request,
+            caller,
+            services,
+            session,
+            form.get("idem") or None,
+            True,
+        )
+        if response.status_code >= 300:
+            raise ValidationError(f"The ledger refused the dispute ({response.status_code}).")
+        return f"Payment {short(lot_id)} disputed on the ledger."
+
+    return await _write(request, action)

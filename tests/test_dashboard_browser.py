@@ -1,0 +1,250 @@
+"""The dashboard in a real browser: Debian's Chromium, headless, driven by Playwright, against the app served
+by uvicorn on a free port over a fresh deployment on the session Hardhat node, with the real indexer (and the
+monitoring rules) following the chain in a background thread. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from api_support import Api, build_services
+
+from api.app import create_app
+from ledger.chain import ChainClient
+from ledger.indexer import Indexer
+from ledger.monitor import Monitor
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+class MonitoredIndexer:
+    """The real indexer with the monitoring rules after each batch, following the tip in a thread."""
+
+    def __init__(self, api_services: Any, client: ChainClient) -> None:
+        self.indexer = Indexer(
+            api_services.engine,
+            client,
+            api_services.deployment,
+            poll_interval=0.02,
+            after_batch=Monitor().after_batch,
+        )
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="dashboard-indexer")
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.indexer.run_forever(self.stop_event)
+            except Exception:
+                self.stop_event.wait(0.1)
+
+    def start(self) -> MonitoredIndexer:
+        self.indexer.open()
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+        self.indexer.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Site:
+    url: str
+    api: Api
+    lots: dict[str, str]
+
+
+@pytest.fixture
+def site(world: Any, client: ChainClient, tmp_path: Path) -> Iterator[Site]:
+    services, tokens, accounts = build_services(world, client, tmp_path)
+    indexer = MonitoredIndexer(services, ChainClient(client.rpc_url)).start()
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(services=services), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True, name="uvicorn")
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            api = Api(http, services, world, tokens, accounts, indexer)  # type: ignore[arg-type]
+            # A demo-like loan: an entrusted payment to a supplier who pays onward (once outside the declared
+            # use), and a disbursement to the borrower who pays a supplier.
+            api.open_loan(loan_number="LN-2026-0001", principal="1000000.00")
+            lots = {"to_supplier": api.disburse("LN-2026-0001", "supplier", "400000.00", purpose=1)}
+            lots["to_borrower"] = api.disburse("LN-2026-0001", "borrower", "300000.00", purpose=4)
+            for name, who, parent, payee, amount, purpose in [
+                ("to_sub", "supplier", "to_supplier", "subsupplier", "150000.00", 1),
+                ("securities", "supplier", "to_supplier", "supplier2", "50000.00", 29),
+                ("equipment", "borrower", "to_borrower", "supplier2", "80000.00", 3),
+            ]:
+                r = api.pay(who, "LN-2026-0001", lots[parent], payee, amount, purpose)
+                assert r.status_code == 201, r.text
+                lots[name] = r.json()["lot_ids"][0]
+            yield Site(url, api, lots)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        indexer.stop()
+        services.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: the dashboard's browser tests need it. "
+            "Install it with `apt-get install -y chromium` (make test does this when it is missing)."
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+
+
+def _sign_in(browser: Any, site: Site, who: str, start: str = "/dashboard/loans") -> Any:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.goto(site.url + start)
+    assert "/dashboard/signin" in page.url  # no session yet
+    page.fill("#token", site.api.tokens[who])
+    page.click("#signin")
+    page.wait_for_load_state()
+    assert page.url.startswith(site.url + start), page.url
+    return page
+
+
+def _wait_until_mirrored(site: Site, lot_id: str, state: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = site.api.get("bank", f"/v1/lots/{lot_id}")
+        if r.status_code == 200 and r.json()["confirmation"] == state:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"lot {lot_id} never reached {state} in the mirror")
+
+
+def test_lender_sees_one_node_per_lot_and_flagged_lot_details(browser: Any, site: Site) -> None:
+    page = _sign_in(browser, site, "bank")
+    row = page.locator("#loans tbody tr", has_text="LN-2026-0001")
+    assert row.count() == 1
+    assert "1,000,000.00" in row.inner_text() and "700,000.00" in row.inner_text()
+    _shot(page, "loans")
+
+    row.locator("a").first.click()
+    page.wait_for_load_state()
+    trail = site.api.get("bank", "/v1/loans/LN-2026-0001/trail").json()
+    assert trail["lot_count"] == 5
+    nodes = page.locator("svg.flow a.lot-node")
+    assert nodes.count() == 5
+    assert sorted(nodes.evaluate_all("els => els.map(e => e.dataset.lotId)")) == sorted(site.lots.values())
+    assert page.locator("svg.flow a.lot-node.disbursement").count() == 2
+    badge = page.locator("#verification").inner_text()
+    assert "Verified against the chain at block" in badge, badge
+    assert int(page.inner_text("#verified-block")) >= 1
+    _shot(page, "loan")
+
+    flagged = page.locator("svg.flow a.lot-node.undeclared")
+    assert flagged.count() == 1
+    assert flagged.get_attribute("data-lot-id") == site.lots["securities"]
+    assert "outside declared use" in (flagged.text_content() or "")  # a label, not colour alone
+    flagged.click()
+    page.wait_for_load_state()
+    assert f"lot={site.lots['securities']}" in page.url
+    detail = page.locator("#lot-detail").inner_text()
+    assert "Supplier Two" in detail
+    assert "50,000.00" in detail
+    assert "Outside declared use" in detail and "securities" in detail
+    assert site.lots["securities"] in detail
+    assert (
+        page.locator("svg.flow a.lot-node.selected").get_attribute("data-lot-id") == site.lots["securities"]
+    )
+    _shot(page, "flagged-lot")
+
+    page.goto(site.url + "/dashboard/alerts")
+    alert_rows = page.locator("#alerts tbody tr[data-alert-id]")
+    assert alert_rows.count() >= 1
+    _shot(page, "alerts")
+
+
+def test_enterprise_confirms_payment_and_trail_updates_after_indexing(browser: Any, site: Site) -> None:
+    lot_id = site.lots["to_sub"]
+    page = _sign_in(browser, site, "subsupplier", start="/dashboard/received")
+    waiting = page.locator(f"#waiting tr[data-lot-id='{lot_id}']")
+    assert waiting.count() == 1
+    assert "150,000.00" in waiting.inner_text()
+    _shot(page, "received")
+
+    waiting.locator("button.confirm").click()
+    page.wait_for_load_state()
+    assert "confirmed on the ledger" in page.locator(".flash.ok").inner_text()
+    assert page.locator(f"#waiting tr[data-lot-id='{lot_id}']").count() == 0
+    assert "confirmed" in page.locator(f"#answered tr[data-lot-id='{lot_id}']").inner_text()
+    _wait_until_mirrored(site, lot_id, "confirmed")
+
+    lender = _sign_in(browser, site, "bank", start="/dashboard/loans/LN-2026-0001")
+    node = lender.locator(f"svg.flow a.lot-node[data-lot-id='{lot_id}']")
+    assert "confirmed" in (node.get_attribute("class") or "").split()
+    assert "✓ confirmed" in (node.text_content() or "")
+    lender.goto(f"{site.url}/dashboard/loans/LN-2026-0001?lot={lot_id}")
+    assert lender.inner_text("#lot-confirmation").startswith("confirmed")
+    _shot(lender, "trail-after-confirm")
+
+
+def test_pages_send_security_headers_and_refuse_forms_without_csrf(site: Site) -> None:
+    with httpx.Client(base_url=site.url) as http:
+        r = http.post("/dashboard/signin", content=f"token={site.api.tokens['subsupplier']}")
+        assert r.status_code == 303
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+        assert site.api.tokens["subsupplier"] not in cookie  # the cookie never carries the bearer token
+        page = http.get("/dashboard/received")
+        assert page.status_code == 200
+        assert page.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none': no scripts
+        forged = http.post(f"/dashboard/lots/{site.lots['to_sub']}/confirm", content="csrf=nope")
+        assert forged.status_code == 403
+    assert site.api.get("bank", f"/v1/lots/{site.lots['to_sub']}").json()["confirmation"] == "unconfirmed"
