@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from ledger.chain import RpcError
 from ledger.errors import (
     AuthenticationError,
     ChainError,
@@ -204,6 +205,11 @@ def error_response(exc: Exception) -> JSONResponse:
         hint = _REVERT_HINTS.get(status, exc.hint)
         return JSONResponse(
             _body(exc.error_name, sentence, hint, args=args, detail=exc.message), status_code=status
+        )
+    if isinstance(exc, RpcError):
+        return JSONResponse(
+            _body("ChainRefused", f"The chain node refused the request: {exc.rpc_message}", exc.hint),
+            status_code=502,
         )
     if isinstance(exc, ChainError):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
