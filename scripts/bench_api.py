@@ -44,8 +44,13 @@ def h(label: str) -> str:
 
 
 def progress() -> Progress:
-    return Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console)  # fmt: skip
+    return Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 def main() -> None:
@@ -63,16 +68,27 @@ def main() -> None:
         deployment = deploy_ledger(client, operator, load_contract("FundFlowLedger"))
         ledger = connect(client, deployment)
         bank, supplier, payee = Account.create(), Account.create(), Account.create()
-        for org, acct, role in ((h("bank"), bank, LENDER_ROLE), (h("sup"), supplier, ENTERPRISE_ROLE),
-                                (h("payee"), payee, ENTERPRISE_ROLE)):  # fmt: skip
+        for org, acct, role in (
+            (h("bank"), bank, LENDER_ROLE),
+            (h("sup"), supplier, ENTERPRISE_ROLE),
+            (h("payee"), payee, ENTERPRISE_ROLE),
+        ):
             ledger.register_organization(operator, org, h(f"p:{org}"))
             ledger.add_account(operator, org, acct.address)
             ledger.grant_role(operator, role, acct.address)
         loan = h("bench-loan")
         total = args.payments * 2 + args.batches * args.batch_size + 10
-        ledger.open_loan(bank, loan_id=loan, borrower=supplier.address, borrower_ref=h("r"), principal=total * 10,
-                         currency="CNY", allowed_purposes=[1], maturity=int(time.time()) + 86400 * 365,
-                         terms_hash=h("t"))  # fmt: skip
+        ledger.open_loan(
+            bank,
+            loan_id=loan,
+            borrower=supplier.address,
+            borrower_ref=h("r"),
+            principal=total * 10,
+            currency="CNY",
+            allowed_purposes=[1],
+            maturity=int(time.time()) + 86400 * 365,
+            terms_hash=h("t"),
+        )
         lot = ledger.disburse(bank, loan_id=loan, payee=supplier.address, amount=total, purpose=1).event(
             "Disbursed"
         )
@@ -80,8 +96,9 @@ def main() -> None:
 
         # ---------------------------------------------------------------- plain web3.py loop
         w3 = Web3(Web3.HTTPProvider(node.url))
-        data = ledger.encode("pay", bytes.fromhex(loan[2:]), bytes.fromhex(lot_id[2:]), payee.address, 1, 1,
-                             b"\0" * 32)  # fmt: skip
+        data = ledger.encode(
+            "pay", bytes.fromhex(loan[2:]), bytes.fromhex(lot_id[2:]), payee.address, 1, 1, b"\0" * 32
+        )
         gas = int(w3.eth.estimate_gas({"from": supplier.address, "to": ledger.address, "data": data}) * 1.2)
         nonce = w3.eth.get_transaction_count(supplier.address)
         chain_id = w3.eth.chain_id
@@ -90,16 +107,26 @@ def main() -> None:
             task = bar.add_task("plain web3 loop", total=args.payments)
             start = time.perf_counter()
             for i in range(args.payments):
-                signed = supplier.sign_transaction({"to": ledger.address, "data": data, "gas": gas, **fees,
-                                                    "nonce": nonce + i, "chainId": chain_id, "value": 0})  # fmt: skip
+                signed = supplier.sign_transaction(
+                    {
+                        "to": ledger.address,
+                        "data": data,
+                        "gas": gas,
+                        **fees,
+                        "nonce": nonce + i,
+                        "chainId": chain_id,
+                        "value": 0,
+                    }
+                )
                 tx = w3.eth.send_raw_transaction(signed.raw_transaction)
                 w3.eth.wait_for_transaction_receipt(tx, poll_latency=0.005)
                 bar.advance(task)
             plain = args.payments / (time.perf_counter() - start)
 
         # ---------------------------------------------------------------- the API
-        settings = Settings(env="test", rpc_url=node.url, data_dir=Path(tmp), keystore_scrypt_n=1024,
-                            api_port=free_port())  # fmt: skip
+        settings = Settings(
+            env="test", rpc_url=node.url, data_dir=Path(tmp), keystore_scrypt_n=1024, api_port=free_port()
+        )
         engine = create_db_engine(settings.database_url)
         migrate(engine)
         keystore = Keystore(settings.keystore_dir, settings.passphrase(), scrypt_n=1024)
@@ -111,13 +138,23 @@ def main() -> None:
                 org_id=h("sup"),
                 profile_salt="0",
                 accounts={"supplier": supplier.address},
-            )  # fmt: skip
+            )
         )
         token = create_token(engine, participant="Supplier", key_name="supplier", address=supplier.address)
-        services = Services(settings, ChainClient(node.url), connect(ChainClient(node.url), deployment), deployment,
-                            engine, DirectoryCache(settings.participants_file), keystore)  # fmt: skip
-        server = uvicorn.Server(uvicorn.Config(create_app(services=services), host="127.0.0.1",
-                                               port=settings.api_port, log_level="warning"))  # fmt: skip
+        services = Services(
+            settings,
+            ChainClient(node.url),
+            connect(ChainClient(node.url), deployment),
+            deployment,
+            engine,
+            DirectoryCache(settings.participants_file),
+            keystore,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(services=services), host="127.0.0.1", port=settings.api_port, log_level="warning"
+            )
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         while not server.started:
@@ -132,16 +169,22 @@ def main() -> None:
             return local.c  # type: ignore[no-any-return]
 
         def pay_one(i: int) -> Any:
-            r = http().post("/v1/payments", headers={"Idempotency-Key": f"s{i}"}, json={
-                "loan": loan, "from_lot": lot_id, "payee": payee.address, "amount": 1, "purpose": 1})  # fmt: skip
+            r = http().post(
+                "/v1/payments",
+                headers={"Idempotency-Key": f"s{i}"},
+                json={"loan": loan, "from_lot": lot_id, "payee": payee.address, "amount": 1, "purpose": 1},
+            )
             assert r.status_code == 201, r.text
 
         def pay_batch(i: int) -> Any:
             payments = [
                 {"from_lot": lot_id, "payee": payee.address, "amount": 1, "purpose": 1}
             ] * args.batch_size
-            r = http().post("/v1/payments/batch", headers={"Idempotency-Key": f"b{i}"},
-                            json={"loan": loan, "payments": payments})  # fmt: skip
+            r = http().post(
+                "/v1/payments/batch",
+                headers={"Idempotency-Key": f"b{i}"},
+                json={"loan": loan, "payments": payments},
+            )
             assert r.status_code == 201, r.text
 
         results: dict[str, float] = {}
