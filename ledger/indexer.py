@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -74,6 +75,16 @@ class BatchProgress:
     events: int
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """One range as the node returned it: logs and the header of every block."""
+
+    lo: int
+    hi: int
+    logs: list[dict[str, Any]]
+    headers: list[BlockHeader]
+
+
 class _ChainMoved(Exception):
     """The node's chain changed while a batch was being fetched; fetch again."""
 
@@ -123,6 +134,8 @@ class Indexer:
         self.chain_id = deployment.chain_id
         self._checkpoint: StoredCheckpoint | None = None
         self._t = _tables()
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: tuple[int, Future[_Fetched]] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -136,6 +149,10 @@ class Indexer:
         return self
 
     def close(self) -> None:
+        self._discard_prefetch()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self.lock.release()
 
     def __enter__(self) -> Indexer:
@@ -230,21 +247,46 @@ class Indexer:
         """One unit of work: a batch, a reorg undo, or a check that nothing changed.
 
         Returns blocks indexed (0 after a reorg undo or a retry), or -1 when there was nothing to do.
+        While a batch is written, the next range is already being fetched (backfill only), so the node's
+        work and ours overlap; a prefetched range is used only if it starts right after the checkpoint, and
+        its headers are checked against the checkpoint like any other.
         """
         cp = self.checkpoint
         head, target = self.target()
         if target <= cp.block_number:
             if self._checkpoint_is_canonical(head):
                 return -1
+            self._discard_prefetch()
             self._undo_reorg(head)
             return 0
-        hi = min(target, cp.block_number + self.range)
+        lo = cp.block_number + 1
         try:
-            return self._index_range(cp, cp.block_number + 1, hi, target)
+            fetched = self._take_prefetch(lo) or self._fetch(lo, min(target, cp.block_number + self.range))
+            if fetched.hi < target:
+                self._prefetch(fetched.hi + 1, min(target, fetched.hi + self.range))
+            done = self._index_range(cp, fetched, target)
         except _ChainMoved as exc:
-            log.info("chain moved while fetching blocks %d-%d (%s); retrying", cp.block_number + 1, hi, exc)
+            self._discard_prefetch()
+            log.info("chain moved while fetching blocks from %d (%s); retrying", lo, exc)
             time.sleep(min(self.poll_interval, 0.05))
             return 0
+        if done == 0:
+            self._discard_prefetch()
+        return done
+
+    def _prefetch(self, lo: int, hi: int) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-prefetch")
+        self._ahead = (lo, self._pool.submit(self._fetch, lo, hi))
+
+    def _take_prefetch(self, lo: int) -> _Fetched | None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != lo:
+            return None
+        return ahead[1].result()
+
+    def _discard_prefetch(self) -> None:
+        self._ahead = None  # a running fetch finishes on its own; its result is simply not used
 
     # ------------------------------------------------------------------ one batch
 
@@ -264,12 +306,25 @@ class Indexer:
                 continue
             return hi, logs
 
-    def _index_range(self, cp: StoredCheckpoint, lo: int, hi: int, target: int) -> int:
+    def _fetch(self, lo: int, hi: int) -> _Fetched:
+        """Logs and headers of [lo, hi'] (hi' <= hi). Following the tip block by block, both come in one
+        JSON-RPC round trip (a single block's logs are never refused for size)."""
+        if hi == lo:
+            query = {"address": self.deployment.address, "fromBlock": hex(lo), "toBlock": hex(lo)}
+            logs, raw_header = self.client.batch(
+                [("eth_getLogs", [query]), ("eth_getBlockByNumber", [hex(lo), False])]
+            )
+            if raw_header is None:
+                raise _ChainMoved(f"block {lo} is not on the node any more")
+            return _Fetched(lo, hi, list(logs), [BlockHeader.from_rpc(raw_header)])
         hi, logs = self._fetch_logs(lo, hi)
-        numbers = list(range(lo, hi + 1))
         headers: list[BlockHeader] = []
-        for part in chunks(numbers, _HEADER_BATCH):
+        for part in chunks(list(range(lo, hi + 1)), _HEADER_BATCH):
             headers.extend(self.client.get_headers(list(part)))
+        return _Fetched(lo, hi, logs, headers)
+
+    def _index_range(self, cp: StoredCheckpoint, fetched: _Fetched, target: int) -> int:
+        lo, hi, logs, headers = fetched.lo, fetched.hi, fetched.logs, fetched.headers
         if headers[0].parent_hash != cp.block_hash:
             log.warning(
                 "block %d's parent %s is not the indexed block %d (%s): reorg",
