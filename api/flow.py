@@ -71,7 +71,7 @@ def _build(nodes: list[FlowNode]) -> list[FlowNode]:
 def _measure(node: FlowNode, depth: int, scale: float) -> float:
     node.depth = depth
     node.band = max(1.0, node.amount * scale)
-    node.h = max(MIN_H, node.band)
+    node.h = max(MIN_H + 16 * len(_flags(node, None)), node.band)
     below = sum(_measure(c, depth + 1, scale) for c in node.children) + V_GAP * max(0, len(node.children) - 1)
     node.span = max(node.h, below)
     return node.span
@@ -84,6 +84,17 @@ def _place(node: FlowNode, top: float) -> None:
     for c in node.children:
         _place(c, y)
         y += c.span + V_GAP
+
+
+def _flags(n: FlowNode, labels: dict[str, str] | None) -> list[str]:
+    """The flag lines of a box (labels None: only count them)."""
+    get = (labels or {}).get
+    flags: list[str] = []
+    if not n.declared_use:
+        flags.append(f"⚠ {get('outside_use', '')}")
+    if n.alerts:
+        flags.append(f"! {get('alert', '')} ×{n.alerts}")
+    return flags
 
 
 def _walk(nodes: list[FlowNode]) -> list[FlowNode]:
@@ -144,13 +155,11 @@ def render_flow(
             offset += c.band
     for n in every:
         classes = ["lot-node", n.kind, n.confirmation]
-        flags: list[str] = []
+        flags = _flags(n, labels)
         if not n.declared_use:
             classes.append("undeclared")
-            flags.append("⚠ " + labels["outside_use"])
         if n.alerts:
             classes.append("alerted")
-            flags.append(f"! {labels['alert']} ×{n.alerts}")
         if n.flagged:
             classes.append("flagged")
         if n.lot_id == selected:
@@ -159,12 +168,8 @@ def render_flow(
             "confirmed": "✓ " + labels["confirmed"],
             "disputed": "✗ " + labels["disputed"],
         }.get(n.confirmation, "… " + labels["unconfirmed"])
-        fill = ' fill="url(#hatch)"' if not n.declared_use else ""
-        lines = [
-            (f"{n.holder}", "name"),
-            (f"{money(n.amount)} · {n.purpose}", "amount"),
-            (" ".join(flags) if flags else status, "flag" if flags else "status"),
-        ]
+        lines = [(n.holder, "name"), (f"{money(n.amount)} · {n.purpose}", "amount"), (status, "status")]
+        lines += [(flag, "flag") for flag in flags]
         tip = f"{n.holder}: {money(n.amount)} ({n.purpose}), {labels[n.confirmation]}"
         if flags:
             tip += "; " + "; ".join(flags)
@@ -172,7 +177,7 @@ def render_flow(
             f'<a href="{escape(href(n))}" class="{" ".join(classes)}" data-lot-id="{n.lot_id}" '
             f'data-flagged="{str(n.flagged).lower()}">'
             f"<title>{escape(tip)}</title>"
-            f'<rect x="{n.x:.1f}" y="{n.y:.1f}" width="{BOX_W}" height="{n.h:.1f}" rx="4"{fill}/>'
+            f'<rect x="{n.x:.1f}" y="{n.y:.1f}" width="{BOX_W}" height="{n.h:.1f}" rx="4"/>'
         )
         for i, (text, cls) in enumerate(lines):
             clipped = text if len(text) <= 30 else text[:29] + "…"

@@ -204,9 +204,25 @@ def test_lender_sees_one_node_per_lot_and_flagged_lot_details(browser: Any, site
     _shot(page, "flagged-lot")
 
     page.goto(site.url + "/dashboard/alerts")
-    alert_rows = page.locator("#alerts tbody tr[data-alert-id]")
-    assert alert_rows.count() >= 1
+    alert_row = page.locator("#alerts tbody tr[data-alert-id]", has_text="securities")
+    assert alert_row.count() == 1
     _shot(page, "alerts")
+    alert_row.get_by_role("button", name="Acknowledge").click()
+    page.wait_for_load_state()
+    assert "acknowledged" in page.locator(".flash.ok").inner_text()
+    assert (
+        page.locator("#alerts tbody tr[data-alert-id]", has_text="securities")
+        .locator("td.state")
+        .inner_text()
+        .startswith("acknowledged")
+    )
+
+    page.goto(f"{site.url}/dashboard/loans/LN-2026-0001?lot={site.lots['to_supplier']}")
+    page.click("a.lang")
+    page.wait_for_load_state()
+    assert "放款" in page.inner_text("#lot-detail") and "受托支付" in page.inner_text("#lot-detail")
+    assert "已与链上数据核验" in page.inner_text("#verification")
+    _shot(page, "loan-zh")
 
 
 def test_enterprise_confirms_payment_and_trail_updates_after_indexing(browser: Any, site: Site) -> None:
