@@ -3,9 +3,7 @@ beside them (bankers here read both); the rest of the interface follows the chos
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 __all__ = ["LANGS", "RISK_CLASSES", "STATUSES", "Translator", "translator"]
 
@@ -152,10 +150,6 @@ class Translator:
 
     def flat(self) -> dict[str, str]:
         return {k.removeprefix("term_"): v[self._i] for k, v in _LABELS.items()}
-
-    @property
-    def esc(self) -> Callable[[str], Markup]:
-        return escape
 
 
 def translator(lang: str | None) -> Translator:
