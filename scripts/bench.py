@@ -97,6 +97,7 @@ class Results:
             "ratio": ratio,
             "samples": samples,
             "section": section,
+            "quick": self.quick,
             **extra,
         }
 
@@ -1011,6 +1012,8 @@ like the Hardhat config); ratios are against the baselines measured on anvil in 
 
 def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
     mode = "QUICK (`make bench QUICK=1`)" if res.quick else "full (`make bench`)"
+    if any(f.get("quick") != res.quick for f in res.figures.values()):
+        mode += " (some sections from an earlier run in the other mode: see each section)"
     lines = [
         "# Benchmarks",
         "",
@@ -1030,7 +1033,11 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
         notes = res.notes.get(section, [])
         if not figs and not notes:
             continue
-        lines += [f"## {section.capitalize()}", "", HOW[section].replace("\n", " "), ""]
+        modes = {"QUICK" if f.get("quick") else "full" for f in figs.values()}
+        lines += [f"## {section.capitalize()}", ""]
+        if figs:
+            lines += [f"Figures from a {' and a '.join(sorted(modes))} run.", ""]
+        lines += [HOW[section].replace("\n", " "), ""]
         lines += [f"> {n}" for n in notes] + ([""] if notes else [])
         if figs:
             lines += ["| figure | value | unit | baseline | ratio |", "|---|---:|---|---|---:|"]
@@ -1091,6 +1098,7 @@ def main() -> None:
         res.figures = {
             k: v for k, v in previous.get("figures", {}).items() if v.get("section") not in args.only
         }
+        res.notes = {k: v for k, v in previous.get("notes", {}).items() if k not in args.only}
     started = time.perf_counter()
     sections = [s for s in SECTIONS if not args.only or s in args.only]
     with Progress(
