@@ -95,7 +95,7 @@ def test_bundle_then_verify_bundle_with_block_hash_and_rpc(
     assert code == 1 and "anchored" in out
     code, out = fundflow("verify-bundle", str(path), "--unanchored")
     assert code == 2 and "NOT ANCHORED" in out
-    path.write_text(path.read_text().replace('"amount": "40000000"', '"amount": "40000001"'))
+    path.write_text(path.read_text().replace('"amount":"40000000"', '"amount":"40000001"'))
     code, out = fundflow("verify-bundle", str(path), "--block-hash", block_hash)
     assert code == 1 and "bundle.events[1]: hash chain breaks at this Disbursed" in out
 
