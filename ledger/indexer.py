@@ -136,6 +136,7 @@ class Indexer:
         self._t = _tables()
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: tuple[int, Future[_Fetched]] | None = None
+        self._latest: BlockHeader | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -223,9 +224,14 @@ class Indexer:
     # ------------------------------------------------------------------ loops
 
     def target(self) -> tuple[int, int]:
-        """(node head, highest block to index = head - confirmations)."""
-        head = self.client.block_number()
-        return head, head - self.confirmations
+        """(node head, highest block to index = head - confirmations).
+
+        Asks for the latest header rather than the number alone: when nothing is new, its hash is all the
+        canonical check of the checkpoint needs, so an idle poll costs one round trip.
+        """
+        latest = self.client.get_header("latest")
+        self._latest = latest
+        return latest.number, latest.number - self.confirmations
 
     def run_once(self) -> int:
         """Catch up with the node (up to head - confirmations) and return the number of blocks indexed."""
@@ -417,6 +423,9 @@ class Indexer:
             return True  # nothing indexed yet; the first batch checks its parent
         if head < cp.block_number:
             return False
+        latest = self._latest
+        if latest is not None and latest.number == cp.block_number:
+            return latest.hash == cp.block_hash
         return self.client.get_header(cp.block_number).hash == cp.block_hash
 
     def _undo_reorg(self, head: int | None) -> None:
