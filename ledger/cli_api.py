@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ledger.config import Settings, get_settings
+from ledger.contract import RiskClass
 from ledger.db import create_db_engine, migrate
 from ledger.errors import ChainError, FundflowError, NotFoundError
 from ledger.offchain import create_token
@@ -73,13 +74,17 @@ class ApiStack:
         self.settings = settings
         self.services = open_services(settings)
         self.stop_event = threading.Event()
+        from ledger.monitor import Monitor
+
         self.indexer = Indexer(
             self.services.engine,
             self.services.client.__class__(settings.chain_url, tx_timeout=settings.tx_timeout),
             self.services.deployment,
             confirmations=settings.confirmations,
             poll_interval=settings.poll_interval,
+            after_batch=Monitor.from_settings(settings).after_batch,  # alerts, in each batch's transaction
         )
+        self.webhooks: Any = None
         self.indexer_error: BaseException | None = None
         self._indexer_thread = threading.Thread(target=self._index, name="indexer", daemon=True)
         config = uvicorn.Config(
@@ -110,6 +115,10 @@ class ApiStack:
     def start(self) -> ApiStack:
         self.indexer.open()
         self._indexer_thread.start()
+        if self.settings.webhook_urls:
+            from ledger.webhooks import WebhookWorker
+
+            self.webhooks = WebhookWorker.from_settings(self.services.engine, self.settings).start()
         self._server_thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -125,6 +134,8 @@ class ApiStack:
         self.stop_event.set()
         self._server_thread.join(timeout=10)
         self._indexer_thread.join(timeout=10)
+        if self.webhooks is not None:
+            self.webhooks.stop()
         self.indexer.close()
         self.services.close()
 
@@ -142,7 +153,8 @@ def seed_and_print(stack: ApiStack, operator: Any) -> None:
         loan = seed_demo_via_api(http, tokens, addresses)
     console.print(
         f"demo loan {DEMO_LOAN}: principal {loan['principal'] / 100:,.2f} {loan['currency']}, disbursed "
-        f"{loan['disbursed'] / 100:,.2f}, repaid {loan['repaid'] / 100:,.2f}, risk class {loan['risk_class']}"
+        f"{loan['disbursed'] / 100:,.2f}, repaid {loan['repaid'] / 100:,.2f}, "
+        f"risk class {RiskClass(loan['risk_class']).name}"
     )
     table = Table("participant", "role", "address")
     for name, role in PARTICIPANTS:
@@ -153,7 +165,11 @@ def seed_and_print(stack: ApiStack, operator: Any) -> None:
         print(f"  {name:<26} {tokens[name]}")
     bank, auditor = tokens["Lakeside Commercial Bank"], tokens["Harbor Audit Partners"]
     supplier = tokens["Greenfield Logistics"]
-    console.print(f"\nAPI: [bold]{stack.url}[/]  (docs: {stack.url}/docs)\nTry:", highlight=False)
+    console.print(
+        f"\nAPI: [bold]{stack.url}[/]  (docs: {stack.url}/docs)\n"
+        f"Dashboard: [bold]{stack.url}/dashboard/[/] (sign in with a token above)\nTry:",
+        highlight=False,
+    )
     for line in (
         f"curl -s {stack.url}/v1/health",
         f"curl -s -H 'Authorization: Bearer {bank}' {stack.url}/v1/loans",
