@@ -976,16 +976,18 @@ write waiting for its receipt: through the API (`POST /v1/payments`, `POST /v1/p
 payments, FastAPI TestClient in the benchmark process, token auth, idempotency row, keystore signer),
 through the library (`LedgerContract.pay` / `pay_batch`: estimate, sign, send, receipt, decoded events),
 and the baseline: a plain web3.py loop (`contract.functions.pay(...).build_transaction` +
-`sign_transaction` + `send_raw_transaction` + `wait_for_transaction_receipt`) sending the same calls
-from the same account to the same node. The cases are interleaved over the rounds so load spikes hit all
-alike; value = median of the rounds, ratio = vs plain web3. Each path pays from its own account and lot
-(each client keeps its own nonces).""",
+`sign_transaction` + `send_raw_transaction` + `wait_for_transaction_receipt`) sending the same calls to
+the same node. The cases are interleaved over the rounds so load spikes hit all alike; value = median of
+the rounds, ratio = vs plain web3. Each path pays from its own account and lot (each client keeps its
+own nonces). Sizes: full 5 rounds of 150 single payments and 8 batches of 50; QUICK 3 rounds of 30 and
+3.""",
     "indexer": """`scripts/bench_indexer.py`: payBatch transactions (200 payments each) fill a fresh
 Hardhat node with N events; baseline = plain HTTP `eth_getLogs` over the same range + `json.loads` (what
 any indexer must pay); then a full `Indexer.run_once()` backfill into a fresh SQLite file and a fresh
 PostgreSQL database. Freshness: the indexer follows the tip (`run_forever`, default 0.2 s poll); after
 each `pay` receipt the benchmark polls SQL until the event row is there; percentiles of the samples
-(baseline shown: the poll interval).""",
+(baseline shown: the poll interval). N = 100,000 events (full) or 10,000 (QUICK); 100 or 30 freshness
+samples.""",
     "reads": """A fresh PostgreSQL database filled directly with bulk `INSERT`s through the project's
 tables (`loans`, `lots`, `loan_metadata`; not through the chain): probe loans of 10..10,000 lots, then
 filler loans (exponential sizes, mean ~100 lots, 20 lenders, 2,000 borrowers, trees of lots) until the
@@ -995,18 +997,25 @@ its own process; the benchmark process is the HTTP client (httpx, one connection
 baseline: the trail's SELECT alone through SQLAlchemy (so the ratio is the API's tree building + JSON).
 List baseline: the same request at the smallest scale, so a ratio near 1 means flat. Then 4 load-
 generator processes (multiprocessing + httpx) mix trails and lists for a fixed time against the largest
-database.""",
+database. Scales: full 11k (the probe loans alone), 100k and 1M lots with probe loans of 10, 100, 1,000
+and 10,000 lots; QUICK 10k and 50k with probes up to 1,000. Requests per figure: 60/60/30/15 trails by
+size and 60 per list (QUICK 30/30/15 and 30). Indexes: the existing ones sufficed (trail = lots primary
+key (loan_id, lot_id); lists = loans.lender_org, loans.borrower, lots.holder), so no migration was
+added.""",
     "verify": """`scripts/bench_verify.py`: loans of 10..10,000 lots made on a Hardhat node and mirrored
 into SQLite; `verify_loan` (online, against the chain at a pinned block) vs its RPC calls alone in one
 batch; then a proof bundle is built and `verify_bundle` checks it offline (ratio vs online). Median of
-5.""",
+5. QUICK: 10 and 100 lots.""",
     "memory": """Indexer: the SQLite backfill of the indexer benchmark runs in a spawned child process
 that reports `resource.getrusage(RUSAGE_SELF).ru_maxrss`; baseline = an idle child with the same
 imports. API: peak RSS (`VmHWM` from /proc) of the reads API process after the query runs and the
 4-process read load, baseline = its RSS right after start-up.""",
     "portability": """The writes and indexer sections again on anvil (npm `@foundry-rs/anvil`, free gas
 like the Hardhat config); ratios are against the baselines measured on anvil in the same run.""",
-    "api": """`scripts/bench_api.py` when it exists (the API throughput benchmark), folded in.""",
+    "api": """`scripts/bench_api.py` (the API benchmark): uvicorn in a thread, 16 concurrent HTTP
+clients (QUICK: 4 clients, 60 payments, 3 batches) posting single payments and batches of 250, next to
+its own plain web3 loop of `pay` transactions on the same node; the batch ratio is payments/s of batches
+vs single plain transactions.""",
 }
 
 
@@ -1087,6 +1096,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench", help="results directory")
     parser.add_argument("--docs", type=str, default=str(ROOT / "docs" / "benchmarks.md"), help="'' = none")
+    parser.add_argument("--docs-only", action="store_true", help="regenerate the docs from results.json")
     args = parser.parse_args()
     global _PROGRESS
     args.out.mkdir(parents=True, exist_ok=True)
@@ -1099,6 +1109,16 @@ def main() -> None:
             k: v for k, v in previous.get("figures", {}).items() if v.get("section") not in args.only
         }
         res.notes = {k: v for k, v in previous.get("notes", {}).items() if k not in args.only}
+        for fig in res.figures.values():
+            fig.setdefault("quick", previous.get("quick"))
+    if args.docs_only:
+        saved = json.loads(results_file.read_text())
+        res.figures, res.notes = saved["figures"], saved["notes"]
+        for fig in res.figures.values():
+            fig.setdefault("quick", saved["quick"])
+        write_docs(res, Path(args.docs), saved["commit"], saved["seconds"])
+        console.print(f"wrote {args.docs}")
+        return
     started = time.perf_counter()
     sections = [s for s in SECTIONS if not args.only or s in args.only]
     with Progress(
