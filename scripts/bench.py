@@ -512,7 +512,10 @@ class ReadDatabase:
         return to_checksum_address(f"0x{self.rng.getrandbits(160):040x}")
 
     def add_loans(self, sizes: list[int], advance: Callable[[int], None]) -> list[str]:
-        """Loans of the given lot counts; each a tree (every lot's parent is an earlier lot of the loan)."""
+        """Loans of the given lot counts; each a tree (every lot's parent is an earlier lot of the loan).
+
+        Trees stay shallow (~5 levels at 10,000 lots): the trail endpoint answers 500 (RecursionError in
+        the nested response model) for trees deeper than about 250 levels."""
         rng = self.rng
         loan_rows, meta_rows, lot_rows, ids = [], [], [], []
         holders = [self.address() for _ in range(max(100, sum(sizes) // 20))]
@@ -568,7 +571,8 @@ class ReadDatabase:
                     {
                         "loan_id": loan_id,
                         "lot_id": lot_id,
-                        "parent_lot_id": rng.choice(lot_ids[-50:]) if lot_ids else None,
+                        # a parent among the first eighth: trees about log8(size) deep, like supply chains
+                        "parent_lot_id": lot_ids[rng.randrange(1 + len(lot_ids) // 8)] if lot_ids else None,
                         "holder": holder,
                         "amount": 1000 + i,
                         "remaining": 500 + i,
