@@ -12,6 +12,7 @@ from api.errors import install_error_handlers
 from api.routes import (
     alerts,
     attestations,
+    audit,
     classifications,
     collateral,
     dashboard,
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         classifications,
         collateral,
         attestations,
+        audit,
         documents,
         alerts,
         risk,

@@ -17,7 +17,9 @@ from fastapi.responses import JSONResponse
 
 from ledger.chain import RpcError
 from ledger.errors import (
+    AttestationRefusedError,
     AuthenticationError,
+    BundleError,
     ChainError,
     ConfigError,
     ConflictError,
@@ -27,6 +29,7 @@ from ledger.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     ValidationError,
+    VerificationError,
 )
 
 __all__ = ["ERROR_RESPONSES", "RETRY_AFTER_SECONDS", "explain_revert", "install_error_handlers"]
@@ -240,6 +243,15 @@ def error_response(exc: Exception) -> JSONResponse:
             status = 409
         elif isinstance(exc, ConfigError):
             status = 500
+        elif isinstance(exc, AttestationRefusedError):
+            status = 409  # the trail's state refuses the attestation; nothing was sent
+        elif isinstance(exc, BundleError):
+            status = 502  # the node's answers did not make a bundle that proves the trail
+        elif isinstance(exc, VerificationError):
+            # The check could not run (node behind the mirror, another chain or deployment). A check that
+            # ran and found problems is a 200 with ok=false, never an error.
+            status = 503
+            headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         name = type(exc).__name__.removesuffix("Error") or "Error"
         return JSONResponse(_body(name, exc.message, exc.hint), status_code=status, headers=headers)
     log.exception("unexpected error", exc_info=exc)

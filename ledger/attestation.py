@@ -10,7 +10,7 @@ from eth_account.signers.local import LocalAccount
 
 from ledger.chain import TxResult
 from ledger.contract import LedgerContract
-from ledger.errors import VerificationError
+from ledger.errors import AttestationRefusedError
 from ledger.verify import Verification
 
 __all__ = ["attest_verified"]
@@ -24,13 +24,14 @@ def attest_verified(
     Refuses a trail that failed verification, and one that grew after the block it was verified at (the
     contract would refuse the stale head anyway; this says why before anything is sent)."""
     if not verification.ok:
-        raise VerificationError(
+        raise AttestationRefusedError(
             f"loan {verification.loan_id} failed verification at block {verification.block_number}; "
             "an auditor does not attest a trail that does not verify",
-            hint="see `fundflow verify` for what differs; rebuild the mirror if it was tampered with",
+            hint="see `fundflow verify` (or GET /v1/loans/{loan}/verification) for what differs; rebuild the "
+            "mirror if it was tampered with",
         )
     if verification.trail_grew_since:
-        raise VerificationError(
+        raise AttestationRefusedError(
             f"loan {verification.loan_id} changed after block {verification.block_number}: head now "
             f"{verification.head_now}, verified {verification.head_on_chain}",
             hint="let the indexer catch up (`fundflow index --once`), verify again, then attest",

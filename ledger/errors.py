@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
+    "AttestationRefusedError",
     "AuthenticationError",
     "ChainError",
     "ChainMismatchError",
@@ -181,6 +182,12 @@ class VerificationError(FundflowError):
     """A trail could not be verified at all (verified and found wrong is a result, not an error)."""
 
     default_hint = "Check the loan id, that the mirror is indexed and that the node is the deployment chain."
+
+
+class AttestationRefusedError(VerificationError):
+    """An auditor asked to attest a trail that failed verification or grew after the block verified at."""
+
+    default_hint = "Verify the trail again (`fundflow verify`); attest only a head that verifies."
 
 
 class BundleError(VerificationError):

@@ -1,4 +1,8 @@
-"""Auditors' attestations that they verified a loan's trail up to its current head."""
+"""Auditors' attestations that they verified a loan's trail up to its current head.
+
+An attestation through the API always verifies first (`ledger.attestation.attest_verified`): a trail that
+fails verification, or grew after the block verified at, is refused (409 AttestationRefused) and nothing is
+sent."""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from api.errors import ERROR_RESPONSES
 from api.routes.common import records
 from api.schemas import AttestRequest, WriteResult
 from api.writes import Outcome, run_write
+from ledger.attestation import attest_verified
+from ledger.verify import directory_documents, verify_loan
 
 __all__ = ["router"]
 
@@ -21,6 +27,21 @@ router = APIRouter(
     tags=["attestations"],
     responses={k: ERROR_RESPONSES[k] for k in (401, 403, 404, 422, 503)},
 )
+_409: dict[str, Any] = {
+    "description": "The trail failed verification or grew since (AttestationRefused), or the head given "
+    "is not the current one (LedgerStaleHead)",
+    "content": {
+        "application/json": {
+            "example": {
+                "error": "AttestationRefused",
+                "message": "loan 0x2b… failed verification at block 118; an auditor does not attest a trail "
+                "that does not verify",
+                "hint": "see `fundflow verify` (or GET /v1/loans/{loan}/verification) for what differs; "
+                "rebuild the mirror if it was tampered with",
+            }
+        }
+    },
+}
 _EXAMPLE = [{"loan_id": "0x2b…", "auditor_org": "0x8e…", "head": "0x77…", "report_hash": "0x9c…"}]
 
 
@@ -37,8 +58,13 @@ def list_attestations(loan: str, caller: ParticipantDep, session: SessionDep) ->
     "",
     response_model=WriteResult,
     status_code=201,
-    summary="Attest the loan's trail (auditor); head defaults to the chain's current head",
-    responses={409: ERROR_RESPONSES[409]},
+    summary="Verify the loan's trail, then attest its head (auditor)",
+    description="Verifies the trail against the chain first (as GET /v1/loans/{loan}/verification) and "
+    "attests the head it proved with `report_hash` (e.g. the `X-Report-Hash` of "
+    "GET /v1/loans/{loan}/report). A trail that fails verification or grew since the mirror's block is "
+    "refused with 409 AttestationRefused; a `head` other than the verified one is left to the contract "
+    "(409 LedgerStaleHead).",
+    responses={409: _409},
 )
 def attest(
     loan: str,
@@ -54,8 +80,22 @@ def attest(
     loan_id = resolve_loan_id(session, loan)
 
     def action() -> Outcome:
-        head = body.head or services.ledger.head_of(loan_id)
-        tx = services.ledger.attest(caller.signer(), loan_id=loan_id, head=head, report_hash=body.report_hash)
+        result = verify_loan(
+            services.engine,
+            services.ledger,
+            loan_id,
+            documents=directory_documents(services.settings.documents_dir),
+        )
+        signer = caller.signer()
+        stale = body.head is not None and body.head.lower() != result.head_on_chain
+        if stale and result.ok and not result.trail_grew_since:
+            # A head that is neither the verified one nor the current one (equal here): the contract
+            # refuses it with LedgerStaleHead naming both heads, and nothing is recorded.
+            tx = services.ledger.attest(
+                signer, loan_id=loan_id, head=str(body.head), report_hash=body.report_hash
+            )
+        else:
+            tx = attest_verified(result, services.ledger, signer, report_hash=body.report_hash)
         return Outcome(tx, {"loan_id": loan_id})
 
     return run_write(

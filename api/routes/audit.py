@@ -1,0 +1,276 @@
+"""Audit outputs of a loan: online verification against the chain, the offline proof bundle, the printable
+report and the trail export. Each covers the whole trail, so only callers who see the whole trail (the
+loan's lender, its borrower, auditors) get them; someone who only holds or paid a lot gets 403.
+
+A verification that runs and finds problems is an answer (200, `ok: false`, the rows named), not an error.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, Response
+from sqlmodel import Session
+
+from api.access import sees_whole_trail, visible_loan
+from api.deps import Caller, ParticipantDep, ServicesDep, SessionDep
+from api.errors import ERROR_RESPONSES
+from api.services import Services
+from ledger.bundle import build_bundle, bundle_to_text, heads_slot
+from ledger.errors import PermissionDeniedError, ValidationError
+from ledger.offchain import LoanMetadata
+from ledger.report import block_times, export_csv, export_json, render_html, report_hash
+from ledger.verify import Verification, directory_documents, verify_loan
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/v1/loans",
+    tags=["audit"],
+    responses={k: ERROR_RESPONSES[k] for k in (401, 403, 404, 422, 503)},
+)
+
+meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
+
+_BlockQuery = Annotated[
+    int | None,
+    Query(ge=0, description="Verify at this block (default: the block the mirror is complete up to)."),
+]
+
+_VERIFICATION_EXAMPLE: dict[str, Any] = {
+    "loanId": "0x2b…",
+    "ok": False,
+    "summary": "FAILED at block 118: 5/6 events, 2/2 lots, 3/3 stored documents verified; head 0x77…",
+    "chainId": 31337,
+    "contract": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+    "block": {"number": 118, "hash": "0x9a…"},
+    "headOnChain": "0x77…",
+    "headRecomputed": "0x3c…",
+    "headNow": "0x77…",
+    "trailGrewSince": False,
+    "problems": ["event Paid at block 112 log 1: field amount: mirror 10000001, chain 10000000"],
+    "events": [
+        {
+            "name": "Paid",
+            "blockNumber": 112,
+            "blockHash": "0x51…",
+            "logIndex": 1,
+            "transactionHash": "0xe4…",
+            "head": "0x3c…",
+            "ok": False,
+            "problems": ["field amount: mirror 10000001, chain 10000000", "hash chain breaks here"],
+        }
+    ],
+    "lots": [
+        {
+            "lotId": "0x5f…",
+            "parentLotId": None,
+            "holder": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "amount": "500000",
+            "remaining": "400000",
+            "ok": True,
+            "problems": [],
+        }
+    ],
+    "documents": [
+        {
+            "hash": "0xab…",
+            "referencedBy": ["Disbursed at block 110 log 0"],
+            "present": True,
+            "ok": True,
+            "problem": None,
+        }
+    ],
+}
+_BUNDLE_EXAMPLE: dict[str, Any] = {
+    "format": "fundflow-proof-bundle",
+    "version": 1,
+    "chainId": 31337,
+    "contract": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
+    "loanId": "0x2b…",
+    "head": "0x77…",
+    "header": {"number": "0x76", "hash": "0x9a…", "stateRoot": "0x0d…"},
+    "accountProof": {"address": "0x5fbd…", "storageHash": "0x1e…", "proof": ["0xf9…"]},
+    "storageProof": {"key": "0x8c…", "proof": ["0xf8…"]},
+    "events": [{"name": "LoanOpened", "blockNumber": 101, "logIndex": 0, "args": {}, "digest": "0x4d…"}],
+    "digest": "0x6a…",
+}
+_CSV_EXAMPLE = (
+    "block_number,log_index,time,event,lot_id,parent_lot_id,payee,amount,purpose,declared_use,document_hash,"
+    "head,transaction_hash,block_hash,verified,problems\n"
+    "110,0,2026-03-02T09:15:00Z,Disbursed,0x5f…,,0x7099…,500000,1,true,0xab…,0x3c…,0xe4…,0x51…,true,\n"
+)
+_502 = {
+    "description": "The node's answers did not make a bundle that proves the trail",
+    "content": {
+        "application/json": {
+            "example": {
+                "error": "Bundle",
+                "message": "accountProof.proof[2]: node hash does not match its parent's reference",
+                "hint": "Do not trust this bundle: ask its producer for a fresh one (`fundflow bundle`), or "
+                "verify the trail online with `fundflow verify`.",
+            }
+        }
+    },
+}
+
+
+def _whole_trail(session: Session, caller: Caller, loan: str, what: str) -> Any:
+    """The loan row, if the caller sees the loan's whole trail (404 if not the loan at all, else 403)."""
+    row = visible_loan(session, caller, loan)
+    if not sees_whole_trail(caller, row):
+        raise PermissionDeniedError(
+            f"The {what} covers the whole trail of loan {loan}; {caller.name} sees only the lots it holds "
+            "or paid out of.",
+            hint="Ask the loan's lender, its borrower or an auditor; "
+            "GET /v1/loans/{loan}/trail shows your part.",
+        )
+    return row
+
+
+def _verify(services: Services, loan_id: str, block: int | None) -> Verification:
+    return verify_loan(
+        services.engine,
+        services.ledger,
+        loan_id,
+        block=block,
+        documents=directory_documents(services.settings.documents_dir),
+    )
+
+
+def _label(session: Session, loan_id: str) -> str:
+    """The loan number for file names, else the loan id."""
+    number = session.execute(sa.select(meta_t.c.loan_number).where(meta_t.c.loan_id == loan_id)).scalar()
+    return str(number or loan_id)
+
+
+def _attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
+@cache
+def _heads_slot() -> int:
+    """The `_heads` storage slot, from the compiled contract's storage layout (as `fundflow bundle` does)."""
+    from ledger.compiler import load_contract
+    from ledger.deploy import CONTRACT_NAME
+
+    return heads_slot(load_contract(CONTRACT_NAME).storage_layout)
+
+
+@router.get(
+    "/{loan}/verification",
+    summary="Verify the loan's mirrored trail against the chain (per event, lot and document)",
+    description="Recomputes the hash chain from the mirror and compares it with `headOf` at the block, "
+    "checks every mirrored event against the node's logs and every lot against `getLot`, and re-hashes the "
+    "stored documents. `ok: false` with `problems` naming each row is a result, not an error.",
+    responses={200: {"content": {"application/json": {"example": _VERIFICATION_EXAMPLE}}}},
+)
+def get_verification(
+    loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep, block: _BlockQuery = None
+) -> dict[str, Any]:
+    row = _whole_trail(session, caller, loan, "verification")
+    return _verify(services, row.loan_id, block).to_dict()
+
+
+@router.get(
+    "/{loan}/bundle",
+    summary="Download an offline proof bundle of the loan's trail (see docs/bundle-format.md)",
+    description="Every event of the loan, the block header it is proven at, and the account and storage "
+    "proofs tying the loan's on-chain head to that header's state root. Check it with "
+    "`fundflow verify-bundle FILE --block-hash H` against a block hash you trust.",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {"example": _BUNDLE_EXAMPLE}}}, 502: _502},
+)
+def get_bundle(
+    loan: str,
+    caller: ParticipantDep,
+    session: SessionDep,
+    services: ServicesDep,
+    block: Annotated[
+        int | None, Query(ge=0, description="Prove at this block (default: the latest).")
+    ] = None,
+) -> Response:
+    row = _whole_trail(session, caller, loan, "proof bundle")
+    if block is not None and block < int(row.block_number):
+        raise ValidationError(
+            f"Loan {loan} was opened in block {row.block_number}; there is nothing to prove at block "
+            f"{block}.",
+            hint=f"Pass a block at or after {row.block_number}, or leave it out for the latest.",
+        )
+    built = build_bundle(
+        services.ledger,
+        row.loan_id,
+        storage_slot=_heads_slot(),
+        from_block=services.deployment.block_number,
+        block=block,
+    )
+    at = int(built["header"]["number"], 16)
+    return Response(
+        bundle_to_text(built),
+        media_type="application/json",
+        headers=_attachment(f"fundflow-bundle-{_label(session, row.loan_id)}-block-{at}.json"),
+    )
+
+
+@router.get(
+    "/{loan}/report",
+    summary="The printable audit report (HTML): verdict, block proven at, problems, attestations, trail",
+    description="One self-contained HTML file that prints on A4. `X-Report-Hash` is keccak256 of the exact "
+    "bytes served: the `report_hash` to attest with POST /v1/loans/{loan}/attestations.",
+    response_class=HTMLResponse,
+    responses={
+        200: {
+            "content": {"text/html": {"example": '<!DOCTYPE html><html lang="en">…VERIFIED at block 118…'}},
+            "headers": {
+                "X-Report-Hash": {"schema": {"type": "string"}, "description": "keccak256 of the body"}
+            },
+        }
+    },
+)
+def get_report(
+    loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep, block: _BlockQuery = None
+) -> HTMLResponse:
+    row = _whole_trail(session, caller, loan, "audit report")
+    result = _verify(services, row.loan_id, block)
+    times = block_times(services.engine, [e.block_number for e in result.events] + [result.block_number])
+    page = render_html(
+        result, times=times, title=f"Fund-flow audit report: loan {_label(session, row.loan_id)}"
+    )
+    return HTMLResponse(page, headers={"X-Report-Hash": report_hash(page)})
+
+
+@router.get(
+    "/{loan}/export",
+    summary="Export the verified trail as CSV (one row per event) or JSON",
+    description="Each row says whether it verified and why not. JSON adds the verification result and the "
+    "attestations (with whether the trail grew since each).",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "text/csv": {"example": _CSV_EXAMPLE},
+                "application/json": {"example": _VERIFICATION_EXAMPLE | {"trail": [], "attestations": []}},
+            }
+        }
+    },
+)
+def get_export(
+    loan: str,
+    caller: ParticipantDep,
+    session: SessionDep,
+    services: ServicesDep,
+    format: Annotated[Literal["csv", "json"], Query(description="csv or json.")] = "json",  # noqa: A002
+    block: _BlockQuery = None,
+) -> Response:
+    row = _whole_trail(session, caller, loan, "export")
+    result = _verify(services, row.loan_id, block)
+    times = block_times(services.engine, [e.block_number for e in result.events])
+    name = f"fundflow-trail-{_label(session, row.loan_id)}-block-{result.block_number}.{format}"
+    if format == "csv":
+        return Response(
+            export_csv(result, times), media_type="text/csv; charset=utf-8", headers=_attachment(name)
+        )
+    return Response(export_json(result, times), media_type="application/json", headers=_attachment(name))
