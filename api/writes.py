@@ -2,8 +2,13 @@
 
 Idempotency: a (caller, key) row is inserted before anything is sent; the database's unique constraint
 makes exactly one of many concurrent identical requests the sender. The others wait for its stored answer
-and return it. The same key with a different body is a 409. When the chain was unreachable nothing was
-sent, so the reservation is dropped and a retry with the same key sends (once).
+and return it. The same key with a different body is a 409.
+
+Every transaction is signed first and stored in the row (hash and raw bytes) before it is broadcast. If the
+node fails before anything was signed, the reservation is dropped and a retry sends. If it fails after (the
+transaction may or may not have reached the chain), the row is left "unconfirmed" with its transactions, and
+a retry with the same key looks them up by hash and rebroadcasts the same bytes if the node lost them: the
+write lands at most once, never as a second transaction.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from api.deps import Caller
-from api.errors import error_response
+from api.errors import RETRY_AFTER_SECONDS, error_response
 from api.services import Services
-from ledger.chain import TxResult
+from ledger.chain import RpcError, SendJournal, SignedTx, TxResult, journaled
 from ledger.errors import ChainError, ConflictError, FundflowError
 from ledger.models import Checkpoint
 from ledger.offchain import IdempotencyRecord, canonical_json
@@ -93,7 +98,9 @@ def request_hash(method: str, path: str, body: BaseModel | dict[str, Any] | None
 
 
 def _reserve(services: Services, caller: Caller, key: str, digest: str) -> dict[str, Any] | None:
-    """Reserve the key; None if we are the sender, else the stored row once it is done."""
+    """Reserve the key; None if we are the sender of a new request, the row with state "resume" if we take
+    over an unconfirmed one (its transactions were signed, their fate unknown), else the stored row once it
+    is done."""
     deadline = time.monotonic() + PENDING_WAIT_SECONDS
     while True:
         try:
@@ -119,6 +126,16 @@ def _reserve(services: Services, caller: Caller, key: str, digest: str) -> dict[
             )
         if row.state == "done":
             return dict(row._mapping)
+        if row.state == "unconfirmed":
+            with services.engine.begin() as conn:
+                taken = conn.execute(
+                    sa.update(idem_t)
+                    .where(idem_t.c.id == row.id, idem_t.c.state == "unconfirmed")
+                    .values(state="pending")
+                ).rowcount
+            if taken == 1:
+                return dict(row._mapping) | {"state": "resume"}
+            continue
         if time.monotonic() >= deadline:
             raise ConflictError(
                 f"A request with Idempotency-Key {key!r} is still being processed.",
@@ -142,6 +159,38 @@ def _finish(services: Services, caller: Caller, key: str, status: int, body: dic
         )
 
 
+def _record_txs(services: Services, caller: Caller, key: str, txs: list[SignedTx]) -> None:
+    with services.engine.begin() as conn:
+        conn.execute(
+            sa.update(idem_t)
+            .where(idem_t.c.caller == caller.address, idem_t.c.key == key)
+            .values(txs=[{"tx_hash": t.tx_hash, "raw": t.raw} for t in txs])
+        )
+
+
+def _leave_unconfirmed(services: Services, caller: Caller, key: str) -> None:
+    with services.engine.begin() as conn:
+        conn.execute(
+            sa.update(idem_t)
+            .where(idem_t.c.caller == caller.address, idem_t.c.key == key)
+            .values(state="unconfirmed")
+        )
+
+
+def _in_flight_response(exc: ChainError, key: str) -> JSONResponse:
+    log.warning("write with an Idempotency-Key left unconfirmed: %s", type(exc).__name__)
+    return JSONResponse(
+        {
+            "error": "ChainUnavailable",
+            "message": f"The chain node failed after the transaction was sent: {exc.message}",
+            "hint": f"It may or may not have been recorded. Retry with the same Idempotency-Key ({key!r}): "
+            "the same transaction is looked up (and resent unchanged if the node lost it), never a new one.",
+        },
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _release(services: Services, caller: Caller, key: str) -> None:
     with services.engine.begin() as conn:
         conn.execute(sa.delete(idem_t).where(idem_t.c.caller == caller.address, idem_t.c.key == key))
@@ -161,8 +210,15 @@ def run_write(
 ) -> JSONResponse:
     """Run `action` at most once per idempotency key and answer with what it recorded."""
     digest = request_hash(method, path, body)
+    journal: SendJournal | None = None
     if idempotency_key is not None:
         stored = _reserve(services, caller, idempotency_key, digest)
+        key = idempotency_key
+        recorded = [SignedTx(t["tx_hash"], t["raw"]) for t in (stored or {}).get("txs") or []]
+        journal = SendJournal(recorded, lambda txs: _record_txs(services, caller, key, txs))
+        if stored is not None and stored["state"] == "resume":
+            log.info("resuming an unconfirmed write (%d recorded transactions)", len(recorded))
+            stored = None
         if stored is not None:
             replay = dict(stored["response_body"] or {})
             status = int(stored["response_status"] or 200)
@@ -170,9 +226,21 @@ def run_write(
                 replay["mirrored"] = wait_for_block(services, int(replay["block_number"]))
             return JSONResponse(replay, status_code=status, headers={"Idempotent-Replayed": "true"})
     try:
-        outcome = action()
-    except ChainError:
-        # Nothing reached the chain (sends are estimated first), so a retry may send.
+        with journaled(journal):
+            outcome = action()
+    except ChainError as exc:
+        refused = isinstance(exc, RpcError) and exc.method == "eth_sendRawTransaction"
+        if (
+            idempotency_key is not None
+            and journal is not None
+            and journal.signed
+            and not (refused and len(journal.signed) == 1)
+        ):
+            # Signed and perhaps broadcast: keep the transactions so a retry resumes them.
+            _leave_unconfirmed(services, caller, idempotency_key)
+            return _in_flight_response(exc, idempotency_key)
+        # Nothing was signed (sends are estimated first), or the node answered the only send with a
+        # refusal: nothing reached the chain, so a retry may send.
         if idempotency_key is not None:
             _release(services, caller, idempotency_key)
         raise
@@ -185,7 +253,10 @@ def run_write(
         raise
     except BaseException:
         if idempotency_key is not None:
-            _release(services, caller, idempotency_key)
+            if journal is not None and journal.signed:
+                _leave_unconfirmed(services, caller, idempotency_key)
+            else:
+                _release(services, caller, idempotency_key)
         raise
     body_out = result_body(outcome, mirrored=False)
     if idempotency_key is not None:

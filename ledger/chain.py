@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +25,16 @@ from web3 import HTTPProvider
 from ledger.errors import ChainError, ContractRevertError, FundflowError, ValidationError
 from ledger.events import DecodedEvent, EventDecoder
 
-__all__ = ["BlockHeader", "ChainClient", "ErrorDecoder", "RpcError", "TxResult"]
+__all__ = [
+    "BlockHeader",
+    "ChainClient",
+    "ErrorDecoder",
+    "RpcError",
+    "SendJournal",
+    "SignedTx",
+    "TxResult",
+    "journaled",
+]
 
 _ERROR_STRING = "0x08c379a0"  # Error(string)
 _PANIC = "0x4e487b71"  # Panic(uint256)
@@ -92,6 +103,61 @@ class TxResult:
                 hint="use .events to see everything it emitted",
             )
         return found[0]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedTx:
+    """A signed transaction: its hash and the raw bytes (0x-hex) that can be broadcast again unchanged."""
+
+    tx_hash: str
+    raw: str
+
+
+class SendJournal:
+    """Signed transactions of one logical write, recorded before each is broadcast.
+
+    `on_signed` is called with every transaction signed so far *before* the newest one leaves the process,
+    so a caller can store them (the API keeps them in its idempotency row). A retry builds a journal with
+    the `recorded` ones: `ChainClient.send` then looks each up, rebroadcasts the same raw bytes if the node
+    lost it, and signs a new one only when the recorded one can provably never land (its nonce was used by
+    another transaction).
+    """
+
+    def __init__(
+        self,
+        recorded: Sequence[SignedTx] = (),
+        on_signed: Callable[[list[SignedTx]], None] | None = None,
+    ) -> None:
+        self.recorded = list(recorded)
+        self.signed: list[SignedTx] = []
+        self._on_signed = on_signed
+
+    def next_recorded(self) -> SignedTx | None:
+        i = len(self.signed)
+        return self.recorded[i] if i < len(self.recorded) else None
+
+    def keep(self, tx: SignedTx) -> None:
+        """The recorded transaction stands (mined, pending or rebroadcast)."""
+        self.signed.append(tx)
+
+    def add(self, tx: SignedTx) -> None:
+        """A newly signed transaction, about to be broadcast: stored first."""
+        self.signed.append(tx)
+        if self._on_signed is not None:
+            self._on_signed(list(self.signed))
+
+
+_JOURNAL: ContextVar[SendJournal | None] = ContextVar("fundflow_send_journal", default=None)
+
+
+@contextmanager
+def journaled(journal: SendJournal | None) -> Iterator[SendJournal | None]:
+    """Every `ChainClient.send` in this context (same thread or task) goes through `journal`."""
+    token = _JOURNAL.set(journal)
+    try:
+        yield journal
+    finally:
+        _JOURNAL.reset(token)
 
 
 class ErrorDecoder:
@@ -370,7 +436,14 @@ class ChainClient:
         """Estimate, sign and send one transaction; returns its hash without waiting.
 
         A transaction that would revert is refused here, with the decoded error, before it costs anything.
+        Inside `journaled(...)`, each signed transaction is recorded before it is broadcast, and a recorded
+        one is resumed (looked up, rebroadcast unchanged if lost) instead of signing a new one.
         """
+        journal = _JOURNAL.get()
+        recorded = journal.next_recorded() if journal is not None else None
+        if journal is not None and recorded is not None and self._resume(recorded, errors):
+            journal.keep(recorded)
+            return recorded.tx_hash
         tx: dict[str, Any] = {"from": account.address, "data": data, "value": hex(value)}
         if to is not None:
             tx["to"] = to
@@ -395,6 +468,12 @@ class ChainClient:
             if to is not None:
                 tx_fields["to"] = to
             signed = account.sign_transaction(tx_fields)
+            if journal is not None:
+                try:
+                    journal.add(SignedTx("0x" + signed.hash.hex(), "0x" + signed.raw_transaction.hex()))
+                except BaseException:
+                    self._nonces.forget(account.address)  # the nonce was taken but never used
+                    raise
             try:
                 tx_hash = self.rpc("eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()])
             except ChainError:
@@ -402,6 +481,81 @@ class ChainClient:
                 self._nonces.forget(account.address)
                 raise
         return str(tx_hash)
+
+    def sign(
+        self,
+        account: LocalAccount,
+        to: str | None,
+        data: str,
+        *,
+        gas: int | None = None,
+        value: int = 0,
+        errors: ErrorDecoder | None = None,
+    ) -> SignedTx:
+        """Estimate and sign without sending: store the result, then `broadcast` it (as often as needed).
+        The nonce is reserved; a signed transaction that is never broadcast leaves a gap until
+        `forget_nonce`."""
+        tx: dict[str, Any] = {"from": account.address, "data": data, "value": hex(value)}
+        if to is not None:
+            tx["to"] = to
+        if gas is None:
+            try:
+                estimate = int(self.rpc("eth_estimateGas", [tx]), 16)
+            except RpcError as exc:
+                raise self._as_revert(exc, errors) from exc
+            gas = estimate + estimate // 5 + 10_000
+        fees = self._fee_fields()
+        with self._nonces.lock(account.address):
+            nonce = self._nonces.take(account.address, self._pending_nonce)
+            fields: dict[str, Any] = {
+                "data": data,
+                "value": value,
+                "gas": gas,
+                "nonce": nonce,
+                "chainId": self.chain_id,
+                **fees,
+            }
+            if to is not None:
+                fields["to"] = to
+            signed = account.sign_transaction(fields)
+        return SignedTx("0x" + signed.hash.hex(), "0x" + signed.raw_transaction.hex())
+
+    def forget_nonce(self, address: str) -> None:
+        """Ask the node for `address`'s next nonce next time (after a send whose fate is unknown)."""
+        self._nonces.forget(address)
+
+    def broadcast(self, signed: SignedTx, errors: ErrorDecoder | None = None) -> str:
+        """Send already signed bytes; a node that already has them is fine (same hash, same transaction)."""
+        try:
+            self.rpc("eth_sendRawTransaction", [signed.raw])
+        except RpcError as exc:
+            message = exc.rpc_message.lower()
+            if "already known" in message or "known transaction" in message:
+                return signed.tx_hash
+            revert = self._as_revert(exc, errors)
+            if revert is not exc:
+                raise revert from exc
+            raise
+        return signed.tx_hash
+
+    def transaction_known(self, tx_hash: str) -> bool:
+        """True if the node has the transaction, mined or pending."""
+        if self.rpc("eth_getTransactionReceipt", [tx_hash]) is not None:
+            return True
+        return self.rpc("eth_getTransactionByHash", [tx_hash]) is not None
+
+    def _resume(self, recorded: SignedTx, errors: ErrorDecoder | None) -> bool:
+        """Make sure a recorded transaction reaches the chain; False if it never can (sign a new one)."""
+        if self.transaction_known(recorded.tx_hash):
+            return True
+        try:
+            self.broadcast(recorded, errors)
+        except RpcError as exc:
+            if "nonce" in exc.rpc_message.lower() and not self.transaction_known(recorded.tx_hash):
+                # Its nonce went to another transaction, so this one can never be mined.
+                return False
+            raise
+        return True
 
     def wait_for_receipt(self, tx_hash: str, timeout: float | None = None) -> dict[str, Any]:
         deadline = time.monotonic() + (self.tx_timeout if timeout is None else timeout)

@@ -28,7 +28,9 @@ __all__ = [
     "find_token",
     "hash_token",
     "keccak_hex",
+    "revoke_tokens",
     "terms_hash",
+    "token_fingerprint",
 ]
 
 _JSON = sa.JSON()
@@ -50,6 +52,7 @@ class ApiToken(SQLModel, table=True):
     address: str = Field(sa_type=sa.String(42))
     created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
     revoked: bool = False
+    expires_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
 class IdempotencyRecord(SQLModel, table=True):
@@ -63,10 +66,19 @@ class IdempotencyRecord(SQLModel, table=True):
     caller: str = Field(sa_type=sa.String(42))
     key: str = Field(sa_type=sa.String(255))
     request_hash: str = Field(sa_type=sa.String(64))
-    state: str = Field(default="pending", sa_type=sa.String(12), description="pending or done")
+    state: str = Field(
+        default="pending",
+        sa_type=sa.String(12),
+        description="pending, unconfirmed (sent, fate unknown) or done",
+    )
     response_status: int | None = None
     response_body: dict[str, Any] | None = Field(default=None, sa_type=_JSON)
     created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+    txs: list[dict[str, str]] | None = Field(
+        default=None,
+        sa_type=_JSON,
+        description="transactions signed for this request ({tx_hash, raw}), stored before each broadcast",
+    )
 
 
 class Document(SQLModel, table=True):
@@ -114,21 +126,72 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(engine: Engine, *, participant: str, key_name: str, address: str) -> str:
-    """Make a new token for one participant account and return it; only its hash is kept."""
+def token_fingerprint(token_hash: str) -> str:
+    """A short public name of a token (first 12 hex digits of its SHA-256): safe to log and to pass to
+    `fundflow tokens revoke`."""
+    return token_hash[:12]
+
+
+def create_token(
+    engine: Engine,
+    *,
+    participant: str,
+    key_name: str,
+    address: str,
+    expires_at: datetime | None = None,
+) -> str:
+    """Make a new token for one participant account and return it; only its hash is kept. A token with
+    `expires_at` is refused from that moment on."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(token_hash=hash_token(token), participant=participant, key_name=key_name, address=address)
+    row = ApiToken(
+        token_hash=hash_token(token),
+        participant=participant,
+        key_name=key_name,
+        address=address,
+        expires_at=expires_at,
+    )
     with engine.begin() as conn:
         conn.execute(sa.insert(ApiToken.__table__).values(**row.model_dump()))  # type: ignore[attr-defined]
     return token
 
 
 def find_token(engine: Engine, token: str) -> ApiToken | None:
-    """The active token row for `token`, compared in constant time against the stored hash."""
+    """The active token row for `token`, compared in constant time against the stored hash; None for an
+    unknown, revoked or expired token."""
     digest = hash_token(token)
     table = ApiToken.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
         row = conn.execute(sa.select(table).where(table.c.token_hash == digest)).first()
     if row is None or row.revoked or not hmac.compare_digest(row.token_hash, digest):
         return None
+    expires = row.expires_at
+    if expires is not None:
+        if expires.tzinfo is None:  # SQLite hands back naive datetimes
+            expires = expires.replace(tzinfo=UTC)
+        if expires <= _now():
+            return None
     return ApiToken.model_validate(dict(row._mapping))
+
+
+def revoke_tokens(
+    engine: Engine, *, fingerprint: str | None = None, participant: str | None = None
+) -> list[ApiToken]:
+    """Revoke one token (by fingerprint, see `token_fingerprint`) or every token of a participant; returns
+    the rows revoked. Takes effect on the next request: tokens are looked up on every call."""
+    if not fingerprint and not participant:
+        return []
+    table = ApiToken.__table__  # type: ignore[attr-defined]
+    query = sa.select(table).where(table.c.revoked == sa.false())
+    if fingerprint:
+        query = query.where(table.c.token_hash.startswith(fingerprint.lower(), autoescape=True))
+    if participant:
+        query = query.where(table.c.participant == participant)
+    with engine.begin() as conn:
+        rows = [ApiToken.model_validate(dict(r._mapping)) for r in conn.execute(query)]
+        if rows:
+            conn.execute(
+                sa.update(table)
+                .where(table.c.token_hash.in_([r.token_hash for r in rows]))
+                .values(revoked=True)
+            )
+    return rows
