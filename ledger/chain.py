@@ -476,9 +476,15 @@ class ChainClient:
                     raise
             try:
                 tx_hash = self.rpc("eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()])
-            except ChainError:
+            except ChainError as exc:
                 # The nonce may or may not have been consumed; ask the node next time.
                 self._nonces.forget(account.address)
+                if isinstance(exc, RpcError):
+                    # With `gas` given nothing was estimated: Hardhat executes (and mines) the transaction
+                    # and answers the send itself with the revert data.
+                    revert = self._as_revert(exc, errors)
+                    if revert is not exc:
+                        raise revert from exc
                 raise
         return str(tx_hash)
 

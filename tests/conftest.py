@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +20,20 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from ledger.chain import ChainClient
+from ledger.chain import ChainClient, TxResult
 from ledger.compiler import CompiledContract, load_contract
-from ledger.contract import AUDITOR_ROLE, ENTERPRISE_ROLE, LENDER_ROLE, LedgerContract
+from ledger.contract import (
+    AUDITOR_ROLE,
+    ENTERPRISE_ROLE,
+    LENDER_ROLE,
+    LedgerContract,
+    LoanStatus,
+    PaymentSpec,
+    RiskClass,
+)
 from ledger.deploy import Deployment, connect, deploy_ledger
+from ledger.errors import ContractRevertError
+from ledger.events import DecodedEvent
 from ledger.localchain import LocalChain
 from ledger.purposes import Purpose
 
@@ -148,6 +158,200 @@ def open_loan(
 def postgres_url() -> str:
     """PostgreSQL server for tests; CI sets FUNDFLOW_TEST_DATABASE_URL, the machines here run one locally."""
     return os.environ.get("FUNDFLOW_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+# ---------------------------------------------------------------- contract test helpers
+# Used by tests/test_contract_*.py and tests/test_hashchain.py.
+
+ZERO_HASH = "0x" + "00" * 32
+UINT64_MAX = 2**64 - 1
+
+
+@contextmanager
+def reverts(error_name: str, **expected_args: Any) -> Iterator[pytest.ExceptionInfo[ContractRevertError]]:
+    """Expect the block to raise `ContractRevertError` with exactly this custom error and these arguments
+    (bytes32 as lowercase 0x-hex, addresses checksummed, integers as int)."""
+    with pytest.raises(ContractRevertError) as info:
+        yield info
+    assert (info.value.error_name, info.value.args_by_name) == (error_name, expected_args), str(info.value)
+
+
+def chain_time(client: ChainClient) -> int:
+    """The latest block's timestamp: maturities are checked against the chain's clock, not this machine's."""
+    return client.get_header().timestamp
+
+
+def loan_events(world: World, loan_id: str, from_block: int | None = None) -> list[DecodedEvent]:
+    """Every ledger event whose first topic argument is `loan_id`, in chain order."""
+    client = world.ledger.client
+    logs = client.get_logs(
+        world.ledger.address,
+        world.deployment.block_number if from_block is None else from_block,
+        client.block_number(),
+        topics=[None, loan_id],
+    )
+    return world.ledger.events.decode_all(logs)
+
+
+def disburse_lot(
+    world: World, loan_id: str, payee: LocalAccount, amount: int, purpose: int = Purpose.RAW_MATERIALS
+) -> str:
+    """Disburse from Bank A and return the new lot's id."""
+    result = world.ledger.disburse(
+        world.cast.bank, loan_id=loan_id, payee=payee.address, amount=amount, purpose=purpose
+    )
+    return str(result.event("Disbursed").args["lotId"])
+
+
+def pay_lot(
+    world: World,
+    spender: LocalAccount,
+    loan_id: str,
+    from_lot: str,
+    payee: LocalAccount,
+    amount: int,
+    purpose: int = Purpose.RAW_MATERIALS,
+) -> str:
+    """Pay out of `from_lot` and return the child lot's id."""
+    result = world.ledger.pay(
+        spender, loan_id=loan_id, from_lot=from_lot, payee=payee.address, amount=amount, purpose=purpose
+    )
+    return str(result.event("Paid").args["lotId"])
+
+
+@dataclass
+class Scene:
+    """A world with one open loan of Bank A and two lots: `lot` (disbursed to the supplier) and `child_lot`
+    (paid out of `lot` by the supplier to the subsupplier)."""
+
+    world: World
+    loan_id: str
+    lot: str
+    child_lot: str
+
+    @property
+    def cast(self) -> Cast:
+        return self.world.cast
+
+    @property
+    def ledger(self) -> LedgerContract:
+        return self.world.ledger
+
+
+SCENE_PRINCIPAL = 1_000_000_00
+SCENE_LOT_AMOUNT = 400_000_00
+SCENE_CHILD_AMOUNT = 100_000_00
+
+
+def make_scene(world: World) -> Scene:
+    loan_id = open_loan(world, "scene", principal=SCENE_PRINCIPAL)
+    lot = disburse_lot(world, loan_id, world.cast.supplier, SCENE_LOT_AMOUNT)
+    child = pay_lot(world, world.cast.supplier, loan_id, lot, world.cast.subsupplier, SCENE_CHILD_AMOUNT)
+    return Scene(world, loan_id, lot, child)
+
+
+@pytest.fixture
+def scene(world: World) -> Scene:
+    return make_scene(world)
+
+
+# One valid call per state-changing function of the ledger, parameterised by who sends it. Each is valid
+# when sent by the account named in AUTHORIZED_CALLER on a fresh `make_scene` (for `unpause`: a paused one),
+# so a test that expects a refusal knows the refusal comes from the caller or the pause, not the arguments.
+WriteCall = Callable[[Scene, LocalAccount], TxResult]
+
+WRITE_CALLS: dict[str, WriteCall] = {
+    "registerOrganization": lambda s, a: s.ledger.register_organization(a, h("org:new"), h("profile:new")),
+    "addAccount": lambda s, a: s.ledger.add_account(a, h("org:outsider"), Account.create().address),
+    "removeAccount": lambda s, a: s.ledger.remove_account(a, s.cast.supplier2.address),
+    "grantRole": lambda s, a: s.ledger.grant_role(a, ENTERPRISE_ROLE, s.cast.outsider.address),
+    "revokeRole": lambda s, a: s.ledger.revoke_role(a, ENTERPRISE_ROLE, s.cast.supplier2.address),
+    "pause": lambda s, a: s.ledger.pause(a),
+    "unpause": lambda s, a: s.ledger.unpause(a),
+    "openLoan": lambda s, a: s.ledger.open_loan(
+        a,
+        loan_id=h("loan:new"),
+        borrower=s.cast.borrower.address,
+        borrower_ref=h("borrower-ref:new"),
+        principal=5_000_00,
+        currency="CNY",
+        allowed_purposes=DEFAULT_PURPOSES,
+        maturity=chain_time(s.ledger.client) + 86400,
+        terms_hash=h("terms:new"),
+    ),
+    "disburse": lambda s, a: s.ledger.disburse(
+        a, loan_id=s.loan_id, payee=s.cast.supplier2.address, amount=1_000, purpose=Purpose.EQUIPMENT
+    ),
+    "pay": lambda s, a: s.ledger.pay(
+        a, loan_id=s.loan_id, from_lot=s.lot, payee=s.cast.supplier2.address, amount=1_000, purpose=1
+    ),
+    "payBatch": lambda s, a: s.ledger.pay_batch(
+        a, loan_id=s.loan_id, payments=[PaymentSpec(s.lot, s.cast.supplier2.address, 1_000, 1)]
+    ),
+    "confirmLot": lambda s, a: s.ledger.confirm_lot(
+        a, loan_id=s.loan_id, lot_id=s.child_lot, evidence_hash=h("receipt")
+    ),
+    "disputeLot": lambda s, a: s.ledger.dispute_lot(
+        a, loan_id=s.loan_id, lot_id=s.child_lot, reason_hash=h("dispute")
+    ),
+    "repay": lambda s, a: s.ledger.repay(a, loan_id=s.loan_id, amount=1_000, evidence_hash=h("repayment")),
+    "closeLoan": lambda s, a: s.ledger.close_loan(
+        a, loan_id=s.loan_id, status=LoanStatus.WRITTEN_OFF, reason_hash=h("write-off")
+    ),
+    "classify": lambda s, a: s.ledger.classify(
+        a, loan_id=s.loan_id, risk_class=RiskClass.SUBSTANDARD, reason_hash=h("reason")
+    ),
+    "valueCollateral": lambda s, a: s.ledger.value_collateral(
+        a,
+        loan_id=s.loan_id,
+        collateral_id=h("collateral:1"),
+        value=7_500_000_00,
+        evidence_hash=h("appraisal"),
+    ),
+    "recordInspection": lambda s, a: s.ledger.record_inspection(
+        a, loan_id=s.loan_id, kind=0, report_hash=h("site-visit")
+    ),
+    "restructure": lambda s, a: s.ledger.restructure(
+        a, loan_id=s.loan_id, maturity=chain_time(s.ledger.client) + 2 * 365 * 86400, terms_hash=h("terms:v2")
+    ),
+    "attest": lambda s, a: s.ledger.attest(
+        a, loan_id=s.loan_id, head=s.ledger.head_of(s.loan_id), report_hash=h("audit-report")
+    ),
+}
+
+# Who may send each write in a scene (a Cast attribute name).
+AUTHORIZED_CALLER: dict[str, str] = {
+    "registerOrganization": "operator",
+    "addAccount": "operator",
+    "removeAccount": "operator",
+    "grantRole": "operator",
+    "revokeRole": "operator",
+    "pause": "operator",
+    "unpause": "operator",
+    "openLoan": "bank",
+    "disburse": "bank",
+    "pay": "supplier",
+    "payBatch": "supplier",
+    "confirmLot": "subsupplier",
+    "disputeLot": "subsupplier",
+    "repay": "bank",
+    "closeLoan": "bank",
+    "classify": "bank",
+    "valueCollateral": "bank",
+    "recordInspection": "bank",
+    "restructure": "bank",
+    "attest": "auditor",
+}
+
+
+def abi_functions(abi: list[dict[str, Any]], *, views: bool) -> set[str]:
+    """Names of the ABI's view/pure functions (`views=True`) or of its state-changing ones."""
+    return {
+        str(e["name"])
+        for e in abi
+        if e.get("type") == "function" and (e.get("stateMutability") in ("view", "pure")) == views
+    }
+
 
 # ---------------------------------------------------------------------------------------------- databases
 
