@@ -23,6 +23,10 @@ pragma solidity 0.8.28;
 /// lot ids unique, unguessable before the fact, and free (no counter in storage). `TrailAttested` is a
 /// statement about the chain, not a change to the loan: it does not extend it.
 ///
+/// Closing a loan (repaid or written off) stops disbursements, repayments, classification and restructuring,
+/// but not payments out of lots, confirmations, disputes, collateral valuations or inspections: money already
+/// paid out keeps moving and recovery work goes on, and the trail must keep recording both.
+///
 /// Roles (OpenZeppelin AccessControl): OPERATOR_ROLE registers organisations and grants the three business
 /// roles; LENDER_ROLE opens and services loans for its organisation; ENTERPRISE_ROLE spends lots it holds and
 /// confirms what it received; AUDITOR_ROLE attests trails. A loan belongs to the lender's organisation, so
