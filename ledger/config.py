@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ledger.errors import ConfigError
 
@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     confirmations: int = Field(
         0, ge=0, description="Blocks a log must be buried under before it is mirrored."
     )
-    poll_interval: float = Field(0.2, gt=0, description="Seconds between polls of the node for new blocks.")
+    poll_interval: float = Field(
+        0.1, gt=0, description="Seconds between polls of the node for new blocks (one round trip each)."
+    )
     tx_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a transaction receipt.")
     operator_key: SecretStr | None = Field(
         None, description="Private key (0x + 64 hex) of the operator account that deploys and administers."
@@ -156,6 +158,36 @@ class Settings(BaseSettings):
     document_max_bytes: int = Field(
         10 * 1024 * 1024, ge=1, description="Largest evidence document the API accepts, in bytes."
     )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest request body (other than a document upload), in bytes."
+    )
+    rate_limit: int | None = Field(
+        None,
+        ge=0,
+        description="Requests per minute per API token (per client address without one); 0 = off. "
+        "Default: 600 in prod, off in dev and test.",
+    )
+    rate_limit_burst: int | None = Field(
+        None, ge=1, description="Requests a token may make at once before the rate applies (default: rate)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (comma-separated); none by default.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @property
+    def effective_rate_limit(self) -> int:
+        """Requests per minute per token; 0 means unlimited."""
+        if self.rate_limit is not None:
+            return self.rate_limit
+        return 600 if self.env == "prod" else 0
 
     @field_validator("rpc_url", mode="before")
     @classmethod

@@ -108,7 +108,7 @@ class Indexer:
         *,
         confirmations: int = 0,
         max_reorg_depth: int = 64,
-        poll_interval: float = 0.2,
+        poll_interval: float = 0.1,
         initial_range: int = 64,
         max_range: int = 2048,
         max_logs_per_batch: int = 20_000,
