@@ -233,14 +233,6 @@ def participants_rotate(
 
 @app.command()
 @friendly_errors
-def demo() -> None:
-    """Seed the demo participants and loan on the deployed ledger (idempotent)."""
-    settings = get_settings()
-    _seed_and_show(settings, _ledger(settings))
-
-
-@app.command()
-@friendly_errors
 def up() -> None:
     """Start the local chain (unless FUNDFLOW_RPC_URL is set), deploy (unless recorded), run the indexer and
     the API, seed the demo through the API, and keep running until Ctrl-C."""
@@ -266,31 +258,6 @@ def up() -> None:
             stack.stop()
         if node is not None:
             node.stop()
-
-
-def _seed_and_show(settings: Settings, ledger: LedgerContract) -> None:
-    from ledger.demo import seed_demo
-
-    directory = Directory(settings.participants_file)
-    loan = seed_demo(
-        ledger, _operator(settings), directory, _keystore(settings), settings.data_dir / "demo.json"
-    )
-    table = Table("participant", "role", "account")
-    for p in Directory(settings.participants_file):
-        for address in p.accounts.values():
-            table.add_row(p.name, p.role, address)
-    console.print(table)
-    state = ledger.get_loan(loan.loan_id)
-    console.print(
-        f"demo loan {loan.loan_number}: id {loan.loan_id}\n"
-        f"  principal {state.principal / 100:,.2f} {state.currency}, disbursed {state.disbursed / 100:,.2f}, "
-        f"repaid {state.repaid / 100:,.2f}, risk class {state.risk_class.name}\n"
-        f"  head {state.head}"
-    )
-    console.print(
-        f"files: deployment {settings.deployment_file}, participants {settings.participants_file}, "
-        f"keystores {settings.keystore_dir}"
-    )
 
 
 def _log_path(settings: Settings, name: str) -> Path:

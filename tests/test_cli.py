@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from ledger.chain import ChainClient
 from ledger.config import DEV_PASSPHRASE, HARDHAT_DEV_KEY, Settings, get_settings
-from ledger.contract import ENTERPRISE_ROLE, LENDER_ROLE
+from ledger.contract import LENDER_ROLE
 from ledger.deploy import Deployment, connect
 from ledger.errors import ConfigError
 from ledger.keystore import Keystore
@@ -109,21 +109,54 @@ def test_commands_without_a_deployment_say_to_deploy_first(env: Path) -> None:
     assert code == 1 and "no deployment record" in out and "fundflow deploy" in out
 
 
-def test_demo_seeds_once_and_is_idempotent(env: Path, client: ChainClient) -> None:
-    assert fundflow("deploy")[0] == 0
-    code, out = fundflow("demo")
-    assert code == 0, out
-    assert "LN-2026-0001" in out and "5,000,000.00 CNY" in out
-    state = json.loads((env / "demo.json").read_text())["LN-2026-0001"]
-    ledger = connect(client, Deployment.load(env / "deployment.json"))
-    loan = ledger.get_loan(state["loan_id"])
-    assert loan.principal == 5_000_000_00 and loan.disbursed == 3_500_000_00 and loan.repaid == 250_000_00
-    head = loan.head
-    code, out = fundflow("demo")
-    assert code == 0 and json.loads((env / "demo.json").read_text())["LN-2026-0001"] == state
-    assert ledger.head_of(state["loan_id"]) == head  # nothing recorded twice
-    steel = json.loads((env / "participants.json").read_text())["participants"]["Northriver Steel"]
-    assert ledger.has_role(ENTERPRISE_ROLE, steel["accounts"]["northriver-steel"])
+def test_up_stack_tells_the_demo_story_through_the_api_once(
+    env: Path, client: ChainClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `fundflow up` runs after starting the chain: deploy, indexer + monitor + API, then the demo."""
+    import httpx
+
+    from ledger.cli import _ensure_deployed, _operator
+    from ledger.cli_api import ApiStack, seed_and_print
+    from ledger.offchain import create_token
+
+    monkeypatch.setenv("FUNDFLOW_API_PORT", str(free_port()))
+    get_settings.cache_clear()
+    settings = get_settings()
+    _ensure_deployed(settings, client)
+    stack = ApiStack(settings).start()
+    try:
+        seed_and_print(stack, _operator(settings))
+        seed_and_print(stack, _operator(settings))  # a second start records nothing twice
+        auditor = json.loads((env / "participants.json").read_text())["participants"]["Harbor Audit Partners"]
+        token = create_token(
+            stack.services.engine,
+            participant="Harbor Audit Partners",
+            key_name="harbor-audit-partners",
+            address=auditor["accounts"]["harbor-audit-partners"],
+        )
+        with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {token}"}) as http:
+            loans = http.get("/v1/loans").json()["items"]
+            trail = http.get("/v1/loans/LN-2026-0001/trail").json()
+            alerts = http.get("/v1/alerts", params={"loan": "LN-2026-0001"}).json()["items"]
+    finally:
+        stack.stop()
+    assert len(loans) == 1
+    lots = _flatten(trail)
+    assert len(lots) >= 6
+    assert any(lot["declared_use"] is False for lot in lots)  # the securities payment, flagged
+    assert any(lot["confirmation"] == "disputed" for lot in lots)
+    assert any(lot["confirmation"] == "confirmed" for lot in lots)
+    assert {"prohibited_use", "disputed_payment"} <= {a["rule"] for a in alerts}
+
+
+def _flatten(trail: dict) -> list[dict]:
+    out: list[dict] = []
+    stack = list(trail.get("lots") or trail.get("roots") or [])
+    while stack:
+        lot = stack.pop()
+        out.append(lot)
+        stack.extend(lot.get("children", []))
+    return out
 
 
 def test_keystore_is_encrypted_private_and_refuses_a_wrong_passphrase(tmp_path: Path) -> None:
