@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.guards import install_guards
 from api.routes import (
     alerts,
     attestations,
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_guards(app, services.settings if services is not None else settings or get_settings())
     for module in (
         health,
         participants,

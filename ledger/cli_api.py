@@ -1,4 +1,4 @@
-"""`fundflow serve`, `fundflow tokens create`, and the API half of `fundflow up` (indexer thread + API
+"""`fundflow serve`, `fundflow tokens create|revoke`, and the API half of `fundflow up` (indexer thread + API
 server thread + the demo told through the API). Registered on the main CLI by `register_api_commands`."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from rich.table import Table
 from ledger.config import Settings, get_settings
 from ledger.contract import RiskClass
 from ledger.db import create_db_engine, migrate
-from ledger.errors import ChainError, FundflowError, NotFoundError
-from ledger.offchain import create_token
+from ledger.errors import ChainError, FundflowError, NotFoundError, ValidationError
+from ledger.offchain import create_token, revoke_tokens, token_fingerprint
 from ledger.participants import Directory, slugify
 
 __all__ = ["ApiStack", "register_api_commands"]
@@ -43,6 +43,9 @@ def tokens_create(
     key_name: Annotated[
         str | None, typer.Option(help="Which of its accounts (default: the name's slug).")
     ] = None,
+    expires_days: Annotated[
+        float | None, typer.Option(help="Refuse the token after this many days (default: never).", min=0)
+    ] = None,
 ) -> None:
     """Create an API token for a participant account. It is printed once and stored only as a hash."""
     settings = get_settings()
@@ -55,10 +58,48 @@ def tokens_create(
         raise NotFoundError(f"{name!r} has no account {key!r}", hint="see `fundflow participants list`")
     engine = create_db_engine(settings.database_url)
     migrate(engine)
-    token = create_token(engine, participant=name, key_name=key, address=address)
+    from datetime import UTC, datetime, timedelta
+
+    from ledger.offchain import hash_token
+
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days is not None else None
+    token = create_token(engine, participant=name, key_name=key, address=address, expires_at=expires)
     engine.dispose()
-    err_console.print(f"token for {name} ({key}, {address}); shown once, store it now:")
+    until = f", expires {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+    err_console.print(
+        f"token {token_fingerprint(hash_token(token))} for {name} ({key}, {address}{until}); "
+        "shown once, store it now:"
+    )
     print(token)
+
+
+def tokens_revoke(
+    fingerprint: Annotated[
+        str | None,
+        typer.Argument(help="The token's fingerprint (printed by `tokens create`, logged with refusals)."),
+    ] = None,
+    participant: Annotated[str | None, typer.Option(help="Revoke every token of this participant.")] = None,
+) -> None:
+    """Revoke API tokens; the API refuses them from the next request on."""
+    if not fingerprint and not participant:
+        raise ValidationError(
+            "name a token fingerprint or --participant", hint="see `fundflow tokens --help`"
+        )
+    if fingerprint and len(fingerprint) < 8:
+        raise ValidationError(
+            f"fingerprint {fingerprint!r} is too short to name one token", hint="give at least 8 hex digits"
+        )
+    settings = get_settings()
+    engine = create_db_engine(settings.database_url)
+    migrate(engine)
+    rows = revoke_tokens(engine, fingerprint=fingerprint, participant=participant)
+    engine.dispose()
+    if not rows:
+        raise NotFoundError("no active token matches", hint="it may already be revoked")
+    for row in rows:
+        err_console.print(
+            f"revoked token {token_fingerprint(row.token_hash)} of {row.participant} ({row.key_name})"
+        )
 
 
 class ApiStack:
@@ -186,5 +227,6 @@ def seed_and_print(stack: ApiStack, operator: Any) -> None:
 def register_api_commands(app: typer.Typer, friendly: Any) -> None:
     tokens_app = typer.Typer(help="API tokens of participants.", no_args_is_help=True)
     tokens_app.command("create")(friendly(tokens_create))
+    tokens_app.command("revoke")(friendly(tokens_revoke))
     app.add_typer(tokens_app, name="tokens")
     app.command("serve")(friendly(serve))
