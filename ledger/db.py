@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
@@ -41,6 +43,9 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     except sa.exc.ArgumentError as exc:
         raise ConfigError(f"FUNDFLOW_DATABASE_URL is not a database URL ({exc})") from exc
     backend = parsed.get_backend_name()
+    # orjson: JSON columns (every event's arguments) are serialised several times faster than with json.
+    kwargs.setdefault("json_serializer", _json_dumps)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     if backend == "sqlite":
         path = sqlite_path(parsed)
         if path is not None:
@@ -57,6 +62,13 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     raise ConfigError(
         f"unsupported database {backend!r}", hint="use sqlite:///path or postgresql+psycopg://user@host/db"
     )
+
+
+def _json_dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # e.g. an integer wider than 64 bits, which orjson refuses and json writes exactly
+        return json.dumps(value)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
