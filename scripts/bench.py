@@ -1030,9 +1030,10 @@ vs single plain transactions.""",
 
 
 def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
-    mode = "QUICK (`make bench QUICK=1`)" if res.quick else "full (`make bench`)"
-    if any(f.get("quick") != res.quick for f in res.figures.values()):
-        mode += " (some sections from an earlier run in the other mode: see each section)"
+    by_mode: dict[str, set[str]] = {"full": set(), "QUICK": set()}
+    for fig in res.figures.values():
+        by_mode["QUICK" if fig.get("quick") else "full"].add(fig["section"])
+    mode = "; ".join(f"{m} size: {', '.join(sorted(v))}" for m, v in by_mode.items() if v)
     lines = [
         "# Benchmarks",
         "",
@@ -1042,8 +1043,9 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
         "are noisy: every figure that can be is shown next to a baseline measured in the same run, and",
         "timings are medians.",
         "",
-        f"Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit `{commit}`, {mode}, {elapsed / 60:.1f} min, "
-        f"{os.cpu_count()} CPUs.",
+        f"Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit `{commit}`, {elapsed / 60:.1f} min, "
+        f"{os.cpu_count()} CPUs. Sections by size ({mode}). `--only` runs replace their sections' figures",
+        "and keep the others', so a page can mix a full run of some sections with a QUICK run of the rest.",
         "",
     ]
     order = ["gas", "writes", "indexer", "reads", "verify", "memory", "portability", "api"]
@@ -1058,6 +1060,8 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
             lines += [f"Figures from a {' and a '.join(sorted(modes))} run.", ""]
         lines += [HOW[section].replace("\n", " "), ""]
         lines += [f"> {n}" for n in notes] + ([""] if notes else [])
+        if section == "reads":
+            lines += _scale_table(figs)
         if figs:
             lines += ["| figure | value | unit | baseline | ratio |", "|---|---:|---|---|---:|"]
             for name, fig in figs.items():
@@ -1082,6 +1086,34 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def _scale_table(figs: dict[str, dict[str, Any]]) -> list[str]:
+    """Each read figure across the database sizes, side by side: flat rows mean the query scales."""
+    grid: dict[str, dict[str, Any]] = {}
+    scales: dict[str, int] = {}
+    for name, fig in figs.items():
+        if "@" not in name:
+            continue
+        stem, label = name.removeprefix("reads.").split("@")
+        grid.setdefault(stem, {})[label] = fig["value"]
+        scales[label] = fig.get("total_lots", 0)
+    if not grid:
+        return []
+    labels = sorted(scales, key=scales.__getitem__)
+    head = " | ".join(f"{scales[label]:,} lots" for label in labels)
+    out = [
+        "Latency (ms) by database size; the last column is largest / smallest (about 1 = flat):",
+        "",
+        f"| query | {head} | growth |",
+        "|---|" + "---:|" * (len(labels) + 1),
+    ]
+    for stem, row in grid.items():
+        cells = " | ".join(fmt(row.get(label)) for label in labels)
+        first, last = row.get(labels[0]), row.get(labels[-1])
+        growth = fmt(round(last / first, 2)) if first and last else ""
+        out.append(f"| {stem} | {cells} | {growth} |")
+    return [*out, ""]
 
 
 RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
