@@ -17,7 +17,7 @@ from ledger.offchain import LoanMetadata
 __all__ = ["loan_visibility", "lot_visible", "resolve_loan_id", "visible_loan", "visible_lot"]
 
 _ID = re.compile(r"0x[0-9a-fA-F]{64}")
-_NUMBER = re.compile(r"LN-\d{4}-\d{4,8}")
+_NUMBER = re.compile(r"LN-[0-9]{4}-[0-9]{4,8}")
 
 loans_t: sa.Table = Loan.__table__  # type: ignore[attr-defined]
 lots_t: sa.Table = Lot.__table__  # type: ignore[attr-defined]

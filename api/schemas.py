@@ -28,7 +28,7 @@ UINT64_MAX = 2**64 - 1
 T = TypeVar("T")
 _DECIMAL = re.compile(r"(\d{1,20})(?:\.(\d{1,2}))?")
 _HASH = re.compile(r"0x[0-9a-fA-F]{64}")
-LOAN_NUMBER = re.compile(r"LN-\d{4}-\d{4,8}")
+LOAN_NUMBER = re.compile(r"LN-[0-9]{4}-[0-9]{4,8}")  # ASCII digits only: no look-alike numbers
 
 
 def parse_amount(value: Any) -> int:
@@ -66,7 +66,13 @@ def _hash32(value: Any) -> str:
 def _address(value: Any) -> str:
     if not isinstance(value, str) or not is_address(value):
         raise ValueError("expected an account address (0x followed by 40 hex digits)")
-    return str(to_checksum_address(value))
+    checksummed = str(to_checksum_address(value))
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and value != checksummed:
+        raise ValueError(
+            "the address's mixed-case checksum (EIP-55) is wrong: check for a typo, or send it lowercase"
+        )
+    return checksummed
 
 
 def parse_maturity(value: Any) -> int:
@@ -74,14 +80,23 @@ def parse_maturity(value: Any) -> int:
     if isinstance(value, bool | float):
         raise ValueError('maturity is unix seconds (an integer) or an ISO date like "2027-06-30"')
     if isinstance(value, int):
-        return value
+        return _maturity_in_range(value)
     if isinstance(value, str):
         try:
             day = date.fromisoformat(value)
         except ValueError:
             raise ValueError('maturity is unix seconds or an ISO date like "2027-06-30"') from None
-        return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        return _maturity_in_range(int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()))
     raise ValueError('maturity is unix seconds or an ISO date like "2027-06-30"')
+
+
+_MAX_MATURITY = 2**40 - 1  # the contract stores maturity as uint40
+
+
+def _maturity_in_range(seconds: int) -> int:
+    if not 0 <= seconds <= _MAX_MATURITY:
+        raise ValueError(f"maturity must be between 1970-01-01 and unix second {_MAX_MATURITY:,}")
+    return seconds
 
 
 Amount = Annotated[
