@@ -1016,10 +1016,12 @@ in the nested response model) past about 250 levels.""",
 into SQLite; `verify_loan` (online, against the chain at a pinned block) vs its RPC calls alone in one
 batch; then a proof bundle is built and `verify_bundle` checks it offline (ratio vs online). Median of
 5. QUICK: 10 and 100 lots.""",
-    "memory": """Indexer: the SQLite backfill of the indexer benchmark runs in a spawned child process
-that reports `resource.getrusage(RUSAGE_SELF).ru_maxrss`; baseline = an idle child with the same
-imports. API: peak RSS (`VmHWM` from /proc) of the reads API process after the query runs and the
-4-process read load, baseline = its RSS right after start-up.""",
+    "memory": """Indexer: the SQLite backfill of the indexer benchmark (100,000 events in the full run)
+runs in a spawned child process that reports its peak RSS (VmHWM of /proc/self/status;
+`resource.getrusage`'s ru_maxrss was tried first, but Linux carries the forking parent's high-water mark
+across exec, so the child reported the benchmark's own ~440 MiB); baseline = an idle child with the same
+imports. API: peak RSS (VmHWM) of the reads API process (uvicorn, its own process) after the query runs
+and the 4-process read load on the largest database, baseline = its RSS right after start-up.""",
     "portability": """The writes and indexer sections again on anvil (npm `@foundry-rs/anvil`, free gas
 like the Hardhat config); ratios are against the baselines measured on anvil in the same run.""",
     "api": """`scripts/bench_api.py` (the API benchmark): uvicorn in a thread, 16 concurrent HTTP

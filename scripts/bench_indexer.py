@@ -5,7 +5,7 @@ logs, and freshness (receipt -> row queryable) while following the tip.
     .venv/bin/python scripts/bench_indexer.py --events 20000
     .venv/bin/python scripts/bench_indexer.py --kind anvil --rss --json var/bench/indexer-anvil.json
 
-`--rss` runs the SQLite backfill in a fresh child process and reports its peak resident memory (getrusage)
+`--rss` runs the SQLite backfill in a fresh child process and reports its peak resident memory (VmHWM)
 next to an idle child that imported the same modules. Runs its own Hardhat (or anvil) node; events come
 from payBatch (200 payments per transaction by default). Writes var/bench/indexer.json (or --json PATH) as
 {figure: {value, unit, baseline}}. Not part of `make test`.
@@ -141,7 +141,19 @@ def _backfill_child(url: str, rpc_url: str, deployment: Any, idle: bool, out: An
     elapsed, count = 0.0, 0
     if not idle:
         elapsed, count = backfill(url, ChainClient(rpc_url, tx_timeout=300), deployment)
-    out.put((elapsed, count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+    out.put((elapsed, count, peak_rss_bytes()))
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak RSS. VmHWM belongs to the address space exec made; getrusage's ru_maxrss keeps the
+    high-water mark of the forking parent across exec, so a child of a big parent would report the parent."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def backfill_in_child(url: str, rpc_url: str, deployment: Any, idle: bool = False) -> tuple[float, int, int]:
