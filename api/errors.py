@@ -28,6 +28,7 @@ from ledger.errors import (
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    StorageError,
     ValidationError,
     VerificationError,
 )
@@ -243,6 +244,9 @@ def error_response(exc: Exception) -> JSONResponse:
             status = 409
         elif isinstance(exc, ConfigError):
             status = 500
+        elif isinstance(exc, StorageError):
+            status = 503  # disk full or read-only: temporary from the caller's side
+            headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         elif isinstance(exc, AttestationRefusedError):
             status = 409  # the trail's state refuses the attestation; nothing was sent
         elif isinstance(exc, BundleError):

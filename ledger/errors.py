@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AttestationRefusedError",
     "AuthenticationError",
+    "StorageError",
     "ChainError",
     "ChainMismatchError",
     "CompilerError",
@@ -127,6 +128,14 @@ class PayloadTooLargeError(ValidationError):
     """An upload is larger than the configured limit."""
 
     default_hint = "Upload a smaller file, or raise FUNDFLOW_DOCUMENT_MAX_BYTES."
+
+
+class StorageError(FundflowError):
+    """Off-chain storage (the document store) cannot save: disk full, read-only, missing directory."""
+
+    default_hint = (
+        "Nothing was stored. Retry later; if it persists, tell the operator (free space, permissions)."
+    )
 
 
 class ConflictError(FundflowError):

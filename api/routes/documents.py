@@ -6,6 +6,7 @@ Upload the raw bytes as the request body (any Content-Type); the optional `X-Fil
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -20,7 +21,7 @@ from sqlmodel import Session
 from api.access import loan_visibility
 from api.deps import Caller, ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
-from ledger.errors import ChainError, NotFoundError, PayloadTooLargeError, ValidationError
+from ledger.errors import ChainError, NotFoundError, PayloadTooLargeError, StorageError, ValidationError
 from ledger.models import Event, Loan
 from ledger.offchain import Document, keccak_hex
 
@@ -87,13 +88,26 @@ async def upload(
         raise ValidationError("The document is empty.", hint="Send the file's bytes as the request body.")
     digest = keccak_hex(data)
     directory = services.settings.documents_dir
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / digest
-    if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".upload-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+    tmp: str | None = None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".upload-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            tmp = None
+    except OSError as exc:
+        # Disk full, read-only, or not a directory: no partial file stays behind, nothing is recorded.
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise StorageError(
+            f"The document store cannot save the file ({exc.strerror or type(exc).__name__})."
+        ) from exc
     media_type = request.headers.get("content-type", "application/octet-stream")
     row = {
         "hash": digest,
