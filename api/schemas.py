@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
@@ -461,6 +461,7 @@ class LotOut(LotBase):
 
 
 class TrailLot(LotOut):
+    depth: int = Field(0, description="0 for a disbursement, parent's depth + 1 for a payment")
     children: list[TrailLot] = Field(default_factory=list)
 
 
@@ -481,6 +482,7 @@ class Trail(BaseModel):
 
     loan: LoanOut
     head: str
+    format: Literal["tree", "flat"] = "tree"
     lots: list[TrailLot]
     lot_count: int
     undeclared_use: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from eth_utils import keccak
@@ -27,7 +27,7 @@ from api.schemas import (
     WriteResult,
 )
 from api.writes import Outcome, run_write
-from ledger.errors import ConflictError, FundflowError
+from ledger.errors import ConflictError, FundflowError, ValidationError
 from ledger.models import Loan, Lot
 from ledger.offchain import LoanMetadata, terms_hash
 
@@ -93,9 +93,25 @@ def get_terms(loan: str, caller: ParticipantDep, session: SessionDep) -> dict[st
     }
 
 
-@router.get("/{loan}/trail", response_model=Trail, summary="The whole tree of lots of a loan")
+# Nested JSON this deep is rejected by the response model's validator (and by most JSON tools); deeper trails
+# are served flat, each lot with its parent and depth.
+MAX_TREE_DEPTH = 200
+
+
+@router.get(
+    "/{loan}/trail",
+    response_model=Trail,
+    summary="The whole tree of lots of a loan",
+    description="`format=tree` (default) nests each lot's onward payments under it; `format=flat` lists the "
+    "lots parents-first, each with `parent_lot_id` and `depth`, for trails deeper than "
+    f"{MAX_TREE_DEPTH} levels or for tabular use.",
+)
 def get_trail(
-    loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep
+    loan: str,
+    caller: ParticipantDep,
+    session: SessionDep,
+    services: ServicesDep,
+    format: Annotated[Literal["tree", "flat"], Query(description="tree or flat")] = "tree",  # noqa: A002
 ) -> dict[str, Any]:
     row = visible_loan(session, caller, loan)
     lots = list(
@@ -110,17 +126,27 @@ def get_trail(
     whole = sees_whole_trail(caller, row)
     nodes: dict[str, dict[str, Any]] = {}
     roots: list[dict[str, Any]] = []
-    for lot in lots:
+    for lot in lots:  # chain order: a parent always comes before its children
         parent_holder = holders.get(lot.parent_lot_id) if lot.parent_lot_id else None
         if not lot_visible(caller, row, lot, parent_holder):
             continue
-        node = lot_out(lot, names) | {"children": []}
-        nodes[lot.lot_id] = node
         parent = nodes.get(lot.parent_lot_id) if lot.parent_lot_id else None
-        (parent["children"] if parent is not None else roots).append(node)
+        node = lot_out(lot, names) | {"children": [], "depth": parent["depth"] + 1 if parent else 0}
+        nodes[lot.lot_id] = node
+        if format == "flat":
+            roots.append(node)
+        else:
+            (parent["children"] if parent is not None else roots).append(node)
+    deepest = max((n["depth"] for n in nodes.values()), default=0)
+    if format == "tree" and deepest >= MAX_TREE_DEPTH:
+        raise ValidationError(
+            f"the trail of loan {loan} is {deepest + 1} levels deep; nested JSON stops at {MAX_TREE_DEPTH}",
+            hint="ask for ?format=flat: every lot with its parent_lot_id and depth, parents first",
+        )
     return {
         "loan": loan_out(session, row),
         "head": row.head,
+        "format": format,
         "lots": roots,
         "lot_count": len(nodes),
         "undeclared_use": sum(1 for n in nodes.values() if not n["declared_use"]),
