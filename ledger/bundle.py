@@ -28,7 +28,7 @@ from ledger.chain import ChainClient
 from ledger.contract import LedgerContract, as_bytes32
 from ledger.errors import BundleError, ChainError
 from ledger.events import EventDecoder
-from ledger.hashchain import LOT_CREATING_EVENTS, ZERO_HEAD, EventKind, HashChain, event_head
+from ledger.hashchain import LOT_CREATING_EVENTS, ZERO_HEAD, HashChain, event_head
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -181,34 +181,12 @@ EVENT_ABI: list[dict[str, Any]] = [
     }
     for name, inputs in EVENT_INPUTS.items()
 ]
-_HASH_CHAIN = HashChain(EVENT_ABI)  # the reference encoder; `chain_step` is the fast equivalent
-_KINDS = {kind.name: int(kind) for kind in EventKind}
-_HASHED: dict[str, tuple[tuple[str, str], ...]] = {
-    name: tuple(
-        (n, t) for n, t, _ in inputs if n != "head" and not (n == "lotId" and name in LOT_CREATING_EVENTS)
-    )
-    for name, inputs in EVENT_INPUTS.items()
-}
-
-
-def _word(abi_type: str, value: Any) -> bytes:
-    """One ABI word of a static value (every hashed field is one): what abi.encode puts there."""
-    if abi_type == "bool":
-        return b"\x00" * 31 + (b"\x01" if value else b"\x00")
-    if abi_type.startswith("uint"):
-        return int(value).to_bytes(32, "big")
-    raw = value if isinstance(value, bytes | bytearray) else bytes.fromhex(str(value)[2:])
-    if abi_type == "address":
-        return bytes(12) + bytes(raw)
-    return bytes(raw).ljust(32, b"\x00")  # bytesN: left-aligned
+_HASH_CHAIN = HashChain(EVENT_ABI)  # built from the bundle's own table, not from an ABI the bundle carries
 
 
 def chain_step(previous_head: str, event_name: str, args: Mapping[str, Any]) -> str:
-    """`HashChain.step` for the ledger's events, without eth-abi's generic encoder (about 20x faster):
-    keccak256(previousHead ‖ uint8(kind) ‖ fields...), every part one 32-byte word."""
-    parts = [bytes.fromhex(previous_head[2:]), _KINDS[event_name].to_bytes(32, "big")]
-    parts += [_word(t, args[n]) for n, t in _HASHED[event_name]]
-    return "0x" + keccak(b"".join(parts)).hex()
+    """keccak256(abi.encode(previousHead, uint8(kind), fields...)) over the bundle's own event table."""
+    return _HASH_CHAIN.step(previous_head, event_name, args)
 
 
 _HEX = re.compile(r"^0x[0-9a-f]*$")

@@ -7,12 +7,11 @@ they produce). This module derives each event's encoding from the ABI, so the ru
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from eth_abi import encode
 from eth_utils import keccak
 
 from ledger.errors import ValidationError
@@ -57,16 +56,35 @@ def _hex_bytes(value: Any) -> bytes:
     return bytes.fromhex(text[2:] if text.startswith("0x") else text)
 
 
-def _abi_value(abi_type: str, value: Any) -> Any:
-    if abi_type.startswith("bytes"):
-        return _hex_bytes(value)
-    return value
+def _word(abi_type: str) -> Callable[[Any], bytes]:
+    """How `abi.encode` writes one value of a static one-word type: 32 bytes, numbers and addresses
+    right-aligned, fixed-size byte strings left-aligned. Every chained event's fields are of such types, so
+    `abi.encode(previousHead, kind, fields...)` is just their words end to end."""
+
+    def fixed(size: int, align_left: bool) -> Callable[[Any], bytes]:
+        def convert(value: Any) -> bytes:
+            raw = _hex_bytes(value)
+            if len(raw) != size:
+                raise ValidationError(f"expected {size} bytes for {abi_type}, got {len(raw)}")
+            return raw.ljust(32, b"\0") if align_left else raw.rjust(32, b"\0")
+
+        return convert
+
+    if abi_type == "address":
+        return fixed(20, align_left=False)
+    if abi_type == "bool":
+        return lambda v: (1 if v else 0).to_bytes(32, "big")
+    if abi_type.startswith("uint"):
+        return lambda v: int(v).to_bytes(32, "big")
+    if abi_type.startswith("bytes") and abi_type[5:].isdigit():
+        return fixed(int(abi_type[5:]), align_left=True)
+    raise ValidationError(f"{abi_type} is not a one-word static type the hash chain can encode")
 
 
 @dataclass(frozen=True)
 class _Encoding:
-    kind: EventKind
-    fields: tuple[tuple[str, str], ...]  # (name, abi type) hashed after (previousHead, kind)
+    kind_word: bytes
+    fields: tuple[tuple[str, Callable[[Any], bytes]], ...]  # hashed after (previousHead, kind)
 
 
 class HeadMismatch(ValidationError):
@@ -83,8 +101,10 @@ class HashChain:
                 continue
             name = str(entry["name"])
             skip = {"head", "lotId"} if name in LOT_CREATING_EVENTS else {"head"}
-            fields = tuple((str(i["name"]), str(i["type"])) for i in entry["inputs"] if i["name"] not in skip)
-            self._encodings[name] = _Encoding(EventKind[name], fields)
+            fields = tuple(
+                (str(i["name"]), _word(str(i["type"]))) for i in entry["inputs"] if i["name"] not in skip
+            )
+            self._encodings[name] = _Encoding(int(EventKind[name]).to_bytes(32, "big"), fields)
         missing = CHAINED_EVENTS - set(self._encodings)
         if missing:
             raise ValidationError(
@@ -98,9 +118,10 @@ class HashChain:
     def step(self, previous_head: str, event_name: str, args: Mapping[str, Any]) -> str:
         """The head produced by applying event `event_name` with `args` on top of `previous_head`."""
         enc = self._encodings[event_name]
-        types = ["bytes32", "uint8", *(t for _, t in enc.fields)]
-        values = [_hex_bytes(previous_head), int(enc.kind), *(_abi_value(t, args[n]) for n, t in enc.fields)]
-        return "0x" + keccak(encode(types, values)).hex()
+        preimage = b"".join(
+            [_hex_bytes(previous_head), enc.kind_word, *(word(args[n]) for n, word in enc.fields)]
+        )
+        return "0x" + keccak(preimage).hex()
 
     def verify(self, previous_head: str, event_name: str, args: Mapping[str, Any]) -> str:
         """Check the event's stated head follows from `previous_head`; return it or raise HeadMismatch."""

@@ -129,7 +129,7 @@ class Indexer:
         # derived state such as monitoring alerts commits or rolls back with the rows it rests on.
         self.after_batch = after_batch
         self.decoder = EventDecoder(deployment.abi)
-        self.projector = Projector(HashChain(deployment.abi), self.decoder, deployment.abi)
+        self.projector = Projector(HashChain(deployment.abi), self.decoder)
         self.lock = IndexerLock(engine)
         self.chain_id = deployment.chain_id
         self._checkpoint: StoredCheckpoint | None = None

@@ -8,11 +8,10 @@ their remaining raw events through `apply`: what a reorg removed can then never 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from eth_hash.auto import keccak
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
@@ -22,12 +21,9 @@ from ledger.errors import MirrorIntegrityError
 from ledger.events import DecodedEvent, EventDecoder
 from ledger.hashchain import (
     CHAINED_EVENTS,
-    LOT_CREATING_EVENTS,
     ZERO_HEAD,
-    EventKind,
     HashChain,
     HeadMismatch,
-    event_head,
 )
 from ledger.models import LOAN_RECORD_TABLES, PARTICIPANT_TABLES
 
@@ -36,7 +32,6 @@ __all__ = [
     "PARTICIPANT_EVENTS",
     "ROLE_NAMES",
     "ArgsCodec",
-    "FastHeads",
     "Projector",
     "chunks",
 ]
@@ -113,60 +108,18 @@ def _bits(abi_type: str) -> int:
     return int(digits) if digits else 256
 
 
-def _word(abi_type: str) -> Callable[[Any], bytes]:
-    if abi_type == "bytes32":
-        return lambda v: bytes.fromhex(v[2:])
-    if abi_type == "address":
-        return lambda v: bytes.fromhex(v[2:]).rjust(32, b"\0")
-    if abi_type == "bool":
-        return lambda v: (1 if v else 0).to_bytes(32, "big")
-    if abi_type.startswith("uint"):
-        return lambda v: int(v).to_bytes(32, "big")
-    if abi_type.startswith("int"):
-        return lambda v: int(v).to_bytes(32, "big", signed=True)
-    if abi_type.startswith("bytes"):
-        return lambda v: bytes.fromhex(v[2:]).ljust(32, b"\0")
-    raise ValueError(f"{abi_type} is not a one-word static type")
-
-
-class FastHeads:
-    """`HashChain.step` without eth_abi: every chained event's fields are one static word each, so
-    `abi.encode(previousHead, kind, fields...)` is their 32-byte words end to end. Several times faster;
-    `Projector` still asks `HashChain.verify` whenever the two would disagree, so HashChain stays the rule."""
-
-    def __init__(self, abi: Iterable[Mapping[str, Any]]) -> None:
-        self._plans: dict[str, tuple[bytes, tuple[tuple[str, Callable[[Any], bytes]], ...]]] = {}
-        for entry in abi:
-            name = str(entry.get("name"))
-            if entry.get("type") != "event" or name not in CHAINED_EVENTS:
-                continue
-            skip = {"head", "lotId"} if name in LOT_CREATING_EVENTS else {"head"}
-            fields = tuple(
-                (str(i["name"]), _word(str(i["type"]))) for i in entry["inputs"] if i["name"] not in skip
-            )
-            self._plans[name] = (int(EventKind[name]).to_bytes(32, "big"), fields)
-
-    def step(self, previous_head: str, event_name: str, args: Mapping[str, Any]) -> str:
-        kind, fields = self._plans[event_name]
-        preimage = b"".join([bytes.fromhex(previous_head[2:]), kind, *(word(args[n]) for n, word in fields)])
-        return "0x" + keccak(preimage).hex()
-
-
 class Projector:
     """Applies ledger events to the projection tables inside the caller's transaction."""
 
-    def __init__(
-        self, hash_chain: HashChain, decoder: EventDecoder, abi: Iterable[Mapping[str, Any]]
-    ) -> None:
+    def __init__(self, hash_chain: HashChain, decoder: EventDecoder) -> None:
         self.hash_chain = hash_chain
-        self.fast_heads = FastHeads(abi)
         self.codec = ArgsCodec(decoder)
 
     def apply(self, conn: sa.Connection, events: Sequence[DecodedEvent]) -> None:
         """Apply `events` (in chain order, all newer than what the projections hold)."""
         if not events:
             return
-        batch = _Batch(conn, self.hash_chain, self.fast_heads)
+        batch = _Batch(conn, self.hash_chain)
         batch.load(events)
         for event in events:
             batch.apply(event)
@@ -234,10 +187,9 @@ def _integrity(event: DecodedEvent, problem: str) -> MirrorIntegrityError:
 class _Batch:
     """The state one `apply` call touches, loaded once, changed in memory, written once."""
 
-    def __init__(self, conn: sa.Connection, hash_chain: HashChain, fast_heads: FastHeads) -> None:
+    def __init__(self, conn: sa.Connection, hash_chain: HashChain) -> None:
         self.conn = conn
         self.hash_chain = hash_chain
-        self.fast_heads = fast_heads
         self.loans: dict[str, dict[str, Any]] = {}
         self.new_loans: dict[str, dict[str, Any]] = {}
         self.dirty_loans: set[str] = set()
@@ -417,10 +369,7 @@ class _Batch:
             self._record("restructurings", event, maturity=args["maturity"], terms_hash=args["termsHash"])
 
     def _verify(self, event: DecodedEvent, previous: str) -> str:
-        stated = event_head(event.name, event.args).lower()
-        if self.fast_heads.step(previous, event.name, event.args) == stated:
-            return stated
-        try:  # the authority on the rule: raises HeadMismatch with the details
+        try:
             return self.hash_chain.verify(previous, event.name, event.args)
         except HeadMismatch as exc:
             raise MirrorIntegrityError(

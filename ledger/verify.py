@@ -28,7 +28,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 import ledger.models  # noqa: F401  (registers the tables)
-from ledger.bundle import EVENT_INPUTS, chain_step
 from ledger.contract import LedgerContract, as_bytes32
 from ledger.errors import NotFoundError, VerificationError
 from ledger.events import DecodedEvent
@@ -468,7 +467,6 @@ def _recompute(ledger: LedgerContract, mirrored: list[DecodedEvent], checks: lis
     """Walk the hash chain over the mirrored rows; name the first row whose stated head does not follow."""
     by_position = {(c.block_hash.lower(), c.log_index): c for c in checks}
     chain = ledger.hash_chain
-    fast = set(EVENT_INPUTS) - {"TrailAttested"}
     head = ZERO
     broken = False
     for row in mirrored:
@@ -482,10 +480,7 @@ def _recompute(ledger: LedgerContract, mirrored: list[DecodedEvent], checks: lis
         if not chain.is_chained(row.name):
             continue
         try:
-            if row.name in fast:
-                expected = chain_step(head, row.name, row.args)
-            else:
-                expected = chain.step(head, row.name, row.args)
+            expected = chain.step(head, row.name, row.args)
         except (KeyError, ValueError, TypeError) as exc:
             check.fail(f"cannot hash the mirrored payload: {exc!r}")
             broken = True

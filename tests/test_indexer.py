@@ -267,24 +267,3 @@ def test_cli_index_once_then_status(db_url: str, world: World, chain: LocalChain
     assert_mirror_matches_chain(engine, world.ledger, world.deployment)
     engine.dispose()
     assert project_root().joinpath("ledger", "migrations").is_dir()
-
-
-def test_fast_heads_agree_with_the_hash_chain_rule(world: World) -> None:
-    from ledger.hashchain import ZERO_HEAD, HashChain, event_head
-    from ledger.projections import FastHeads
-
-    Activity(world, random.Random(31)).run(40)
-    logs = world.ledger.client.get_logs(
-        world.deployment.address, world.deployment.block_number, world.ledger.client.block_number()
-    )
-    rule, fast = HashChain(world.deployment.abi), FastHeads(world.deployment.abi)
-    heads: dict[str, str] = {}
-    checked = 0
-    for event in world.ledger.events.decode_all(logs):
-        if not rule.is_chained(event.name):
-            continue
-        previous = heads.get(event.args["loanId"], ZERO_HEAD)
-        assert fast.step(previous, event.name, event.args) == rule.step(previous, event.name, event.args)
-        heads[event.args["loanId"]] = event_head(event.name, event.args)
-        checked += 1
-    assert checked > 30
