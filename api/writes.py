@@ -18,13 +18,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from api.deps import Caller
+from api.deps import Caller, IdempotencyKeyDep, ParticipantDep, ServicesDep, WaitDep
 from api.errors import RETRY_AFTER_SECONDS, error_response
 from api.services import Services
 from ledger.chain import RpcError, SendJournal, SignedTx, TxResult, journaled
@@ -32,7 +33,7 @@ from ledger.errors import ChainError, ConflictError, FundflowError
 from ledger.models import Checkpoint
 from ledger.offchain import IdempotencyRecord, canonical_json
 
-__all__ = ["Outcome", "run_write", "wait_for_block"]
+__all__ = ["Outcome", "Write", "WriteDep", "get_write", "run_write", "wait_for_block"]
 
 log = logging.getLogger(__name__)
 
@@ -264,3 +265,50 @@ def run_write(
     if wait:
         body_out["mirrored"] = wait_for_block(services, outcome.tx.block_number)
     return JSONResponse(body_out, status_code=status_code)
+
+
+@dataclass
+class Write:
+    """What every write route needs besides its body: the caller, the services, and the request's
+    idempotency key and wait flag (the route's `Idempotency-Key` header and `?wait=` come from here)."""
+
+    request: Request
+    caller: Caller
+    services: Services
+    idempotency_key: str | None
+    wait: bool
+
+    def record(
+        self,
+        body: BaseModel | dict[str, Any] | None,
+        action: Callable[[], Outcome],
+        *,
+        path: str | None = None,
+        status_code: int = 201,
+    ) -> JSONResponse:
+        """`run_write` for this request; `path` overrides the URL in the idempotency hash (routes that
+        accept a loan number or id pass the canonical form, so both spellings count as one request)."""
+        return run_write(
+            self.services,
+            self.caller,
+            method=self.request.method,
+            path=path or self.request.url.path,
+            body=body,
+            idempotency_key=self.idempotency_key,
+            wait=self.wait,
+            action=action,
+            status_code=status_code,
+        )
+
+
+def get_write(
+    request: Request,
+    caller: ParticipantDep,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKeyDep,
+    wait: WaitDep,
+) -> Write:
+    return Write(request, caller, services, idempotency_key, wait)
+
+
+WriteDep = Annotated[Write, Depends(get_write)]

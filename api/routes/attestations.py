@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.access import resolve_loan_id, visible_loan
-from api.deps import IdempotencyKeyDep, ParticipantDep, ServicesDep, SessionDep, WaitDep
+from api.deps import ParticipantDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.routes.common import records
 from api.schemas import AttestRequest, WriteResult
-from api.writes import Outcome, run_write
+from api.writes import Outcome, WriteDep
 from ledger.attestation import attest_verified
 from ledger.verify import directory_documents, verify_loan
 
@@ -69,13 +69,10 @@ def list_attestations(loan: str, caller: ParticipantDep, session: SessionDep) ->
 def attest(
     loan: str,
     body: AttestRequest,
-    request: Request,
-    caller: ParticipantDep,
-    services: ServicesDep,
     session: SessionDep,
-    idempotency_key: IdempotencyKeyDep,
-    wait: WaitDep,
+    write: WriteDep,
 ) -> JSONResponse:
+    caller, services = write.caller, write.services
     caller.require("auditor", action="attest trails")
     loan_id = resolve_loan_id(session, loan)
 
@@ -98,13 +95,4 @@ def attest(
             tx = attest_verified(result, services.ledger, signer, report_hash=body.report_hash)
         return Outcome(tx, {"loan_id": loan_id})
 
-    return run_write(
-        services,
-        caller,
-        method="POST",
-        path=f"/v1/loans/{loan_id}/attestations",
-        body=body,
-        idempotency_key=idempotency_key,
-        wait=wait,
-        action=action,
-    )
+    return write.record(body, action, path=f"/v1/loans/{loan_id}/attestations")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.access import resolve_loan_id, visible_loan
-from api.deps import IdempotencyKeyDep, ParticipantDep, ServicesDep, SessionDep, WaitDep
+from api.deps import ParticipantDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.routes.common import check_lender, records
 from api.schemas import ClassifyRequest, WriteResult
-from api.writes import Outcome, run_write
+from api.writes import Outcome, WriteDep
 
 __all__ = ["router"]
 
@@ -43,13 +43,10 @@ def list_classifications(loan: str, caller: ParticipantDep, session: SessionDep)
 def classify(
     loan: str,
     body: ClassifyRequest,
-    request: Request,
-    caller: ParticipantDep,
-    services: ServicesDep,
     session: SessionDep,
-    idempotency_key: IdempotencyKeyDep,
-    wait: WaitDep,
+    write: WriteDep,
 ) -> JSONResponse:
+    caller, services = write.caller, write.services
     loan_id = resolve_loan_id(session, loan)
     check_lender(session, caller, loan_id, "classify loans")
 
@@ -59,13 +56,4 @@ def classify(
         )
         return Outcome(tx, {"loan_id": loan_id})
 
-    return run_write(
-        services,
-        caller,
-        method="POST",
-        path=f"/v1/loans/{loan_id}/classifications",
-        body=body,
-        idempotency_key=idempotency_key,
-        wait=wait,
-        action=action,
-    )
+    return write.record(body, action, path=f"/v1/loans/{loan_id}/classifications")

@@ -35,6 +35,7 @@ from api.routes import payments as payments_routes
 from api.routes.common import records
 from api.schemas import ConfirmRequest, DisputeRequest
 from api.services import Services
+from api.writes import Write
 from ledger import alerts as alerts_mod
 from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
 from ledger.models import Loan, Lot
@@ -606,9 +607,8 @@ def received_page(request: Request) -> Response:
 @router.post("/lots/{lot_id}/confirm")
 async def confirm_lot(lot_id: str, request: Request) -> Response:
     def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
-        response = lots_routes.confirm(
-            lot_id, ConfirmRequest(), request, caller, services, session, form.get("idem") or None, True
-        )
+        write = Write(request, caller, services, form.get("idem") or None, wait=True)
+        response = lots_routes.confirm(lot_id, ConfirmRequest(), session, write)
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the confirmation ({response.status_code}).")
         return f"Payment {short(lot_id)} confirmed on the ledger."
@@ -624,16 +624,8 @@ async def dispute_lot(lot_id: str, request: Request) -> Response:
             raise ValidationError("Say why you dispute the payment.", hint="Write the reason in the form.")
         # Only the hash of the reason goes on chain (no personal data on chain).
         reason_hash = "0x" + keccak(text=reason).hex()
-        response = lots_routes.dispute(
-            lot_id,
-            DisputeRequest(reason_hash=reason_hash),
-            request,
-            caller,
-            services,
-            session,
-            form.get("idem") or None,
-            True,
-        )
+        write = Write(request, caller, services, form.get("idem") or None, wait=True)
+        response = lots_routes.dispute(lot_id, DisputeRequest(reason_hash=reason_hash), session, write)
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the dispute ({response.status_code}).")
         return f"Payment {short(lot_id)} disputed on the ledger."

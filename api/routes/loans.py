@@ -9,12 +9,12 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from eth_utils import keccak
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from api.access import loan_visibility, lot_visible, resolve_loan_id, sees_whole_trail, visible_loan
-from api.deps import IdempotencyKeyDep, ParticipantDep, ServicesDep, SessionDep, WaitDep
+from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.routes.common import check_lender, created_lots, loan_out, lot_out
 from api.schemas import (
@@ -26,7 +26,7 @@ from api.schemas import (
     Trail,
     WriteResult,
 )
-from api.writes import Outcome, run_write
+from api.writes import Outcome, WriteDep
 from ledger.errors import ConflictError, FundflowError, ValidationError
 from ledger.models import Loan, Lot
 from ledger.offchain import LoanMetadata, terms_hash
@@ -181,13 +181,10 @@ def loan_id_for(number: str) -> str:
 )
 def open_loan(
     body: OpenLoanRequest,
-    request: Request,
-    caller: ParticipantDep,
-    services: ServicesDep,
     session: SessionDep,
-    idempotency_key: IdempotencyKeyDep,
-    wait: WaitDep,
+    write: WriteDep,
 ) -> JSONResponse:
+    caller, services = write.caller, write.services
     caller.require("lender", action="open loans")
     terms = body.terms.document()
     thash = terms_hash(terms)
@@ -241,16 +238,7 @@ def open_loan(
             raise
         return Outcome(tx, {"loan_id": loan_id, "loan_number": candidate, "terms_hash": thash})
 
-    return run_write(
-        services,
-        caller,
-        method="POST",
-        path=request.url.path,
-        body=body,
-        idempotency_key=idempotency_key,
-        wait=wait,
-        action=action,
-    )
+    return write.record(body, action)
 
 
 @router.post(
@@ -263,13 +251,10 @@ def open_loan(
 def disburse(
     loan: str,
     body: DisburseRequest,
-    request: Request,
-    caller: ParticipantDep,
-    services: ServicesDep,
     session: SessionDep,
-    idempotency_key: IdempotencyKeyDep,
-    wait: WaitDep,
+    write: WriteDep,
 ) -> JSONResponse:
+    caller, services = write.caller, write.services
     loan_id = resolve_loan_id(session, loan)
     check_lender(session, caller, loan_id, "disburse")
 
@@ -284,16 +269,7 @@ def disburse(
         )
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": created_lots(tx)})
 
-    return run_write(
-        services,
-        caller,
-        method="POST",
-        path=f"/v1/loans/{loan_id}/disbursements",
-        body=body,
-        idempotency_key=idempotency_key,
-        wait=wait,
-        action=action,
-    )
+    return write.record(body, action, path=f"/v1/loans/{loan_id}/disbursements")
 
 
 @router.post(
@@ -306,13 +282,10 @@ def disburse(
 def restructure(
     loan: str,
     body: RestructureRequest,
-    request: Request,
-    caller: ParticipantDep,
-    services: ServicesDep,
     session: SessionDep,
-    idempotency_key: IdempotencyKeyDep,
-    wait: WaitDep,
+    write: WriteDep,
 ) -> JSONResponse:
+    caller, services = write.caller, write.services
     loan_id = resolve_loan_id(session, loan)
     check_lender(session, caller, loan_id, "restructure loans")
     terms = body.terms.document()
@@ -330,13 +303,4 @@ def restructure(
             )
         return Outcome(tx, {"loan_id": loan_id, "terms_hash": thash})
 
-    return run_write(
-        services,
-        caller,
-        method="POST",
-        path=f"/v1/loans/{loan_id}/restructure",
-        body=body,
-        idempotency_key=idempotency_key,
-        wait=wait,
-        action=action,
-    )
+    return write.record(body, action, path=f"/v1/loans/{loan_id}/restructure")

@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from api.access import resolve_loan_id, visible_lot
-from api.deps import Caller, IdempotencyKeyDep, ParticipantDep, ServicesDep, SessionDep, WaitDep
+from api.deps import Caller, ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.routes.common import lot_out
 from api.schemas import ConfirmRequest, DisputeRequest, LotOut, WriteResult
-from api.writes import Outcome, run_write
+from api.writes import Outcome, WriteDep
 from ledger.errors import NotFoundError, PermissionDeniedError
 from ledger.models import Lot
 
@@ -64,13 +64,10 @@ def _payee_loan(session: Session, caller: Caller, lot_id: str, loan: str | None,
 def confirm(
     lot_id: str,
     body: ConfirmRequest,
-    request: Request,
-    caller: ParticipantDep,
-    services: ServicesDep,
     session: SessionDep,
-    idempotency_key: IdempotencyKeyDep,
-    wait: WaitDep,
+    write: WriteDep,
 ) -> JSONResponse:
+    caller, services = write.caller, write.services
     loan_id = _payee_loan(session, caller, lot_id, body.loan, "confirm payments")
 
     def action() -> Outcome:
@@ -79,16 +76,7 @@ def confirm(
         )
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": [lot_id.lower()]})
 
-    return run_write(
-        services,
-        caller,
-        method="POST",
-        path=request.url.path,
-        body=body,
-        idempotency_key=idempotency_key,
-        wait=wait,
-        action=action,
-    )
+    return write.record(body, action)
 
 
 @router.post(
@@ -101,13 +89,10 @@ def confirm(
 def dispute(
     lot_id: str,
     body: DisputeRequest,
-    request: Request,
-    caller: ParticipantDep,
-    services: ServicesDep,
     session: SessionDep,
-    idempotency_key: IdempotencyKeyDep,
-    wait: WaitDep,
+    write: WriteDep,
 ) -> JSONResponse:
+    caller, services = write.caller, write.services
     loan_id = _payee_loan(session, caller, lot_id, body.loan, "dispute payments")
 
     def action() -> Outcome:
@@ -116,13 +101,4 @@ def dispute(
         )
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": [lot_id.lower()]})
 
-    return run_write(
-        services,
-        caller,
-        method="POST",
-        path=request.url.path,
-        body=body,
-        idempotency_key=idempotency_key,
-        wait=wait,
-        action=action,
-    )
+    return write.record(body, action)

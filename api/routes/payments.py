@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from api.access import resolve_loan_id
-from api.deps import IdempotencyKeyDep, ParticipantDep, ServicesDep, SessionDep, WaitDep
+from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.routes.common import created_lots, lot_out
 from api.schemas import LotOut, Page, PayBatchRequest, PayRequest, WriteResult
-from api.writes import Outcome, run_write
+from api.writes import Outcome, WriteDep
 from ledger.contract import PaymentSpec
 from ledger.models import Lot
 
@@ -60,13 +60,10 @@ def _require_payer(caller: Any) -> None:
 )
 def pay(
     body: PayRequest,
-    request: Request,
-    caller: ParticipantDep,
-    services: ServicesDep,
     session: SessionDep,
-    idempotency_key: IdempotencyKeyDep,
-    wait: WaitDep,
+    write: WriteDep,
 ) -> JSONResponse:
+    caller, services = write.caller, write.services
     _require_payer(caller)
     loan_id = resolve_loan_id(session, body.loan)
 
@@ -82,16 +79,7 @@ def pay(
         )
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": created_lots(tx)})
 
-    return run_write(
-        services,
-        caller,
-        method="POST",
-        path=request.url.path,
-        body=body,
-        idempotency_key=idempotency_key,
-        wait=wait,
-        action=action,
-    )
+    return write.record(body, action)
 
 
 @router.post(
@@ -103,13 +91,10 @@ def pay(
 )
 def pay_batch(
     body: PayBatchRequest,
-    request: Request,
-    caller: ParticipantDep,
-    services: ServicesDep,
     session: SessionDep,
-    idempotency_key: IdempotencyKeyDep,
-    wait: WaitDep,
+    write: WriteDep,
 ) -> JSONResponse:
+    caller, services = write.caller, write.services
     _require_payer(caller)
     loan_id = resolve_loan_id(session, body.loan)
     specs = [PaymentSpec(p.from_lot, p.payee, p.amount, p.purpose, p.evidence_hash) for p in body.payments]
@@ -118,13 +103,4 @@ def pay_batch(
         tx = services.ledger.pay_batch(caller.signer(), loan_id=loan_id, payments=specs)
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": created_lots(tx)})
 
-    return run_write(
-        services,
-        caller,
-        method="POST",
-        path=request.url.path,
-        body=body,
-        idempotency_key=idempotency_key,
-        wait=wait,
-        action=action,
-    )
+    return write.record(body, action)

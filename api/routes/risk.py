@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from api.access import resolve_loan_id, visible_loan
-from api.deps import IdempotencyKeyDep, ParticipantDep, ServicesDep, SessionDep, WaitDep
+from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.routes.common import check_lender
-from api.writes import Outcome, run_write
+from api.writes import Outcome, WriteDep
 from ledger.classification import CLASS_LABELS, apply_classification, suggest_classification
 from ledger.contract import RiskClass
 from ledger.monitor import Monitor
@@ -74,13 +74,10 @@ def get_suggestion(
 def classify_with_reason(
     loan: str,
     body: ClassificationWithReason,
-    request: Request,
-    caller: ParticipantDep,
-    services: ServicesDep,
     session: SessionDep,
-    idempotency_key: IdempotencyKeyDep,
-    wait: WaitDep,
+    write: WriteDep,
 ) -> JSONResponse:
+    caller, services = write.caller, write.services
     loan_id = resolve_loan_id(session, loan)
     check_lender(session, caller, loan_id, "classify loans")
 
@@ -106,13 +103,4 @@ def classify_with_reason(
             },
         )
 
-    return run_write(
-        services,
-        caller,
-        method="POST",
-        path=f"/v1/loans/{loan_id}/classification",
-        body=body,
-        idempotency_key=idempotency_key,
-        wait=wait,
-        action=action,
-    )
+    return write.record(body, action, path=f"/v1/loans/{loan_id}/classification")
