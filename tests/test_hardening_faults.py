@@ -117,3 +117,38 @@ def test_document_store_that_is_not_a_directory_fails_cleanly(api: Api, tmp_path
     assert r.json()["message"] == "The document store cannot save the file (Not a directory)."  # type: ignore[attr-defined]
     with api.services.engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from documents")).scalar() == 0
+
+
+def test_node_replaced_by_a_fresh_chain_indexer_refuses_and_health_reports_it(api: Api) -> None:
+    from ledger.chain import ChainClient
+    from ledger.errors import ChainMismatchError
+    from ledger.indexer import Indexer
+    from ledger.localchain import LocalChain
+
+    api.open_loan()
+    assert api.http.get("/v1/health").json()["chain"]["mismatch"] is False
+    original = api.services.client
+    with LocalChain() as fresh:
+        fresh_client = ChainClient(fresh.url)
+        assert fresh_client.get_header(0).hash != original.get_header(0).hash
+        api.services.client = fresh_client
+        try:
+            health = api.http.get("/v1/health").json()
+            assert health["status"] == "degraded"
+            assert health["chain"]["mismatch"] is True
+            assert health["chain"]["error"].startswith("ChainMismatch: the node is chain 31337 with genesis ")
+            assert "the indexer refuses to mix them" in health["chain"]["error"]
+            # The indexer, restarted against the new chain, refuses to open the mirror.
+            api.indexer.stop()
+            try:
+                with pytest.raises(
+                    ChainMismatchError, match="this database mirrors chain 31337 with genesis"
+                ):
+                    Indexer(api.services.engine, fresh_client, api.world.deployment).open(wait=False)
+            finally:
+                api.indexer.indexer.open()  # hold the lock again: the fixture's teardown releases it
+            loans_before = api.get("bank", "/v1/loans").json()["total"]
+        finally:
+            api.services.client = original
+    assert loans_before == 1
+    assert api.http.get("/v1/health").json()["status"] == "ok"
