@@ -14,7 +14,7 @@ NPX := npx --no-install
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help setup compile test lint bench run clean .venv node_modules
+.PHONY: help setup compile test lint bench run clean slither .venv node_modules
 
 help:
 	@echo "make setup    install the Python venv (.venv) and node_modules"
@@ -23,6 +23,7 @@ help:
 	@echo "make lint     ruff check, ruff format --check, mypy"
 	@echo "make compile  compile contracts/ with Hardhat (offline solc-js)"
 	@echo "make bench    the benchmark suite (QUICK=1 for a small run); see docs/benchmarks.md"
+	@echo "make slither  static analysis of the contracts (slither on the Hardhat build)"
 	@echo "make clean    remove build outputs, caches and installed environments"
 
 # Reinstalls only when pyproject.toml changes.
@@ -64,5 +65,13 @@ run: setup
 
 clean:
 	rm -rf artifacts cache var test-artifacts .pytest_cache .mypy_cache .ruff_cache .hypothesis
-	rm -rf $(VENV) node_modules *.egg-info
+	rm -rf $(VENV) $(SLITHER_VENV) node_modules *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Static analysis of the contracts on the Hardhat build (slither needs no solc binary this way).
+SLITHER_VENV := .venv-slither
+slither: $(NODE_STAMP)
+	test -x $(SLITHER_VENV)/bin/slither || (python3 -m venv $(SLITHER_VENV) && $(SLITHER_VENV)/bin/pip install --quiet slither-analyzer==0.11.6 crytic-compile==0.4.2)
+	$(NPX) hardhat compile
+	# timestamp and assembly: reviewed, see docs/security.md; any other finding fails the target.
+	$(SLITHER_VENV)/bin/slither . --hardhat-ignore-compile --filter-paths node_modules --exclude timestamp,assembly
