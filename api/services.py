@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from ledger.chain import ChainClient
 from ledger.config import Settings
 from ledger.contract import LedgerContract
-from ledger.db import create_db_engine, migrate
+from ledger.db import open_database
 from ledger.deploy import Deployment
 from ledger.keystore import Keystore
 from ledger.participants import Directory
@@ -62,8 +62,7 @@ def open_services(settings: Settings) -> Services:
     client = ChainClient(settings.chain_url, tx_timeout=settings.tx_timeout, request_timeout=5.0)
     deployment = Deployment.load(settings.deployment_file)
     ledger = LedgerContract(client, deployment.address, deployment.abi)
-    engine = create_db_engine(settings.database_url)
-    migrate(engine)
+    engine = open_database(settings.database_url)
     keystore = Keystore(settings.keystore_dir, settings.passphrase(), scrypt_n=settings.keystore_scrypt_n)
     return Services(
         settings=settings,

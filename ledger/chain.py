@@ -444,38 +444,18 @@ class ChainClient:
         if journal is not None and recorded is not None and self._resume(recorded, errors):
             journal.keep(recorded)
             return recorded.tx_hash
-        tx: dict[str, Any] = {"from": account.address, "data": data, "value": hex(value)}
-        if to is not None:
-            tx["to"] = to
-        if gas is None:
-            try:
-                estimate = int(self.rpc("eth_estimateGas", [tx]), 16)
-            except RpcError as exc:
-                raise self._as_revert(exc, errors) from exc
-            gas = estimate + estimate // 5 + 10_000
+        gas = self._gas_for(account, to, data, gas, value, errors)
         fees = self._fee_fields()
-        lock = self._nonces.lock(account.address)
-        with lock:
-            nonce = self._nonces.take(account.address, self._pending_nonce)
-            tx_fields: dict[str, Any] = {
-                "data": data,
-                "value": value,
-                "gas": gas,
-                "nonce": nonce,
-                "chainId": self.chain_id,
-                **fees,
-            }
-            if to is not None:
-                tx_fields["to"] = to
-            signed = account.sign_transaction(tx_fields)
+        with self._nonces.lock(account.address):
+            signed = self._sign_next(account, to, data, gas, value, fees)
             if journal is not None:
                 try:
-                    journal.add(SignedTx("0x" + signed.hash.hex(), "0x" + signed.raw_transaction.hex()))
+                    journal.add(signed)
                 except BaseException:
                     self._nonces.forget(account.address)  # the nonce was taken but never used
                     raise
             try:
-                tx_hash = self.rpc("eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()])
+                tx_hash = self.rpc("eth_sendRawTransaction", [signed.raw])
             except ChainError as exc:
                 # The nonce may or may not have been consumed; ask the node next time.
                 self._nonces.forget(account.address)
@@ -501,29 +481,48 @@ class ChainClient:
         """Estimate and sign without sending: store the result, then `broadcast` it (as often as needed).
         The nonce is reserved; a signed transaction that is never broadcast leaves a gap until
         `forget_nonce`."""
+        gas = self._gas_for(account, to, data, gas, value, errors)
+        fees = self._fee_fields()
+        with self._nonces.lock(account.address):
+            return self._sign_next(account, to, data, gas, value, fees)
+
+    def _gas_for(
+        self,
+        account: LocalAccount,
+        to: str | None,
+        data: str,
+        gas: int | None,
+        value: int,
+        errors: ErrorDecoder | None,
+    ) -> int:
+        """`gas` if given; else the node's estimate plus a margin. A transaction that would revert is
+        refused here, with its decoded error, before anything is signed."""
+        if gas is not None:
+            return gas
         tx: dict[str, Any] = {"from": account.address, "data": data, "value": hex(value)}
         if to is not None:
             tx["to"] = to
-        if gas is None:
-            try:
-                estimate = int(self.rpc("eth_estimateGas", [tx]), 16)
-            except RpcError as exc:
-                raise self._as_revert(exc, errors) from exc
-            gas = estimate + estimate // 5 + 10_000
-        fees = self._fee_fields()
-        with self._nonces.lock(account.address):
-            nonce = self._nonces.take(account.address, self._pending_nonce)
-            fields: dict[str, Any] = {
-                "data": data,
-                "value": value,
-                "gas": gas,
-                "nonce": nonce,
-                "chainId": self.chain_id,
-                **fees,
-            }
-            if to is not None:
-                fields["to"] = to
-            signed = account.sign_transaction(fields)
+        try:
+            estimate = int(self.rpc("eth_estimateGas", [tx]), 16)
+        except RpcError as exc:
+            raise self._as_revert(exc, errors) from exc
+        return estimate + estimate // 5 + 10_000
+
+    def _sign_next(
+        self, account: LocalAccount, to: str | None, data: str, gas: int, value: int, fees: dict[str, int]
+    ) -> SignedTx:
+        """Sign with the account's next nonce; the caller holds the account's nonce lock."""
+        fields: dict[str, Any] = {
+            "data": data,
+            "value": value,
+            "gas": gas,
+            "nonce": self._nonces.take(account.address, self._pending_nonce),
+            "chainId": self.chain_id,
+            **fees,
+        }
+        if to is not None:
+            fields["to"] = to
+        signed = account.sign_transaction(fields)
         return SignedTx("0x" + signed.hash.hex(), "0x" + signed.raw_transaction.hex())
 
     def forget_nonce(self, address: str) -> None:

@@ -6,25 +6,23 @@ print as a message and a hint, never a traceback, and exit with status 1.
 
 from __future__ import annotations
 
-import functools
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from rich.console import Console
 from rich.table import Table
 
 from ledger.chain import ChainClient
 from ledger.config import Settings, get_settings
+from ledger.console import console, err_console, friendly_errors
 from ledger.contract import LedgerContract
 from ledger.deploy import Deployment, connect, deploy_ledger
-from ledger.errors import ChainMismatchError, DeploymentError, FundflowError
+from ledger.errors import ChainMismatchError, DeploymentError
 from ledger.keystore import Keystore
 from ledger.localchain import LocalChain
 from ledger.participants import ROLES, Directory, onboard, remove, rotate
@@ -34,27 +32,6 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="Fundflow: a fund-flow ledger for post-loan management.", no_args_is_help=True)
 participants_app = typer.Typer(help="Register organisations, their accounts and roles.", no_args_is_help=True)
 app.add_typer(participants_app, name="participants")
-
-console = Console()
-err_console = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly_errors(func: F) -> F:
-    """Print FundflowErrors as message + hint and exit 1, instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except FundflowError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-            if exc.hint:
-                err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _operator(settings: Settings) -> LocalAccount:

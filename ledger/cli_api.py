@@ -9,20 +9,17 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ledger.config import Settings, get_settings
+from ledger.console import console, err_console
 from ledger.contract import RiskClass
-from ledger.db import create_db_engine, migrate
+from ledger.db import open_database
 from ledger.errors import ChainError, FundflowError, NotFoundError, ValidationError
 from ledger.offchain import create_token, revoke_tokens, token_fingerprint
 from ledger.participants import Directory, slugify
 
 __all__ = ["ApiStack", "register_api_commands"]
-
-console = Console()
-err_console = Console(stderr=True)
 
 
 def serve(
@@ -56,8 +53,7 @@ def tokens_create(
     address = participant.accounts.get(key)
     if address is None:
         raise NotFoundError(f"{name!r} has no account {key!r}", hint="see `fundflow participants list`")
-    engine = create_db_engine(settings.database_url)
-    migrate(engine)
+    engine = open_database(settings.database_url)
     from datetime import UTC, datetime, timedelta
 
     from ledger.offchain import hash_token
@@ -90,8 +86,7 @@ def tokens_revoke(
             f"fingerprint {fingerprint!r} is too short to name one token", hint="give at least 8 hex digits"
         )
     settings = get_settings()
-    engine = create_db_engine(settings.database_url)
-    migrate(engine)
+    engine = open_database(settings.database_url)
     rows = revoke_tokens(engine, fingerprint=fingerprint, participant=participant)
     engine.dispose()
     if not rows:

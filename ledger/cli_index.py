@@ -6,57 +6,29 @@ Both run the database migrations first, so a fresh database needs no separate st
 
 from __future__ import annotations
 
-import functools
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy.engine import Engine
 
 from ledger.chain import ChainClient
-from ledger.config import Settings, get_settings
-from ledger.db import create_db_engine, migrate
+from ledger.config import get_settings
+from ledger.console import console, err_console, friendly_errors
+from ledger.db import open_database
 from ledger.deploy import Deployment
-from ledger.errors import FundflowError
 from ledger.indexer import BatchProgress, Indexer
 from ledger.monitor import Monitor
 from ledger.status import indexer_status
 
 __all__ = ["register_index_commands"]
 
-console = Console()
-err_console = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 LOCK_WAIT_MESSAGE = "another indexer holds the lock; waiting"
-
-
-def _friendly(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except FundflowError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-            if exc.hint:
-                err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _engine(settings: Settings) -> Engine:
-    engine = create_db_engine(settings.database_url)
-    migrate(engine)
-    return engine
 
 
 class _ProgressBar:
@@ -112,7 +84,7 @@ def index(
     """Mirror the ledger's events into the database: backfill from the deployment, then follow the tip.
     Monitoring rules run after every batch; new alerts go to FUNDFLOW_WEBHOOK_URLS."""
     settings = get_settings()
-    engine = _engine(settings)
+    engine = open_database(settings.database_url)
     client = ChainClient(settings.chain_url, tx_timeout=settings.tx_timeout)
     deployment = Deployment.load(settings.deployment_file)
     progress = _progress()
@@ -166,7 +138,7 @@ def index(
 def status() -> None:
     """Show the mirror's checkpoint, the chain head, the lag and event counts."""
     settings = get_settings()
-    engine = _engine(settings)
+    engine = open_database(settings.database_url)
     client = ChainClient(settings.chain_url, request_timeout=3.0)
     s = indexer_status(engine, client)
     engine.dispose()
@@ -191,8 +163,8 @@ def status() -> None:
 
 def register_index_commands(app: typer.Typer) -> None:
     """Add `index` and `status` to the main CLI."""
-    app.command("index")(_friendly(index))
-    app.command("status")(_friendly(status))
+    app.command("index")(friendly_errors(index))
+    app.command("status")(friendly_errors(status))
 
 
 def _standalone() -> typer.Typer:

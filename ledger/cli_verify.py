@@ -7,12 +7,10 @@ on a bundle someone handed over.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -29,39 +27,17 @@ from ledger.bundle import (
 )
 from ledger.chain import ChainClient
 from ledger.config import Settings, get_settings
+from ledger.console import console, friendly_errors
 from ledger.contract import LedgerContract
-from ledger.db import create_db_engine, migrate
+from ledger.db import open_database
 from ledger.deploy import CONTRACT_NAME, Deployment, connect
-from ledger.errors import FundflowError, ValidationError
+from ledger.errors import ValidationError
 from ledger.verify import Verification, directory_documents, verify_loan
 
 __all__ = ["register_verify_commands", "render_bundle_verification", "render_verification"]
 
-console = Console()
-err_console = Console(stderr=True)
 
-F = TypeVar("F", bound=Callable[..., Any])
 _MANY = 40
-
-
-def _friendly(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except FundflowError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-            if exc.hint:
-                err_console.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _engine(settings: Settings) -> Engine:
-    engine = create_db_engine(settings.database_url)
-    migrate(engine)
-    return engine
 
 
 def _ledger(settings: Settings) -> tuple[LedgerContract, Deployment]:
@@ -75,7 +51,7 @@ def _documents_dir(settings: Settings) -> Path:
 
 
 def _verify(settings: Settings, loan_id: str, block: int | None) -> tuple[Verification, Engine]:
-    engine = _engine(settings)
+    engine = open_database(settings.database_url)
     ledger, _ = _ledger(settings)
     documents = directory_documents(_documents_dir(settings))
     return verify_loan(engine, ledger, loan_id, block=block, documents=documents), engine
@@ -324,9 +300,9 @@ def attest(
 
 def register_verify_commands(app: typer.Typer) -> None:
     """Add the auditor's commands to the main CLI."""
-    app.command("verify")(_friendly(verify))
-    app.command("bundle")(_friendly(bundle))
-    app.command("verify-bundle")(_friendly(verify_bundle_command))
-    app.command("report")(_friendly(report))
-    app.command("export")(_friendly(export))
-    app.command("attest")(_friendly(attest))
+    app.command("verify")(friendly_errors(verify))
+    app.command("bundle")(friendly_errors(bundle))
+    app.command("verify-bundle")(friendly_errors(verify_bundle_command))
+    app.command("report")(friendly_errors(report))
+    app.command("export")(friendly_errors(export))
+    app.command("attest")(friendly_errors(attest))

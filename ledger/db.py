@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from ledger.errors import ConfigError, IndexerLockedError
 
-__all__ = ["IndexerLock", "create_db_engine", "migrate", "sqlite_path"]
+__all__ = ["IndexerLock", "create_db_engine", "migrate", "open_database", "sqlite_path"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -92,6 +92,13 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def open_database(url: str) -> Engine:
+    """An engine for `url` with the schema migrated to the latest revision: what every command starts with."""
+    engine = create_db_engine(url)
+    migrate(engine)
+    return engine
 
 
 def _lock_key(name: str) -> int:
