@@ -21,6 +21,7 @@ from ledger.offchain import ApiToken, find_token
 __all__ = [
     "Caller",
     "IdempotencyKeyDep",
+    "Offset",
     "LedgerDep",
     "ParticipantDep",
     "ServicesDep",
@@ -149,3 +150,7 @@ def get_wait(
 
 
 WaitDep = Annotated[bool, Depends(get_wait)]
+
+
+# SQL's OFFSET is a signed 64-bit integer: a larger one is a 422 here, not a driver overflow (a 500).
+Offset = Annotated[int, Query(ge=0, le=2**63 - 1, description="rows to skip")]

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.access import resolve_loan_id
-from api.deps import Caller, ParticipantDep, ServicesDep, SessionDep
+from api.deps import Caller, Offset, ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from ledger.alerts import ALERT_STATES, Alert, AlertPublic, acknowledge, resolve
 from ledger.errors import NotFoundError, PermissionDeniedError
@@ -56,6 +56,10 @@ def _scope(caller: Caller, action: str = "see monitoring alerts") -> Any:
     return alerts_t.c.loan_id.in_(sa.select(loans_t.c.loan_id).where(loans_t.c.lender_org == caller.org_id))
 
 
+# Row ids are signed 64-bit in SQL: a larger one is a 422, not a driver overflow.
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
 def _visible(session: Session, caller: Caller, alert_id: int) -> AlertPublic:
     query = sa.select(alerts_t).where(alerts_t.c.id == alert_id)
     scope = _scope(caller)
@@ -79,7 +83,7 @@ def list_alerts(
     severity: Annotated[Severity | None, Query()] = None,
     state: Annotated[str | None, Query(pattern="^(" + "|".join(ALERT_STATES) + ")$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AlertPage:
     conditions = []
     scope = _scope(caller)
@@ -102,7 +106,7 @@ def list_alerts(
 
 
 @router.get("/{alert_id}", response_model=AlertPublic, summary="One alert")
-def get_one(alert_id: int, caller: ParticipantDep, session: SessionDep) -> AlertPublic:
+def get_one(alert_id: AlertId, caller: ParticipantDep, session: SessionDep) -> AlertPublic:
     return _visible(session, caller, alert_id)
 
 
@@ -118,7 +122,7 @@ def _lender_of(session: Session, caller: Caller, alert_id: int, action: str) -> 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertPublic, summary="Acknowledge an alert (lender)")
 def acknowledge_alert(
-    alert_id: int,
+    alert_id: AlertId,
     body: AcknowledgeRequest,
     caller: ParticipantDep,
     session: SessionDep,
@@ -132,7 +136,11 @@ def acknowledge_alert(
     "/{alert_id}/resolve", response_model=AlertPublic, summary="Resolve an alert with a note (lender)"
 )
 def resolve_alert(
-    alert_id: int, body: ResolveRequest, caller: ParticipantDep, session: SessionDep, services: ServicesDep
+    alert_id: AlertId,
+    body: ResolveRequest,
+    caller: ParticipantDep,
+    session: SessionDep,
+    services: ServicesDep,
 ) -> AlertPublic:
     _lender_of(session, caller, alert_id, "resolve alerts")
     return resolve(services.engine, alert_id, by=f"{caller.name} ({caller.address})", note=body.note)

@@ -32,6 +32,7 @@ from api.routes import documents as documents_routes
 from api.routes import loans as loans_routes
 from api.routes import lots as lots_routes
 from api.routes import payments as payments_routes
+from api.routes.alerts import AlertId
 from api.routes.common import records
 from api.schemas import ConfirmRequest, DisputeRequest
 from api.services import Services
@@ -536,7 +537,7 @@ def _alert_for(session: Session, caller: Caller, alert_id: int) -> None:
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
-async def acknowledge_alert(alert_id: int, request: Request) -> Response:
+async def acknowledge_alert(alert_id: AlertId, request: Request) -> Response:
     def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
         _alert_for(session, caller, alert_id)
         alerts_mod.acknowledge(services.engine, alert_id, by=caller.name)
@@ -546,7 +547,7 @@ async def acknowledge_alert(alert_id: int, request: Request) -> Response:
 
 
 @router.post("/alerts/{alert_id}/resolve")
-async def resolve_alert(alert_id: int, request: Request) -> Response:
+async def resolve_alert(alert_id: AlertId, request: Request) -> Response:
     def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
         _alert_for(session, caller, alert_id)
         alerts_mod.resolve(services.engine, alert_id, by=caller.name, note=form.get("note", ""))

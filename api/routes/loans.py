@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from api.access import loan_visibility, lot_visible, resolve_loan_id, sees_whole_trail, visible_loan
-from api.deps import ParticipantDep, ServicesDep, SessionDep
+from api.deps import Offset, ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.routes.common import check_lender, created_lots, loan_out, lot_out
 from api.schemas import (
@@ -53,7 +53,7 @@ def list_loans(
     status: Annotated[int | None, Query(ge=1, le=3, description="1 open, 2 repaid, 3 written off")] = None,
     risk_class: Annotated[int | None, Query(ge=0, le=4)] = None,
     borrower: Annotated[str | None, Query(description="borrower address")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     query = sa.select(loans_t)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from api.access import resolve_loan_id
-from api.deps import ParticipantDep, ServicesDep, SessionDep
+from api.deps import Offset, ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.routes.common import created_lots, lot_out
 from api.schemas import LotOut, Page, PayBatchRequest, PayRequest, WriteResult
@@ -33,7 +33,7 @@ def received(
     session: SessionDep,
     services: ServicesDep,
     confirmation: Annotated[str | None, Query(pattern="^(unconfirmed|confirmed|disputed)$")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     query = sa.select(lots_t).where(lots_t.c.holder.in_(sorted(caller.org_accounts)))
