@@ -37,7 +37,11 @@ meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
 
 _BlockQuery = Annotated[
     int | None,
-    Query(ge=0, description="Verify at this block (default: the block the mirror is complete up to)."),
+    Query(
+        ge=0,
+        le=2**63 - 1,
+        description="Verify at this block (default: the block the mirror is complete up to).",
+    ),
 ]
 
 _VERIFICATION_EXAMPLE: dict[str, Any] = {
@@ -190,7 +194,7 @@ def get_bundle(
     session: SessionDep,
     services: ServicesDep,
     block: Annotated[
-        int | None, Query(ge=0, description="Prove at this block (default: the latest).")
+        int | None, Query(ge=0, le=2**63 - 1, description="Prove at this block (default: the latest).")
     ] = None,
 ) -> Response:
     row = _whole_trail(session, caller, loan, "proof bundle")
