@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from ledger.errors import ConfigError, IndexerLockedError
 
-__all__ = ["IndexerLock", "create_db_engine", "migrate", "open_database", "sqlite_path"]
+__all__ = ["IndexerLock", "create_db_engine", "json_text", "migrate", "open_database", "sqlite_path"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -44,7 +44,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         raise ConfigError(f"FUNDFLOW_DATABASE_URL is not a database URL ({exc})") from exc
     backend = parsed.get_backend_name()
     # orjson: JSON columns (every event's arguments) are serialised several times faster than with json.
-    kwargs.setdefault("json_serializer", _json_dumps)
+    kwargs.setdefault("json_serializer", json_text)
     kwargs.setdefault("json_deserializer", orjson.loads)
     if backend == "sqlite":
         path = sqlite_path(parsed)
@@ -64,7 +64,8 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     )
 
 
-def _json_dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON as the JSON columns store it."""
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # e.g. an integer wider than 64 bits, which orjson refuses and json writes exactly

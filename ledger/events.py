@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from eth_utils import keccak, to_checksum_address
@@ -131,26 +131,30 @@ class EventSpec:
     def topic_count(self) -> int:
         return 1 + sum(1 for _, _, indexed in self.inputs if indexed)
 
+    @cached_property
+    def _shape(self) -> tuple[int, int]:
+        """(topics, data hex digits) a well-formed log of this event has."""
+        return self.topic_count, 64 * self.data_words
+
     def decode_args(self, topics: list[str] | tuple[str, ...], data: str) -> dict[str, Any]:
-        if len(topics) != self.topic_count:
+        topic_count, digits = self._shape
+        if len(topics) != topic_count:
             raise ValidationError(
-                f"log for {self.name} has {len(topics)} topics, expected {self.topic_count}",
+                f"log for {self.name} has {len(topics)} topics, expected {topic_count}",
                 hint="the log does not come from the contract this ABI describes",
             )
-        body = data[2:] if data.startswith("0x") else data
-        if len(body) != 64 * self.data_words:
+        body = data[2:] if data[:2] == "0x" else data
+        if len(body) != digits:
             raise ValidationError(
-                f"log for {self.name} has {len(body) // 2} data bytes, expected {32 * self.data_words}",
+                f"log for {self.name} has {len(body) // 2} data bytes, expected {digits // 2}",
                 hint="the log does not come from the contract this ABI describes",
             )
-        args: dict[str, Any] = {}
-        for name, indexed, pos, convert in self._fields:
-            if indexed:
-                word = topics[pos]
-                args[name] = convert(word[2:] if word.startswith("0x") else word)
-            else:
-                args[name] = convert(body[64 * pos : 64 * pos + 64])
-        return args
+        # Topics as the node sends them are 0x-prefixed: slice the prefix off; data words by offset.
+        words = [t[2:] if t[:2] == "0x" else t for t in topics]
+        return {
+            name: convert(words[pos] if indexed else body[64 * pos : 64 * pos + 64])
+            for name, indexed, pos, convert in self._fields
+        }
 
 
 class EventDecoder:
@@ -173,10 +177,14 @@ class EventDecoder:
         return self._by_topic.get(topic0.lower())
 
     def decode(self, log: Mapping[str, Any]) -> DecodedEvent | None:
-        """Decode one log; returns None for a log whose topic0 is not in the ABI."""
-        topics = [t if isinstance(t, str) else "0x" + bytes(t).hex() for t in log["topics"]]
+        """Decode one log; returns None for a log whose topic0 is not in the ABI.
+
+        Takes JSON-RPC logs (0x-hex strings, the fast path) and web3-style logs (bytes, ints) alike."""
+        topics = log["topics"]
         if not topics:
             return None
+        if not all(type(t) is str for t in topics):
+            topics = [t if isinstance(t, str) else "0x" + bytes(t).hex() for t in topics]
         spec = self._by_topic.get(topics[0].lower())
         if spec is None:
             return None
@@ -184,7 +192,7 @@ class EventDecoder:
         return DecodedEvent(
             name=spec.name,
             args=spec.decode_args(topics, data),
-            address=_address(_as_hex(log["address"]).rjust(64, "0")),
+            address=_checksummed(log["address"]),
             block_number=_as_int(log["blockNumber"]),
             block_hash=_as_hex_str(log["blockHash"]),
             transaction_hash=_as_hex_str(log["transactionHash"]),
@@ -216,4 +224,17 @@ def _as_hex(value: Any) -> str:
 
 
 def _as_hex_str(value: Any) -> str:
+    if type(value) is str and value[:2] == "0x" and value.islower():
+        return value
     return "0x" + _as_hex(value)
+
+
+def _checksummed(value: Any) -> str:
+    if type(value) is str:
+        return _address_text(value)
+    return _address(_as_hex(value).rjust(64, "0"))
+
+
+@lru_cache(maxsize=4096)
+def _address_text(text: str) -> str:
+    return _address(_as_hex(text).rjust(64, "0"))

@@ -30,8 +30,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+from ledger.bulk import insert_rows, insert_values
 from ledger.chain import BlockHeader, ChainClient, RpcError
-from ledger.db import IndexerLock
+from ledger.db import IndexerLock, json_text
 from ledger.deploy import Deployment
 from ledger.errors import ChainError, ChainMismatchError, IndexerError, ReorgTooDeepError
 from ledger.events import DecodedEvent, EventDecoder
@@ -54,6 +55,20 @@ _REFUSALS = (
     "too large",
 )
 _HEADER_BATCH = 500
+_EVENT_COLUMNS = (
+    "chain_id",
+    "block_hash",
+    "log_index",
+    "block_number",
+    "transaction_hash",
+    "transaction_index",
+    "address",
+    "name",
+    "loan_id",
+    "args",
+    "topics",
+    "data",
+)
 
 
 @dataclass(frozen=True)
@@ -345,13 +360,13 @@ class Indexer:
             if header.parent_hash != previous.hash:
                 raise _ChainMoved(f"block {header.number} does not follow block {previous.number}")
         events: list[DecodedEvent] = []
-        event_rows: list[dict[str, Any]] = []
-        codec = self.projector.codec
+        event_rows: list[tuple[Any, ...]] = []  # in _EVENT_COLUMNS order, driver-ready
+        codec, chain_id, decode = self.projector.codec, self.chain_id, self.decoder.decode
         for raw in logs:
             number = int(raw["blockNumber"], 16)
             if raw.get("removed") or not lo <= number <= hi or raw["blockHash"] != headers[number - lo].hash:
                 raise _ChainMoved(f"log in block {number} belongs to another block than its header")
-            decoded = self.decoder.decode(raw)
+            decoded = decode(raw)
             if decoded is None:
                 name, args, loan_id = "Unknown", {}, None
                 tx_index = int(raw.get("transactionIndex", "0x0"), 16)
@@ -361,20 +376,20 @@ class Indexer:
                 loan_id = decoded.args.get("loanId")
                 tx_index = decoded.transaction_index
             event_rows.append(
-                {
-                    "chain_id": self.chain_id,
-                    "block_hash": raw["blockHash"],
-                    "log_index": int(raw["logIndex"], 16),
-                    "block_number": number,
-                    "transaction_hash": raw["transactionHash"],
-                    "transaction_index": tx_index,
-                    "address": raw["address"],
-                    "name": name,
-                    "loan_id": loan_id,
-                    "args": args,
-                    "topics": list(raw["topics"]),
-                    "data": raw["data"],
-                }
+                (
+                    chain_id,
+                    raw["blockHash"],
+                    int(raw["logIndex"], 16),
+                    number,
+                    raw["transactionHash"],
+                    tx_index,
+                    raw["address"],
+                    name,
+                    loan_id,
+                    json_text(args),
+                    json_text(raw["topics"]),
+                    raw["data"],
+                )
             )
         block_rows = [
             {
@@ -399,9 +414,8 @@ class Indexer:
                     "another process wrote the mirror",
                     hint="run one indexer per database; restart this one",
                 )
-            conn.execute(sa.insert(t["blocks"]), block_rows)
-            if event_rows:
-                conn.execute(sa.insert(t["events"]), event_rows)
+            insert_rows(conn, t["blocks"], block_rows)
+            insert_values(conn, t["events"], _EVENT_COLUMNS, event_rows)
             self.projector.apply(conn, events)
             if self.after_batch is not None:
                 touched = {e.args["loanId"] for e in events if "loanId" in e.args}

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
 import ledger.models  # noqa: F401  (registers the tables)
+from ledger.bulk import insert_rows, update_rows
 from ledger.contract import AUDITOR_ROLE, DEFAULT_ADMIN_ROLE, ENTERPRISE_ROLE, LENDER_ROLE, OPERATOR_ROLE
 from ledger.errors import MirrorIntegrityError
 from ledger.events import DecodedEvent, EventDecoder
@@ -61,6 +62,24 @@ _LOAN_MUTABLE = (
     "updated_block",
 )
 _LOT_MUTABLE = ("remaining", "confirmation", "confirmation_hash", "confirmation_block")
+_LOT_COLUMNS = (
+    "loan_id",
+    "lot_id",
+    "parent_lot_id",
+    "holder",
+    "amount",
+    "remaining",
+    "purpose",
+    "declared_use",
+    "entrusted",
+    "evidence_hash",
+    "confirmation",
+    "confirmation_hash",
+    "confirmation_block",
+    "block_number",
+    "log_index",
+    "transaction_hash",
+)
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
 
@@ -370,7 +389,8 @@ class _Batch:
 
     def _verify(self, event: DecodedEvent, previous: str) -> str:
         try:
-            return self.hash_chain.verify(previous, event.name, event.args)
+            log = (event.raw_topics, event.raw_data) if event.raw_topics else None
+            return self.hash_chain.verify(previous, event.name, event.args, log)
         except HeadMismatch as exc:
             raise MirrorIntegrityError(
                 f"hash chain of loan {event.args['loanId']} breaks at {event.name} "
@@ -435,41 +455,24 @@ class _Batch:
 
     def write(self) -> None:
         conn = self.conn
-        if self.new_loans:
-            conn.execute(sa.insert(_table("loans")), list(self.new_loans.values()))
-        if self.dirty_loans:
-            loans = _table("loans")
-            statement = (
-                sa.update(loans)
-                .where(loans.c.loan_id == sa.bindparam("k_loan_id"))
-                .values({c: sa.bindparam(f"v_{c}") for c in _LOAN_MUTABLE})
-            )
-            conn.execute(
-                statement,
-                [
-                    {"k_loan_id": i, **{f"v_{c}": self.loans[i][c] for c in _LOAN_MUTABLE}}
-                    for i in sorted(self.dirty_loans)
-                ],
-            )
-        if self.new_lots:
-            rows = [{k: v for k, v in lot.items() if k != "_new"} for lot in self.new_lots]
-            conn.execute(sa.insert(_table("lots")), rows)
-        if self.dirty_lots:
-            lots = _table("lots")
-            statement = (
-                sa.update(lots)
-                .where(lots.c.loan_id == sa.bindparam("k_loan_id"), lots.c.lot_id == sa.bindparam("k_lot_id"))
-                .values({c: sa.bindparam(f"v_{c}") for c in _LOT_MUTABLE})
-            )
-            conn.execute(
-                statement,
-                [
-                    {"k_loan_id": k[0], "k_lot_id": k[1], **{f"v_{c}": self.lots[k][c] for c in _LOT_MUTABLE}}
-                    for k in sorted(self.dirty_lots)
-                ],
-            )
+        insert_rows(conn, _table("loans"), list(self.new_loans.values()))
+        update_rows(
+            conn,
+            _table("loans"),
+            ("loan_id",),
+            _LOAN_MUTABLE,
+            [self.loans[i] for i in sorted(self.dirty_loans)],
+        )
+        insert_rows(conn, _table("lots"), self.new_lots, _LOT_COLUMNS)
+        update_rows(
+            conn,
+            _table("lots"),
+            ("loan_id", "lot_id"),
+            _LOT_MUTABLE,
+            [self.lots[k] for k in sorted(self.dirty_lots)],
+        )
         for name, rows in self.records.items():
-            conn.execute(sa.insert(_table(name)), rows)
+            insert_rows(conn, _table(name), rows)
         for name, row, keys in self.participants:
             self._upsert(name, row, keys)
 
