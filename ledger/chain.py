@@ -32,9 +32,14 @@ __all__ = [
     "RpcError",
     "SendJournal",
     "SignedTx",
+    "TX_GAS_CAP",
     "TxResult",
     "journaled",
 ]
+
+TX_GAS_CAP = 2**24
+"""EIP-7825 (Osaka): no transaction may ask for more gas than 2^24 = 16,777,216. Hardhat 2.29 enforces it;
+anvil can; a chain without it still has its block gas limit, and the lower of the two applies."""
 
 _ERROR_STRING = "0x08c379a0"  # Error(string)
 _PANIC = "0x4e487b71"  # Panic(uint256)
@@ -278,6 +283,7 @@ class ChainClient:
         self._chain_id: int | None = None
         self._fee_cache_seconds = fee_cache_seconds
         self._fees: tuple[float, dict[str, int]] | None = None
+        self._max_tx_gas: int | None = None
         self._request_id = 0
 
     # ------------------------------------------------------------------ raw JSON-RPC
@@ -328,6 +334,15 @@ class ChainClient:
         if self._chain_id is None:
             self._chain_id = int(self.rpc("eth_chainId"), 16)
         return self._chain_id
+
+    @property
+    def max_tx_gas(self) -> int:
+        """The most gas one transaction may ask for here: the lower of the EIP-7825 cap and the block gas
+        limit (read once; consortium chains set it in genesis)."""
+        if self._max_tx_gas is None:
+            latest = self.rpc("eth_getBlockByNumber", ["latest", False])
+            self._max_tx_gas = min(TX_GAS_CAP, int(latest["gasLimit"], 16))
+        return self._max_tx_gas
 
     def is_reachable(self) -> bool:
         try:
@@ -435,9 +450,12 @@ class ChainClient:
     ) -> str:
         """Estimate, sign and send one transaction; returns its hash without waiting.
 
-        A transaction that would revert is refused here, with the decoded error, before it costs anything.
-        Inside `journaled(...)`, each signed transaction is recorded before it is broadcast, and a recorded
-        one is resumed (looked up, rebroadcast unchanged if lost) instead of signing a new one.
+        Without `gas`, a transaction that would revert is refused here, with the decoded error, before it
+        costs anything. With `gas` (a computed bound, see `LedgerContract.pay_batch`) nothing is estimated:
+        a revert is mined as a failed transaction (it uses its nonce) and surfaces decoded all the same,
+        answered on the send by Hardhat, or by `result_of` on anvil, Geth and Besu. Inside `journaled(...)`,
+        each signed transaction is recorded before it is broadcast, and a recorded one is resumed (looked
+        up, rebroadcast unchanged if lost) instead of signing a new one.
         """
         journal = _JOURNAL.get()
         recorded = journal.next_recorded() if journal is not None else None
@@ -613,6 +631,16 @@ class ChainClient:
                     self.call(to, data, block=block_number, sender=account.address, errors=errors)
                 except ContractRevertError as exc:
                     raise exc from None
+            gas_used = int(receipt["gasUsed"], 16)
+            sent = self.rpc("eth_getTransactionByHash", [tx_hash]) or {}
+            if sent.get("gas") is not None and gas_used >= int(sent["gas"], 16):
+                raise ContractRevertError(
+                    "OutOfGas",
+                    {"gasLimit": gas_used},
+                    message=f"transaction {tx_hash} ran out of gas in block {block_number} "
+                    f"(limit {gas_used:,}); nothing it did was recorded",
+                    hint="the gas limit given for it was too low; if Fundflow computed it, report this",
+                )
             raise ContractRevertError(
                 "Reverted", {}, message=f"transaction {tx_hash} failed in block {block_number}"
             )

@@ -29,15 +29,22 @@ __all__ = [
     "OPERATOR_ROLE",
     "DEFAULT_ADMIN_ROLE",
     "LedgerContract",
+    "MAX_BATCH",
     "LoanState",
     "LoanStatus",
     "LotState",
+    "PAY_GAS",
     "PaymentSpec",
     "RiskClass",
     "as_bytes32",
+    "pay_batch_gas",
     "purpose_mask",
     "role_id",
 ]
+
+
+MAX_BATCH = 500
+"""FundFlowLedger.MAX_BATCH: the contract refuses larger batches (LedgerBatchTooLarge)."""
 
 
 def role_id(name: str) -> str:
@@ -49,6 +56,27 @@ OPERATOR_ROLE = role_id("OPERATOR_ROLE")
 LENDER_ROLE = role_id("LENDER_ROLE")
 ENTERPRISE_ROLE = role_id("ENTERPRISE_ROLE")
 AUDITOR_ROLE = role_id("AUDITOR_ROLE")
+
+
+# Gas limits for pay and payBatch, computed instead of asked of the node: eth_estimateGas executes the
+# whole transaction again (a 500-payment batch costs the node as much as the batch itself), and the node's
+# estimate plus a margin overshoots the 2^24 per-transaction cap long before the batch does. Measured
+# worst case (Hardhat 2.29, Osaka; the same on anvil): a servicing lender (the dearer spender check) paying
+# out of a different, untouched lot each time, every calldata byte non-zero: 70,089 gas for one payment,
+# then 34,161 per payment (29,479 when the lot is already warm). The bounds add about 4 % on top;
+# tests/test_gas_bounds.py checks them against that worst case at the largest batch the cap allows.
+PAY_GAS = 80_000
+"""Gas limit of one `pay`."""
+PAY_BATCH_BASE_GAS = 40_000
+PAY_BATCH_ITEM_GAS = 30_500
+PAY_BATCH_COLD_LOT_GAS = 5_000
+"""Per distinct lot paid out of: the first read and rewrite of its slot in the transaction (EIP-2929)."""
+
+
+def pay_batch_gas(payments: Sequence[PaymentSpec]) -> int:
+    """A gas limit `payBatch` never exceeds for these payments."""
+    lots = len({p.from_lot.lower() for p in payments})
+    return PAY_BATCH_BASE_GAS + PAY_BATCH_ITEM_GAS * len(payments) + PAY_BATCH_COLD_LOT_GAS * lots
 
 
 class LoanStatus(IntEnum):
@@ -120,6 +148,17 @@ def _hex(value: str) -> bytes:
         return bytes.fromhex(text)
     except ValueError as exc:
         raise ValidationError(f"{value!r} is not hex", hint="pass a 0x-prefixed hex string") from exc
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _address(value: str) -> bytes:
+    raw = _hex(value)
+    if len(raw) != 20:
+        raise ValidationError(f"{value!r} is not an account address", hint="0x followed by 40 hex digits")
+    return raw
 
 
 def _currency(code: str | bytes) -> bytes:
@@ -271,20 +310,63 @@ class LedgerContract:
             amount,
             purpose,
             as_bytes32(evidence_hash),
+            gas=PAY_GAS,
         )
 
     def pay_batch(self, spender: LocalAccount, *, loan_id: str, payments: Sequence[PaymentSpec]) -> TxResult:
-        items = [
-            (
+        """All payments in one transaction with a computed gas limit (no estimate). A batch whose limit
+        exceeds what one transaction may use on this chain is refused before anything is signed."""
+        self.check_batch(payments)
+        data = self.encode_pay_batch(loan_id, payments)
+        return self.client.transact(
+            spender, self.address, data, gas=pay_batch_gas(payments), errors=self.errors, events=self.events
+        )
+
+    def encode_pay_batch(self, loan_id: str, payments: Sequence[PaymentSpec]) -> str:
+        """payBatch calldata, written directly: its argument is an array of static tuples, so the ABI
+        encoding is five 32-byte words per payment after a fixed head; eth-abi's generic encoder (and the
+        checksumming it asks for) took longer than the node takes to run the batch."""
+        words = [self._functions["payBatch"][0], as_bytes32(loan_id), _word(64), _word(len(payments))]
+        for p in payments:
+            if not 0 <= p.amount < 2**256:
+                raise ValidationError(
+                    f"amount {p.amount} is not a uint256", hint="pass the minor-unit amount"
+                )
+            if not 0 <= p.purpose < 256:
+                raise ValidationError(f"purpose {p.purpose} is not a uint8", hint="see ledger.purposes")
+            words += (
                 as_bytes32(p.from_lot),
-                to_checksum_address(p.payee),
-                p.amount,
-                p.purpose,
+                bytes(12) + _address(p.payee),
+                _word(p.amount),
+                _word(p.purpose),
                 as_bytes32(p.evidence_hash),
             )
-            for p in payments
-        ]
-        return self.transact(spender, "payBatch", as_bytes32(loan_id), items)
+        return "0x" + b"".join(words).hex()
+
+    def max_batch(self, *, one_lot: bool = True) -> int:
+        """The most payments one batch may carry on this chain: all out of one lot, or each out of a
+        different lot (the worst case). The contract's MAX_BATCH, or fewer where the chain's
+        per-transaction gas cap says so."""
+        room = self.client.max_tx_gas - PAY_BATCH_BASE_GAS
+        if one_lot:
+            fit = (room - PAY_BATCH_COLD_LOT_GAS) // PAY_BATCH_ITEM_GAS
+        else:
+            fit = room // (PAY_BATCH_ITEM_GAS + PAY_BATCH_COLD_LOT_GAS)
+        return max(0, min(MAX_BATCH, fit))
+
+    def check_batch(self, payments: Sequence[PaymentSpec]) -> None:
+        """Raise ValidationError unless `payments` fit in one payBatch transaction on this chain. (More than
+        MAX_BATCH is left to the contract, which refuses it with LedgerBatchTooLarge.)"""
+        n = len(payments)
+        gas = pay_batch_gas(payments)
+        if gas > self.client.max_tx_gas:
+            lots = len({p.from_lot.lower() for p in payments})
+            raise ValidationError(
+                f"a batch of {n} payments out of {lots} lots may need {gas:,} gas, more than the "
+                f"{self.client.max_tx_gas:,} one transaction may use on this chain",
+                hint=f"split it: {self.max_batch()} payments out of one lot fit in a batch, "
+                f"{self.max_batch(one_lot=False)} when each comes out of a different lot",
+            )
 
     def confirm_lot(self, payee: LocalAccount, *, loan_id: str, lot_id: str, evidence_hash: str) -> TxResult:
         return self.transact(

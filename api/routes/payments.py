@@ -87,6 +87,9 @@ def pay(
     response_model=WriteResult,
     status_code=201,
     summary="Up to 500 payments of one loan in one transaction, all or nothing",
+    description="One payBatch transaction with a computed gas limit. It must fit the chain's per-transaction "
+    "gas cap (2^24 under EIP-7825): 500 payments out of one lot fit, 471 when each comes out of a different "
+    "lot; a larger batch is refused with 422 before anything is sent.",
     responses={409: ERROR_RESPONSES[409]},
 )
 def pay_batch(
@@ -98,6 +101,7 @@ def pay_batch(
     _require_payer(caller)
     loan_id = resolve_loan_id(session, body.loan)
     specs = [PaymentSpec(p.from_lot, p.payee, p.amount, p.purpose, p.evidence_hash) for p in body.payments]
+    services.ledger.check_batch(specs)  # too big for one transaction: 422, and the key stays unused
 
     def action() -> Outcome:
         tx = services.ledger.pay_batch(caller.signer(), loan_id=loan_id, payments=specs)
