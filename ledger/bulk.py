@@ -15,6 +15,9 @@ from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg.copy import QueuedLibpqWriter
+
+from ledger.models import Uint64
 
 __all__ = ["insert_rows", "insert_values", "update_rows"]
 
@@ -26,8 +29,24 @@ def _processors(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) ->
     out: list[_Processor] = []
     for name in columns:
         column_type = table.c[name].type
-        out.append(column_type.dialect_impl(dialect).bind_processor(dialect))
+        if isinstance(
+            column_type, Uint64
+        ):  # the hottest columns (amounts): the same rule, without the layers
+            out.append(_uint64_text if dialect.name == "sqlite" else _uint64)
+        else:
+            out.append(column_type.dialect_impl(dialect).bind_processor(dialect))
     return out
+
+
+def _uint64(value: Any) -> int:
+    number = int(value)
+    if not 0 <= number < 1 << 64:
+        raise ValueError(f"{number} does not fit an unsigned 64-bit amount")
+    return number
+
+
+def _uint64_text(value: Any) -> str:
+    return f"{_uint64(value):020d}"
 
 
 def _tuples(
@@ -75,7 +94,11 @@ def insert_values(
     target = f"{quote(table.name)} ({', '.join(quote(n) for n in names)})"
     driver = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
-        with driver.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN") as copy:  # type: ignore[union-attr]
+        # The queued writer sends to the server from a thread, so the server parses while rows are formatted.
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {target} FROM STDIN", writer=QueuedLibpqWriter(cursor)) as copy,
+        ):  # type: ignore[union-attr]
             for row in values:
                 copy.write_row(row)
         return
