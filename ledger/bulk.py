@@ -38,6 +38,14 @@ def _processors(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) ->
     return out
 
 
+def _driver(conn: sa.Connection) -> Any:
+    """The DBAPI connection under `conn` (sqlite3 or psycopg), in the same transaction."""
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("the connection is closed")
+    return driver
+
+
 def _uint64(value: Any) -> int:
     number = int(value)
     if not 0 <= number < 1 << 64:
@@ -92,17 +100,17 @@ def insert_values(
         return
     quote = conn.dialect.identifier_preparer.quote
     target = f"{quote(table.name)} ({', '.join(quote(n) for n in names)})"
-    driver = conn.connection.driver_connection
+    driver = _driver(conn)
     if conn.dialect.name == "postgresql":
         # The queued writer sends to the server from a thread, so the server parses while rows are formatted.
         with (
             driver.cursor() as cursor,
             cursor.copy(f"COPY {target} FROM STDIN", writer=QueuedLibpqWriter(cursor)) as copy,
-        ):  # type: ignore[union-attr]
+        ):
             for row in values:
                 copy.write_row(row)
         return
-    cursor = driver.cursor()  # type: ignore[union-attr]
+    cursor = driver.cursor()
     try:
         cursor.executemany(f"INSERT INTO {target} VALUES ({', '.join('?' * len(names))})", values)
     finally:
@@ -127,8 +135,8 @@ def update_rows(
         f"UPDATE {quote(table.name)} SET {', '.join(f'{quote(c)} = {mark}' for c in columns)} "
         f"WHERE {' AND '.join(f'{quote(k)} = {mark}' for k in keys)}"
     )
-    driver = conn.connection.driver_connection
-    cursor = driver.cursor()  # type: ignore[union-attr]
+    driver = _driver(conn)
+    cursor = driver.cursor()
     try:
         cursor.executemany(statement, values)
     finally:
