@@ -98,6 +98,32 @@ def test_python_hash_chain_reproduces_every_head_the_contract_emits(history: His
     assert found
     for event, before in found:
         assert chain.step(before, kind, event.args) == event_head(kind, event.args)
+        # The indexer's path: the same head from the log's raw words, without decoding.
+        assert event.raw_topics, "the history's events must carry their raw log"
+        assert chain.step_log(before, kind, event.raw_topics, event.raw_data) == event_head(kind, event.args)
+
+
+def test_the_raw_word_path_sees_a_changed_word(history: History) -> None:
+    """step_log must hash every field's word: flipping any hashed word of a log changes the head."""
+    chain = history.world.ledger.hash_chain
+    for event, before in zip(history.events, history.heads_before, strict=True):
+        if not chain.is_chained(event.name):
+            continue
+        stated = event_head(event.name, event.args)
+        body = event.raw_data[2:]
+        for i in range(len(body) // 64):
+            word = body[64 * i : 64 * i + 64]
+            flipped = format(int(word, 16) ^ 1, "064x")
+            data = "0x" + body[: 64 * i] + flipped + body[64 * i + 64 :]
+            changed = chain.step_log(before, event.name, event.raw_topics, data)
+            # Only a lot-creating event's lotId (the head itself) or `head` is carried but not hashed.
+            hashed = changed != stated
+            field = [n for n, _t, indexed in chain_inputs(history, event.name) if not indexed][i]
+            assert hashed == (field not in ("head", "lotId")), (event.name, field)
+
+
+def chain_inputs(history: History, name: str) -> tuple[tuple[str, str, bool], ...]:
+    return history.world.ledger.events.by_name[name].inputs
 
 
 def test_replaying_the_whole_trail_from_zero_ends_at_the_contracts_head(history: History) -> None:
