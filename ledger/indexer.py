@@ -124,9 +124,9 @@ class Indexer:
         confirmations: int = 0,
         max_reorg_depth: int = 64,
         poll_interval: float = 0.1,
-        initial_range: int = 64,
+        initial_range: int = 16,
         max_range: int = 2048,
-        max_logs_per_batch: int = 20_000,
+        max_logs_per_batch: int = 5_000,
         on_progress: Callable[[BatchProgress], None] | None = None,
         after_batch: Callable[[sa.Connection, list[str]], object] | None = None,
     ) -> None:
@@ -283,6 +283,7 @@ class Indexer:
         lo = cp.block_number + 1
         try:
             fetched = self._take_prefetch(lo) or self._fetch(lo, min(target, cp.block_number + self.range))
+            self._adapt_range(fetched)
             if fetched.hi < target:
                 self._prefetch(fetched.hi + 1, min(target, fetched.hi + self.range))
             done = self._index_range(cp, fetched, target)
@@ -294,6 +295,17 @@ class Indexer:
         if done == 0:
             self._discard_prefetch()
         return done
+
+    def _adapt_range(self, fetched: _Fetched) -> None:
+        """Size the next range to hold about `max_logs_per_batch` logs at the density just seen (growing at
+        most twofold): batches stay alike in size, and memory stays flat however dense the chain is."""
+        count = len(fetched.logs)
+        grown = min(self.max_range, self.range * 2)
+        if count == 0:
+            self.range = grown
+        else:
+            blocks = fetched.hi - fetched.lo + 1
+            self.range = max(1, min(grown, blocks * self.max_logs_per_batch // count))
 
     def _prefetch(self, lo: int, hi: int) -> None:
         if self._pool is None:
@@ -421,10 +433,6 @@ class Indexer:
                 touched = {e.args["loanId"] for e in events if "loanId" in e.args}
                 self.after_batch(conn, sorted(touched))
         self._checkpoint = StoredCheckpoint(hi, headers[-1].hash, cp.start_block)
-        if len(logs) < self.max_logs_per_batch:
-            self.range = min(self.max_range, self.range * 2)
-        else:
-            self.range = max(1, self.range // 2)
         if self.on_progress is not None:
             self.on_progress(BatchProgress(lo, hi, target, cp.start_block, hi - lo + 1, len(event_rows)))
         return hi - lo + 1

@@ -226,6 +226,26 @@ def test_log_ranges_shrink_when_the_node_refuses_and_grow_again(
     assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
 
 
+def test_ranges_follow_the_event_density_so_batches_stay_small(db_engine: Engine, world: World) -> None:
+    """On a dense chain the next range is sized from the density just seen, so after the first batch no
+    batch holds much more than max_logs_per_batch events (memory stays flat however dense the chain)."""
+    Activity(world, random.Random(9)).run(40)
+    progress: list[BatchProgress] = []
+    with Indexer(
+        db_engine,
+        world.ledger.client,
+        world.deployment,
+        initial_range=8,
+        max_logs_per_batch=6,
+        on_progress=progress.append,
+    ) as indexer:
+        indexer.run_once()
+    sizes = [p.events for p in progress]
+    assert sum(sizes) > 60 and len(sizes) >= 6, sizes
+    assert max(sizes[1:]) <= 12, sizes  # the first range knows nothing of the density yet
+    assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
+
+
 def test_confirmation_depth_holds_back_the_newest_blocks(db_engine: Engine, world: World) -> None:
     Activity(world, random.Random(6)).run(6)
     at = index_once(db_engine, world, confirmations=3)
