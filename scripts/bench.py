@@ -42,7 +42,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ledger.chain import ChainClient  # noqa: E402
-from ledger.contract import ENTERPRISE_ROLE, LENDER_ROLE, PaymentSpec, as_bytes32  # noqa: E402
+from ledger.contract import (  # noqa: E402
+    ENTERPRISE_ROLE,
+    LENDER_ROLE,
+    PAY_GAS,
+    PaymentSpec,
+    as_bytes32,
+    pay_batch_gas,
+)
 from ledger.db import create_db_engine, migrate  # noqa: E402
 from ledger.localchain import LocalChain, free_port  # noqa: E402
 
@@ -220,7 +227,8 @@ class WriteRig:
         for _ in range(n):
             self.ledger.pay_batch(self.supplier, loan_id=self.loan_id, payments=self.specs(size))
 
-    # --- a plain web3.py loop: build_transaction (which estimates gas), sign, send, wait for the receipt
+    # --- a plain web3.py loop: build_transaction with the gas limit the library computes (so both send the
+    # same transactions and neither estimates), sign, send, wait for the receipt
     def web3_contract(self) -> Any:
         from web3 import Web3
 
@@ -242,17 +250,21 @@ class WriteRig:
                     1,
                     self.evidence(),
                 )
+                gas = PAY_GAS
             else:
+                specs = self.specs(size, "web3")
                 items = [
                     (as_bytes32(p.from_lot), p.payee, p.amount, p.purpose, as_bytes32(p.evidence_hash))
-                    for p in self.specs(size, "web3")
+                    for p in specs
                 ]
                 call = contract.functions.payBatch(as_bytes32(self.loan_id), items)
+                gas = pay_batch_gas(specs)
             tx = call.build_transaction(
                 {
                     "from": spender.address,
                     "nonce": nonce,
                     "chainId": chain_id,
+                    "gas": gas,
                     "maxFeePerGas": 0,
                     "maxPriorityFeePerGas": 0,
                 }
@@ -908,35 +920,56 @@ def section_verify(res: Results, out: Path, quick: bool) -> None:
 
 
 def section_api(res: Results, out: Path, quick: bool) -> None:
-    """scripts/bench_api.py (HTTP API under concurrent clients vs a plain web3 loop), folded in."""
+    """scripts/bench_api.py (the real HTTP server vs plain web3.py, like for like, on Hardhat and anvil)."""
     if not (ROOT / "scripts" / "bench_api.py").exists():
         res.note("api", "scripts/bench_api.py does not exist yet; the writes section covers API throughput.")
         return
-    args = ["--payments", "60", "--clients", "4", "--batches", "3"] if quick else []
-    with progress_bar(f"api: bench_api.py {' '.join(args)}", None):
+    args = ["--out", str(out)]
+    if quick:
+        args += [
+            "--payments",
+            "60",
+            "--clients",
+            "4",
+            "--batches",
+            "3",
+            "--batch-clients",
+            "2",
+            "--rounds",
+            "1",
+        ]
+    path = out / "api.json"
+    path.unlink(missing_ok=True)
+    with progress_bar(f"api: bench_api.py {' '.join(args[2:])}", None):
         ok = run_script("bench_api.py", args, out / "logs/api.log")
-    path = ROOT / "var" / "bench" / "api.json"
     if not ok or not path.exists():
-        res.note("api", "scripts/bench_api.py failed or wrote no JSON; see var/bench/logs/api.log.")
+        res.note("api", f"scripts/bench_api.py failed or wrote no JSON; see {out / 'logs/api.log'}.")
         return
     report = json.loads(path.read_text())
-    plain = report["plain_web3_loop_per_s"]
-    extra = {k: report.get(k) for k in ("payments", "clients", "batch_size")}
-    res.add("api", "api.plain_web3_loop", plain, "payments/s", samples=1, **extra)
-    for key, name in (
-        ("api_single_per_s", "api.http_single"),
-        ("api_batch_payments_per_s", "api.http_batch"),
-    ):
-        res.add(
-            "api",
-            name,
-            report[key],
-            "payments/s",
-            baseline=plain,
-            baseline_name="api.plain_web3_loop",
-            samples=1,
-            **extra,
-        )
+    for kind, cases in report["nodes"].items():
+        for case, fig in cases.items():
+            extra = {"senders": fig["senders"], "batch_size": fig["batch_size"], "node": kind}
+            base = f"api.{kind}.{case}.plain_web3"
+            res.add(
+                "api",
+                base,
+                fig["plain_web3_per_s"],
+                "payments/s",
+                samples=fig["samples"]["plain_web3"],
+                **extra,
+            )
+            res.add(
+                "api",
+                f"api.{kind}.{case}.http",
+                fig["api_per_s"],
+                "payments/s",
+                baseline=fig["plain_web3_per_s"],
+                baseline_name=base,
+                samples=fig["samples"]["api"],
+                **extra,
+            )
+    for line in report["verdicts"]:
+        res.note("api", line)
 
 
 # --------------------------------------------------------------------------------------- bars and output
@@ -975,16 +1008,18 @@ HOW = {
 an OpenZeppelin ERC-20 `transfer` to a new holder on the same node. Floor: 21,000 base + the storage the
 guarantee needs (22,100 per new lot slot, 5,000 per rewritten slot: parent lot's remaining, loan head);
 batches share the base. Gas is deterministic, so these are exact and unaffected by load.""",
-    "writes": """Recorded payments per second on a fresh Hardhat node (automine), sequentially, each
-write waiting for its receipt: through the API (`POST /v1/payments`, `POST /v1/payments/batch` with 50
+    "writes": """Recorded payments per second on a fresh Hardhat node (automine), sequentially, each write
+waiting for its receipt: through the API (`POST /v1/payments`, `POST /v1/payments/batch` with 50
 payments, FastAPI TestClient in the benchmark process, token auth, idempotency row, keystore signer),
-through the library (`LedgerContract.pay` / `pay_batch`: estimate, sign, send, receipt, decoded events),
-and the baseline: a plain web3.py loop (`contract.functions.pay(...).build_transaction` +
-`sign_transaction` + `send_raw_transaction` + `wait_for_transaction_receipt`) sending the same calls to
-the same node. The cases are interleaved over the rounds so load spikes hit all alike; value = median of
-the rounds, ratio = vs plain web3. Each path pays from its own account and lot (each client keeps its
-own nonces). Sizes: full 5 rounds of 150 single payments and 8 batches of 50; QUICK 3 rounds of 30 and
-3.""",
+through the library (`LedgerContract.pay` / `pay_batch`: computed gas limit, sign, send, receipt,
+decoded events), and the baseline: a plain web3.py loop (`contract.functions.pay(...).build_transaction`
+with the same gas limit, so neither side estimates + `sign_transaction` + `send_raw_transaction` +
+`wait_for_transaction_receipt`) sending the same calls to the same node. (Before 2026-11 the plain loop
+estimated gas per transaction and the library did too; the API's ratios then were against that.) The API
+over real HTTP, sequentially and concurrently, is the api section. The cases are interleaved over the
+rounds so load spikes hit all alike; value = median of the rounds, ratio = vs plain web3. Each path pays
+from its own account and lot (each client keeps its own nonces). Sizes: full 5 rounds of 150 single
+payments and 8 batches of 50; QUICK 3 rounds of 30 and 3.""",
     "indexer": """`scripts/bench_indexer.py`: payBatch transactions (200 payments each) fill a fresh
 Hardhat node with N events; baseline = plain HTTP `eth_getLogs` over the same range + `json.loads` (what
 any indexer must pay); then a full `Indexer.run_once()` backfill into a fresh SQLite file and a fresh
@@ -1024,10 +1059,16 @@ imports. API: peak RSS (VmHWM) of the reads API process (uvicorn, its own proces
 and the 4-process read load on the largest database, baseline = its RSS right after start-up.""",
     "portability": """The writes and indexer sections again on anvil (npm `@foundry-rs/anvil`, free gas
 like the Hardhat config); ratios are against the baselines measured on anvil in the same run.""",
-    "api": """`scripts/bench_api.py` (the API benchmark): uvicorn in a thread, 16 concurrent HTTP
-clients (QUICK: 4 clients, 60 payments, 3 batches) posting single payments and batches of 250, next to
-its own plain web3 loop of `pay` transactions on the same node; the batch ratio is payments/s of batches
-vs single plain transactions.""",
+    "api": """`scripts/bench_api.py`, the API benchmark, like for like, on Hardhat and on anvil: the
+product's own server (`fundflow serve`, uvicorn, its own process, SQLite, idempotency rows, decoded events
+in every answer) against a plain web3.py loop (web3's contract object encodes, eth-account signs,
+`send_raw_transaction`, `wait_for_transaction_receipt`) sending the same transactions to the same node
+with the same gas limit (the API's computed bound; neither side estimates). Single payments: one HTTP
+client vs one plain loop (`single_sequential`), then N HTTP clients, each a participant with its own key
+and lot, vs N plain web3 threads with their own keys and lots (`single_concurrent`, N = 16; QUICK 4).
+Batches of 500 (`POST /v1/payments/batch`) vs the same payBatch transactions, one sender each side, then
+M = 4 (QUICK 2). Pairs interleaved over 3 rounds (QUICK 1), medians; ratio = API / plain web3. Every
+payment is checked on chain to be recorded exactly once. The notes say which target was met, and how.""",
 }
 
 
