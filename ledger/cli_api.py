@@ -139,14 +139,21 @@ class ApiStack:
     def _index(self) -> None:
         while not self.stop_event.is_set():
             try:
-                self.indexer.run_forever(self.stop_event)
-            except ChainError as exc:  # node briefly away: keep following
+                self.indexer.run_forever(self.stop_event, on_outage=self._outage)
+            except ChainError as exc:  # e.g. a different chain behind the URL: health says so; keep trying
                 self.indexer_error = exc
                 self.stop_event.wait(1.0)
             except BaseException as exc:
                 self.indexer_error = exc
                 err_console.print(f"[bold red]indexer stopped:[/] {exc}", highlight=False)
                 return
+
+    def _outage(self, error: BaseException | None, retry_in: float) -> None:
+        self.indexer_error = error
+        if error is not None and retry_in >= 4:  # say it once the outage is more than a blip
+            err_console.print(
+                f"[yellow]indexer waiting:[/] {error} (retrying in {retry_in:.0f} s)", highlight=False
+            )
 
     def start(self) -> ApiStack:
         self.indexer.open()

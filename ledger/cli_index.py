@@ -114,7 +114,8 @@ def index(
         with indexer.open(wait=wait, on_wait=waiting):
             started = time.monotonic()
             with progress:
-                blocks = indexer.run_once()
+                # Following the chain, an outage is waited out from the start; --once fails fast instead.
+                blocks = indexer.run_once(stop, on_outage=None if once else _report_outage)
             cp = indexer.checkpoint
             console.print(
                 f"indexed {blocks:,} blocks, {bar.events:,} events in {time.monotonic() - started:.1f} s; "
@@ -125,7 +126,7 @@ def index(
                 return
             console.print("following the chain; Ctrl-C stops", highlight=False)
             indexer.on_progress = None
-            indexer.run_forever(stop)
+            indexer.run_forever(stop, on_outage=_report_outage)
     except KeyboardInterrupt:
         console.print("stopped.")
     finally:
@@ -133,6 +134,14 @@ def index(
         if webhooks is not None:
             webhooks.stop()
         engine.dispose()
+
+
+def _report_outage(error: BaseException | None, retry_in: float) -> None:
+    """An outage is waited out (the indexer resumes from its checkpoint); say so, and say when it ends."""
+    if error is None:
+        console.print("reachable again; following the chain", highlight=False)
+    else:
+        err_console.print(f"[yellow]waiting:[/] {error} (retrying in {retry_in:.1f} s)", highlight=False)
 
 
 def status() -> None:

@@ -100,6 +100,30 @@ class _Fetched:
     headers: list[BlockHeader]
 
 
+class _Outage:
+    """Backoff state of one run: 0.5 s doubling to 30 s while the node or database stays unreachable."""
+
+    def __init__(self, report: Callable[[BaseException | None, float], None] | None) -> None:
+        self.report = report
+        self.delay = 0.0
+
+    def failed(self, error: BaseException) -> float:
+        self.delay = min(30.0, self.delay * 2 or 0.5)
+        if self.report is not None:
+            self.report(error, self.delay)
+        else:
+            log.warning("indexer: %s; retrying in %.1f s", error, self.delay)
+        return self.delay
+
+    def passed(self) -> None:
+        if self.delay:
+            self.delay = 0.0
+            if self.report is not None:
+                self.report(None, 0.0)
+            else:
+                log.warning("indexer: node and database reachable again; carrying on")
+
+
 class _ChainMoved(Exception):
     """The node's chain changed while a batch was being fetched; fetch again."""
 
@@ -248,21 +272,65 @@ class Indexer:
         self._latest = latest
         return latest.number, latest.number - self.confirmations
 
-    def run_once(self) -> int:
-        """Catch up with the node (up to head - confirmations) and return the number of blocks indexed."""
+    def run_once(
+        self,
+        stop: threading.Event | None = None,
+        *,
+        on_outage: Callable[[BaseException | None, float], None] | None = None,
+    ) -> int:
+        """Catch up with the node (up to head - confirmations) and return the number of blocks indexed.
+
+        Without `on_outage` an unreachable node or database raises; with it, outages are waited out as in
+        `run_forever` (until `stop` is set)."""
+        stop = stop or threading.Event()
+        outage = _Outage(on_outage)
         total = 0
-        while True:
-            done = self.step()
+        while not stop.is_set():
+            done = self.step() if on_outage is None else self._step_through_outage(stop, outage)
+            if done is None:
+                continue
             if done < 0:  # caught up
                 return total
             total += done
+        return total
 
-    def run_forever(self, stop: threading.Event | None = None) -> None:
-        """Follow the tip until `stop` is set; returns only then (errors propagate)."""
+    def run_forever(
+        self,
+        stop: threading.Event | None = None,
+        *,
+        on_outage: Callable[[BaseException | None, float], None] | None = None,
+    ) -> None:
+        """Follow the tip until `stop` is set; returns only then.
+
+        An outage (the node unreachable or timing out, the database connection lost) is waited out: the
+        step is retried after 0.5 s, doubling to 30 s, from the committed checkpoint, so nothing is lost or
+        written twice. `on_outage(error, retry_in)` hears of each failed attempt and, with error None, of
+        the recovery. Everything else propagates: a different chain, a reorg too deep, a mirror that no
+        longer adds up, another writer.
+        """
         stop = stop or threading.Event()
+        outage = _Outage(on_outage)
         while not stop.is_set():
-            if self.step() < 0:
+            done = self._step_through_outage(stop, outage)
+            if done is not None and done < 0:
                 stop.wait(self.poll_interval)
+
+    def _step_through_outage(self, stop: threading.Event, outage: _Outage) -> int | None:
+        """`step()`, or None after an outage was reported and waited for."""
+        try:
+            if (
+                outage.delay
+            ):  # after an outage trust only what committed: a cut-off commit may or may not have
+                self._checkpoint = self._prepare_checkpoint()
+            done = self.step()
+        except (ChainError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            if isinstance(exc, ChainMismatchError):
+                raise
+            self._discard_prefetch()
+            stop.wait(outage.failed(exc))
+            return None
+        outage.passed()
+        return done
 
     def step(self) -> int:
         """One unit of work: a batch, a reorg undo, or a check that nothing changed.
