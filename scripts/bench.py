@@ -1022,8 +1022,9 @@ from its own account and lot (each client keeps its own nonces). Sizes: full 5 r
 payments and 8 batches of 50; QUICK 3 rounds of 30 and 3.""",
     "indexer": """`scripts/bench_indexer.py`: payBatch transactions (200 payments each) fill a fresh
 Hardhat node with N events; baseline = plain HTTP `eth_getLogs` over the same range + `json.loads` (what
-any indexer must pay); then a full `Indexer.run_once()` backfill into a fresh SQLite file and a fresh
-PostgreSQL database. Freshness: the indexer follows the tip (`run_forever`, default 0.2 s poll); after
+any indexer must pay), the median of three passes (the node's own speed swings by half between passes);
+then a full `Indexer.run_once()` backfill into a fresh SQLite file and a fresh PostgreSQL database.
+Freshness: the indexer follows the tip (`run_forever`, default 0.1 s poll); after
 each `pay` receipt the benchmark polls SQL until the event row is there; percentiles of the samples
 (baseline shown: the poll interval). N = 100,000 events (full) or 10,000 (QUICK); 100 or 30 freshness
 samples.""",

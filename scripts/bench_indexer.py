@@ -242,10 +242,19 @@ def main() -> None:
         client = ChainClient(node.url, tx_timeout=300)
         deployment, ledger, payee, loan_id, lot_id = generate(client, args.events, args.per_tx)
         end = client.block_number()
-        raw_s, raw_n = raw_rate(node.url, deployment.address, deployment.block_number, end)
-        raw = raw_n / raw_s
-        console.print(f"raw eth_getLogs + json: {raw_n:,} logs in {raw_s:.2f} s = {raw:,.0f}/s")
+        # The node's own speed at serving logs swings by half from one pass to the next (JIT, GC), so the
+        # baseline is the median of three passes, and the fastest is kept beside it.
+        raws = []
+        for _ in range(3):
+            raw_s, raw_n = raw_rate(node.url, deployment.address, deployment.block_number, end)
+            raws.append(raw_n / raw_s)
+        raw = statistics.median(raws)
+        console.print(
+            f"raw eth_getLogs + json: {raw_n:,} logs, median of 3 passes {raw:,.0f}/s "
+            f"(passes: {', '.join(f'{r:,.0f}' for r in raws)})"
+        )
         figures["raw_getlogs_rate"] = {"value": round(raw), "unit": "events/s", "baseline": None}
+        figures["raw_getlogs_rate_fastest"] = {"value": round(max(raws)), "unit": "events/s", "baseline": None}
         sqlite_file = out_dir / "bench.db"
         for suffix in ("", "-wal", "-shm", ".lock"):
             Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
