@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from conftest import World, h
-from monitor_support import DAY, Watch, short, sqlite_url, watching
+from monitor_support import DAY, Watch, short, watching
 
 from ledger.purposes import Purpose
 from ledger.rules import Thresholds, fmt_money, fmt_time
@@ -21,8 +20,8 @@ THRESHOLDS = Thresholds(circular_flow_hops=2)
 
 
 @pytest.fixture
-def watch(world: World, tmp_path: Path) -> Iterator[Watch]:
-    with watching(world, sqlite_url(tmp_path), THRESHOLDS) as w:
+def watch(world: World, db_url: str) -> Iterator[Watch]:
+    with watching(world, db_url, THRESHOLDS) as w:
         yield w
 
 
@@ -70,9 +69,9 @@ def test_prohibited_use_raises_even_when_the_loan_allows_the_purpose(watch: Watc
 
 
 def test_prohibited_use_near_miss_when_the_sector_is_not_configured_as_prohibited(
-    world: World, tmp_path: Path
+    world: World, db_url: str
 ) -> None:
-    with watching(world, sqlite_url(tmp_path), Thresholds(prohibited_purposes=frozenset({29}))) as watch:
+    with watching(world, db_url, Thresholds(prohibited_purposes=frozenset({29}))) as watch:
         loan = watch.open_loan("prohibited-off", purposes=(Purpose.REAL_ESTATE,))
         watch.disburse(loan, world.cast.borrower, 300_000_00, Purpose.REAL_ESTATE)
         watch.sync()
@@ -419,7 +418,7 @@ def test_missed_inspection_follows_an_inspection_schedule(watch: Watch) -> None:
 
 
 def test_terms_stored_by_the_api_are_used_when_they_hash_to_the_on_chain_terms(
-    world: World, tmp_path: Path
+    world: World, db_url: str
 ) -> None:
     """Without an explicit provider the monitor reads `loan_metadata.terms` (the API's shape)."""
     import sqlalchemy as sa
@@ -428,7 +427,7 @@ def test_terms_stored_by_the_api_are_used_when_they_hash_to_the_on_chain_terms(
     from ledger.offchain import LoanMetadata, terms_hash
 
     c = world.cast
-    with watching(world, sqlite_url(tmp_path)) as watch:
+    with watching(world, db_url) as watch:
         watch.monitor = Monitor()  # default provider: the database
         watch.indexer.after_batch = watch.monitor.after_batch
         document = {

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from conftest import World, h, make_world
 from indexer_support import forget_nonces
-from monitor_support import DAY, Watch, sqlite_url, watching
+from monitor_support import DAY, Watch, watching
 
 from ledger.alerts import acknowledge, resolve
 from ledger.chain import ChainClient
@@ -30,8 +29,8 @@ from ledger.terms import Installment, LoanTerms
 
 
 @pytest.fixture
-def watch(world: World, tmp_path: Path) -> Iterator[Watch]:
-    with watching(world, sqlite_url(tmp_path)) as w:
+def watch(world: World, db_url: str) -> Iterator[Watch]:
+    with watching(world, db_url) as w:
         yield w
 
 
@@ -97,10 +96,10 @@ def fork_world(private_client: ChainClient, compiled: CompiledContract) -> World
 
 
 def test_reorg_deletes_alerts_built_on_orphaned_events_and_keeps_the_others(
-    fork_world: World, tmp_path: Path
+    fork_world: World, db_url: str
 ) -> None:
     c = fork_world.cast
-    with watching(fork_world, sqlite_url(tmp_path)) as watch:
+    with watching(fork_world, db_url) as watch:
         loan = watch.open_loan("reorg")
         lot, _ = watch.disburse(loan, c.supplier, 300_000_00, Purpose.ONWARD_LENDING)
         watch.sync()
