@@ -1,22 +1,28 @@
 """The chain client: the one place that talks JSON-RPC to an EVM node.
 
 Works with any EVM JSON-RPC endpoint (Hardhat, anvil, Geth, a Besu/QBFT consortium chain): it signs locally
-with eth-account, hands out nonces so concurrent senders never collide, waits for receipts, and turns a
-revert into a `ContractRevertError` carrying the decoded custom error. It speaks raw JSON-RPC over one
-keep-alive `requests` session (orjson both ways) rather than web3's provider and formatting layers, which
-cost more than the round trip on a local node.
+(ledger/signing.py: eth-account's bytes, straight from libsecp256k1), hands out nonces so concurrent senders
+never collide, waits for receipts, and turns a revert into a `ContractRevertError` carrying the decoded custom
+error. It speaks raw JSON-RPC over one
+keep-alive connection per thread (orjson both ways) rather than web3's provider and formatting layers, which
+cost more than the round trip on a local node: `http.client` for a plain http:// node, a `requests` session
+for anything else (TLS, credentials in the URL, a proxy from the environment).
 """
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import select
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -26,6 +32,7 @@ from eth_utils import keccak, to_checksum_address
 
 from ledger.errors import ChainError, ContractRevertError, FundflowError, ValidationError
 from ledger.events import DecodedEvent, EventDecoder
+from ledger.signing import sign_transaction
 
 __all__ = [
     "BlockHeader",
@@ -241,6 +248,73 @@ def _looks_like_revert(error: Mapping[str, Any]) -> bool:
     )
 
 
+class _KeepAlive:
+    """One kept-alive HTTP/1.1 connection per thread to a plain http:// node, with `http.client` alone:
+    `requests` and urllib3 spend more per call than a local node takes to answer. As urllib3 does, a
+    connection the node closed while idle (Node.js servers drop them after 5 s) is noticed before reuse and
+    replaced; nothing is ever sent twice. Connections of threads that ended are closed when the next one
+    opens, and all of them when the client goes away."""
+
+    def __init__(self, host: str, port: int, path: str, timeout: float) -> None:
+        self._host, self._port, self._path, self._timeout = host, port, path, timeout
+        self._conns: dict[threading.Thread, http.client.HTTPConnection] = {}
+        self._lock = threading.Lock()
+        weakref.finalize(self, _close_all, self._conns, self._lock)
+
+    def post(self, body: bytes) -> tuple[int, str, bytes]:
+        """(status, reason, body); OSError or http.client.HTTPException when the node cannot be reached."""
+        thread = threading.current_thread()
+        conn = self._conns.get(thread)
+        if conn is not None and _dropped(conn):
+            self._drop(thread, conn)
+            conn = None
+        if conn is None:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+            with self._lock:
+                for other in [t for t in self._conns if not t.is_alive()]:
+                    self._conns.pop(other).close()
+                self._conns[thread] = conn
+        try:
+            conn.request("POST", self._path, body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            data = response.read()
+        except BaseException:
+            self._drop(thread, conn)
+            raise
+        if response.will_close:
+            self._drop(thread, conn)
+        return response.status, response.reason, data
+
+    def _drop(self, thread: threading.Thread, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        with self._lock:
+            self._conns.pop(thread, None)
+
+
+def _close_all(conns: dict[threading.Thread, http.client.HTTPConnection], lock: threading.Lock) -> None:
+    with lock:
+        for conn in conns.values():
+            conn.close()
+        conns.clear()
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """True if an idle kept-alive connection was closed by the other side (readable means EOF here)."""
+    if conn.sock is None:
+        return True
+    poller = select.poll()
+    poller.register(conn.sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _keep_alive_for(rpc_url: str, proxies: Mapping[str, str], timeout: float) -> _KeepAlive | None:
+    url = urlsplit(rpc_url)
+    if url.scheme != "http" or url.username or url.password or proxies or not url.hostname:
+        return None
+    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    return _KeepAlive(url.hostname, url.port or 80, path, timeout)
+
+
 class _Nonces:
     """Hands out nonces per sender. Reserving under a lock means concurrent threads never get the same nonce;
     a send that fails resyncs from the node's pending count."""
@@ -289,6 +363,7 @@ class ChainClient:
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=64)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
+        self._keep_alive = _keep_alive_for(rpc_url, self._session.proxies, request_timeout)
         self._ids = itertools.count(1)
         self._nonces = _Nonces()
         self._chain_id: int | None = None
@@ -299,6 +374,8 @@ class ChainClient:
     # ------------------------------------------------------------------ raw JSON-RPC
 
     def _post(self, payload: Any) -> Any:
+        if self._keep_alive is not None:
+            return self._post_keep_alive(payload)
         try:
             response = self._session.post(self.rpc_url, data=orjson.dumps(payload), timeout=self._timeout)
             response.raise_for_status()
@@ -310,6 +387,24 @@ class ChainClient:
             ) from exc
         except requests.RequestException as exc:
             raise ChainError(f"request to {self.rpc_url} failed: {exc}", hint="check the node") from exc
+        except orjson.JSONDecodeError as exc:
+            raise ChainError(
+                f"{self.rpc_url} answered something that is not JSON", hint="check the URL"
+            ) from exc
+
+    def _post_keep_alive(self, payload: Any) -> Any:
+        assert self._keep_alive is not None
+        try:
+            status, reason, body = self._keep_alive.post(orjson.dumps(payload))
+        except (OSError, http.client.HTTPException) as exc:
+            raise ChainError(
+                f"cannot reach the chain node at {self.rpc_url} ({type(exc).__name__})",
+                hint="start it with `fundflow chain`, or point FUNDFLOW_RPC_URL at a running node",
+            ) from exc
+        if status >= 400:
+            raise ChainError(f"request to {self.rpc_url} failed: {status} {reason}", hint="check the node")
+        try:
+            return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ChainError(
                 f"{self.rpc_url} answered something that is not JSON", hint="check the URL"
@@ -563,8 +658,8 @@ class ChainClient:
         }
         if to is not None:
             fields["to"] = to
-        signed = account.sign_transaction(fields)
-        return SignedTx("0x" + signed.hash.hex(), "0x" + signed.raw_transaction.hex())
+        tx_hash, raw = sign_transaction(account.key, fields)
+        return SignedTx("0x" + tx_hash.hex(), "0x" + raw.hex())
 
     def forget_nonce(self, address: str) -> None:
         """Ask the node for `address`'s next nonce next time (after a send whose fate is unknown)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,31 @@ def test_fresh_accounts_send_on_a_free_gas_chain(client: ChainClient) -> None:
     assert client.get_balance(account.address) == 0
     result = client.transact(account, account.address, "0x")
     assert result.gas_used == 21_000
+
+
+def test_plain_http_nodes_get_kept_alive_connections_and_the_rest_go_through_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.setenv("NO_PROXY", "*")
+    assert ChainClient("http://127.0.0.1:8545")._keep_alive is not None
+    assert ChainClient("http://node.example:8545/rpc?key=1")._keep_alive is not None
+    assert ChainClient("https://node.example/rpc")._keep_alive is None  # TLS: requests verifies
+    assert ChainClient("http://user:secret@node.example/rpc")._keep_alive is None  # basic auth: requests
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    assert ChainClient("http://node.example:8545")._keep_alive is None  # through the proxy: requests
+
+
+@pytest.mark.slow
+def test_connection_the_node_closed_while_idle_is_replaced_not_failed(chain: LocalChain) -> None:
+    """Hardhat (Node.js) closes kept-alive connections idle for 5 s (6.5 s measured); the next call opens a
+    new one."""
+    client = ChainClient(chain.url, request_timeout=5)
+    first = client.block_number()
+    kept = client._keep_alive._conns[threading.current_thread()]  # type: ignore[union-attr]
+    time.sleep(8)  # 5 s and the server's timer granularity
+    assert client.block_number() >= first
+    assert client._keep_alive._conns[threading.current_thread()] is not kept  # type: ignore[union-attr]
+    assert kept.sock is None  # closed, not leaked
