@@ -42,6 +42,30 @@ checkpoint_t: sa.Table = Checkpoint.__table__  # type: ignore[attr-defined]
 
 PENDING_WAIT_SECONDS = 120.0
 
+# The idempotency statements, built once: the values travel as parameters, so SQLAlchemy neither rebuilds
+# nor re-keys a statement per request (that cost more than SQLite's commit). Columns named in the
+# parameters become the UPDATE's SET clause; the row is addressed by the w_* parameters.
+_ROW = sa.and_(idem_t.c.caller == sa.bindparam("w_caller"), idem_t.c.key == sa.bindparam("w_key"))
+_INSERT = sa.insert(idem_t)
+_SELECT = sa.select(idem_t).where(_ROW)
+_UPDATE = sa.update(idem_t).where(_ROW)
+_DELETE = sa.delete(idem_t).where(_ROW)
+_TAKE_OVER = (
+    sa.update(idem_t)
+    .where(idem_t.c.id == sa.bindparam("w_id"), idem_t.c.state == "unconfirmed")
+    .values(state="pending")
+)
+_CHECKPOINT = sa.select(checkpoint_t.c.block_number).where(checkpoint_t.c.id == 1)
+
+
+def _row(caller: Caller, key: str) -> dict[str, str]:
+    return {"w_caller": caller.address, "w_key": key}
+
+
+def _update(services: Services, caller: Caller, key: str, **values: Any) -> None:
+    with services.engine.begin() as conn:
+        conn.execute(_UPDATE, {**_row(caller, key), **values})
+
 
 @dataclass
 class Outcome:
@@ -80,9 +104,7 @@ def wait_for_block(services: Services, block_number: int, timeout: float | None 
     delay = 0.01
     while True:
         with services.engine.connect() as conn:
-            indexed = conn.execute(
-                sa.select(checkpoint_t.c.block_number).where(checkpoint_t.c.id == 1)
-            ).scalar()
+            indexed = conn.execute(_CHECKPOINT).scalar()
         if indexed is not None and int(indexed) >= block_number:
             return True
         if time.monotonic() >= deadline:
@@ -107,17 +129,15 @@ def _reserve(services: Services, caller: Caller, key: str, digest: str) -> dict[
         try:
             with services.engine.begin() as conn:
                 conn.execute(
-                    sa.insert(idem_t).values(
-                        caller=caller.address, key=key, request_hash=digest, state="pending", **_created()
-                    )
+                    _INSERT,
+                    {"caller": caller.address, "key": key, "request_hash": digest, "state": "pending"}
+                    | _created(),
                 )
             return None
         except sa.exc.IntegrityError:
             pass
         with services.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(idem_t).where(idem_t.c.caller == caller.address, idem_t.c.key == key)
-            ).first()
+            row = conn.execute(_SELECT, _row(caller, key)).first()
         if row is None:  # the sender gave the key back (chain unreachable): try to take it
             continue
         if row.request_hash != digest:
@@ -129,11 +149,7 @@ def _reserve(services: Services, caller: Caller, key: str, digest: str) -> dict[
             return dict(row._mapping)
         if row.state == "unconfirmed":
             with services.engine.begin() as conn:
-                taken = conn.execute(
-                    sa.update(idem_t)
-                    .where(idem_t.c.id == row.id, idem_t.c.state == "unconfirmed")
-                    .values(state="pending")
-                ).rowcount
+                taken = conn.execute(_TAKE_OVER, {"w_id": row.id}).rowcount
             if taken == 1:
                 return dict(row._mapping) | {"state": "resume"}
             continue
@@ -152,30 +168,15 @@ def _created() -> dict[str, Any]:
 
 
 def _finish(services: Services, caller: Caller, key: str, status: int, body: dict[str, Any]) -> None:
-    with services.engine.begin() as conn:
-        conn.execute(
-            sa.update(idem_t)
-            .where(idem_t.c.caller == caller.address, idem_t.c.key == key)
-            .values(state="done", response_status=status, response_body=body)
-        )
+    _update(services, caller, key, state="done", response_status=status, response_body=body)
 
 
 def _record_txs(services: Services, caller: Caller, key: str, txs: list[SignedTx]) -> None:
-    with services.engine.begin() as conn:
-        conn.execute(
-            sa.update(idem_t)
-            .where(idem_t.c.caller == caller.address, idem_t.c.key == key)
-            .values(txs=[{"tx_hash": t.tx_hash, "raw": t.raw} for t in txs])
-        )
+    _update(services, caller, key, txs=[{"tx_hash": t.tx_hash, "raw": t.raw} for t in txs])
 
 
 def _leave_unconfirmed(services: Services, caller: Caller, key: str) -> None:
-    with services.engine.begin() as conn:
-        conn.execute(
-            sa.update(idem_t)
-            .where(idem_t.c.caller == caller.address, idem_t.c.key == key)
-            .values(state="unconfirmed")
-        )
+    _update(services, caller, key, state="unconfirmed")
 
 
 def _in_flight_response(exc: ChainError, key: str) -> JSONResponse:
@@ -194,7 +195,7 @@ def _in_flight_response(exc: ChainError, key: str) -> JSONResponse:
 
 def _release(services: Services, caller: Caller, key: str) -> None:
     with services.engine.begin() as conn:
-        conn.execute(sa.delete(idem_t).where(idem_t.c.caller == caller.address, idem_t.c.key == key))
+        conn.execute(_DELETE, _row(caller, key))
 
 
 def run_write(
@@ -301,7 +302,7 @@ class Write:
         )
 
 
-def get_write(
+async def get_write(
     request: Request,
     caller: ParticipantDep,
     services: ServicesDep,

@@ -155,13 +155,18 @@ def create_token(
     return token
 
 
+_TOKEN_BY_HASH = sa.select(ApiToken.__table__).where(  # type: ignore[attr-defined]
+    ApiToken.__table__.c.token_hash == sa.bindparam("digest")  # type: ignore[attr-defined]
+)
+"""Built once: every API request looks its token up."""
+
+
 def find_token(engine: Engine, token: str) -> ApiToken | None:
     """The active token row for `token`, compared in constant time against the stored hash; None for an
     unknown, revoked or expired token."""
     digest = hash_token(token)
-    table = ApiToken.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
-        row = conn.execute(sa.select(table).where(table.c.token_hash == digest)).first()
+        row = conn.execute(_TOKEN_BY_HASH, {"digest": digest}).first()
     if row is None or row.revoked or not hmac.compare_digest(row.token_hash, digest):
         return None
     expires = row.expires_at

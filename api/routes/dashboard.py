@@ -27,6 +27,7 @@ from api.access import loan_visibility, visible_loan
 from api.deps import Caller, ServicesDep
 from api.errors import error_response
 from api.flow import flow_nodes, render_flow
+from api.guards import ASGIApp, Message, Receive, Scope, Send
 from api.i18n import RISK_CLASSES, STATUSES, Translator, translator
 from api.routes import documents as documents_routes
 from api.routes import loans as loans_routes
@@ -100,13 +101,34 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        response: Response = await call_next(request)
-        if request.url.path.startswith(PREFIX):
-            for name, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(DashboardHeaders)  # type: ignore[arg-type]
+
+
+_HEADERS_RAW = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
+
+
+class DashboardHeaders:
+    """SECURITY_HEADERS on every dashboard response that does not set them itself. Pure ASGI: Starlette's
+    `@app.middleware("http")` (BaseHTTPMiddleware) cost every request, API calls included, an extra task
+    and a response stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in _HEADERS_RAW if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
