@@ -7,9 +7,11 @@ indexed block for the projections.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -401,3 +403,28 @@ def assert_mirror_matches_chain(engine: Engine, ledger: LedgerContract, deployme
         assert bool(ledger.read("hasRole", bytes.fromhex(role[2:]), account, block=at)[0]) == grant.active
         assert grant.role_name == ROLE_NAMES.get(role, "UNKNOWN_ROLE")
     return int(at)
+
+
+def indexer_env(db_url: str, rpc_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `fundflow index` subprocess: this database, this node, the deployment saved
+    in `data_dir`/deployment.json; `extra` adds FUNDFLOW_* settings."""
+    return {
+        **os.environ,
+        "FUNDFLOW_DATABASE_URL": db_url,
+        "FUNDFLOW_RPC_URL": rpc_url,
+        "FUNDFLOW_DEPLOYMENT_FILE": str(data_dir / "deployment.json"),
+        "FUNDFLOW_DATA_DIR": str(data_dir),
+        "FUNDFLOW_ENV": "test",
+        **extra,
+    }
+
+
+def indexed_block(engine: Engine) -> int:
+    """The mirror's checkpoint block, -1 before the first migration or checkpoint."""
+    with engine.connect() as conn:
+        try:
+            value = conn.execute(sa.text("SELECT block_number FROM checkpoint")).scalar()
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+            conn.rollback()
+            return -1
+    return int(value) if value is not None else -1

@@ -3,7 +3,6 @@ status, the guards (chain mismatch, one writer, hash-chain breaks) and range shr
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import World, make_world
-from indexer_support import Activity, assert_mirror_matches_chain
+from indexer_support import Activity, assert_mirror_matches_chain, indexer_env
 from sqlalchemy.engine import Engine
 
 from ledger.chain import ChainClient, RpcError
@@ -256,15 +255,7 @@ def test_confirmation_depth_holds_back_the_newest_blocks(db_engine: Engine, worl
 def test_cli_index_once_then_status(db_url: str, world: World, chain: LocalChain, tmp_path: Path) -> None:
     Activity(world, random.Random(12)).run(12)
     world.deployment.save(tmp_path / "deployment.json")
-    env = {
-        **os.environ,
-        "FUNDFLOW_DATABASE_URL": db_url,
-        "FUNDFLOW_RPC_URL": chain.url,
-        "FUNDFLOW_DEPLOYMENT_FILE": str(tmp_path / "deployment.json"),
-        "FUNDFLOW_DATA_DIR": str(tmp_path),
-        "FUNDFLOW_ENV": "test",
-        "COLUMNS": "200",
-    }
+    env = indexer_env(db_url, chain.url, tmp_path, COLUMNS="200")
     fundflow = (
         [sys.executable, "-m", "ledger.cli"]
         if not (Path(sys.executable).parent / "fundflow").exists()

@@ -4,7 +4,6 @@ no gap, no duplicate, projections equal to ground truth."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import make_world
-from indexer_support import Activity, assert_mirror_matches_chain
+from indexer_support import Activity, assert_mirror_matches_chain, indexed_block, indexer_env
 
 from ledger.chain import ChainClient
 from ledger.compiler import CompiledContract
@@ -31,15 +30,7 @@ def test_indexer_survives_sigkill_at_random_moments(
 ) -> None:
     world = make_world(private_client, compiled)
     world.deployment.save(tmp_path / "deployment.json")
-    env = {
-        **os.environ,
-        "FUNDFLOW_DATABASE_URL": db_url,
-        "FUNDFLOW_RPC_URL": private_client.rpc_url,
-        "FUNDFLOW_DEPLOYMENT_FILE": str(tmp_path / "deployment.json"),
-        "FUNDFLOW_DATA_DIR": str(tmp_path),
-        "FUNDFLOW_ENV": "test",
-        "FUNDFLOW_POLL_INTERVAL": "0.02",
-    }
+    env = indexer_env(db_url, private_client.rpc_url, tmp_path, FUNDFLOW_POLL_INTERVAL="0.02")
     command = [sys.executable, "-m", "ledger.cli_index", "index"]
     rng = random.Random(1234)
     activity = Activity(world, random.Random(99))
@@ -60,21 +51,21 @@ def test_indexer_survives_sigkill_at_random_moments(
     log = open(tmp_path / "indexer.log", "ab")  # noqa: SIM115
     try:
         for kill in range(KILLS):
-            before = _indexed_block(engine)
+            before = indexed_block(engine)
             process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=tmp_path)
             if kill % 4 == 3:
                 time.sleep(rng.uniform(0.1, 2.0))  # during start-up: imports, migrations, checkpoint
             else:
                 # Once it is indexing (the checkpoint moved), at a random moment of its batches.
                 deadline = time.monotonic() + 30
-                while _indexed_block(engine) == before and time.monotonic() < deadline:
+                while indexed_block(engine) == before and time.monotonic() < deadline:
                     assert process.poll() is None, f"the indexer exited by itself; see {tmp_path}/indexer.log"
                     time.sleep(0.02)
                 time.sleep(rng.uniform(0.0, 0.5))
             assert process.poll() is None, f"the indexer exited by itself; see {tmp_path / 'indexer.log'}"
             process.send_signal(signal.SIGKILL)
             process.wait(10)
-            progress.append(_indexed_block(engine))
+            progress.append(indexed_block(engine))
     finally:
         stop.set()
         busy.join(30)
@@ -97,13 +88,3 @@ def test_indexer_survives_sigkill_at_random_moments(
     assert events == distinct  # no duplicate
     assert numbers == list(range(world.deployment.block_number, at + 1))  # no gap
     engine.dispose()
-
-
-def _indexed_block(engine: sa.Engine) -> int:
-    with engine.connect() as conn:
-        try:
-            value = conn.execute(sa.text("SELECT block_number FROM checkpoint")).scalar()
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # killed before the first migration
-            conn.rollback()
-            return -1
-    return int(value) if value is not None else -1

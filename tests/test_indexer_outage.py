@@ -6,7 +6,6 @@ node itself keeps its chain and keeps mining."""
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
 import socket
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from conftest import make_world
-from indexer_support import Activity, assert_mirror_matches_chain
+from indexer_support import Activity, assert_mirror_matches_chain, indexed_block, indexer_env
 
 from ledger.chain import ChainClient
 from ledger.compiler import CompiledContract
@@ -92,19 +91,9 @@ class TcpProxy:
                     s.shutdown(socket.SHUT_RDWR)
 
 
-def _indexed_block(engine: sa.Engine) -> int:
-    with engine.connect() as conn:
-        try:
-            value = conn.execute(sa.text("SELECT block_number FROM checkpoint")).scalar()
-        except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # not migrated yet
-            conn.rollback()
-            return -1
-    return int(value) if value is not None else -1
-
-
 def _wait_for(engine: sa.Engine, block: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
-    while _indexed_block(engine) < block:
+    while indexed_block(engine) < block:
         assert process.poll() is None, f"the indexer exited: {log.read_text()}"
         assert time.monotonic() < deadline, f"the indexer did not reach block {block}: {log.read_text()}"
         time.sleep(0.05)
@@ -117,15 +106,7 @@ def test_indexer_waits_out_an_unreachable_node_and_resumes_exactly(
     world.deployment.save(tmp_path / "deployment.json")
     node_port = int(private_client.rpc_url.rsplit(":", 1)[1])
     proxy = TcpProxy(node_port).open()
-    env = {
-        **os.environ,
-        "FUNDFLOW_DATABASE_URL": db_url,
-        "FUNDFLOW_RPC_URL": proxy.url,
-        "FUNDFLOW_DEPLOYMENT_FILE": str(tmp_path / "deployment.json"),
-        "FUNDFLOW_DATA_DIR": str(tmp_path),
-        "FUNDFLOW_ENV": "test",
-        "FUNDFLOW_POLL_INTERVAL": "0.05",
-    }
+    env = indexer_env(db_url, proxy.url, tmp_path, FUNDFLOW_POLL_INTERVAL="0.05")
     log_path = tmp_path / "indexer.log"
     engine = create_db_engine(db_url)
     activity = Activity(world, random.Random(5))
@@ -138,11 +119,11 @@ def test_indexer_waits_out_an_unreachable_node_and_resumes_exactly(
             _wait_for(engine, private_client.block_number(), process, log_path)
 
             proxy.close()  # the node is now unreachable for the indexer; the chain goes on without it
-            before = _indexed_block(engine)
+            before = indexed_block(engine)
             activity.run(10)
             time.sleep(3)  # several failed attempts with backoff
             assert process.poll() is None, f"the indexer gave up: {log_path.read_text()}"
-            assert _indexed_block(engine) == before  # nothing indexed while away, nothing half-written
+            assert indexed_block(engine) == before  # nothing indexed while away, nothing half-written
 
             proxy.open()
             _wait_for(engine, private_client.block_number(), process, log_path)
