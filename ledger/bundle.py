@@ -619,7 +619,7 @@ def verify_bundle(
                 f"--block-hash {trusted_block_hash} differs from the node's block {number}: {node_hash}"
             )
         trusted_block_hash = node_hash
-        anchored_by = f"block {number} hash on the node at {client.rpc_url}"
+        anchored_by = f"block {number} hash on the node at {client.display_url}"
     if trusted_block_hash is not None:
         if computed != trusted_block_hash.lower():
             raise BundleError(

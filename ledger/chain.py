@@ -30,6 +30,7 @@ from eth_abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
+from ledger.config import mask_url
 from ledger.errors import ChainError, ContractRevertError, FundflowError, ValidationError
 from ledger.events import DecodedEvent, EventDecoder
 from ledger.signing import sign_transaction
@@ -351,6 +352,7 @@ class ChainClient:
         fee_cache_seconds: float = 2.0,
     ) -> None:
         self.rpc_url = rpc_url
+        self.display_url = mask_url(rpc_url)  # what messages and logs show: no key or password
         self.tx_timeout = tx_timeout
         self._timeout = request_timeout
         self._session = requests.Session()
@@ -382,14 +384,17 @@ class ChainClient:
             return orjson.loads(response.content)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ChainError(
-                f"cannot reach the chain node at {self.rpc_url} ({type(exc).__name__})",
+                f"cannot reach the chain node at {self.display_url} ({type(exc).__name__})",
                 hint="start it with `fundflow chain`, or point FUNDFLOW_RPC_URL at a running node",
             ) from exc
         except requests.RequestException as exc:
-            raise ChainError(f"request to {self.rpc_url} failed: {exc}", hint="check the node") from exc
+            raise ChainError(
+                f"request to {self.display_url} failed: {str(exc).replace(self.rpc_url, self.display_url)}",
+                hint="check the node",
+            ) from exc
         except orjson.JSONDecodeError as exc:
             raise ChainError(
-                f"{self.rpc_url} answered something that is not JSON", hint="check the URL"
+                f"{self.display_url} answered something that is not JSON", hint="check the URL"
             ) from exc
 
     def _post_keep_alive(self, payload: Any) -> Any:
@@ -398,16 +403,18 @@ class ChainClient:
             status, reason, body = self._keep_alive.post(orjson.dumps(payload))
         except (OSError, http.client.HTTPException) as exc:
             raise ChainError(
-                f"cannot reach the chain node at {self.rpc_url} ({type(exc).__name__})",
+                f"cannot reach the chain node at {self.display_url} ({type(exc).__name__})",
                 hint="start it with `fundflow chain`, or point FUNDFLOW_RPC_URL at a running node",
             ) from exc
         if status >= 400:
-            raise ChainError(f"request to {self.rpc_url} failed: {status} {reason}", hint="check the node")
+            raise ChainError(
+                f"request to {self.display_url} failed: {status} {reason}", hint="check the node"
+            )
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ChainError(
-                f"{self.rpc_url} answered something that is not JSON", hint="check the URL"
+                f"{self.display_url} answered something that is not JSON", hint="check the URL"
             ) from exc
 
     def rpc(self, method: str, params: Sequence[Any] = ()) -> Any:
@@ -476,7 +483,9 @@ class ChainClient:
         tag = hex(block) if isinstance(block, int) else block
         raw = self.rpc("eth_getBlockByNumber", [tag, False])
         if raw is None:
-            raise ChainError(f"block {block} does not exist on {self.rpc_url}", hint="the chain is shorter")
+            raise ChainError(
+                f"block {block} does not exist on {self.display_url}", hint="the chain is shorter"
+            )
         return BlockHeader.from_rpc(raw)
 
     def get_header_by_hash(self, block_hash: str) -> BlockHeader | None:
@@ -489,7 +498,9 @@ class ChainClient:
         tag = hex(block) if isinstance(block, int) else block
         raw = self.rpc("eth_getBlockByNumber", [tag, False])
         if raw is None:
-            raise ChainError(f"block {block} does not exist on {self.rpc_url}", hint="the chain is shorter")
+            raise ChainError(
+                f"block {block} does not exist on {self.display_url}", hint="the chain is shorter"
+            )
         return dict(raw)
 
     def get_proof(self, address: str, slots: Sequence[str], block: int | str = "latest") -> dict[str, Any]:
@@ -504,7 +515,9 @@ class ChainClient:
         out = []
         for n, raw in zip(numbers, raws, strict=True):
             if raw is None:
-                raise ChainError(f"block {n} does not exist on {self.rpc_url}", hint="the chain is shorter")
+                raise ChainError(
+                    f"block {n} does not exist on {self.display_url}", hint="the chain is shorter"
+                )
             out.append(BlockHeader.from_rpc(raw))
         return out
 

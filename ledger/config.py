@@ -6,6 +6,7 @@ key defaults to Hardhat's well-known account #0; prod refuses that key and needs
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -287,20 +288,26 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr):
                 value = "**********"
             elif name in ("rpc_url", "database_url") and isinstance(value, str):
-                value = _mask_url(value)
+                value = mask_url(value)
             elif isinstance(value, Path):
                 value = str(value)
             out[name] = value
         return out
 
 
-def _mask_url(url: str) -> str:
+def mask_url(url: str) -> str:
+    """`url` safe to print: a password, the query and key-like path segments (node providers put API keys
+    in the path, e.g. /v3/<key>) become ***."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url if not parts.query else urlunsplit(parts._replace(query="***"))
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}", query="***" if parts.query else ""))
+    netloc = parts.netloc
+    if parts.password is not None:
+        host = netloc.rsplit("@", 1)[1]
+        netloc = f"{parts.username or ''}:***@{host}"
+    path = "/".join("***" if _KEY_LIKE.fullmatch(seg) else seg for seg in parts.path.split("/"))
+    return urlunsplit(parts._replace(netloc=netloc, path=path, query="***" if parts.query else ""))
+
+
+_KEY_LIKE = re.compile(r"[A-Za-z0-9_\-]{20,}")
 
 
 @lru_cache(maxsize=1)

@@ -87,20 +87,20 @@ class Deployment:
         """Refuse to work against a node that is not the chain this deployment lives on."""
         if client.chain_id != self.chain_id:
             raise ChainMismatchError(
-                f"the node at {client.rpc_url} is chain {client.chain_id}, "
+                f"the node at {client.display_url} is chain {client.chain_id}, "
                 f"but the ledger was deployed on chain {self.chain_id}"
             )
         genesis = client.get_header(0).hash
         if genesis != self.genesis_hash:
             raise ChainMismatchError(
-                f"the node at {client.rpc_url} has genesis {genesis}, but the ledger was deployed on a "
+                f"the node at {client.display_url} has genesis {genesis}, but the ledger was deployed on a "
                 f"chain with genesis {self.genesis_hash} (the node was probably restarted afresh)",
                 hint="deploy again with `fundflow deploy --force`, "
                 "or point FUNDFLOW_RPC_URL at the original chain",
             )
         if client.get_code(self.address) in ("0x", ""):
             raise ChainMismatchError(
-                f"no contract code at {self.address} on {client.rpc_url}", hint="deploy again"
+                f"no contract code at {self.address} on {client.display_url}", hint="deploy again"
             )
 
 

@@ -221,7 +221,8 @@ class Indexer:
                 if row.chain_id != node_chain or row.genesis_hash != genesis:
                     raise ChainMismatchError(
                         f"this database mirrors chain {row.chain_id} with genesis {row.genesis_hash}, "
-                        f"but the node at {self.client.rpc_url} is chain {node_chain} with genesis {genesis}",
+                        f"but the node at {self.client.display_url} is chain {node_chain} "
+                        f"with genesis {genesis}",
                         hint="point FUNDFLOW_RPC_URL at the chain the mirror was built from, or give this "
                         "chain its own database (FUNDFLOW_DATABASE_URL)",
                     )
@@ -235,7 +236,7 @@ class Indexer:
             if d.chain_id != node_chain or d.genesis_hash != genesis:
                 raise ChainMismatchError(
                     f"the deployment record is for chain {d.chain_id} with genesis {d.genesis_hash}, "
-                    f"but the node at {self.client.rpc_url} is chain {node_chain} with genesis {genesis}",
+                    f"but the node at {self.client.display_url} is chain {node_chain} with genesis {genesis}",
                     hint="deploy again (fundflow deploy) or point FUNDFLOW_RPC_URL at the original chain",
                 )
             deployed = self.client.get_header(d.block_number)

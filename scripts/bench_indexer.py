@@ -254,7 +254,11 @@ def main() -> None:
             f"(passes: {', '.join(f'{r:,.0f}' for r in raws)})"
         )
         figures["raw_getlogs_rate"] = {"value": round(raw), "unit": "events/s", "baseline": None}
-        figures["raw_getlogs_rate_fastest"] = {"value": round(max(raws)), "unit": "events/s", "baseline": None}
+        figures["raw_getlogs_rate_fastest"] = {
+            "value": round(max(raws)),
+            "unit": "events/s",
+            "baseline": None,
+        }
         sqlite_file = out_dir / "bench.db"
         for suffix in ("", "-wal", "-shm", ".lock"):
             Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)

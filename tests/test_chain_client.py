@@ -300,3 +300,26 @@ def test_connection_the_node_closed_while_idle_is_replaced_not_failed(chain: Loc
     assert client.block_number() >= first
     assert client._keep_alive._conns[threading.current_thread()] is not kept  # type: ignore[union-attr]
     assert kept.sock is None  # closed, not leaked
+
+
+def test_errors_never_show_the_node_urls_key_or_password() -> None:
+    """Node providers put API keys in the URL's path or query and passwords in its authority; an outage
+    message (printed, logged, returned by the API) must name the node without them."""
+    from ledger.config import mask_url
+
+    key, password, token = "k3yK3yk3yK3yk3yK3yk3yK3y", "pa55word", "t0ken"
+    for url in (
+        f"http://127.0.0.1:1/v3/{key}",
+        f"http://operator:{password}@127.0.0.1:1/rpc",
+        f"https://127.0.0.1:1/rpc?apikey={token}",
+    ):
+        client = ChainClient(url, request_timeout=1.0)
+        with pytest.raises(ChainError) as raised:
+            client.block_number()
+        text = f"{raised.value} {raised.value.hint}"
+        assert "127.0.0.1:1" in text, text
+        for secret in (key, password, token):
+            assert secret not in text and secret not in client.display_url, text
+        assert mask_url(url) == client.display_url
+    assert mask_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
+    assert mask_url(f"https://node.example/v3/{key}") == "https://node.example/v3/***"
