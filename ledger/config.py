@@ -299,11 +299,14 @@ def mask_url(url: str) -> str:
     """`url` safe to print: a password, the query and key-like path segments (node providers put API keys
     in the path, e.g. /v3/<key>) become ***."""
     parts = urlsplit(url)
+    segments = parts.path.split("/")
+    if parts.password is None and not parts.query and not any(_KEY_LIKE.fullmatch(seg) for seg in segments):
+        return url  # nothing to hide; rebuilding could also turn sqlite:///relative into sqlite:/relative
     netloc = parts.netloc
     if parts.password is not None:
         host = netloc.rsplit("@", 1)[1]
         netloc = f"{parts.username or ''}:***@{host}"
-    path = "/".join("***" if _KEY_LIKE.fullmatch(seg) else seg for seg in parts.path.split("/"))
+    path = "/".join("***" if _KEY_LIKE.fullmatch(seg) else seg for seg in segments)
     return urlunsplit(parts._replace(netloc=netloc, path=path, query="***" if parts.query else ""))
 
 

@@ -323,3 +323,18 @@ def test_errors_never_show_the_node_urls_key_or_password() -> None:
         assert mask_url(url) == client.display_url
     assert mask_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
     assert mask_url(f"https://node.example/v3/{key}") == "https://node.example/v3/***"
+
+
+def test_masking_leaves_a_url_with_nothing_secret_exactly_as_it_was() -> None:
+    from ledger.config import mask_url
+
+    for url in (
+        "sqlite:///var/fundflow.db",
+        "sqlite:////abs/path/fundflow.db",
+        "postgresql+psycopg://postgres@127.0.0.1:5432/fundflow",
+        "http://127.0.0.1:8545",
+    ):
+        assert mask_url(url) == url
+    assert mask_url("postgresql+psycopg://app:s3cret@db:5432/fundflow") == (
+        "postgresql+psycopg://app:***@db:5432/fundflow"
+    )
