@@ -6,6 +6,7 @@ Alembic's, kept inside the package (`ledger/migrations`) so they run from any wo
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -124,6 +125,7 @@ class IndexerLock:
         self.engine = engine
         self._connection: sa.Connection | None = None
         self._fd: int | None = None
+        self._lost = False  # the PostgreSQL lock's connection dropped and the lock is not taken again yet
 
     @property
     def held(self) -> bool:
@@ -158,6 +160,34 @@ class IndexerLock:
         self._fd = fd
         return True
 
+    def ensure(self) -> None:
+        """Check the lock is still ours before writing; take it again if its connection was lost.
+
+        A PostgreSQL session lock lives as long as its connection: a server restart or a killed backend
+        drops it silently, and another indexer may then take it. This notices (one `SELECT 1` on the lock's
+        connection), takes the lock anew if it is free, and raises `IndexerLockedError` if another indexer
+        holds it now. The flock of SQLite cannot be lost this way."""
+        connection = self._connection
+        if connection is not None:
+            try:
+                connection.execute(sa.text("SELECT 1")).scalar()
+                connection.commit()
+                return
+            except sa.exc.DBAPIError:
+                self._connection, self._lost = None, True
+                with contextlib.suppress(Exception):
+                    connection.close()
+        if not self._lost:
+            return  # SQLite's flock, or never taken
+        if not self.try_acquire():  # a database still down raises here: the caller waits and comes back
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise IndexerLockedError(
+                f"this indexer's lock on {where} was lost (its connection dropped) and another indexer took "
+                "it; this one stops so that only one writes",
+                hint="let the other indexer run, or stop it and restart this one",
+            )
+        self._lost = False
+
     def acquire(
         self,
         *,
@@ -179,6 +209,7 @@ class IndexerLock:
             time.sleep(poll)
 
     def release(self) -> None:
+        self._lost = False
         connection, self._connection = self._connection, None
         if connection is not None:
             try:

@@ -319,9 +319,10 @@ class Indexer:
     def _step_through_outage(self, stop: threading.Event, outage: _Outage) -> int | None:
         """`step()`, or None after an outage was reported and waited for."""
         try:
-            if (
-                outage.delay
-            ):  # after an outage trust only what committed: a cut-off commit may or may not have
+            if outage.delay:
+                # After an outage: make sure the one-writer lock is still ours, and trust only what
+                # committed (a commit cut off mid-way may or may not have landed).
+                self.lock.ensure()
                 self._checkpoint = self._prepare_checkpoint()
             done = self.step()
         except (ChainError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
@@ -483,6 +484,7 @@ class Indexer:
             for h in headers
         ]
         t = self._t
+        self.lock.ensure()  # one writer: never write on a lock that was lost with its connection
         with self.engine.begin() as conn:
             moved = conn.execute(
                 sa.update(t["checkpoint"])

@@ -161,6 +161,54 @@ def test_a_second_indexer_is_refused_or_waits_for_the_lock(db_engine: Engine, wo
     assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
 
 
+@pytest.mark.postgres
+def test_a_lost_postgres_lock_is_taken_again_or_the_indexer_stops(world: World) -> None:
+    """A PostgreSQL advisory lock dies with its connection (server restart, killed backend). The indexer
+    checks before each batch: it takes the lock again if it is free, and stops if another indexer took it."""
+    from conftest import fresh_postgres_database
+
+    from ledger.db import create_db_engine, migrate
+
+    with fresh_postgres_database() as url:
+        engine = create_db_engine(url)
+        migrate(engine)
+        client = world.ledger.client
+        activity = Activity(world, random.Random(21))
+        indexer = Indexer(engine, client, world.deployment).open()
+        try:
+            indexer.run_once()
+
+            def kill_lock_backend() -> None:
+                lock_conn = indexer.lock._connection  # noqa: SLF001 - the test cuts the lock's own connection
+                assert lock_conn is not None
+                pid = lock_conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+                lock_conn.commit()
+                with engine.connect() as admin:
+                    admin.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                    admin.commit()
+
+            # Lost and free: the next batch takes the lock again and goes on.
+            kill_lock_backend()
+            activity.run(3)
+            indexer.run_once()
+            assert indexer.lock.held
+            assert_mirror_matches_chain(engine, world.ledger, world.deployment)
+
+            # Lost and taken by another indexer: this one refuses to write and says why.
+            kill_lock_backend()
+            other = IndexerLock(engine)
+            assert other.try_acquire()
+            activity.run(2)
+            before = indexer.checkpoint.block_number
+            with pytest.raises(IndexerLockedError, match="was lost .* another indexer took it"):
+                indexer.run_once()
+            assert indexer.checkpoint.block_number == before
+            other.release()
+        finally:
+            indexer.close()
+            engine.dispose()
+
+
 def test_lock_is_released_when_the_holder_dies(db_url: str, tmp_path: Path) -> None:
     """A killed indexer never leaves a stale lock: the advisory lock and flock die with the process."""
     script = (
