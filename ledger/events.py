@@ -149,10 +149,13 @@ class EventSpec:
                 f"log for {self.name} has {len(body) // 2} data bytes, expected {digits // 2}",
                 hint="the log does not come from the contract this ABI describes",
             )
-        # Topics as the node sends them are 0x-prefixed: slice the prefix off; data words by offset.
-        words = [t[2:] if t[:2] == "0x" else t for t in topics]
+        if topics[0][:2] == "0x" and topics[-1][:2] == "0x":  # as nodes send them: slice the prefix off
+            return {
+                name: convert(topics[pos][2:] if indexed else body[64 * pos : 64 * pos + 64])
+                for name, indexed, pos, convert in self._fields
+            }
         return {
-            name: convert(words[pos] if indexed else body[64 * pos : 64 * pos + 64])
+            name: convert(topics[pos] if indexed else body[64 * pos : 64 * pos + 64])
             for name, indexed, pos, convert in self._fields
         }
 
@@ -179,12 +182,35 @@ class EventDecoder:
     def decode(self, log: Mapping[str, Any]) -> DecodedEvent | None:
         """Decode one log; returns None for a log whose topic0 is not in the ABI.
 
-        Takes JSON-RPC logs (0x-hex strings, the fast path) and web3-style logs (bytes, ints) alike."""
+        Takes JSON-RPC logs (0x-hex strings, the fast path: the indexer decodes every event through it)
+        and web3-style logs (bytes, ints) alike."""
         topics = log["topics"]
         if not topics:
             return None
-        if not all(type(t) is str for t in topics):
-            topics = [t if isinstance(t, str) else "0x" + bytes(t).hex() for t in topics]
+        data = log["data"]
+        if type(data) is not str or type(topics[0]) is not str or type(topics[-1]) is not str:
+            return self._decode_any(log)
+        spec = self._by_topic.get(topics[0]) or self._by_topic.get(topics[0].lower())
+        if spec is None:
+            return None
+        block_hash, tx_hash = log["blockHash"], log["transactionHash"]
+        return DecodedEvent(
+            spec.name,
+            spec.decode_args(topics, data),
+            _checksummed(log["address"]),
+            int(log["blockNumber"], 16),
+            block_hash if block_hash[:2] == "0x" and block_hash.islower() else _as_hex_str(block_hash),
+            tx_hash if tx_hash[:2] == "0x" and tx_hash.islower() else _as_hex_str(tx_hash),
+            int(log["logIndex"], 16),
+            int(log.get("transactionIndex", "0x0"), 16),
+            bool(log.get("removed", False)),
+            tuple(topics),
+            data,
+        )
+
+    def _decode_any(self, log: Mapping[str, Any]) -> DecodedEvent | None:
+        """`decode` for logs whose fields are bytes and ints (web3's AttributeDicts)."""
+        topics = [t if isinstance(t, str) else "0x" + bytes(t).hex() for t in log["topics"]]
         spec = self._by_topic.get(topics[0].lower())
         if spec is None:
             return None

@@ -94,6 +94,22 @@ class _Encoding:
     # The same fields as positions in the log: (True, topic index) or (False, data word index). A log holds
     # each static field as exactly the word `abi.encode` writes, so the preimage is the log's own words.
     words: tuple[tuple[bool, int], ...] = ()
+    # `words` as slices to copy: (True, topic index, 0) or (False, first hex digit, end) for runs of
+    # consecutive data words, so most events are a few slices rather than one per field.
+    runs: tuple[tuple[bool, int, int], ...] = ()
+    kind_hex: str = ""
+
+
+def _runs(words: list[tuple[bool, int]]) -> tuple[tuple[bool, int, int], ...]:
+    runs: list[tuple[bool, int, int]] = []
+    for indexed, position in words:
+        if indexed:
+            runs.append((True, position, 0))
+        elif runs and not runs[-1][0] and runs[-1][2] == 64 * position:
+            runs[-1] = (False, runs[-1][1], 64 * position + 64)
+        else:
+            runs.append((False, 64 * position, 64 * position + 64))
+    return tuple(runs)
 
 
 class HeadMismatch(ValidationError):
@@ -124,7 +140,8 @@ class HashChain:
                     data += 1
                 if i["name"] not in skip:
                     words.append(position)
-            self._encodings[name] = _Encoding(int(EventKind[name]).to_bytes(32, "big"), fields, tuple(words))
+            kind_word = int(EventKind[name]).to_bytes(32, "big")
+            self._encodings[name] = _Encoding(kind_word, fields, tuple(words), _runs(words), kind_word.hex())
         missing = CHAINED_EVENTS - set(self._encodings)
         if missing:
             raise ValidationError(
@@ -148,9 +165,9 @@ class HashChain:
         decoding and re-encoding, one hex parse per event. Must equal `step` on the decoded arguments."""
         enc = self._encodings[event_name]
         body = data[2:]
-        parts = [previous_head[2:], enc.kind_word.hex()]
-        for indexed, position in enc.words:
-            parts.append(topics[position][2:] if indexed else body[64 * position : 64 * position + 64])
+        parts = [previous_head[2:], enc.kind_hex]
+        for is_topic, start, end in enc.runs:
+            parts.append(topics[start][2:] if is_topic else body[start:end])
         return "0x" + keccak(bytes.fromhex("".join(parts))).hex()
 
     def verify(
