@@ -29,11 +29,8 @@ def _processors(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) ->
     out: list[_Processor] = []
     for name in columns:
         column_type = table.c[name].type
-        # The hottest columns (amounts, flags): the same rules as their types', without the layers.
-        if isinstance(column_type, Uint64):
-            out.append(_uint64_text if dialect.name == "sqlite" else _uint64)
-        elif isinstance(column_type, sa.Boolean):  # both drivers take Python bools as they are
-            out.append(_strict_bool)
+        if isinstance(column_type, Uint64):  # the hottest columns: the type's own rule, without the layers
+            out.append(Uint64.storage(dialect))
         else:
             out.append(column_type.dialect_impl(dialect).bind_processor(dialect))
     return out
@@ -45,25 +42,6 @@ def _driver(conn: sa.Connection) -> Any:
     if driver is None:
         raise RuntimeError("the connection is closed")
     return driver
-
-
-def _strict_bool(value: Any) -> Any:
-    if value is True or value is False:
-        return value
-    if value in (0, 1):
-        return bool(value)
-    raise TypeError(f"{value!r} is not a boolean")
-
-
-def _uint64(value: Any) -> int:
-    number = int(value)
-    if not 0 <= number < 1 << 64:
-        raise ValueError(f"{number} does not fit an unsigned 64-bit amount")
-    return number
-
-
-def _uint64_text(value: Any) -> str:
-    return f"{_uint64(value):020d}"
 
 
 def _tuples(

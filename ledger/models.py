@@ -9,6 +9,7 @@ Loan status and risk class are the contract's enum values (see `ledger.contract.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +41,8 @@ __all__ = [
     "Restructuring",
     "RoleGrant",
     "Uint64",
+    "uint64",
+    "uint64_text",
     "CONFIRMATION_STATES",
 ]
 
@@ -65,13 +68,28 @@ class Uint64(sa.types.TypeDecorator[int]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        number = int(value)
-        if not 0 <= number < 1 << 64:
-            raise ValueError(f"{number} does not fit an unsigned 64-bit amount")
-        return f"{number:020d}" if dialect.name == "sqlite" else number
+        return self.storage(dialect)(value)
+
+    @staticmethod
+    def storage(dialect: Dialect) -> Callable[[Any], Any]:
+        """The function from an amount to what `dialect` stores (also the indexer's bulk writes' path)."""
+        return uint64_text if dialect.name == "sqlite" else uint64
 
     def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
         return None if value is None else int(value)
+
+
+def uint64(value: Any) -> int:
+    """`value` as an exact unsigned 64-bit integer, or ValueError."""
+    number = int(value)
+    if not 0 <= number < 1 << 64:
+        raise ValueError(f"{number} does not fit an unsigned 64-bit amount")
+    return number
+
+
+def uint64_text(value: Any) -> str:
+    """An amount as SQLite stores it: 20-digit zero-padded text."""
+    return f"{uint64(value):020d}"
 
 
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
