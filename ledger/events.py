@@ -124,6 +124,11 @@ class EventSpec:
         return cls(abi_event["name"], topic0, inputs, tuple(fields))
 
     @property
+    def positions(self) -> dict[str, tuple[bool, int]]:
+        """Where each field's word sits in a log: (True, topic index) or (False, data word index)."""
+        return {name: (indexed, pos) for name, indexed, pos, _ in self._fields}
+
+    @property
     def data_words(self) -> int:
         return sum(1 for _, _, indexed in self.inputs if not indexed)
 

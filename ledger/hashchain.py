@@ -15,6 +15,7 @@ from typing import Any
 from sha3 import keccak_256
 
 from ledger.errors import ValidationError
+from ledger.events import EventSpec
 
 __all__ = [
     "CHAINED_EVENTS",
@@ -91,11 +92,9 @@ def keccak(data: bytes) -> bytes:
 class _Encoding:
     kind_word: bytes
     fields: tuple[tuple[str, Callable[[Any], bytes]], ...]  # hashed after (previousHead, kind)
-    # The same fields as positions in the log: (True, topic index) or (False, data word index). A log holds
-    # each static field as exactly the word `abi.encode` writes, so the preimage is the log's own words.
-    words: tuple[tuple[bool, int], ...] = ()
-    # `words` as slices to copy: (True, topic index, 0) or (False, first hex digit, end) for runs of
-    # consecutive data words, so most events are a few slices rather than one per field.
+    # The same fields as slices of the log to copy: (True, topic index, 0), or (False, first hex digit, end)
+    # for a run of consecutive data words. A log holds each static field as exactly the word `abi.encode`
+    # writes, so the preimage is the log's own words.
     runs: tuple[tuple[bool, int, int], ...] = ()
     kind_hex: str = ""
 
@@ -129,19 +128,10 @@ class HashChain:
             fields = tuple(
                 (str(i["name"]), _word(str(i["type"]))) for i in entry["inputs"] if i["name"] not in skip
             )
-            words: list[tuple[bool, int]] = []
-            topic, data = 1, 0
-            for i in entry["inputs"]:
-                if i.get("indexed"):
-                    position: tuple[bool, int] = (True, topic)
-                    topic += 1
-                else:
-                    position = (False, data)
-                    data += 1
-                if i["name"] not in skip:
-                    words.append(position)
+            positions = EventSpec.from_abi(entry).positions
+            runs = _runs([positions[field_name] for field_name, _ in fields])
             kind_word = int(EventKind[name]).to_bytes(32, "big")
-            self._encodings[name] = _Encoding(kind_word, fields, tuple(words), _runs(words), kind_word.hex())
+            self._encodings[name] = _Encoding(kind_word, fields, runs, kind_word.hex())
         missing = CHAINED_EVENTS - set(self._encodings)
         if missing:
             raise ValidationError(
