@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -320,9 +321,7 @@ class Indexer:
         """`step()`, or None after an outage was reported and waited for."""
         try:
             if outage.delay:
-                # After an outage: make sure the one-writer lock is still ours, and trust only what
-                # committed (a commit cut off mid-way may or may not have landed).
-                self.lock.ensure()
+                # After an outage trust only what committed: a cut-off commit may or may not have landed.
                 self._checkpoint = self._prepare_checkpoint()
             done = self.step()
         except (ChainError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
@@ -484,8 +483,7 @@ class Indexer:
             for h in headers
         ]
         t = self._t
-        self.lock.ensure()  # one writer: never write on a lock that was lost with its connection
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             moved = conn.execute(
                 sa.update(t["checkpoint"])
                 .where(t["checkpoint"].c.id == 1, t["checkpoint"].c.block_number == cp.block_number)
@@ -507,6 +505,12 @@ class Indexer:
         if self.on_progress is not None:
             self.on_progress(BatchProgress(lo, hi, target, cp.start_block, hi - lo + 1, len(event_rows)))
         return hi - lo + 1
+
+    def _write(self) -> AbstractContextManager[sa.Connection]:
+        """A transaction that writes the mirror. One writer only: a lock lost with its connection is
+        noticed here, before anything is written (`IndexerLock.ensure`)."""
+        self.lock.ensure()
+        return self.engine.begin()
 
     # ------------------------------------------------------------------ reorgs
 
@@ -572,7 +576,7 @@ class Indexer:
         cp = self.checkpoint
         t = self._t
         events, blocks = t["events"], t["blocks"]
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             orphaned = events.c.chain_id == self.chain_id, events.c.block_number > number
             loan_ids = [
                 r[0]
@@ -610,7 +614,7 @@ class Indexer:
     def rebuild_projections(self) -> None:
         """Recompute every projection from the raw events (after an upgrade of the projection code)."""
         events = self._t["events"]
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             loan_ids = [
                 r[0]
                 for r in conn.execute(
