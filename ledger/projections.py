@@ -62,24 +62,6 @@ _LOAN_MUTABLE = (
     "updated_block",
 )
 _LOT_MUTABLE = ("remaining", "confirmation", "confirmation_hash", "confirmation_block")
-_LOT_COLUMNS = (
-    "loan_id",
-    "lot_id",
-    "parent_lot_id",
-    "holder",
-    "amount",
-    "remaining",
-    "purpose",
-    "declared_use",
-    "entrusted",
-    "evidence_hash",
-    "confirmation",
-    "confirmation_hash",
-    "confirmation_block",
-    "block_number",
-    "log_index",
-    "transaction_hash",
-)
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
 
@@ -463,7 +445,8 @@ class _Batch:
             _LOAN_MUTABLE,
             [self.loans[i] for i in sorted(self.dirty_loans)],
         )
-        insert_rows(conn, _table("lots"), self.new_lots, _LOT_COLUMNS)
+        lots = _table("lots")
+        insert_rows(conn, lots, self.new_lots, lots.columns.keys())  # every column; not the "_new" mark
         update_rows(
             conn,
             _table("lots"),
