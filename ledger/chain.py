@@ -376,46 +376,39 @@ class ChainClient:
     # ------------------------------------------------------------------ raw JSON-RPC
 
     def _post(self, payload: Any) -> Any:
-        if self._keep_alive is not None:
-            return self._post_keep_alive(payload)
+        """POST one JSON-RPC payload and parse the answer; any failure is a ChainError naming the node."""
+        body = orjson.dumps(payload)
         try:
-            response = self._session.post(self.rpc_url, data=orjson.dumps(payload), timeout=self._timeout)
-            response.raise_for_status()
-            return orjson.loads(response.content)
+            if self._keep_alive is not None:
+                status, reason, answer = self._keep_alive.post(body)
+                if status >= 400:
+                    raise ChainError(
+                        f"request to {self.display_url} failed: {status} {reason}", hint="check the node"
+                    )
+            else:
+                response = self._session.post(self.rpc_url, data=body, timeout=self._timeout)
+                response.raise_for_status()
+                answer = response.content
+            return orjson.loads(answer)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ChainError(
-                f"cannot reach the chain node at {self.display_url} ({type(exc).__name__})",
-                hint="start it with `fundflow chain`, or point FUNDFLOW_RPC_URL at a running node",
-            ) from exc
-        except requests.RequestException as exc:
+            raise self._unreachable(exc) from exc
+        except requests.RequestException as exc:  # before OSError: requests' errors are OSErrors too
             raise ChainError(
                 f"request to {self.display_url} failed: {str(exc).replace(self.rpc_url, self.display_url)}",
                 hint="check the node",
             ) from exc
+        except (OSError, http.client.HTTPException) as exc:  # the keep-alive connection's failures
+            raise self._unreachable(exc) from exc
         except orjson.JSONDecodeError as exc:
             raise ChainError(
                 f"{self.display_url} answered something that is not JSON", hint="check the URL"
             ) from exc
 
-    def _post_keep_alive(self, payload: Any) -> Any:
-        assert self._keep_alive is not None
-        try:
-            status, reason, body = self._keep_alive.post(orjson.dumps(payload))
-        except (OSError, http.client.HTTPException) as exc:
-            raise ChainError(
-                f"cannot reach the chain node at {self.display_url} ({type(exc).__name__})",
-                hint="start it with `fundflow chain`, or point FUNDFLOW_RPC_URL at a running node",
-            ) from exc
-        if status >= 400:
-            raise ChainError(
-                f"request to {self.display_url} failed: {status} {reason}", hint="check the node"
-            )
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ChainError(
-                f"{self.display_url} answered something that is not JSON", hint="check the URL"
-            ) from exc
+    def _unreachable(self, exc: BaseException) -> ChainError:
+        return ChainError(
+            f"cannot reach the chain node at {self.display_url} ({type(exc).__name__})",
+            hint="start it with `fundflow chain`, or point FUNDFLOW_RPC_URL at a running node",
+        )
 
     def rpc(self, method: str, params: Sequence[Any] = ()) -> Any:
         """One JSON-RPC call. Connection problems raise ChainError; an error answer raises RpcError."""
