@@ -278,7 +278,11 @@ class _KeepAlive:
         try:
             conn.request("POST", self._path, body, {"Content-Type": "application/json"})
             response = conn.getresponse()
-            data = response.read()
+            if response.chunked and response.fp is not None:
+                data = _read_chunked(response.fp)
+                response.close()  # the body is consumed; the connection stays open for the next call
+            else:
+                data = response.read()
         except BaseException:
             self._drop(thread, conn)
             raise
@@ -290,6 +294,50 @@ class _KeepAlive:
         conn.close()
         with self._lock:
             self._conns.pop(thread, None)
+
+
+def _read_chunked(fp: Any) -> bytes:
+    """A chunked body, read in large slices. Node.js sends one chunk per write (about 500 bytes, one per log
+    in an eth_getLogs answer); http.client decodes chunks one readline at a time, which cost more CPU than
+    parsing the JSON. Raises http.client.IncompleteRead if the stream ends early."""
+    buf = bytearray()
+    parts: list[bytes] = []
+    pos = 0
+
+    def more() -> None:
+        data = fp.read1(1 << 20)
+        if not data:
+            raise http.client.IncompleteRead(b"".join(parts))
+        buf.extend(data)
+
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        while eol < 0:
+            more()
+            eol = buf.find(b"\r\n", pos)
+        try:
+            size = int(bytes(buf[pos:eol]).split(b";", 1)[0], 16)
+        except ValueError as exc:
+            raise http.client.HTTPException(f"bad chunk size line {bytes(buf[pos:eol])[:40]!r}") from exc
+        start = eol + 2
+        if size == 0:
+            # Trailers (none from Node.js), then the empty line that ends the body.
+            while True:
+                eol = buf.find(b"\r\n", start)
+                while eol < 0:
+                    more()
+                    eol = buf.find(b"\r\n", start)
+                if eol == start:
+                    return b"".join(parts)
+                start = eol + 2
+        end = start + size
+        while len(buf) < end + 2:
+            more()
+        parts.append(bytes(buf[start:end]))
+        pos = end + 2
+        if pos > 1 << 20:  # drop what was consumed, so the buffer holds at most one read's worth more
+            del buf[:pos]
+            pos = 0
 
 
 def _close_all(conns: dict[threading.Thread, http.client.HTTPConnection], lock: threading.Lock) -> None:

@@ -577,7 +577,11 @@ class Indexer:
         t = self._t
         events, blocks = t["events"], t["blocks"]
         with self._write() as conn:
-            orphaned = events.c.chain_id == self.chain_id, events.c.block_number > number
+            # Orphaned events are found through their blocks' hashes: the events key's prefix serves that.
+            orphaned_blocks = sa.select(blocks.c.hash).where(
+                blocks.c.chain_id == self.chain_id, blocks.c.number > number
+            )
+            orphaned = events.c.chain_id == self.chain_id, events.c.block_hash.in_(orphaned_blocks)
             loan_ids = [
                 r[0]
                 for r in conn.execute(

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -92,7 +91,8 @@ def uint64_text(value: Any) -> str:
     return f"{uint64(value):020d}"
 
 
-_JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+# Plain `json` on PostgreSQL too: stored as written, never queried inside (jsonb would parse every event).
+_JSON = sa.JSON()
 
 
 def _hex(length: int = 66, **kwargs: Any) -> Any:
@@ -127,10 +127,7 @@ class Event(SQLModel, table=True):
     integers wider than 53 bits as decimal strings."""
 
     __tablename__ = "events"
-    __table_args__ = (
-        sa.Index("ix_events_position", "chain_id", "block_number", "log_index"),
-        sa.Index("ix_events_loan", "loan_id", "block_number", "log_index"),
-    )
+    __table_args__ = (sa.Index("ix_events_loan", "loan_id", "block_number", "log_index"),)
 
     chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
     block_hash: str = Field(primary_key=True, sa_type=sa.String(66))
@@ -244,7 +241,7 @@ class LoanPublic(LoanBase):
 class LotBase(SQLModel):
     loan_id: str = _hex(primary_key=True)
     lot_id: str = _hex(primary_key=True)
-    parent_lot_id: str | None = _hex(default=None, index=True)
+    parent_lot_id: str | None = _hex(default=None)
     holder: str = _hex(42, index=True)
     amount: int = _amount()
     remaining: int = _amount()
@@ -264,6 +261,11 @@ class Lot(LotBase, table=True):
     """Money of one loan held by one payee: a disbursement (no parent) or a payment out of `parent_lot_id`."""
 
     __tablename__ = "lots"
+    # Lot-first: a lot is looked up by its id alone; a loan's lots by `ix_lots_loan`, in chain order.
+    __table_args__ = (
+        sa.PrimaryKeyConstraint("lot_id", "loan_id"),
+        sa.Index("ix_lots_loan", "loan_id", "block_number", "log_index"),
+    )
 
 
 class LotPublic(LotBase):
