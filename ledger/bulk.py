@@ -11,11 +11,13 @@ with the rest of the batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 from psycopg.copy import QueuedLibpqWriter
+from sqlalchemy.engine import Dialect
 
 from ledger.models import Uint64
 
@@ -24,8 +26,14 @@ __all__ = ["insert_rows", "insert_values", "update_rows"]
 _Processor = Callable[[Any], Any] | None
 
 
-def _processors(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> list[_Processor]:
-    dialect = conn.dialect
+def _processors(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> tuple[_Processor, ...]:
+    return _processors_for(conn.dialect, table, tuple(columns))
+
+
+@lru_cache(maxsize=256)
+def _processors_for(dialect: Dialect, table: sa.Table, columns: tuple[str, ...]) -> tuple[_Processor, ...]:
+    """Looked up once per table and column list: adapting a type to the dialect copies it each time, which
+    cost more than a batch's inserts into a small table."""
     out: list[_Processor] = []
     for name in columns:
         column_type = table.c[name].type
@@ -33,7 +41,7 @@ def _processors(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) ->
             out.append(Uint64.storage(dialect))
         else:
             out.append(column_type.dialect_impl(dialect).bind_processor(dialect))
-    return out
+    return tuple(out)
 
 
 def _driver(conn: sa.Connection) -> Any:

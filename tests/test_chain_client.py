@@ -338,3 +338,103 @@ def test_masking_leaves_a_url_with_nothing_secret_exactly_as_it_was() -> None:
     assert mask_url("postgresql+psycopg://app:s3cret@db:5432/fundflow") == (
         "postgresql+psycopg://app:***@db:5432/fundflow"
     )
+
+
+class _ChunkedNode:
+    """A raw-socket JSON-RPC server answering every request with `body` in chunks of `sizes` bytes (the rest
+    in one chunk), optionally with chunk extensions and trailers, or cut off `truncate` bytes before the end.
+    Each chunk is its own send, so the client sees chunk boundaries fall anywhere within its reads."""
+
+    def __init__(
+        self, body: bytes, sizes: list[int], *, extensions: bool = False, trailers: bool = False
+    ) -> None:
+        import socket
+
+        self.body, self.sizes, self.extensions, self.trailers = body, sizes, extensions, trailers
+        self.truncate = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.requests = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _wire(self) -> list[bytes]:
+        pieces, rest, i = [], self.body, 0
+        while rest:
+            size = self.sizes[i % len(self.sizes)] if i < len(self.sizes) else len(rest)
+            chunk, rest = rest[:size], rest[size:]
+            ext = b";name=value" if self.extensions else b""
+            pieces.append(b"%x%s\r\n%s\r\n" % (len(chunk), ext, chunk))
+            i += 1
+        pieces.append(b"0\r\nX-Trailer: yes\r\n\r\n" if self.trailers else b"0\r\n\r\n")
+        return pieces
+
+    def _serve(self) -> None:
+        with self.server:
+            conn, _ = self.server.accept()
+        with conn:
+            buffer = b""
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = int(
+                    next(x for x in head.split(b"\r\n") if x.lower().startswith(b"content-length"))[15:]
+                )
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                buffer = buffer[length:]
+                self.requests += 1
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                )
+                wire = self._wire()
+                if self.truncate:
+                    raw = b"".join(wire)[: -self.truncate]
+                    conn.sendall(raw)
+                    return
+                for piece in wire:
+                    conn.sendall(piece)
+                    time.sleep(0)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "extensions", "trailers"),
+    [
+        ([1, 2, 3, 500], False, False),  # tiny chunks, as Node.js sends one per write
+        ([70_000, 1_100_000], False, False),  # chunks longer than one read of the client
+        ([7], True, True),  # chunk extensions and trailers are allowed by HTTP/1.1 and skipped
+    ],
+)
+def test_chunked_answers_are_read_whole_however_the_chunks_fall(
+    sizes: list[int], extensions: bool, trailers: bool
+) -> None:
+    logs = [{"logIndex": hex(i), "data": "0x" + f"{i:064x}" * 5} for i in range(4000)]
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": logs}).encode()
+    node = _ChunkedNode(body, sizes, extensions=extensions, trailers=trailers)
+    client = ChainClient(node.url)
+    assert client.rpc("eth_getLogs", [{}]) == logs
+    assert client.rpc("eth_getLogs", [{}]) == logs  # the same kept-alive connection, left at a clean boundary
+    assert node.requests == 2
+
+
+def test_a_chunked_answer_cut_off_is_a_chain_error_not_a_partial_result() -> None:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": ["0x" + "ab" * 32] * 500}).encode()
+    node = _ChunkedNode(body, [100])
+    node.truncate = 40  # the connection closes in the middle of the last data chunk
+    with pytest.raises(ChainError, match="cannot reach the chain node"):
+        ChainClient(node.url).rpc("eth_getLogs", [{}])
+
+
+def test_a_second_chunked_answer_on_the_kept_connection_starts_clean() -> None:
+    """After a chunked answer the client must leave nothing unread on the connection: the next answer
+    (here a short one) is parsed from its own first byte."""
+    big = json.dumps({"jsonrpc": "2.0", "id": 1, "result": list(range(20_000))}).encode()
+    node = _ChunkedNode(big, [3, 5, 8])
+    client = ChainClient(node.url)
+    assert client.rpc("eth_blockNumber")[-1] == 19_999
+    node.body = b'{"jsonrpc":"2.0","id":2,"result":"0x2a"}'
+    assert client.block_number() == 42

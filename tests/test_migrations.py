@@ -1,0 +1,121 @@
+"""Schema migrations on SQLite and PostgreSQL: 0006 re-keys `lots` lot-first without losing a row, serves a
+lookup by lot id from the key, and goes back down cleanly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from ledger.db import MIGRATIONS_DIR, create_db_engine, migrate
+
+_LOT = {
+    "loan_id": "0x" + "11" * 32,
+    "lot_id": "0x" + "22" * 32,
+    "parent_lot_id": None,
+    "holder": "0x" + "33" * 20,
+    "amount": 500,
+    "remaining": 200,
+    "purpose": 1,
+    "declared_use": True,
+    "entrusted": False,
+    "evidence_hash": "0x" + "44" * 32,
+    "confirmation": "unconfirmed",
+    "block_number": 7,
+    "log_index": 3,
+    "transaction_hash": "0x" + "55" * 32,
+}
+_EVENT = {
+    "chain_id": 31337,
+    "block_hash": "0x" + "66" * 32,
+    "log_index": 3,
+    "block_number": 7,
+    "transaction_hash": "0x" + "55" * 32,
+    "transaction_index": 0,
+    "address": "0x" + "77" * 20,
+    "name": "Paid",
+    "loan_id": "0x" + "11" * 32,
+    "args": '{"amount":"500","loanId":"0x' + "11" * 32 + '"}',
+    "topics": '["0x' + "88" * 32 + '"]',
+    "data": "0x",
+}
+
+
+def _downgrade(engine: sa.Engine, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def _insert(engine: sa.Engine, table: str, row: dict[str, Any]) -> None:
+    amounts = {"amount", "remaining"}
+    sqlite = engine.dialect.name == "sqlite"
+    values = {k: (f"{v:020d}" if sqlite and k in amounts else v) for k, v in row.items()}
+    columns = ", ".join(values)
+    marks = ", ".join(f":{k}" for k in values)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), values)
+
+
+def _lots_key(engine: sa.Engine) -> list[str]:
+    return list(sa.inspect(engine).get_pk_constraint("lots")["constrained_columns"])
+
+
+def _indexes(engine: sa.Engine, table: str) -> set[str]:
+    return {str(i["name"]) for i in sa.inspect(engine).get_indexes(table)}
+
+
+def test_0006_rekeys_lots_lot_first_keeping_every_row_and_downgrades(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    try:
+        migrate(engine, "0005")
+        _insert(engine, "lots", _LOT)
+        _insert(engine, "events", _EVENT)
+        assert _lots_key(engine) == ["loan_id", "lot_id"]
+
+        migrate(engine)
+        assert _lots_key(engine) == ["lot_id", "loan_id"]
+        assert "ix_lots_loan" in _indexes(engine, "lots")
+        assert "ix_lots_parent_lot_id" not in _indexes(engine, "lots")
+        assert "ix_events_position" not in _indexes(engine, "events")
+        with engine.connect() as conn:
+            lot = conn.execute(sa.text("SELECT * FROM lots")).mappings().one()
+            assert {k: lot[k] for k in ("loan_id", "lot_id", "holder", "block_number")} == {
+                k: _LOT[k] for k in ("loan_id", "lot_id", "holder", "block_number")
+            }
+            assert int(lot["remaining"]) == 200
+            event = conn.execute(sa.text("SELECT args, topics FROM events")).one()
+            args = event.args if isinstance(event.args, dict) else json.loads(event.args)
+            assert args["amount"] == "500"
+            if engine.dialect.name == "sqlite":
+                plan = conn.execute(
+                    sa.text("EXPLAIN QUERY PLAN SELECT * FROM lots WHERE lot_id = :l"), {"l": _LOT["lot_id"]}
+                ).all()
+                assert "USING INDEX" in plan[0][-1], plan  # not "SCAN lots"
+            else:
+                types = dict(
+                    conn.execute(
+                        sa.text(
+                            "SELECT column_name, data_type FROM information_schema.columns "
+                            "WHERE table_name = 'events' AND column_name IN ('args', 'topics')"
+                        )
+                    ).all()
+                )
+                assert types == {"args": "json", "topics": "json"}
+
+        _downgrade(engine, "0005")
+        assert _lots_key(engine) == ["loan_id", "lot_id"]
+        assert {"ix_lots_parent_lot_id"} <= _indexes(engine, "lots")
+        assert "ix_events_position" in _indexes(engine, "events")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM lots")).scalar_one() == 1
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM events")).scalar_one() == 1
+        migrate(engine)
+        assert _lots_key(engine) == ["lot_id", "loan_id"]
+    finally:
+        engine.dispose()
