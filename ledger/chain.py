@@ -425,6 +425,16 @@ class ChainClient:
 
     def _post(self, payload: Any) -> Any:
         """POST one JSON-RPC payload and parse the answer; any failure is a ChainError naming the node."""
+        answer = self._post_bytes(payload)
+        try:
+            return orjson.loads(answer)
+        except orjson.JSONDecodeError as exc:
+            raise ChainError(
+                f"{self.display_url} answered something that is not JSON", hint="check the URL"
+            ) from exc
+
+    def _post_bytes(self, payload: Any) -> bytes:
+        """POST one JSON-RPC payload; the answer's body, unparsed."""
         body = orjson.dumps(payload)
         try:
             if self._keep_alive is not None:
@@ -433,11 +443,10 @@ class ChainClient:
                     raise ChainError(
                         f"request to {self.display_url} failed: {status} {reason}", hint="check the node"
                     )
-            else:
-                response = self._session.post(self.rpc_url, data=body, timeout=self._timeout)
-                response.raise_for_status()
-                answer = response.content
-            return orjson.loads(answer)
+                return answer
+            response = self._session.post(self.rpc_url, data=body, timeout=self._timeout)
+            response.raise_for_status()
+            return bytes(response.content)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise self._unreachable(exc) from exc
         except requests.RequestException as exc:  # before OSError: requests' errors are OSErrors too
@@ -447,10 +456,6 @@ class ChainClient:
             ) from exc
         except (OSError, http.client.HTTPException) as exc:  # the keep-alive connection's failures
             raise self._unreachable(exc) from exc
-        except orjson.JSONDecodeError as exc:
-            raise ChainError(
-                f"{self.display_url} answered something that is not JSON", hint="check the URL"
-            ) from exc
 
     def _unreachable(self, exc: BaseException) -> ChainError:
         return ChainError(
@@ -580,6 +585,14 @@ class ChainClient:
         if topics:
             query["topics"] = list(topics)
         return list(self.rpc("eth_getLogs", [query]))
+
+    def get_logs_answer(self, address: str, from_block: int, to_block: int) -> bytes:
+        """The node's eth_getLogs answer for [from_block, to_block] as it came, unparsed (the indexer's
+        decoding worker parses it): `{"result": [...]}` or `{"error": {...}}`."""
+        query = {"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
+        return self._post_bytes(
+            {"jsonrpc": "2.0", "method": "eth_getLogs", "params": [query], "id": next(self._ids)}
+        )
 
     def get_balance(self, address: str) -> int:
         return int(self.rpc("eth_getBalance", [address, "latest"]), 16)

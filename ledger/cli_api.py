@@ -118,6 +118,7 @@ class ApiStack:
             self.services.deployment,
             confirmations=settings.confirmations,
             poll_interval=settings.poll_interval,
+            decode_worker_min_logs=settings.decode_worker_min_logs,
             after_batch=Monitor.from_settings(settings).after_batch,  # alerts, in each batch's transaction
         )
         self.webhooks: Any = None

@@ -96,6 +96,7 @@ def index(
         confirmations=settings.confirmations,
         max_reorg_depth=max_reorg_depth,
         poll_interval=settings.poll_interval,
+        decode_worker_min_logs=settings.decode_worker_min_logs,
         on_progress=bar,
         after_batch=Monitor.from_settings(settings).after_batch,  # alerts, in each batch's transaction
     )

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     poll_interval: float = Field(
         0.1, gt=0, description="Seconds between polls of the node for new blocks (one round trip each)."
     )
+    decode_worker_min_logs: int = Field(
+        2000,
+        ge=0,
+        description="A backfill range holding this many logs starts the indexer's decoding worker process "
+        "for the rest of the backfill (0: never; decode in the indexer's own process).",
+    )
     tx_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a transaction receipt.")
     operator_key: SecretStr | None = Field(
         None, description="Private key (0x + 64 hex) of the operator account that deploys and administers."

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from ledger.errors import ConfigError, IndexerLockedError
+from ledger.eventjson import json_text
 
 __all__ = ["IndexerLock", "create_db_engine", "json_text", "migrate", "open_database", "sqlite_path"]
 
@@ -63,14 +63,6 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     raise ConfigError(
         f"unsupported database {backend!r}", hint="use sqlite:///path or postgresql+psycopg://user@host/db"
     )
-
-
-def json_text(value: Any) -> str:
-    """JSON as the JSON columns store it."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # e.g. an integer wider than 64 bits, which orjson refuses and json writes exactly
-        return json.dumps(value)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

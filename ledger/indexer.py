@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -33,10 +34,18 @@ from sqlmodel import SQLModel
 
 from ledger.bulk import insert_rows, insert_values
 from ledger.chain import BlockHeader, ChainClient, RpcError
-from ledger.db import IndexerLock, json_text
+from ledger.db import IndexerLock
+from ledger.decoding import (
+    EVENT_COLUMNS,
+    ChainMoved,
+    DecodedRange,
+    DecodeWorker,
+    DecodeWorkerGone,
+    RangeDecoder,
+)
 from ledger.deploy import Deployment
 from ledger.errors import ChainError, ChainMismatchError, IndexerError, ReorgTooDeepError
-from ledger.events import DecodedEvent, EventDecoder
+from ledger.events import EventDecoder
 from ledger.hashchain import HashChain
 from ledger.projections import LOAN_EVENTS, PARTICIPANT_EVENTS, Projector, chunks
 
@@ -56,20 +65,6 @@ _REFUSALS = (
     "too large",
 )
 _HEADER_BATCH = 500
-_EVENT_COLUMNS = (
-    "chain_id",
-    "block_hash",
-    "log_index",
-    "block_number",
-    "transaction_hash",
-    "transaction_index",
-    "address",
-    "name",
-    "loan_id",
-    "args",
-    "topics",
-    "data",
-)
 
 
 @dataclass(frozen=True)
@@ -93,12 +88,18 @@ class BatchProgress:
 
 @dataclass(frozen=True)
 class _Fetched:
-    """One range as the node returned it: logs and the header of every block."""
+    """One range as the node returned it: the header of every block, and the logs, still to decode or
+    already decoded by the worker process."""
 
     lo: int
     hi: int
-    logs: list[dict[str, Any]]
     headers: list[BlockHeader]
+    logs: list[dict[str, Any]] | None = None
+    decoded: DecodedRange | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.decoded.event_rows) if self.decoded is not None else len(self.logs or ())
 
 
 class _Outage:
@@ -125,10 +126,6 @@ class _Outage:
                 log.warning("indexer: node and database reachable again; carrying on")
 
 
-class _ChainMoved(Exception):
-    """The node's chain changed while a batch was being fetched; fetch again."""
-
-
 def _tables() -> dict[str, sa.Table]:
     return dict(SQLModel.metadata.tables)
 
@@ -152,6 +149,7 @@ class Indexer:
         initial_range: int = 16,
         max_range: int = 2048,
         max_logs_per_batch: int = 5_000,
+        decode_worker_min_logs: int = 2_000,
         on_progress: Callable[[BatchProgress], None] | None = None,
         after_batch: Callable[[sa.Connection, list[str]], object] | None = None,
     ) -> None:
@@ -164,18 +162,23 @@ class Indexer:
         self.max_range = max_range
         self.max_logs_per_batch = max_logs_per_batch
         self.range = max(1, min(initial_range, max_range))
+        # A range holding this many logs starts the decoding worker process for the rest of the backfill
+        # (`ledger.decoding`); 0 never starts it. Following the tip always decodes in-process.
+        self.decode_worker_min_logs = decode_worker_min_logs
         self.on_progress = on_progress
         # Called inside each batch's (and each reorg undo's) transaction with the loan ids it touched, so
         # derived state such as monitoring alerts commits or rolls back with the rows it rests on.
         self.after_batch = after_batch
         self.decoder = EventDecoder(deployment.abi)
         self.projector = Projector(HashChain(deployment.abi), self.decoder)
+        self.range_decoder = RangeDecoder(deployment.abi, deployment.chain_id)
+        self._worker: DecodeWorker | None = None
         self.lock = IndexerLock(engine)
         self.chain_id = deployment.chain_id
         self._checkpoint: StoredCheckpoint | None = None
         self._t = _tables()
         self._pool: ThreadPoolExecutor | None = None
-        self._ahead: tuple[int, Future[_Fetched]] | None = None
+        self._ahead: deque[tuple[int, int, Future[_Fetched]]] = deque()  # (lo, hi asked, fetch), in order
         self._latest: BlockHeader | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -194,6 +197,9 @@ class Indexer:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
         self.lock.release()
 
     def __enter__(self) -> Indexer:
@@ -354,9 +360,10 @@ class Indexer:
             fetched = self._take_prefetch(lo) or self._fetch(lo, min(target, cp.block_number + self.range))
             self._adapt_range(fetched)
             if fetched.hi < target:
-                self._prefetch(fetched.hi + 1, min(target, fetched.hi + self.range))
+                self._start_worker(fetched)
+                self._prefetch(fetched.hi, target)
             done = self._index_range(cp, fetched, target)
-        except _ChainMoved as exc:
+        except ChainMoved as exc:
             self._discard_prefetch()
             log.info("chain moved while fetching blocks from %d (%s); retrying", lo, exc)
             time.sleep(min(self.poll_interval, 0.05))
@@ -368,7 +375,7 @@ class Indexer:
     def _adapt_range(self, fetched: _Fetched) -> None:
         """Size the next range to hold about `max_logs_per_batch` logs at the density just seen (growing at
         most twofold): batches stay alike in size, and memory stays flat however dense the chain is."""
-        count = len(fetched.logs)
+        count = fetched.count
         grown = min(self.max_range, self.range * 2)
         if count == 0:
             self.range = grown
@@ -376,37 +383,91 @@ class Indexer:
             blocks = fetched.hi - fetched.lo + 1
             self.range = max(1, min(grown, blocks * self.max_logs_per_batch // count))
 
-    def _prefetch(self, lo: int, hi: int) -> None:
+    def _start_worker(self, fetched: _Fetched) -> None:
+        """Start the decoding worker once a backfill shows ranges dense enough to be worth it."""
+        threshold = self.decode_worker_min_logs
+        if self._worker is None and threshold and fetched.count >= threshold:
+            self.start_decode_worker()
+
+    def start_decode_worker(self, *, wait: bool = False) -> None:
+        """Start the decoding worker process (`ledger.decoding`) now. It starts in the background and ranges
+        are decoded in-process until it is ready; `wait` blocks until it is (at most 30 s)."""
+        if self._worker is None:
+            self._worker = DecodeWorker(self.deployment.abi, self.deployment.chain_id)
+        deadline = time.monotonic() + 30
+        while wait and not self._worker.ready():
+            if time.monotonic() > deadline:
+                raise IndexerError("the decoding worker process did not start within 30 s")
+            time.sleep(0.01)
+
+    def _drop_worker(self, why: str) -> None:
+        log.warning("indexer: %s; decoding in-process", why)
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
+
+    def _prefetch(self, after: int, target: int) -> None:
+        """Keep the ranges after block `after` (up to `target`) being fetched ahead: one, or two while the
+        decoding worker runs, so the node serves one range while the worker decodes the one before."""
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexer-prefetch")
-        self._ahead = (lo, self._pool.submit(self._fetch, lo, hi))
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="indexer-prefetch")
+        depth = 2 if self._worker is not None else 1
+        lo = self._ahead[-1][1] + 1 if self._ahead else after + 1
+        while len(self._ahead) < depth and lo <= target:
+            hi = min(target, lo + self.range - 1)
+            self._ahead.append((lo, hi, self._pool.submit(self._fetch, lo, hi)))
+            lo = hi + 1
 
     def _take_prefetch(self, lo: int) -> _Fetched | None:
-        ahead, self._ahead = self._ahead, None
-        if ahead is None or ahead[0] != lo:
+        if not self._ahead or self._ahead[0][0] != lo:
+            self._discard_prefetch()
             return None
-        return ahead[1].result()
+        fetched = self._ahead.popleft()[2].result()
+        if self._ahead and self._ahead[0][0] != fetched.hi + 1:  # the node made that range shorter
+            self._discard_prefetch()
+        return fetched
 
     def _discard_prefetch(self) -> None:
-        self._ahead = None  # a running fetch finishes on its own; its result is simply not used
+        self._ahead.clear()  # running fetches finish on their own; their results are simply not used
 
     # ------------------------------------------------------------------ one batch
+
+    def _shrink(self, exc: ChainError, lo: int, hi: int) -> int:
+        """After eth_getLogs failed for [lo, hi]: the new, halved upper end if the node refused the range as
+        too big (or timed out), else re-raise."""
+        text = str(exc).lower()
+        refused = isinstance(exc, RpcError) and any(word in text for word in _REFUSALS)
+        if not (refused or "timeout" in text) or hi == lo:
+            raise exc
+        self.range = max(1, (hi - lo + 1) // 2)
+        log.info("node refused eth_getLogs range; shrinking to %d blocks", self.range)
+        return lo + self.range - 1
 
     def _fetch_logs(self, lo: int, hi: int) -> tuple[int, list[dict[str, Any]]]:
         """Logs of [lo, hi'], hi' <= hi, shrinking the range while the node refuses it."""
         while True:
             try:
-                logs = self.client.get_logs(self.deployment.address, lo, hi)
-            except (RpcError, ChainError) as exc:
-                text = str(exc).lower()
-                refused = isinstance(exc, RpcError) and any(word in text for word in _REFUSALS)
-                if not (refused or "timeout" in text) or hi == lo:
-                    raise
-                self.range = max(1, (hi - lo + 1) // 2)
-                hi = lo + self.range - 1
-                log.info("node refused eth_getLogs range; shrinking to %d blocks", self.range)
+                return hi, self.client.get_logs(self.deployment.address, lo, hi)
+            except ChainError as exc:
+                hi = self._shrink(exc, lo, hi)
+
+    def _fetch_decoded(self, worker: DecodeWorker, lo: int, hi: int) -> _Fetched:
+        """`_fetch` through the decoding worker: the node's answer goes to it unparsed, the rows come back."""
+        while True:
+            try:
+                answer = self.client.get_logs_answer(self.deployment.address, lo, hi)
+                headers = self._headers(lo, hi)
+                decoded = worker.decode(lo, hi, [h.hash for h in headers], answer)
+            except ChainError as exc:
+                hi = self._shrink(exc, lo, hi)
                 continue
-            return hi, logs
+            return _Fetched(lo, hi, headers, decoded=decoded)
+
+    def _headers(self, lo: int, hi: int) -> list[BlockHeader]:
+        headers: list[BlockHeader] = []
+        for part in chunks(list(range(lo, hi + 1)), _HEADER_BATCH):
+            headers.extend(self.client.get_headers(list(part)))
+        return headers
 
     def _fetch(self, lo: int, hi: int) -> _Fetched:
         """Logs and headers of [lo, hi'] (hi' <= hi). Following the tip block by block, both come in one
@@ -417,16 +478,21 @@ class Indexer:
                 [("eth_getLogs", [query]), ("eth_getBlockByNumber", [hex(lo), False])]
             )
             if raw_header is None:
-                raise _ChainMoved(f"block {lo} is not on the node any more")
-            return _Fetched(lo, hi, list(logs), [BlockHeader.from_rpc(raw_header)])
+                raise ChainMoved(f"block {lo} is not on the node any more")
+            return _Fetched(lo, hi, [BlockHeader.from_rpc(raw_header)], logs=list(logs))
+        worker = self._worker
+        if worker is not None and worker.ready():
+            try:
+                return self._fetch_decoded(worker, lo, hi)
+            except DecodeWorkerGone as exc:
+                self._drop_worker(str(exc))
+        elif worker is not None and not worker.alive():
+            self._drop_worker("the decoding worker process exited")
         hi, logs = self._fetch_logs(lo, hi)
-        headers: list[BlockHeader] = []
-        for part in chunks(list(range(lo, hi + 1)), _HEADER_BATCH):
-            headers.extend(self.client.get_headers(list(part)))
-        return _Fetched(lo, hi, logs, headers)
+        return _Fetched(lo, hi, self._headers(lo, hi), logs=logs)
 
     def _index_range(self, cp: StoredCheckpoint, fetched: _Fetched, target: int) -> int:
-        lo, hi, logs, headers = fetched.lo, fetched.hi, fetched.logs, fetched.headers
+        lo, hi, headers = fetched.lo, fetched.hi, fetched.headers
         if headers[0].parent_hash != cp.block_hash:
             log.warning(
                 "block %d's parent %s is not the indexed block %d (%s): reorg",
@@ -439,39 +505,11 @@ class Indexer:
             return 0
         for previous, header in zip(headers, headers[1:], strict=False):
             if header.parent_hash != previous.hash:
-                raise _ChainMoved(f"block {header.number} does not follow block {previous.number}")
-        events: list[DecodedEvent] = []
-        event_rows: list[tuple[Any, ...]] = []  # in _EVENT_COLUMNS order, driver-ready
-        codec, chain_id, decode = self.projector.codec, self.chain_id, self.decoder.decode
-        for raw in logs:
-            number = int(raw["blockNumber"], 16)
-            if raw.get("removed") or not lo <= number <= hi or raw["blockHash"] != headers[number - lo].hash:
-                raise _ChainMoved(f"log in block {number} belongs to another block than its header")
-            decoded = decode(raw)
-            if decoded is None:
-                name, args, loan_id = "Unknown", {}, None
-                tx_index = int(raw.get("transactionIndex", "0x0"), 16)
-            else:
-                events.append(decoded)
-                name, args = decoded.name, codec.to_json(decoded.name, decoded.args)
-                loan_id = decoded.args.get("loanId")
-                tx_index = decoded.transaction_index
-            event_rows.append(
-                (
-                    chain_id,
-                    raw["blockHash"],
-                    int(raw["logIndex"], 16),
-                    number,
-                    raw["transactionHash"],
-                    tx_index,
-                    raw["address"],
-                    name,
-                    loan_id,
-                    json_text(args),
-                    json_text(raw["topics"]),
-                    raw["data"],
-                )
-            )
+                raise ChainMoved(f"block {header.number} does not follow block {previous.number}")
+        decoded = fetched.decoded
+        if decoded is None:
+            decoded = self.range_decoder.decode(lo, hi, [h.hash for h in headers], fetched.logs or [])
+        events, event_rows = decoded.events, decoded.event_rows
         block_rows = [
             {
                 "chain_id": self.chain_id,
@@ -496,8 +534,8 @@ class Indexer:
                     hint="run one indexer per database; restart this one",
                 )
             insert_rows(conn, t["blocks"], block_rows)
-            insert_values(conn, t["events"], _EVENT_COLUMNS, event_rows)
-            self.projector.apply(conn, events)
+            insert_values(conn, t["events"], EVENT_COLUMNS, event_rows)
+            self.projector.apply(conn, events, decoded.checked_after)
             if self.after_batch is not None:
                 touched = {e.args["loanId"] for e in events if "loanId" in e.args}
                 self.after_batch(conn, sorted(touched))

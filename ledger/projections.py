@@ -8,7 +8,7 @@ their remaining raw events through `apply`: what a reorg removed can then never 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,12 +19,14 @@ import ledger.models  # noqa: F401  (registers the tables)
 from ledger.bulk import insert_rows, update_rows
 from ledger.contract import AUDITOR_ROLE, DEFAULT_ADMIN_ROLE, ENTERPRISE_ROLE, LENDER_ROLE, OPERATOR_ROLE
 from ledger.errors import MirrorIntegrityError
+from ledger.eventjson import ArgsCodec
 from ledger.events import DecodedEvent, EventDecoder
 from ledger.hashchain import (
     CHAINED_EVENTS,
     ZERO_HEAD,
     HashChain,
     HeadMismatch,
+    event_head,
 )
 from ledger.models import LOAN_RECORD_TABLES, PARTICIPANT_TABLES
 
@@ -32,7 +34,6 @@ __all__ = [
     "LOAN_EVENTS",
     "PARTICIPANT_EVENTS",
     "ROLE_NAMES",
-    "ArgsCodec",
     "Projector",
     "chunks",
 ]
@@ -74,41 +75,6 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-class ArgsCodec:
-    """Event arguments to JSON and back: integers wider than 53 bits travel as decimal strings, so no JSON
-    reader (JavaScript included) ever rounds an amount."""
-
-    def __init__(self, decoder: EventDecoder) -> None:
-        self._wide: dict[str, tuple[str, ...]] = {}
-        self._ints: dict[str, tuple[str, ...]] = {}
-        for name, spec in decoder.by_name.items():
-            ints = [n for n, t, _ in spec.inputs if t.startswith(("uint", "int"))]
-            self._ints[name] = tuple(ints)
-            self._wide[name] = tuple(
-                n for n, t, _ in spec.inputs if t.startswith(("uint", "int")) and _bits(t) > 53
-            )
-
-    def to_json(self, name: str, args: Mapping[str, Any]) -> dict[str, Any]:
-        wide = self._wide.get(name, ())
-        if not wide:
-            return dict(args)
-        out = dict(args)
-        for field in wide:
-            out[field] = str(out[field])
-        return out
-
-    def from_json(self, name: str, stored: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(stored)
-        for field in self._ints.get(name, ()):
-            out[field] = int(out[field])
-        return out
-
-
-def _bits(abi_type: str) -> int:
-    digits = abi_type.lstrip("uint")
-    return int(digits) if digits else 256
-
-
 class Projector:
     """Applies ledger events to the projection tables inside the caller's transaction."""
 
@@ -116,14 +82,25 @@ class Projector:
         self.hash_chain = hash_chain
         self.codec = ArgsCodec(decoder)
 
-    def apply(self, conn: sa.Connection, events: Sequence[DecodedEvent]) -> None:
-        """Apply `events` (in chain order, all newer than what the projections hold)."""
+    def apply(
+        self,
+        conn: sa.Connection,
+        events: Sequence[DecodedEvent],
+        checked_after: Sequence[str | None] | None = None,
+    ) -> None:
+        """Apply `events` (in chain order, all newer than what the projections hold). `checked_after[i]`,
+        if given and not None, is the previous head event i's head was already checked against (by
+        `ledger.decoding.RangeDecoder`); the hash chain is recomputed here for every other event."""
         if not events:
             return
         batch = _Batch(conn, self.hash_chain)
         batch.load(events)
-        for event in events:
-            batch.apply(event)
+        if checked_after is None:
+            for event in events:
+                batch.apply(event, None)
+        else:
+            for event, after in zip(events, checked_after, strict=True):
+                batch.apply(event, after)
         batch.write()
 
     def rebuild(
@@ -230,10 +207,10 @@ class _Batch:
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, event: DecodedEvent) -> None:
+    def apply(self, event: DecodedEvent, checked_after: str | None) -> None:
         name = event.name
         if name in LOAN_EVENTS:
-            self._loan_event(event)
+            self._loan_event(event, checked_after)
         elif name in PARTICIPANT_EVENTS:
             self._participant_event(event)
         # Paused/Unpaused/RoleAdminChanged and unknown logs live in the raw events table only.
@@ -249,13 +226,13 @@ class _Batch:
             }
         )
 
-    def _loan_event(self, event: DecodedEvent) -> None:
+    def _loan_event(self, event: DecodedEvent, checked_after: str | None) -> None:
         name, args = event.name, event.args
         loan_id = args["loanId"]
         if name == "LoanOpened":
             if loan_id in self.loans:
                 raise _integrity(event, f"loan {loan_id} is opened a second time")
-            head = self._verify(event, ZERO_HEAD)
+            head = self._verify(event, ZERO_HEAD, checked_after)
             opened: dict[str, Any] = {
                 "loan_id": loan_id,
                 "lender_org": args["lenderOrg"],
@@ -295,7 +272,7 @@ class _Batch:
                 report_hash=args["reportHash"],
             )
             return
-        loan["head"] = self._verify(event, loan["head"])
+        loan["head"] = self._verify(event, loan["head"], checked_after)
         loan["event_count"] += 1
         loan["updated_block"] = event.block_number
         if loan_id not in self.new_loans:
@@ -369,7 +346,9 @@ class _Batch:
             loan["terms_hash"] = args["termsHash"]
             self._record("restructurings", event, maturity=args["maturity"], terms_hash=args["termsHash"])
 
-    def _verify(self, event: DecodedEvent, previous: str) -> str:
+    def _verify(self, event: DecodedEvent, previous: str, checked_after: str | None) -> str:
+        if checked_after is not None and checked_after == previous:
+            return str(event_head(event.name, event.args)).lower()  # checked while decoding
         try:
             log = (event.raw_topics, event.raw_data) if event.raw_topics else None
             return self.hash_chain.verify(previous, event.name, event.args, log)

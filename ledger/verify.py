@@ -30,9 +30,9 @@ from sqlmodel import SQLModel
 import ledger.models  # noqa: F401  (registers the tables)
 from ledger.contract import LedgerContract, as_bytes32
 from ledger.errors import NotFoundError, VerificationError
+from ledger.eventjson import ArgsCodec
 from ledger.events import DecodedEvent
 from ledger.hashchain import CHAINED_EVENTS, LOT_CREATING_EVENTS, ZERO_HEAD, event_head
-from ledger.projections import ArgsCodec
 
 __all__ = [
     "DOCUMENT_FIELDS",

@@ -4,6 +4,7 @@ no gap, no duplicate, projections equal to ground truth."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import subprocess
@@ -30,7 +31,15 @@ def test_indexer_survives_sigkill_at_random_moments(
 ) -> None:
     world = make_world(private_client, compiled)
     world.deployment.save(tmp_path / "deployment.json")
-    env = indexer_env(db_url, private_client.rpc_url, tmp_path, FUNDFLOW_POLL_INTERVAL="0.02")
+    # The decoding worker process starts at the first range with a log, so kills also hit the indexer
+    # while it runs; the worker must never outlive it.
+    env = indexer_env(
+        db_url,
+        private_client.rpc_url,
+        tmp_path,
+        FUNDFLOW_POLL_INTERVAL="0.02",
+        FUNDFLOW_DECODE_WORKER_MIN_LOGS="1",
+    )
     command = [sys.executable, "-m", "ledger.cli_index", "index"]
     rng = random.Random(1234)
     activity = Activity(world, random.Random(99))
@@ -48,6 +57,7 @@ def test_indexer_survives_sigkill_at_random_moments(
     busy.start()
     engine = create_db_engine(db_url)
     progress: list[int] = []
+    workers: set[int] = set()
     log = open(tmp_path / "indexer.log", "ab")  # noqa: SIM115
     try:
         for kill in range(KILLS):
@@ -63,14 +73,22 @@ def test_indexer_survives_sigkill_at_random_moments(
                     time.sleep(0.02)
                 time.sleep(rng.uniform(0.0, 0.5))
             assert process.poll() is None, f"the indexer exited by itself; see {tmp_path / 'indexer.log'}"
+            children = _children(process.pid)
             process.send_signal(signal.SIGKILL)
             process.wait(10)
+            workers.update(children)
             progress.append(indexed_block(engine))
     finally:
         stop.set()
         busy.join(30)
         log.close()
     assert not failures, failures
+    # Every decoding worker of a killed indexer saw its pipe close and exited.
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers, "no kill hit an indexer while its decoding worker ran"
+    assert not [pid for pid in workers if _alive(pid)], "a decoding worker outlived its indexer"
     assert progress[-1] > progress[0], f"the indexer made no progress between kills: {progress}"
     # A final clean run catches up and exits; the result must be exact.
     done = subprocess.run(
@@ -88,3 +106,20 @@ def test_indexer_survives_sigkill_at_random_moments(
     assert events == distinct  # no duplicate
     assert numbers == list(range(world.deployment.block_number, at + 1))  # no gap
     engine.dispose()
+
+
+def _children(pid: int) -> set[int]:
+    """The child processes of `pid` (the decoding worker, once started)."""
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):  # the task ended meanwhile
+            out.update(int(c) for c in (task / "children").read_text().split())
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, dead but not yet reaped by init, counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

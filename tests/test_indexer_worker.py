@@ -1,0 +1,138 @@
+"""The indexer's decoding worker process (`ledger.decoding`), on SQLite and PostgreSQL against the real node:
+what it decodes mirrors the chain exactly, a hash-chain break inside a range stops the indexer as it does
+in-process, a refused range shrinks, and the indexer carries on in-process when the worker dies."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from typing import Any
+
+import orjson
+import pytest
+from conftest import World
+from indexer_support import Activity, assert_mirror_matches_chain
+from sqlalchemy.engine import Engine
+
+from ledger.chain import ChainClient
+from ledger.errors import MirrorIntegrityError
+from ledger.events import EventDecoder
+from ledger.indexer import Indexer
+
+
+def _indexer(engine: Engine, world: World, client: ChainClient | None = None, **kwargs: Any) -> Indexer:
+    return Indexer(engine, client or world.ledger.client, world.deployment, initial_range=4, **kwargs)
+
+
+def test_ranges_decoded_by_the_worker_mirror_the_chain_exactly(db_engine: Engine, world: World) -> None:
+    activity = Activity(world, random.Random(21))
+    activity.run(40)
+    with _indexer(db_engine, world) as indexer:
+        indexer.start_decode_worker(wait=True)
+        indexer.run_once()
+        worker = indexer._worker
+        assert worker is not None and worker.decoded_ranges >= 3  # ranges of 4+ blocks went through it
+    assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
+    # The worker's process ends with the indexer.
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker.pid, 0)
+    # More activity, indexed in-process this time: the two paths write the same mirror.
+    activity.run(15)
+    with _indexer(db_engine, world, decode_worker_min_logs=0) as indexer:
+        indexer.run_once()
+        assert indexer._worker is None
+    assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
+
+
+class TamperingClient(ChainClient):
+    """The real node, but the `amount` word of the last Disbursed log is changed by one, whichever way the
+    logs are asked for: as the indexer's in-process path parses them, or as the worker is handed them."""
+
+    def __init__(self, url: str, abi: list[dict[str, Any]]) -> None:
+        super().__init__(url)
+        spec = EventDecoder(abi).by_name["Disbursed"]
+        self.topic0 = spec.topic0
+        indexed, self.word = spec.positions["amount"]
+        assert not indexed
+
+    def _tamper(self, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        hits = [log for log in logs if log["topics"][0] == self.topic0]
+        if len(hits) >= 2:  # not the loan's first event in the range: that one is checked another way
+            log = hits[-1]
+            start = 2 + 64 * self.word
+            word = int(log["data"][start : start + 64], 16) ^ 1
+            log["data"] = log["data"][:start] + f"{word:064x}" + log["data"][start + 64 :]
+        return logs
+
+    def get_logs(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return self._tamper(super().get_logs(*args, **kwargs))
+
+    def get_logs_answer(self, address: str, from_block: int, to_block: int) -> bytes:
+        answer = orjson.loads(super().get_logs_answer(address, from_block, to_block))
+        answer["result"] = self._tamper(answer["result"])
+        return orjson.dumps(answer)
+
+
+@pytest.mark.parametrize("through_worker", [True, False], ids=["worker", "in-process"])
+def test_a_hash_chain_break_inside_a_range_stops_the_indexer_either_way(
+    db_engine: Engine, world: World, through_worker: bool
+) -> None:
+    activity = Activity(world, random.Random(5))
+    loan_id = activity.open_loan()
+    activity.disburse(loan_id)
+    activity.disburse(loan_id)
+    activity.disburse(loan_id)
+    client = TamperingClient(world.ledger.client.rpc_url, world.deployment.abi)
+    indexer = Indexer(db_engine, client, world.deployment, initial_range=64)
+    with indexer:
+        if through_worker:
+            indexer.start_decode_worker(wait=True)
+        with pytest.raises(MirrorIntegrityError, match=f"hash chain of loan {loan_id} breaks at Disbursed"):
+            indexer.run_once()
+        if through_worker:
+            assert indexer._worker is not None and indexer._worker.decoded_ranges == 1
+        assert indexer.checkpoint.block_number < world.deployment.block_number  # nothing committed
+
+
+class RefusingClient(ChainClient):
+    """eth_getLogs over more than `limit` blocks answered with the error Infura/Alchemy send."""
+
+    def __init__(self, url: str, limit: int) -> None:
+        super().__init__(url)
+        self.limit = limit
+        self.refused = 0
+
+    def get_logs_answer(self, address: str, from_block: int, to_block: int) -> bytes:
+        if to_block - from_block + 1 > self.limit:
+            self.refused += 1
+            error = {"code": -32005, "message": "query returned more than 10000 results"}
+            return orjson.dumps({"jsonrpc": "2.0", "id": 1, "error": error})
+        return super().get_logs_answer(address, from_block, to_block)
+
+
+def test_a_range_the_node_refuses_shrinks_through_the_worker(db_engine: Engine, world: World) -> None:
+    Activity(world, random.Random(8)).run(30)
+    client = RefusingClient(world.ledger.client.rpc_url, limit=5)
+    with _indexer(db_engine, world, client) as indexer:
+        indexer.start_decode_worker(wait=True)
+        indexer.run_once()
+        assert indexer._worker is not None and indexer._worker.decoded_ranges > 0
+    assert client.refused > 0
+    assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
+
+
+def test_the_indexer_carries_on_in_process_when_the_worker_dies(
+    db_engine: Engine, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    Activity(world, random.Random(13)).run(30)
+    with _indexer(db_engine, world) as indexer:
+        indexer.start_decode_worker(wait=True)
+        assert indexer._worker is not None
+        indexer._worker._process.kill()
+        indexer._worker._process.wait(10)
+        with caplog.at_level(logging.WARNING, logger="ledger.indexer"):
+            indexer.run_once()
+        assert indexer._worker is None
+    assert "decoding worker process exited" in caplog.text
+    assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
