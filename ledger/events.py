@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from sha3 import keccak_256
 
 from ledger.errors import ValidationError
 
@@ -38,7 +38,12 @@ class DecodedEvent:
 
 @lru_cache(maxsize=65536)
 def _address(word_hex: str) -> str:
-    return to_checksum_address("0x" + word_hex[24:])
+    """The address in the low 20 bytes of a word, EIP-55 checksummed (as eth_utils.to_checksum_address
+    writes it; tested against it). Written out here so that the indexer's decoding worker, which imports
+    this module, starts without eth_utils (a second of imports on this machine)."""
+    lower = word_hex[24:].lower()
+    digest = keccak_256(lower.encode("ascii")).hexdigest()
+    return "0x" + "".join(c.upper() if d >= "8" else c for c, d in zip(lower, digest, strict=False))
 
 
 def _uint(word_hex: str) -> int:
@@ -120,7 +125,7 @@ class EventSpec:
             else:
                 fields.append((name, False, data_pos, _converter(abi_type)))
                 data_pos += 1
-        topic0 = "0x" + keccak(text=event_signature(abi_event)).hex()
+        topic0 = "0x" + keccak_256(event_signature(abi_event).encode()).hexdigest()
         return cls(abi_event["name"], topic0, inputs, tuple(fields))
 
     @cached_property

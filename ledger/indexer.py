@@ -197,9 +197,7 @@ class Indexer:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        self._stop_worker()
         self.lock.release()
 
     def __enter__(self) -> Indexer:
@@ -351,6 +349,7 @@ class Indexer:
         head, target = self.target()
         if target <= cp.block_number:
             if self._checkpoint_is_canonical(head):
+                self._stop_worker()  # caught up: following the tip decodes in-process
                 return -1
             self._discard_prefetch()
             self._undo_reorg(head)
@@ -400,11 +399,15 @@ class Indexer:
                 raise IndexerError("the decoding worker process did not start within 30 s")
             time.sleep(0.01)
 
-    def _drop_worker(self, why: str) -> None:
-        log.warning("indexer: %s; decoding in-process", why)
+    def _stop_worker(self) -> None:
         worker, self._worker = self._worker, None
         if worker is not None:
+            self._discard_prefetch()
             worker.close()
+
+    def _drop_worker(self, why: str) -> None:
+        log.warning("indexer: %s; decoding in-process", why)
+        self._stop_worker()
 
     def _prefetch(self, after: int, target: int) -> None:
         """Keep the ranges after block `after` (up to `target`) being fetched ahead: one, or two while the

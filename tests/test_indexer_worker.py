@@ -30,13 +30,15 @@ def test_ranges_decoded_by_the_worker_mirror_the_chain_exactly(db_engine: Engine
     activity.run(40)
     with _indexer(db_engine, world) as indexer:
         indexer.start_decode_worker(wait=True)
-        indexer.run_once()
         worker = indexer._worker
-        assert worker is not None and worker.decoded_ranges >= 3  # ranges of 4+ blocks went through it
+        assert worker is not None
+        indexer.run_once()
+        assert worker.decoded_ranges >= 3  # ranges of 4+ blocks went through it
+        # Caught up, the indexer follows the tip in-process: the worker's process has ended.
+        assert indexer._worker is None
+        with pytest.raises(ProcessLookupError):
+            os.kill(worker.pid, 0)
     assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
-    # The worker's process ends with the indexer.
-    with pytest.raises(ProcessLookupError):
-        os.kill(worker.pid, 0)
     # More activity, indexed in-process this time: the two paths write the same mirror.
     activity.run(15)
     with _indexer(db_engine, world, decode_worker_min_logs=0) as indexer:
@@ -116,8 +118,9 @@ def test_a_range_the_node_refuses_shrinks_through_the_worker(db_engine: Engine, 
     client = RefusingClient(world.ledger.client.rpc_url, limit=5)
     with _indexer(db_engine, world, client) as indexer:
         indexer.start_decode_worker(wait=True)
+        worker = indexer._worker
         indexer.run_once()
-        assert indexer._worker is not None and indexer._worker.decoded_ranges > 0
+        assert worker is not None and worker.decoded_ranges > 0
     assert client.refused > 0
     assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
 
