@@ -484,6 +484,15 @@ def section_indexer(
             samples=1,
             events=events,
         )
+    if "indexer_backfill_worker_peak_rss" in figs:
+        res.add(
+            "memory",
+            "memory.indexer_backfill_decoding_worker_peak_rss",
+            figs["indexer_backfill_worker_peak_rss"]["value"],
+            "MiB",
+            samples=1,
+            events=events,
+        )
 
 
 _POLL_MS = 1000 * float(inspect.signature(Indexer.__init__).parameters["poll_interval"].default)

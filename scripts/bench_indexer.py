@@ -137,27 +137,52 @@ def backfill(url: str, client: ChainClient, deployment: Any) -> tuple[float, int
 
 
 def _backfill_child(url: str, rpc_url: str, deployment: Any, idle: bool, out: Any) -> None:
-    """In a fresh process: the backfill (or nothing, for the baseline), then the process's peak RSS."""
+    """In a fresh process: the backfill (or nothing, for the baseline), then the process's peak RSS and the
+    decoding worker's (its child, sampled while it runs: it exits when the backfill is done)."""
     elapsed, count = 0.0, 0
+    worker_peak = [0]
+    done = threading.Event()
+
+    def watch_children() -> None:
+        while not done.wait(0.05):
+            for task in Path("/proc/self/task").glob("*"):
+                try:
+                    children = (task / "children").read_text().split()
+                except OSError:
+                    continue
+                for pid in children:
+                    worker_peak[0] = max(worker_peak[0], _vm_hwm(Path(f"/proc/{pid}/status")))
+
+    watcher = threading.Thread(target=watch_children, daemon=True)
+    watcher.start()
     if not idle:
         elapsed, count = backfill(url, ChainClient(rpc_url, tx_timeout=300), deployment)
-    out.put((elapsed, count, peak_rss_bytes()))
+    done.set()
+    watcher.join()
+    out.put((elapsed, count, peak_rss_bytes(), worker_peak[0]))
+
+
+def _vm_hwm(status: Path) -> int:
+    try:
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def peak_rss_bytes() -> int:
     """This process's peak RSS. VmHWM belongs to the address space exec made; getrusage's ru_maxrss keeps the
     high-water mark of the forking parent across exec, so a child of a big parent would report the parent."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return _vm_hwm(Path("/proc/self/status")) or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def backfill_in_child(url: str, rpc_url: str, deployment: Any, idle: bool = False) -> tuple[float, int, int]:
-    """(seconds, events, peak RSS bytes) of a backfill run in a spawned child process."""
+def backfill_in_child(
+    url: str, rpc_url: str, deployment: Any, idle: bool = False
+) -> tuple[float, int, int, int]:
+    """(seconds, events, peak RSS bytes, the decoding worker's peak RSS bytes) of a backfill run in a
+    spawned child process."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     child = context.Process(target=_backfill_child, args=(url, rpc_url, deployment, idle, queue))
@@ -263,12 +288,17 @@ def main() -> None:
         for suffix in ("", "-wal", "-shm", ".lock"):
             Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
         if args.rss:
-            s_s, s_n, rss = backfill_in_child(f"sqlite:///{sqlite_file}", node.url, deployment)
+            s_s, s_n, rss, worker_rss = backfill_in_child(f"sqlite:///{sqlite_file}", node.url, deployment)
             idle_rss = backfill_in_child(f"sqlite:///{sqlite_file}", node.url, deployment, idle=True)[2]
             figures["indexer_backfill_peak_rss"] = {
                 "value": round(rss / 2**20, 1),
                 "unit": "MiB",
                 "baseline": round(idle_rss / 2**20, 1),
+            }
+            figures["indexer_backfill_worker_peak_rss"] = {
+                "value": round(worker_rss / 2**20, 1),
+                "unit": "MiB",
+                "baseline": None,
             }
         else:
             s_s, s_n = backfill(f"sqlite:///{sqlite_file}", client, deployment)
