@@ -221,9 +221,7 @@ def freshness(
             t0 = time.perf_counter()
             paid = result.event("Paid")
             # By the event's key: a query that scanned the table would measure the scan, not the indexer.
-            query = sa.text(
-                "SELECT 1 FROM events WHERE chain_id = :c AND block_hash = :b AND log_index = :i"
-            )
+            query = sa.text("SELECT 1 FROM events WHERE chain_id = :c AND block_hash = :b AND log_index = :i")
             key = {"c": deployment.chain_id, "b": paid.block_hash, "i": paid.log_index}
             with reader.connect() as conn:
                 while conn.execute(query, key).first() is None:
