@@ -233,6 +233,9 @@ class DecodeWorker:
             try:
                 self._outbox.send((lo, hi, hashes, body))
                 reply = self._inbox.recv()
+                if reply == ("ready",):  # asked before ready() saw it: the answer comes next
+                    self._ready = True
+                    reply = self._inbox.recv()
             except (EOFError, OSError) as exc:
                 self._ready = False
                 raise DecodeWorkerGone(

@@ -400,14 +400,18 @@ class Indexer:
             time.sleep(0.01)
 
     def _stop_worker(self) -> None:
+        """Stop the decoding worker (the indexer's own thread: it also drops the ranges fetched for it)."""
         worker, self._worker = self._worker, None
         if worker is not None:
             self._discard_prefetch()
             worker.close()
 
     def _drop_worker(self, why: str) -> None:
+        """The worker died (noticed by a fetching thread, which leaves the queue of ranges alone)."""
         log.warning("indexer: %s; decoding in-process", why)
-        self._stop_worker()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
 
     def _prefetch(self, after: int, target: int) -> None:
         """Keep the ranges after block `after` (up to `target`) being fetched ahead: one, or two while the

@@ -454,8 +454,8 @@ def section_indexer(
                 figs[f"{db}_backfill_rate"]["value"],
                 "events/s",
                 baseline=raw,
-                baseline_name=f"{prefix}.raw_getlogs_rate",
-                samples=1,
+                baseline_name=f"{prefix}.raw_getlogs_rate (median of 3 passes)",
+                samples=figs.get(f"{db}_backfill_passes", {}).get("value", 1),  # median of these passes
                 events=events,
             )
     samples = figs.get("freshness_samples", {}).get("value")
@@ -1058,14 +1058,17 @@ then a full `Indexer.run_once()` backfill into a fresh SQLite file and a fresh P
 Freshness: the indexer follows the tip (`run_forever`, default 0.1 s poll); after
 each `pay` receipt the benchmark polls SQL until the event row is there; percentiles of the samples
 (baseline shown: the poll interval). N = 100,000 events (full) or 10,000 (QUICK); 100 or 30 freshness
-samples. Why the backfill stays near 0.4 of raw on these 2 CPUs: serving the logs costs the node ~23 us of
-CPU per event (that is the raw rate), and the indexer's own work per event is ~55 us of CPU: ~6 to read and
-parse the JSON, ~12 to decode, check and build rows, ~10 for projections and the hash chain, ~23 inside
-SQLite (or the PostgreSQL server) for the event row, the lot row and their indexes. Even spread perfectly
-over both CPUs that is >= 39 us per event, at most ~0.6 of raw; Python's GIL keeps the decoding, the
-projections and the JSON parsing on one CPU. Measured and dropped: overlapping commits with decoding on a
-writer thread (no gain on PostgreSQL, slower on SQLite), decoding in a worker process (pickling the rows
-costs what it saves).""",
+samples. Each backfill is the median of three passes into a fresh database, like the baseline. Why the
+backfill stays near half the raw rate on these 2 CPUs (CPU per event from /proc during backfills,
+2026-11-28): serving the logs costs the node ~30 us per event, and that is the raw rate (~24k/s on this
+machine). The indexer adds its decoding worker process, ~30-40 us (parsing the node's JSON ~8, decoding, hash
+checks and rows ~20, pickling the rows back), and its own process: ~70 us on SQLite (SQLite's own work for
+the event row, the lot row and their indexes ~40, projections ~15, reading the HTTP answer and unpickling
+~10) or ~45 us on PostgreSQL plus ~40 us in the PostgreSQL server. 130-150 us of CPU per event on 2 CPUs is
+at least 65-75 us per event whatever the overlap: at most ~0.55-0.6 of raw. 0.7 on SQLite would need the
+whole pipeline under ~110 us of CPU per event. Measured and dropped: a writer thread overlapping commits
+with decoding (no gain); a worker process handed parsed logs (pickling them cost what it saved; the worker
+now gets the node's answer unparsed).""",
     "reads": """A fresh PostgreSQL database filled directly with bulk `INSERT`s through the project's
 tables (`loans`, `lots`, `loan_metadata`; not through the chain): probe loans of 10..10,000 lots, then
 filler loans (exponential sizes, mean ~100 lots, 20 lenders, 2,000 borrowers, trees of lots) until the
@@ -1077,8 +1080,8 @@ List baseline: the same request at the smallest scale, so a ratio near 1 means f
 generator processes (multiprocessing + httpx) mix trails and lists for a fixed time against the largest
 database. Scales: full 11k (the probe loans alone), 100k and 1M lots with probe loans of 10, 100, 1,000
 and 10,000 lots; QUICK 10k and 50k with probes up to 1,000. Requests per figure: 60/60/30/15 trails by
-size and 60 per list (QUICK 30/30/15 and 30). Indexes: the trail is served by the lots primary key
-(loan_id, lot_id), lender and holder lists by ix_loans_lender_org and ix_lots_holder; the borrower
+size and 60 per list (QUICK 30/30/15 and 30). Indexes: the trail is served by ix_lots_loan
+(loan_id, block_number, log_index; migration 0006), lender and holder lists by ix_loans_lender_org and ix_lots_holder; the borrower
 filter compares lower(borrower), which ix_loans_borrower cannot serve, so migration 0005 adds an index
 on lower(borrower). How to read the list ratios: at the smallest scale (about 110 loans) most filtered
 pages hold fewer than 50 items, and each item costs one loan_metadata lookup, so part of the growth to

@@ -258,6 +258,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--per-tx", type=int, default=200)
     parser.add_argument("--samples", type=int, default=60, help="freshness samples")
+    parser.add_argument("--passes", type=int, default=3, help="backfills per database (median reported)")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--kind", choices=("hardhat", "anvil"), default="hardhat", help="local chain node")
     parser.add_argument("--rss", action="store_true", help="backfill SQLite in a child; report its peak RSS")
@@ -288,44 +289,61 @@ def main() -> None:
             "baseline": None,
         }
         sqlite_file = out_dir / "bench.db"
-        for suffix in ("", "-wal", "-shm", ".lock"):
-            Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
-        if args.rss:
-            s_s, s_n, rss, worker_rss = backfill_in_child(f"sqlite:///{sqlite_file}", node.url, deployment)
-            idle_rss = backfill_in_child(f"sqlite:///{sqlite_file}", node.url, deployment, idle=True)[2]
-            figures["indexer_backfill_peak_rss"] = {
-                "value": round(rss / 2**20, 1),
-                "unit": "MiB",
-                "baseline": round(idle_rss / 2**20, 1),
-            }
-            figures["indexer_backfill_worker_peak_rss"] = {
-                "value": round(worker_rss / 2**20, 1),
-                "unit": "MiB",
-                "baseline": None,
-            }
-        else:
-            s_s, s_n = backfill(f"sqlite:///{sqlite_file}", client, deployment)
-        console.print(f"SQLite backfill: {s_n:,} events in {s_s:.2f} s = {s_n / s_s:,.0f}/s")
+        sqlite_url = f"sqlite:///{sqlite_file}"
+
+        def fresh_sqlite() -> None:
+            for suffix in ("", "-wal", "-shm", ".lock"):
+                Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
+
+        # Like the baseline, each backfill is the median of three passes into a fresh database: on a shared
+        # 2-CPU machine one pass can land 15% either side of the next.
+        sqlite_rates: list[float] = []
+        for attempt in range(args.passes):
+            fresh_sqlite()
+            if args.rss and attempt == 0:
+                s_s, s_n, rss, worker_rss = backfill_in_child(sqlite_url, node.url, deployment)
+                idle_rss = backfill_in_child(sqlite_url, node.url, deployment, idle=True)[2]
+                figures["indexer_backfill_peak_rss"] = {
+                    "value": round(rss / 2**20, 1),
+                    "unit": "MiB",
+                    "baseline": round(idle_rss / 2**20, 1),
+                }
+                figures["indexer_backfill_worker_peak_rss"] = {
+                    "value": round(worker_rss / 2**20, 1),
+                    "unit": "MiB",
+                    "baseline": None,
+                }
+            else:
+                s_s, s_n = backfill(sqlite_url, client, deployment)
+            sqlite_rates.append(s_n / s_s)
+            console.print(f"SQLite backfill: {s_n:,} events in {s_s:.2f} s = {s_n / s_s:,.0f}/s")
+        sqlite_rate = statistics.median(sqlite_rates)
         figures["sqlite_backfill_rate"] = {
-            "value": round(s_n / s_s),
+            "value": round(sqlite_rate),
             "unit": "events/s",
             "baseline": round(raw),
         }
-        figures["sqlite_vs_raw"] = {"value": round(s_n / s_s / raw, 3), "unit": "ratio", "baseline": 0.7}
+        figures["sqlite_backfill_passes"] = {"value": [round(r) for r in sqlite_rates], "unit": "events/s"}
+        figures["sqlite_vs_raw"] = {"value": round(sqlite_rate / raw, 3), "unit": "ratio", "baseline": 0.7}
         if not args.no_postgres:
-            url, drop = fresh_pg()
-            try:
-                p_s, p_n = backfill(url, client, deployment)
-            finally:
-                drop()
-            console.print(f"PostgreSQL backfill: {p_n:,} events in {p_s:.2f} s = {p_n / p_s:,.0f}/s")
+            pg_rates: list[float] = []
+            for _ in range(args.passes):
+                url, drop = fresh_pg()
+                try:
+                    p_s, p_n = backfill(url, client, deployment)
+                finally:
+                    drop()
+                pg_rates.append(p_n / p_s)
+                console.print(f"PostgreSQL backfill: {p_n:,} events in {p_s:.2f} s = {p_n / p_s:,.0f}/s")
+            pg_rate = statistics.median(pg_rates)
             figures["postgres_backfill_rate"] = {
-                "value": round(p_n / p_s),
+                "value": round(pg_rate),
                 "unit": "events/s",
                 "baseline": round(raw),
             }
+            figures["postgres_backfill_passes"] = {"value": [round(r) for r in pg_rates], "unit": "events/s"}
             figures["postgres_vs_raw"] = {
-                "value": round(p_n / p_s / raw, 3),
+                "value": round(pg_rate / raw, 3),
                 "unit": "ratio",
                 "baseline": 0.5,
             }

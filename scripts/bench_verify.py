@@ -109,7 +109,9 @@ def main() -> None:
         title="verification (median of 5)",
     )
     with LocalChain() as node, tempfile.TemporaryDirectory() as tmp:
-        client = ChainClient(node.url)
+        # A batch of 10,000 eth_calls (the RPC-only baseline at 10,000 lots) can take a slow node over the
+        # default 10 s to answer.
+        client = ChainClient(node.url, request_timeout=300)
         operator = Account.create()
         deployment = deploy_ledger(client, operator, compiled)
         ledger = connect(client, deployment)
