@@ -7,8 +7,10 @@ print as a message and a hint, never a traceback, and exit with status 1.
 from __future__ import annotations
 
 import signal
+import sqlite3
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +23,7 @@ from ledger.chain import ChainClient
 from ledger.config import Settings, get_settings
 from ledger.console import console, err_console, friendly_errors
 from ledger.contract import LedgerContract
+from ledger.db import sqlite_path
 from ledger.deploy import Deployment, connect, deploy_ledger
 from ledger.errors import ChainMismatchError, DeploymentError
 from ledger.keystore import Keystore
@@ -225,6 +228,8 @@ def up() -> None:
         client = _client(settings)
         deployment = _ensure_deployed(settings, client)
         console.print(f"ledger: [bold]{deployment.address}[/] on chain {deployment.chain_id}")
+        if settings.starts_local_chain:
+            retire_stale_local_mirror(settings, client)
         stack = ApiStack(settings).start()
         console.print(f"indexer: following the chain into {settings.redacted()['database_url']}")
         seed_and_print(stack, _operator(settings))
@@ -235,6 +240,33 @@ def up() -> None:
             stack.stop()
         if node is not None:
             node.stop()
+
+
+def retire_stale_local_mirror(settings: Settings, client: ChainClient) -> Path | None:
+    """A local Hardhat node starts a new chain every time (its genesis differs), so the SQLite mirror of the
+    last `fundflow up` describes a chain that is gone, and the indexer would rightly refuse to mix the two.
+    Move that file aside (kept, renamed after the old chain's genesis) so this run starts a fresh mirror;
+    return where it went. Only SQLite files are moved: a PostgreSQL mirror is never touched."""
+    path = sqlite_path(settings.database_url)
+    if path is None or not path.exists():
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT genesis_hash FROM checkpoint WHERE id = 1").fetchone()
+    except sqlite3.Error:
+        return None  # no checkpoint yet (or not a mirror): nothing to compare
+    if row is None or row[0] == client.get_header(0).hash:
+        return None
+    kept = path.with_name(f"{path.name}.chain-{str(row[0])[2:10]}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.replace(Path(f"{kept}{suffix}"))
+    console.print(
+        f"[yellow]{path} mirrored an earlier local chain (genesis {row[0]}); kept as {kept.name}, "
+        "starting a fresh mirror[/]"
+    )
+    return kept
 
 
 def _log_path(settings: Settings, name: str) -> Path:

@@ -185,3 +185,45 @@ def test_prod_refuses_dev_key_and_dev_passphrase(tmp_path: Path) -> None:
     )  # type: ignore[call-arg]
     assert settings.passphrase() == "a-real-one"
     assert "a-real-one" not in repr(settings)
+
+
+def test_up_moves_aside_the_mirror_of_a_local_chain_that_is_gone(tmp_path: Path, client: ChainClient) -> None:
+    """A local Hardhat node is a new chain on every start: the SQLite mirror of the previous `fundflow up`
+    is kept under another name and this run starts afresh, instead of failing on the chain mismatch."""
+    import sqlalchemy as sa
+
+    from ledger.cli import retire_stale_local_mirror
+    from ledger.db import create_db_engine, migrate
+
+    def mirror(genesis: str) -> Path:
+        path = tmp_path / "fundflow.db"
+        engine = create_db_engine(f"sqlite:///{path}")
+        migrate(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM checkpoint"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO checkpoint (id, chain_id, genesis_hash, contract_address, abi_hash, "
+                    "start_block, block_number, block_hash, updated_at) "
+                    "VALUES (1, 31337, :g, :a, :h, 1, 0, :h, '2026-01-01')"
+                ),
+                {"g": genesis, "a": "0x" + "00" * 20, "h": "0x" + "00" * 32},
+            )
+        engine.dispose()
+        return path
+
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'fundflow.db'}")
+    same = client.get_header(0).hash
+    path = mirror(same)
+    assert retire_stale_local_mirror(settings, client) is None  # the same chain: kept in place
+    assert path.exists()
+
+    path.unlink()
+    path = mirror("0x" + "ab" * 32)
+    kept = retire_stale_local_mirror(settings, client)
+    assert kept == tmp_path / "fundflow.db.chain-abababab"
+    assert kept.exists() and not path.exists()
+    assert retire_stale_local_mirror(settings, client) is None  # nothing left to move
+
+    postgres = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://u@127.0.0.1:1/x")
+    assert retire_stale_local_mirror(postgres, client) is None  # never touches a server database
