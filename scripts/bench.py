@@ -1069,26 +1069,25 @@ at least 65-75 us per event whatever the overlap: at most ~0.55-0.6 of raw. 0.7 
 whole pipeline under ~110 us of CPU per event. Measured and dropped: a writer thread overlapping commits
 with decoding (no gain); a worker process handed parsed logs (pickling them cost what it saved; the worker
 now gets the node's answer unparsed).""",
-    "reads": """A fresh PostgreSQL database filled directly with bulk `INSERT`s through the project's
-tables (`loans`, `lots`, `loan_metadata`; not through the chain): probe loans of 10..10,000 lots, then
-filler loans (exponential sizes, mean ~100 lots, 20 lenders, 2,000 borrowers, trees of lots) until the
-database holds each scale, `ANALYZE`d. The API (`create_app`, the real routes `GET
-/v1/loans/{id}/trail`, `GET /v1/loans` with filters, `GET /v1/payments/received`) runs under uvicorn in
-its own process; the benchmark process is the HTTP client (httpx, one connection, sequential). Trail
-baseline: the trail's SELECT alone through SQLAlchemy (so the ratio is the API's tree building + JSON).
-List baseline: the same request at the smallest scale, so a ratio near 1 means flat. Then 4 load-
-generator processes (multiprocessing + httpx) mix trails and lists for a fixed time against the largest
-database. Scales: full 11k (the probe loans alone), 100k and 1M lots with probe loans of 10, 100, 1,000
-and 10,000 lots; QUICK 10k and 50k with probes up to 1,000. Requests per figure: 60/60/30/15 trails by
-size and 60 per list (QUICK 30/30/15 and 30). Indexes: the trail is served by ix_lots_loan
-(loan_id, block_number, log_index; migration 0006), lender and holder lists by ix_loans_lender_org and ix_lots_holder; the borrower
-filter compares lower(borrower), which ix_loans_borrower cannot serve, so migration 0005 adds an index
-on lower(borrower). How to read the list ratios: at the smallest scale (about 110 loans) most filtered
-pages hold fewer than 50 items, and each item costs one loan_metadata lookup, so part of the growth to
-100k is fuller pages, not a bigger database; compare 100k with 1M. The holder of `payments_received`
-receives a fixed share (0.05%) of all lots, so its result set grows with the database by construction.
-Trees are kept shallow (about 5 levels at 10,000 lots): the trail endpoint answers 500 (RecursionError
-in the nested response model) past about 250 levels.""",
+    "reads": """A fresh PostgreSQL database filled directly with bulk `INSERT`s through the project's tables
+(`loans`, `lots`, `loan_metadata`; not through the chain): probe loans of 10..10,000 lots, then filler loans
+(exponential sizes, mean ~100 lots, 20 lenders, 2,000 borrowers, trees of lots) until the database holds
+each scale, `ANALYZE`d. The API (`create_app`, the real routes `GET /v1/loans/{id}/trail`, `GET /v1/loans`
+with filters, `GET /v1/payments/received`) runs under uvicorn in its own process; the benchmark process is
+the HTTP client (httpx, one connection, sequential). Trail baseline: the trail's SELECT alone through
+SQLAlchemy (so the ratio is the API's tree building + JSON). List baseline: the same request at the smallest
+scale, so a ratio near 1 means flat. Then 4 load- generator processes (multiprocessing + httpx) mix trails
+and lists for a fixed time against the largest database. Scales: full 11k (the probe loans alone), 100k and
+1M lots with probe loans of 10, 100, 1,000 and 10,000 lots; QUICK 10k and 50k with probes up to 1,000.
+Requests per figure: 60/60/30/15 trails by size and 60 per list (QUICK 30/30/15 and 30). Indexes: the trail
+is served by ix_lots_loan (loan_id, block_number, log_index; migration 0006), lender and holder lists by
+ix_loans_lender_org and ix_lots_holder; the borrower filter compares lower(borrower), which
+ix_loans_borrower cannot serve, so migration 0005 adds an index on lower(borrower). How to read the list
+ratios: at the smallest scale (about 110 loans) most filtered pages hold fewer than 50 items, and each item
+costs one loan_metadata lookup, so part of the growth to 100k is fuller pages, not a bigger database;
+compare 100k with 1M. The holder of `payments_received` receives a fixed share (0.05%) of all lots, so its
+result set grows with the database by construction. Trees are kept shallow (about 5 levels at 10,000 lots):
+the trail endpoint answers 500 (RecursionError in the nested response model) past about 250 levels.""",
     "verify": """`scripts/bench_verify.py`: loans of 10..10,000 lots made on a Hardhat node and mirrored
 into SQLite; `verify_loan` (online, against the chain at a pinned block) vs its RPC calls alone in one
 batch; then a proof bundle is built and `verify_bundle` checks it offline (ratio vs online). Median of
