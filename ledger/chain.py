@@ -463,11 +463,12 @@ class ChainClient:
             hint="start it with `fundflow chain`, or point FUNDFLOW_RPC_URL at a running node",
         )
 
+    def _request(self, method: str, params: Sequence[Any]) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "method": method, "params": list(params), "id": next(self._ids)}
+
     def rpc(self, method: str, params: Sequence[Any] = ()) -> Any:
         """One JSON-RPC call. Connection problems raise ChainError; an error answer raises RpcError."""
-        response = self._post(
-            {"jsonrpc": "2.0", "method": method, "params": list(params), "id": next(self._ids)}
-        )
+        response = self._post(self._request(method, params))
         if "error" in response:
             err = response["error"]
             raise RpcError(method, int(err.get("code", 0)), str(err.get("message", "")), err.get("data"))
@@ -590,9 +591,7 @@ class ChainClient:
         """The node's eth_getLogs answer for [from_block, to_block] as it came, unparsed (the indexer's
         decoding worker parses it): `{"result": [...]}` or `{"error": {...}}`."""
         query = {"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
-        return self._post_bytes(
-            {"jsonrpc": "2.0", "method": "eth_getLogs", "params": [query], "id": next(self._ids)}
-        )
+        return self._post_bytes(self._request("eth_getLogs", [query]))
 
     def get_balance(self, address: str) -> int:
         return int(self.rpc("eth_getBalance", [address, "latest"]), 16)

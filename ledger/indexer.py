@@ -45,8 +45,6 @@ from ledger.decoding import (
 )
 from ledger.deploy import Deployment
 from ledger.errors import ChainError, ChainMismatchError, IndexerError, ReorgTooDeepError
-from ledger.events import EventDecoder
-from ledger.hashchain import HashChain
 from ledger.projections import LOAN_EVENTS, PARTICIPANT_EVENTS, Projector, chunks
 
 __all__ = ["BatchProgress", "Indexer", "StoredCheckpoint"]
@@ -169,9 +167,9 @@ class Indexer:
         # Called inside each batch's (and each reorg undo's) transaction with the loan ids it touched, so
         # derived state such as monitoring alerts commits or rolls back with the rows it rests on.
         self.after_batch = after_batch
-        self.decoder = EventDecoder(deployment.abi)
-        self.projector = Projector(HashChain(deployment.abi), self.decoder)
+        # One decoder and hash chain serve both the decoding of ranges and the projections' rebuilds.
         self.range_decoder = RangeDecoder(deployment.abi, deployment.chain_id)
+        self.projector = Projector(self.range_decoder.hash_chain, self.range_decoder.decoder)
         self._worker: DecodeWorker | None = None
         self.lock = IndexerLock(engine)
         self.chain_id = deployment.chain_id
@@ -401,14 +399,16 @@ class Indexer:
 
     def _stop_worker(self) -> None:
         """Stop the decoding worker (the indexer's own thread: it also drops the ranges fetched for it)."""
-        worker, self._worker = self._worker, None
-        if worker is not None:
+        if self._worker is not None:
             self._discard_prefetch()
-            worker.close()
+            self._close_worker()
 
     def _drop_worker(self, why: str) -> None:
         """The worker died (noticed by a fetching thread, which leaves the queue of ranges alone)."""
         log.warning("indexer: %s; decoding in-process", why)
+        self._close_worker()
+
+    def _close_worker(self) -> None:
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.close()
