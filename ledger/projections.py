@@ -95,12 +95,9 @@ class Projector:
             return
         batch = _Batch(conn, self.hash_chain)
         batch.load(events)
-        if checked_after is None:
-            for event in events:
-                batch.apply(event, None)
-        else:
-            for event, after in zip(events, checked_after, strict=True):
-                batch.apply(event, after)
+        afters = checked_after if checked_after is not None else [None] * len(events)
+        for event, after in zip(events, afters, strict=True):
+            batch.apply(event, after)
         batch.write()
 
     def rebuild(
