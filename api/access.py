@@ -11,10 +11,10 @@ from sqlmodel import Session
 
 from api.deps import Caller
 from ledger.errors import NotFoundError, ValidationError
-from ledger.models import Loan, Lot
+from ledger.models import Loan, Lot, lots_by_id
 from ledger.offchain import LoanMetadata
 
-__all__ = ["loan_visibility", "lot_visible", "resolve_loan_id", "visible_loan", "visible_lot"]
+__all__ = ["find_lot", "loan_visibility", "lot_visible", "resolve_loan_id", "visible_loan", "visible_lot"]
 
 _ID = re.compile(r"0x[0-9a-fA-F]{64}")
 _NUMBER = re.compile(r"LN-[0-9]{4}-[0-9]{4,8}")
@@ -83,11 +83,16 @@ def lot_visible(caller: Caller, loan: Any, lot: Any, parent_holder: str | None) 
     )
 
 
-def visible_lot(session: Session, caller: Caller, lot_id: str) -> tuple[Any, Any]:
-    """(lot, loan) rows for a lot the caller may see, else 404."""
+def find_lot(session: Session, lot_id: str) -> Any:
+    """The mirrored lot `lot_id` (any case), or None; 422 if it is not a lot id at all."""
     if not _ID.fullmatch(lot_id):
         raise ValidationError(f"{lot_id!r} is not a lot id", hint="A lot id is 0x followed by 64 hex digits.")
-    lot = session.execute(sa.select(lots_t).where(lots_t.c.lot_id == lot_id.lower())).first()
+    return session.execute(sa.select(lots_t).where(lots_by_id(lots_t, [lot_id.lower()]))).first()
+
+
+def visible_lot(session: Session, caller: Caller, lot_id: str) -> tuple[Any, Any]:
+    """(lot, loan) rows for a lot the caller may see, else 404."""
+    lot = find_lot(session, lot_id)
     missing = NotFoundError(
         f"No lot {lot_id} is visible to {caller.name}.",
         hint="It does not exist, is not mirrored yet, or you neither hold it nor paid it.",
@@ -98,7 +103,7 @@ def visible_lot(session: Session, caller: Caller, lot_id: str) -> tuple[Any, Any
     parent_holder = None
     if lot.parent_lot_id is not None:
         parent_holder = session.execute(
-            sa.select(lots_t.c.holder).where(lots_t.c.lot_id == lot.parent_lot_id)
+            sa.select(lots_t.c.holder).where(lots_by_id(lots_t, [lot.parent_lot_id]))
         ).scalar()
     if loan is None or not lot_visible(caller, loan, lot, parent_holder):
         raise missing

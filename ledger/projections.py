@@ -28,7 +28,7 @@ from ledger.hashchain import (
     HeadMismatch,
     event_head,
 )
-from ledger.models import LOAN_RECORD_TABLES, PARTICIPANT_TABLES
+from ledger.models import LOAN_RECORD_TABLES, PARTICIPANT_TABLES, lot_key, lots_by_id
 
 __all__ = [
     "LOAN_EVENTS",
@@ -198,7 +198,7 @@ class _Batch:
                 self.loans[row.loan_id] = dict(row._mapping)
         lots = _table("lots")
         for part in chunks(sorted(wanted - created), _IN_CHUNK):
-            for row in self.conn.execute(sa.select(lots).where(lots.c.lot_id.in_(part))):
+            for row in self.conn.execute(sa.select(lots).where(lots_by_id(lots, part))):
                 if row.loan_id in loan_ids:
                     self.lots[(row.loan_id, row.lot_id)] = dict(row._mapping)
 
@@ -361,6 +361,7 @@ class _Batch:
         lot = {
             "loan_id": args["loanId"],
             "lot_id": args["lotId"],
+            "lot_key": lot_key(args["lotId"]),
             "parent_lot_id": parent,
             "holder": args["payee"],
             "amount": args["amount"],
@@ -425,8 +426,8 @@ class _Batch:
         insert_rows(conn, lots, self.new_lots, lots.columns.keys())  # every column; not the "_new" mark
         update_rows(
             conn,
-            _table("lots"),
-            ("loan_id", "lot_id"),
+            lots,
+            ("loan_id", "block_number", "log_index"),  # the key
             _LOT_MUTABLE,
             [self.lots[k] for k in sorted(self.dirty_lots)],
         )

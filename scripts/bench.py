@@ -54,6 +54,7 @@ from ledger.contract import (  # noqa: E402
 from ledger.db import create_db_engine, migrate  # noqa: E402
 from ledger.indexer import Indexer  # noqa: E402
 from ledger.localchain import LocalChain, free_port  # noqa: E402
+from ledger.models import lot_key  # noqa: E402
 
 console = Console()
 PY = sys.executable
@@ -614,6 +615,7 @@ class ReadDatabase:
                     {
                         "loan_id": loan_id,
                         "lot_id": lot_id,
+                        "lot_key": lot_key(lot_id),
                         # a parent among the first eighth: trees about log8(size) deep, like supply chains
                         "parent_lot_id": lot_ids[rng.randrange(1 + len(lot_ids) // 8)] if lot_ids else None,
                         "holder": holder,
@@ -1080,7 +1082,7 @@ scale, so a ratio near 1 means flat. Then 4 load- generator processes (multiproc
 and lists for a fixed time against the largest database. Scales: full 11k (the probe loans alone), 100k and
 1M lots with probe loans of 10, 100, 1,000 and 10,000 lots; QUICK 10k and 50k with probes up to 1,000.
 Requests per figure: 60/60/30/15 trails by size and 60 per list (QUICK 30/30/15 and 30). Indexes: the trail
-is served by ix_lots_loan (loan_id, block_number, log_index; migration 0006), lender and holder lists by
+is served by the lots key (loan_id, block_number, log_index; migration 0007), lender and holder lists by
 ix_loans_lender_org and ix_lots_holder; the borrower filter compares lower(borrower), which
 ix_loans_borrower cannot serve, so migration 0005 adds an index on lower(borrower). How to read the list
 ratios: at the smallest scale (about 110 loans) most filtered pages hold fewer than 50 items, and each item

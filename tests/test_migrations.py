@@ -1,5 +1,6 @@
-"""Schema migrations on SQLite and PostgreSQL: 0006 re-keys `lots` lot-first without losing a row, serves a
-lookup by lot id from the key, and goes back down cleanly."""
+"""Schema migrations on SQLite and PostgreSQL: 0006 re-keys `lots` lot-first and 0007 by chain position with
+a lot-id lookup key, each without losing a row, serving a lookup by lot id from an index, and going back
+down cleanly."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 
 from ledger.db import MIGRATIONS_DIR, create_db_engine, migrate
+from ledger.models import Lot, lot_key, lots_by_id
 
 _LOT = {
     "loan_id": "0x" + "11" * 32,
@@ -78,7 +80,7 @@ def test_0006_rekeys_lots_lot_first_keeping_every_row_and_downgrades(db_url: str
         _insert(engine, "events", _EVENT)
         assert _lots_key(engine) == ["loan_id", "lot_id"]
 
-        migrate(engine)
+        migrate(engine, "0006")
         assert _lots_key(engine) == ["lot_id", "loan_id"]
         assert "ix_lots_loan" in _indexes(engine, "lots")
         assert "ix_lots_parent_lot_id" not in _indexes(engine, "lots")
@@ -115,7 +117,53 @@ def test_0006_rekeys_lots_lot_first_keeping_every_row_and_downgrades(db_url: str
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT COUNT(*) FROM lots")).scalar_one() == 1
             assert conn.execute(sa.text("SELECT COUNT(*) FROM events")).scalar_one() == 1
-        migrate(engine)
+        migrate(engine, "0006")
         assert _lots_key(engine) == ["lot_id", "loan_id"]
+    finally:
+        engine.dispose()
+
+
+def test_0007_keys_lots_by_position_with_a_lot_key_and_downgrades(db_url: str) -> None:
+    # One id whose first byte is >= 0x80: its key is negative (a signed 64-bit integer on both databases).
+    lots = [_LOT, {**_LOT, "lot_id": "0x" + "f1" * 32, "log_index": 4, "parent_lot_id": _LOT["lot_id"]}]
+    engine = create_db_engine(db_url)
+    try:
+        migrate(engine, "0006")
+        for lot in lots:
+            _insert(engine, "lots", lot)
+
+        migrate(engine, "0007")
+        assert _lots_key(engine) == ["loan_id", "block_number", "log_index"]
+        assert "ix_lots_key" in _indexes(engine, "lots")
+        assert "ix_lots_loan" not in _indexes(engine, "lots")
+        table = Lot.__table__  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            keys = dict(conn.execute(sa.text("SELECT lot_id, lot_key FROM lots")).all())
+            assert keys == {lot["lot_id"]: lot_key(lot["lot_id"]) for lot in lots}
+            assert keys["0x" + "f1" * 32] < 0 < keys[_LOT["lot_id"]]
+            for lot in lots:
+                found = conn.execute(sa.select(table).where(lots_by_id(table, [lot["lot_id"]]))).one()
+                assert (found.lot_id, found.log_index) == (lot["lot_id"], lot["log_index"])
+                assert int(found.remaining) == 200
+            both = conn.execute(sa.select(table.c.lot_id).where(lots_by_id(table, keys))).scalars().all()
+            assert sorted(both) == sorted(keys)
+            # Same key, other id: the id decides (keys may collide).
+            twin = "0x" + "22" * 8 + "00" * 24
+            assert lot_key(twin) == lot_key(_LOT["lot_id"])
+            assert conn.execute(sa.select(table).where(lots_by_id(table, [twin]))).first() is None
+            if engine.dialect.name == "sqlite":
+                plan = conn.execute(
+                    sa.text("EXPLAIN QUERY PLAN SELECT * FROM lots WHERE lot_key = :k AND lot_id = :l"),
+                    {"k": lot_key(_LOT["lot_id"]), "l": _LOT["lot_id"]},
+                ).all()
+                assert "ix_lots_key" in plan[0][-1], plan
+
+        _downgrade(engine, "0006")
+        assert _lots_key(engine) == ["lot_id", "loan_id"]
+        assert "ix_lots_loan" in _indexes(engine, "lots")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT COUNT(*) FROM lots")).scalar_one() == 2
+        migrate(engine)
+        assert _lots_key(engine) == ["loan_id", "block_number", "log_index"]
     finally:
         engine.dispose()

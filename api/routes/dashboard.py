@@ -40,7 +40,7 @@ from api.services import Services
 from api.writes import Write
 from ledger import alerts as alerts_mod
 from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
-from ledger.models import Loan, Lot
+from ledger.models import Loan, Lot, lots_by_id
 from ledger.offchain import Document, LoanMetadata, find_token
 from ledger.purposes import describe
 from ledger.verify import directory_documents, verify_loan
@@ -592,7 +592,7 @@ def received_page(request: Request) -> Response:
             payer_of = {
                 str(lot_id): str(holder)
                 for lot_id, holder in session.execute(
-                    sa.select(lots_t.c.lot_id, lots_t.c.holder).where(lots_t.c.lot_id.in_(parents))
+                    sa.select(lots_t.c.lot_id, lots_t.c.holder).where(lots_by_id(lots_t, parents))
                 )
             }
         names = _names(services)

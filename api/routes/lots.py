@@ -4,26 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
-from api.access import resolve_loan_id, visible_lot
+from api.access import find_lot, resolve_loan_id, visible_lot
 from api.deps import Caller, ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.routes.common import lot_out
 from api.schemas import ConfirmRequest, DisputeRequest, LotOut, WriteResult
 from api.writes import Outcome, WriteDep
 from ledger.errors import NotFoundError, PermissionDeniedError
-from ledger.models import Lot
 
 __all__ = ["router"]
 
 router = APIRouter(
     prefix="/v1/lots", tags=["lots"], responses={k: ERROR_RESPONSES[k] for k in (401, 403, 404, 422, 503)}
 )
-lots_t: sa.Table = Lot.__table__  # type: ignore[attr-defined]
 
 
 @router.get("/{lot_id}", response_model=LotOut, summary="One lot the caller holds, paid, or oversees")
@@ -38,7 +35,7 @@ def get_lot(
 def _payee_loan(session: Session, caller: Caller, lot_id: str, loan: str | None, action: str) -> str:
     """The lot's loan id; refuses (403) when the mirror shows the caller is not the payee."""
     caller.require("enterprise", action=action)
-    row = session.execute(sa.select(lots_t).where(lots_t.c.lot_id == lot_id.lower())).first()
+    row = find_lot(session, lot_id)
     if row is None:
         if loan is None:
             raise NotFoundError(
