@@ -14,6 +14,7 @@ plain tuples, cheaper to unpickle than the logs would have been to parse.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -32,7 +33,7 @@ from ledger.eventjson import ArgsCodec, json_text
 from ledger.events import DecodedEvent, EventDecoder
 from ledger.hashchain import CHAINED_EVENTS, ZERO_HEAD, HashChain, event_head
 
-__all__ = ["ChainMoved", "DecodeWorker", "DecodedRange", "RangeDecoder"]
+__all__ = ["ChainMoved", "DecodeWorker", "DecodedRange", "RangeDecoder", "backfill_gc"]
 
 
 class ChainMoved(Exception):
@@ -131,6 +132,35 @@ class RangeDecoder:
         return DecodedRange(events, rows, checked)
 
 
+# ---------------------------------------------------------------------------------------------- the collector
+
+# CPython's cyclic garbage collector runs after every 700 new container objects and walks the young ones. A
+# backfill makes about 30 containers per event (rows, argument dicts, events), none of them in a cycle, so
+# that walking is nearly all waste: building the DecodedEvents of a 5,000-log range took 6.6 us per event
+# with the default thresholds and 1.0 us without the collector. Reference counting frees all of it anyway;
+# the relaxed thresholds below still collect cycles, a hundred times less often.
+_BACKFILL_GC_THRESHOLD = (100_000, 50, 100)
+_gc_lock = threading.Lock()
+_gc_holders = 0
+_gc_saved: tuple[int, int, int] | None = None
+
+
+def backfill_gc(on: bool) -> None:
+    """Relax (on) or restore (off) this process's collector thresholds for a backfill. Counted, so that
+    indexers sharing a process (tests, `fundflow up`) restore them only when the last one is done."""
+    global _gc_holders, _gc_saved
+    with _gc_lock:
+        if on:
+            if _gc_holders == 0:
+                _gc_saved = gc.get_threshold()
+                gc.set_threshold(*_BACKFILL_GC_THRESHOLD)
+            _gc_holders += 1
+        elif _gc_holders > 0:
+            _gc_holders -= 1
+            if _gc_holders == 0 and _gc_saved is not None:
+                gc.set_threshold(*_gc_saved)
+
+
 # ---------------------------------------------------------------------------------------------- the worker
 
 
@@ -139,6 +169,8 @@ def _serve(read_fd: int, write_fd: int) -> None:
     then decodes each (lo, hi, block hashes, eth_getLogs answer) it is sent, until the indexer closes the
     pipe or dies (the pipe closes with it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the indexer's to handle; EOF ends this process
+    gc.freeze()  # the imported modules: never garbage, never walked again
+    backfill_gc(True)  # this process only ever backfills
     inbox = Connection(read_fd, writable=False)
     outbox = Connection(write_fd, readable=False)
     try:

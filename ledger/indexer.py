@@ -42,6 +42,7 @@ from ledger.decoding import (
     DecodeWorker,
     DecodeWorkerGone,
     RangeDecoder,
+    backfill_gc,
 )
 from ledger.deploy import Deployment
 from ledger.errors import ChainError, ChainMismatchError, IndexerError, ReorgTooDeepError
@@ -391,6 +392,7 @@ class Indexer:
         are decoded in-process until it is ready; `wait` blocks until it is (at most 30 s)."""
         if self._worker is None:
             self._worker = DecodeWorker(self.deployment.abi, self.deployment.chain_id)
+            backfill_gc(True)  # until the worker stops: the backfill is over then
         deadline = time.monotonic() + 30
         while wait and not self._worker.ready():
             if time.monotonic() > deadline:
@@ -412,6 +414,7 @@ class Indexer:
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.close()
+            backfill_gc(False)
 
     def _prefetch(self, after: int, target: int) -> None:
         """Keep the ranges after block `after` (up to `target`) being fetched ahead: one, or two while the

@@ -4,6 +4,7 @@ in-process, a refused range shrinks, and the indexer carries on in-process when 
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import random
@@ -16,6 +17,7 @@ from indexer_support import Activity, assert_mirror_matches_chain
 from sqlalchemy.engine import Engine
 
 from ledger.chain import ChainClient
+from ledger.decoding import backfill_gc
 from ledger.errors import MirrorIntegrityError
 from ledger.events import EventDecoder
 from ledger.indexer import Indexer
@@ -28,14 +30,18 @@ def _indexer(engine: Engine, world: World, client: ChainClient | None = None, **
 def test_ranges_decoded_by_the_worker_mirror_the_chain_exactly(db_engine: Engine, world: World) -> None:
     activity = Activity(world, random.Random(21))
     activity.run(40)
+    thresholds = gc.get_threshold()
     with _indexer(db_engine, world) as indexer:
         indexer.start_decode_worker(wait=True)
         worker = indexer._worker
         assert worker is not None
+        assert gc.get_threshold()[0] > thresholds[0]  # the collector relaxed for the backfill
         indexer.run_once()
         assert worker.decoded_ranges >= 3  # ranges of 4+ blocks went through it
-        # Caught up, the indexer follows the tip in-process: the worker's process has ended.
+        # Caught up, the indexer follows the tip in-process: the worker's process has ended, and the
+        # collector runs as it did before.
         assert indexer._worker is None
+        assert gc.get_threshold() == thresholds
         with pytest.raises(ProcessLookupError):
             os.kill(worker.pid, 0)
     assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
@@ -45,6 +51,20 @@ def test_ranges_decoded_by_the_worker_mirror_the_chain_exactly(db_engine: Engine
         indexer.run_once()
         assert indexer._worker is None
     assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
+
+
+def test_backfill_gc_is_counted_and_restores_the_thresholds() -> None:
+    before = gc.get_threshold()
+    backfill_gc(True)
+    backfill_gc(True)  # a second indexer in the same process
+    relaxed = gc.get_threshold()
+    assert relaxed[0] >= 100 * before[0]
+    backfill_gc(False)
+    assert gc.get_threshold() == relaxed  # the other one still backfills
+    backfill_gc(False)
+    assert gc.get_threshold() == before
+    backfill_gc(False)  # one too many changes nothing
+    assert gc.get_threshold() == before
 
 
 class TamperingClient(ChainClient):
