@@ -19,9 +19,11 @@ from ledger.errors import ValidationError
 __all__ = ["DecodedEvent", "EventDecoder", "EventSpec", "canonical_type", "event_signature"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DecodedEvent:
-    """One decoded log, with where it sits on chain."""
+    """One decoded log, with where it sits on chain. Treat as read-only. (Not a frozen dataclass: a frozen
+    one's __init__ sets each field through object.__setattr__, six times slower, and a backfill builds two
+    per event: one in the decoding worker, one in the indexer.)"""
 
     name: str
     args: dict[str, Any]

@@ -284,7 +284,8 @@ class LotPublic(LotBase):
 def lot_key(lot_id: str) -> int:
     """The lookup key of a lot id: its first 8 bytes as a signed 64-bit integer. Not unique (an id could be
     chosen to collide), so a lookup by key also compares the id (`lots_by_id`)."""
-    return int.from_bytes(bytes.fromhex(lot_id[2:18]), "big", signed=True)
+    key = int(lot_id[2:18], 16)
+    return key - (1 << 64) if key >= 1 << 63 else key
 
 
 def lots_by_id(table: sa.Table, lot_ids: Collection[str]) -> sa.ColumnElement[bool]:

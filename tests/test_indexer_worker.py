@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import random
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from indexer_support import Activity, assert_mirror_matches_chain
 from sqlalchemy.engine import Engine
 
 from ledger.chain import ChainClient
-from ledger.decoding import backfill_gc
+from ledger.decoding import _pack, _unpack, backfill_gc
 from ledger.errors import MirrorIntegrityError
 from ledger.events import EventDecoder
 from ledger.indexer import Indexer
@@ -65,6 +66,17 @@ def test_backfill_gc_is_counted_and_restores_the_thresholds() -> None:
     assert gc.get_threshold() == before
     backfill_gc(False)  # one too many changes nothing
     assert gc.get_threshold() == before
+
+
+def test_worker_replies_round_trip_through_marshal_or_else_pickle() -> None:
+    rows = [(31337, "0x" + "ab" * 32, 3, 7, "Paid", None, '{"amount":"5"}')]
+    events = [("Paid", {"amount": 2**64 - 1, "declaredUse": True}, "0xAbC", 7, "0x01", "0x02", 3)]
+    reply = ("ok", events, rows, [None])
+    assert _pack(reply)[:1] == b"m"
+    assert _unpack(_pack(reply)) == reply
+    odd = ("rpc_error", -32000, "bad", Decimal("1.5"))  # not a type marshal carries
+    assert _pack(odd)[:1] == b"p"
+    assert _unpack(_pack(odd)) == odd
 
 
 class TamperingClient(ChainClient):
