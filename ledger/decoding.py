@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -253,6 +254,7 @@ class DecodeWorker:
         self._outbox = Connection(from_parent, readable=False)
         self._inbox = Connection(from_child, writable=False)
         self._ready = False
+        self.started_at = time.monotonic()
         self._lock = threading.Lock()
         self.decoded_ranges = 0
         self._outbox.send((abi, chain_id))
@@ -273,6 +275,15 @@ class DecodeWorker:
                 except (EOFError, OSError):
                     return False
         return self._ready and self._process.poll() is None
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the worker to be ready (False: it is not, or it exited)."""
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() >= deadline or not self.alive():
+                return False
+            time.sleep(0.005)
+        return True
 
     def decode(self, lo: int, hi: int, hashes: list[str], body: bytes) -> DecodedRange:
         """Decode an eth_getLogs answer. An error answer from the node raises ChainError (RpcError-like,

@@ -388,16 +388,14 @@ class Indexer:
             self.start_decode_worker()
 
     def start_decode_worker(self, *, wait: bool = False) -> None:
-        """Start the decoding worker process (`ledger.decoding`) now. It starts in the background and ranges
-        are decoded in-process until it is ready; `wait` blocks until it is (at most 30 s)."""
+        """Start the decoding worker process (`ledger.decoding`) now. It starts in the background; a range
+        fetched before it is ready waits for it up to 2 s, then is decoded in-process. `wait` blocks until it
+        is ready (at most 30 s)."""
         if self._worker is None:
             self._worker = DecodeWorker(self.deployment.abi, self.deployment.chain_id)
             backfill_gc(True)  # until the worker stops: the backfill is over then
-        deadline = time.monotonic() + 30
-        while wait and not self._worker.ready():
-            if time.monotonic() > deadline:
-                raise IndexerError("the decoding worker process did not start within 30 s")
-            time.sleep(0.01)
+        if wait and not self._worker.wait_ready(timeout=30):
+            raise IndexerError("the decoding worker process did not start within 30 s")
 
     def _stop_worker(self) -> None:
         """Stop the decoding worker (the indexer's own thread: it also drops the ranges fetched for it)."""
@@ -491,6 +489,11 @@ class Indexer:
                 raise ChainMoved(f"block {lo} is not on the node any more")
             return _Fetched(lo, hi, [BlockHeader.from_rpc(raw_header)], logs=list(logs))
         worker = self._worker
+        if worker is not None and not worker.ready():
+            # Just started (ready in about 0.1 s): worth waiting for in this fetching thread, rather than
+            # decoding a whole range in-process while the indexer's thread writes the one before. Only in
+            # its first 2 s: a worker that is slower than that is not waited for again.
+            worker.wait_ready(timeout=worker.started_at + 2.0 - time.monotonic())
         if worker is not None and worker.ready():
             try:
                 return self._fetch_decoded(worker, lo, hi)
