@@ -179,6 +179,7 @@ class Indexer:
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: deque[tuple[int, int, Future[_Fetched]]] = deque()  # (lo, hi asked, fetch), in order
         self._latest: BlockHeader | None = None
+        self._target: tuple[int, int] | None = None  # the last (head, target) asked for
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -345,7 +346,13 @@ class Indexer:
         its headers are checked against the checkpoint like any other.
         """
         cp = self.checkpoint
-        head, target = self.target()
+        if self._ahead and self._target is not None and cp.block_number < self._target[1]:
+            # Mid-backfill, towards a head seen moments ago: asking again would wait behind the node's
+            # answer to a prefetched range (it serves one request at a time). Each range's first header is
+            # still checked against the checkpoint, so a reorg is noticed all the same.
+            head, target = self._target
+        else:
+            head, target = self._target = self.target()
         if target <= cp.block_number:
             if self._checkpoint_is_canonical(head):
                 self._stop_worker()  # caught up: following the tip decodes in-process
