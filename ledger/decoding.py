@@ -36,7 +36,7 @@ from ledger.eventjson import ArgsCodec, json_text
 from ledger.events import DecodedEvent, EventDecoder
 from ledger.hashchain import CHAINED_EVENTS, ZERO_HEAD, HashChain, event_head
 
-__all__ = ["ChainMoved", "DecodeWorker", "DecodedRange", "RangeDecoder", "backfill_gc"]
+__all__ = ["ChainMoved", "DecodeWorker", "DecodedRange", "RangeDecoder", "backfill_gc", "decode_answer"]
 
 
 class ChainMoved(Exception):
@@ -301,21 +301,9 @@ class DecodeWorker:
                     f"the decoding worker process exited ({type(exc).__name__})",
                     hint="the indexer carries on decoding in-process",
                 ) from exc
-        kind = reply[0]
-        if kind == "ok":
-            _, events, rows, checked = reply
-            self.decoded_ranges += 1
-            return DecodedRange([DecodedEvent(*e) for e in events], rows, checked)
-        if kind == "moved":
-            raise ChainMoved(reply[1])
-        if kind == "rpc_error":
-            from ledger.chain import RpcError
-
-            raise RpcError("eth_getLogs", reply[1], reply[2], reply[3])
-        _, name, message, hint = reply
-        if name == "ChainError":
-            raise ChainError(message, hint=hint)
-        raise IndexerError(f"decoding blocks {lo}-{hi} failed: {name}: {message}", hint=hint)
+        decoded = _decoded(reply, lo, hi)
+        self.decoded_ranges += 1
+        return decoded
 
     def close(self) -> None:
         with self._lock:
@@ -326,6 +314,29 @@ class DecodeWorker:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait(5)
+
+
+def decode_answer(decoder: RangeDecoder, lo: int, hi: int, hashes: list[str], body: bytes) -> DecodedRange:
+    """In-process, what the worker makes of an eth_getLogs answer: the decoded range, or the same error."""
+    return _decoded(_answer(decoder, lo, hi, hashes, body), lo, hi)
+
+
+def _decoded(reply: tuple[Any, ...], lo: int, hi: int) -> DecodedRange:
+    """The range an `_answer` reply carries, or the error it reports raised as the chain client would."""
+    kind = reply[0]
+    if kind == "ok":
+        _, events, rows, checked = reply
+        return DecodedRange([DecodedEvent(*e) for e in events], rows, checked)
+    if kind == "moved":
+        raise ChainMoved(reply[1])
+    if kind == "rpc_error":
+        from ledger.chain import RpcError
+
+        raise RpcError("eth_getLogs", reply[1], reply[2], reply[3])
+    _, name, message, hint = reply
+    if name == "ChainError":
+        raise ChainError(message, hint=hint)
+    raise IndexerError(f"decoding blocks {lo}-{hi} failed: {name}: {message}", hint=hint)
 
 
 if __name__ == "__main__":

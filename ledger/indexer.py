@@ -43,6 +43,7 @@ from ledger.decoding import (
     DecodeWorkerGone,
     RangeDecoder,
     backfill_gc,
+    decode_answer,
 )
 from ledger.deploy import Deployment
 from ledger.errors import ChainError, ChainMismatchError, IndexerError, ReorgTooDeepError
@@ -389,9 +390,13 @@ class Indexer:
             self.range = max(1, min(grown, blocks * self.max_logs_per_batch // count))
 
     def _start_worker(self, fetched: _Fetched) -> None:
-        """Start the decoding worker once a backfill shows ranges dense enough to be worth it."""
+        """Start the decoding worker once a backfill shows ranges dense enough to be worth it: the next
+        range, sized by `_adapt_range`, is expected to hold `decode_worker_min_logs` logs at the density
+        just seen. (Expected, not seen: the first range of a backfill is small, and waiting for a dense one
+        to be decoded in-process before starting the worker cost a tenth of a 100,000-event backfill.)"""
         threshold = self.decode_worker_min_logs
-        if self._worker is None and threshold and fetched.count >= threshold:
+        expected = fetched.count * self.range / (fetched.hi - fetched.lo + 1)
+        if self._worker is None and threshold and max(fetched.count, expected) >= threshold:
             self.start_decode_worker()
 
     def start_decode_worker(self, *, wait: bool = False) -> None:
@@ -472,7 +477,11 @@ class Indexer:
             try:
                 answer = self.client.get_logs_answer(self.deployment.address, lo, hi)
                 headers = self._headers(lo, hi)
-                decoded = worker.decode(lo, hi, [h.hash for h in headers], answer)
+                hashes = [h.hash for h in headers]
+                if worker.ready():
+                    decoded = worker.decode(lo, hi, hashes, answer)
+                else:  # still starting (it takes about 0.1 s): this range is decoded here
+                    decoded = decode_answer(self.range_decoder, lo, hi, hashes, answer)
             except ChainError as exc:
                 hi = self._shrink(exc, lo, hi)
                 continue
@@ -496,18 +505,13 @@ class Indexer:
                 raise ChainMoved(f"block {lo} is not on the node any more")
             return _Fetched(lo, hi, [BlockHeader.from_rpc(raw_header)], logs=list(logs))
         worker = self._worker
-        if worker is not None and not worker.ready():
-            # Just started (ready in about 0.1 s): worth waiting for in this fetching thread, rather than
-            # decoding a whole range in-process while the indexer's thread writes the one before. Only in
-            # its first 2 s: a worker that is slower than that is not waited for again.
-            worker.wait_ready(timeout=worker.started_at + 2.0 - time.monotonic())
-        if worker is not None and worker.ready():
+        if worker is not None and not worker.alive():
+            self._drop_worker("the decoding worker process exited")
+        elif worker is not None:
             try:
                 return self._fetch_decoded(worker, lo, hi)
             except DecodeWorkerGone as exc:
                 self._drop_worker(str(exc))
-        elif worker is not None and not worker.alive():
-            self._drop_worker("the decoding worker process exited")
         hi, logs = self._fetch_logs(lo, hi)
         return _Fetched(lo, hi, self._headers(lo, hi), logs=logs)
 

@@ -293,6 +293,45 @@ def test_ranges_follow_the_event_density_so_batches_stay_small(db_engine: Engine
     assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
 
 
+class HeadCountingClient(ChainClient):
+    """The real node; counts the indexer's questions for the latest header, and can mine more blocks
+    right after one of them (the chain grows while the backfill runs)."""
+
+    def __init__(self, url: str, grow: Any = None) -> None:
+        super().__init__(url)
+        self.asked = 0
+        self.grow = grow
+
+    def get_header(self, block: Any) -> Any:
+        header = super().get_header(block)
+        if block == "latest":
+            self.asked += 1
+            if self.asked == 1 and self.grow is not None:
+                self.grow()
+        return header
+
+
+def test_a_backfill_asks_for_the_head_once_per_catch_up_and_reaches_a_moving_head(
+    db_engine: Engine, world: World, chain: LocalChain
+) -> None:
+    activity = Activity(world, random.Random(12))
+    activity.run(30)
+    # The chain grows after the first look at the head: run_once must still end at the new head.
+    client = HeadCountingClient(chain.url, grow=lambda: activity.run(10))
+    progress: list[BatchProgress] = []
+    with Indexer(
+        db_engine, client, world.deployment, initial_range=2, max_range=2, on_progress=progress.append
+    ) as indexer:
+        indexer.run_once()
+        at = indexer.checkpoint.block_number
+    assert len(progress) >= 10  # many batches of at most 2 blocks
+    assert at == world.ledger.client.block_number()  # the blocks mined during the backfill are in
+    # Once at the start, once at the first target (the head had moved), once at the new head: not once
+    # per batch (each such question waited behind the node's answer to a prefetched range).
+    assert client.asked <= 4 < len(progress), (client.asked, len(progress))
+    assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
+
+
 def test_confirmation_depth_holds_back_the_newest_blocks(db_engine: Engine, world: World) -> None:
     Activity(world, random.Random(6)).run(6)
     at = index_once(db_engine, world, confirmations=3)
