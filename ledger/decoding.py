@@ -254,7 +254,6 @@ class DecodeWorker:
         self._outbox = Connection(from_parent, readable=False)
         self._inbox = Connection(from_child, writable=False)
         self._ready = False
-        self.started_at = time.monotonic()
         self._lock = threading.Lock()
         self.decoded_ranges = 0
         self._outbox.send((abi, chain_id))
