@@ -9,7 +9,7 @@ During a backfill the indexer's own process is the bottleneck (Python runs one t
 node leaves the second CPU half idle. `DecodeWorker` moves the JSON parsing, decoding, row building and hash
 checks to a child process: the indexer hands it the undecoded eth_getLogs answer (bytes, which cost next to
 nothing to pass) and gets back rows ready to write, while it writes the previous range. What comes back is
-plain tuples, cheaper to unpickle than the logs would have been to parse.
+plain tuples in marshal's format, cheaper to load than the logs would have been to parse.
 """
 
 from __future__ import annotations

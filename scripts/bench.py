@@ -1060,17 +1060,25 @@ then a full `Indexer.run_once()` backfill into a fresh SQLite file and a fresh P
 Freshness: the indexer follows the tip (`run_forever`, default 0.1 s poll); after
 each `pay` receipt the benchmark polls SQL until the event row is there; percentiles of the samples
 (baseline shown: the poll interval). N = 100,000 events (full) or 10,000 (QUICK); 100 or 30 freshness
-samples. Each backfill is the median of three passes into a fresh database, like the baseline. Why the
-backfill stays near half the raw rate on these 2 CPUs (CPU per event from /proc during backfills,
-2026-11-28): serving the logs costs the node ~30 us per event, and that is the raw rate (~24k/s on this
-machine). The indexer adds its decoding worker process, ~30-40 us (parsing the node's JSON ~8, decoding, hash
-checks and rows ~20, pickling the rows back), and its own process: ~70 us on SQLite (SQLite's own work for
-the event row, the lot row and their indexes ~40, projections ~15, reading the HTTP answer and unpickling
-~10) or ~45 us on PostgreSQL plus ~40 us in the PostgreSQL server. 130-150 us of CPU per event on 2 CPUs is
-at least 65-75 us per event whatever the overlap: at most ~0.55-0.6 of raw. 0.7 on SQLite would need the
-whole pipeline under ~110 us of CPU per event. Measured and dropped: a writer thread overlapping commits
-with decoding (no gain); a worker process handed parsed logs (pickling them cost what it saved; the worker
-now gets the node's answer unparsed).""",
+samples. Each backfill is the median of three passes into a fresh database, like the baseline. Where the
+time goes (CPU per event from /proc during backfills on this 2-CPU machine, 2026-11-28): the node serves the
+logs at ~12-16 us per event, and that is the raw rate (42-46k/s, median of 3; single passes range from 27k
+to 57k as the node's JIT warms). The indexer adds its decoding worker process, ~13 us (parsing the node's
+JSON, decoding, hash checks, rows, marshalling them back), and its own process: ~23 us on SQLite (its main
+thread ~19: SQLite's own work for the event row, the lot row, their indexes and the commit ~12, projections
+~7; reading the node's answer and unmarshalling ~4 on two fetching threads) or ~15 us on PostgreSQL plus
+~13 us in the PostgreSQL server. ~50-56 us of CPU per event on 2 CPUs is at least 25-28 us per event
+however well it overlaps, about 0.8 of raw at best. A backfill also pays its pipeline's start (the first
+ranges are decoded before the worker is warm, ~0.3 s) and two WAL checkpoints (~0.17 s each) in the
+100,000 events. What got it from 0.5 to 0.7 of raw (2026-11-28): lots keyed by chain position with an
+8-byte lookup key for lot ids (migration 0007; the hash-keyed key made every batch rewrite most of a
+140-byte-per-lot index), the cyclic garbage collector relaxed while the worker runs (walking ~30 fresh
+containers per event cost more than building them), the worker's replies as marshal instead of pickle,
+three ranges fetched ahead, and no question for the node's head between batches (it queued behind a
+prefetched range). Measured and dropped: write-behind (the next batch prepared while a writer thread
+commits the previous: no gain, both CPUs are busy), the worker fetching its ranges itself (it then waited
+on the node instead of decoding), a background WAL checkpoint thread, larger SQLite pages (16/32 KiB: within
+noise), a lower priority for the worker, and storing the raw log as one blob (row size is not the cost).""",
     "reads": """A fresh PostgreSQL database filled directly with bulk `INSERT`s through the project's tables
 (`loans`, `lots`, `loan_metadata`; not through the chain): probe loans of 10..10,000 lots, then filler loans
 (exponential sizes, mean ~100 lots, 20 lenders, 2,000 borrowers, trees of lots) until the database holds
