@@ -81,8 +81,9 @@ class Settings(BaseSettings):
     decode_worker_min_logs: int = Field(
         2000,
         ge=0,
-        description="A backfill range holding this many logs starts the indexer's decoding worker process "
-        "for the rest of the backfill (0: never; decode in the indexer's own process).",
+        description="A backfill whose next range should hold this many logs (at the density just seen) "
+        "starts the indexer's decoding worker process for the rest of the backfill (0: never; decode in the "
+        "indexer's own process).",
     )
     tx_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a transaction receipt.")
     operator_key: SecretStr | None = Field(
