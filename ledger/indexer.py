@@ -400,9 +400,9 @@ class Indexer:
             self.start_decode_worker()
 
     def start_decode_worker(self, *, wait: bool = False) -> None:
-        """Start the decoding worker process (`ledger.decoding`) now. It starts in the background; a range
-        fetched before it is ready waits for it up to 2 s, then is decoded in-process. `wait` blocks until it
-        is ready (at most 30 s)."""
+        """Start the decoding worker process (`ledger.decoding`) now. It starts in the background (about
+        0.1 s); a range fetched before it is ready is decoded in-process. `wait` blocks until it is ready
+        (at most 30 s)."""
         if self._worker is None:
             self._worker = DecodeWorker(self.deployment.abi, self.deployment.chain_id)
             backfill_gc(True)  # until the worker stops: the backfill is over then

@@ -54,6 +54,23 @@ def test_ranges_decoded_by_the_worker_mirror_the_chain_exactly(db_engine: Engine
     assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
 
 
+def test_the_worker_starts_when_the_next_range_should_be_dense(db_engine: Engine, world: World) -> None:
+    """The first range of a backfill is small; the worker starts once the next one, at the density just
+    seen, should hold decode_worker_min_logs logs, and ranges fetched before it is ready are decoded here."""
+    Activity(world, random.Random(31)).run(40)
+    client = world.ledger.client
+    first = world.deployment.block_number
+    seen = len(client.get_logs(world.deployment.address, first, first + 1))
+    assert seen > 0
+    with _indexer(db_engine, world, decode_worker_min_logs=seen + 1) as indexer:
+        indexer.range = 2  # first range: 2 blocks, `seen` logs, fewer than the threshold...
+        indexer.step()  # ...but the next range is twice the size
+        assert indexer._worker is not None
+        indexer.run_once()
+        assert indexer._worker is None  # caught up: stopped
+    assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
+
+
 def test_backfill_gc_is_counted_and_restores_the_thresholds() -> None:
     before = gc.get_threshold()
     backfill_gc(True)
