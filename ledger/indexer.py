@@ -475,11 +475,11 @@ class Indexer:
 
     def _fetch_decoded(self, worker: DecodeWorker, lo: int, hi: int) -> _Fetched:
         """`_fetch` through the decoding worker: the node's answer goes to it unparsed, the rows come back."""
+        headers = self._headers(lo, hi)
         while True:
             try:
                 answer = self.client.get_logs_answer(self.deployment.address, lo, hi)
-                headers = self._headers(lo, hi)
-                hashes = [h.hash for h in headers]
+                hashes = [h.hash for h in headers[: hi - lo + 1]]
                 if worker.ready():
                     decoded = worker.decode(lo, hi, hashes, answer)
                 else:  # still starting (it takes about 0.1 s): this range is decoded here
@@ -487,7 +487,7 @@ class Indexer:
             except ChainError as exc:
                 hi = self._shrink(exc, lo, hi)
                 continue
-            return _Fetched(lo, hi, headers, decoded=decoded)
+            return _Fetched(lo, hi, headers[: hi - lo + 1], decoded=decoded)
 
     def _headers(self, lo: int, hi: int) -> list[BlockHeader]:
         headers: list[BlockHeader] = []
@@ -497,7 +497,9 @@ class Indexer:
 
     def _fetch(self, lo: int, hi: int) -> _Fetched:
         """Logs and headers of [lo, hi'] (hi' <= hi). Following the tip block by block, both come in one
-        JSON-RPC round trip (a single block's logs are never refused for size)."""
+        JSON-RPC round trip (a single block's logs are never refused for size). A range's headers are asked
+        before its logs: a node answers one request at a time, and headers asked after the logs waited
+        behind the other fetching thread's eth_getLogs."""
         if hi == lo:
             query = {"address": self.deployment.address, "fromBlock": hex(lo), "toBlock": hex(lo)}
             logs, raw_header = self.client.batch(
@@ -514,8 +516,9 @@ class Indexer:
                 return self._fetch_decoded(worker, lo, hi)
             except DecodeWorkerGone as exc:
                 self._drop_worker(str(exc))
+        headers = self._headers(lo, hi)
         hi, logs = self._fetch_logs(lo, hi)
-        return _Fetched(lo, hi, self._headers(lo, hi), logs=logs)
+        return _Fetched(lo, hi, headers[: hi - lo + 1], logs=logs)
 
     def _index_range(self, cp: StoredCheckpoint, fetched: _Fetched, target: int) -> int:
         lo, hi, headers = fetched.lo, fetched.hi, fetched.headers
