@@ -1074,11 +1074,12 @@ ranges are decoded before the worker is warm, ~0.3 s) and two WAL checkpoints (~
 8-byte lookup key for lot ids (migration 0007; the hash-keyed key made every batch rewrite most of a
 140-byte-per-lot index), the cyclic garbage collector relaxed while the worker runs (walking ~30 fresh
 containers per event cost more than building them), the worker's replies as marshal instead of pickle,
-three ranges fetched ahead, and no question for the node's head between batches (it queued behind a
-prefetched range). Measured and dropped: write-behind (the next batch prepared while a writer thread
-commits the previous: no gain, both CPUs are busy), the worker fetching its ranges itself (it then waited
-on the node instead of decoding), a background WAL checkpoint thread, larger SQLite pages (16/32 KiB: within
-noise), a lower priority for the worker, and storing the raw log as one blob (row size is not the cost).""",
+three ranges fetched ahead, each range's headers asked before its logs, and no question for the node's
+head between batches (a node answers one request at a time, so both had queued behind a prefetched
+range). Measured and dropped: write-behind (the next batch prepared while a writer thread commits the
+previous: no gain, both CPUs are busy), the worker fetching its ranges itself (it then waited on the node
+instead of decoding), a background WAL checkpoint thread, larger SQLite pages (16/32 KiB: within noise), a
+lower priority for the worker, and storing the raw log as one blob (row size is not the cost).""",
     "reads": """A fresh PostgreSQL database filled directly with bulk `INSERT`s through the project's tables
 (`loans`, `lots`, `loan_metadata`; not through the chain): probe loans of 10..10,000 lots, then filler loans
 (exponential sizes, mean ~100 lots, 20 lenders, 2,000 borrowers, trees of lots) until the database holds
