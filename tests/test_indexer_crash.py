@@ -61,10 +61,20 @@ def test_indexer_survives_sigkill_at_random_moments(
     log = open(tmp_path / "indexer.log", "ab")  # noqa: SIM115
     try:
         for kill in range(KILLS):
+            if kill % 4 == 1:
+                time.sleep(1.0)  # a longer backlog: the restart backfills it with its decoding worker
             before = indexed_block(engine)
             process = subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=tmp_path)
             if kill % 4 == 3:
                 time.sleep(rng.uniform(0.1, 2.0))  # during start-up: imports, migrations, checkpoint
+            elif kill % 4 == 1:
+                # While the decoding worker runs: it starts with the backfill and stops once caught up, which
+                # a fast indexer reaches well inside the random delay used for the other kills.
+                deadline = time.monotonic() + 30
+                while not _children(process.pid) and time.monotonic() < deadline:
+                    assert process.poll() is None, f"the indexer exited by itself; see {tmp_path}/indexer.log"
+                    time.sleep(0.005)
+                time.sleep(rng.uniform(0.0, 0.02))
             else:
                 # Once it is indexing (the checkpoint moved), at a random moment of its batches.
                 deadline = time.monotonic() + 30
