@@ -347,11 +347,8 @@ def main() -> None:
                 "unit": "ratio",
                 "baseline": 0.5,
             }
-        for suffix in ("", "-wal", "-shm", ".lock"):
-            Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
-        lags = freshness(
-            f"sqlite:///{sqlite_file}", client, deployment, ledger, payee, loan_id, lot_id, args.samples
-        )
+        fresh_sqlite()
+        lags = freshness(sqlite_url, client, deployment, ledger, payee, loan_id, lot_id, args.samples)
         lags.sort()
         p50 = statistics.median(lags)
         p95 = lags[min(len(lags) - 1, int(round(0.95 * (len(lags) - 1))))]
