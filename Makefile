@@ -54,7 +54,7 @@ test: setup
 lint: $(VENV_STAMP)
 	$(RUFF) check .
 	$(RUFF) format --check .
-	$(MYPY) ledger api
+	$(MYPY) ledger api fundflow
 
 # The whole suite (gas, writes, indexer, reads at 1M lots, verification, memory, anvil); QUICK=1 = small.
 bench: setup

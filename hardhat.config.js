@@ -1,5 +1,5 @@
 // Hardhat 2 is used for two things only: the local chain node and an offline Solidity compiler.
-// The Python side (ledger/compiler.py) compiles with the same settings through scripts/solc-shim.js;
+// The Python side (ledger/chain/compiler.py) compiles with the same settings through scripts/solc-shim.js;
 // keep SOLC_SETTINGS in sync with SOLC_SETTINGS there, tests/test_compiler.py checks the bytecode matches.
 const { subtask } = require("hardhat/config");
 const { TASK_COMPILE_SOLIDITY_GET_SOLC_BUILD } = require("hardhat/builtin-tasks/task-names");

@@ -11,8 +11,8 @@ from sqlmodel import Session
 
 from api.deps import Caller
 from ledger.errors import NotFoundError, ValidationError
-from ledger.models import Loan, Lot, lots_by_id
-from ledger.offchain import LoanMetadata
+from ledger.mirror.models import Loan, Lot, lots_by_id
+from ledger.store.offchain import LoanMetadata
 
 __all__ = ["find_lot", "loan_visibility", "lot_visible", "resolve_loan_id", "visible_loan", "visible_lot"]
 

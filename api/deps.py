@@ -16,10 +16,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from api.services import Services
-from ledger.contract import LedgerContract
+from ledger.chain.contract import LedgerContract
 from ledger.errors import AuthenticationError, PermissionDeniedError
-from ledger.models import Account
-from ledger.offchain import ApiToken, find_token
+from ledger.mirror.models import Account
+from ledger.store.offchain import ApiToken, find_token
 
 __all__ = [
     "Caller",

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from ledger.chain import RpcError
+from ledger.chain.client import RpcError
 from ledger.errors import (
     AttestationRefusedError,
     AuthenticationError,

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from ledger.config import Settings
-from ledger.offchain import hash_token, token_fingerprint
+from ledger.store.offchain import hash_token, token_fingerprint
 
 __all__ = ["API_SECURITY_HEADERS", "RequestGuards", "TokenBuckets", "install_guards"]
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
-from ledger.models import LoanBase, LotBase
+from ledger.mirror.models import LoanBase, LotBase
 
 __all__ = [
     "Address",
@@ -134,7 +134,7 @@ Maturity = Annotated[
         {"anyOf": [{"type": "integer"}, {"type": "string", "format": "date"}], "examples": ["2027-06-30"]}
     ),
 ]
-Purpose = Annotated[int, Field(ge=0, le=31, description="purpose code 0-31, see ledger.purposes")]
+Purpose = Annotated[int, Field(ge=0, le=31, description="purpose code 0-31, see ledger.protocol.purposes")]
 
 _EX_HASH = "0x9c22ff5f21f0b81b113e63f7db6da94fedef11b2119b4088b89664fb9a3cb658"
 _EX_LOT = "0x5f1c3b0a3d7c2e4b9a8f6e5d4c3b2a1908f7e6d5c4b3a29180f7e6d5c4b3a291"
@@ -161,7 +161,7 @@ class ScheduledInspection(BaseModel):
 
 
 class LoanTerms(BaseModel):
-    """The loan contract's terms kept off chain (same shape as `ledger.terms.LoanTerms`, which monitoring
+    """The loan's terms kept off chain (same shape as `ledger.protocol.terms.LoanTerms`, which monitoring
     reads); keccak256 of their canonical JSON (None fields left out) is the on-chain terms hash."""
 
     model_config = ConfigDict(extra="allow")

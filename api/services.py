@@ -8,13 +8,13 @@ from threading import Lock
 
 from sqlalchemy.engine import Engine
 
-from ledger.chain import ChainClient
+from ledger.chain.client import ChainClient
+from ledger.chain.contract import LedgerContract
+from ledger.chain.deploy import Deployment
+from ledger.chain.keystore import Keystore
+from ledger.chain.participants import Directory
 from ledger.config import Settings
-from ledger.contract import LedgerContract
-from ledger.db import open_database
-from ledger.deploy import Deployment
-from ledger.keystore import Keystore
-from ledger.participants import Directory
+from ledger.store.db import open_database
 
 __all__ = ["DirectoryCache", "Services", "open_services"]
 

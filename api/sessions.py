@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from api.deps import Caller, caller_for_token
 from api.services import Services
 from ledger.errors import AuthenticationError
-from ledger.offchain import ApiToken
+from ledger.store.offchain import ApiToken
 
 __all__ = ["COOKIE", "SESSION_SECONDS", "csrf_token", "make_session", "session_caller", "valid_csrf"]
 

@@ -28,10 +28,10 @@ from pydantic import BaseModel
 from api.deps import Caller, IdempotencyKeyDep, ParticipantDep, ServicesDep, WaitDep
 from api.errors import RETRY_AFTER_SECONDS, error_response
 from api.services import Services
-from ledger.chain import RpcError, SendJournal, SignedTx, TxResult, journaled
+from ledger.chain.client import RpcError, SendJournal, SignedTx, TxResult, journaled
 from ledger.errors import ChainError, ConflictError, FundflowError
-from ledger.models import Checkpoint
-from ledger.offchain import IdempotencyRecord, canonical_json
+from ledger.mirror.models import Checkpoint
+from ledger.store.offchain import IdempotencyRecord, canonical_json
 
 __all__ = ["Outcome", "Write", "WriteDep", "get_write", "run_write", "wait_for_block"]
 

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         None, description="Private key (0x + 64 hex) of the operator account that deploys and administers."
     )
 
-    # ---- post-loan monitoring (ledger/rules.py); time windows are measured on the chain's clock
+    # ---- post-loan monitoring (ledger/monitoring/rules.py); time windows are measured on the chain's clock
     circular_flow_hops: int = Field(
         3,
         ge=1,

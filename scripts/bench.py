@@ -42,8 +42,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ledger.chain import ChainClient  # noqa: E402
-from ledger.contract import (  # noqa: E402
+from ledger.chain.client import ChainClient  # noqa: E402
+from ledger.chain.contract import (  # noqa: E402
     ENTERPRISE_ROLE,
     LENDER_ROLE,
     PAY_GAS,
@@ -51,10 +51,10 @@ from ledger.contract import (  # noqa: E402
     as_bytes32,
     pay_batch_gas,
 )
-from ledger.db import create_db_engine, migrate  # noqa: E402
-from ledger.indexer import Indexer  # noqa: E402
-from ledger.localchain import LocalChain, free_port  # noqa: E402
-from ledger.models import lot_key  # noqa: E402
+from ledger.chain.localchain import LocalChain, free_port  # noqa: E402
+from ledger.mirror.indexer import Indexer  # noqa: E402
+from ledger.mirror.models import lot_key  # noqa: E402
+from ledger.store.db import create_db_engine, migrate  # noqa: E402
 
 console = Console()
 PY = sys.executable
@@ -159,7 +159,7 @@ class WriteRig:
     """A fresh deployment on a local node with one lender, one supplier holding a large lot, and the API."""
 
     def __init__(self, kind: str, tmp: Path) -> None:
-        from ledger.deploy import connect, deploy_ledger
+        from ledger.chain.deploy import connect, deploy_ledger
 
         self.node = LocalChain(kind=kind, log_path=tmp / f"{kind}.log").start()
         self.client = ChainClient(self.node.url, tx_timeout=300)
@@ -348,10 +348,10 @@ def make_api_services(
     """Services for create_app: a participants directory, a keystore and one token per (name, role, org,
     key, account)."""
     from api.services import DirectoryCache, Services
+    from ledger.chain.keystore import Keystore
+    from ledger.chain.participants import Directory, Participant
     from ledger.config import Settings
-    from ledger.keystore import Keystore
-    from ledger.offchain import create_token
-    from ledger.participants import Directory, Participant
+    from ledger.store.offchain import create_token
 
     settings = Settings(env="test", rpc_url=client.rpc_url, data_dir=data_dir, database_url=db_url)
     engine = create_db_engine(db_url)
@@ -529,8 +529,8 @@ class ReadDatabase:
     the project's tables (no chain: a million lots through the chain would take hours)."""
 
     def __init__(self, url: str, seed: int = 8) -> None:
-        from ledger.models import Loan, Lot
-        from ledger.offchain import LoanMetadata
+        from ledger.mirror.models import Loan, Lot
+        from ledger.store.offchain import LoanMetadata
 
         self.url = url
         self.engine = create_db_engine(url)
@@ -685,9 +685,9 @@ def serve_reads(data_dir: str, db_url: str, port: int, lender_org: str, holder: 
     import uvicorn
 
     from api.app import create_app
-    from ledger.compiler import load_contract
-    from ledger.contract import LedgerContract
-    from ledger.deploy import Deployment, abi_hash
+    from ledger.chain.compiler import load_contract
+    from ledger.chain.contract import LedgerContract
+    from ledger.chain.deploy import Deployment, abi_hash
 
     abi = load_contract("FundFlowLedger").abi
     address = "0x" + "11" * 20

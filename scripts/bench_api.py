@@ -49,21 +49,21 @@ from web3 import Web3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ledger.chain import ChainClient  # noqa: E402
-from ledger.config import Settings  # noqa: E402
-from ledger.contract import (  # noqa: E402
+from ledger.chain.client import ChainClient  # noqa: E402
+from ledger.chain.contract import (  # noqa: E402
     ENTERPRISE_ROLE,
     LENDER_ROLE,
     PAY_GAS,
     PaymentSpec,
     pay_batch_gas,
 )
-from ledger.db import create_db_engine, migrate  # noqa: E402
-from ledger.deploy import connect, deploy_ledger  # noqa: E402
-from ledger.keystore import Keystore  # noqa: E402
-from ledger.localchain import LocalChain, free_port  # noqa: E402
-from ledger.offchain import create_token  # noqa: E402
-from ledger.participants import Directory, Participant  # noqa: E402
+from ledger.chain.deploy import connect, deploy_ledger  # noqa: E402
+from ledger.chain.keystore import Keystore  # noqa: E402
+from ledger.chain.localchain import LocalChain, free_port  # noqa: E402
+from ledger.chain.participants import Directory, Participant  # noqa: E402
+from ledger.config import Settings  # noqa: E402
+from ledger.store.db import create_db_engine, migrate  # noqa: E402
+from ledger.store.offchain import create_token  # noqa: E402
 
 console = Console()
 BATCH_TARGET = 5_000

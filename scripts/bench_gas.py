@@ -31,11 +31,11 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledger.chain import ChainClient  # noqa: E402
-from ledger.compiler import load_contract  # noqa: E402
-from ledger.contract import AUDITOR_ROLE, ENTERPRISE_ROLE, LENDER_ROLE, LedgerContract, PaymentSpec  # noqa: E402
-from ledger.deploy import connect, deploy_ledger  # noqa: E402
-from ledger.localchain import LocalChain  # noqa: E402
+from ledger.chain.client import ChainClient  # noqa: E402
+from ledger.chain.compiler import load_contract  # noqa: E402
+from ledger.chain.contract import AUDITOR_ROLE, ENTERPRISE_ROLE, LENDER_ROLE, LedgerContract, PaymentSpec  # noqa: E402
+from ledger.chain.deploy import connect, deploy_ledger  # noqa: E402
+from ledger.chain.localchain import LocalChain  # noqa: E402
 
 # (operation, target gas from the foundation issue or None, floor)
 BASE, NEW_SLOT, REWRITE = 21_000, 22_100, 5_000

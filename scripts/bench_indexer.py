@@ -35,12 +35,12 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ledger.chain import ChainClient  # noqa: E402
-from ledger.contract import ENTERPRISE_ROLE, LENDER_ROLE, PaymentSpec, as_bytes32  # noqa: E402
-from ledger.db import create_db_engine, migrate  # noqa: E402
-from ledger.deploy import connect, deploy_ledger  # noqa: E402
-from ledger.indexer import Indexer  # noqa: E402
-from ledger.localchain import LocalChain  # noqa: E402
+from ledger.chain.client import ChainClient  # noqa: E402
+from ledger.chain.contract import ENTERPRISE_ROLE, LENDER_ROLE, PaymentSpec, as_bytes32  # noqa: E402
+from ledger.chain.deploy import connect, deploy_ledger  # noqa: E402
+from ledger.chain.localchain import LocalChain  # noqa: E402
+from ledger.mirror.indexer import Indexer  # noqa: E402
+from ledger.store.db import create_db_engine, migrate  # noqa: E402
 
 console = Console()
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -27,15 +27,15 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ledger.bundle import build_bundle, bundle_to_text, heads_slot, verify_bundle  # noqa: E402
-from ledger.chain import ChainClient  # noqa: E402
-from ledger.compiler import load_contract  # noqa: E402
-from ledger.contract import ENTERPRISE_ROLE, LENDER_ROLE, LedgerContract, PaymentSpec  # noqa: E402
-from ledger.db import create_db_engine, migrate  # noqa: E402
-from ledger.deploy import connect, deploy_ledger  # noqa: E402
-from ledger.indexer import Indexer  # noqa: E402
-from ledger.localchain import LocalChain  # noqa: E402
-from ledger.verify import verify_loan  # noqa: E402
+from ledger.audit.bundle import build_bundle, bundle_to_text, heads_slot, verify_bundle  # noqa: E402
+from ledger.audit.verify import verify_loan  # noqa: E402
+from ledger.chain.client import ChainClient  # noqa: E402
+from ledger.chain.compiler import load_contract  # noqa: E402
+from ledger.chain.contract import ENTERPRISE_ROLE, LENDER_ROLE, LedgerContract, PaymentSpec  # noqa: E402
+from ledger.chain.deploy import connect, deploy_ledger  # noqa: E402
+from ledger.chain.localchain import LocalChain  # noqa: E402
+from ledger.mirror.indexer import Indexer  # noqa: E402
+from ledger.store.db import create_db_engine, migrate  # noqa: E402
 
 console = Console()
 

@@ -18,14 +18,14 @@ from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from api.services import DirectoryCache, Services
-from ledger.chain import ChainClient
+from ledger.chain.client import ChainClient
+from ledger.chain.deploy import Deployment
+from ledger.chain.keystore import Keystore
+from ledger.chain.participants import Directory, Participant
 from ledger.config import Settings
-from ledger.db import create_db_engine, migrate
-from ledger.deploy import Deployment
-from ledger.indexer import Indexer
-from ledger.keystore import Keystore
-from ledger.offchain import create_token
-from ledger.participants import Directory, Participant
+from ledger.mirror.indexer import Indexer
+from ledger.store.db import create_db_engine, migrate
+from ledger.store.offchain import create_token
 
 # (cast attribute, participant name, role, org label as in conftest.make_world)
 CAST = [

@@ -20,9 +20,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from ledger.chain import ChainClient, TxResult
-from ledger.compiler import CompiledContract, load_contract
-from ledger.contract import (
+from ledger.chain.client import ChainClient, TxResult
+from ledger.chain.compiler import CompiledContract, load_contract
+from ledger.chain.contract import (
     AUDITOR_ROLE,
     ENTERPRISE_ROLE,
     LENDER_ROLE,
@@ -31,11 +31,11 @@ from ledger.contract import (
     PaymentSpec,
     RiskClass,
 )
-from ledger.deploy import Deployment, connect, deploy_ledger
+from ledger.chain.deploy import Deployment, connect, deploy_ledger
+from ledger.chain.localchain import LocalChain
 from ledger.errors import ContractRevertError
-from ledger.events import DecodedEvent
-from ledger.localchain import LocalChain
-from ledger.purposes import Purpose
+from ledger.protocol.events import DecodedEvent
+from ledger.protocol.purposes import Purpose
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -400,7 +400,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def db_engine(db_url: str) -> Iterator[Any]:
     """An engine on `db_url` with the mirror's migrations applied."""
-    from ledger.db import create_db_engine, migrate
+    from ledger.store.db import create_db_engine, migrate
 
     engine = create_db_engine(db_url)
     migrate(engine)

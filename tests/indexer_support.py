@@ -20,9 +20,9 @@ from eth_utils import keccak
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
-from ledger.contract import LedgerContract, PaymentSpec
-from ledger.events import EventDecoder
-from ledger.projections import ROLE_NAMES
+from ledger.chain.contract import LedgerContract, PaymentSpec
+from ledger.mirror.projections import ROLE_NAMES
+from ledger.protocol.events import EventDecoder
 
 ZERO = "0x" + "00" * 32
 

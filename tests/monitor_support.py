@@ -14,14 +14,14 @@ from conftest import DEFAULT_PURPOSES, World, h
 from eth_account.signers.local import LocalAccount
 from sqlalchemy.engine import Engine
 
-from ledger.alerts import Alert, AlertPublic
-from ledger.chain import TxResult
-from ledger.db import create_db_engine, migrate
-from ledger.indexer import Indexer
-from ledger.monitor import EvaluationResult, Monitor
-from ledger.purposes import Purpose
-from ledger.rules import Thresholds
-from ledger.terms import LoanTerms, mapping_terms_provider
+from ledger.chain.client import TxResult
+from ledger.mirror.indexer import Indexer
+from ledger.monitoring.alerts import Alert, AlertPublic
+from ledger.monitoring.monitor import EvaluationResult, Monitor
+from ledger.monitoring.rules import Thresholds
+from ledger.protocol.purposes import Purpose
+from ledger.protocol.terms import LoanTerms, mapping_terms_provider
+from ledger.store.db import create_db_engine, migrate
 
 DAY = 86_400
 

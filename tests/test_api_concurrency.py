@@ -18,9 +18,9 @@ from conftest import make_world
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from ledger.chain import ChainClient
-from ledger.compiler import CompiledContract
-from ledger.localchain import LocalChain
+from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.localchain import LocalChain
 
 pytestmark = pytest.mark.slow
 

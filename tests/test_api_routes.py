@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from api_support import CAST, Api
 
-from ledger.offchain import terms_hash
+from ledger.store.offchain import terms_hash
 
 pytestmark = pytest.mark.slow
 ZERO = "0x" + "00" * 32

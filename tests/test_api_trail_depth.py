@@ -7,7 +7,7 @@ import time
 from api_support import Api
 
 from api.routes.loans import MAX_TREE_DEPTH
-from ledger.contract import PaymentSpec
+from ledger.chain.contract import PaymentSpec
 
 
 def test_a_trail_deeper_than_the_tree_limit_is_served_flat_and_the_tree_says_why(api: Api) -> None:

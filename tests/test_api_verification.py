@@ -14,7 +14,7 @@ from api_support import Api
 from eth_utils import keccak
 
 from api.errors import error_response
-from ledger.bundle import verify_bundle
+from ledger.audit.bundle import verify_bundle
 from ledger.errors import AttestationRefusedError, BundleError, VerificationError
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import World, disburse_lot, h, make_world, open_loan, pay_lot
 
-from ledger.bundle import (
+from ledger.audit.bundle import (
     EVENT_INPUTS,
     HEADER_FIELDS,
     build_bundle,
@@ -21,11 +21,11 @@ from ledger.bundle import (
     heads_storage_key,
     verify_bundle,
 )
-from ledger.chain import ChainClient
-from ledger.compiler import CompiledContract
+from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.localchain import LocalChain
 from ledger.errors import BundleError
-from ledger.localchain import LocalChain
-from ledger.purposes import Purpose
+from ledger.protocol.purposes import Purpose
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -265,7 +265,7 @@ def test_forged_position_with_a_fresh_digest_is_caught_by_a_node(
     proven: tuple[World, str, dict[str, Any]], client: ChainClient
 ) -> None:
     """Digests catch corruption, not forgery: a forger recomputes them. A node anchors the positions."""
-    from ledger.bundle import _digest
+    from ledger.audit.bundle import _digest
 
     _, _, bundle = proven
 
@@ -316,8 +316,8 @@ def test_chain_step_equals_abi_encode_for_every_event_kind(compiled: CompiledCon
     from eth_abi import encode
     from eth_utils import keccak
 
-    from ledger.bundle import chain_step
-    from ledger.hashchain import LOT_CREATING_EVENTS, EventKind, HashChain
+    from ledger.audit.bundle import chain_step
+    from ledger.protocol.hashchain import LOT_CREATING_EVENTS, EventKind, HashChain
 
     rule = HashChain(compiled.abi)
     rng = random.Random(5)

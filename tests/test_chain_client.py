@@ -13,12 +13,12 @@ from conftest import World, h, make_world, open_loan
 from eth_account import Account
 from web3 import Web3
 
-from ledger.chain import ChainClient, ErrorDecoder
-from ledger.compiler import CompiledContract
-from ledger.deploy import Deployment, abi_hash
+from ledger.chain.client import ChainClient, ErrorDecoder
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.deploy import Deployment, abi_hash
+from ledger.chain.localchain import LocalChain, free_port
 from ledger.errors import ChainError, ChainMismatchError, ContractRevertError, DeploymentError
-from ledger.hashchain import ZERO_HEAD
-from ledger.localchain import LocalChain, free_port
+from ledger.protocol.hashchain import ZERO_HEAD
 
 
 def test_unreachable_node_raises_chain_error_with_hint() -> None:

@@ -11,13 +11,13 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
-from ledger.chain import ChainClient
+from ledger.chain.client import ChainClient
+from ledger.chain.contract import LENDER_ROLE
+from ledger.chain.deploy import Deployment, connect
+from ledger.chain.keystore import Keystore
+from ledger.chain.localchain import LocalChain, free_port
 from ledger.config import DEV_PASSPHRASE, HARDHAT_DEV_KEY, Settings, get_settings
-from ledger.contract import LENDER_ROLE
-from ledger.deploy import Deployment, connect
 from ledger.errors import ConfigError
-from ledger.keystore import Keystore
-from ledger.localchain import LocalChain, free_port
 
 runner = CliRunner()
 
@@ -35,7 +35,7 @@ def env(tmp_path: Path, chain: LocalChain, monkeypatch: pytest.MonkeyPatch) -> I
 
 
 def fundflow(*args: str) -> tuple[int, str]:
-    from ledger.cli import app
+    from fundflow.cli.main import app
 
     result = runner.invoke(app, list(args))
     return result.exit_code, result.output
@@ -115,9 +115,9 @@ def test_up_stack_tells_the_demo_story_through_the_api_once(
     """What `fundflow up` runs after starting the chain: deploy, indexer + monitor + API, then the demo."""
     import httpx
 
-    from ledger.cli import _ensure_deployed, _operator
-    from ledger.cli_api import ApiStack, seed_and_print
-    from ledger.offchain import create_token
+    from fundflow.cli.api import ApiStack, seed_and_print
+    from fundflow.cli.main import _ensure_deployed, _operator
+    from ledger.store.offchain import create_token
 
     monkeypatch.setenv("FUNDFLOW_API_PORT", str(free_port()))
     get_settings.cache_clear()
@@ -192,8 +192,8 @@ def test_up_moves_aside_the_mirror_of_a_local_chain_that_is_gone(tmp_path: Path,
     is kept under another name and this run starts afresh, instead of failing on the chain mismatch."""
     import sqlalchemy as sa
 
-    from ledger.cli import retire_stale_local_mirror
-    from ledger.db import create_db_engine, migrate
+    from fundflow.cli.main import retire_stale_local_mirror
+    from ledger.store.db import create_db_engine, migrate
 
     def mirror(genesis: str) -> Path:
         path = tmp_path / "fundflow.db"

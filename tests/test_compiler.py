@@ -1,4 +1,4 @@
-"""ledger.compiler: py-solc-x through scripts/solc-shim.js must build exactly what Hardhat builds."""
+"""ledger.chain.compiler: py-solc-x through scripts/solc-shim.js must build exactly what Hardhat builds."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import solcx
 import solcx.wrapper
 
-from ledger.compiler import SOLC_VERSION, CompiledContract, compile_contracts, project_root, shim_path
+from ledger.chain.compiler import SOLC_VERSION, CompiledContract, compile_contracts, project_root, shim_path
 from ledger.errors import CompilerError
 
 REPO = project_root()

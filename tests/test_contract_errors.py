@@ -22,9 +22,9 @@ from conftest import (
 from eth_abi import encode as abi_encode
 from eth_account import Account
 
-from ledger.chain import ChainClient, ErrorDecoder
-from ledger.compiler import CompiledContract
-from ledger.contract import ENTERPRISE_ROLE, LENDER_ROLE, OPERATOR_ROLE, LoanStatus, PaymentSpec
+from ledger.chain.client import ChainClient, ErrorDecoder
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.contract import ENTERPRISE_ROLE, LENDER_ROLE, OPERATOR_ROLE, LoanStatus, PaymentSpec
 
 ZERO_ADDRESS = "0x" + "00" * 20
 

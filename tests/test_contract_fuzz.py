@@ -22,10 +22,10 @@ from conftest import World, h, make_world, open_loan
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from ledger.chain import ChainClient
-from ledger.compiler import CompiledContract
+from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
 from ledger.errors import ContractRevertError
-from ledger.hashchain import ZERO_HEAD, event_head
+from ledger.protocol.hashchain import ZERO_HEAD, event_head
 
 pytestmark = pytest.mark.slow
 
@@ -189,7 +189,7 @@ def test_the_invariant_check_fails_on_a_payment_the_chain_did_not_make(fuzz_worl
     """The checker can fail: the real events pass; with a forged payment out of a real lot they do not."""
     import dataclasses
 
-    from ledger.hashchain import HeadMismatch
+    from ledger.protocol.hashchain import HeadMismatch
 
     events = Pool(fuzz_world).events
     check_invariants(fuzz_world, events)

@@ -25,8 +25,8 @@ from conftest import (
 )
 from eth_account import Account
 
-from ledger.chain import TxResult
-from ledger.contract import (
+from ledger.chain.client import TxResult
+from ledger.chain.contract import (
     AUDITOR_ROLE,
     ENTERPRISE_ROLE,
     LENDER_ROLE,
@@ -36,8 +36,8 @@ from ledger.contract import (
     RiskClass,
     purpose_mask,
 )
-from ledger.events import DecodedEvent
-from ledger.purposes import Purpose
+from ledger.protocol.events import DecodedEvent
+from ledger.protocol.purposes import Purpose
 
 ALLOWED = (Purpose.RAW_MATERIALS, Purpose.EQUIPMENT, Purpose.WAGES)  # conftest.DEFAULT_PURPOSES
 MASK = purpose_mask(ALLOWED)

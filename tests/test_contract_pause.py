@@ -16,9 +16,9 @@ from conftest import (
     reverts,
 )
 
-from ledger.chain import ChainClient
-from ledger.compiler import CompiledContract
-from ledger.contract import ENTERPRISE_ROLE, LENDER_ROLE, LoanStatus, as_bytes32
+from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.contract import ENTERPRISE_ROLE, LENDER_ROLE, LoanStatus, as_bytes32
 
 # Writes that stay available while paused: the ways to cut off a key, and unpausing itself.
 NOT_PAUSABLE = {"revokeRole", "removeAccount", "renounceRole", "unpause"}

@@ -20,9 +20,9 @@ from conftest import (
 )
 from eth_account.signers.local import LocalAccount
 
-from ledger.chain import ChainClient
-from ledger.compiler import CompiledContract
-from ledger.contract import AUDITOR_ROLE, ENTERPRISE_ROLE, LENDER_ROLE, OPERATOR_ROLE
+from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.contract import AUDITOR_ROLE, ENTERPRISE_ROLE, LENDER_ROLE, OPERATOR_ROLE
 
 # The roles of the matrix and who plays them in a scene (see conftest.make_scene): the loan belongs to
 # Bank A (`bank`); `lot` is held by the supplier; `child_lot` was paid to the subsupplier.

@@ -3,7 +3,7 @@
 Every step states what the contract must do: the exact event(s) it emits (with lot ids predicted from the
 model's own head) or the exact custom error it refuses with. After every step, for each loan the step
 touched, the chain must equal the model: lot balances, disbursed/repaid/status, and the head the model
-recomputed with `ledger.hashchain.HashChain` from the events of each transaction. Conservation is checked
+recomputed by `ledger.protocol.hashchain.HashChain` from the events of each transaction. Conservation checked
 against chain state: for every lot, what its children received plus what it still holds is what it got;
 a loan's disbursements never exceed its principal.
 """
@@ -28,9 +28,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from ledger.chain import ChainClient, TxResult
-from ledger.compiler import CompiledContract
-from ledger.contract import LoanStatus, PaymentSpec, purpose_mask
+from ledger.chain.client import ChainClient, TxResult
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.contract import LoanStatus, PaymentSpec, purpose_mask
 
 _loan_numbers = itertools.count()
 

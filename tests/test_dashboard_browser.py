@@ -19,9 +19,9 @@ import uvicorn
 from api_support import Api, build_services
 
 from api.app import create_app
-from ledger.chain import ChainClient
-from ledger.indexer import Indexer
-from ledger.monitor import Monitor
+from ledger.chain.client import ChainClient
+from ledger.mirror.indexer import Indexer
+from ledger.monitoring.monitor import Monitor
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from eth_utils import to_checksum_address
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.events import _address
+from ledger.protocol.events import _address
 
 
 @given(st.binary(min_size=20, max_size=20), st.booleans())

@@ -12,11 +12,11 @@ import pytest
 from api_support import Api
 from conftest import ARTIFACTS, UINT64_MAX, World, h, make_world, open_loan, reverts
 
-from ledger.chain import TX_GAS_CAP, ChainClient
-from ledger.compiler import CompiledContract
-from ledger.contract import MAX_BATCH, PAY_GAS, PaymentSpec, pay_batch_gas
+from ledger.chain.client import TX_GAS_CAP, ChainClient
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.contract import MAX_BATCH, PAY_GAS, PaymentSpec, pay_batch_gas
+from ledger.chain.localchain import LocalChain
 from ledger.errors import ValidationError
-from ledger.localchain import LocalChain
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from api_support import CAST, Api
 
-from ledger.offchain import create_token, hash_token, revoke_tokens, token_fingerprint
+from ledger.store.offchain import create_token, hash_token, revoke_tokens, token_fingerprint
 
 pytestmark = pytest.mark.slow
 
@@ -221,7 +221,7 @@ def test_revoking_every_token_of_a_participant_refuses_it_at_once(api: Api) -> N
 def test_no_token_passphrase_private_key_or_webhook_secret_in_any_log_error_or_response(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from ledger.keystore import Keystore
+    from ledger.chain.keystore import Keystore
 
     caplog.set_level(logging.DEBUG)  # root: every logger, uvicorn's and the app's included
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "api", "ledger", "httpx"):

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from api_support import Api
 
-from ledger.db import create_db_engine, sqlite_path
+from ledger.store.db import create_db_engine, sqlite_path
 
 pytestmark = pytest.mark.slow
 
@@ -120,10 +120,10 @@ def test_document_store_that_is_not_a_directory_fails_cleanly(api: Api, tmp_path
 
 
 def test_node_replaced_by_a_fresh_chain_indexer_refuses_and_health_reports_it(api: Api) -> None:
-    from ledger.chain import ChainClient
+    from ledger.chain.client import ChainClient
+    from ledger.chain.localchain import LocalChain
     from ledger.errors import ChainMismatchError
-    from ledger.indexer import Indexer
-    from ledger.localchain import LocalChain
+    from ledger.mirror.indexer import Indexer
 
     api.open_loan()
     assert api.http.get("/v1/health").json()["chain"]["mismatch"] is False

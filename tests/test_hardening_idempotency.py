@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 import pytest
 from api_support import Api
 
-from ledger.chain import ChainClient
-from ledger.contract import LedgerContract
+from ledger.chain.client import ChainClient
+from ledger.chain.contract import LedgerContract
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +100,7 @@ def _disbursed(api: Api, loan: str) -> int:
 def _idem_row(api: Api, key: str) -> Any:
     import sqlalchemy as sa
 
-    from ledger.offchain import IdempotencyRecord
+    from ledger.store.offchain import IdempotencyRecord
 
     table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
     with api.services.engine.connect() as conn:

@@ -10,10 +10,10 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
+from ledger.chain.participants import Directory, Participant
 from ledger.config import get_settings
-from ledger.db import create_db_engine
-from ledger.offchain import find_token, hash_token, token_fingerprint
-from ledger.participants import Directory, Participant
+from ledger.store.db import create_db_engine
+from ledger.store.offchain import find_token, hash_token, token_fingerprint
 
 runner = CliRunner()
 
@@ -36,7 +36,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def _fundflow(*args: str) -> tuple[int, str, str]:
-    from ledger.cli import app
+    from fundflow.cli.main import app
 
     result = runner.invoke(app, list(args))
     return result.exit_code, result.stdout, result.stderr

@@ -1,4 +1,4 @@
-"""ledger.hashchain against the contract: the Python rule reproduces every head the contract emits, any
+"""ledger.protocol.hashchain vs the contract: the Python rule reproduces each head the contract emits, any
 tampered field breaks verification, and the rule is the one the NatSpec documents."""
 
 from __future__ import annotations
@@ -22,13 +22,20 @@ from conftest import (
 from eth_abi import encode
 from eth_utils import keccak
 
-from ledger.chain import ChainClient
-from ledger.compiler import CompiledContract
-from ledger.contract import LoanStatus, PaymentSpec, RiskClass
+from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.contract import LoanStatus, PaymentSpec, RiskClass
 from ledger.errors import ValidationError
-from ledger.events import DecodedEvent
-from ledger.hashchain import CHAINED_EVENTS, ZERO_HEAD, EventKind, HashChain, HeadMismatch, event_head
-from ledger.purposes import Purpose
+from ledger.protocol.events import DecodedEvent
+from ledger.protocol.hashchain import (
+    CHAINED_EVENTS,
+    ZERO_HEAD,
+    EventKind,
+    HashChain,
+    HeadMismatch,
+    event_head,
+)
+from ledger.protocol.purposes import Purpose
 
 INTERFACE = Path(__file__).resolve().parent.parent / "contracts" / "interfaces" / "IFundFlowLedger.sol"
 

@@ -16,13 +16,13 @@ from conftest import World, make_world
 from indexer_support import Activity, assert_mirror_matches_chain, indexer_env
 from sqlalchemy.engine import Engine
 
-from ledger.chain import ChainClient, RpcError
-from ledger.compiler import CompiledContract
-from ledger.db import IndexerLock
+from ledger.chain.client import ChainClient, RpcError
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.localchain import LocalChain, project_root
 from ledger.errors import ChainMismatchError, IndexerLockedError, MirrorIntegrityError
-from ledger.indexer import BatchProgress, Indexer
-from ledger.localchain import LocalChain, project_root
-from ledger.status import indexer_status
+from ledger.mirror.indexer import BatchProgress, Indexer
+from ledger.mirror.status import indexer_status
+from ledger.store.db import IndexerLock
 
 
 def index_once(engine: Engine, world: World, **kwargs: Any) -> int:
@@ -167,7 +167,7 @@ def test_a_lost_postgres_lock_is_taken_again_or_the_indexer_stops(world: World) 
     checks before each batch: it takes the lock again if it is free, and stops if another indexer took it."""
     from conftest import fresh_postgres_database
 
-    from ledger.db import create_db_engine, migrate
+    from ledger.store.db import create_db_engine, migrate
 
     with fresh_postgres_database() as url:
         engine = create_db_engine(url)
@@ -213,14 +213,14 @@ def test_lock_is_released_when_the_holder_dies(db_url: str, tmp_path: Path) -> N
     """A killed indexer never leaves a stale lock: the advisory lock and flock die with the process."""
     script = (
         "import sys, time\n"
-        "from ledger.db import IndexerLock, create_db_engine\n"
+        "from ledger.store.db import IndexerLock, create_db_engine\n"
         "lock = IndexerLock(create_db_engine(sys.argv[1])); lock.acquire(wait=False)\n"
         "print('locked', flush=True); time.sleep(60)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", script, db_url], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        from ledger.db import create_db_engine
+        from ledger.store.db import create_db_engine
 
         engine = create_db_engine(db_url)
         lock = IndexerLock(engine)
@@ -344,7 +344,7 @@ def test_cli_index_once_then_status(db_url: str, world: World, chain: LocalChain
     world.deployment.save(tmp_path / "deployment.json")
     env = indexer_env(db_url, chain.url, tmp_path, COLUMNS="200")
     fundflow = (
-        [sys.executable, "-m", "ledger.cli"]
+        [sys.executable, "-m", "fundflow.cli.main"]
         if not (Path(sys.executable).parent / "fundflow").exists()
         else [str(Path(sys.executable).parent / "fundflow")]
     )
@@ -359,7 +359,7 @@ def test_cli_index_once_then_status(db_url: str, world: World, chain: LocalChain
     )
     assert shown.returncode == 0, shown.stderr
     assert "lag" in shown.stdout and "LoanOpened" in shown.stdout
-    from ledger.db import create_db_engine
+    from ledger.store.db import create_db_engine
 
     engine = create_db_engine(db_url)
     assert_mirror_matches_chain(engine, world.ledger, world.deployment)

@@ -1,4 +1,4 @@
-"""Crash harness: the indexer runs as its own process (`python -m ledger.cli_index index`) and is SIGKILLed
+"""Crash harness: the indexer runs as its own process (`python -m fundflow.cli.index index`) and is SIGKILLed
 at random moments, at least 20 times, while ledger activity goes on; each time it is restarted. At the end:
 no gap, no duplicate, projections equal to ground truth."""
 
@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from conftest import make_world
 from indexer_support import Activity, assert_mirror_matches_chain, indexed_block, indexer_env
 
-from ledger.chain import ChainClient
-from ledger.compiler import CompiledContract
-from ledger.db import create_db_engine
+from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
+from ledger.store.db import create_db_engine
 
 KILLS = 20
 
@@ -40,7 +40,7 @@ def test_indexer_survives_sigkill_at_random_moments(
         FUNDFLOW_POLL_INTERVAL="0.02",
         FUNDFLOW_DECODE_WORKER_MIN_LOGS="1",
     )
-    command = [sys.executable, "-m", "ledger.cli_index", "index"]
+    command = [sys.executable, "-m", "fundflow.cli.index", "index"]
     rng = random.Random(1234)
     activity = Activity(world, random.Random(99))
     stop = threading.Event()

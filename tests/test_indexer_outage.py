@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from conftest import make_world
 from indexer_support import Activity, assert_mirror_matches_chain, indexed_block, indexer_env
 
-from ledger.chain import ChainClient
-from ledger.compiler import CompiledContract
-from ledger.db import create_db_engine
-from ledger.localchain import free_port
+from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.localchain import free_port
+from ledger.store.db import create_db_engine
 
 
 class TcpProxy:
@@ -112,7 +112,11 @@ def test_indexer_waits_out_an_unreachable_node_and_resumes_exactly(
     activity = Activity(world, random.Random(5))
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli_index", "index"], env=env, stdout=log, stderr=log, cwd=tmp_path
+            [sys.executable, "-m", "fundflow.cli.index", "index"],
+            env=env,
+            stdout=log,
+            stderr=log,
+            cwd=tmp_path,
         )
         try:
             activity.run(8)

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from indexer_support import Activity, assert_mirror_matches_chain, mine_empty
 from sqlalchemy.engine import Engine
 
-from ledger.chain import ChainClient
-from ledger.compiler import CompiledContract
-from ledger.db import create_db_engine, migrate
+from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
 from ledger.errors import ReorgTooDeepError
-from ledger.indexer import Indexer
-from ledger.status import indexer_status
+from ledger.mirror.indexer import Indexer
+from ledger.mirror.status import indexer_status
+from ledger.store.db import create_db_engine, migrate
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The indexer's decoding worker process (`ledger.decoding`), on SQLite and PostgreSQL against the real node:
+"""The indexer's decoding worker process (`ledger.mirror.decoding`), on SQLite and PostgreSQL, real node:
 what it decodes mirrors the chain exactly, a hash-chain break inside a range stops the indexer as it does
 in-process, a refused range shrinks, and the indexer carries on in-process when the worker dies."""
 
@@ -17,11 +17,11 @@ from conftest import World
 from indexer_support import Activity, assert_mirror_matches_chain
 from sqlalchemy.engine import Engine
 
-from ledger.chain import ChainClient
-from ledger.decoding import _pack, _unpack, backfill_gc
+from ledger.chain.client import ChainClient
 from ledger.errors import MirrorIntegrityError
-from ledger.events import EventDecoder
-from ledger.indexer import Indexer
+from ledger.mirror.decoding import _pack, _unpack, backfill_gc
+from ledger.mirror.indexer import Indexer
+from ledger.protocol.events import EventDecoder
 
 
 def _indexer(engine: Engine, world: World, client: ChainClient | None = None, **kwargs: Any) -> Indexer:
@@ -183,7 +183,7 @@ def test_the_indexer_carries_on_in_process_when_the_worker_dies(
         assert indexer._worker is not None
         indexer._worker._process.kill()
         indexer._worker._process.wait(10)
-        with caplog.at_level(logging.WARNING, logger="ledger.indexer"):
+        with caplog.at_level(logging.WARNING, logger="ledger.mirror.indexer"):
             indexer.run_once()
         assert indexer._worker is None
     assert "decoding worker process exited" in caplog.text

@@ -15,8 +15,8 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from ledger.db import MIGRATIONS_DIR, create_db_engine, migrate
-from ledger.models import Lot, lot_key, lots_by_id
+from ledger.mirror.models import Lot, lot_key, lots_by_id
+from ledger.store.db import MIGRATIONS_DIR, create_db_engine, migrate
 
 _LOT = {
     "loan_id": "0x" + "11" * 32,
@@ -79,7 +79,7 @@ def _indexes(engine: sa.Engine, table: str) -> set[str]:
 def test_the_migrated_schema_is_the_models_schema(db_url: str) -> None:
     """Alembic's autogenerate finds nothing to change between the migrations' schema and the SQLModel
     tables: no key, index, column or type is declared in one place and missing from the other."""
-    import ledger.offchain  # noqa: F401  (registers its tables)
+    import ledger.store.offchain  # noqa: F401  (registers its tables)
 
     engine = create_db_engine(db_url)
     try:

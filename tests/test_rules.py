@@ -12,9 +12,9 @@ import pytest
 from conftest import World, h
 from monitor_support import DAY, Watch, short, watching
 
-from ledger.purposes import Purpose
-from ledger.rules import Thresholds, fmt_money, fmt_time
-from ledger.terms import Installment, LoanTerms
+from ledger.monitoring.rules import Thresholds, fmt_money, fmt_time
+from ledger.protocol.purposes import Purpose
+from ledger.protocol.terms import Installment, LoanTerms
 
 THRESHOLDS = Thresholds(circular_flow_hops=2)
 
@@ -423,8 +423,8 @@ def test_terms_stored_by_the_api_are_used_when_they_hash_to_the_on_chain_terms(
     """Without an explicit provider the monitor reads `loan_metadata.terms` (the API's shape)."""
     import sqlalchemy as sa
 
-    from ledger.monitor import Monitor
-    from ledger.offchain import LoanMetadata, terms_hash
+    from ledger.monitoring.monitor import Monitor
+    from ledger.store.offchain import LoanMetadata, terms_hash
 
     c = world.cast
     with watching(world, db_url) as watch:

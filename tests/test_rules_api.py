@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from api_support import Api
 
-from ledger.classification import reason_hash
-from ledger.monitor import Monitor
+from ledger.monitoring.classification import reason_hash
+from ledger.monitoring.monitor import Monitor
 
 pytestmark = pytest.mark.slow
 

@@ -13,19 +13,19 @@ from conftest import World, h, make_world
 from indexer_support import forget_nonces
 from monitor_support import DAY, Watch, watching
 
-from ledger.alerts import acknowledge, resolve
-from ledger.chain import ChainClient
-from ledger.classification import (
+from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
+from ledger.chain.contract import RiskClass
+from ledger.errors import NotFoundError, ValidationError
+from ledger.monitoring.alerts import acknowledge, resolve
+from ledger.monitoring.classification import (
     ClassificationReason,
     apply_classification,
     reason_hash,
     suggest_classification,
 )
-from ledger.compiler import CompiledContract
-from ledger.contract import RiskClass
-from ledger.errors import NotFoundError, ValidationError
-from ledger.purposes import Purpose
-from ledger.terms import Installment, LoanTerms
+from ledger.protocol.purposes import Purpose
+from ledger.protocol.terms import Installment, LoanTerms
 
 
 @pytest.fixture

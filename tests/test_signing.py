@@ -10,8 +10,8 @@ from eth_utils import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger.chain.signing import TransactionSigner, sign_transaction
 from ledger.errors import ValidationError
-from ledger.signing import TransactionSigner, sign_transaction
 
 uint = st.integers(min_value=0, max_value=2**256 - 1)
 small = st.integers(min_value=0, max_value=2**64 - 1)

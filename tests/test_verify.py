@@ -14,9 +14,9 @@ from conftest import World, disburse_lot, h, open_loan, pay_lot
 from eth_utils import keccak
 from sqlalchemy.engine import Engine
 
+from ledger.audit.verify import Verification, directory_documents, verify_loan
 from ledger.errors import NotFoundError
-from ledger.indexer import Indexer
-from ledger.verify import Verification, directory_documents, verify_loan
+from ledger.mirror.indexer import Indexer
 
 
 @dataclass
@@ -299,7 +299,7 @@ def test_pay_lot_helper_trail(db_engine: Engine, world: World) -> None:
 
 
 def test_attestation_shows_the_trail_grew_since(db_engine: Engine, world: World, indexed: Trail) -> None:
-    from ledger.report import attestations_of
+    from ledger.audit.report import attestations_of
 
     assert [a.current for a in attestations_of(verify(db_engine, world, indexed))] == [True]
     world.ledger.record_inspection(world.cast.bank, loan_id=indexed.loan_id, kind=0, report_hash=h("visit"))

@@ -15,11 +15,11 @@ from eth_account import Account
 from test_verify import Trail, index, make_trail
 from typer.testing import CliRunner
 
-from ledger.chain import ChainClient
+from ledger.chain.client import ChainClient
+from ledger.chain.keystore import Keystore
+from ledger.chain.localchain import LocalChain
 from ledger.config import get_settings
-from ledger.db import create_db_engine, migrate
-from ledger.keystore import Keystore
-from ledger.localchain import LocalChain
+from ledger.store.db import create_db_engine, migrate
 
 runner = CliRunner()
 
@@ -44,7 +44,7 @@ def env(tmp_path: Path, chain: LocalChain, world: World, monkeypatch: pytest.Mon
 
 
 def fundflow(*args: str) -> tuple[int, str]:
-    from ledger.cli import app
+    from fundflow.cli.main import app
 
     result = runner.invoke(app, list(args))
     return result.exit_code, result.output

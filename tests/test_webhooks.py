@@ -21,11 +21,9 @@ import sqlalchemy as sa
 from conftest import World, h
 from monitor_support import Watch, sqlite_url, watching
 
-from ledger.alerts import WebhookDelivery
-from ledger.db import create_db_engine
-from ledger.localchain import LocalChain
-from ledger.purposes import Purpose
-from ledger.webhooks import (
+from ledger.chain.localchain import LocalChain
+from ledger.monitoring.alerts import WebhookDelivery
+from ledger.monitoring.webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -33,6 +31,8 @@ from ledger.webhooks import (
     sign,
     verify_signature,
 )
+from ledger.protocol.purposes import Purpose
+from ledger.store.db import create_db_engine
 
 SECRET = "test-webhook-secret"
 
@@ -240,7 +240,7 @@ def test_fundflow_index_runs_the_rules_and_delivers_webhooks(
         "FUNDFLOW_WEBHOOK_SECRET": SECRET,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "ledger.cli_index", "index", "--once"],
+        [sys.executable, "-m", "fundflow.cli.index", "index", "--once"],
         env=env,
         capture_output=True,
         text=True,

@@ -16,10 +16,10 @@ from sqlmodel import Session
 from api.access import resolve_loan_id
 from api.deps import Caller, Offset, ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
-from ledger.alerts import ALERT_STATES, Alert, AlertPublic, acknowledge, resolve
 from ledger.errors import NotFoundError, PermissionDeniedError
-from ledger.models import Loan
-from ledger.rules import RULES, Severity
+from ledger.mirror.models import Loan
+from ledger.monitoring.alerts import ALERT_STATES, Alert, AlertPublic, acknowledge, resolve
+from ledger.monitoring.rules import RULES, Severity
 
 __all__ = ["router"]
 

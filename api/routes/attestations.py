@@ -1,6 +1,6 @@
 """Auditors' attestations that they verified a loan's trail up to its current head.
 
-An attestation through the API always verifies first (`ledger.attestation.attest_verified`): a trail that
+An attestation through the API verifies first (`ledger.audit.attestation.attest_verified`): a trail that
 fails verification, or grew after the block verified at, is refused (409 AttestationRefused) and nothing is
 sent."""
 
@@ -17,8 +17,8 @@ from api.errors import ERROR_RESPONSES
 from api.routes.common import records
 from api.schemas import AttestRequest, WriteResult
 from api.writes import Outcome, WriteDep
-from ledger.attestation import attest_verified
-from ledger.verify import directory_documents, verify_loan
+from ledger.audit.attestation import attest_verified
+from ledger.audit.verify import directory_documents, verify_loan
 
 __all__ = ["router"]
 

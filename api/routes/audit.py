@@ -19,11 +19,11 @@ from api.access import sees_whole_trail, visible_loan
 from api.deps import Caller, ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.services import Services
-from ledger.bundle import build_bundle, bundle_to_text, heads_slot
+from ledger.audit.bundle import build_bundle, bundle_to_text, heads_slot
+from ledger.audit.report import block_times, export_csv, export_json, render_html, report_hash
+from ledger.audit.verify import Verification, directory_documents, verify_loan
 from ledger.errors import PermissionDeniedError, ValidationError
-from ledger.offchain import LoanMetadata
-from ledger.report import block_times, export_csv, export_json, render_html, report_hash
-from ledger.verify import Verification, directory_documents, verify_loan
+from ledger.store.offchain import LoanMetadata
 
 __all__ = ["router"]
 
@@ -158,8 +158,8 @@ def _attachment(filename: str) -> dict[str, str]:
 @cache
 def _heads_slot() -> int:
     """The `_heads` storage slot, from the compiled contract's storage layout (as `fundflow bundle` does)."""
-    from ledger.compiler import load_contract
-    from ledger.deploy import CONTRACT_NAME
+    from ledger.chain.compiler import load_contract
+    from ledger.chain.deploy import CONTRACT_NAME
 
     return heads_slot(load_contract(CONTRACT_NAME).storage_layout)
 

@@ -8,11 +8,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel
 
 from api.deps import Caller
-from ledger.chain import TxResult
+from ledger.chain.client import TxResult
 from ledger.errors import PermissionDeniedError
-from ledger.models import Loan
-from ledger.offchain import LoanMetadata
-from ledger.purposes import describe
+from ledger.mirror.models import Loan
+from ledger.protocol.purposes import describe
+from ledger.store.offchain import LoanMetadata
 
 __all__ = ["check_lender", "created_lots", "loan_out", "lot_out", "records"]
 

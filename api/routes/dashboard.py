@@ -38,12 +38,12 @@ from api.routes.common import records
 from api.schemas import ConfirmRequest, DisputeRequest
 from api.services import Services
 from api.writes import Write
-from ledger import alerts as alerts_mod
+from ledger.audit.verify import directory_documents, verify_loan
 from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
-from ledger.models import Loan, Lot, lots_by_id
-from ledger.offchain import Document, LoanMetadata, find_token
-from ledger.purposes import describe
-from ledger.verify import directory_documents, verify_loan
+from ledger.mirror.models import Loan, Lot, lots_by_id
+from ledger.monitoring import alerts as alerts_mod
+from ledger.protocol.purposes import describe
+from ledger.store.offchain import Document, LoanMetadata, find_token
 
 __all__ = ["SECURITY_HEADERS", "install", "router"]
 

@@ -22,8 +22,8 @@ from api.access import loan_visibility
 from api.deps import Caller, ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from ledger.errors import ChainError, NotFoundError, PayloadTooLargeError, StorageError, ValidationError
-from ledger.models import Event, Loan
-from ledger.offchain import Document, keccak_hex
+from ledger.mirror.models import Event, Loan
+from ledger.store.offchain import Document, keccak_hex
 
 __all__ = ["router"]
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter
 from api.deps import ServicesDep
 from api.services import Services
 from ledger.errors import ChainError
-from ledger.models import Checkpoint
-from ledger.status import indexer_status
+from ledger.mirror.models import Checkpoint
+from ledger.mirror.status import indexer_status
 
 __all__ = ["router"]
 

@@ -28,8 +28,8 @@ from api.schemas import (
 )
 from api.writes import Outcome, WriteDep
 from ledger.errors import ConflictError, FundflowError, ValidationError
-from ledger.models import Loan, Lot
-from ledger.offchain import LoanMetadata, terms_hash
+from ledger.mirror.models import Loan, Lot
+from ledger.store.offchain import LoanMetadata, terms_hash
 
 __all__ = ["router"]
 

@@ -14,8 +14,8 @@ from api.errors import ERROR_RESPONSES
 from api.routes.common import created_lots, lot_out
 from api.schemas import LotOut, Page, PayBatchRequest, PayRequest, WriteResult
 from api.writes import Outcome, WriteDep
-from ledger.contract import PaymentSpec
-from ledger.models import Lot
+from ledger.chain.contract import PaymentSpec
+from ledger.mirror.models import Lot
 
 __all__ = ["router"]
 

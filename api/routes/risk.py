@@ -14,9 +14,9 @@ from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.routes.common import check_lender
 from api.writes import Outcome, WriteDep
-from ledger.classification import CLASS_LABELS, apply_classification, suggest_classification
-from ledger.contract import RiskClass
-from ledger.monitor import Monitor
+from ledger.chain.contract import RiskClass
+from ledger.monitoring.classification import CLASS_LABELS, apply_classification, suggest_classification
+from ledger.monitoring.monitor import Monitor
 
 __all__ = ["router"]
 

@@ -1,0 +1,1 @@
+"""`fundflow`: the command line, one module per group of commands."""

@@ -1,0 +1,235 @@
+"""`fundflow serve`, `fundflow tokens create|revoke`, and the API half of `fundflow up` (indexer thread + API
+server thread + the demo told through the API). Registered on the main CLI by `register_api_commands`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.table import Table
+
+from fundflow.cli.console import console, err_console
+from ledger.chain.contract import RiskClass
+from ledger.chain.participants import Directory, slugify
+from ledger.config import Settings, get_settings
+from ledger.errors import ChainError, FundflowError, NotFoundError, ValidationError
+from ledger.store.db import open_database
+from ledger.store.offchain import create_token, revoke_tokens, token_fingerprint
+
+__all__ = ["ApiStack", "register_api_commands"]
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (FUNDFLOW_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (FUNDFLOW_API_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API (the indexer runs separately: `fundflow index`)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
+
+
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="Participant name, as in `fundflow participants list`.")],
+    key_name: Annotated[
+        str | None, typer.Option(help="Which of its accounts (default: the name's slug).")
+    ] = None,
+    expires_days: Annotated[
+        float | None, typer.Option(help="Refuse the token after this many days (default: never).", min=0)
+    ] = None,
+) -> None:
+    """Create an API token for a participant account. It is printed once and stored only as a hash."""
+    settings = get_settings()
+    participant = Directory(settings.participants_file).get(name)
+    key = key_name or slugify(name)
+    if key not in participant.accounts:
+        key = next(iter(participant.accounts), key)
+    address = participant.accounts.get(key)
+    if address is None:
+        raise NotFoundError(f"{name!r} has no account {key!r}", hint="see `fundflow participants list`")
+    engine = open_database(settings.database_url)
+    from datetime import UTC, datetime, timedelta
+
+    from ledger.store.offchain import hash_token
+
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days is not None else None
+    token = create_token(engine, participant=name, key_name=key, address=address, expires_at=expires)
+    engine.dispose()
+    until = f", expires {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+    err_console.print(
+        f"token {token_fingerprint(hash_token(token))} for {name} ({key}, {address}{until}); "
+        "shown once, store it now:"
+    )
+    print(token)
+
+
+def tokens_revoke(
+    fingerprint: Annotated[
+        str | None,
+        typer.Argument(help="The token's fingerprint (printed by `tokens create`, logged with refusals)."),
+    ] = None,
+    participant: Annotated[str | None, typer.Option(help="Revoke every token of this participant.")] = None,
+) -> None:
+    """Revoke API tokens; the API refuses them from the next request on."""
+    if not fingerprint and not participant:
+        raise ValidationError(
+            "name a token fingerprint or --participant", hint="see `fundflow tokens --help`"
+        )
+    if fingerprint and len(fingerprint) < 8:
+        raise ValidationError(
+            f"fingerprint {fingerprint!r} is too short to name one token", hint="give at least 8 hex digits"
+        )
+    settings = get_settings()
+    engine = open_database(settings.database_url)
+    rows = revoke_tokens(engine, fingerprint=fingerprint, participant=participant)
+    engine.dispose()
+    if not rows:
+        raise NotFoundError("no active token matches", hint="it may already be revoked")
+    for row in rows:
+        err_console.print(
+            f"revoked token {token_fingerprint(row.token_hash)} of {row.participant} ({row.key_name})"
+        )
+
+
+class ApiStack:
+    """The indexer following the tip and the API server, each in a thread of this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        import uvicorn
+
+        from api.app import create_app
+        from api.services import open_services
+        from ledger.mirror.indexer import Indexer
+
+        self.settings = settings
+        self.services = open_services(settings)
+        self.stop_event = threading.Event()
+        from ledger.monitoring.monitor import Monitor
+
+        self.indexer = Indexer(
+            self.services.engine,
+            self.services.client.__class__(settings.chain_url, tx_timeout=settings.tx_timeout),
+            self.services.deployment,
+            confirmations=settings.confirmations,
+            poll_interval=settings.poll_interval,
+            decode_worker_min_logs=settings.decode_worker_min_logs,
+            after_batch=Monitor.from_settings(settings).after_batch,  # alerts, in each batch's transaction
+        )
+        self.webhooks: Any = None
+        self.indexer_error: BaseException | None = None
+        self._indexer_thread = threading.Thread(target=self._index, name="indexer", daemon=True)
+        config = uvicorn.Config(
+            create_app(settings, services=self.services),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+        )
+        self.server = uvicorn.Server(config)
+        self._server_thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def _index(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.indexer.run_forever(self.stop_event, on_outage=self._outage)
+            except ChainError as exc:  # e.g. a different chain behind the URL: health says so; keep trying
+                self.indexer_error = exc
+                self.stop_event.wait(1.0)
+            except BaseException as exc:
+                self.indexer_error = exc
+                err_console.print(f"[bold red]indexer stopped:[/] {exc}", highlight=False)
+                return
+
+    def _outage(self, error: BaseException | None, retry_in: float) -> None:
+        self.indexer_error = error
+        if error is not None and retry_in >= 4:  # say it once the outage is more than a blip
+            err_console.print(
+                f"[yellow]indexer waiting:[/] {error} (retrying in {retry_in:.0f} s)", highlight=False
+            )
+
+    def start(self) -> ApiStack:
+        self.indexer.open()
+        self._indexer_thread.start()
+        if self.settings.webhook_urls:
+            from ledger.monitoring.webhooks import WebhookWorker
+
+            self.webhooks = WebhookWorker.from_settings(self.services.engine, self.settings).start()
+        self._server_thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._server_thread.is_alive():
+                raise FundflowError(
+                    f"the API did not start on {self.url}", hint="is the port taken? FUNDFLOW_API_PORT"
+                )
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.stop_event.set()
+        self._server_thread.join(timeout=10)
+        self._indexer_thread.join(timeout=10)
+        if self.webhooks is not None:
+            self.webhooks.stop()
+        self.indexer.close()
+        self.services.close()
+
+
+def seed_and_print(stack: ApiStack, operator: Any) -> None:
+    """Onboard the demo participants, tell the demo story through the API, print tokens and curl lines."""
+    from fundflow.demo import DEMO_LOAN, PARTICIPANTS, onboard_demo, seed_demo_via_api
+
+    s = stack.settings
+    directory = Directory(s.participants_file)
+    tokens, addresses = onboard_demo(
+        stack.services.ledger, operator, directory, stack.services.keystore, stack.services.engine
+    )
+    with httpx.Client(base_url=stack.url, timeout=60) as http:
+        loan = seed_demo_via_api(http, tokens, addresses)
+    console.print(
+        f"demo loan {DEMO_LOAN}: principal {loan['principal'] / 100:,.2f} {loan['currency']}, disbursed "
+        f"{loan['disbursed'] / 100:,.2f}, repaid {loan['repaid'] / 100:,.2f}, "
+        f"risk class {RiskClass(loan['risk_class']).name}"
+    )
+    table = Table("participant", "role", "address")
+    for name, role in PARTICIPANTS:
+        table.add_row(name, role, addresses[name])
+    console.print(table)
+    console.print("API tokens (new on each start; the old ones stay valid):")
+    for name, _ in PARTICIPANTS:
+        print(f"  {name:<26} {tokens[name]}")
+    bank, auditor = tokens["Lakeside Commercial Bank"], tokens["Harbor Audit Partners"]
+    supplier = tokens["Greenfield Logistics"]
+    console.print(
+        f"\nAPI: [bold]{stack.url}[/]  (docs: {stack.url}/docs)\n"
+        f"Dashboard: [bold]{stack.url}/dashboard/[/] (sign in with a token above)\nTry:",
+        highlight=False,
+    )
+    for line in (
+        f"curl -s {stack.url}/v1/health",
+        f"curl -s -H 'Authorization: Bearer {bank}' {stack.url}/v1/loans",
+        f"curl -s -H 'Authorization: Bearer {auditor}' {stack.url}/v1/loans/{DEMO_LOAN}/trail",
+        f"curl -s -H 'Authorization: Bearer {supplier}' "
+        f"'{stack.url}/v1/payments/received?confirmation=disputed'",
+        f"curl -s -X POST -H 'Authorization: Bearer {bank}' -H 'Idempotency-Key: try-1' "
+        f"-H 'Content-Type: application/json' '{stack.url}/v1/loans/{DEMO_LOAN}/repayments?wait=true' "
+        """-d '{"amount": "1000.00"}'""",
+    ):
+        print("  " + line)
+
+
+def register_api_commands(app: typer.Typer, friendly: Any) -> None:
+    tokens_app = typer.Typer(help="API tokens of participants.", no_args_is_help=True)
+    tokens_app.command("create")(friendly(tokens_create))
+    tokens_app.command("revoke")(friendly(tokens_revoke))
+    app.add_typer(tokens_app, name="tokens")
+    app.command("serve")(friendly(serve))

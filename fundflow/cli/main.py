@@ -1,0 +1,320 @@
+"""`fundflow`: the command line.
+
+Every command reads settings from FUNDFLOW_* variables (and .env). Errors the product raises on purpose
+print as a message and a hint, never a traceback, and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from rich.table import Table
+
+from fundflow.cli.console import console, err_console, friendly_errors
+from ledger.chain.client import ChainClient
+from ledger.chain.contract import LedgerContract
+from ledger.chain.deploy import Deployment, connect, deploy_ledger
+from ledger.chain.keystore import Keystore
+from ledger.chain.localchain import LocalChain
+from ledger.chain.participants import ROLES, Directory, onboard, remove, rotate
+from ledger.config import Settings, get_settings
+from ledger.errors import ChainMismatchError, DeploymentError
+from ledger.store.db import sqlite_path
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="Fundflow: a fund-flow ledger for post-loan management.", no_args_is_help=True)
+participants_app = typer.Typer(help="Register organisations, their accounts and roles.", no_args_is_help=True)
+app.add_typer(participants_app, name="participants")
+
+
+def _operator(settings: Settings) -> LocalAccount:
+    assert settings.operator_key is not None
+    account: LocalAccount = Account.from_key(settings.operator_key.get_secret_value())
+    return account
+
+
+def _client(settings: Settings) -> ChainClient:
+    return ChainClient(settings.chain_url, tx_timeout=settings.tx_timeout)
+
+
+def _keystore(settings: Settings) -> Keystore:
+    return Keystore(settings.keystore_dir, settings.passphrase(), scrypt_n=settings.keystore_scrypt_n)
+
+
+def _ledger(settings: Settings) -> LedgerContract:
+    client = _client(settings)
+    return connect(client, Deployment.load(settings.deployment_file))
+
+
+def _ensure_deployed(settings: Settings, client: ChainClient, *, force: bool = False) -> Deployment:
+    """The recorded deployment if it lives on this chain; otherwise deploy and record a new one."""
+    if not force and settings.deployment_file.exists():
+        try:
+            deployment = Deployment.load(settings.deployment_file)
+            deployment.check_chain(client)
+            return deployment
+        except ChainMismatchError as exc:
+            if not settings.starts_local_chain:
+                raise  # never silently redeploy on a real network
+            console.print(f"[yellow]{exc.message}; deploying afresh on the local chain[/]")
+        except DeploymentError as exc:
+            console.print(f"[yellow]{exc.message}; deploying afresh[/]")
+    deployment = deploy_ledger(client, _operator(settings))
+    deployment.save(settings.deployment_file)
+    return deployment
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+@app.command()
+@friendly_errors
+def chain(
+    port: Annotated[int | None, typer.Option(help="Port (default FUNDFLOW_CHAIN_PORT).")] = None,
+    kind: Annotated[str, typer.Option(help="hardhat or anvil.")] = "hardhat",
+) -> None:
+    """Start a local chain node on 127.0.0.1 and keep it running until Ctrl-C."""
+    settings = get_settings()
+    node = LocalChain(port or settings.chain_port, kind=kind).start()
+    console.print(
+        f"{kind} node listening on [bold]{node.url}[/] (chain id {ChainClient(node.url).chain_id})."
+    )
+    console.print("Ctrl-C stops it.")
+    _wait_for_interrupt(node)
+
+
+@app.command()
+@friendly_errors
+def compile() -> None:  # noqa: A001 - the command is called compile
+    """Compile contracts/ with the pinned solc (offline) and show what was built."""
+    from ledger.chain.compiler import compile_contracts
+
+    table = Table("contract", "runtime bytes", "source hash")
+    for name, c in sorted(compile_contracts().items()):
+        table.add_row(name, str(len(c.deployed_bytecode.removeprefix("0x")) // 2), c.source_hash[:18])
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def deploy(
+    force: Annotated[bool, typer.Option(help="Deploy even if a deployment is recorded.")] = False,
+) -> None:
+    """Deploy the ledger with the operator key and write the deployment record."""
+    settings = get_settings()
+    client = _client(settings)
+    deployment = _ensure_deployed(settings, client, force=force)
+    console.print(
+        f"FundFlowLedger at [bold]{deployment.address}[/] on chain {deployment.chain_id}, block "
+        f"{deployment.block_number}; record in {settings.deployment_file}"
+    )
+
+
+@app.command()
+@friendly_errors
+def pause() -> None:
+    """Operator: freeze every ledger write (emergency stop)."""
+    settings = get_settings()
+    result = _ledger(settings).pause(_operator(settings))
+    console.print(f"ledger paused in block {result.block_number}")
+
+
+@app.command()
+@friendly_errors
+def unpause() -> None:
+    """Operator: allow ledger writes again."""
+    settings = get_settings()
+    result = _ledger(settings).unpause(_operator(settings))
+    console.print(f"ledger unpaused in block {result.block_number}")
+
+
+@participants_app.command("add")
+@friendly_errors
+def participants_add(
+    name: Annotated[str, typer.Argument(help="The organisation's name (kept off chain).")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    address: Annotated[str | None, typer.Option(help="Use this account instead of generating a key.")] = None,
+    key_name: Annotated[
+        str | None, typer.Option(help="Keystore name of the account (default: slug of name).")
+    ] = None,
+) -> None:
+    """Register an organisation (if new), attach an account to it, and grant the role."""
+    settings = get_settings()
+    ledger = _ledger(settings)
+    participant, account = onboard(
+        ledger,
+        _operator(settings),
+        Directory(settings.participants_file),
+        _keystore(settings),
+        name=name,
+        role=role,
+        key_name=key_name,
+        address=address,
+    )
+    console.print(f"{participant.name}: {role}, org {participant.org_id}, account {account}")
+
+
+@participants_app.command("list")
+@friendly_errors
+def participants_list() -> None:
+    """Show registered participants with their on-chain role status."""
+    settings = get_settings()
+    ledger = _ledger(settings)
+    table = Table("name", "role", "org id", "account", "role on chain")
+    for p in Directory(settings.participants_file):
+        for key_name, address in p.accounts.items():
+            active = ledger.has_role(ROLES[p.role], address)
+            table.add_row(
+                p.name, p.role, p.org_id[:18] + "…", f"{key_name} {address}", "yes" if active else "NO"
+            )
+    console.print(table)
+
+
+@participants_app.command("remove")
+@friendly_errors
+def participants_remove(
+    name: str, key_name: Annotated[str, typer.Option(help="Which account of the organisation.")]
+) -> None:
+    """Detach an account from its organisation; its roles are revoked at once."""
+    settings = get_settings()
+    address = remove(
+        _ledger(settings), _operator(settings), Directory(settings.participants_file), name, key_name
+    )
+    console.print(f"removed {address} from {name}")
+
+
+@participants_app.command("rotate")
+@friendly_errors
+def participants_rotate(
+    name: str, key_name: Annotated[str, typer.Option(help="Which account of the organisation.")]
+) -> None:
+    """Replace an account's key: the new one gets the same organisation and role, the old one is removed."""
+    settings = get_settings()
+    old, new = rotate(
+        _ledger(settings),
+        _operator(settings),
+        Directory(settings.participants_file),
+        _keystore(settings),
+        name,
+        key_name,
+    )
+    console.print(f"{name}: {old} replaced by {new}")
+
+
+@app.command()
+@friendly_errors
+def up() -> None:
+    """Start the local chain (unless FUNDFLOW_RPC_URL is set), deploy (unless recorded), run the indexer and
+    the API, seed the demo through the API, and keep running until Ctrl-C."""
+    from fundflow.cli.api import ApiStack, seed_and_print
+
+    settings = get_settings()
+    node: LocalChain | None = None
+    stack: ApiStack | None = None
+    if settings.starts_local_chain:
+        node = LocalChain(settings.chain_port, log_path=_log_path(settings, "chain.log")).start()
+        console.print(f"local chain: [bold]{node.url}[/] (log {settings.data_dir / 'chain.log'})")
+    try:
+        client = _client(settings)
+        deployment = _ensure_deployed(settings, client)
+        console.print(f"ledger: [bold]{deployment.address}[/] on chain {deployment.chain_id}")
+        if settings.starts_local_chain:
+            retire_stale_local_mirror(settings, client)
+        stack = ApiStack(settings).start()
+        console.print(f"indexer: following the chain into {settings.redacted()['database_url']}")
+        seed_and_print(stack, _operator(settings))
+        console.print("Ctrl-C stops everything.")
+        _wait_for_interrupt(node)
+    finally:
+        if stack is not None:
+            stack.stop()
+        if node is not None:
+            node.stop()
+
+
+def retire_stale_local_mirror(settings: Settings, client: ChainClient) -> Path | None:
+    """A local Hardhat node starts a new chain every time (its genesis differs), so the SQLite mirror of the
+    last `fundflow up` describes a chain that is gone, and the indexer would rightly refuse to mix the two.
+    Move that file aside (kept, renamed after the old chain's genesis) so this run starts a fresh mirror;
+    return where it went. Only SQLite files are moved: a PostgreSQL mirror is never touched."""
+    path = sqlite_path(settings.database_url)
+    if path is None or not path.exists():
+        return None
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT genesis_hash FROM checkpoint WHERE id = 1").fetchone()
+    except sqlite3.Error:
+        return None  # no checkpoint yet (or not a mirror): nothing to compare
+    if row is None or row[0] == client.get_header(0).hash:
+        return None
+    kept = path.with_name(f"{path.name}.chain-{str(row[0])[2:10]}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.replace(Path(f"{kept}{suffix}"))
+    console.print(
+        f"[yellow]{path} mirrored an earlier local chain (genesis {row[0]}); kept as {kept.name}, "
+        "starting a fresh mirror[/]"
+    )
+    return kept
+
+
+def _log_path(settings: Settings, name: str) -> Path:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings.data_dir / name
+
+
+def _wait_for_interrupt(node: LocalChain | None) -> None:
+    """Block until Ctrl-C/SIGTERM (or the node dies), then return so callers clean up."""
+    stop = False
+
+    def handle(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, handle)
+    try:
+        while not stop:
+            if node is not None and not node.running:
+                err_console.print("[bold red]the chain node exited[/]")
+                raise typer.Exit(1)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.stop()
+        console.print("stopped.")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+try:  # the indexer's commands live with the indexer
+    from fundflow.cli.index import register_index_commands
+except ImportError:  # pragma: no cover - during development only
+    pass
+else:
+    register_index_commands(app)
+
+from fundflow.cli.api import register_api_commands  # noqa: E402
+
+register_api_commands(app, friendly_errors)
+
+from fundflow.cli.verify import register_verify_commands  # noqa: E402  (the auditor's commands)
+
+register_verify_commands(app)

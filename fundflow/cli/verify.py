@@ -1,0 +1,308 @@
+"""`fundflow verify | bundle | verify-bundle | report | export | attest`: the auditor's commands,
+registered on the main CLI by `register_verify_commands(app)`.
+
+`verify-bundle` needs no settings, database or deployment record: it is the offline check an auditor runs
+on a bundle someone handed over.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import Engine
+
+from fundflow.cli.console import console, friendly_errors
+from ledger.audit.bundle import (
+    BundleVerification,
+    build_bundle,
+    heads_slot,
+    load_bundle_text,
+    verify_bundle,
+    write_bundle,
+)
+from ledger.audit.verify import Verification, directory_documents, verify_loan
+from ledger.chain.client import ChainClient
+from ledger.chain.contract import LedgerContract
+from ledger.chain.deploy import CONTRACT_NAME, Deployment, connect
+from ledger.config import Settings, get_settings
+from ledger.errors import ValidationError
+from ledger.store.db import open_database
+
+__all__ = ["register_verify_commands", "render_bundle_verification", "render_verification"]
+
+
+_MANY = 40
+
+
+def _ledger(settings: Settings) -> tuple[LedgerContract, Deployment]:
+    deployment = Deployment.load(settings.deployment_file)
+    client = ChainClient(settings.chain_url, tx_timeout=settings.tx_timeout)
+    return connect(client, deployment), deployment
+
+
+def _documents_dir(settings: Settings) -> Path:
+    return Path(getattr(settings, "documents_dir", settings.data_dir / "documents"))
+
+
+def _verify(settings: Settings, loan_id: str, block: int | None) -> tuple[Verification, Engine]:
+    engine = open_database(settings.database_url)
+    ledger, _ = _ledger(settings)
+    documents = directory_documents(_documents_dir(settings))
+    return verify_loan(engine, ledger, loan_id, block=block, documents=documents), engine
+
+
+def _brief(args: dict[str, Any]) -> str:
+    keys = ("lotId", "payee", "amount", "purpose", "principal", "outstanding", "riskClass", "status", "head")
+    shown = []
+    for key in keys:
+        if key in args and not (key == "head" and "lotId" in args):
+            value = str(args[key])
+            shown.append(f"{key}={value[:10] + '…' if value.startswith('0x') and len(value) > 42 else value}")
+    return " ".join(shown[:4])
+
+
+def render_verification(result: Verification, out: Console, *, show_all: bool = False) -> None:
+    """The human-readable form: the verdict, what failed, and the trail (failing rows only when long)."""
+    events = (
+        result.events if show_all or len(result.events) <= _MANY else [e for e in result.events if not e.ok]
+    )
+    if events:
+        table = Table(
+            "block", "log", "event", "details", "verified", title=f"events of loan {result.loan_id}"
+        )
+        for e in events:
+            table.add_row(
+                str(e.block_number),
+                str(e.log_index),
+                e.name,
+                _brief(e.args),
+                "[green]yes[/]" if e.ok else "[red]NO[/] " + "; ".join(e.problems),
+            )
+        out.print(table)
+    lots = (
+        result.lots if show_all or len(result.lots) <= _MANY else [lot for lot in result.lots if not lot.ok]
+    )
+    if lots:
+        table = Table("lot", "parent", "holder", "amount", "remaining", "verified", title="lots")
+        for lot in lots:
+            table.add_row(
+                lot.lot_id[:12] + "…",
+                (lot.parent_lot_id or "")[:12] + ("…" if lot.parent_lot_id else ""),
+                lot.holder or "",
+                str(lot.amount),
+                str(lot.remaining),
+                "[green]yes[/]" if lot.ok else "[red]NO[/] " + "; ".join(lot.problems),
+            )
+        out.print(table)
+    bad_docs = [d for d in result.documents if not d.ok]
+    for d in bad_docs:
+        out.print(f"[red]document {d.hash}[/]: {d.problem} (referenced by {'; '.join(d.referenced_by)})")
+    for problem in result.chain_problems + result.loan_problems:
+        out.print(f"[red]{problem}[/]", highlight=False)
+    if result.head_on_chain != result.head_recomputed:
+        out.print(
+            f"[red]head recomputed from the mirror {result.head_recomputed} != headOf "
+            f"{result.head_on_chain}[/]"
+        )
+    if result.trail_grew_since:
+        out.print(
+            f"[yellow]the loan changed after block {result.block_number}: head now {result.head_now}[/]"
+        )
+    colour = "green" if result.ok else "red"
+    out.print(f"[bold {colour}]{result.summary}[/]", highlight=False)
+
+
+def render_bundle_verification(result: BundleVerification, out: Console) -> None:
+    table = Table(
+        "block", "log", "event", "details", "head after", title=f"proved trail of loan {result.loan_id}"
+    )
+    for e in result.events:
+        table.add_row(str(e.block_number), str(e.log_index), e.name, _brief(e.args), e.head[:12] + "…")
+    out.print(table)
+    out.print(
+        f"contract {result.contract} (code hash {result.code_hash}) on chain {result.chain_id}",
+        highlight=False,
+    )
+    out.print(f"head {result.head} proven in the state of block {result.block_number} ({result.block_hash})")
+    if result.anchored:
+        out.print(f"[bold green]PROVEN[/]: header anchored to the {result.anchored_by}", highlight=False)
+        if not result.positions_checked:
+            out.print(
+                "event positions (tx hash, block, log index) are covered by digests only; "
+                "pass --rpc to check them against a node"
+            )
+    else:
+        out.print(
+            "[bold yellow]NOT ANCHORED[/]: the bundle is internally consistent, but its block hash was not "
+            "compared with one you trust; pass --block-hash or --rpc"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- commands
+
+
+def verify(
+    loan_id: Annotated[str, typer.Argument(help="The loan id (0x + 64 hex digits).")],
+    block: Annotated[int | None, typer.Option(help="Verify at this block (default: the mirror's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="List every event and lot, not only failures.")
+    ] = False,
+) -> None:
+    """Verify a loan's mirrored trail against the chain; exits 1 if anything differs."""
+    result, engine = _verify(get_settings(), loan_id, block)
+    engine.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        render_verification(result, console, show_all=show_all)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def bundle(
+    loan_id: Annotated[str, typer.Argument(help="The loan id.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the bundle (JSON).")],
+    block: Annotated[int | None, typer.Option(help="Prove at this block (default: the latest).")] = None,
+) -> None:
+    """Write an offline proof bundle of the loan's trail (see docs/bundle-format.md)."""
+    from ledger.chain.compiler import load_contract
+
+    settings = get_settings()
+    ledger, deployment = _ledger(settings)
+    slot = heads_slot(load_contract(CONTRACT_NAME).storage_layout)
+    built = build_bundle(ledger, loan_id, storage_slot=slot, from_block=deployment.block_number, block=block)
+    write_bundle(built, output)
+    console.print(
+        f"wrote {output}: {len(built['events'])} events, head {built['head']} proven at block "
+        f"{int(built['header']['number'], 16)} ({built['header']['hash']})",
+        highlight=False,
+    )
+
+
+def verify_bundle_command(
+    file: Annotated[Path, typer.Argument(help="The bundle file.")],
+    block_hash: Annotated[
+        str | None, typer.Option("--block-hash", help="The block hash you trust for the bundle's block.")
+    ] = None,
+    rpc: Annotated[
+        str | None, typer.Option("--rpc", help="A node you trust; its block hash anchors.")
+    ] = None,
+    unanchored: Annotated[
+        bool, typer.Option("--unanchored", help="Only check internal consistency (no trusted hash).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the proved trail as JSON.")] = False,
+) -> None:
+    """Verify a proof bundle with no API and no database; prints the trail it proved."""
+    if block_hash is None and rpc is None and not unanchored:
+        raise ValidationError(
+            "a bundle proves nothing until its header is anchored to a block hash you trust",
+            hint="pass --block-hash 0x… (from a source you trust) or --rpc URL (a node you trust); "
+            "--unanchored checks internal consistency only",
+        )
+    client = ChainClient(rpc) if rpc else None
+    result = verify_bundle(load_bundle_text(file), trusted_block_hash=block_hash, client=client)
+    if as_json:
+        body = {
+            "loanId": result.loan_id,
+            "head": result.head,
+            "block": {
+                "number": result.block_number,
+                "hash": result.block_hash,
+                "timestamp": result.timestamp,
+            },
+            "anchoredBy": result.anchored_by,
+            "positionsChecked": result.positions_checked,
+            "events": [
+                {"name": e.name, "blockNumber": e.block_number, "logIndex": e.log_index, "head": e.head}
+                for e in result.events
+            ],
+        }
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+    else:
+        render_bundle_verification(result, console)
+    if not result.anchored:
+        raise typer.Exit(2)
+
+
+def report(
+    loan_id: Annotated[str, typer.Argument(help="The loan id.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the HTML report.")],
+    block: Annotated[int | None, typer.Option(help="Verify at this block (default: the mirror's).")] = None,
+) -> None:
+    """Verify the loan and write a printable HTML audit report (also written when verification fails)."""
+    from ledger.audit.report import block_times, render_html, report_hash
+
+    result, engine = _verify(get_settings(), loan_id, block)
+    times = block_times(engine, [e.block_number for e in result.events] + [result.block_number])
+    engine.dispose()
+    page = render_html(result, times=times)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(page, encoding="utf-8")
+    console.print(f"wrote {output} (report hash {report_hash(page)})", highlight=False)
+    console.print(result.summary, highlight=False)
+
+
+def export(
+    loan_id: Annotated[str, typer.Argument(help="The loan id.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "json",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File (default: stdout).")] = None,
+    block: Annotated[int | None, typer.Option(help="Verify at this block (default: the mirror's).")] = None,
+) -> None:
+    """Export the verified trail as CSV or JSON (each row says whether it verified)."""
+    from ledger.audit.report import block_times, export_csv, export_json
+
+    if fmt not in ("csv", "json"):
+        raise ValidationError(f"unknown format {fmt!r}", hint="use --format csv or --format json")
+    result, engine = _verify(get_settings(), loan_id, block)
+    times = block_times(engine, [e.block_number for e in result.events])
+    engine.dispose()
+    text = export_csv(result, times) if fmt == "csv" else export_json(result, times)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}", highlight=False)
+
+
+def attest(
+    loan_id: Annotated[str, typer.Argument(help="The loan id.")],
+    key_name: Annotated[str, typer.Option("--key", help="Keystore name of the auditor's account.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the attested report.")],
+) -> None:
+    """Verify the loan, write the audit report, and attest its head and the report's hash on chain."""
+    from ledger.audit.attestation import attest_verified
+    from ledger.audit.report import block_times, render_html, report_hash
+    from ledger.chain.keystore import Keystore
+
+    settings = get_settings()
+    result, engine = _verify(settings, loan_id, None)
+    times = block_times(engine, [e.block_number for e in result.events] + [result.block_number])
+    engine.dispose()
+    page = render_html(result, times=times)
+    digest = report_hash(page)
+    ledger, _ = _ledger(settings)
+    keystore = Keystore(settings.keystore_dir, settings.passphrase(), scrypt_n=settings.keystore_scrypt_n)
+    tx = attest_verified(result, ledger, keystore.unlock(key_name), report_hash=digest)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(page, encoding="utf-8")
+    console.print(
+        f"attested head {result.head_on_chain} with report {output} ({digest}) in block {tx.block_number}",
+        highlight=False,
+    )
+
+
+def register_verify_commands(app: typer.Typer) -> None:
+    """Add the auditor's commands to the main CLI."""
+    app.command("verify")(friendly_errors(verify))
+    app.command("bundle")(friendly_errors(bundle))
+    app.command("verify-bundle")(friendly_errors(verify_bundle_command))
+    app.command("report")(friendly_errors(report))
+    app.command("export")(friendly_errors(export))
+    app.command("attest")(friendly_errors(attest))

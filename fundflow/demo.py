@@ -1,0 +1,260 @@
+"""The demo story, told through the HTTP API: a tech company's R&D project loan paid out in tranches,
+entrusted payments to suppliers, onward payments, confirmations, a dispute, a payment outside the declared
+use, repayments, a classification, a collateral valuation and an audit attestation.
+
+Participants are onboarded on chain by the operator (library call: registering organisations is not an API
+action); everything else goes through `http` (an httpx client pointed at the running API). Every POST carries
+a fixed Idempotency-Key, so seeding again records nothing twice.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from sqlalchemy.engine import Engine
+
+from ledger.chain.contract import LedgerContract
+from ledger.chain.keystore import Keystore
+from ledger.chain.participants import Directory, onboard, slugify
+from ledger.errors import FundflowError
+from ledger.protocol.purposes import Purpose
+from ledger.store.offchain import create_token
+
+__all__ = ["DEMO_LOAN", "PARTICIPANTS", "seed_demo_via_api"]
+
+DEMO_LOAN = "LN-2026-0001"
+PARTICIPANTS: list[tuple[str, str]] = [
+    ("Lakeside Commercial Bank", "lender"),
+    ("Brightpath Robotics", "enterprise"),  # the borrower: a tech company with an R&D project
+    ("Eastwind Auto Parts", "enterprise"),  # the core enterprise of the supply chain
+    ("Pinecrest Electronics", "enterprise"),
+    ("Northriver Steel", "enterprise"),
+    ("Greenfield Logistics", "enterprise"),
+    ("Harbor Audit Partners", "auditor"),
+]
+
+
+def onboard_demo(
+    ledger: LedgerContract, operator: LocalAccount, directory: Directory, keystore: Keystore, engine: Engine
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Register the demo organisations (idempotent); a fresh API token for each: (tokens, addresses)."""
+    tokens: dict[str, str] = {}
+    addresses: dict[str, str] = {}
+    for name, role in PARTICIPANTS:
+        _, address = onboard(ledger, operator, directory, keystore, name=name, role=role)
+        addresses[name] = address
+        tokens[name] = create_token(engine, participant=name, key_name=slugify(name), address=address)
+    return tokens, addresses
+
+
+class _Client:
+    def __init__(self, http: httpx.Client, tokens: dict[str, str]) -> None:
+        self.http = http
+        self.tokens = tokens
+
+    def post(self, who: str, path: str, body: Any, key: str) -> dict[str, Any]:
+        r = self.http.post(
+            path + ("&" if "?" in path else "?") + "wait=true",
+            json=body,
+            headers={"Authorization": f"Bearer {self.tokens[who]}", "Idempotency-Key": f"demo:{key}"},
+        )
+        if r.status_code >= 300:
+            raise FundflowError(f"demo step {key} failed: {r.status_code} {r.text}")
+        return dict(r.json())
+
+    def upload(self, who: str, name: str, text: str) -> str:
+        r = self.http.post(
+            "/v1/documents",
+            content=text.encode(),
+            headers={
+                "Authorization": f"Bearer {self.tokens[who]}",
+                "Content-Type": "text/plain",
+                "X-Filename": name,
+            },
+        )
+        r.raise_for_status()
+        return str(r.json()["hash"])
+
+
+def seed_demo_via_api(
+    http: httpx.Client, tokens: dict[str, str], addresses: dict[str, str]
+) -> dict[str, Any]:
+    api = _Client(http, tokens)
+    bank, borrower, core = "Lakeside Commercial Bank", "Brightpath Robotics", "Eastwind Auto Parts"
+    electronics, steel, logistics = "Pinecrest Electronics", "Northriver Steel", "Greenfield Logistics"
+    auditor = "Harbor Audit Partners"
+    existing = http.get(f"/v1/loans/{DEMO_LOAN}", headers={"Authorization": f"Bearer {tokens[bank]}"})
+    if existing.status_code == 200:
+        return dict(existing.json())
+
+    contract = api.upload(bank, "loan-contract.txt", "R&D project loan agreement LN-2026-0001 (demo)")
+    year = time.gmtime().tm_year + 1
+    api.post(
+        bank,
+        "/v1/loans",
+        {
+            "loan_number": DEMO_LOAN,
+            "borrower": addresses[borrower],
+            "borrower_id": "91330100MA2DEMO002R",
+            "principal": "8000000.00",
+            "currency": "CNY",
+            "allowed_purposes": [
+                Purpose.RAW_MATERIALS,
+                Purpose.EQUIPMENT,
+                Purpose.SERVICES,
+                Purpose.WAGES,
+                Purpose.LOGISTICS,
+            ],
+            "maturity": f"{year + 1}-06-30",
+            "terms": {
+                "repayment_schedule": [
+                    {"due": f"{year}-06-30", "amount": "3000000.00"},
+                    {"due": f"{year + 1}-06-30", "amount": "5000000.00"},
+                ],
+                "inspection_schedule": [{"due": f"{year}-03-31", "kind": "site_visit"}],
+                "counterparties": [addresses[electronics], addresses[core], addresses[steel]],
+                "approval_threshold": "1000000.00",
+                "contract_document": contract,
+            },
+        },
+        "open",
+    )
+    loan = f"/v1/loans/{DEMO_LOAN}"
+
+    def lot(result: dict[str, Any]) -> str:
+        return str(result["lot_ids"][0])
+
+    # Tranche 1: entrusted payments (受托支付) straight to suppliers, and a self-paid part for wages.
+    invoice = api.upload(bank, "test-bench-invoice.txt", "Pinecrest: 4 robot test benches, 1,500,000.00")
+    to_electronics = lot(
+        api.post(
+            bank,
+            f"{loan}/disbursements",
+            {
+                "payee": addresses[electronics],
+                "amount": "1500000.00",
+                "purpose": Purpose.EQUIPMENT,
+                "evidence_hash": invoice,
+            },
+            "t1-electronics",
+        )
+    )
+    order = api.upload(bank, "actuator-order.txt", "Eastwind: actuator prototypes, 2,000,000.00")
+    to_core = lot(
+        api.post(
+            bank,
+            f"{loan}/disbursements",
+            {
+                "payee": addresses[core],
+                "amount": "2000000.00",
+                "purpose": Purpose.RAW_MATERIALS,
+                "evidence_hash": order,
+            },
+            "t1-core",
+        )
+    )
+    to_borrower = lot(
+        api.post(
+            bank,
+            f"{loan}/disbursements",
+            {"payee": addresses[borrower], "amount": "800000.00", "purpose": Purpose.WAGES},
+            "t1-wages",
+        )
+    )
+
+    # Onward payments down the chain: the core enterprise pays steel and freight in one batch.
+    batch = api.post(
+        core,
+        "/v1/payments/batch",
+        {
+            "loan": DEMO_LOAN,
+            "payments": [
+                {
+                    "from_lot": to_core,
+                    "payee": addresses[steel],
+                    "amount": "900000.00",
+                    "purpose": Purpose.RAW_MATERIALS,
+                },
+                {
+                    "from_lot": to_core,
+                    "payee": addresses[logistics],
+                    "amount": "60000.00",
+                    "purpose": Purpose.LOGISTICS,
+                },
+            ],
+        },
+        "core-batch",
+    )
+    steel_lot, freight_lot = batch["lot_ids"]
+    chips = api.post(
+        electronics,
+        "/v1/payments",
+        {
+            "loan": DEMO_LOAN,
+            "from_lot": to_electronics,
+            "payee": addresses[steel],
+            "amount": "300000.00",
+            "purpose": Purpose.RAW_MATERIALS,
+        },
+        "chips",
+    )
+    # Outside the declared use: part of the wage money goes to a brokerage account. Recorded and flagged.
+    brokerage = "0x" + keccak(text="fundflow-demo:brokerage-account").hex()[-40:]
+    api.post(
+        borrower,
+        "/v1/payments",
+        {
+            "loan": DEMO_LOAN,
+            "from_lot": to_borrower,
+            "payee": brokerage,
+            "amount": "200000.00",
+            "purpose": Purpose.SECURITIES,
+        },
+        "brokerage",
+    )
+
+    # Payees confirm (确权) or dispute what they received.
+    api.post(
+        electronics, f"/v1/lots/{to_electronics}/confirm", {"evidence_hash": invoice}, "confirm-electronics"
+    )
+    api.post(core, f"/v1/lots/{to_core}/confirm", {"evidence_hash": order}, "confirm-core")
+    api.post(steel, f"/v1/lots/{steel_lot}/confirm", {}, "confirm-steel")
+    api.post(steel, f"/v1/lots/{lot(chips)}/confirm", {}, "confirm-chips")
+    reason = api.upload(
+        logistics, "freight-dispute.txt", "Invoice says 60,000.00; only 2 of 3 trucks arrived"
+    )
+    api.post(logistics, f"/v1/lots/{freight_lot}/dispute", {"reason_hash": reason}, "dispute-freight")
+
+    # Tranche 2 after the milestone review, then servicing.
+    api.post(
+        bank,
+        f"{loan}/disbursements",
+        {"payee": addresses[electronics], "amount": "1200000.00", "purpose": Purpose.SERVICES},
+        "t2-electronics",
+    )
+    api.post(
+        bank,
+        f"{loan}/collateral",
+        {"collateral_id": "0x" + keccak(text="demo:patents").hex(), "value": "5000000.00"},
+        "collateral",
+    )
+    api.post(bank, f"{loan}/repayments", {"amount": "500000.00"}, "repay-1")
+    api.post(bank, f"{loan}/repayments", {"amount": "250000.00"}, "repay-2")
+    api.post(
+        bank,
+        f"{loan}/classifications",
+        {
+            "risk_class": "special_mention",
+            "reason_hash": "0x" + keccak(text="demo:undeclared-use-memo").hex(),
+        },
+        "classify",
+    )
+    report = api.upload(auditor, "audit-report.txt", "Trail of LN-2026-0001 verified against the chain")
+    api.post(auditor, f"{loan}/attestations", {"report_hash": report}, "attest")
+    final = http.get(loan, headers={"Authorization": f"Bearer {tokens[auditor]}"})
+    final.raise_for_status()
+    return dict(final.json())

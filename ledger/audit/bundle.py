@@ -1,0 +1,815 @@
+"""Offline proof bundles: a loan's whole trail in one JSON file that proves itself against one block hash.
+
+A bundle holds every event payload of the loan, the header of block N exactly as the node returned it, and an
+EIP-1186 (`eth_getProof`) account proof of the ledger contract plus a storage proof of `_heads[loanId]`
+against that header's state root. `verify_bundle` needs neither the API nor the database nor, unless asked to
+anchor, a node: it recomputes the hash chain from the payloads, walks both Merkle-Patricia proofs from the
+state root, and checks that keccak256(rlp(header)) is the block hash the auditor trusts. Every failure says
+where in the file it is. docs/bundle-format.md is the specification; this module is its reference verifier.
+
+The event encodings are protocol constants here (`EVENT_INPUTS`), not read from the bundle: a bundle that
+shipped its own ABI could rename fields and keep the hashes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rlp
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+
+from ledger.chain.client import ChainClient
+from ledger.chain.contract import LedgerContract, as_bytes32
+from ledger.errors import BundleError, ChainError
+from ledger.protocol.events import EventDecoder
+from ledger.protocol.hashchain import LOT_CREATING_EVENTS, ZERO_HEAD, HashChain, event_head
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "BUNDLE_VERSION",
+    "EVENT_INPUTS",
+    "HEADER_FIELDS",
+    "BundleVerification",
+    "ProvedEvent",
+    "build_bundle",
+    "chain_step",
+    "bundle_to_text",
+    "header_hash",
+    "heads_slot",
+    "heads_storage_key",
+    "mpt_get",
+    "verify_bundle",
+    "write_bundle",
+]
+
+BUNDLE_FORMAT = "fundflow-proof-bundle"
+BUNDLE_VERSION = 1
+
+# The block header's RLP fields in order, with how each JSON value becomes RLP bytes. The first 15 are every
+# post-merge header's; the rest arrived with later forks (London, Shanghai, Cancun, Prague) and, when the node
+# returns them, must form a prefix of this tail. Fields the node adds that are not header fields (hash,
+# size, totalDifficulty, transactions, uncles, withdrawals) are not in the bundle's header except `hash`.
+HEADER_FIELDS: tuple[tuple[str, str], ...] = (
+    ("parentHash", "hash"),
+    ("sha3Uncles", "hash"),
+    ("miner", "address"),
+    ("stateRoot", "hash"),
+    ("transactionsRoot", "hash"),
+    ("receiptsRoot", "hash"),
+    ("logsBloom", "bloom"),
+    ("difficulty", "quantity"),
+    ("number", "quantity"),
+    ("gasLimit", "quantity"),
+    ("gasUsed", "quantity"),
+    ("timestamp", "quantity"),
+    ("extraData", "data"),
+    ("mixHash", "hash"),
+    ("nonce", "nonce"),
+    ("baseFeePerGas", "quantity"),  # London
+    ("withdrawalsRoot", "hash"),  # Shanghai
+    ("blobGasUsed", "quantity"),  # Cancun
+    ("excessBlobGas", "quantity"),
+    ("parentBeaconBlockRoot", "hash"),
+    ("requestsHash", "hash"),  # Prague
+)
+_REQUIRED_HEADER = 15
+
+# Every event of a loan's trail: (field, ABI type, indexed) in declaration order (IFundFlowLedger.sol).
+EVENT_INPUTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "LoanOpened": (
+        ("loanId", "bytes32", True),
+        ("lenderOrg", "bytes32", True),
+        ("borrower", "address", True),
+        ("borrowerRef", "bytes32", False),
+        ("principal", "uint256", False),
+        ("currency", "bytes3", False),
+        ("allowedPurposes", "uint32", False),
+        ("maturity", "uint40", False),
+        ("termsHash", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+    "Disbursed": (
+        ("loanId", "bytes32", True),
+        ("lotId", "bytes32", True),
+        ("payee", "address", True),
+        ("amount", "uint256", False),
+        ("purpose", "uint8", False),
+        ("declaredUse", "bool", False),
+        ("entrusted", "bool", False),
+        ("evidenceHash", "bytes32", False),
+    ),
+    "Paid": (
+        ("loanId", "bytes32", True),
+        ("lotId", "bytes32", True),
+        ("payee", "address", True),
+        ("parentLotId", "bytes32", False),
+        ("amount", "uint256", False),
+        ("purpose", "uint8", False),
+        ("declaredUse", "bool", False),
+        ("evidenceHash", "bytes32", False),
+    ),
+    "LotConfirmed": (
+        ("loanId", "bytes32", True),
+        ("lotId", "bytes32", True),
+        ("evidenceHash", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+    "LotDisputed": (
+        ("loanId", "bytes32", True),
+        ("lotId", "bytes32", True),
+        ("reasonHash", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+    "Repaid": (
+        ("loanId", "bytes32", True),
+        ("amount", "uint256", False),
+        ("outstanding", "uint256", False),
+        ("evidenceHash", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+    "LoanClosed": (
+        ("loanId", "bytes32", True),
+        ("status", "uint8", False),
+        ("reasonHash", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+    "RiskClassified": (
+        ("loanId", "bytes32", True),
+        ("riskClass", "uint8", False),
+        ("reasonHash", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+    "CollateralValued": (
+        ("loanId", "bytes32", True),
+        ("collateralId", "bytes32", True),
+        ("value", "uint256", False),
+        ("evidenceHash", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+    "InspectionRecorded": (
+        ("loanId", "bytes32", True),
+        ("kind", "uint8", False),
+        ("reportHash", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+    "LoanRestructured": (
+        ("loanId", "bytes32", True),
+        ("maturity", "uint40", False),
+        ("termsHash", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+    "TrailAttested": (
+        ("loanId", "bytes32", True),
+        ("auditorOrg", "bytes32", True),
+        ("head", "bytes32", False),
+        ("reportHash", "bytes32", False),
+    ),
+}
+
+EVENT_ABI: list[dict[str, Any]] = [
+    {
+        "type": "event",
+        "name": name,
+        "anonymous": False,
+        "inputs": [{"name": n, "type": t, "indexed": i} for n, t, i in inputs],
+    }
+    for name, inputs in EVENT_INPUTS.items()
+]
+_HASH_CHAIN = HashChain(EVENT_ABI)  # built from the bundle's own table, not from an ABI the bundle carries
+
+
+def chain_step(previous_head: str, event_name: str, args: Mapping[str, Any]) -> str:
+    """keccak256(abi.encode(previousHead, uint8(kind), fields...)) over the bundle's own event table."""
+    return _HASH_CHAIN.step(previous_head, event_name, args)
+
+
+_HEX = re.compile(r"^0x[0-9a-f]*$")
+_QUANTITY = re.compile(r"^0x(0|[1-9a-f][0-9a-f]*)$")
+_DECIMAL = re.compile(r"^(0|[1-9][0-9]*)$")
+_EVENT_KEYS = ("name", "blockNumber", "blockHash", "transactionHash", "logIndex", "args", "digest")
+_TOP_KEYS = (
+    "format",
+    "version",
+    "chainId",
+    "contract",
+    "headsSlot",
+    "loanId",
+    "head",
+    "header",
+    "accountProof",
+    "storageProof",
+    "events",
+    "digest",
+)
+_ACCOUNT_KEYS = ("address", "nonce", "balance", "storageHash", "codeHash", "proof")
+_STORAGE_KEYS = ("key", "proof")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def heads_slot(storage_layout: Mapping[str, Any]) -> int:
+    """The storage slot of the ledger's `_heads` mapping, from solc's storage layout output."""
+    for entry in storage_layout.get("storage", []):
+        if entry.get("label") == "_heads":
+            return int(entry["slot"])
+    raise BundleError(
+        "the compiled contract's storage layout has no `_heads` variable",
+        hint="compile the FundFlowLedger that matches this ledger package",
+    )
+
+
+def heads_storage_key(loan_id: str, slot: int) -> str:
+    """The storage key of `_heads[loanId]`: keccak256(abi.encode(loanId, slot))."""
+    return "0x" + keccak(abi_encode(["bytes32", "uint256"], [as_bytes32(loan_id), slot])).hex()
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _digest(obj: Mapping[str, Any]) -> str:
+    return "0x" + keccak(_canonical({k: v for k, v in obj.items() if k != "digest"})).hex()
+
+
+def bundle_to_text(bundle: Mapping[str, Any]) -> str:
+    """The one byte-exact serialisation of a bundle: one top-level member per line, each value as compact
+    JSON (`,` and `:` without spaces, ASCII only), `events` with one event per line, a final newline."""
+    lines = []
+    keys = list(bundle)
+    for i, key in enumerate(keys):
+        comma = "," if i < len(keys) - 1 else ""
+        value = bundle[key]
+        if key == "events" and isinstance(value, list) and value:
+            inner = ",\n".join("    " + _compact(e) for e in value)
+            lines.append(f'  "{key}": [\n{inner}\n  ]{comma}')
+        else:
+            lines.append(f"  {_compact(key)}: {_compact(value)}{comma}")
+    return "{\n" + "\n".join(lines) + "\n}\n"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+
+
+def _hex_to_bytes(value: str) -> bytes:
+    return bytes.fromhex(value[2:])
+
+
+def _quantity_bytes(value: str) -> bytes:
+    number = int(value, 16)
+    return number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
+
+
+def header_hash(header: Mapping[str, Any], where: str = "header") -> str:
+    """keccak256 of the RLP list of the header fields present, in `HEADER_FIELDS` order."""
+    return "0x" + keccak(rlp.encode(_header_items(header, where))).hex()
+
+
+def _header_items(header: Mapping[str, Any], where: str) -> list[bytes]:
+    items: list[bytes] = []
+    present = [name for name, _ in HEADER_FIELDS if name in header]
+    expected = [name for name, _ in HEADER_FIELDS[: len(present)]]
+    if present != expected or len(present) < _REQUIRED_HEADER:
+        missing = next((n for n in expected if n not in header), None) or HEADER_FIELDS[len(present)][0]
+        raise BundleError(
+            f"{where}.{missing}: header field missing (fields must be a prefix of the fork list)"
+        )
+    for name, kind in HEADER_FIELDS[: len(present)]:
+        value = header[name]
+        here = f"{where}.{name}"
+        if not isinstance(value, str):
+            raise BundleError(f"{here}: expected a 0x-hex string")
+        if kind == "quantity":
+            if not _QUANTITY.match(value):
+                raise BundleError(f"{here}: {value!r} is not a canonical hex quantity")
+            items.append(_quantity_bytes(value))
+            continue
+        size = {"hash": 32, "address": 20, "bloom": 256, "nonce": 8, "data": None}[kind]
+        if not _HEX.match(value) or len(value) % 2:
+            raise BundleError(f"{here}: {value!r} is not lower-case 0x-hex of whole bytes")
+        raw = _hex_to_bytes(value)
+        if size is not None and len(raw) != size:
+            raise BundleError(f"{here}: expected {size} bytes, got {len(raw)}")
+        items.append(raw)
+    return items
+
+
+# ---------------------------------------------------------------------------------------------- MPT proofs
+
+
+def _nibbles(data: bytes) -> list[int]:
+    out = []
+    for byte in data:
+        out += [byte >> 4, byte & 0x0F]
+    return out
+
+
+def _hex_prefix(encoded: bytes) -> tuple[list[int], bool]:
+    nibbles = _nibbles(encoded)
+    flag = nibbles[0]
+    if flag > 3:
+        raise ValueError(f"bad hex-prefix flag {flag}")
+    return (nibbles[1:] if flag & 1 else nibbles[2:]), bool(flag & 2)
+
+
+def mpt_get(root: bytes, key: bytes, proof: Sequence[bytes], where: str) -> bytes | None:
+    """Walk a Merkle-Patricia proof (EIP-1186 style: the nodes from the root down) for `key` (already hashed
+    as the secure trie hashes it). Returns the value, or None when the proof shows the key is absent. A node
+    that does not hash to the reference its parent holds raises BundleError naming `where[i]`."""
+    path = _nibbles(key)
+    position = 0
+    expected: bytes | list[Any] = root
+    index = 0
+    while True:
+        if isinstance(expected, list):  # a node shorter than 32 bytes, embedded in its parent
+            node: Any = expected
+        else:
+            if index >= len(proof):
+                raise BundleError(f"{where}: proof ends after {len(proof)} nodes before reaching the key")
+            encoded = proof[index]
+            here = f"{where}[{index}]"
+            if keccak(encoded) != expected and not (index > 0 and len(encoded) < 32 and encoded == expected):
+                raise BundleError(
+                    f"{here}: node hashes to 0x{keccak(encoded).hex()}, but "
+                    f"{'the root' if index == 0 else 'its parent'} references 0x{expected.hex()}"
+                )
+            try:
+                node = rlp.decode(encoded)
+            except rlp.exceptions.DecodingError as exc:
+                raise BundleError(f"{here}: not a valid RLP trie node ({exc})") from None
+            index += 1
+        here = f"{where}[{index - 1}]"
+        if not isinstance(node, list) or len(node) not in (2, 17):
+            raise BundleError(f"{here}: not a trie node (expected a list of 2 or 17 items)")
+        if len(node) == 17:
+            if position == len(path):
+                value = node[16]
+                return bytes(value) if value else None
+            child = node[path[position]]
+            position += 1
+            if child in (b"", []):
+                return None
+            expected = child if isinstance(child, list) else bytes(child)
+            continue
+        try:
+            segment, is_leaf = _hex_prefix(bytes(node[0]))
+        except (ValueError, IndexError, TypeError):
+            raise BundleError(f"{here}: bad hex-prefix path encoding") from None
+        if is_leaf:
+            if path[position:] == segment:
+                if index != len(proof):
+                    raise BundleError(f"{where}[{index}]: extra nodes after the leaf")
+                return bytes(node[1])
+            return None
+        if path[position : position + len(segment)] != segment:
+            return None
+        position += len(segment)
+        nxt = node[1]
+        expected = nxt if isinstance(nxt, list) else bytes(nxt)
+
+
+# ---------------------------------------------------------------------------------------------- building
+
+
+def _logs_of_loan(ledger: LedgerContract, loan_id: str, from_block: int, to_block: int) -> list[Any]:
+    logs = ledger.client.get_logs(ledger.address, from_block, to_block, topics=[None, loan_id])
+    decoded = EventDecoder(EVENT_ABI).decode_all(logs)
+    return [e for e in decoded if str(e.args["loanId"]).lower() == loan_id]
+
+
+def _json_arg(abi_type: str, value: Any) -> Any:
+    if abi_type == "bool":
+        return bool(value)
+    if abi_type.startswith("uint"):
+        return str(int(value))
+    if abi_type == "address":
+        return str(value).lower()
+    return str(value).lower()
+
+
+def build_bundle(
+    ledger: LedgerContract,
+    loan_id: str,
+    *,
+    storage_slot: int,
+    from_block: int,
+    block: int | None = None,
+) -> dict[str, Any]:
+    """A proof bundle of `loan_id` at `block` (default: the latest block). `storage_slot` is the `_heads`
+    slot (`heads_slot(compiled.storage_layout)`), `from_block` the deployment block. The bundle is verified
+    before it is returned, so a bundle this returns always verifies against the node it came from."""
+    loan_id = "0x" + as_bytes32(loan_id).hex()
+    client = ledger.client
+    at = client.block_number() if block is None else block
+    raw_block = client.get_block(at)
+    key = heads_storage_key(loan_id, storage_slot)
+    proof = client.get_proof(ledger.address, [key], at)
+    events = _logs_of_loan(ledger, loan_id, from_block, at)
+    if not events:
+        raise BundleError(f"loan {loan_id} has no events up to block {at}", hint="check the loan id")
+    storage = proof["storageProof"][0]
+    head = "0x" + int(storage["value"], 16).to_bytes(32, "big").hex()
+    header = {name: raw_block[name] for name, _ in HEADER_FIELDS if name in raw_block}
+    header["hash"] = raw_block["hash"]
+    entries = []
+    for e in events:
+        entry: dict[str, Any] = {
+            "name": e.name,
+            "blockNumber": e.block_number,
+            "blockHash": e.block_hash.lower(),
+            "transactionHash": e.transaction_hash.lower(),
+            "logIndex": e.log_index,
+            "args": {n: _json_arg(t, e.args[n]) for n, t, _ in EVENT_INPUTS[e.name]},
+        }
+        entry["digest"] = _digest(entry)
+        entries.append(entry)
+    bundle: dict[str, Any] = {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "chainId": client.chain_id,
+        "contract": ledger.address.lower(),
+        "headsSlot": "0x" + storage_slot.to_bytes(32, "big").hex(),
+        "loanId": loan_id,
+        "head": head,
+        "header": {k: str(v).lower() for k, v in header.items()},
+        "accountProof": {
+            "address": ledger.address.lower(),
+            "nonce": proof["nonce"],
+            "balance": proof["balance"],
+            "storageHash": proof["storageHash"].lower(),
+            "codeHash": proof["codeHash"].lower(),
+            "proof": [p.lower() for p in proof["accountProof"]],
+        },
+        "storageProof": {"key": key, "proof": [p.lower() for p in storage["proof"]]},
+        "events": entries,
+    }
+    bundle["digest"] = _digest(bundle)
+    verify_bundle(bundle_to_text(bundle), trusted_block_hash=raw_block["hash"])
+    return bundle
+
+
+def write_bundle(bundle: Mapping[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(bundle_to_text(bundle), encoding="ascii")
+
+
+# ---------------------------------------------------------------------------------------------- verifying
+
+
+@dataclass(frozen=True)
+class ProvedEvent:
+    name: str
+    block_number: int
+    log_index: int
+    transaction_hash: str
+    args: dict[str, Any]
+    head: str  # the trail's head after this event
+
+
+@dataclass(frozen=True)
+class BundleVerification:
+    """A bundle that verified. `anchored_by` says what the header hash was checked against."""
+
+    loan_id: str
+    head: str
+    chain_id: int
+    contract: str
+    code_hash: str
+    block_number: int
+    block_hash: str
+    timestamp: int
+    anchored_by: str | None
+    events: list[ProvedEvent] = field(default_factory=list)
+    positions_checked: bool = False
+
+    @property
+    def anchored(self) -> bool:
+        return self.anchored_by is not None
+
+
+def _expect_keys(obj: Any, keys: Sequence[str], where: str) -> Mapping[str, Any]:
+    if not isinstance(obj, dict):
+        raise BundleError(f"{where}: expected an object")
+    if list(obj) != list(keys):
+        extra = [k for k in obj if k not in keys]
+        missing = [k for k in keys if k not in obj]
+        if extra:
+            raise BundleError(f"{where}.{extra[0]}: unknown field")
+        if missing:
+            raise BundleError(f"{where}.{missing[0]}: missing field")
+        raise BundleError(f"{where}: fields out of order (expected {', '.join(keys)})")
+    return obj
+
+
+def _hex_field(obj: Mapping[str, Any], name: str, where: str, size: int | None = None) -> str:
+    value = obj[name]
+    if not isinstance(value, str) or not _HEX.match(value) or len(value) % 2:
+        raise BundleError(f"{where}.{name}: expected lower-case 0x-hex of whole bytes, got {value!r}")
+    if size is not None and len(value) != 2 + 2 * size:
+        raise BundleError(f"{where}.{name}: expected {size} bytes, got {(len(value) - 2) // 2}")
+    return value
+
+
+def _int_field(obj: Mapping[str, Any], name: str, where: str) -> int:
+    value = obj[name]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BundleError(f"{where}.{name}: expected a non-negative integer, got {value!r}")
+    return value
+
+
+def _quantity_field(obj: Mapping[str, Any], name: str, where: str) -> int:
+    value = obj[name]
+    if not isinstance(value, str) or not _QUANTITY.match(value):
+        raise BundleError(f"{where}.{name}: expected a canonical 0x-hex quantity, got {value!r}")
+    return int(value, 16)
+
+
+def _parse_args(name: str, args: Any, where: str) -> dict[str, Any]:
+    inputs = EVENT_INPUTS[name]
+    _expect_keys(args, [n for n, _, _ in inputs], where)
+    out: dict[str, Any] = {}
+    for field_name, abi_type, _ in inputs:
+        value = args[field_name]
+        here = f"{where}.{field_name}"
+        if abi_type == "bool":
+            if not isinstance(value, bool):
+                raise BundleError(f"{here}: expected true or false")
+            out[field_name] = value
+        elif abi_type.startswith("uint"):
+            if not isinstance(value, str) or not _DECIMAL.match(value):
+                raise BundleError(f"{here}: expected a decimal string, got {value!r}")
+            number = int(value)
+            if number >> int(abi_type[4:]):
+                raise BundleError(f"{here}: {value} does not fit {abi_type}")
+            out[field_name] = number
+        else:
+            size = 20 if abi_type == "address" else int(abi_type[5:])
+            out[field_name] = _hex_field(args, field_name, where, size)
+    return out
+
+
+def verify_bundle(
+    text: str | bytes,
+    *,
+    trusted_block_hash: str | None = None,
+    client: ChainClient | None = None,
+) -> BundleVerification:
+    """Verify a bundle file's text. Raises BundleError naming the place (JSON path, proof node, event, or
+    byte offset) of the first thing wrong. The header hash is anchored to `trusted_block_hash`, or to the
+    hash the node behind `client` has at that height (which then also checks every event's position)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise BundleError(f"byte {exc.start}: not ASCII (a bundle is plain ASCII JSON)") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BundleError(
+            f"line {exc.lineno} column {exc.colno} (byte {exc.pos}): not valid JSON ({exc.msg})"
+        ) from None
+    _expect_keys(doc, _TOP_KEYS, "bundle")
+    if doc["format"] != BUNDLE_FORMAT:
+        raise BundleError(f"bundle.format: expected {BUNDLE_FORMAT!r}, got {doc['format']!r}")
+    if doc["version"] != BUNDLE_VERSION or isinstance(doc["version"], bool):
+        raise BundleError(
+            f"bundle.version: this verifier reads version {BUNDLE_VERSION}, got {doc['version']!r}"
+        )
+    chain_id = _int_field(doc, "chainId", "bundle")
+    contract = _hex_field(doc, "contract", "bundle", 20)
+    slot = _hex_field(doc, "headsSlot", "bundle", 32)
+    loan_id = _hex_field(doc, "loanId", "bundle", 32)
+    head = _hex_field(doc, "head", "bundle", 32)
+
+    # 1. The header: every RLP field, hashed, equals the stated hash and the trusted one.
+    header = doc["header"]
+    if not isinstance(header, dict):
+        raise BundleError("bundle.header: expected an object")
+    names = [n for n, _ in HEADER_FIELDS if n in header]
+    _expect_keys(header, [*names, "hash"], "bundle.header")
+    computed = header_hash(header, "bundle.header")
+    stated = _hex_field(header, "hash", "bundle.header", 32)
+    if computed != stated:
+        raise BundleError(
+            f"bundle.header: keccak256(rlp(header)) is {computed}, header.hash says {stated}: a header "
+            "field was altered"
+        )
+    number = int(header["number"], 16)
+    anchored_by: str | None = None
+    if client is not None:
+        if client.chain_id != chain_id:
+            raise BundleError(
+                f"bundle.chainId: the bundle is of chain {chain_id}, the node is chain {client.chain_id}"
+            )
+        try:
+            node_hash = client.get_header(number).hash.lower()
+        except ChainError as exc:
+            raise BundleError(
+                f"bundle.header.number: the node has no block {number} ({exc.message})"
+            ) from None
+        if trusted_block_hash is not None and node_hash != trusted_block_hash.lower():
+            raise BundleError(
+                f"--block-hash {trusted_block_hash} differs from the node's block {number}: {node_hash}"
+            )
+        trusted_block_hash = node_hash
+        anchored_by = f"block {number} hash on the node at {client.display_url}"
+    if trusted_block_hash is not None:
+        if computed != trusted_block_hash.lower():
+            raise BundleError(
+                f"bundle.header: the header hashes to {computed}, not to the trusted block hash "
+                f"{trusted_block_hash.lower()}"
+            )
+        anchored_by = anchored_by or f"trusted block hash {trusted_block_hash.lower()}"
+
+    # 2. The account proof: the contract's account leaf under the header's state root.
+    account = _expect_keys(doc["accountProof"], _ACCOUNT_KEYS, "bundle.accountProof")
+    if _hex_field(account, "address", "bundle.accountProof", 20) != contract:
+        raise BundleError("bundle.accountProof.address: differs from bundle.contract")
+    nonce = _quantity_field(account, "nonce", "bundle.accountProof")
+    balance = _quantity_field(account, "balance", "bundle.accountProof")
+    storage_hash = _hex_field(account, "storageHash", "bundle.accountProof", 32)
+    code_hash = _hex_field(account, "codeHash", "bundle.accountProof", 32)
+    account_nodes = _proof_nodes(account["proof"], "bundle.accountProof.proof")
+    leaf = mpt_get(
+        _hex_to_bytes(header["stateRoot"]),
+        keccak(_hex_to_bytes(contract)),
+        account_nodes,
+        "bundle.accountProof.proof",
+    )
+    if leaf is None:
+        raise BundleError(
+            "bundle.accountProof.proof: proves the contract account does not exist at this block"
+        )
+    expected_leaf = rlp.encode(
+        [
+            _int_bytes(nonce),
+            _int_bytes(balance),
+            _hex_to_bytes(storage_hash),
+            _hex_to_bytes(code_hash),
+        ]
+    )
+    if leaf != expected_leaf:
+        raise BundleError(
+            "bundle.accountProof: the proven account is not (nonce, balance, storageHash, codeHash) as stated"
+        )
+
+    # 3. The storage proof: _heads[loanId] under the account's storage root equals bundle.head.
+    storage = _expect_keys(doc["storageProof"], _STORAGE_KEYS, "bundle.storageProof")
+    key = _hex_field(storage, "key", "bundle.storageProof", 32)
+    if key != heads_storage_key(loan_id, int(slot, 16)):
+        raise BundleError("bundle.storageProof.key: is not keccak256(abi.encode(loanId, headsSlot))")
+    storage_nodes = _proof_nodes(storage["proof"], "bundle.storageProof.proof")
+    value = mpt_get(
+        _hex_to_bytes(storage_hash), keccak(_hex_to_bytes(key)), storage_nodes, "bundle.storageProof.proof"
+    )
+    proven = 0 if value is None else int.from_bytes(rlp.decode(value), "big")
+    if proven != int(head, 16):
+        raise BundleError(
+            f"bundle.head: the storage proof shows _heads[loanId] = 0x{proven:064x} at block {number}, "
+            f"the bundle states {head}"
+        )
+    if proven == 0:
+        raise BundleError("bundle.head: the loan has no head at this block (it does not exist)")
+
+    # 4. The events: canonical, in order, each digest intact, the hash chain ending in the proven head.
+    events = doc["events"]
+    if not isinstance(events, list) or not events:
+        raise BundleError("bundle.events: expected a non-empty list")
+    proved: list[ProvedEvent] = []
+    running = ZERO_HEAD
+    previous: tuple[int, int] = (-1, -1)
+    for i, entry in enumerate(events):
+        where = f"bundle.events[{i}]"
+        _expect_keys(entry, _EVENT_KEYS, where)
+        name = entry["name"]
+        if name not in EVENT_INPUTS:
+            raise BundleError(f"{where}.name: {name!r} is not a loan event")
+        block_number = _int_field(entry, "blockNumber", where)
+        log_index = _int_field(entry, "logIndex", where)
+        block_hash = _hex_field(entry, "blockHash", where, 32)
+        tx_hash = _hex_field(entry, "transactionHash", where, 32)
+        args = _parse_args(name, entry["args"], f"{where}.args")
+        if (block_number, log_index) <= previous:
+            raise BundleError(f"{where}: not after the previous event (events must be in chain order)")
+        previous = (block_number, log_index)
+        if block_number > number:
+            raise BundleError(f"{where}.blockNumber: {block_number} is after the proven block {number}")
+        if block_number == number and block_hash != computed:
+            raise BundleError(f"{where}.blockHash: the event is in the proven block but names another hash")
+        if args["loanId"] != loan_id:
+            raise BundleError(f"{where}.args.loanId: not the bundle's loan")
+        if i == 0 and name != "LoanOpened":
+            raise BundleError(f"{where}.name: a trail starts with LoanOpened, not {name}")
+        if name == "TrailAttested":
+            if args["head"] != running:
+                raise BundleError(
+                    f"{where}.args.head: attests {args['head']}, but the trail's head there is {running}"
+                )
+        else:
+            expected = chain_step(running, name, args)
+            stated_head = event_head(name, args)
+            if expected != stated_head:
+                what = "lotId" if name in LOT_CREATING_EVENTS else "head"
+                raise BundleError(
+                    f"{where}: hash chain breaks at this {name}: the previous head and its payload give "
+                    f"{expected}, args.{what} is {stated_head} (a payload field or the head was altered)"
+                )
+            running = expected
+        if entry["digest"] != _digest(entry):
+            raise BundleError(
+                f"{where}.digest: does not match the entry (its blockNumber, blockHash, transactionHash or "
+                "logIndex was altered; these positions are not covered by the state proof, anchor with --rpc "
+                "to check them against a node)"
+            )
+        proved.append(ProvedEvent(name, block_number, log_index, tx_hash, args, running))
+    if running != head:
+        raise BundleError(
+            f"bundle.events: the trail's payloads give head {running}, the proven head is {head} (events are "
+            "missing or were added)"
+        )
+
+    # 5. Whole-document digest and canonical serialisation: nothing outside the proofs changed either.
+    if doc["digest"] != _digest(doc):
+        raise BundleError(
+            "bundle.digest: does not match the document (bundle.chainId or the digest was altered)"
+        )
+    canonical = bundle_to_text(doc)
+    if canonical != text:
+        offset = next((i for i, (a, b) in enumerate(zip(canonical, text, strict=False)) if a != b), None)
+        offset = min(len(canonical), len(text)) if offset is None else offset
+        line = text.count("\n", 0, offset) + 1
+        column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        raise BundleError(
+            f"byte {offset} (line {line} column {column}): the file is not in canonical form (whitespace, "
+            "escaping or key order changed)"
+        )
+
+    positions_checked = False
+    if client is not None:
+        _check_positions(client, contract, doc["events"])
+        positions_checked = True
+    return BundleVerification(
+        loan_id=loan_id,
+        head=head,
+        chain_id=chain_id,
+        contract=contract,
+        code_hash=code_hash,
+        block_number=number,
+        block_hash=computed,
+        timestamp=int(header["timestamp"], 16),
+        anchored_by=anchored_by,
+        events=proved,
+        positions_checked=positions_checked,
+    )
+
+
+def _int_bytes(number: int) -> bytes:
+    return number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
+
+
+def _proof_nodes(nodes: Any, where: str) -> list[bytes]:
+    if not isinstance(nodes, list) or not nodes:
+        raise BundleError(f"{where}: expected a non-empty list of 0x-hex trie nodes")
+    out = []
+    for i, node in enumerate(nodes):
+        if not isinstance(node, str) or not _HEX.match(node) or len(node) % 2 or len(node) < 4:
+            raise BundleError(f"{where}[{i}]: expected lower-case 0x-hex bytes")
+        out.append(_hex_to_bytes(node))
+    return out
+
+
+def _check_positions(client: ChainClient, contract: str, events: list[dict[str, Any]]) -> None:
+    """With a node: each event is the log at its (block hash, log index), from its transaction."""
+    blocks = sorted({e["blockHash"] for e in events})
+    answers = client.batch([("eth_getLogs", [{"address": contract, "blockHash": b}]) for b in blocks])
+    decoder = EventDecoder(EVENT_ABI)
+    logs: dict[tuple[str, int], Any] = {}
+    for logs_of_block in answers:
+        for event in decoder.decode_all(logs_of_block):
+            logs[(event.block_hash.lower(), event.log_index)] = event
+    for i, entry in enumerate(events):
+        where = f"bundle.events[{i}]"
+        truth = logs.get((entry["blockHash"], entry["logIndex"]))
+        if truth is None:
+            raise BundleError(f"{where}: the node has no ledger log at this blockHash and logIndex")
+        if truth.transaction_hash.lower() != entry["transactionHash"]:
+            raise BundleError(f"{where}.transactionHash: the node says {truth.transaction_hash}")
+        if truth.block_number != entry["blockNumber"] or truth.name != entry["name"]:
+            raise BundleError(f"{where}: the node's log there is {truth.name} in block {truth.block_number}")
+        wanted = {n: _json_arg(t, truth.args[n]) for n, t, _ in EVENT_INPUTS[truth.name]}
+        if wanted != entry["args"]:
+            raise BundleError(f"{where}.args: differ from the node's log")
+
+
+def load_bundle_text(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"cannot read {path}: {exc.strerror}", hint="check the path") from None

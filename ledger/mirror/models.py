@@ -1,0 +1,376 @@
+"""SQL models of the mirror: processed block headers, raw events, the checkpoint, and the projections built
+from the events (participants, loans, lots and each loan's records).
+
+Every projection row says which event made it (`block_number`, `log_index`), so a reorg can undo it: the
+indexer deletes what orphaned blocks produced and rebuilds the affected loans from the raw events that
+remain. Amounts are exact (`Uint64`), ids and hashes are 0x-prefixed lower-case hex, addresses checksummed.
+Status and risk class are the contract enum values (see `ledger.chain.contract.LoanStatus`/`RiskClass`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Account",
+    "Attestation",
+    "Block",
+    "Checkpoint",
+    "Classification",
+    "CollateralValuation",
+    "Confirmation",
+    "Event",
+    "Inspection",
+    "Loan",
+    "LoanBase",
+    "LoanPublic",
+    "Lot",
+    "LotBase",
+    "LotPublic",
+    "lot_key",
+    "lots_by_id",
+    "LOAN_RECORD_TABLES",
+    "Organization",
+    "PARTICIPANT_TABLES",
+    "Repayment",
+    "Restructuring",
+    "RoleGrant",
+    "Uint64",
+    "uint64",
+    "uint64_text",
+    "CONFIRMATION_STATES",
+]
+
+CONFIRMATION_STATES = ("unconfirmed", "confirmed", "disputed")
+
+
+class Uint64(sa.types.TypeDecorator[int]):
+    """An exact unsigned 64-bit integer (every ledger amount fits one).
+
+    NUMERIC(20,0) on PostgreSQL (BIGINT is signed and stops at 2^63-1). On SQLite, INTEGER is signed 64-bit
+    and NUMERIC silently turns larger values into floats, so the value is stored as 20-digit zero-padded
+    text: exact, and it still sorts and compares correctly.
+    """
+
+    impl = sa.Numeric(20, 0)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(20))
+        return dialect.type_descriptor(sa.Numeric(20, 0))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return self.storage(dialect)(value)
+
+    @staticmethod
+    def storage(dialect: Dialect) -> Callable[[Any], Any]:
+        """The function from an amount to what `dialect` stores (also the indexer's bulk writes' path)."""
+        return uint64_text if dialect.name == "sqlite" else uint64
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        return None if value is None else int(value)
+
+
+def uint64(value: Any) -> int:
+    """`value` as an exact unsigned 64-bit integer, or ValueError."""
+    number = int(value)
+    if not 0 <= number < 1 << 64:
+        raise ValueError(f"{number} does not fit an unsigned 64-bit amount")
+    return number
+
+
+def uint64_text(value: Any) -> str:
+    """An amount as SQLite stores it: 20-digit zero-padded text."""
+    return f"{uint64(value):020d}"
+
+
+# Plain `json` on PostgreSQL too: stored as written, never queried inside (jsonb would parse every event).
+_JSON = sa.JSON()
+
+
+def _hex(length: int = 66, **kwargs: Any) -> Any:
+    return Field(sa_type=sa.String(length), **kwargs)  # type: ignore[call-overload]
+
+
+def _amount(**kwargs: Any) -> Any:
+    return Field(sa_type=Uint64, **kwargs)  # type: ignore[call-overload]
+
+
+def _bigint(**kwargs: Any) -> Any:
+    return Field(sa_type=sa.BigInteger, **kwargs)  # type: ignore[call-overload]
+
+
+# ---------------------------------------------------------------------------------------------- raw mirror
+
+
+class Block(SQLModel, table=True):
+    """Every block the indexer processed, with or without events: the reorg detector compares these."""
+
+    __tablename__ = "blocks"
+
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    number: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    hash: str = _hex(unique=True)
+    parent_hash: str = _hex()
+    timestamp: int = _bigint()
+
+
+class Event(SQLModel, table=True):
+    """One raw log of the ledger contract, keyed naturally; `args` holds the decoded arguments as JSON,
+    integers wider than 53 bits as decimal strings."""
+
+    __tablename__ = "events"
+    __table_args__ = (sa.Index("ix_events_loan", "loan_id", "block_number", "log_index"),)
+
+    chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    block_hash: str = Field(primary_key=True, sa_type=sa.String(66))
+    log_index: int = Field(primary_key=True)
+    block_number: int = _bigint()
+    transaction_hash: str = _hex()
+    transaction_index: int = 0
+    address: str = _hex(42)
+    name: str = Field(sa_type=sa.String(64), index=True)
+    loan_id: str | None = _hex(default=None)
+    args: dict[str, Any] = Field(default_factory=dict, sa_type=_JSON)
+    topics: list[str] = Field(default_factory=list, sa_type=_JSON)
+    data: str = Field(default="0x", sa_type=sa.Text)
+
+
+class Checkpoint(SQLModel, table=True):
+    """Where the mirror stands and what it was built from (one row). Committed with the rows it covers."""
+
+    __tablename__ = "checkpoint"
+
+    id: int = Field(default=1, primary_key=True)
+    chain_id: int = _bigint()
+    genesis_hash: str = _hex()
+    contract_address: str = _hex(42)
+    abi_hash: str = _hex()
+    start_block: int = _bigint()
+    block_number: int = _bigint()
+    block_hash: str = _hex()
+    updated_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+# ---------------------------------------------------------------------------------------------- participants
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "organizations"
+
+    org_id: str = _hex(primary_key=True)
+    profile_hash: str = _hex()
+    block_number: int = _bigint()
+    log_index: int
+    transaction_hash: str = _hex()
+
+
+class Account(SQLModel, table=True):
+    """An account's current organisation; `active` false once removed (a later AccountAdded revives it)."""
+
+    __tablename__ = "accounts"
+
+    address: str = _hex(42, primary_key=True)
+    org_id: str = _hex(index=True)
+    active: bool = True
+    block_number: int = _bigint()
+    log_index: int
+    transaction_hash: str = _hex()
+
+
+class RoleGrant(SQLModel, table=True):
+    """An OpenZeppelin role held (or once held: `active` false after RoleRevoked) by an account."""
+
+    __tablename__ = "role_grants"
+
+    role: str = _hex(primary_key=True)
+    account: str = _hex(42, primary_key=True)
+    role_name: str = Field(sa_type=sa.String(32))
+    active: bool = True
+    sender: str = _hex(42)
+    block_number: int = _bigint()
+    log_index: int
+    transaction_hash: str = _hex()
+
+
+PARTICIPANT_TABLES = ("organizations", "accounts", "role_grants")
+
+# ------------------------------------------------------------------------------------------ loans and lots
+
+
+class LoanBase(SQLModel):
+    loan_id: str = _hex(primary_key=True)
+    lender_org: str = _hex(index=True)
+    borrower: str = _hex(42, index=True)
+    borrower_ref: str = _hex()
+    principal: int = _amount()
+    currency: str = Field(sa_type=sa.String(3))
+    allowed_purposes: int = _bigint()
+    maturity: int = _bigint()
+    terms_hash: str = _hex()
+    disbursed: int = _amount()
+    repaid: int = _amount()
+    status: int = Field(description="LoanStatus: 1 open, 2 repaid, 3 written off")
+    risk_class: int = Field(description="RiskClass: 0 normal .. 4 loss")
+    closing_reason_hash: str | None = _hex(default=None)
+    head: str = _hex()
+    event_count: int = 0
+    block_number: int = _bigint()
+    log_index: int
+    transaction_hash: str = _hex()
+    updated_block: int = _bigint()
+
+
+class Loan(LoanBase, table=True):
+    """A loan as its events left it; `head` is its hash-chain head, checkable with one `headOf` call."""
+
+    __tablename__ = "loans"
+
+
+class LoanPublic(LoanBase):
+    pass
+
+
+class LotBase(SQLModel):
+    loan_id: str = _hex()
+    lot_id: str = _hex()
+    parent_lot_id: str | None = _hex(default=None)
+    holder: str = _hex(42, index=True)
+    amount: int = _amount()
+    remaining: int = _amount()
+    purpose: int
+    declared_use: bool
+    entrusted: bool | None = Field(default=None, description="disbursements only: paid to a non-borrower")
+    evidence_hash: str = _hex()
+    confirmation: str = Field(default="unconfirmed", sa_type=sa.String(12))
+    confirmation_hash: str | None = _hex(default=None)
+    confirmation_block: int | None = _bigint(default=None)
+    block_number: int = _bigint()
+    log_index: int
+    transaction_hash: str = _hex()
+
+
+class Lot(LotBase, table=True):
+    """Money of one loan held by one payee: a disbursement (no parent) or a payment out of `parent_lot_id`.
+
+    Keyed by the event that made it, so a loan's lots are one range of the key, in chain order, and a new
+    lot lands at the end of its loan's range. A lot is found by its id through `lot_key` (`lots_by_id`): lot
+    ids are hashes, and an index keyed by them takes each new lot to a random page, so every batch of the
+    indexer rewrote most of a 140-byte-per-lot index; the 8-byte key's index is a sixth of that.
+    """
+
+    __tablename__ = "lots"
+    __table_args__ = (
+        sa.PrimaryKeyConstraint("loan_id", "block_number", "log_index"),
+        sa.Index("ix_lots_key", "lot_key"),
+    )
+
+    lot_key: int = Field(sa_type=sa.BigInteger, description="lot_key(lot_id): the lookup key of lot_id")
+
+
+class LotPublic(LotBase):
+    pass
+
+
+def lot_key(lot_id: str) -> int:
+    """The lookup key of a lot id: its first 8 bytes as a signed 64-bit integer. Not unique (an id could be
+    chosen to collide), so a lookup by key also compares the id (`lots_by_id`)."""
+    key = int(lot_id[2:18], 16)
+    return key - (1 << 64) if key >= 1 << 63 else key
+
+
+def lots_by_id(table: sa.Table, lot_ids: Collection[str]) -> sa.ColumnElement[bool]:
+    """WHERE clause: the rows of `table` (lots) whose id is one of `lot_ids` (0x-prefixed, lower-case),
+    through the lot key's index."""
+    ids = sorted(set(lot_ids))
+    keys = sorted({lot_key(i) for i in ids})
+    if len(ids) == 1:
+        return sa.and_(table.c.lot_key == keys[0], table.c.lot_id == ids[0])
+    return sa.and_(table.c.lot_key.in_(keys), table.c.lot_id.in_(ids))
+
+
+class _LoanRecord(SQLModel):
+    """Fields every per-loan record shares: which loan, and the event that made it."""
+
+    loan_id: str = _hex(primary_key=True)
+    block_number: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    log_index: int = Field(primary_key=True)
+    transaction_hash: str = _hex()
+
+
+class Confirmation(_LoanRecord, table=True):
+    """Every LotConfirmed / LotDisputed; the lot row carries the latest."""
+
+    __tablename__ = "confirmations"
+
+    lot_id: str = _hex(index=True)
+    state: str = Field(sa_type=sa.String(12))
+    evidence_hash: str = _hex()
+
+
+class Repayment(_LoanRecord, table=True):
+    __tablename__ = "repayments"
+
+    amount: int = _amount()
+    outstanding: int = _amount()
+    evidence_hash: str = _hex()
+
+
+class Classification(_LoanRecord, table=True):
+    __tablename__ = "classifications"
+
+    risk_class: int
+    reason_hash: str = _hex()
+
+
+class CollateralValuation(_LoanRecord, table=True):
+    __tablename__ = "collateral_valuations"
+
+    collateral_id: str = _hex(index=True)
+    value: int = _amount()
+    evidence_hash: str = _hex()
+
+
+class Inspection(_LoanRecord, table=True):
+    __tablename__ = "inspections"
+
+    kind: int = Field(description="0 site visit, 1 document review, 2 interview")
+    report_hash: str = _hex()
+
+
+class Restructuring(_LoanRecord, table=True):
+    __tablename__ = "restructurings"
+
+    maturity: int = _bigint()
+    terms_hash: str = _hex()
+
+
+class Attestation(_LoanRecord, table=True):
+    __tablename__ = "attestations"
+
+    auditor_org: str = _hex(index=True)
+    head: str = _hex()
+    report_hash: str = _hex()
+
+
+# Tables whose rows belong to one loan: a reorg deletes the affected loans' rows from all of them.
+LOAN_RECORD_TABLES = (
+    "lots",
+    "confirmations",
+    "repayments",
+    "classifications",
+    "collateral_valuations",
+    "inspections",
+    "restructurings",
+    "attestations",
+    "loans",
+)

@@ -1,0 +1,452 @@
+"""Projections: turn ordered ledger events into participants, loans, lots and each loan's records.
+
+One function serves the forward path and the undo path. Forward, `Projector.apply` loads the state a batch
+touches, applies the events in memory (checking every loan's hash chain and the lot arithmetic) and writes
+with one executemany per table. Undo, `Projector.rebuild` deletes the affected loans' rows and replays
+their remaining raw events through `apply`: what a reorg removed can then never linger in a projection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import SQLModel
+
+import ledger.mirror.models  # noqa: F401  (registers the tables)
+from ledger.chain.contract import (
+    AUDITOR_ROLE,
+    DEFAULT_ADMIN_ROLE,
+    ENTERPRISE_ROLE,
+    LENDER_ROLE,
+    OPERATOR_ROLE,
+)
+from ledger.errors import MirrorIntegrityError
+from ledger.mirror.bulk import insert_rows, update_rows
+from ledger.mirror.eventjson import ArgsCodec
+from ledger.mirror.models import LOAN_RECORD_TABLES, PARTICIPANT_TABLES, lot_key, lots_by_id
+from ledger.protocol.events import DecodedEvent, EventDecoder
+from ledger.protocol.hashchain import (
+    CHAINED_EVENTS,
+    ZERO_HEAD,
+    HashChain,
+    HeadMismatch,
+    event_head,
+)
+
+__all__ = [
+    "LOAN_EVENTS",
+    "PARTICIPANT_EVENTS",
+    "ROLE_NAMES",
+    "Projector",
+    "chunks",
+]
+
+LOAN_EVENTS = frozenset(CHAINED_EVENTS | {"TrailAttested"})
+PARTICIPANT_EVENTS = frozenset(
+    {"OrganizationRegistered", "AccountAdded", "AccountRemoved", "RoleGranted", "RoleRevoked"}
+)
+ROLE_NAMES = {
+    DEFAULT_ADMIN_ROLE: "DEFAULT_ADMIN_ROLE",
+    OPERATOR_ROLE: "OPERATOR_ROLE",
+    LENDER_ROLE: "LENDER_ROLE",
+    ENTERPRISE_ROLE: "ENTERPRISE_ROLE",
+    AUDITOR_ROLE: "AUDITOR_ROLE",
+}
+
+_LOAN_MUTABLE = (
+    "disbursed",
+    "repaid",
+    "status",
+    "risk_class",
+    "maturity",
+    "terms_hash",
+    "closing_reason_hash",
+    "head",
+    "event_count",
+    "updated_block",
+)
+_LOT_MUTABLE = ("remaining", "confirmation", "confirmation_hash", "confirmation_block")
+_IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+
+
+def _table(name: str) -> sa.Table:
+    return SQLModel.metadata.tables[name]
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Projector:
+    """Applies ledger events to the projection tables inside the caller's transaction."""
+
+    def __init__(self, hash_chain: HashChain, decoder: EventDecoder) -> None:
+        self.hash_chain = hash_chain
+        self.codec = ArgsCodec(decoder)
+
+    def apply(
+        self,
+        conn: sa.Connection,
+        events: Sequence[DecodedEvent],
+        checked_after: Sequence[str | None] | None = None,
+    ) -> None:
+        """Apply `events` (in chain order, all newer than what the projections hold). `checked_after[i]`,
+        if given and not None, is the previous head event i's head was already checked against (by
+        `ledger.mirror.decoding.RangeDecoder`); the hash chain is recomputed here for every other event."""
+        if not events:
+            return
+        batch = _Batch(conn, self.hash_chain)
+        batch.load(events)
+        afters = checked_after if checked_after is not None else [None] * len(events)
+        for event, after in zip(events, afters, strict=True):
+            batch.apply(event, after)
+        batch.write()
+
+    def rebuild(
+        self, conn: sa.Connection, loan_ids: Iterable[str], *, participants: bool, chunk: int = 20_000
+    ) -> None:
+        """Recompute the projections of `loan_ids` (and of participants) from the raw events table."""
+        ids = sorted(set(loan_ids))
+        for name in LOAN_RECORD_TABLES:
+            table = _table(name)
+            for part in chunks(ids, _IN_CHUNK):
+                conn.execute(sa.delete(table).where(table.c.loan_id.in_(part)))
+        if participants:
+            for name in PARTICIPANT_TABLES:
+                conn.execute(sa.delete(_table(name)))
+        events = _table("events")
+        queries = []
+        for part in chunks(ids, _IN_CHUNK):
+            queries.append(events.c.loan_id.in_(part))
+        if participants:
+            queries.append(events.c.name.in_(sorted(PARTICIPANT_EVENTS)))
+        if not queries:
+            return
+        select = (
+            sa.select(
+                events.c.name,
+                events.c.args,
+                events.c.address,
+                events.c.block_number,
+                events.c.block_hash,
+                events.c.transaction_hash,
+                events.c.log_index,
+            )
+            .where(sa.or_(*queries))
+            .order_by(events.c.block_number, events.c.log_index)
+        )
+        pending: list[DecodedEvent] = []
+        for row in conn.execute(select).all():
+            pending.append(
+                DecodedEvent(
+                    name=row.name,
+                    args=self.codec.from_json(row.name, row.args),
+                    address=row.address,
+                    block_number=row.block_number,
+                    block_hash=row.block_hash,
+                    transaction_hash=row.transaction_hash,
+                    log_index=row.log_index,
+                )
+            )
+            if len(pending) >= chunk:
+                self.apply(conn, pending)
+                pending = []
+        self.apply(conn, pending)
+
+
+def _integrity(event: DecodedEvent, problem: str) -> MirrorIntegrityError:
+    return MirrorIntegrityError(
+        f"{event.name} in block {event.block_number} (tx {event.transaction_hash}, log {event.log_index}): "
+        f"{problem}"
+    )
+
+
+class _Batch:
+    """The state one `apply` call touches, loaded once, changed in memory, written once."""
+
+    def __init__(self, conn: sa.Connection, hash_chain: HashChain) -> None:
+        self.conn = conn
+        self.hash_chain = hash_chain
+        self.loans: dict[str, dict[str, Any]] = {}
+        self.new_loans: dict[str, dict[str, Any]] = {}
+        self.dirty_loans: set[str] = set()
+        self.lots: dict[tuple[str, str], dict[str, Any]] = {}
+        self.new_lots: list[dict[str, Any]] = []
+        self.dirty_lots: set[tuple[str, str]] = set()
+        self.records: dict[str, list[dict[str, Any]]] = {}
+        self.participants: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
+
+    # ------------------------------------------------------------------ load
+
+    def load(self, events: Sequence[DecodedEvent]) -> None:
+        loan_ids: set[str] = set()
+        created: set[str] = set()
+        wanted: set[str] = set()
+        for event in events:
+            if event.name not in LOAN_EVENTS:
+                continue
+            args = event.args
+            loan_ids.add(args["loanId"])
+            if event.name == "Disbursed":
+                created.add(args["lotId"])
+            elif event.name == "Paid":
+                created.add(args["lotId"])
+                wanted.add(args["parentLotId"])
+            elif event.name in ("LotConfirmed", "LotDisputed"):
+                wanted.add(args["lotId"])
+        loans = _table("loans")
+        for part in chunks(sorted(loan_ids), _IN_CHUNK):
+            for row in self.conn.execute(sa.select(loans).where(loans.c.loan_id.in_(part))):
+                self.loans[row.loan_id] = dict(row._mapping)
+        lots = _table("lots")
+        for part in chunks(sorted(wanted - created), _IN_CHUNK):
+            for row in self.conn.execute(sa.select(lots).where(lots_by_id(lots, part))):
+                if row.loan_id in loan_ids:
+                    self.lots[(row.loan_id, row.lot_id)] = dict(row._mapping)
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, event: DecodedEvent, checked_after: str | None) -> None:
+        name = event.name
+        if name in LOAN_EVENTS:
+            self._loan_event(event, checked_after)
+        elif name in PARTICIPANT_EVENTS:
+            self._participant_event(event)
+        # Paused/Unpaused/RoleAdminChanged and unknown logs live in the raw events table only.
+
+    def _record(self, table: str, event: DecodedEvent, **fields: Any) -> None:
+        self.records.setdefault(table, []).append(
+            {
+                "loan_id": event.args["loanId"],
+                "block_number": event.block_number,
+                "log_index": event.log_index,
+                "transaction_hash": event.transaction_hash,
+                **fields,
+            }
+        )
+
+    def _loan_event(self, event: DecodedEvent, checked_after: str | None) -> None:
+        name, args = event.name, event.args
+        loan_id = args["loanId"]
+        if name == "LoanOpened":
+            if loan_id in self.loans:
+                raise _integrity(event, f"loan {loan_id} is opened a second time")
+            head = self._verify(event, ZERO_HEAD, checked_after)
+            opened: dict[str, Any] = {
+                "loan_id": loan_id,
+                "lender_org": args["lenderOrg"],
+                "borrower": args["borrower"],
+                "borrower_ref": args["borrowerRef"],
+                "principal": args["principal"],
+                "currency": bytes.fromhex(args["currency"][2:]).decode("ascii", "replace"),
+                "allowed_purposes": args["allowedPurposes"],
+                "maturity": args["maturity"],
+                "terms_hash": args["termsHash"],
+                "disbursed": 0,
+                "repaid": 0,
+                "status": 1,
+                "risk_class": 0,
+                "closing_reason_hash": None,
+                "head": head,
+                "event_count": 1,
+                "block_number": event.block_number,
+                "log_index": event.log_index,
+                "transaction_hash": event.transaction_hash,
+                "updated_block": event.block_number,
+            }
+            self.loans[loan_id] = opened
+            self.new_loans[loan_id] = opened
+            return
+        loan = self.loans.get(loan_id)
+        if loan is None:
+            raise _integrity(event, f"loan {loan_id} was never opened in the mirror")
+        if name == "TrailAttested":
+            if args["head"] != loan["head"]:
+                raise _integrity(event, f"attests head {args['head']} but the loan's head is {loan['head']}")
+            self._record(
+                "attestations",
+                event,
+                auditor_org=args["auditorOrg"],
+                head=args["head"],
+                report_hash=args["reportHash"],
+            )
+            return
+        loan["head"] = self._verify(event, loan["head"], checked_after)
+        loan["event_count"] += 1
+        loan["updated_block"] = event.block_number
+        if loan_id not in self.new_loans:
+            self.dirty_loans.add(loan_id)
+        if name == "Disbursed":
+            loan["disbursed"] += args["amount"]
+            if loan["disbursed"] > loan["principal"]:
+                raise _integrity(
+                    event, f"disbursed {loan['disbursed']} exceeds principal {loan['principal']}"
+                )
+            self._new_lot(event, parent=None, entrusted=args["entrusted"])
+        elif name == "Paid":
+            key = (loan_id, args["parentLotId"])
+            parent = self.lots.get(key)
+            if parent is None:
+                raise _integrity(event, f"parent lot {args['parentLotId']} is not in the mirror")
+            if parent["remaining"] < args["amount"]:
+                raise _integrity(event, f"pays {args['amount']} out of a lot with {parent['remaining']} left")
+            parent["remaining"] -= args["amount"]
+            if not parent.get("_new"):
+                self.dirty_lots.add(key)
+            self._new_lot(event, parent=args["parentLotId"], entrusted=None)
+        elif name in ("LotConfirmed", "LotDisputed"):
+            key = (loan_id, args["lotId"])
+            lot = self.lots.get(key)
+            if lot is None:
+                raise _integrity(event, f"lot {args['lotId']} is not in the mirror")
+            state = "confirmed" if name == "LotConfirmed" else "disputed"
+            evidence = args["evidenceHash"] if name == "LotConfirmed" else args["reasonHash"]
+            lot["confirmation"] = state
+            lot["confirmation_hash"] = evidence
+            lot["confirmation_block"] = event.block_number
+            if not lot.get("_new"):
+                self.dirty_lots.add(key)
+            self._record("confirmations", event, lot_id=args["lotId"], state=state, evidence_hash=evidence)
+        elif name == "Repaid":
+            loan["repaid"] += args["amount"]
+            if loan["disbursed"] - loan["repaid"] != args["outstanding"]:
+                raise _integrity(
+                    event,
+                    f"states {args['outstanding']} outstanding, the mirror has "
+                    f"{loan['disbursed'] - loan['repaid']}",
+                )
+            self._record(
+                "repayments",
+                event,
+                amount=args["amount"],
+                outstanding=args["outstanding"],
+                evidence_hash=args["evidenceHash"],
+            )
+        elif name == "LoanClosed":
+            loan["status"] = args["status"]
+            loan["closing_reason_hash"] = args["reasonHash"]
+        elif name == "RiskClassified":
+            loan["risk_class"] = args["riskClass"]
+            self._record(
+                "classifications", event, risk_class=args["riskClass"], reason_hash=args["reasonHash"]
+            )
+        elif name == "CollateralValued":
+            self._record(
+                "collateral_valuations",
+                event,
+                collateral_id=args["collateralId"],
+                value=args["value"],
+                evidence_hash=args["evidenceHash"],
+            )
+        elif name == "InspectionRecorded":
+            self._record("inspections", event, kind=args["kind"], report_hash=args["reportHash"])
+        elif name == "LoanRestructured":
+            loan["maturity"] = args["maturity"]
+            loan["terms_hash"] = args["termsHash"]
+            self._record("restructurings", event, maturity=args["maturity"], terms_hash=args["termsHash"])
+
+    def _verify(self, event: DecodedEvent, previous: str, checked_after: str | None) -> str:
+        if checked_after is not None and checked_after == previous:
+            return str(event_head(event.name, event.args)).lower()  # checked while decoding
+        try:
+            log = (event.raw_topics, event.raw_data) if event.raw_topics else None
+            return self.hash_chain.verify(previous, event.name, event.args, log)
+        except HeadMismatch as exc:
+            raise MirrorIntegrityError(
+                f"hash chain of loan {event.args['loanId']} breaks at {event.name} "
+                f"in block {event.block_number} "
+                f"(tx {event.transaction_hash}, log {event.log_index}): {exc.message}",
+            ) from exc
+
+    def _new_lot(self, event: DecodedEvent, *, parent: str | None, entrusted: bool | None) -> None:
+        args = event.args
+        lot = {
+            "loan_id": args["loanId"],
+            "lot_id": args["lotId"],
+            "lot_key": lot_key(args["lotId"]),
+            "parent_lot_id": parent,
+            "holder": args["payee"],
+            "amount": args["amount"],
+            "remaining": args["amount"],
+            "purpose": args["purpose"],
+            "declared_use": args["declaredUse"],
+            "entrusted": entrusted,
+            "evidence_hash": args["evidenceHash"],
+            "confirmation": "unconfirmed",
+            "confirmation_hash": None,
+            "confirmation_block": None,
+            "block_number": event.block_number,
+            "log_index": event.log_index,
+            "transaction_hash": event.transaction_hash,
+            "_new": True,
+        }
+        self.lots[(lot["loan_id"], lot["lot_id"])] = lot
+        self.new_lots.append(lot)
+
+    def _participant_event(self, event: DecodedEvent) -> None:
+        args = event.args
+        where = {
+            "block_number": event.block_number,
+            "log_index": event.log_index,
+            "transaction_hash": event.transaction_hash,
+        }
+        if event.name == "OrganizationRegistered":
+            row = {"org_id": args["orgId"], "profile_hash": args["profileHash"], **where}
+            self.participants.append(("organizations", row, ("org_id",)))
+        elif event.name in ("AccountAdded", "AccountRemoved"):
+            row = {
+                "address": args["account"],
+                "org_id": args["orgId"],
+                "active": event.name == "AccountAdded",
+                **where,
+            }
+            self.participants.append(("accounts", row, ("address",)))
+        else:  # RoleGranted / RoleRevoked
+            row = {
+                "role": args["role"],
+                "account": args["account"],
+                "role_name": ROLE_NAMES.get(args["role"], "UNKNOWN_ROLE"),
+                "active": event.name == "RoleGranted",
+                "sender": args["sender"],
+                **where,
+            }
+            self.participants.append(("role_grants", row, ("role", "account")))
+
+    # ------------------------------------------------------------------ write
+
+    def write(self) -> None:
+        conn = self.conn
+        insert_rows(conn, _table("loans"), list(self.new_loans.values()))
+        update_rows(
+            conn,
+            _table("loans"),
+            ("loan_id",),
+            _LOAN_MUTABLE,
+            [self.loans[i] for i in sorted(self.dirty_loans)],
+        )
+        lots = _table("lots")
+        insert_rows(conn, lots, self.new_lots, lots.columns.keys())  # every column; not the "_new" mark
+        update_rows(
+            conn,
+            lots,
+            ("loan_id", "block_number", "log_index"),  # the key
+            _LOT_MUTABLE,
+            [self.lots[k] for k in sorted(self.dirty_lots)],
+        )
+        for name, rows in self.records.items():
+            insert_rows(conn, _table(name), rows)
+        for name, row, keys in self.participants:
+            self._upsert(name, row, keys)
+
+    def _upsert(self, name: str, row: dict[str, Any], keys: tuple[str, ...]) -> None:
+        table = _table(name)
+        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).values(row)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(keys), set_={k: v for k, v in row.items() if k not in keys}
+        )
+        self.conn.execute(statement)

@@ -1,0 +1,822 @@
+"""Post-loan monitoring rules: each turns one loan's mirrored facts into candidate alerts.
+
+A rule is a pure function `(LoanFacts, Thresholds) -> list[Candidate]`. It reads nothing but its arguments,
+so it can be re-run freely; `ledger.monitoring.monitor` loads facts, runs each rule for the loans a batch
+touched, and keeps the `alerts` table equal to what the rules say. A candidate's `cause_key` names the fact
+that raised it (a lot, an installment, a valuation ...), so the same cause is one alert however often the
+rules run, and a new cause is a new alert.
+
+Time is the chain's: `LoanFacts.now` is a block timestamp (the newest indexed block unless a caller injects
+one), and every "within N hours" or "older than N days" compares block timestamps.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+import ledger.mirror.models  # noqa: F401  (registers the mirror's tables)
+from ledger.config import Settings
+from ledger.protocol.purposes import describe
+from ledger.protocol.terms import LoanTerms, TermsProvider
+
+__all__ = [
+    "RULES",
+    "Candidate",
+    "LoanFacts",
+    "LotFact",
+    "RecordFact",
+    "Severity",
+    "Thresholds",
+    "days_past_due",
+    "evaluate_rules",
+    "fmt_money",
+    "fmt_time",
+    "load_facts",
+]
+
+DAY = 86_400
+LOAN_OPEN = 1
+LOAN_WRITTEN_OFF = 3
+_ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK"})
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The rules' knobs; `from_settings` reads the FUNDFLOW_* monitoring settings."""
+
+    circular_flow_hops: int = 3
+    pass_through_share: float = 0.8
+    pass_through_hours: float = 24.0
+    structuring_window_hours: float = 72.0
+    structuring_count: int = 3
+    structuring_margin: float = 0.1
+    concentration_share: float = 0.5
+    unconfirmed_days: float = 7.0
+    collateral_stale_days: float = 180.0
+    prohibited_purposes: frozenset[int] = frozenset({28, 29, 30, 31})
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Thresholds:
+        return cls(
+            circular_flow_hops=settings.circular_flow_hops,
+            pass_through_share=settings.pass_through_share,
+            pass_through_hours=settings.pass_through_hours,
+            structuring_window_hours=settings.structuring_window_hours,
+            structuring_count=settings.structuring_count,
+            structuring_margin=settings.structuring_margin,
+            concentration_share=settings.concentration_share,
+            unconfirmed_days=settings.unconfirmed_days,
+            collateral_stale_days=settings.collateral_stale_days,
+            prohibited_purposes=frozenset(settings.prohibited_purposes),
+        )
+
+
+@dataclass(frozen=True)
+class LotFact:
+    lot_id: str
+    parent_lot_id: str | None
+    holder: str
+    amount: int
+    remaining: int
+    purpose: int
+    declared_use: bool
+    entrusted: bool | None
+    confirmation: str
+    confirmation_block: int | None
+    confirmation_time: int | None
+    block_number: int
+    log_index: int
+    timestamp: int
+
+    @property
+    def is_disbursement(self) -> bool:
+        return self.parent_lot_id is None
+
+
+@dataclass(frozen=True)
+class RecordFact:
+    """A repayment (`amount`), collateral valuation (`key` = collateral id, `amount` = value) or inspection
+    (`key` = kind)."""
+
+    block_number: int
+    log_index: int
+    timestamp: int
+    amount: int = 0
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class LoanFacts:
+    loan_id: str
+    lender_org: str
+    borrower: str
+    principal: int
+    disbursed: int
+    repaid: int
+    currency: str
+    maturity: int
+    status: int
+    block_number: int
+    opened_at: int
+    lots: list[LotFact]
+    repayments: list[RecordFact]
+    valuations: list[RecordFact]
+    inspections: list[RecordFact]
+    terms: LoanTerms | None
+    now: int
+
+    @property
+    def outstanding(self) -> int:
+        return self.disbursed - self.repaid
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == LOAN_OPEN
+
+    def money(self, amount: int) -> str:
+        return fmt_money(amount, self.currency)
+
+    def party(self, address: str) -> str:
+        """'the borrower (0x12ab…cd34)', 'linked party 0x…', or the short address."""
+        short = f"{address[:6]}…{address[-4:]}"
+        if address == self.borrower:
+            return f"the borrower ({short})"
+        if self.terms is not None and address in self.terms.linked_parties:
+            return f"borrower-linked party {short}"
+        return short
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An alert as a rule sees it; the monitor turns it into an `alerts` row keyed (rule, loan, cause)."""
+
+    rule: str
+    severity: Severity
+    loan_id: str
+    cause_key: str
+    title: str
+    explanation: str
+    lot_ids: tuple[str, ...] = ()
+    source_block: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Rule = Callable[[LoanFacts, Thresholds], list[Candidate]]
+
+# ---------------------------------------------------------------------------------------------- formatting
+
+
+def fmt_money(amount: int, currency: str) -> str:
+    """'CNY 1,234,567.89' from minor units (two decimals except zero-decimal currencies such as JPY)."""
+    if currency in _ZERO_DECIMAL_CURRENCIES:
+        return f"{currency} {amount:,}"
+    return f"{currency} {amount // 100:,}.{amount % 100:02d}"
+
+
+def fmt_time(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _date(timestamp: int) -> date:
+    return datetime.fromtimestamp(timestamp, UTC).date()
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{Decimal(part) * 100 / Decimal(whole):.1f}%" if whole else "n/a"
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def _t(name: str) -> sa.Table:
+    return SQLModel.metadata.tables[name]
+
+
+def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int) -> LoanFacts | None:
+    """One loan's facts from the mirror, with block timestamps; None when the loan is not (any more) there."""
+    loans, lots, blocks = _t("loans"), _t("lots"), _t("blocks")
+    loan = conn.execute(sa.select(loans).where(loans.c.loan_id == loan_id)).first()
+    if loan is None:
+        return None
+    stamps: dict[int, int] = {}
+
+    def stamp(number: int) -> int:
+        if number not in stamps:
+            stamps[number] = int(
+                conn.execute(
+                    sa.select(blocks.c.timestamp).where(blocks.c.number == number).limit(1)
+                ).scalar_one()
+            )
+        return stamps[number]
+
+    lot_rows = conn.execute(
+        sa.select(lots).where(lots.c.loan_id == loan_id).order_by(lots.c.block_number, lots.c.log_index)
+    ).all()
+    numbers = (
+        {r.block_number for r in lot_rows} | {r.confirmation_block for r in lot_rows} | {loan.block_number}
+    )
+
+    def records(table: str, amount: str | None, key: str | None) -> list[RecordFact]:
+        t = _t(table)
+        rows = conn.execute(
+            sa.select(t).where(t.c.loan_id == loan_id).order_by(t.c.block_number, t.c.log_index)
+        ).all()
+        numbers.update(r.block_number for r in rows)
+        return [
+            RecordFact(
+                r.block_number,
+                r.log_index,
+                0,
+                int(getattr(r, amount)) if amount else 0,
+                str(getattr(r, key)) if key else "",
+            )
+            for r in rows
+        ]
+
+    repayments = records("repayments", "amount", None)
+    valuations = records("collateral_valuations", "value", "collateral_id")
+    inspections = records("inspections", None, "kind")
+    wanted = sorted(n for n in numbers if n is not None)
+    for part in (wanted[i : i + 500] for i in range(0, len(wanted), 500)):
+        for number, timestamp in conn.execute(
+            sa.select(blocks.c.number, blocks.c.timestamp).where(blocks.c.number.in_(part))
+        ):
+            stamps[int(number)] = int(timestamp)
+
+    def timed(items: list[RecordFact]) -> list[RecordFact]:
+        return [
+            RecordFact(r.block_number, r.log_index, stamp(r.block_number), r.amount, r.key) for r in items
+        ]
+
+    return LoanFacts(
+        loan_id=loan_id,
+        lender_org=loan.lender_org,
+        borrower=loan.borrower,
+        principal=int(loan.principal),
+        disbursed=int(loan.disbursed),
+        repaid=int(loan.repaid),
+        currency=loan.currency,
+        maturity=int(loan.maturity),
+        status=int(loan.status),
+        block_number=int(loan.block_number),
+        opened_at=stamp(loan.block_number),
+        lots=[
+            LotFact(
+                lot_id=r.lot_id,
+                parent_lot_id=r.parent_lot_id,
+                holder=r.holder,
+                amount=int(r.amount),
+                remaining=int(r.remaining),
+                purpose=int(r.purpose),
+                declared_use=bool(r.declared_use),
+                entrusted=r.entrusted,
+                confirmation=r.confirmation,
+                confirmation_block=r.confirmation_block,
+                confirmation_time=None if r.confirmation_block is None else stamp(r.confirmation_block),
+                block_number=int(r.block_number),
+                log_index=int(r.log_index),
+                timestamp=stamp(r.block_number),
+            )
+            for r in lot_rows
+        ],
+        repayments=timed(repayments),
+        valuations=timed(valuations),
+        inspections=timed(inspections),
+        terms=terms(loan_id),
+        now=now,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- use of funds
+
+
+def _what(facts: LoanFacts, lot: LotFact) -> str:
+    if lot.is_disbursement:
+        return f"The lender disbursed {facts.money(lot.amount)} to {facts.party(lot.holder)}"
+    parent = next((p for p in facts.lots if p.lot_id == lot.parent_lot_id), None)
+    payer = facts.party(parent.holder) if parent is not None else "its holder"
+    return f"{payer[0].upper()}{payer[1:]} paid {facts.money(lot.amount)} to {facts.party(lot.holder)}"
+
+
+def undeclared_use(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A payment whose purpose the loan does not allow (prohibited purposes are `prohibited_use`'s)."""
+    out = []
+    for lot in facts.lots:
+        if lot.declared_use or lot.purpose in th.prohibited_purposes:
+            continue
+        out.append(
+            Candidate(
+                rule="undeclared_use",
+                severity=Severity.HIGH,
+                loan_id=facts.loan_id,
+                cause_key=lot.lot_id,
+                title=f"Payment for {describe(lot.purpose)}, a purpose the loan does not allow",
+                explanation=f"{_what(facts, lot)} on {fmt_time(lot.timestamp)} for "
+                f"{describe(lot.purpose)} (purpose {lot.purpose}), which is not among the loan's declared "
+                "purposes.",
+                lot_ids=(lot.lot_id,),
+                source_block=lot.block_number,
+                details={"purpose": lot.purpose, "amount": lot.amount, "payee": lot.holder},
+            )
+        )
+    return out
+
+
+def prohibited_use(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A payment into a prohibited sector (real estate, securities, onward lending, other debt by default),
+    whether or not the loan's purpose set allowed it."""
+    out = []
+    for lot in facts.lots:
+        if lot.purpose not in th.prohibited_purposes:
+            continue
+        allowed = (
+            "" if not lot.declared_use else " The loan's purpose set allows it, but the sector is banned."
+        )
+        out.append(
+            Candidate(
+                rule="prohibited_use",
+                severity=Severity.CRITICAL,
+                loan_id=facts.loan_id,
+                cause_key=lot.lot_id,
+                title=f"Loan money used for {describe(lot.purpose)}, a prohibited use",
+                explanation=f"{_what(facts, lot)} on {fmt_time(lot.timestamp)} for "
+                f"{describe(lot.purpose)} ({describe(lot.purpose, 'zh')}), a prohibited use of loan funds."
+                + allowed,
+                lot_ids=(lot.lot_id,),
+                source_block=lot.block_number,
+                details={"purpose": lot.purpose, "amount": lot.amount, "payee": lot.holder},
+            )
+        )
+    return out
+
+
+def _borrower_side(facts: LoanFacts) -> set[str]:
+    linked = set(facts.terms.linked_parties) if facts.terms is not None else set()
+    return {facts.borrower} | linked
+
+
+def circular_flow(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """Money that left the borrower's side and came back to the borrower or a linked party within N hops."""
+    side = _borrower_side(facts)
+    by_id = {lot.lot_id: lot for lot in facts.lots}
+    out = []
+    for lot in facts.lots:
+        if lot.is_disbursement or lot.holder not in side:
+            continue
+        path = [lot]  # walk up while the money was outside the borrower's side
+        current = by_id.get(lot.parent_lot_id or "")
+        while current is not None and current.holder not in side:
+            path.append(current)
+            current = by_id.get(current.parent_lot_id or "")
+        hops = len(path) - 1
+        if hops == 0 or hops > th.circular_flow_hops:
+            continue
+        path.reverse()  # exit lot first
+        route = " → ".join(facts.party(p.holder) for p in path)
+        out.append(
+            Candidate(
+                rule="circular_flow",
+                severity=Severity.CRITICAL,
+                loan_id=facts.loan_id,
+                cause_key=lot.lot_id,
+                title=f"Loan money came back to {facts.party(lot.holder).split(' (')[0]} after {hops} hop(s)",
+                explanation=f"{facts.money(lot.amount)} reached {facts.party(lot.holder)} on "
+                f"{fmt_time(lot.timestamp)} after {hops} hop(s) away from the borrower's side: {route} "
+                f"(limit {th.circular_flow_hops}).",
+                lot_ids=tuple(p.lot_id for p in path),
+                source_block=lot.block_number,
+                details={"hops": hops, "route": [p.holder for p in path], "amount": lot.amount},
+            )
+        )
+    return out
+
+
+def rapid_pass_through(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """Most of a disbursement leaving for payees the loan does not name within hours (needs terms)."""
+    if facts.terms is None:
+        return []
+    named = set(facts.terms.counterparties) | _borrower_side(facts)
+    window = th.pass_through_hours * 3600
+    out = []
+    for d in facts.lots:
+        if not d.is_disbursement:
+            continue
+        fast = [
+            c
+            for c in facts.lots
+            if c.parent_lot_id == d.lot_id and c.holder not in named and c.timestamp - d.timestamp <= window
+        ]
+        total = sum(c.amount for c in fast)
+        if not fast or total < th.pass_through_share * d.amount:
+            continue
+        payees = sorted({c.holder for c in fast})
+        hours = max(c.timestamp for c in fast) - d.timestamp
+        out.append(
+            Candidate(
+                rule="rapid_pass_through",
+                severity=Severity.HIGH,
+                loan_id=facts.loan_id,
+                cause_key=d.lot_id,
+                title=f"{_share(total, d.amount)} of a disbursement passed on to undeclared payees within "
+                f"{hours / 3600:.1f} h",
+                explanation=f"Of {facts.money(d.amount)} disbursed to {facts.party(d.holder)} on "
+                f"{fmt_time(d.timestamp)}, {facts.money(total)} ({_share(total, d.amount)}) left within "
+                f"{hours / 3600:.1f} hours for payee(s) not named in the loan contract: "
+                f"{', '.join(facts.party(p) for p in payees)} (threshold {th.pass_through_share:.0%} within "
+                f"{th.pass_through_hours:g} h).",
+                lot_ids=(d.lot_id, *(c.lot_id for c in fast)),
+                source_block=max(c.block_number for c in fast),
+                details={"disbursed": d.amount, "passed_on": total, "payees": payees, "seconds": hours},
+            )
+        )
+    return out
+
+
+def structuring(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """Several payments just under the approval threshold in a short window (needs terms' threshold).
+
+    Near-threshold payments are grouped from the earliest: a group is everything within the window of its
+    first payment, so a growing group keeps its cause key (its first lot) and is one alert."""
+    if facts.terms is None or facts.terms.approval_threshold is None:
+        return []
+    limit = facts.terms.approval_threshold
+    floor = limit * (1 - th.structuring_margin)
+    near = [lot for lot in facts.lots if floor <= lot.amount < limit]
+    window = th.structuring_window_hours * 3600
+    out = []
+    i = 0
+    while i < len(near):
+        group = [n for n in near[i:] if n.timestamp - near[i].timestamp <= window]
+        if len(group) >= th.structuring_count:
+            total = sum(g.amount for g in group)
+            span = group[-1].timestamp - group[0].timestamp
+            out.append(
+                Candidate(
+                    rule="structuring",
+                    severity=Severity.HIGH,
+                    loan_id=facts.loan_id,
+                    cause_key=group[0].lot_id,
+                    title=f"{len(group)} payments just under the {facts.money(limit)} approval threshold",
+                    explanation=f"{len(group)} payments of between "
+                    f"{facts.money(min(g.amount for g in group))} and "
+                    f"{facts.money(max(g.amount for g in group))} (total {facts.money(total)}), each just "
+                    f"under the {facts.money(limit)} approval threshold, were made within "
+                    f"{span / 3600:.1f} hours from {fmt_time(group[0].timestamp)}, to "
+                    f"{', '.join(sorted({facts.party(g.holder) for g in group}))}.",
+                    lot_ids=tuple(g.lot_id for g in group),
+                    source_block=max(g.block_number for g in group),
+                    details={"count": len(group), "total": total, "threshold": limit},
+                )
+            )
+        i += len(group)
+    return out
+
+
+def concentration(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """Too much of the principal received by one payee the loan contract does not name (needs terms)."""
+    if facts.terms is None or facts.principal == 0:
+        return []
+    named = set(facts.terms.counterparties) | _borrower_side(facts)
+    received: dict[str, list[LotFact]] = defaultdict(list)
+    for lot in facts.lots:
+        if lot.holder not in named:
+            received[lot.holder].append(lot)
+    out = []
+    for payee, lots in sorted(received.items()):
+        total = sum(lot.amount for lot in lots)
+        if total < th.concentration_share * facts.principal:
+            continue
+        out.append(
+            Candidate(
+                rule="concentration",
+                severity=Severity.MEDIUM,
+                loan_id=facts.loan_id,
+                cause_key=payee,
+                title=f"{_share(total, facts.principal)} of the loan went to one payee not named in it",
+                explanation=f"{facts.party(payee)}, not named in the loan contract, received "
+                f"{facts.money(total)} in {len(lots)} payment(s) up to {fmt_time(lots[-1].timestamp)}: "
+                f"{_share(total, facts.principal)} of the {facts.money(facts.principal)} principal "
+                f"(threshold {th.concentration_share:.0%}).",
+                lot_ids=tuple(lot.lot_id for lot in lots),
+                source_block=max(lot.block_number for lot in lots),
+                details={"payee": payee, "received": total, "principal": facts.principal},
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- confirmations
+
+
+def unconfirmed_payment(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A payment (or entrusted disbursement) its payee has not confirmed after N days (open loans)."""
+    if not facts.is_open:
+        return []
+    limit = th.unconfirmed_days * DAY
+    out = []
+    for lot in facts.lots:
+        if lot.confirmation != "unconfirmed" or (lot.is_disbursement and not lot.entrusted):
+            continue
+        age = facts.now - lot.timestamp
+        if age <= limit:
+            continue
+        out.append(
+            Candidate(
+                rule="unconfirmed_payment",
+                severity=Severity.LOW,
+                loan_id=facts.loan_id,
+                cause_key=lot.lot_id,
+                title=f"Payment not confirmed by its payee after {age // DAY} days",
+                explanation=f"{_what(facts, lot)} on {fmt_time(lot.timestamp)}; the payee has not confirmed "
+                f"receipt after {age // DAY} days (limit {th.unconfirmed_days:g} days).",
+                lot_ids=(lot.lot_id,),
+                source_block=lot.block_number,
+                details={"days": age // DAY, "payee": lot.holder, "amount": lot.amount},
+            )
+        )
+    return out
+
+
+def disputed_payment(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A payment whose payee disputes it (the latest confirmation or dispute stands)."""
+    out = []
+    for lot in facts.lots:
+        if lot.confirmation != "disputed" or lot.confirmation_block is None:
+            continue
+        when = fmt_time(lot.confirmation_time or lot.timestamp)
+        out.append(
+            Candidate(
+                rule="disputed_payment",
+                severity=Severity.HIGH,
+                loan_id=facts.loan_id,
+                cause_key=lot.lot_id,
+                title="Payee disputes a payment",
+                explanation=f"{_what(facts, lot)} on {fmt_time(lot.timestamp)}; the payee disputed it on "
+                f"{when}.",
+                lot_ids=(lot.lot_id,),
+                source_block=lot.confirmation_block,
+                details={"payee": lot.holder, "amount": lot.amount},
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- repayment
+
+
+def _unpaid_installments(facts: LoanFacts) -> list[tuple[date, int, int, int]]:
+    """(due date, installment amount, cumulative due, days past due) of installments still short."""
+    if facts.terms is None or not facts.is_open:
+        return []
+    today = _date(facts.now)
+    cumulative = 0
+    out = []
+    for item in facts.terms.repayment_schedule:
+        cumulative += item.amount
+        if item.due_date < today and facts.repaid < cumulative:
+            out.append((item.due_date, item.amount, cumulative, (today - item.due_date).days))
+    return out
+
+
+def days_past_due(facts: LoanFacts) -> int:
+    """Days since the oldest unpaid installment fell due, or since maturity with principal outstanding."""
+    days = [d for *_, d in _unpaid_installments(facts)]
+    if facts.is_open and facts.outstanding > 0 and facts.now > facts.maturity:
+        days.append((facts.now - facts.maturity) // DAY)
+    return max(days, default=0)
+
+
+def _dpd_severity(days: int) -> Severity:
+    return Severity.MEDIUM if days <= 30 else Severity.HIGH if days <= 90 else Severity.CRITICAL
+
+
+def late_repayment(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A scheduled installment not (fully) repaid after its due date (needs terms' schedule)."""
+    out = []
+    for due, amount, cumulative, days in _unpaid_installments(facts):
+        short = cumulative - facts.repaid
+        out.append(
+            Candidate(
+                rule="late_repayment",
+                severity=_dpd_severity(days),
+                loan_id=facts.loan_id,
+                cause_key=f"installment:{due.isoformat()}",
+                title=f"Repayment {days} day(s) past due",
+                explanation=f"The installment of {facts.money(amount)} due on {due.isoformat()} is {days} "
+                f"day(s) past due: {facts.money(cumulative)} was due by then and {facts.money(facts.repaid)} "
+                f"has been repaid, {facts.money(short)} short.",
+                source_block=facts.block_number,
+                details={"due_date": due.isoformat(), "days_past_due": days, "shortfall": short},
+            )
+        )
+    return out
+
+
+def past_maturity(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """An open loan past its maturity with principal still outstanding."""
+    if not facts.is_open or facts.outstanding <= 0 or facts.now <= facts.maturity:
+        return []
+    days = (facts.now - facts.maturity) // DAY
+    return [
+        Candidate(
+            rule="past_maturity",
+            severity=Severity.CRITICAL if days > 90 else Severity.HIGH,
+            loan_id=facts.loan_id,
+            cause_key=f"maturity:{facts.maturity}",
+            title=f"Loan {days} day(s) past maturity with principal outstanding",
+            explanation=f"The loan matured on {fmt_time(facts.maturity)}; "
+            f"{facts.money(facts.outstanding)} of the {facts.money(facts.disbursed)} disbursed is still "
+            f"outstanding {days} day(s) later.",
+            source_block=facts.block_number,
+            details={"days_past_maturity": days, "outstanding": facts.outstanding},
+        )
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- collateral
+
+
+def _latest_valuations(facts: LoanFacts) -> dict[str, RecordFact]:
+    latest: dict[str, RecordFact] = {}
+    for v in facts.valuations:
+        latest[v.key] = v
+    return latest
+
+
+def collateral_cover(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """The latest collateral values cover less of the outstanding principal than the terms require."""
+    if facts.terms is None or facts.terms.required_collateral_cover is None:
+        return []
+    if not facts.is_open or facts.outstanding <= 0:
+        return []
+    required = facts.terms.required_collateral_cover
+    latest = _latest_valuations(facts)
+    value = sum(v.amount for v in latest.values())
+    cover = Decimal(value) / Decimal(facts.outstanding)
+    if cover >= required:
+        return []
+    if latest:
+        newest = max(latest.values(), key=lambda v: (v.block_number, v.log_index))
+        basis = (
+            f"Collateral valued at {facts.money(value)} ({len(latest)} item(s), latest valuation "
+            f"{fmt_time(newest.timestamp)}) covers {cover:.2f}× the outstanding "
+            f"{facts.money(facts.outstanding)}"
+        )
+        source = newest.block_number
+    else:
+        basis = (
+            f"No collateral valuation is recorded against the outstanding {facts.money(facts.outstanding)}"
+        )
+        source = facts.block_number
+    return [
+        Candidate(
+            rule="collateral_cover",
+            severity=Severity.HIGH,
+            loan_id=facts.loan_id,
+            cause_key="cover",
+            title=f"Collateral cover {cover:.2f}× below the required {required}×",
+            explanation=f"{basis}; the loan requires {required}×.",
+            source_block=source,
+            details={
+                "cover": str(cover.quantize(Decimal("0.0001"))),
+                "required": str(required),
+                "value": value,
+            },
+        )
+    ]
+
+
+def collateral_stale(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A collateral item whose latest valuation is older than N days (open loans)."""
+    if not facts.is_open:
+        return []
+    out = []
+    for collateral_id, v in sorted(_latest_valuations(facts).items()):
+        age = facts.now - v.timestamp
+        if age <= th.collateral_stale_days * DAY:
+            continue
+        out.append(
+            Candidate(
+                rule="collateral_stale",
+                severity=Severity.LOW,
+                loan_id=facts.loan_id,
+                cause_key=f"{collateral_id}@{v.block_number}:{v.log_index}",
+                title=f"Collateral valuation {age // DAY} days old",
+                explanation=f"Collateral {collateral_id[:10]}… was last valued at {facts.money(v.amount)} on "
+                f"{fmt_time(v.timestamp)}, {age // DAY} days ago (limit {th.collateral_stale_days:g} days).",
+                source_block=v.block_number,
+                details={"collateral_id": collateral_id, "days": age // DAY, "value": v.amount},
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- inspections
+
+
+def _scheduled_inspections_missed(facts: LoanFacts) -> list[Candidate]:
+    """The k-th scheduled inspection date has passed and fewer than k inspections are recorded."""
+    assert facts.terms is not None
+    today = _date(facts.now)
+    out = []
+    for k, item in enumerate(facts.terms.inspection_schedule, start=1):
+        if item.due_date >= today or len(facts.inspections) >= k:
+            continue
+        overdue = (today - item.due_date).days
+        out.append(
+            Candidate(
+                rule="missed_inspection",
+                severity=Severity.MEDIUM,
+                loan_id=facts.loan_id,
+                cause_key=f"scheduled:{item.due_date.isoformat()}",
+                title=f"Scheduled inspection overdue by {overdue} day(s)",
+                explanation=f"The loan contract schedules inspection no. {k} ({item.kind.replace('_', ' ')}) "
+                f"by {item.due_date.isoformat()}; only {len(facts.inspections)} inspection(s) are recorded, "
+                f"{overdue} day(s) after that date.",
+                source_block=facts.inspections[-1].block_number if facts.inspections else facts.block_number,
+                details={"due_date": item.due_date.isoformat(), "days_overdue": overdue, "number": k},
+            )
+        )
+    return out
+
+
+def missed_inspection(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """No post-loan inspection within the terms' interval (since the last one, or since the loan opened), or
+    a scheduled inspection date passed without it."""
+    if facts.terms is None or not facts.is_open:
+        return []
+    if facts.terms.inspection_interval_days is None:
+        return _scheduled_inspections_missed(facts)
+    interval = facts.terms.inspection_interval_days
+    last = facts.inspections[-1] if facts.inspections else None
+    since = last.timestamp if last is not None else facts.opened_at
+    due = since + interval * DAY
+    if facts.now <= due:
+        return []
+    overdue = (facts.now - due) // DAY
+    basis = (
+        f"the last inspection was on {fmt_time(last.timestamp)}"
+        if last is not None
+        else f"none has been recorded since the loan opened on {fmt_time(facts.opened_at)}"
+    )
+    return [
+        Candidate(
+            rule="missed_inspection",
+            severity=Severity.MEDIUM,
+            loan_id=facts.loan_id,
+            cause_key=f"due:{due}",
+            title=f"Post-loan inspection overdue by {overdue} day(s)",
+            explanation=f"An inspection is due every {interval} days and was due on {fmt_time(due)}; "
+            f"{basis}. It is {overdue} day(s) overdue.",
+            source_block=last.block_number if last is not None else facts.block_number,
+            details={"due": due, "days_overdue": overdue, "interval_days": interval},
+        )
+    ]
+
+
+RULES: dict[str, Rule] = {
+    "undeclared_use": undeclared_use,
+    "prohibited_use": prohibited_use,
+    "circular_flow": circular_flow,
+    "rapid_pass_through": rapid_pass_through,
+    "structuring": structuring,
+    "concentration": concentration,
+    "unconfirmed_payment": unconfirmed_payment,
+    "disputed_payment": disputed_payment,
+    "late_repayment": late_repayment,
+    "past_maturity": past_maturity,
+    "collateral_cover": collateral_cover,
+    "collateral_stale": collateral_stale,
+    "missed_inspection": missed_inspection,
+}
+
+
+def evaluate_rules(
+    facts: LoanFacts, thresholds: Thresholds, rules: Sequence[str] | None = None
+) -> list[Candidate]:
+    """Every candidate of `rules` (default: all) for one loan; a convenience for callers and tests."""
+    out: list[Candidate] = []
+    for name in rules or list(RULES):
+        out.extend(RULES[name](facts, thresholds))
+    return out
