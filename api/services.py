@@ -59,7 +59,9 @@ class Services:
 def open_services(settings: Settings) -> Services:
     """Open everything from settings. The node may be down: the API then serves reads and answers writes
     with 503 until it is back."""
-    client = ChainClient(settings.chain_url, tx_timeout=settings.tx_timeout, request_timeout=5.0)
+    client = ChainClient(
+        settings.chain_url, tx_timeout=settings.tx_timeout, request_timeout=settings.api_rpc_timeout
+    )
     deployment = Deployment.load(settings.deployment_file)
     ledger = LedgerContract(client, deployment.address, deployment.abi)
     engine = open_database(settings.database_url)

@@ -85,7 +85,15 @@ class Settings(BaseSettings):
         "starts the indexer's decoding worker process for the rest of the backfill (0: never; decode in the "
         "indexer's own process).",
     )
+    max_reorg_depth: int = Field(
+        64, ge=1, description="Deepest reorg the indexer undoes; a deeper one stops it loudly instead."
+    )
     tx_timeout: float = Field(60.0, gt=0, description="Seconds to wait for a transaction receipt.")
+    api_rpc_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds the API waits for the node on one request (a down node is a 503 this soon).",
+    )
     operator_key: SecretStr | None = Field(
         None, description="Private key (0x + 64 hex) of the operator account that deploys and administers."
     )

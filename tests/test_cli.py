@@ -115,15 +115,18 @@ def test_up_stack_tells_the_demo_story_through_the_api_once(
     """What `fundflow up` runs after starting the chain: deploy, indexer + monitor + API, then the demo."""
     import httpx
 
-    from fundflow.cli.api import ApiStack, seed_and_print
+    from fundflow.cli.api import seed_and_print
     from fundflow.cli.main import _ensure_deployed, _operator
+    from fundflow.compose import ApiStack
     from ledger.store.offchain import create_token
 
     monkeypatch.setenv("FUNDFLOW_API_PORT", str(free_port()))
+    monkeypatch.setenv("FUNDFLOW_MAX_REORG_DEPTH", "7")  # every knob is a setting: `up` must honour it too
     get_settings.cache_clear()
     settings = get_settings()
     _ensure_deployed(settings, client)
     stack = ApiStack(settings).start()
+    assert stack.indexer.max_reorg_depth == 7
     try:
         seed_and_print(stack, _operator(settings))
         seed_and_print(stack, _operator(settings))  # a second start records nothing twice

@@ -1,10 +1,8 @@
-"""`fundflow serve`, `fundflow tokens create|revoke`, and the API half of `fundflow up` (indexer thread + API
-server thread + the demo told through the API). Registered on the main CLI by `register_api_commands`."""
+"""`fundflow serve`, `fundflow tokens create|revoke`, and the demo half of `fundflow up` (the story told
+through the API of a running `ApiStack`). Registered on the main CLI by `register_api_commands`."""
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Annotated, Any
 
 import httpx
@@ -12,14 +10,15 @@ import typer
 from rich.table import Table
 
 from fundflow.cli.console import console, err_console
+from fundflow.compose import ApiStack, build_api
 from ledger.chain.contract import RiskClass
 from ledger.chain.participants import Directory, slugify
-from ledger.config import Settings, get_settings
-from ledger.errors import ChainError, FundflowError, NotFoundError, ValidationError
+from ledger.config import get_settings
+from ledger.errors import NotFoundError, ValidationError
 from ledger.store.db import open_database
 from ledger.store.offchain import create_token, revoke_tokens, token_fingerprint
 
-__all__ = ["ApiStack", "register_api_commands"]
+__all__ = ["register_api_commands", "seed_and_print"]
 
 
 def serve(
@@ -29,10 +28,8 @@ def serve(
     """Serve the HTTP API (the indexer runs separately: `fundflow index`)."""
     import uvicorn
 
-    from api.app import create_app
-
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
+    uvicorn.run(build_api(settings), host=host or settings.api_host, port=port or settings.api_port)
 
 
 def tokens_create(
@@ -95,93 +92,6 @@ def tokens_revoke(
         err_console.print(
             f"revoked token {token_fingerprint(row.token_hash)} of {row.participant} ({row.key_name})"
         )
-
-
-class ApiStack:
-    """The indexer following the tip and the API server, each in a thread of this process."""
-
-    def __init__(self, settings: Settings) -> None:
-        import uvicorn
-
-        from api.app import create_app
-        from api.services import open_services
-        from ledger.mirror.indexer import Indexer
-
-        self.settings = settings
-        self.services = open_services(settings)
-        self.stop_event = threading.Event()
-        from ledger.monitoring.monitor import Monitor
-
-        self.indexer = Indexer(
-            self.services.engine,
-            self.services.client.__class__(settings.chain_url, tx_timeout=settings.tx_timeout),
-            self.services.deployment,
-            confirmations=settings.confirmations,
-            poll_interval=settings.poll_interval,
-            decode_worker_min_logs=settings.decode_worker_min_logs,
-            after_batch=Monitor.from_settings(settings).after_batch,  # alerts, in each batch's transaction
-        )
-        self.webhooks: Any = None
-        self.indexer_error: BaseException | None = None
-        self._indexer_thread = threading.Thread(target=self._index, name="indexer", daemon=True)
-        config = uvicorn.Config(
-            create_app(settings, services=self.services),
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level="warning",
-        )
-        self.server = uvicorn.Server(config)
-        self._server_thread = threading.Thread(target=self.server.run, name="api", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.settings.api_host}:{self.settings.api_port}"
-
-    def _index(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.indexer.run_forever(self.stop_event, on_outage=self._outage)
-            except ChainError as exc:  # e.g. a different chain behind the URL: health says so; keep trying
-                self.indexer_error = exc
-                self.stop_event.wait(1.0)
-            except BaseException as exc:
-                self.indexer_error = exc
-                err_console.print(f"[bold red]indexer stopped:[/] {exc}", highlight=False)
-                return
-
-    def _outage(self, error: BaseException | None, retry_in: float) -> None:
-        self.indexer_error = error
-        if error is not None and retry_in >= 4:  # say it once the outage is more than a blip
-            err_console.print(
-                f"[yellow]indexer waiting:[/] {error} (retrying in {retry_in:.0f} s)", highlight=False
-            )
-
-    def start(self) -> ApiStack:
-        self.indexer.open()
-        self._indexer_thread.start()
-        if self.settings.webhook_urls:
-            from ledger.monitoring.webhooks import WebhookWorker
-
-            self.webhooks = WebhookWorker.from_settings(self.services.engine, self.settings).start()
-        self._server_thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._server_thread.is_alive():
-                raise FundflowError(
-                    f"the API did not start on {self.url}", hint="is the port taken? FUNDFLOW_API_PORT"
-                )
-            time.sleep(0.05)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.stop_event.set()
-        self._server_thread.join(timeout=10)
-        self._indexer_thread.join(timeout=10)
-        if self.webhooks is not None:
-            self.webhooks.stop()
-        self.indexer.close()
-        self.services.close()
 
 
 def seed_and_print(stack: ApiStack, operator: Any) -> None:

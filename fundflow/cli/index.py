@@ -17,12 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from fundflow.cli.console import console, err_console, friendly_errors
-from ledger.chain.client import ChainClient
-from ledger.chain.deploy import Deployment
+from fundflow.compose import build_indexer, chain_client, start_webhooks
 from ledger.config import get_settings
-from ledger.mirror.indexer import BatchProgress, Indexer
+from ledger.mirror.indexer import BatchProgress
 from ledger.mirror.status import indexer_status
-from ledger.monitoring.monitor import Monitor
 from ledger.store.db import open_database
 
 __all__ = ["register_index_commands"]
@@ -77,34 +75,22 @@ def index(
         bool, typer.Option("--wait/--no-wait", help="Wait for another indexer to exit instead of failing.")
     ] = True,
     max_reorg_depth: Annotated[
-        int,
-        typer.Option(envvar="FUNDFLOW_MAX_REORG_DEPTH", min=1, help="Deepest reorg undone before stopping."),
-    ] = 64,
+        int | None,
+        typer.Option(
+            min=1, help="Deepest reorg undone before stopping (default FUNDFLOW_MAX_REORG_DEPTH, 64)."
+        ),
+    ] = None,
 ) -> None:
     """Mirror the ledger's events into the database: backfill from the deployment, then follow the tip.
     Monitoring rules run after every batch; new alerts go to FUNDFLOW_WEBHOOK_URLS."""
     settings = get_settings()
+    if max_reorg_depth is not None:
+        settings = settings.model_copy(update={"max_reorg_depth": max_reorg_depth})
     engine = open_database(settings.database_url)
-    client = ChainClient(settings.chain_url, tx_timeout=settings.tx_timeout)
-    deployment = Deployment.load(settings.deployment_file)
     progress = _progress()
     bar = _ProgressBar(progress)
-    indexer = Indexer(
-        engine,
-        client,
-        deployment,
-        confirmations=settings.confirmations,
-        max_reorg_depth=max_reorg_depth,
-        poll_interval=settings.poll_interval,
-        decode_worker_min_logs=settings.decode_worker_min_logs,
-        on_progress=bar,
-        after_batch=Monitor.from_settings(settings).after_batch,  # alerts, in each batch's transaction
-    )
-    webhooks = None
-    if settings.webhook_urls:
-        from ledger.monitoring.webhooks import WebhookWorker
-
-        webhooks = WebhookWorker.from_settings(engine, settings).start()
+    indexer = build_indexer(settings, engine, on_progress=bar)
+    webhooks = start_webhooks(settings, engine)
 
     def waiting() -> None:
         err_console.print(f"[yellow]{LOCK_WAIT_MESSAGE}[/]", highlight=False)
@@ -149,7 +135,7 @@ def status() -> None:
     """Show the mirror's checkpoint, the chain head, the lag and event counts."""
     settings = get_settings()
     engine = open_database(settings.database_url)
-    client = ChainClient(settings.chain_url, request_timeout=3.0)
+    client = chain_client(settings, request_timeout=3.0)
     s = indexer_status(engine, client)
     engine.dispose()
     if not s.initialized:

@@ -20,6 +20,7 @@ from eth_account.signers.local import LocalAccount
 from rich.table import Table
 
 from fundflow.cli.console import console, err_console, friendly_errors
+from fundflow.compose import chain_client
 from ledger.chain.client import ChainClient
 from ledger.chain.contract import LedgerContract
 from ledger.chain.deploy import Deployment, connect, deploy_ledger
@@ -44,7 +45,7 @@ def _operator(settings: Settings) -> LocalAccount:
 
 
 def _client(settings: Settings) -> ChainClient:
-    return ChainClient(settings.chain_url, tx_timeout=settings.tx_timeout)
+    return chain_client(settings)
 
 
 def _keystore(settings: Settings) -> Keystore:
@@ -216,7 +217,8 @@ def participants_rotate(
 def up() -> None:
     """Start the local chain (unless FUNDFLOW_RPC_URL is set), deploy (unless recorded), run the indexer and
     the API, seed the demo through the API, and keep running until Ctrl-C."""
-    from fundflow.cli.api import ApiStack, seed_and_print
+    from fundflow.cli.api import seed_and_print
+    from fundflow.compose import ApiStack
 
     settings = get_settings()
     node: LocalChain | None = None

@@ -18,6 +18,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from fundflow.cli.console import console, friendly_errors
+from fundflow.compose import chain_client
 from ledger.audit.bundle import (
     BundleVerification,
     build_bundle,
@@ -42,7 +43,7 @@ _MANY = 40
 
 def _ledger(settings: Settings) -> tuple[LedgerContract, Deployment]:
     deployment = Deployment.load(settings.deployment_file)
-    client = ChainClient(settings.chain_url, tx_timeout=settings.tx_timeout)
+    client = chain_client(settings)
     return connect(client, deployment), deployment
 
 
