@@ -184,7 +184,9 @@ def test_a_lost_postgres_lock_is_taken_again_or_the_indexer_stops(world: World) 
                 pid = lock_conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
                 lock_conn.commit()
                 with engine.connect() as admin:
-                    admin.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                    # Wait (up to 5 s) until the backend is gone: termination is a signal, and under load the
+                    # lock outlived the call long enough for the other indexer's try_acquire to fail.
+                    admin.execute(sa.text("SELECT pg_terminate_backend(:p, 5000)"), {"p": pid})
                     admin.commit()
 
             # Lost and free: the next batch takes the lock again and goes on.
