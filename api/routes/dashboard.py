@@ -81,8 +81,9 @@ _env = Environment(
 
 def money(value: Any) -> str:
     """Minor units (fen) as an exact decimal with thousands separators."""
-    v = int(value)
-    return f"{'-' if v < 0 else ''}{abs(v) // 100:,}.{abs(v) % 100:02d}"
+    from ledger.protocol.money import format_amount
+
+    return format_amount(int(value), code=False)
 
 
 def short(value: Any, n: int = 10) -> str:
