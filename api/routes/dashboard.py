@@ -42,6 +42,7 @@ from ledger.audit.verify import directory_documents, verify_loan
 from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
 from ledger.mirror.models import Loan, Lot, lots_by_id
 from ledger.monitoring import alerts as alerts_mod
+from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
 from ledger.store.offchain import Document, LoanMetadata, find_token
 
@@ -81,8 +82,6 @@ _env = Environment(
 
 def money(value: Any) -> str:
     """Minor units (fen) as an exact decimal with thousands separators."""
-    from ledger.protocol.money import format_amount
-
     return format_amount(int(value), code=False)
 
 

@@ -37,7 +37,7 @@ def _whole_minor_units(amount: Any) -> int:
         raise TypeError(
             f"an amount is an integer number of minor units (fen), not {type(amount).__name__} {amount!r}"
         )
-    return int(amount)
+    return int(amount)  # an int subclass (IntEnum) as a plain int
 
 
 def format_amount(amount: int, currency: str = "CNY", *, code: bool = True) -> str:
@@ -45,12 +45,12 @@ def format_amount(amount: int, currency: str = "CNY", *, code: bool = True) -> s
     "CNY 1,234,567.89"; `code=False` leaves the currency code out ("1,234,567.89", the dashboard's and the
     API error sentences' form). Negative amounts get a leading "-". Anything but an int (a float, a bool, a
     decimal string) raises TypeError: convert and check at the edge, where the value comes in."""
-    value = _whole_minor_units(amount)
-    places = decimals(currency)
-    whole, fraction = divmod(abs(value), 10**places)
-    text = f"{'-' if value < 0 else ''}{whole:,}"
-    if places:
-        text += f".{fraction:0{places}d}"
+    value = amount if type(amount) is int else _whole_minor_units(amount)
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        text = f"{value:,}"
+    else:  # two decimals, written out: the dashboard formats thousands of amounts per page
+        whole, fraction = divmod(abs(value), 100)
+        text = f"{'-' if value < 0 else ''}{whole:,}.{fraction:02d}"
     return f"{currency} {text}" if code else text
 
 
