@@ -32,6 +32,8 @@ from ledger.errors import (
     ValidationError,
     VerificationError,
 )
+from ledger.protocol.codes import LoanStatus
+from ledger.protocol.money import format_amount
 
 __all__ = ["ERROR_RESPONSES", "RETRY_AFTER_SECONDS", "explain_revert", "install_error_handlers"]
 
@@ -42,7 +44,7 @@ RETRY_AFTER_SECONDS = 5
 
 def _money(value: Any) -> str:
     try:
-        return f"{int(value) / 100:,.2f}"
+        return format_amount(int(value), code=False)
     except (TypeError, ValueError):
         return str(value)
 
@@ -52,7 +54,7 @@ def _short(value: Any) -> str:
     return text[:10] + "…" if len(text) > 12 else text
 
 
-_STATUS_NAMES = {0: "unknown", 1: "open", 2: "repaid", 3: "written off"}
+_STATUS_NAMES = {int(s): s.en for s in LoanStatus}
 
 # Custom error -> (HTTP status, sentence). 403: the caller may not do this; 422: the request itself is wrong;
 # 409: the request is fine but the loan's current state refuses it.

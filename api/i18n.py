@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
+from ledger.protocol.codes import LoanStatus, RiskClass
+
 __all__ = ["LANGS", "RISK_CLASSES", "STATUSES", "Translator", "translator"]
 
 LANGS = ("en", "zh")
@@ -115,14 +117,9 @@ _LABELS: dict[str, tuple[str, str]] = {
     "kind": ("Kind", "类型"),
 }
 
-STATUSES = {1: ("open", "存续"), 2: ("repaid", "已结清"), 3: ("written off", "已核销")}
-RISK_CLASSES = {
-    0: ("normal", "正常"),
-    1: ("special mention", "关注"),
-    2: ("substandard", "次级"),
-    3: ("doubtful", "可疑"),
-    4: ("loss", "损失"),
-}
+# code -> (English, Chinese), from the protocol's enums. A loan is never shown with status NONE (no loan).
+STATUSES = {int(s): (s.en, s.zh) for s in LoanStatus if s is not LoanStatus.NONE}
+RISK_CLASSES = {int(c): (c.en, c.zh) for c in RiskClass}
 
 
 class Translator:

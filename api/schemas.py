@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from eth_utils import is_address, to_checksum_address
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from ledger.mirror.models import LoanBase, LotBase
+from ledger.protocol.codes import MAX_BATCH, MAX_MATURITY, MAX_PURPOSE, RiskClass
+from ledger.protocol.money import Amount, parse_amount
+from ledger.protocol.terms import Address, LoanTerms
 
 __all__ = [
     "Address",
@@ -24,55 +25,15 @@ __all__ = [
 ]
 
 ZERO_HASH = "0x" + "00" * 32
-UINT64_MAX = 2**64 - 1
 T = TypeVar("T")
-_DECIMAL = re.compile(r"(\d{1,20})(?:\.(\d{1,2}))?")
 _HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 LOAN_NUMBER = re.compile(r"LN-[0-9]{4}-[0-9]{4,8}")  # ASCII digits only: no look-alike numbers
-
-
-def parse_amount(value: Any) -> int:
-    """Integer = minor units (fen); string = a decimal in major units ("1234.56" = 123456 fen)."""
-    if isinstance(value, bool | float):
-        raise ValueError(
-            "floats are refused because they lose precision: send an integer number of minor units "
-            '(fen), e.g. 123456, or a decimal string in yuan, e.g. "1234.56"'
-        )
-    if isinstance(value, int):
-        amount = value
-    elif isinstance(value, str):
-        match = _DECIMAL.fullmatch(value.strip())
-        if match is None:
-            raise ValueError(
-                f'{value!r} is not a decimal amount: write it like "1234.56" '
-                "(digits, at most two decimals, no sign, exponent or thousands separator)"
-            )
-        amount = int(match[1]) * 100 + int((match[2] or "").ljust(2, "0"))
-    else:
-        raise ValueError('an amount is an integer in fen or a decimal string like "1234.56"')
-    if amount <= 0:
-        raise ValueError("the amount must be greater than zero")
-    if amount > UINT64_MAX:
-        raise ValueError(f"the amount is larger than the ledger can record ({UINT64_MAX} fen)")
-    return amount
 
 
 def _hash32(value: Any) -> str:
     if not isinstance(value, str) or not _HASH.fullmatch(value):
         raise ValueError("expected a 32-byte hash as 0x followed by 64 hex digits")
     return value.lower()
-
-
-def _address(value: Any) -> str:
-    if not isinstance(value, str) or not is_address(value):
-        raise ValueError("expected an account address (0x followed by 40 hex digits)")
-    checksummed = str(to_checksum_address(value))
-    body = value[2:]
-    if body != body.lower() and body != body.upper() and value != checksummed:
-        raise ValueError(
-            "the address's mixed-case checksum (EIP-55) is wrong: check for a typo, or send it lowercase"
-        )
-    return checksummed
 
 
 def parse_maturity(value: Any) -> int:
@@ -90,42 +51,16 @@ def parse_maturity(value: Any) -> int:
     raise ValueError('maturity is unix seconds or an ISO date like "2027-06-30"')
 
 
-_MAX_MATURITY = 2**40 - 1  # the contract stores maturity as uint40
-
-
 def _maturity_in_range(seconds: int) -> int:
-    if not 0 <= seconds <= _MAX_MATURITY:
-        raise ValueError(f"maturity must be between 1970-01-01 and unix second {_MAX_MATURITY:,}")
+    if not 0 <= seconds <= MAX_MATURITY:  # the contract stores maturity as uint40
+        raise ValueError(f"maturity must be between 1970-01-01 and unix second {MAX_MATURITY:,}")
     return seconds
 
 
-Amount = Annotated[
-    int,
-    BeforeValidator(parse_amount),
-    WithJsonSchema(
-        {
-            "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^\d+(\.\d{1,2})?$"}],
-            "description": 'Integer minor units (fen), or a decimal string in major units ("1234.56"). '
-            "Floats and exponents are refused.",
-            "examples": [123456, "1234.56"],
-        }
-    ),
-]
 Hash32 = Annotated[
     str,
     BeforeValidator(_hash32),
     WithJsonSchema({"type": "string", "pattern": "^0x[0-9a-fA-F]{64}$", "examples": [ZERO_HASH]}),
-]
-Address = Annotated[
-    str,
-    BeforeValidator(_address),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": "^0x[0-9a-fA-F]{40}$",
-            "examples": ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"],
-        }
-    ),
 ]
 Maturity = Annotated[
     int,
@@ -134,7 +69,9 @@ Maturity = Annotated[
         {"anyOf": [{"type": "integer"}, {"type": "string", "format": "date"}], "examples": ["2027-06-30"]}
     ),
 ]
-Purpose = Annotated[int, Field(ge=0, le=31, description="purpose code 0-31, see ledger.protocol.purposes")]
+Purpose = Annotated[
+    int, Field(ge=0, le=MAX_PURPOSE, description="purpose code 0-31, see ledger.protocol.purposes")
+]
 
 _EX_HASH = "0x9c22ff5f21f0b81b113e63f7db6da94fedef11b2119b4088b89664fb9a3cb658"
 _EX_LOT = "0x5f1c3b0a3d7c2e4b9a8f6e5d4c3b2a1908f7e6d5c4b3a29180f7e6d5c4b3a291"
@@ -143,52 +80,8 @@ _EX_ADDR = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 
 # ---------------------------------------------------------------------------------------------- terms
 
-
-class Installment(BaseModel):
-    """One scheduled principal repayment."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    due: date
-    amount: Amount
-
-
-class ScheduledInspection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    due: date
-    kind: str = Field("site_visit", description="site_visit, document_review or interview")
-
-
-class LoanTerms(BaseModel):
-    """The loan's terms kept off chain (same shape as `ledger.protocol.terms.LoanTerms`, which monitoring
-    reads); keccak256 of their canonical JSON (None fields left out) is the on-chain terms hash."""
-
-    model_config = ConfigDict(extra="allow")
-
-    repayment_schedule: list[Installment] = Field(default_factory=list)
-    inspection_interval_days: int | None = Field(None, gt=0, description="an inspection is due this often")
-    inspection_schedule: list[ScheduledInspection] = Field(default_factory=list)
-    counterparties: list[Address] = Field(
-        default_factory=list, description="payees named in the loan contract"
-    )
-    approval_threshold: Amount | None = Field(
-        None, description="Payments at or above this need the lender's approval (entrusted payment)."
-    )
-    required_collateral_cover: Decimal | None = Field(
-        None, gt=0, description="collateral value / outstanding"
-    )
-    linked_parties: list[Address] = Field(default_factory=list, description="accounts linked to the borrower")
-
-    @field_validator("repayment_schedule")
-    @classmethod
-    def _sorted(cls, values: list[Installment]) -> list[Installment]:
-        return sorted(values, key=lambda i: i.due)
-
-    def document(self) -> dict[str, Any]:
-        """The JSON whose canonical form is hashed."""
-        return self.model_dump(mode="json", exclude_none=True)
-
+# LoanTerms is the protocol's (ledger.protocol.terms): the API validates a lender's terms with the same model
+# whose document it hashes and monitoring reads.
 
 _TERMS_EXAMPLE: dict[str, Any] = {
     "repayment_schedule": [{"due": "2027-03-31", "amount": "2500000.00"}],
@@ -293,7 +186,7 @@ class PayBatchRequest(BaseModel):
     )
 
     loan: str
-    payments: list[PaymentItem] = Field(min_length=1, max_length=500)
+    payments: list[PaymentItem] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class ConfirmRequest(BaseModel):
@@ -319,13 +212,13 @@ class RepayRequest(BaseModel):
     evidence_hash: Hash32 = ZERO_HASH
 
 
-RISK_CLASSES = {"normal": 0, "special_mention": 1, "substandard": 2, "doubtful": 3, "loss": 4}
+RISK_CLASSES = {c.name.lower(): int(c) for c in RiskClass}
 
 
 def _risk(value: Any) -> int:
     if isinstance(value, str) and value.lower() in RISK_CLASSES:
         return RISK_CLASSES[value.lower()]
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 4:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= max(RiskClass):
         return value
     raise ValueError(f"risk class is one of {', '.join(RISK_CLASSES)} (or 0-4)")
 

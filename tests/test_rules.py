@@ -435,7 +435,7 @@ def test_terms_stored_by_the_api_are_used_when_they_hash_to_the_on_chain_terms(
             "counterparties": [{"name": "Supplier One", "role": "supplier", "address": c.supplier.address}],
             "approval_threshold": 100_000_00,
         }
-        stored = LoanTerms.model_validate(document)
+        stored = LoanTerms.from_document(document)
         loan = h("loan:api-terms")
         world.ledger.open_loan(
             c.bank,

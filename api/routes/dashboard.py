@@ -42,6 +42,7 @@ from ledger.audit.verify import directory_documents, verify_loan
 from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
 from ledger.mirror.models import Loan, Lot, lots_by_id
 from ledger.monitoring import alerts as alerts_mod
+from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
 from ledger.store.offchain import Document, LoanMetadata, find_token
 
@@ -81,8 +82,7 @@ _env = Environment(
 
 def money(value: Any) -> str:
     """Minor units (fen) as an exact decimal with thousands separators."""
-    v = int(value)
-    return f"{'-' if v < 0 else ''}{abs(v) // 100:,}.{abs(v) % 100:02d}"
+    return format_amount(int(value), code=False)
 
 
 def short(value: Any, n: int = 10) -> str:

@@ -15,6 +15,7 @@ from ledger.chain.contract import RiskClass
 from ledger.chain.participants import Directory, slugify
 from ledger.config import get_settings
 from ledger.errors import NotFoundError, ValidationError
+from ledger.protocol.money import format_amount
 from ledger.store.db import open_database
 from ledger.store.offchain import create_token, revoke_tokens, token_fingerprint
 
@@ -105,9 +106,14 @@ def seed_and_print(stack: ApiStack, operator: Any) -> None:
     )
     with httpx.Client(base_url=stack.url, timeout=60) as http:
         loan = seed_demo_via_api(http, tokens, addresses)
+    currency = loan["currency"]
+
+    def amount(key: str) -> str:
+        return format_amount(loan[key], currency, code=False)
+
     console.print(
-        f"demo loan {DEMO_LOAN}: principal {loan['principal'] / 100:,.2f} {loan['currency']}, disbursed "
-        f"{loan['disbursed'] / 100:,.2f}, repaid {loan['repaid'] / 100:,.2f}, "
+        f"demo loan {DEMO_LOAN}: principal {amount('principal')} {currency}, "
+        f"disbursed {amount('disbursed')}, repaid {amount('repaid')}, "
         f"risk class {RiskClass(loan['risk_class']).name}"
     )
     table = Table("participant", "role", "address")

@@ -27,6 +27,7 @@ from eth_utils import keccak
 from ledger.chain.client import ChainClient
 from ledger.chain.contract import LedgerContract, as_bytes32
 from ledger.errors import BundleError, ChainError
+from ledger.protocol.canonical import canonical_json
 from ledger.protocol.events import EventDecoder
 from ledger.protocol.hashchain import LOT_CREATING_EVENTS, ZERO_HEAD, HashChain, event_head
 
@@ -231,7 +232,8 @@ def heads_storage_key(loan_id: str, slot: int) -> str:
 
 
 def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    """The bundle's compact canonical JSON (docs/bundle-format.md): non-ASCII escaped, as the file is."""
+    return canonical_json(value, ascii_only=True)
 
 
 def _digest(obj: Mapping[str, Any]) -> str:

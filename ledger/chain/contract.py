@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -19,6 +18,18 @@ from eth_utils import keccak, to_checksum_address
 
 from ledger.chain.client import ChainClient, ErrorDecoder, TxResult
 from ledger.errors import ValidationError
+from ledger.protocol.codes import (
+    AUDITOR_ROLE,
+    DEFAULT_ADMIN_ROLE,
+    ENTERPRISE_ROLE,
+    LENDER_ROLE,
+    MAX_BATCH,
+    MAX_PURPOSE,
+    OPERATOR_ROLE,
+    LoanStatus,
+    RiskClass,
+    role_id,
+)
 from ledger.protocol.events import EventDecoder
 from ledger.protocol.hashchain import HashChain
 
@@ -42,20 +53,8 @@ __all__ = [
     "role_id",
 ]
 
-
-MAX_BATCH = 500
-"""FundFlowLedger.MAX_BATCH: the contract refuses larger batches (LedgerBatchTooLarge)."""
-
-
-def role_id(name: str) -> str:
-    return "0x" + keccak(text=name).hex()
-
-
-DEFAULT_ADMIN_ROLE = "0x" + "00" * 32
-OPERATOR_ROLE = role_id("OPERATOR_ROLE")
-LENDER_ROLE = role_id("LENDER_ROLE")
-ENTERPRISE_ROLE = role_id("ENTERPRISE_ROLE")
-AUDITOR_ROLE = role_id("AUDITOR_ROLE")
+# Roles, statuses, risk classes and MAX_BATCH are the protocol's (ledger.protocol.codes), re-exported here
+# for callers that know them from the contract.
 
 
 # Gas limits for pay and payBatch, computed instead of asked of the node: eth_estimateGas executes the
@@ -77,23 +76,6 @@ def pay_batch_gas(payments: Sequence[PaymentSpec]) -> int:
     """A gas limit `payBatch` never exceeds for these payments."""
     lots = len({p.from_lot.lower() for p in payments})
     return PAY_BATCH_BASE_GAS + PAY_BATCH_ITEM_GAS * len(payments) + PAY_BATCH_COLD_LOT_GAS * lots
-
-
-class LoanStatus(IntEnum):
-    NONE = 0
-    OPEN = 1
-    REPAID = 2
-    WRITTEN_OFF = 3
-
-
-class RiskClass(IntEnum):
-    """五级分类."""
-
-    NORMAL = 0  # 正常
-    SPECIAL_MENTION = 1  # 关注
-    SUBSTANDARD = 2  # 次级
-    DOUBTFUL = 3  # 可疑
-    LOSS = 4  # 损失
 
 
 @dataclass(frozen=True)
@@ -460,9 +442,10 @@ def purpose_mask(purposes: Iterable[int]) -> int:
     """The uint32 bit set the contract stores for a set of purpose codes (0-31)."""
     mask = 0
     for p in purposes:
-        if not 0 <= int(p) <= 31:
+        if not 0 <= int(p) <= MAX_PURPOSE:
             raise ValidationError(
-                f"purpose code {p} is outside 0-31", hint="see ledger.protocol.purposes for the codes"
+                f"purpose code {p} is outside 0-{MAX_PURPOSE}",
+                hint="see ledger.protocol.purposes for the codes",
             )
         mask |= 1 << int(p)
     return mask

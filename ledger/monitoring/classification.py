@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
 from ledger.chain.client import TxResult
-from ledger.chain.contract import LedgerContract, RiskClass
+from ledger.chain.contract import LedgerContract, LoanStatus, RiskClass
 from ledger.errors import NotFoundError, ValidationError
 from ledger.monitoring.alerts import Alert
 from ledger.monitoring.monitor import Monitor
@@ -42,14 +42,8 @@ __all__ = [
     "suggest_classification",
 ]
 
-CLASS_LABELS = {
-    RiskClass.NORMAL: "正常 (normal)",
-    RiskClass.SPECIAL_MENTION: "关注 (special mention)",
-    RiskClass.SUBSTANDARD: "次级 (substandard)",
-    RiskClass.DOUBTFUL: "可疑 (doubtful)",
-    RiskClass.LOSS: "损失 (loss)",
-}
-LOAN_REPAID = 2
+CLASS_LABELS = {c: f"{c.zh} ({c.en})" for c in RiskClass}
+LOAN_REPAID = LoanStatus.REPAID
 
 
 class ClassificationReason(SQLModel, table=True):

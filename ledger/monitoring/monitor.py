@@ -27,7 +27,8 @@ import sqlalchemy as sa
 from ledger.config import Settings
 from ledger.monitoring.alerts import SYSTEM, Alert, WebhookDelivery, alert_payload
 from ledger.monitoring.rules import RULES, Candidate, LoanFacts, Rule, Thresholds, load_facts
-from ledger.protocol.terms import TermsProvider, db_terms_provider
+from ledger.protocol.terms import TermsProvider
+from ledger.store.offchain import db_terms_provider
 
 __all__ = ["EvaluationResult", "Monitor", "latest_chain_time"]
 

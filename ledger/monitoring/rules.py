@@ -25,6 +25,8 @@ from sqlmodel import SQLModel
 
 import ledger.mirror.models  # noqa: F401  (registers the mirror's tables)
 from ledger.config import Settings
+from ledger.protocol.codes import LoanStatus
+from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
 from ledger.protocol.terms import LoanTerms, TermsProvider
 
@@ -44,9 +46,8 @@ __all__ = [
 ]
 
 DAY = 86_400
-LOAN_OPEN = 1
-LOAN_WRITTEN_OFF = 3
-_ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK"})
+LOAN_OPEN = LoanStatus.OPEN
+LOAN_WRITTEN_OFF = LoanStatus.WRITTEN_OFF
 
 
 class Severity(StrEnum):
@@ -189,9 +190,7 @@ Rule = Callable[[LoanFacts, Thresholds], list[Candidate]]
 
 def fmt_money(amount: int, currency: str) -> str:
     """'CNY 1,234,567.89' from minor units (two decimals except zero-decimal currencies such as JPY)."""
-    if currency in _ZERO_DECIMAL_CURRENCIES:
-        return f"{currency} {amount:,}"
-    return f"{currency} {amount // 100:,}.{amount % 100:02d}"
+    return format_amount(amount, currency)
 
 
 def fmt_time(timestamp: int) -> str:
@@ -740,7 +739,7 @@ def _scheduled_inspections_missed(facts: LoanFacts) -> list[Candidate]:
     assert facts.terms is not None
     today = _date(facts.now)
     out = []
-    for k, item in enumerate(facts.terms.inspection_schedule, start=1):
+    for k, item in enumerate(sorted(facts.terms.inspection_schedule, key=lambda i: i.due_date), start=1):
         if item.due_date >= today or len(facts.inspections) >= k:
             continue
         overdue = (today - item.due_date).days

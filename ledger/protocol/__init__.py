@@ -1,2 +1,3 @@
-"""The ledger's protocol as Python knows it: event layouts and decoding, the hash-chain rule, purpose
-codes, loan terms. Pure: no node, no database."""
+"""The ledger's protocol as Python knows it, one place per fact: the contract's codes and limits (`codes`),
+money (`money`), canonical JSON (`canonical`), event layouts and decoding (`events`), the hash-chain rule
+(`hashchain`), purpose codes (`purposes`), loan terms and their hash (`terms`). Pure: no node, no database."""

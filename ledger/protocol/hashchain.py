@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 from sha3 import keccak_256
 
 from ledger.errors import ValidationError
+from ledger.protocol.codes import EventKind
 from ledger.protocol.events import EventSpec
 
 __all__ = [
@@ -28,23 +28,6 @@ __all__ = [
 ]
 
 ZERO_HEAD = "0x" + "00" * 32
-
-
-class EventKind(IntEnum):
-    """Mirror of `IFundFlowLedger.EventKind`; the value is mixed into each step."""
-
-    LoanOpened = 1
-    Disbursed = 2
-    Paid = 3
-    LotConfirmed = 4
-    LotDisputed = 5
-    Repaid = 6
-    LoanClosed = 7
-    RiskClassified = 8
-    CollateralValued = 9
-    InspectionRecorded = 10
-    LoanRestructured = 11
-
 
 CHAINED_EVENTS = frozenset(kind.name for kind in EventKind)
 LOT_CREATING_EVENTS = frozenset({"Disbursed", "Paid"})

@@ -1,58 +1,106 @@
-"""Structured loan terms: what monitoring checks the chain's facts against.
+"""Structured loan terms: the one model of them, and their hash.
 
-The terms live off chain (the API stores them in `loan_metadata.terms`); the loan's on-chain `termsHash` is
-keccak256 of their canonical JSON (sorted keys, no whitespace, UTF-8), so anyone holding the JSON can check
-that the terms a rule used are the terms the lender committed to. Rules take a `TermsProvider`, a plain
-callable `loan_id -> LoanTerms | None`; `None` means "no structured terms known", and the rules that need
-them (schedule, inspections, named counterparties, approval threshold, collateral cover) stay silent.
+The terms live off chain (the API stores `LoanTerms.document()` in `loan_metadata.terms`); the loan's
+on-chain `termsHash` is keccak256 of that document's canonical JSON (`terms_hash`: sorted keys, no
+whitespace, UTF-8), so anyone holding the JSON can check that the terms a rule used are the terms the lender
+committed to. The API validates a lender's terms with this model; monitoring reads stored documents back with
+`LoanTerms.from_document`. Rules take a `TermsProvider`, a plain callable `loan_id -> LoanTerms | None`;
+`None` means "no structured terms known", and the rules that need them (schedule, inspections, named
+counterparties, approval threshold, collateral cover) stay silent.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-import sqlalchemy as sa
-from eth_utils import keccak, to_checksum_address
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from eth_utils import is_address, keccak, to_checksum_address
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
+
+from ledger.protocol.canonical import canonical_json
+from ledger.protocol.codes import InspectionKind
+from ledger.protocol.money import Amount
 
 __all__ = [
+    "Address",
     "Installment",
     "LoanTerms",
     "ScheduledInspection",
     "TermsProvider",
-    "db_terms_provider",
     "mapping_terms_provider",
+    "terms_hash",
 ]
 
 
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+def terms_hash(document: Any) -> str:
+    """keccak256 of a terms document's canonical JSON (the UTF-8 form), 0x-hex: the loan's `termsHash`."""
+    return "0x" + keccak(canonical_json(document)).hex()
+
+
+def _address(value: Any) -> str:
+    if not isinstance(value, str) or not is_address(value):
+        raise ValueError("expected an account address (0x followed by 40 hex digits)")
+    checksummed = str(to_checksum_address(value))
+    body = value[2:]
+    if body != body.lower() and body != body.upper() and value != checksummed:
+        raise ValueError(
+            "the address's mixed-case checksum (EIP-55) is wrong: check for a typo, or send it lowercase"
+        )
+    return checksummed
+
+
+Address = Annotated[
+    str,
+    BeforeValidator(_address),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^0x[0-9a-fA-F]{40}$",
+            "examples": ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"],
+        }
+    ),
+]
+"""An account address, returned in EIP-55 checksum form; a mixed-case address with a wrong checksum is
+refused (it is most likely a typo)."""
+
+_KINDS = [k.name.lower() for k in InspectionKind]
+
+_DUE_KEYS = AliasChoices("due", "due_date")
+"""A schedule item's date is `due` in the document, `due_date` in Python (accepted as a key too)."""
 
 
 class Installment(BaseModel):
-    """One scheduled principal repayment (stored as `{"due": ..., "amount": ...}`, the API's shape)."""
+    """One scheduled principal repayment (`{"due": ..., "amount": ...}` in the document)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    due_date: date = Field(validation_alias=AliasChoices("due", "due_date"), serialization_alias="due")
-    amount: int = Field(gt=0, lt=1 << 64, description="minor units (fen, cents)")
+    due_date: date = Field(validation_alias=_DUE_KEYS, serialization_alias="due", title="Due")
+    amount: Amount
 
 
 class ScheduledInspection(BaseModel):
-    """One inspection the contract schedules (the API's `inspection_schedule` items)."""
+    """One inspection the loan contract schedules (`{"due": ..., "kind": ...}` in the document)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    due_date: date = Field(validation_alias=AliasChoices("due", "due_date"), serialization_alias="due")
-    kind: str = "site_visit"
+    due_date: date = Field(validation_alias=_DUE_KEYS, serialization_alias="due", title="Due")
+    kind: str = Field("site_visit", description=f"{', '.join(_KINDS[:-1])} or {_KINDS[-1]}")
 
 
 class LoanTerms(BaseModel):
-    """The parts of a loan contract monitoring needs. Addresses are normalised to checksum form."""
+    """The loan's terms kept off chain: the parts of the loan contract monitoring checks the chain's facts
+    against, plus anything else the lender adds. keccak256 of their canonical JSON (None fields left out) is
+    the on-chain terms hash."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -63,45 +111,69 @@ class LoanTerms(BaseModel):
     inspection_schedule: list[ScheduledInspection] = Field(
         default_factory=list, description="or: inspections due on given dates"
     )
-    counterparties: list[str] = Field(
+    counterparties: list[Address] = Field(
         default_factory=list, description="payees named in the loan contract (suppliers, contractors)"
     )
-    approval_threshold: int | None = Field(
-        None, gt=0, description="payments at or above this amount (minor units) need the lender's approval"
+    approval_threshold: Amount | None = Field(
+        None, description="Payments at or above this need the lender's approval (entrusted payment)."
     )
     required_collateral_cover: Decimal | None = Field(
         None, gt=0, description="collateral value / outstanding principal must stay at or above this"
     )
-    linked_parties: list[str] = Field(
+    linked_parties: list[Address] = Field(
         default_factory=list, description="accounts linked to the borrower (shareholders, affiliates)"
     )
 
-    @field_validator("counterparties", "linked_parties", mode="before")
+    @field_validator("repayment_schedule")
     @classmethod
-    def _checksum(cls, values: Any) -> list[str]:
-        """Addresses, or the API's counterparty objects (`{"name", "role", "address"}`; no address = skip)."""
-        out: list[str] = []
-        for v in values or []:
-            address = v.get("address") if isinstance(v, Mapping) else v
-            if address:
-                out.append(to_checksum_address(str(address)))
-        return out
-
-    @field_validator("repayment_schedule", "inspection_schedule")
-    @classmethod
-    def _sorted(cls, values: list[Any]) -> list[Any]:
+    def _by_due_date(cls, values: list[Installment]) -> list[Installment]:
+        """Repayments are kept in due-date order, so the same schedule hashes the same however it was
+        listed. (The inspection schedule keeps the order it was given in: the API always hashed it so.)"""
         return sorted(values, key=lambda i: i.due_date)
 
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> LoanTerms:
+        """Terms read back from storage. Besides today's shape this reads what earlier API versions stored:
+        counterparties as objects `{"name", "role", "address"}` (one without an address names no account)
+        and schedule items with keys other than `due`, `amount` and `kind` (left out)."""
+        return cls.model_validate(_current_shape(document))
+
     def document(self) -> dict[str, Any]:
-        """The JSON document whose canonical form is hashed (decimals as strings, dates ISO 8601)."""
+        """The JSON document whose canonical form is hashed (amounts in minor units, decimals as strings,
+        dates ISO 8601, None fields left out)."""
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)
 
     def canonical_json(self) -> bytes:
-        return _canonical(self.document())
+        return canonical_json(self.document())
 
     def hash(self) -> str:
         """keccak256 of the canonical JSON, 0x-hex: the loan's on-chain `termsHash`."""
-        return "0x" + keccak(self.canonical_json()).hex()
+        return terms_hash(self.document())
+
+
+_ITEM_KEYS = {
+    "repayment_schedule": {"due", "due_date", "amount"},
+    "inspection_schedule": {"due", "due_date", "kind"},
+}
+
+
+def _current_shape(document: Mapping[str, Any]) -> dict[str, Any]:
+    """An older stored document in today's shape (see `LoanTerms.from_document`)."""
+    out = dict(document)
+    for name in ("counterparties", "linked_parties"):
+        if isinstance(out.get(name), list):
+            out[name] = [
+                (v.get("address") if isinstance(v, Mapping) else v)
+                for v in out[name]
+                if not isinstance(v, Mapping) or v.get("address")
+            ]
+    for name, keys in _ITEM_KEYS.items():
+        if isinstance(out.get(name), list):
+            out[name] = [
+                {k: v for k, v in item.items() if k in keys} if isinstance(item, Mapping) else item
+                for item in out[name]
+            ]
+    return out
 
 
 TermsProvider = Callable[[str], LoanTerms | None]
@@ -110,32 +182,3 @@ TermsProvider = Callable[[str], LoanTerms | None]
 def mapping_terms_provider(terms: Mapping[str, LoanTerms]) -> TermsProvider:
     """Terms from an in-memory mapping loan id -> terms (tests, scripts)."""
     return lambda loan_id: terms.get(loan_id)
-
-
-def db_terms_provider(conn: sa.Connection) -> TermsProvider:
-    """Terms the API stored in `loan_metadata`, used only when they hash to the loan's current on-chain terms
-    hash (after a restructuring the old document no longer counts). Unusable documents count as unknown."""
-    metadata = sa.table(
-        "loan_metadata", sa.column("loan_id"), sa.column("terms", sa.JSON()), sa.column("terms_hash")
-    )
-    loans = sa.table("loans", sa.column("loan_id"), sa.column("terms_hash"))
-    have_table = sa.inspect(conn).has_table("loan_metadata")
-
-    def lookup(loan_id: str) -> LoanTerms | None:
-        if not have_table:
-            return None
-        row = conn.execute(
-            sa.select(metadata.c.terms, metadata.c.terms_hash)
-            .select_from(metadata.join(loans, loans.c.loan_id == metadata.c.loan_id))
-            .where(metadata.c.loan_id == loan_id, metadata.c.terms_hash == loans.c.terms_hash)
-        ).first()
-        if row is None or not isinstance(row.terms, dict):
-            return None
-        if "0x" + keccak(_canonical(row.terms)).hex() != row.terms_hash:
-            return None  # edited after the fact: not what the lender committed to
-        try:
-            return LoanTerms.model_validate(row.terms)
-        except ValueError:
-            return None
-
-    return lookup

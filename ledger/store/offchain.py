@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,9 @@ from eth_utils import keccak
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
+from ledger.protocol.canonical import canonical_json
+from ledger.protocol.terms import LoanTerms, TermsProvider, terms_hash
+
 __all__ = [
     "ApiToken",
     "Document",
@@ -25,6 +27,7 @@ __all__ = [
     "LoanMetadata",
     "canonical_json",
     "create_token",
+    "db_terms_provider",
     "find_token",
     "hash_token",
     "keccak_hex",
@@ -113,13 +116,37 @@ def keccak_hex(data: bytes) -> str:
     return "0x" + keccak(data).hex()
 
 
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the same terms always hash the same."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+# canonical_json and terms_hash are the protocol's (ledger.protocol.canonical, ledger.protocol.terms),
+# re-exported here next to the table whose `terms_hash` column they fill.
 
 
-def terms_hash(terms: Any) -> str:
-    return keccak_hex(canonical_json(terms))
+def db_terms_provider(conn: sa.Connection) -> TermsProvider:
+    """Terms the API stored in `loan_metadata`, used only when they hash to the loan's current on-chain terms
+    hash (after a restructuring the old document no longer counts). Unusable documents count as unknown."""
+    metadata = sa.table(
+        "loan_metadata", sa.column("loan_id"), sa.column("terms", sa.JSON()), sa.column("terms_hash")
+    )
+    loans = sa.table("loans", sa.column("loan_id"), sa.column("terms_hash"))
+    have_table = sa.inspect(conn).has_table("loan_metadata")
+
+    def lookup(loan_id: str) -> LoanTerms | None:
+        if not have_table:
+            return None
+        row = conn.execute(
+            sa.select(metadata.c.terms, metadata.c.terms_hash)
+            .select_from(metadata.join(loans, loans.c.loan_id == metadata.c.loan_id))
+            .where(metadata.c.loan_id == loan_id, metadata.c.terms_hash == loans.c.terms_hash)
+        ).first()
+        if row is None or not isinstance(row.terms, dict):
+            return None
+        if terms_hash(row.terms) != row.terms_hash:
+            return None  # edited after the fact: not what the lender committed to
+        try:
+            return LoanTerms.from_document(row.terms)
+        except ValueError:
+            return None
+
+    return lookup
 
 
 def hash_token(token: str) -> str:

@@ -1,0 +1,146 @@
+"""The contract's codes and limits as Python knows them: roles, loan status, risk class, event kinds,
+inspection kinds, and the bounds the contract enforces.
+
+One place: every other module (the chain client, monitoring, the API's messages and dashboard labels)
+imports these instead of writing the numbers again. The values mirror the contract
+(`contracts/interfaces/IFundFlowLedger.sol`, `contracts/FundFlowLedger.sol`); tests/test_protocol.py checks
+them against its source and a deployed instance. Purpose codes have their own module,
+`ledger.protocol.purposes`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from sha3 import keccak_256
+
+__all__ = [
+    "AUDITOR_ROLE",
+    "DEFAULT_ADMIN_ROLE",
+    "ENTERPRISE_ROLE",
+    "LENDER_ROLE",
+    "MAX_AMOUNT",
+    "MAX_BATCH",
+    "MAX_INSPECTION_KIND",
+    "MAX_MATURITY",
+    "MAX_PURPOSE",
+    "OPERATOR_ROLE",
+    "EventKind",
+    "InspectionKind",
+    "LoanStatus",
+    "RiskClass",
+    "role_id",
+]
+
+# ---------------------------------------------------------------------------------------------- roles
+
+
+def role_id(name: str) -> str:
+    """The role id the contract computes, `keccak256(name)`, as 0x-hex."""
+    return "0x" + keccak_256(name.encode("utf-8")).hexdigest()
+
+
+DEFAULT_ADMIN_ROLE = "0x" + "00" * 32
+"""OpenZeppelin AccessControl's admin role (bytes32(0)); the deployer holds it."""
+OPERATOR_ROLE = role_id("OPERATOR_ROLE")
+"""Registers organisations and grants the three business roles."""
+LENDER_ROLE = role_id("LENDER_ROLE")
+"""Opens and services loans for its organisation."""
+ENTERPRISE_ROLE = role_id("ENTERPRISE_ROLE")
+"""Spends lots it holds and confirms what it received."""
+AUDITOR_ROLE = role_id("AUDITOR_ROLE")
+"""Attests trails."""
+
+# ---------------------------------------------------------------------------------------------- limits
+
+MAX_BATCH = 500
+"""FundFlowLedger.MAX_BATCH: the contract refuses larger payment batches (LedgerBatchTooLarge)."""
+MAX_PURPOSE = 31
+"""Purpose codes run 0-31 (a loan's allowed purposes are a uint32 bit set; LedgerInvalidPurpose)."""
+MAX_INSPECTION_KIND = 2
+"""The highest inspection kind the contract accepts (LedgerInvalidInspectionKind); see `InspectionKind`."""
+MAX_AMOUNT = 2**64 - 1
+"""Every amount must fit in a uint64 of minor units (LedgerAmountTooLarge)."""
+MAX_MATURITY = 2**40 - 1
+"""The contract stores a loan's maturity (unix seconds) as a uint40."""
+
+# ---------------------------------------------------------------------------------------------- enums
+
+
+class LoanStatus(IntEnum):
+    """`IFundFlowLedger.LoanStatus`. A loan opens `OPEN`; its lender closes it as `REPAID` or `WRITTEN_OFF`.
+    `NONE` is what the contract reports for a loan that does not exist."""
+
+    NONE = 0
+    OPEN = 1  # 存续
+    REPAID = 2  # 已结清
+    WRITTEN_OFF = 3  # 已核销
+
+    @property
+    def en(self) -> str:
+        return _STATUS_LABELS[self][0]
+
+    @property
+    def zh(self) -> str:
+        return _STATUS_LABELS[self][1]
+
+
+_STATUS_LABELS = {
+    LoanStatus.NONE: ("unknown", "未知"),
+    LoanStatus.OPEN: ("open", "存续"),
+    LoanStatus.REPAID: ("repaid", "已结清"),
+    LoanStatus.WRITTEN_OFF: ("written off", "已核销"),
+}
+
+
+class RiskClass(IntEnum):
+    """`IFundFlowLedger.RiskClass`: the five-category loan classification (五级分类)."""
+
+    NORMAL = 0  # 正常
+    SPECIAL_MENTION = 1  # 关注
+    SUBSTANDARD = 2  # 次级
+    DOUBTFUL = 3  # 可疑
+    LOSS = 4  # 损失
+
+    @property
+    def en(self) -> str:
+        return _RISK_LABELS[self][0]
+
+    @property
+    def zh(self) -> str:
+        return _RISK_LABELS[self][1]
+
+
+_RISK_LABELS = {
+    RiskClass.NORMAL: ("normal", "正常"),
+    RiskClass.SPECIAL_MENTION: ("special mention", "关注"),
+    RiskClass.SUBSTANDARD: ("substandard", "次级"),
+    RiskClass.DOUBTFUL: ("doubtful", "可疑"),
+    RiskClass.LOSS: ("loss", "损失"),
+}
+
+
+class EventKind(IntEnum):
+    """`IFundFlowLedger.EventKind`, in the contract's order: the value is mixed into each hash-chain step.
+    (The contract's `None` = 0 tags no event and has no member here.)"""
+
+    LoanOpened = 1
+    Disbursed = 2
+    Paid = 3
+    LotConfirmed = 4
+    LotDisputed = 5
+    Repaid = 6
+    LoanClosed = 7
+    RiskClassified = 8
+    CollateralValued = 9
+    InspectionRecorded = 10
+    LoanRestructured = 11
+
+
+class InspectionKind(IntEnum):
+    """The `kind` of `recordInspection` / `InspectionRecorded` (IFundFlowLedger's NatSpec). The loan terms
+    name scheduled inspections by the lower-case member name (`"site_visit"`)."""
+
+    SITE_VISIT = 0
+    DOCUMENT_REVIEW = 1
+    INTERVIEW = 2
