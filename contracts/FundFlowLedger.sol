@@ -163,7 +163,8 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         bytes32 termsHash
     ) external onlyRole(LENDER_ROLE) whenNotPaused returns (bytes32 head) {
         if (loanId.isZero() || borrowerRef == 0) revert LedgerZeroId();
-        if (_loans[loanId].status != LoanStatus.None) revert LedgerLoanExists(loanId);
+        Loan storage loan = _loans[loanId];
+        if (loan.status != LoanStatus.None) revert LedgerLoanExists(loanId);
         if (borrower == address(0)) revert LedgerZeroAddress();
         _checkAmount(principal);
         if (currency == 0) revert LedgerInvalidCurrency(currency);
@@ -181,20 +182,17 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
             maturity: maturity,
             termsHash: termsHash
         });
-        _loans[loanId] = Loan({
-            lenderOrg: p.lenderOrg,
-            borrower: borrower,
-            principal: uint64(principal),
-            allowedPurposes: allowedPurposes,
-            disbursed: 0,
-            repaid: 0,
-            maturity: maturity,
-            currency: currency,
-            status: LoanStatus.Open,
-            riskClass: RiskClass.Normal,
-            termsHash: termsHash,
-            borrowerRef: borrowerRef
-        });
+        // A loan that was never opened is all zeros (no function sets status back to None), so only the
+        // non-zero fields are written: disbursed, repaid and riskClass (Normal) start at zero.
+        loan.lenderOrg = p.lenderOrg;
+        loan.borrower = borrower;
+        loan.principal = uint64(principal);
+        loan.allowedPurposes = allowedPurposes;
+        loan.maturity = maturity;
+        loan.currency = currency;
+        loan.status = LoanStatus.Open;
+        loan.termsHash = termsHash;
+        loan.borrowerRef = borrowerRef;
         // The chain starts from zero: a new loan has no head yet (and reading it would cost a cold SLOAD).
         head = _extend(bytes32(0), abi.encode(EventKind.LoanOpened, p));
         _heads[loanId] = head;
@@ -213,13 +211,18 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         _requireOpen(loanId, loan.status);
         if (payee == address(0)) revert LedgerZeroAddress();
         _checkAmount(amount);
-        uint256 undisbursed = loan.principal - loan.disbursed;
+        uint256 undisbursed;
+        unchecked {
+            undisbursed = loan.principal - loan.disbursed; // disbursed never exceeds principal
+        }
         if (amount > undisbursed) revert LedgerPrincipalExceeded(loanId, undisbursed, amount);
         uint32 allowed = loan.allowedPurposes;
         bool declaredUse = _isDeclared(purpose, allowed);
         bool entrusted = payee != loan.borrower;
 
-        loan.disbursed += uint64(amount);
+        unchecked {
+            loan.disbursed += uint64(amount); // at most principal: checked against undisbursed above
+        }
         lotId = LotId.wrap(
             _extendLoan(
                 loanId,
