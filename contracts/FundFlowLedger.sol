@@ -290,11 +290,7 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
     }
 
     /// @inheritdoc IFundFlowLedger
-    function repay(
-        LoanId loanId,
-        uint256 amount,
-        bytes32 evidenceHash
-    ) external whenNotPaused onlyServicer(loanId) {
+    function repay(LoanId loanId, uint256 amount, bytes32 evidenceHash) external whenNotPaused onlyServicer(loanId) {
         Loan storage loan = _loans[loanId];
         _requireOpen(loanId, loan.status);
         _checkAmount(amount);
@@ -307,11 +303,7 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
     }
 
     /// @inheritdoc IFundFlowLedger
-    function closeLoan(
-        LoanId loanId,
-        uint8 status,
-        bytes32 reasonHash
-    ) external whenNotPaused onlyServicer(loanId) {
+    function closeLoan(LoanId loanId, uint8 status, bytes32 reasonHash) external whenNotPaused onlyServicer(loanId) {
         Loan storage loan = _loans[loanId];
         _requireOpen(loanId, loan.status);
         if (status != uint8(LoanStatus.Repaid) && status != uint8(LoanStatus.WrittenOff)) {
@@ -328,11 +320,7 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
     }
 
     /// @inheritdoc IFundFlowLedger
-    function classify(
-        LoanId loanId,
-        uint8 riskClass,
-        bytes32 reasonHash
-    ) external whenNotPaused onlyServicer(loanId) {
+    function classify(LoanId loanId, uint8 riskClass, bytes32 reasonHash) external whenNotPaused onlyServicer(loanId) {
         Loan storage loan = _loans[loanId];
         _requireOpen(loanId, loan.status);
         if (riskClass > uint8(RiskClass.Loss)) revert LedgerInvalidRiskClass(riskClass);
@@ -488,7 +476,10 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
             _storeLot(parent, holder, remaining - uint64(amount), allowed); // checked against remaining above
         }
         lotId = LotId.wrap(
-            _extend(head, abi.encode(EventKind.Paid, loanId, payee, fromLot, amount, purpose, declaredUse, evidenceHash))
+            _extend(
+                head,
+                abi.encode(EventKind.Paid, loanId, payee, fromLot, amount, purpose, declaredUse, evidenceHash)
+            )
         );
         _storeLot(lots[lotId], payee, uint64(amount), allowed);
         emit Paid(loanId, lotId, payee, fromLot, amount, purpose, declaredUse, evidenceHash);
