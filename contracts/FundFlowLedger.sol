@@ -119,7 +119,7 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
     function removeAccount(address account) external onlyRole(OPERATOR_ROLE) {
         OrgId orgId = _orgOf[account];
         if (orgId.isZero()) revert LedgerAccountNotRegistered(account);
-        _orgOf[account] = OrgId.wrap(0);
+        _orgOf[account] = OrgId.wrap(0); // `delete` does not apply to user-defined value types
         _revokeRole(LENDER_ROLE, account);
         _revokeRole(ENTERPRISE_ROLE, account);
         _revokeRole(AUDITOR_ROLE, account);
@@ -528,7 +528,7 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         _checkRole(LENDER_ROLE);
         OrgId lenderOrg = _loans[loanId].lenderOrg;
         if (lenderOrg.isZero()) revert LedgerLoanNotFound(loanId);
-        if (_orgOf[msg.sender] != lenderOrg) revert LedgerNotLoanLender(loanId, msg.sender);
+        if (!_orgOf[msg.sender].equals(lenderOrg)) revert LedgerNotLoanLender(loanId, msg.sender);
     }
 
     /// @dev {onlyPayee}: the lot must exist, the caller must be its payee, and hold ENTERPRISE_ROLE, like it
@@ -548,7 +548,7 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
             _checkRole(ENTERPRISE_ROLE);
             return;
         }
-        if (!hasRole(LENDER_ROLE, msg.sender) || _orgOf[msg.sender] != _loans[loanId].lenderOrg) {
+        if (!hasRole(LENDER_ROLE, msg.sender) || !_orgOf[msg.sender].equals(_loans[loanId].lenderOrg)) {
             revert LedgerNotLotSpender(lotId, msg.sender);
         }
     }

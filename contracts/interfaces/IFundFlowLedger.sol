@@ -14,7 +14,6 @@ type OrgId is bytes32;
 
 using IdLib for LoanId global;
 using IdLib for OrgId global;
-using {equalOrgIds as ==, differentOrgIds as !=} for OrgId global;
 
 /// @notice What the ledger needs to ask of an id, and nothing more: ids are compared, never computed with.
 library IdLib {
@@ -27,14 +26,11 @@ library IdLib {
     function isZero(OrgId id) internal pure returns (bool) {
         return OrgId.unwrap(id) == 0;
     }
-}
 
-function equalOrgIds(OrgId a, OrgId b) pure returns (bool) {
-    return OrgId.unwrap(a) == OrgId.unwrap(b);
-}
-
-function differentOrgIds(OrgId a, OrgId b) pure returns (bool) {
-    return OrgId.unwrap(a) != OrgId.unwrap(b);
+    /// @notice True when both ids name the same organisation.
+    function equals(OrgId a, OrgId b) internal pure returns (bool) {
+        return OrgId.unwrap(a) == OrgId.unwrap(b);
+    }
 }
 
 /// @title Fund-flow ledger for post-loan management (贷后管理)
