@@ -50,10 +50,10 @@ library IdLib {
 ///
 /// where `previousHead` is bytes32(0) for `LoanOpened`, `kind` is the event's {EventKind} value and the
 /// fields are the event's fields in declaration order (indexed ones included, each ABI-encoded as its
-/// declared Solidity type), leaving out `head` itself and, for the two events that create a lot
-/// (`Disbursed`, `Paid`), leaving out `lotId`: a new lot's id IS the head its creation produced. That makes
-/// lot ids unique, unguessable before the fact, and free (no counter in storage). `TrailAttested` is a
-/// statement about the chain, not a change to the loan: it does not extend it.
+/// declared Solidity type, an id type as the bytes32 it wraps), leaving out `head` itself and, for the two
+/// events that create a lot (`Disbursed`, `Paid`), leaving out `lotId`: a new lot's id IS the head its
+/// creation produced. That makes lot ids unique, unguessable before the fact, and free (no counter in
+/// storage). `TrailAttested` is a statement about the chain, not a change to the loan: it does not extend it.
 ///
 /// Closing a loan (repaid or written off) stops disbursements, repayments, classification and restructuring,
 /// but not payments out of lots, confirmations, disputes, collateral valuations or inspections: money already
