@@ -1,6 +1,38 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
+/// @notice A loan's id, chosen by its lender at {IFundFlowLedger-openLoan}; never zero.
+/// @dev The id types below are user-defined value types: the ABI sees plain `bytes32` (selectors, event topics
+/// and encodings are those of `bytes32`), but Solidity refuses to pass a lot id where a loan id is expected.
+type LoanId is bytes32;
+
+/// @notice A lot's id: the hash-chain head its creation produced (see the hash-chain note below).
+type LotId is bytes32;
+
+/// @notice An organisation's id, chosen by the operator at {IFundFlowLedger-registerOrganization}; never zero.
+type OrgId is bytes32;
+
+using IdLib for LoanId global;
+using IdLib for OrgId global;
+
+/// @notice What the ledger needs to ask of an id, and nothing more: ids are compared, never computed with.
+library IdLib {
+    /// @notice True for the zero loan id, which no loan has.
+    function isZero(LoanId id) internal pure returns (bool) {
+        return LoanId.unwrap(id) == 0;
+    }
+
+    /// @notice True for the zero organisation id, which stands for "no organisation" (an unregistered account).
+    function isZero(OrgId id) internal pure returns (bool) {
+        return OrgId.unwrap(id) == 0;
+    }
+
+    /// @notice True when both ids name the same organisation.
+    function equals(OrgId a, OrgId b) internal pure returns (bool) {
+        return OrgId.unwrap(a) == OrgId.unwrap(b);
+    }
+}
+
 /// @title Fund-flow ledger for post-loan management (贷后管理)
 /// @notice A lender records each loan, each disbursement and the use it was declared for. Every later payment
 /// out of that money is recorded as a child "lot" of the lot it spends, so each loan grows a tree of lots that
@@ -18,10 +50,10 @@ pragma solidity 0.8.28;
 ///
 /// where `previousHead` is bytes32(0) for `LoanOpened`, `kind` is the event's {EventKind} value and the
 /// fields are the event's fields in declaration order (indexed ones included, each ABI-encoded as its
-/// declared Solidity type), leaving out `head` itself and, for the two events that create a lot
-/// (`Disbursed`, `Paid`), leaving out `lotId`: a new lot's id IS the head its creation produced. That makes
-/// lot ids unique, unguessable before the fact, and free (no counter in storage). `TrailAttested` is a
-/// statement about the chain, not a change to the loan: it does not extend it.
+/// declared Solidity type, an id type as the bytes32 it wraps), leaving out `head` itself and, for the two
+/// events that create a lot (`Disbursed`, `Paid`), leaving out `lotId`: a new lot's id IS the head its
+/// creation produced. That makes lot ids unique, unguessable before the fact, and free (no counter in
+/// storage). `TrailAttested` is a statement about the chain, not a change to the loan: it does not extend it.
 ///
 /// Closing a loan (repaid or written off) stops disbursements, repayments, classification and restructuring,
 /// but not payments out of lots, confirmations, disputes, collateral valuations or inspections: money already
@@ -68,7 +100,7 @@ interface IFundFlowLedger {
 
     /// @notice One entry of {payBatch}.
     struct Payment {
-        bytes32 fromLot;
+        LotId fromLot;
         address payee;
         uint256 amount;
         uint8 purpose;
@@ -77,7 +109,7 @@ interface IFundFlowLedger {
 
     /// @notice The state a loan keeps on chain. Everything else about it lives in its events.
     struct LoanView {
-        bytes32 lenderOrg;
+        OrgId lenderOrg;
         address borrower;
         bytes32 borrowerRef;
         uint64 principal;
@@ -94,15 +126,37 @@ interface IFundFlowLedger {
 
     // ---------------------------------------------------------------- participants
 
-    event OrganizationRegistered(bytes32 indexed orgId, bytes32 profileHash);
-    event AccountAdded(bytes32 indexed orgId, address indexed account);
-    event AccountRemoved(bytes32 indexed orgId, address indexed account);
+    /// @notice Emitted when the operator registers an organisation
+    /// @param orgId The new organisation's id
+    /// @param profileHash Hash of the organisation's off-chain profile
+    event OrganizationRegistered(OrgId indexed orgId, bytes32 profileHash);
+
+    /// @notice Emitted when the operator attaches an account to an organisation
+    /// @param orgId The organisation the account now acts for
+    /// @param account The signing address attached
+    event AccountAdded(OrgId indexed orgId, address indexed account);
+
+    /// @notice Emitted when the operator detaches an account (its business roles are revoked with it)
+    /// @param orgId The organisation the account acted for
+    /// @param account The signing address detached
+    event AccountRemoved(OrgId indexed orgId, address indexed account);
 
     // ---------------------------------------------------------------- loan events (each extends the chain)
 
+    /// @notice Emitted when a lender opens a loan; the first step of the loan's hash chain
+    /// @param loanId The loan's id
+    /// @param lenderOrg The lender's organisation, which owns and services the loan
+    /// @param borrower The borrower's account
+    /// @param borrowerRef Salted hash identifying the borrower off chain (no personal data)
+    /// @param principal The principal, in the currency's minor unit
+    /// @param currency ISO 4217 code as three ASCII bytes (e.g. "CNY")
+    /// @param allowedPurposes Bit set of the purpose codes the loan may be spent on
+    /// @param maturity Maturity as a Unix timestamp (seconds)
+    /// @param termsHash Hash of the loan's terms
+    /// @param head The loan's head after this step
     event LoanOpened(
-        bytes32 indexed loanId,
-        bytes32 indexed lenderOrg,
+        LoanId indexed loanId,
+        OrgId indexed lenderOrg,
         address indexed borrower,
         bytes32 borrowerRef,
         uint256 principal,
@@ -113,11 +167,20 @@ interface IFundFlowLedger {
         bytes32 head
     );
 
-    /// @notice The lender paid `amount` of the principal into a new lot held by `payee`. `entrusted` is true
-    /// when the payee is not the borrower (受托支付, paid straight to the supplier). The new head is `lotId`.
+    /// @notice Emitted when the lender pays `amount` of the principal into a new lot held by `payee`.
+    /// `entrusted` is true when the payee is not the borrower (受托支付, paid straight to the supplier).
+    /// The new head is `lotId`.
+    /// @param loanId The loan disbursed
+    /// @param lotId The new lot's id, which is also the loan's new head
+    /// @param payee The account that holds the new lot
+    /// @param amount The amount disbursed, in the currency's minor unit
+    /// @param purpose The purpose code declared for the money
+    /// @param declaredUse True when the loan allows `purpose`
+    /// @param entrusted True when `payee` is not the borrower
+    /// @param evidenceHash Hash of the supporting documents
     event Disbursed(
-        bytes32 indexed loanId,
-        bytes32 indexed lotId,
+        LoanId indexed loanId,
+        LotId indexed lotId,
         address indexed payee,
         uint256 amount,
         uint8 purpose,
@@ -126,89 +189,246 @@ interface IFundFlowLedger {
         bytes32 evidenceHash
     );
 
-    /// @notice `amount` of lot `parentLotId` was paid to `payee` as the new lot `lotId` (which is the new head).
+    /// @notice Emitted when `amount` of lot `parentLotId` is paid to `payee` as the new lot `lotId` (which is
+    /// the new head)
+    /// @param loanId The loan the money belongs to
+    /// @param lotId The new lot's id, which is also the loan's new head
+    /// @param payee The account that holds the new lot
+    /// @param parentLotId The lot the money was paid out of
+    /// @param amount The amount paid, in the currency's minor unit
+    /// @param purpose The purpose code declared for the payment
+    /// @param declaredUse True when the loan allows `purpose`
+    /// @param evidenceHash Hash of the supporting documents
     event Paid(
-        bytes32 indexed loanId,
-        bytes32 indexed lotId,
+        LoanId indexed loanId,
+        LotId indexed lotId,
         address indexed payee,
-        bytes32 parentLotId,
+        LotId parentLotId,
         uint256 amount,
         uint8 purpose,
         bool declaredUse,
         bytes32 evidenceHash
     );
 
-    /// @notice The payee confirmed it received lot `lotId` (确权). The latest confirmation or dispute stands.
-    event LotConfirmed(bytes32 indexed loanId, bytes32 indexed lotId, bytes32 evidenceHash, bytes32 head);
+    /// @notice Emitted when the payee confirms it received lot `lotId` (确权). The latest confirmation or
+    /// dispute stands.
+    /// @param loanId The loan the lot belongs to
+    /// @param lotId The lot confirmed
+    /// @param evidenceHash Hash of the receipt or other evidence
+    /// @param head The loan's head after this step
+    event LotConfirmed(LoanId indexed loanId, LotId indexed lotId, bytes32 evidenceHash, bytes32 head);
 
-    /// @notice The payee disputed lot `lotId`. A later confirmation withdraws the dispute.
-    event LotDisputed(bytes32 indexed loanId, bytes32 indexed lotId, bytes32 reasonHash, bytes32 head);
+    /// @notice Emitted when the payee disputes lot `lotId`. A later confirmation withdraws the dispute.
+    /// @param loanId The loan the lot belongs to
+    /// @param lotId The lot disputed
+    /// @param reasonHash Hash of the written reason
+    /// @param head The loan's head after this step
+    event LotDisputed(LoanId indexed loanId, LotId indexed lotId, bytes32 reasonHash, bytes32 head);
 
-    event Repaid(bytes32 indexed loanId, uint256 amount, uint256 outstanding, bytes32 evidenceHash, bytes32 head);
+    /// @notice Emitted when the lender records a principal repayment
+    /// @param loanId The loan repaid
+    /// @param amount The amount repaid, in the currency's minor unit
+    /// @param outstanding What remains outstanding after this repayment (disbursed minus repaid)
+    /// @param evidenceHash Hash of the supporting documents
+    /// @param head The loan's head after this step
+    event Repaid(LoanId indexed loanId, uint256 amount, uint256 outstanding, bytes32 evidenceHash, bytes32 head);
 
-    event LoanClosed(bytes32 indexed loanId, LoanStatus status, bytes32 reasonHash, bytes32 head);
+    /// @notice Emitted when the lender closes a loan; nothing but payments out of its lots, confirmations,
+    /// disputes, collateral valuations and inspections is recorded for it afterwards
+    /// @param loanId The loan closed
+    /// @param status How it was closed: `Repaid` or `WrittenOff`
+    /// @param reasonHash Hash of the written reason
+    /// @param head The loan's head after this step
+    event LoanClosed(LoanId indexed loanId, LoanStatus status, bytes32 reasonHash, bytes32 head);
 
-    event RiskClassified(bytes32 indexed loanId, RiskClass riskClass, bytes32 reasonHash, bytes32 head);
+    /// @notice Emitted when the lender sets the loan's five-category risk class
+    /// @param loanId The loan classified
+    /// @param riskClass The new class
+    /// @param reasonHash Hash of the written reason
+    /// @param head The loan's head after this step
+    event RiskClassified(LoanId indexed loanId, RiskClass riskClass, bytes32 reasonHash, bytes32 head);
 
+    /// @notice Emitted when the lender records a valuation of a collateral item
+    /// @param loanId The loan the collateral secures
+    /// @param collateralId The lender's id for the collateral item
+    /// @param value The valuation, in the loan currency's minor unit
+    /// @param evidenceHash Hash of the valuation report
+    /// @param head The loan's head after this step
     event CollateralValued(
-        bytes32 indexed loanId,
+        LoanId indexed loanId,
         bytes32 indexed collateralId,
         uint256 value,
         bytes32 evidenceHash,
         bytes32 head
     );
 
-    /// @notice A post-loan inspection: `kind` 0 = site visit, 1 = document review, 2 = interview; the report
-    /// itself stays off chain.
-    event InspectionRecorded(bytes32 indexed loanId, uint8 kind, bytes32 reportHash, bytes32 head);
+    /// @notice Emitted when the lender records a post-loan inspection; the report itself stays off chain
+    /// @param loanId The loan inspected
+    /// @param kind 0 = site visit, 1 = document review, 2 = interview
+    /// @param reportHash Hash of the inspection report
+    /// @param head The loan's head after this step
+    event InspectionRecorded(LoanId indexed loanId, uint8 kind, bytes32 reportHash, bytes32 head);
 
-    event LoanRestructured(bytes32 indexed loanId, uint40 maturity, bytes32 termsHash, bytes32 head);
+    /// @notice Emitted when the lender records a restructuring agreed with the borrower
+    /// @param loanId The loan restructured
+    /// @param maturity The new maturity as a Unix timestamp (seconds)
+    /// @param termsHash Hash of the new terms
+    /// @param head The loan's head after this step
+    event LoanRestructured(LoanId indexed loanId, uint40 maturity, bytes32 termsHash, bytes32 head);
 
-    /// @notice An auditor verified the loan's trail up to `head` (the head at the time of attesting).
-    event TrailAttested(bytes32 indexed loanId, bytes32 indexed auditorOrg, bytes32 head, bytes32 reportHash);
+    /// @notice Emitted when an auditor attests that it verified the loan's trail up to `head`; does not
+    /// extend the chain
+    /// @param loanId The loan whose trail was verified
+    /// @param auditorOrg The auditor's organisation
+    /// @param head The head verified (the loan's head at the time of attesting)
+    /// @param reportHash Hash of the audit report
+    event TrailAttested(LoanId indexed loanId, OrgId indexed auditorOrg, bytes32 head, bytes32 reportHash);
 
-    // ---------------------------------------------------------------- errors
+    // ---------------------------------------------------------------- errors: arguments
 
+    /// @notice Thrown when an id that must be set (organisation, loan, borrower reference, collateral) is zero
     error LedgerZeroId();
+
+    /// @notice Thrown when an address that must be set (admin, account, borrower, payee) is the zero address
     error LedgerZeroAddress();
+
+    /// @notice Thrown when an amount that must be positive (principal, disbursement, payment, repayment) is zero
     error LedgerZeroAmount();
+
+    /// @notice Thrown when an amount does not fit in a uint64
+    /// @param amount The amount given
+    /// @param max The largest amount accepted (type(uint64).max)
     error LedgerAmountTooLarge(uint256 amount, uint256 max);
+
+    /// @notice Thrown when a purpose code is outside [0, 31]
+    /// @param purpose The code given
     error LedgerInvalidPurpose(uint8 purpose);
+
+    /// @notice Thrown when a loan is opened with no allowed purpose
     error LedgerEmptyPurposeSet();
+
+    /// @notice Thrown when a loan is opened without a currency code
+    /// @param currency The code given
     error LedgerInvalidCurrency(bytes3 currency);
+
+    /// @notice Thrown when a maturity (at opening or restructuring) is not after the current block
+    /// @param maturity The maturity given
+    /// @param nowTimestamp The current block's timestamp
     error LedgerMaturityInPast(uint40 maturity, uint256 nowTimestamp);
+
+    /// @notice Thrown when a risk class is not a {RiskClass} value
+    /// @param riskClass The value given
     error LedgerInvalidRiskClass(uint8 riskClass);
+
+    /// @notice Thrown when an inspection kind is not 0, 1 or 2
+    /// @param kind The value given
     error LedgerInvalidInspectionKind(uint8 kind);
+
+    /// @notice Thrown when a loan is closed with a status other than `Repaid` or `WrittenOff`
+    /// @param status The value given
     error LedgerInvalidClosingStatus(uint8 status);
+
+    /// @notice Thrown when {payBatch} is called with no payments
     error LedgerEmptyBatch();
+
+    /// @notice Thrown when {payBatch} is called with more payments than it accepts
+    /// @param size The number of payments given
+    /// @param max The most payments one batch accepts
     error LedgerBatchTooLarge(uint256 size, uint256 max);
 
-    error LedgerOrganizationExists(bytes32 orgId);
-    error LedgerOrganizationNotFound(bytes32 orgId);
-    error LedgerAccountAlreadyRegistered(address account, bytes32 orgId);
+    // ---------------------------------------------------------------- errors: participants
+
+    /// @notice Thrown when an organisation id is registered twice
+    /// @param orgId The id already registered
+    error LedgerOrganizationExists(OrgId orgId);
+
+    /// @notice Thrown when an account is attached to an organisation that is not registered
+    /// @param orgId The unknown id
+    error LedgerOrganizationNotFound(OrgId orgId);
+
+    /// @notice Thrown when an account that already acts for an organisation is attached again
+    /// @param account The account
+    /// @param orgId The organisation it already acts for
+    error LedgerAccountAlreadyRegistered(address account, OrgId orgId);
+
+    /// @notice Thrown when an account that acts for no organisation is removed or granted a business role
+    /// @param account The account
     error LedgerAccountNotRegistered(address account);
 
-    error LedgerLoanExists(bytes32 loanId);
-    error LedgerLoanNotFound(bytes32 loanId);
-    error LedgerLoanNotOpen(bytes32 loanId, LoanStatus status);
-    error LedgerNotLoanLender(bytes32 loanId, address account);
-    error LedgerPrincipalExceeded(bytes32 loanId, uint256 undisbursed, uint256 requested);
-    error LedgerRepaymentExceedsOutstanding(bytes32 loanId, uint256 outstanding, uint256 requested);
-    error LedgerLoanOutstanding(bytes32 loanId, uint256 outstanding);
+    // ---------------------------------------------------------------- errors: loans
 
-    error LedgerLotNotFound(bytes32 loanId, bytes32 lotId);
-    error LedgerInsufficientFunds(bytes32 lotId, uint256 remaining, uint256 requested);
-    error LedgerNotLotSpender(bytes32 lotId, address account);
-    error LedgerNotLotPayee(bytes32 lotId, address account);
-    error LedgerStaleHead(bytes32 loanId, bytes32 currentHead, bytes32 attestedHead);
+    /// @notice Thrown when a loan is opened with an id already in use
+    /// @param loanId The id in use
+    error LedgerLoanExists(LoanId loanId);
+
+    /// @notice Thrown when a loan id names no loan
+    /// @param loanId The unknown id
+    error LedgerLoanNotFound(LoanId loanId);
+
+    /// @notice Thrown when a change that needs an open loan (disburse, repay, close, classify, restructure) is
+    /// made to a closed one
+    /// @param loanId The loan
+    /// @param status Its status
+    error LedgerLoanNotOpen(LoanId loanId, LoanStatus status);
+
+    /// @notice Thrown when a lender services a loan that belongs to another organisation
+    /// @param loanId The loan
+    /// @param account The caller
+    error LedgerNotLoanLender(LoanId loanId, address account);
+
+    /// @notice Thrown when a disbursement exceeds what is left of the principal
+    /// @param loanId The loan
+    /// @param undisbursed What is left to disburse
+    /// @param requested The amount asked for
+    error LedgerPrincipalExceeded(LoanId loanId, uint256 undisbursed, uint256 requested);
+
+    /// @notice Thrown when a repayment exceeds what is outstanding
+    /// @param loanId The loan
+    /// @param outstanding What is outstanding (disbursed minus repaid)
+    /// @param requested The amount asked for
+    error LedgerRepaymentExceedsOutstanding(LoanId loanId, uint256 outstanding, uint256 requested);
+
+    /// @notice Thrown when a loan is closed as `Repaid` while something is still outstanding
+    /// @param loanId The loan
+    /// @param outstanding What is outstanding
+    error LedgerLoanOutstanding(LoanId loanId, uint256 outstanding);
+
+    // ---------------------------------------------------------------- errors: lots
+
+    /// @notice Thrown when a lot id names no lot of the loan
+    /// @param loanId The loan
+    /// @param lotId The unknown lot id
+    error LedgerLotNotFound(LoanId loanId, LotId lotId);
+
+    /// @notice Thrown when a payment exceeds what remains of the lot it is paid out of
+    /// @param lotId The lot paid out of
+    /// @param remaining What remains of it
+    /// @param requested The amount asked for
+    error LedgerInsufficientFunds(LotId lotId, uint256 remaining, uint256 requested);
+
+    /// @notice Thrown when a lot is spent by an account that neither holds it nor services its loan
+    /// @param lotId The lot
+    /// @param account The caller
+    error LedgerNotLotSpender(LotId lotId, address account);
+
+    /// @notice Thrown when a lot is confirmed or disputed by an account other than its payee
+    /// @param lotId The lot
+    /// @param account The caller
+    error LedgerNotLotPayee(LotId lotId, address account);
+
+    /// @notice Thrown when an auditor attests a head that is no longer (or never was) the loan's head
+    /// @param loanId The loan
+    /// @param currentHead The loan's head now
+    /// @param attestedHead The head the auditor verified
+    error LedgerStaleHead(LoanId loanId, bytes32 currentHead, bytes32 attestedHead);
 
     // ---------------------------------------------------------------- participants
 
     /// @notice Operator: register an organisation. `profileHash` commits to its off-chain profile.
-    function registerOrganization(bytes32 orgId, bytes32 profileHash) external;
+    function registerOrganization(OrgId orgId, bytes32 profileHash) external;
 
     /// @notice Operator: attach an account (signing address) to a registered organisation.
-    function addAccount(bytes32 orgId, address account) external;
+    function addAccount(OrgId orgId, address account) external;
 
     /// @notice Operator: detach an account and revoke its business roles at once. Works while paused, so a
     /// compromised key can always be cut off.
@@ -217,6 +437,7 @@ interface IFundFlowLedger {
     /// @notice Operator: freeze every ledger write (reads, role revocation and account removal still work).
     function pause() external;
 
+    /// @notice Operator: lift {pause}.
     function unpause() external;
 
     // ---------------------------------------------------------------- loans
@@ -224,7 +445,7 @@ interface IFundFlowLedger {
     /// @notice Lender: open a loan for its organisation. `borrowerRef` is a salted hash (no personal data);
     /// `borrower` is the borrower's account, used to tell entrusted from self-paid disbursements.
     function openLoan(
-        bytes32 loanId,
+        LoanId loanId,
         address borrower,
         bytes32 borrowerRef,
         uint256 principal,
@@ -236,68 +457,72 @@ interface IFundFlowLedger {
 
     /// @notice Lender: pay part of the principal into a new lot held by `payee`.
     function disburse(
-        bytes32 loanId,
+        LoanId loanId,
         address payee,
         uint256 amount,
         uint8 purpose,
         bytes32 evidenceHash
-    ) external returns (bytes32 lotId);
+    ) external returns (LotId lotId);
 
     /// @notice Lot holder (ENTERPRISE_ROLE) or the servicing lender: pay part of a lot to `payee` as a child lot.
     function pay(
-        bytes32 loanId,
-        bytes32 fromLot,
+        LoanId loanId,
+        LotId fromLot,
         address payee,
         uint256 amount,
         uint8 purpose,
         bytes32 evidenceHash
-    ) external returns (bytes32 lotId);
+    ) external returns (LotId lotId);
 
     /// @notice {pay} for many payments of one loan in one transaction; all or nothing.
-    function payBatch(bytes32 loanId, Payment[] calldata payments) external returns (bytes32[] memory lotIds);
+    function payBatch(LoanId loanId, Payment[] calldata payments) external returns (LotId[] memory lotIds);
 
     /// @notice Payee of the lot (holding ENTERPRISE_ROLE): confirm receipt.
-    function confirmLot(bytes32 loanId, bytes32 lotId, bytes32 evidenceHash) external;
+    function confirmLot(LoanId loanId, LotId lotId, bytes32 evidenceHash) external;
 
     /// @notice Payee of the lot (holding ENTERPRISE_ROLE): dispute it.
-    function disputeLot(bytes32 loanId, bytes32 lotId, bytes32 reasonHash) external;
+    function disputeLot(LoanId loanId, LotId lotId, bytes32 reasonHash) external;
 
     /// @notice Lender: record a principal repayment; it may not exceed what is outstanding.
-    function repay(bytes32 loanId, uint256 amount, bytes32 evidenceHash) external;
+    function repay(LoanId loanId, uint256 amount, bytes32 evidenceHash) external;
 
     /// @notice Lender: close the loan as `Repaid` (requires nothing outstanding) or `WrittenOff`. `status` is a
     /// {LoanStatus} value, taken as uint8 so a bad value gets {LedgerInvalidClosingStatus}, not a bare revert.
-    function closeLoan(bytes32 loanId, uint8 status, bytes32 reasonHash) external;
+    function closeLoan(LoanId loanId, uint8 status, bytes32 reasonHash) external;
 
     /// @notice Lender: set the five-category risk class ({RiskClass} value as uint8), with the hash of the
     /// written reason.
-    function classify(bytes32 loanId, uint8 riskClass, bytes32 reasonHash) external;
+    function classify(LoanId loanId, uint8 riskClass, bytes32 reasonHash) external;
 
     /// @notice Lender: record a collateral valuation.
-    function valueCollateral(bytes32 loanId, bytes32 collateralId, uint256 value, bytes32 evidenceHash) external;
+    function valueCollateral(LoanId loanId, bytes32 collateralId, uint256 value, bytes32 evidenceHash) external;
 
     /// @notice Lender: record a post-loan inspection.
-    function recordInspection(bytes32 loanId, uint8 kind, bytes32 reportHash) external;
+    function recordInspection(LoanId loanId, uint8 kind, bytes32 reportHash) external;
 
     /// @notice Lender: record a restructuring agreed with the borrower: new maturity and terms.
-    function restructure(bytes32 loanId, uint40 maturity, bytes32 termsHash) external;
+    function restructure(LoanId loanId, uint40 maturity, bytes32 termsHash) external;
 
     /// @notice Auditor: attest that it verified the loan's trail up to `head`, which must be the current head.
-    function attest(bytes32 loanId, bytes32 head, bytes32 reportHash) external;
+    function attest(LoanId loanId, bytes32 head, bytes32 reportHash) external;
 
     // ---------------------------------------------------------------- reads
 
-    function headOf(bytes32 loanId) external view returns (bytes32);
+    /// @notice The loan's current head (zero for an unknown loan).
+    function headOf(LoanId loanId) external view returns (bytes32);
 
-    function getLoan(bytes32 loanId) external view returns (LoanView memory);
+    /// @notice The state the loan keeps on chain; reverts with {LedgerLoanNotFound} for an unknown loan.
+    function getLoan(LoanId loanId) external view returns (LoanView memory);
 
     /// @notice A lot's holder (its payee), what remains of it, and the purposes its loan allows.
     function getLot(
-        bytes32 loanId,
-        bytes32 lotId
+        LoanId loanId,
+        LotId lotId
     ) external view returns (address holder, uint64 remaining, uint32 allowedPurposes);
 
-    function organizationOf(address account) external view returns (bytes32 orgId);
+    /// @notice The organisation an account acts for (zero if none).
+    function organizationOf(address account) external view returns (OrgId orgId);
 
-    function organizationExists(bytes32 orgId) external view returns (bool);
+    /// @notice Whether an organisation id is registered.
+    function organizationExists(OrgId orgId) external view returns (bool);
 }
