@@ -11,11 +11,13 @@ over the chain package's parts, each in its own module:
     journal.py     SendJournal: signed transactions recorded before they are broadcast
     signing.py     local signing (eth-account's bytes from libsecp256k1)
 
-The rules it keeps: it signs locally and never sends a transaction twice by itself; concurrent senders from
-one account never collide on a nonce; a revert surfaces as a `ContractRevertError` carrying the decoded custom
-error, refused at the estimate when there is one; a send records through a journal only when it is handed
-one (`journal=`, or a `LedgerContract.journaled(...)` view). It speaks raw JSON-RPC (orjson both ways) rather
-than web3's provider and formatting layers, which cost more than the round trip on a local node.
+The rules it keeps: it signs locally; concurrent senders from one account never collide on a nonce; a revert
+surfaces as a `ContractRevertError` carrying the decoded custom error, refused at the estimate when there is
+one; a send records through a journal only when it is handed one (`journal=`, or a
+`LedgerContract.journaled(...)` view), and a transaction its journal recorded is resumed (looked up,
+rebroadcast unchanged) rather than signed anew unless it can provably never land. It speaks raw JSON-RPC
+(orjson both ways) rather than web3's provider and formatting layers, which cost more than the round trip on
+a local node.
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ class TxResult:
 class ChainClient:
     """A connection to one EVM JSON-RPC endpoint.
 
-    `transport` carries the requests (default: `http_transport(rpc_url)`); `rpc_url` still names the node
-    (masked) in messages. The client owns its transport: `close()` closes it.
+    `transport` carries the requests (default: `http_transport(rpc_url, timeout=request_timeout)`); `rpc_url`
+    still names the node (masked) in messages. The client owns its transport: `close()` closes it.
     """
 
     def __init__(
