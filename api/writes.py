@@ -6,11 +6,10 @@ and return it. The same key with a different body is a 409.
 
 Every transaction is signed first and stored in the row (hash and raw bytes) before it is broadcast: the
 write's action is handed the ledger journaled into the row (`LedgerContract.journaled`), and only sends made
-through that view are recorded. If the
-node fails before anything was signed, the reservation is dropped and a retry sends. If it fails after (the
-transaction may or may not have reached the chain), the row is left "unconfirmed" with its transactions, and
-a retry with the same key looks them up by hash and rebroadcasts the same bytes if the node lost them: the
-write lands at most once, never as a second transaction.
+through that view are recorded. If the node fails before anything was signed, the reservation is dropped and
+a retry sends. If it fails after (the transaction may or may not have reached the chain), the row is left
+"unconfirmed" with its transactions, and a retry with the same key looks them up by hash and rebroadcasts the
+same bytes if the node lost them: the write lands at most once, never as a second transaction.
 """
 
 from __future__ import annotations
