@@ -4,11 +4,12 @@ Idempotency: a (caller, key) row is inserted before anything is sent; the databa
 makes exactly one of many concurrent identical requests the sender. The others wait for its stored answer
 and return it. The same key with a different body is a 409.
 
-Every transaction is signed first and stored in the row (hash and raw bytes) before it is broadcast. If the
-node fails before anything was signed, the reservation is dropped and a retry sends. If it fails after (the
-transaction may or may not have reached the chain), the row is left "unconfirmed" with its transactions, and
-a retry with the same key looks them up by hash and rebroadcasts the same bytes if the node lost them: the
-write lands at most once, never as a second transaction.
+Every transaction is signed first and stored in the row (hash and raw bytes) before it is broadcast: the
+write's action is handed the ledger journaled into the row (`LedgerContract.journaled`), and only sends made
+through that view are recorded. If the node fails before anything was signed, the reservation is dropped and
+a retry sends. If it fails after (the transaction may or may not have reached the chain), the row is left
+"unconfirmed" with its transactions, and a retry with the same key looks them up by hash and rebroadcasts the
+same bytes if the node lost them: the write lands at most once, never as a second transaction.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from pydantic import BaseModel
 from api.deps import Caller, IdempotencyKeyDep, ParticipantDep, ServicesDep, WaitDep
 from api.errors import RETRY_AFTER_SECONDS, error_response
 from api.services import Services
-from ledger.chain.client import RpcError, SendJournal, SignedTx, TxResult, journaled
+from ledger.chain.client import TxResult
+from ledger.chain.contract import LedgerContract
+from ledger.chain.journal import SendJournal, SignedTx
+from ledger.chain.rpc import RpcError
 from ledger.errors import ChainError, ConflictError, FundflowError
 from ledger.mirror.models import Checkpoint
 from ledger.store.offchain import IdempotencyRecord, canonical_json
@@ -207,10 +211,14 @@ def run_write(
     body: BaseModel | dict[str, Any] | None,
     idempotency_key: str | None,
     wait: bool,
-    action: Callable[[], Outcome],
+    action: Callable[[LedgerContract], Outcome],
     status_code: int = 201,
 ) -> JSONResponse:
-    """Run `action` at most once per idempotency key and answer with what it recorded."""
+    """Run `action` at most once per idempotency key and answer with what it recorded.
+
+    `action` sends through the contract it is handed: with an idempotency key, a view journaled into the
+    key's row (`LedgerContract.journaled`), so each transaction is stored before it is broadcast; without
+    one, the plain contract."""
     digest = request_hash(method, path, body)
     journal: SendJournal | None = None
     if idempotency_key is not None:
@@ -228,8 +236,7 @@ def run_write(
                 replay["mirrored"] = wait_for_block(services, int(replay["block_number"]))
             return JSONResponse(replay, status_code=status, headers={"Idempotent-Replayed": "true"})
     try:
-        with journaled(journal):
-            outcome = action()
+        outcome = action(services.ledger.journaled(journal))
     except ChainError as exc:
         refused = isinstance(exc, RpcError) and exc.method == "eth_sendRawTransaction"
         if (
@@ -282,7 +289,7 @@ class Write:
     def record(
         self,
         body: BaseModel | dict[str, Any] | None,
-        action: Callable[[], Outcome],
+        action: Callable[[LedgerContract], Outcome],
         *,
         path: str | None = None,
         status_code: int = 201,

@@ -200,7 +200,7 @@ class Web3Sender:
         self.contract = self.w3.eth.contract(address=rig.ledger.address, abi=rig.deployment.abi)
         self.nonce = self.w3.eth.get_transaction_count(account.address, "pending")
         self.chain_id = self.w3.eth.chain_id
-        self.fees = rig.client._fee_fields()  # what the product sends (zero on these free-gas nodes)
+        self.fees = rig.client.fee_fields()  # what the product sends (zero on these free-gas nodes)
         self.loan = bytes.fromhex(rig.loan[2:])
 
     def send(self, size: int | None) -> None:

@@ -239,7 +239,7 @@ class Activity:
 
 def forget_nonces(client: Any) -> None:
     """After evm_revert the node's nonces went back; the client's cached ones must too."""
-    client._nonces._next.clear()
+    client.forget_nonce()
 
 
 def mine_empty(client: Any, blocks: int) -> None:

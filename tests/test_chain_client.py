@@ -3,6 +3,7 @@ deployment records, and the same ledger flow on anvil as on Hardhat."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -11,12 +12,17 @@ from pathlib import Path
 import pytest
 from conftest import World, h, make_world, open_loan
 from eth_account import Account
+from eth_utils import keccak
 from web3 import Web3
 
-from ledger.chain.client import ChainClient, ErrorDecoder
+from ledger.chain.client import ChainClient
 from ledger.chain.compiler import CompiledContract
+from ledger.chain.contract import LedgerContract
 from ledger.chain.deploy import Deployment, abi_hash
+from ledger.chain.journal import SendJournal, SignedTx
 from ledger.chain.localchain import LocalChain, free_port
+from ledger.chain.reverts import ErrorDecoder
+from ledger.chain.transport import KeepAliveTransport, RequestsTransport
 from ledger.errors import ChainError, ChainMismatchError, ContractRevertError, DeploymentError
 from ledger.protocol.hashchain import ZERO_HEAD
 
@@ -280,13 +286,19 @@ def test_plain_http_nodes_get_kept_alive_connections_and_the_rest_go_through_req
     monkeypatch.delenv("HTTP_PROXY", raising=False)
     monkeypatch.delenv("http_proxy", raising=False)
     monkeypatch.setenv("NO_PROXY", "*")
-    assert ChainClient("http://127.0.0.1:8545")._keep_alive is not None
-    assert ChainClient("http://node.example:8545/rpc?key=1")._keep_alive is not None
-    assert ChainClient("https://node.example/rpc")._keep_alive is None  # TLS: requests verifies
-    assert ChainClient("http://user:secret@node.example/rpc")._keep_alive is None  # basic auth: requests
+    assert isinstance(ChainClient("http://127.0.0.1:8545").transport, KeepAliveTransport)
+    assert isinstance(ChainClient("http://node.example:8545/rpc?key=1").transport, KeepAliveTransport)
+    assert isinstance(ChainClient("https://node.example/rpc").transport, RequestsTransport)  # TLS: verified
+    assert isinstance(ChainClient("http://user:secret@node.example/rpc").transport, RequestsTransport)  # auth
     monkeypatch.delenv("NO_PROXY")
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
-    assert ChainClient("http://node.example:8545")._keep_alive is None  # through the proxy: requests
+    assert isinstance(ChainClient("http://node.example:8545").transport, RequestsTransport)  # the proxy
+
+
+def _kept_connection(client: ChainClient) -> http.client.HTTPConnection | None:
+    transport = client.transport
+    assert isinstance(transport, KeepAliveTransport)
+    return transport._conns.get(threading.current_thread())
 
 
 @pytest.mark.slow
@@ -295,11 +307,70 @@ def test_connection_the_node_closed_while_idle_is_replaced_not_failed(chain: Loc
     new one."""
     client = ChainClient(chain.url, request_timeout=5)
     first = client.block_number()
-    kept = client._keep_alive._conns[threading.current_thread()]  # type: ignore[union-attr]
+    kept = _kept_connection(client)
+    assert kept is not None
     time.sleep(8)  # 5 s and the server's timer granularity
     assert client.block_number() >= first
-    assert client._keep_alive._conns[threading.current_thread()] is not kept  # type: ignore[union-attr]
+    assert _kept_connection(client) is not kept
     assert kept.sock is None  # closed, not leaked
+
+
+def test_closing_the_client_closes_its_kept_alive_connections(chain: LocalChain) -> None:
+    client = ChainClient(chain.url)
+    client.block_number()
+    kept = _kept_connection(client)
+    assert kept is not None and kept.sock is not None
+    client.close()
+    assert kept.sock is None
+    assert _kept_connection(client) is None
+
+
+def test_a_send_records_through_a_journal_only_when_handed_one(world: World, client: ChainClient) -> None:
+    """Two concurrent sends from one account through one client, one through a journaled view of the contract
+    and one through the plain contract: only the first is recorded, before it was broadcast, with the bytes
+    that hash to its transaction; then the same on one thread, interleaved."""
+    loan = open_loan(world)
+    ledger, bank, payee = world.ledger, world.cast.bank, world.cast.supplier.address
+    stored: list[list[SignedTx]] = []
+
+    def store(txs: list[SignedTx]) -> None:
+        assert not client.transaction_known(txs[-1].tx_hash)  # recorded before it left the process
+        stored.append(txs)
+
+    journal = SendJournal(on_signed=store)
+    journaled = ledger.journaled(journal)
+    assert journaled is not ledger and ledger.journal is None and ledger.journaled(None) is ledger
+    start = threading.Barrier(2)
+    sent: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def disburse(name: str, contract: LedgerContract, amount: int) -> None:
+        try:
+            start.wait(5)
+            tx = contract.disburse(bank, loan_id=loan, payee=payee, amount=amount, purpose=1)
+            sent[name] = tx.tx_hash
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=disburse, args=("journaled", journaled, 1)),
+        threading.Thread(target=disburse, args=("plain", ledger, 2)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [t.tx_hash for t in journal.signed] == [sent["journaled"]]
+    assert stored == [journal.signed]
+    (recorded,) = journal.signed
+    assert "0x" + keccak(bytes.fromhex(recorded.raw[2:])).hex() == recorded.tx_hash
+
+    plain = ledger.disburse(bank, loan_id=loan, payee=payee, amount=3, purpose=1)
+    again = journaled.disburse(bank, loan_id=loan, payee=payee, amount=4, purpose=1)
+    assert [t.tx_hash for t in journal.signed] == [sent["journaled"], again.tx_hash]
+    assert plain.tx_hash not in {t.tx_hash for t in journal.signed} and len(stored) == 2
+    assert ledger.get_loan(loan).disbursed == 1 + 2 + 3 + 4
 
 
 def test_errors_never_show_the_node_urls_key_or_password() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from api_support import Api
 from conftest import ARTIFACTS, UINT64_MAX, World, h, make_world, open_loan, reverts
+from transport_support import RecordingTransport
 
 from ledger.chain.client import TX_GAS_CAP, ChainClient
 from ledger.chain.compiler import CompiledContract
@@ -29,25 +30,26 @@ def _nonzero(n: int) -> str:
     return "0x" + bytes(secrets.randbelow(255) + 1 for _ in range(n)).hex()
 
 
-class RpcSpy:
-    """Records the JSON-RPC methods a real client calls (it still calls the node)."""
+def spy_on(client: ChainClient) -> RecordingTransport:
+    """The client's recording transport, cleared: the JSON-RPC methods it calls from here on (it still calls
+    the node)."""
+    transport = client.transport
+    assert isinstance(transport, RecordingTransport)
+    transport.methods.clear()
+    return transport
 
-    def __init__(self, client: ChainClient, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.methods: list[str] = []
-        real = client.rpc
 
-        def rpc(method: str, params: Any = ()) -> Any:
-            self.methods.append(method)
-            return real(method, params)
-
-        monkeypatch.setattr(client, "rpc", rpc)
+@pytest.fixture
+def client(chain: LocalChain) -> ChainClient:
+    """Overrides conftest's: the world and the API of this module's tests send over a recording transport."""
+    return ChainClient(chain.url, transport=RecordingTransport(chain.url))
 
 
 @pytest.fixture(scope="module", params=["hardhat", "anvil"])
 def node_world(request: pytest.FixtureRequest, compiled: CompiledContract) -> Iterator[World]:
     ARTIFACTS.mkdir(exist_ok=True)
     with LocalChain(kind=request.param, log_path=ARTIFACTS / f"{request.param}-gas.log") as node:
-        yield make_world(ChainClient(node.url), compiled)
+        yield make_world(ChainClient(node.url, transport=RecordingTransport(node.url)), compiled)
 
 
 def _lots_at_supplier(world: World, loan_id: str, count: int) -> list[str]:
@@ -67,7 +69,7 @@ def test_the_cap_is_the_eip_7825_limit_on_both_nodes(node_world: World) -> None:
 
 
 def test_largest_batch_out_of_distinct_cold_lots_by_the_lender_lands_within_the_computed_gas(
-    node_world: World, monkeypatch: pytest.MonkeyPatch
+    node_world: World,
 ) -> None:
     world, ledger, cast = node_world, node_world.ledger, node_world.cast
     loan_id = open_loan(world, f"worst:{secrets.token_hex(4)}", principal=UINT64_MAX)
@@ -85,7 +87,7 @@ def test_largest_batch_out_of_distinct_cold_lots_by_the_lender_lands_within_the_
         ),
         16,
     )
-    spy = RpcSpy(ledger.client, monkeypatch)
+    spy = spy_on(ledger.client)
     result = ledger.pay_batch(cast.bank, loan_id=loan_id, payments=specs)
     assert "eth_estimateGas" not in spy.methods
     assert len(result.events) == n and {e.args["declaredUse"] for e in result.events} == {False}
@@ -94,7 +96,7 @@ def test_largest_batch_out_of_distinct_cold_lots_by_the_lender_lands_within_the_
 
 
 def test_largest_batch_out_of_one_lot_and_a_single_pay_land_within_the_computed_gas(
-    node_world: World, monkeypatch: pytest.MonkeyPatch
+    node_world: World,
 ) -> None:
     world, ledger, cast = node_world, node_world.ledger, node_world.cast
     loan_id = open_loan(world, f"one-lot:{secrets.token_hex(4)}", principal=UINT64_MAX)
@@ -102,7 +104,7 @@ def test_largest_batch_out_of_one_lot_and_a_single_pay_land_within_the_computed_
     lot_id = lot.event("Disbursed").args["lotId"]
     (cold,) = _lots_at_supplier(world, loan_id, 1)
     specs = [PaymentSpec(lot_id, _nonzero(20), AMOUNT, 31, _nonzero(32)) for _ in range(MAX_BATCH)]
-    spy = RpcSpy(ledger.client, monkeypatch)
+    spy = spy_on(ledger.client)
     result = ledger.pay_batch(cast.bank, loan_id=loan_id, payments=specs)
     assert len(result.events) == MAX_BATCH and result.gas_used <= pay_batch_gas(specs)
     single = ledger.pay(
@@ -118,14 +120,12 @@ def test_largest_batch_out_of_one_lot_and_a_single_pay_land_within_the_computed_
     assert "eth_estimateGas" not in spy.methods
 
 
-def test_a_reverting_batch_surfaces_the_decoded_error_without_an_estimate(
-    node_world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_reverting_batch_surfaces_the_decoded_error_without_an_estimate(node_world: World) -> None:
     world, ledger, cast = node_world, node_world.ledger, node_world.cast
     loan_id = open_loan(world, f"revert:{secrets.token_hex(4)}", principal=UINT64_MAX)
     (lot,) = _lots_at_supplier(world, loan_id, 1)
     head = ledger.head_of(loan_id)
-    spy = RpcSpy(ledger.client, monkeypatch)
+    spy = spy_on(ledger.client)
     # Hardhat answers the send with the revert; anvil mines it as failed and the receipt check replays it.
     with reverts("LedgerInsufficientFunds", lotId=lot, remaining=AMOUNT - 1, requested=AMOUNT):
         ledger.pay_batch(
@@ -148,13 +148,11 @@ def test_a_reverting_batch_surfaces_the_decoded_error_without_an_estimate(
     ).event("Paid")
 
 
-def test_a_batch_too_big_for_one_transaction_is_refused_before_signing(
-    node_world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_batch_too_big_for_one_transaction_is_refused_before_signing(node_world: World) -> None:
     ledger, cast = node_world.ledger, node_world.cast
     n = ledger.max_batch(one_lot=False) + 1
     specs = [PaymentSpec(h(f"lot:{i}"), cast.supplier2.address, 1, 1) for i in range(n)]
-    spy = RpcSpy(ledger.client, monkeypatch)
+    spy = spy_on(ledger.client)
     with pytest.raises(ValidationError) as info:
         ledger.pay_batch(cast.supplier, loan_id=h("any-loan"), payments=specs)
     assert f"a batch of {n} payments out of {n} lots" in info.value.message
@@ -175,12 +173,10 @@ def _error(r: Any, status: int, name: str) -> dict[str, Any]:
     return dict(body)
 
 
-def test_api_batch_at_the_maximum_size_lands_and_oversize_batches_get_422(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_api_batch_at_the_maximum_size_lands_and_oversize_batches_get_422(api: Api) -> None:
     api.open_loan(loan_number="LN-2026-0001", principal="10000.00")
     lot = api.disburse("LN-2026-0001", "supplier", "5000.00")
-    spy = RpcSpy(api.services.client, monkeypatch)
+    spy = spy_on(api.services.client)
     item = {"from_lot": lot, "payee": api.address("subsupplier"), "amount": 1, "purpose": 1}
     r = api.post("supplier", "/v1/payments/batch", {"loan": "LN-2026-0001", "payments": [item] * MAX_BATCH})
     assert r.status_code == 201, r.text
@@ -203,12 +199,10 @@ def test_api_batch_at_the_maximum_size_lands_and_oversize_batches_get_422(
     assert _error(r, 404, "LedgerLotNotFound")  # the key was free for a (different) request
 
 
-def test_api_batch_whose_payment_reverts_answers_with_the_decoded_error_without_an_estimate(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_api_batch_whose_payment_reverts_answers_with_the_decoded_error_without_an_estimate(api: Api) -> None:
     api.open_loan(loan_number="LN-2026-0001", principal="10000.00")
     lot = api.disburse("LN-2026-0001", "supplier", "5000.00")
-    spy = RpcSpy(api.services.client, monkeypatch)
+    spy = spy_on(api.services.client)
     payee = api.address("subsupplier")
     payments = [{"from_lot": lot, "payee": payee, "amount": "3000.00", "purpose": 1}] * 2
     r = api.post("supplier", "/v1/payments/batch", {"loan": "LN-2026-0001", "payments": payments}, key="k")

@@ -1,96 +1,40 @@
 """Idempotency across a node failure: the node fails after a transaction was broadcast but before its
 receipt arrived; a retry with the same Idempotency-Key must record it exactly once.
 
-A small HTTP proxy in front of the session node plays the failing network: it forwards the first
-eth_sendRawTransaction and then drops the answer (the node has it, the API never learns), or swallows the
-request without forwarding it (the node never had it)."""
+The chain client of these tests carries its requests over a `FlakyTransport` (the real HTTP transport to the
+session node) that plays the failing network: it forwards the first eth_sendRawTransaction and then drops the
+answer (the node has it, the API never learns), or swallows the request without forwarding it (the node never
+had it)."""
 
 from __future__ import annotations
 
-import http.client
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from api_support import Api
+from transport_support import FlakyTransport
 
 from ledger.chain.client import ChainClient
-from ledger.chain.contract import LedgerContract
+from ledger.chain.localchain import LocalChain
 
 pytestmark = pytest.mark.slow
 
 
-class FlakyProxy:
-    """Forwards JSON-RPC to `upstream`; `fail_next_send` is "drop" (forward, lose the answer) or "swallow"
-    (never forward) for the next eth_sendRawTransaction, then behaves again."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = urlparse(upstream)
-        self.fail_next_send: str | None = None
-        self.sends_forwarded = 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                is_send = b"eth_sendRawTransaction" in body
-                mode = proxy.fail_next_send if is_send else None
-                if mode is not None:
-                    proxy.fail_next_send = None
-                if mode == "swallow":
-                    self.close_connection = True
-                    return
-                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
-                conn.request("POST", "/", body, {"Content-Type": "application/json"})
-                answer = conn.getresponse().read()
-                conn.close()
-                if is_send:
-                    proxy.sends_forwarded += 1
-                if mode == "drop":
-                    self.close_connection = True
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> FlakyProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+@pytest.fixture
+def network(chain: LocalChain) -> FlakyTransport:
+    return FlakyTransport(chain.url, timeout=5.0)
 
 
 @pytest.fixture
-def flaky(api: Api, client: ChainClient) -> Iterator[tuple[Api, FlakyProxy]]:
-    """The API's writes go through the proxy; the indexer and the test read the node directly."""
-    with FlakyProxy(client.rpc_url) as proxy:
-        proxied = ChainClient(proxy.url, request_timeout=5.0, tx_timeout=20.0)
-        original = api.services.ledger
-        api.services.ledger = LedgerContract(proxied, api.world.deployment.address, api.world.deployment.abi)
-        try:
-            yield api, proxy
-        finally:
-            api.services.ledger = original
+def client(chain: LocalChain, network: FlakyTransport) -> ChainClient:
+    """Overrides conftest's: the world, the API's writes and the test's reads go over `network` (the
+    indexer reads the node directly)."""
+    return ChainClient(chain.url, transport=network, tx_timeout=20.0)
+
+
+@pytest.fixture
+def flaky(api: Api, network: FlakyTransport) -> tuple[Api, FlakyTransport]:
+    return api, network
 
 
 def _disbursed(api: Api, loan: str) -> int:
@@ -108,13 +52,13 @@ def _idem_row(api: Api, key: str) -> Any:
 
 
 def test_answer_lost_after_broadcast_retry_finds_the_mined_transaction_and_records_once(
-    flaky: tuple[Api, FlakyProxy],
+    flaky: tuple[Api, FlakyTransport],
 ) -> None:
-    api, proxy = flaky
+    api, network = flaky
     loan = api.open_loan()["loan_id"]
     body = {"payee": api.address("supplier"), "amount": 42, "purpose": 1}
     path = f"/v1/loans/{loan}/disbursements?wait=true"
-    proxy.fail_next_send = "drop"
+    network.fail_next_send = "drop"
 
     lost = api.post("bank", path, body, key="lost-answer")
 
@@ -125,14 +69,14 @@ def test_answer_lost_after_broadcast_retry_finds_the_mined_transaction_and_recor
     assert _disbursed(api, loan) == 42  # the node did record it
     state, txs = _idem_row(api, "lost-answer")
     assert state == "unconfirmed" and len(txs) == 1
-    sends_before_retry = proxy.sends_forwarded
+    sends_before_retry = network.sends_forwarded
 
     retry = api.post("bank", path, body, key="lost-answer")
 
     assert retry.status_code == 201, retry.text
     assert retry.json()["tx_hash"] == txs[0]["tx_hash"]
     assert retry.json()["mirrored"] is True and len(retry.json()["lot_ids"]) == 1
-    assert proxy.sends_forwarded == sends_before_retry  # looked up, not sent again
+    assert network.sends_forwarded == sends_before_retry  # looked up, not sent again
     assert _disbursed(api, loan) == 42
     again = api.post("bank", path, body, key="lost-answer")
     assert again.headers["Idempotent-Replayed"] == "true" and again.json() == retry.json()
@@ -141,13 +85,13 @@ def test_answer_lost_after_broadcast_retry_finds_the_mined_transaction_and_recor
 
 
 def test_send_lost_before_the_node_retry_rebroadcasts_the_same_signed_transaction(
-    flaky: tuple[Api, FlakyProxy],
+    flaky: tuple[Api, FlakyTransport],
 ) -> None:
-    api, proxy = flaky
+    api, network = flaky
     loan = api.open_loan()["loan_id"]
     body = {"payee": api.address("supplier"), "amount": 7, "purpose": 1}
     path = f"/v1/loans/{loan}/disbursements?wait=true"
-    proxy.fail_next_send = "swallow"
+    network.fail_next_send = "swallow"
 
     lost = api.post("bank", path, body, key="never-arrived")
 
@@ -164,13 +108,13 @@ def test_send_lost_before_the_node_retry_rebroadcasts_the_same_signed_transactio
 
 
 def test_lost_send_whose_nonce_was_reused_is_signed_anew_and_still_records_once(
-    flaky: tuple[Api, FlakyProxy],
+    flaky: tuple[Api, FlakyTransport],
 ) -> None:
-    api, proxy = flaky
+    api, network = flaky
     loan = api.open_loan()["loan_id"]
     body = {"payee": api.address("supplier"), "amount": 5, "purpose": 1}
     path = f"/v1/loans/{loan}/disbursements?wait=true"
-    proxy.fail_next_send = "swallow"
+    network.fail_next_send = "swallow"
     assert api.post("bank", path, body, key="nonce-reused").status_code == 503
     _, txs = _idem_row(api, "nonce-reused")
     # Another write of the same account takes the nonce the lost transaction was signed with.

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from conftest import World, make_world
 from indexer_support import Activity, assert_mirror_matches_chain, indexer_env
 from sqlalchemy.engine import Engine
+from transport_support import RefusingTransport
 
-from ledger.chain.client import ChainClient, RpcError
+from ledger.chain.client import ChainClient
 from ledger.chain.compiler import CompiledContract
 from ledger.chain.localchain import LocalChain, project_root
 from ledger.errors import ChainMismatchError, IndexerLockedError, MirrorIntegrityError
@@ -239,38 +240,20 @@ def test_lock_is_released_when_the_holder_dies(db_url: str, tmp_path: Path) -> N
             holder.stdout.close()
 
 
-class RefusingClient(ChainClient):
-    """The real node, but eth_getLogs over more than `limit` blocks is refused the way Infura/Alchemy do."""
-
-    def __init__(self, url: str, limit: int) -> None:
-        super().__init__(url)
-        self.limit = limit
-        self.refused = 0
-        self.ranges: list[tuple[int, int]] = []
-
-    def get_logs(
-        self, address: Any, from_block: int, to_block: int, topics: Any = None, block_hash: Any = None
-    ) -> Any:
-        if to_block - from_block + 1 > self.limit:
-            self.refused += 1
-            raise RpcError("eth_getLogs", -32005, "query returned more than 10000 results")
-        self.ranges.append((from_block, to_block))
-        return super().get_logs(address, from_block, to_block, topics, block_hash)
-
-
 def test_log_ranges_shrink_when_the_node_refuses_and_grow_again(
     db_engine: Engine, world: World, chain: LocalChain
 ) -> None:
     Activity(world, random.Random(8)).run(30)
-    client = RefusingClient(chain.url, limit=5)
+    refusing = RefusingTransport(chain.url, limit=5)  # as Infura and Alchemy refuse too large a range
+    client = ChainClient(chain.url, transport=refusing)
     progress: list[BatchProgress] = []
     with Indexer(
         db_engine, client, world.deployment, initial_range=4, on_progress=progress.append
     ) as indexer:
         indexer.run_once()
-    assert client.refused > 0
-    assert max(hi - lo + 1 for lo, hi in client.ranges) <= 5
-    assert any(hi - lo + 1 == 4 for lo, hi in client.ranges)  # grew 4 -> 8, refused, shrank to 4
+    assert refusing.refused > 0
+    assert max(hi - lo + 1 for lo, hi in refusing.ranges) <= 5
+    assert any(hi - lo + 1 == 4 for lo, hi in refusing.ranges)  # grew 4 -> 8, refused, shrank to 4
     assert sum(p.blocks for p in progress) == progress[-1].to_block - world.deployment.block_number + 1
     assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
 

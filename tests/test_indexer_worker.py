@@ -11,11 +11,11 @@ import random
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import pytest
 from conftest import World
 from indexer_support import Activity, assert_mirror_matches_chain
 from sqlalchemy.engine import Engine
+from transport_support import RefusingTransport, RewritingTransport
 
 from ledger.chain.client import ChainClient
 from ledger.errors import MirrorIntegrityError
@@ -96,18 +96,17 @@ def test_worker_replies_round_trip_through_marshal_or_else_pickle() -> None:
     assert _unpack(_pack(odd)) == odd
 
 
-class TamperingClient(ChainClient):
-    """The real node, but the `amount` word of the last Disbursed log is changed by one, whichever way the
+class Tamperer:
+    """Changes the `amount` word of the last Disbursed log of an eth_getLogs answer by one, whichever way the
     logs are asked for: as the indexer's in-process path parses them, or as the worker is handed them."""
 
-    def __init__(self, url: str, abi: list[dict[str, Any]]) -> None:
-        super().__init__(url)
+    def __init__(self, abi: list[dict[str, Any]]) -> None:
         spec = EventDecoder(abi).by_name["Disbursed"]
         self.topic0 = spec.topic0
         indexed, self.word = spec.positions["amount"]
         assert not indexed
 
-    def _tamper(self, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def __call__(self, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         hits = [log for log in logs if log["topics"][0] == self.topic0]
         if len(hits) >= 2:  # not the loan's first event in the range: that one is checked another way
             log = hits[-1]
@@ -115,14 +114,6 @@ class TamperingClient(ChainClient):
             word = int(log["data"][start : start + 64], 16) ^ 1
             log["data"] = log["data"][:start] + f"{word:064x}" + log["data"][start + 64 :]
         return logs
-
-    def get_logs(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        return self._tamper(super().get_logs(*args, **kwargs))
-
-    def get_logs_answer(self, address: str, from_block: int, to_block: int) -> bytes:
-        answer = orjson.loads(super().get_logs_answer(address, from_block, to_block))
-        answer["result"] = self._tamper(answer["result"])
-        return orjson.dumps(answer)
 
 
 @pytest.mark.parametrize("through_worker", [True, False], ids=["worker", "in-process"])
@@ -134,7 +125,8 @@ def test_a_hash_chain_break_inside_a_range_stops_the_indexer_either_way(
     activity.disburse(loan_id)
     activity.disburse(loan_id)
     activity.disburse(loan_id)
-    client = TamperingClient(world.ledger.client.rpc_url, world.deployment.abi)
+    url = world.ledger.client.rpc_url
+    client = ChainClient(url, transport=RewritingTransport(url, Tamperer(world.deployment.abi)))
     indexer = Indexer(db_engine, client, world.deployment, initial_range=64)
     with indexer:
         if through_worker:
@@ -146,31 +138,16 @@ def test_a_hash_chain_break_inside_a_range_stops_the_indexer_either_way(
         assert indexer.checkpoint.block_number < world.deployment.block_number  # nothing committed
 
 
-class RefusingClient(ChainClient):
-    """eth_getLogs over more than `limit` blocks answered with the error Infura/Alchemy send."""
-
-    def __init__(self, url: str, limit: int) -> None:
-        super().__init__(url)
-        self.limit = limit
-        self.refused = 0
-
-    def get_logs_answer(self, address: str, from_block: int, to_block: int) -> bytes:
-        if to_block - from_block + 1 > self.limit:
-            self.refused += 1
-            error = {"code": -32005, "message": "query returned more than 10000 results"}
-            return orjson.dumps({"jsonrpc": "2.0", "id": 1, "error": error})
-        return super().get_logs_answer(address, from_block, to_block)
-
-
 def test_a_range_the_node_refuses_shrinks_through_the_worker(db_engine: Engine, world: World) -> None:
     Activity(world, random.Random(8)).run(30)
-    client = RefusingClient(world.ledger.client.rpc_url, limit=5)
-    with _indexer(db_engine, world, client) as indexer:
+    url = world.ledger.client.rpc_url
+    refusing = RefusingTransport(url, limit=5)  # as Infura and Alchemy refuse too large a range
+    with _indexer(db_engine, world, ChainClient(url, transport=refusing)) as indexer:
         indexer.start_decode_worker(wait=True)
         worker = indexer._worker
         indexer.run_once()
         assert worker is not None and worker.decoded_ranges > 0
-    assert client.refused > 0
+    assert refusing.refused > 0
     assert_mirror_matches_chain(db_engine, world.ledger, world.deployment)
 
 

@@ -19,6 +19,7 @@ from api.schemas import AttestRequest, WriteResult
 from api.writes import Outcome, WriteDep
 from ledger.audit.attestation import attest_verified
 from ledger.audit.verify import directory_documents, verify_loan
+from ledger.chain.contract import LedgerContract
 
 __all__ = ["router"]
 
@@ -76,10 +77,10 @@ def attest(
     caller.require("auditor", action="attest trails")
     loan_id = resolve_loan_id(session, loan)
 
-    def action() -> Outcome:
+    def action(ledger: LedgerContract) -> Outcome:
         result = verify_loan(
             services.engine,
-            services.ledger,
+            ledger,
             loan_id,
             documents=directory_documents(services.settings.documents_dir),
         )
@@ -88,11 +89,9 @@ def attest(
         if stale and result.ok and not result.trail_grew_since:
             # A head that is neither the verified one nor the current one (equal here): the contract
             # refuses it with LedgerStaleHead naming both heads, and nothing is recorded.
-            tx = services.ledger.attest(
-                signer, loan_id=loan_id, head=str(body.head), report_hash=body.report_hash
-            )
+            tx = ledger.attest(signer, loan_id=loan_id, head=str(body.head), report_hash=body.report_hash)
         else:
-            tx = attest_verified(result, services.ledger, signer, report_hash=body.report_hash)
+            tx = attest_verified(result, ledger, signer, report_hash=body.report_hash)
         return Outcome(tx, {"loan_id": loan_id})
 
     return write.record(body, action, path=f"/v1/loans/{loan_id}/attestations")

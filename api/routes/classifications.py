@@ -13,6 +13,7 @@ from api.errors import ERROR_RESPONSES
 from api.routes.common import check_lender, records
 from api.schemas import ClassifyRequest, WriteResult
 from api.writes import Outcome, WriteDep
+from ledger.chain.contract import LedgerContract
 
 __all__ = ["router"]
 
@@ -46,12 +47,12 @@ def classify(
     session: SessionDep,
     write: WriteDep,
 ) -> JSONResponse:
-    caller, services = write.caller, write.services
+    caller = write.caller
     loan_id = resolve_loan_id(session, loan)
     check_lender(session, caller, loan_id, "classify loans")
 
-    def action() -> Outcome:
-        tx = services.ledger.classify(
+    def action(ledger: LedgerContract) -> Outcome:
+        tx = ledger.classify(
             caller.signer(), loan_id=loan_id, risk_class=body.risk_class, reason_hash=body.reason_hash
         )
         return Outcome(tx, {"loan_id": loan_id})

@@ -13,6 +13,7 @@ from api.errors import ERROR_RESPONSES
 from api.routes.common import check_lender, records
 from api.schemas import CollateralRequest, WriteResult
 from api.writes import Outcome, WriteDep
+from ledger.chain.contract import LedgerContract
 
 __all__ = ["router"]
 
@@ -46,12 +47,12 @@ def value_collateral(
     session: SessionDep,
     write: WriteDep,
 ) -> JSONResponse:
-    caller, services = write.caller, write.services
+    caller = write.caller
     loan_id = resolve_loan_id(session, loan)
     check_lender(session, caller, loan_id, "value collateral")
 
-    def action() -> Outcome:
-        tx = services.ledger.value_collateral(
+    def action(ledger: LedgerContract) -> Outcome:
+        tx = ledger.value_collateral(
             caller.signer(),
             loan_id=loan_id,
             collateral_id=body.collateral_id,

@@ -27,6 +27,7 @@ from api.schemas import (
     WriteResult,
 )
 from api.writes import Outcome, WriteDep
+from ledger.chain.contract import LedgerContract
 from ledger.errors import ConflictError, FundflowError, ValidationError
 from ledger.mirror.models import Loan, Lot
 from ledger.store.offchain import LoanMetadata, terms_hash
@@ -189,7 +190,7 @@ def open_loan(
     terms = body.terms.document()
     thash = terms_hash(terms)
 
-    def action() -> Outcome:
+    def action(ledger: LedgerContract) -> Outcome:
         number = body.loan_number
         salt = secrets.token_hex(16)
         for _ in range(20):
@@ -220,7 +221,7 @@ def open_loan(
         who = body.borrower_id or body.borrower
         borrower_ref = "0x" + keccak(text=f"{salt}:{who}").hex()
         try:
-            tx = services.ledger.open_loan(
+            tx = ledger.open_loan(
                 caller.signer(),
                 loan_id=loan_id,
                 borrower=body.borrower,
@@ -254,12 +255,12 @@ def disburse(
     session: SessionDep,
     write: WriteDep,
 ) -> JSONResponse:
-    caller, services = write.caller, write.services
+    caller = write.caller
     loan_id = resolve_loan_id(session, loan)
     check_lender(session, caller, loan_id, "disburse")
 
-    def action() -> Outcome:
-        tx = services.ledger.disburse(
+    def action(ledger: LedgerContract) -> Outcome:
+        tx = ledger.disburse(
             caller.signer(),
             loan_id=loan_id,
             payee=body.payee,
@@ -291,10 +292,8 @@ def restructure(
     terms = body.terms.document()
     thash = terms_hash(terms)
 
-    def action() -> Outcome:
-        tx = services.ledger.restructure(
-            caller.signer(), loan_id=loan_id, maturity=body.maturity, terms_hash=thash
-        )
+    def action(ledger: LedgerContract) -> Outcome:
+        tx = ledger.restructure(caller.signer(), loan_id=loan_id, maturity=body.maturity, terms_hash=thash)
         with services.engine.begin() as conn:
             conn.execute(
                 sa.update(meta_t)

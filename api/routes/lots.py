@@ -14,6 +14,7 @@ from api.errors import ERROR_RESPONSES
 from api.routes.common import lot_out
 from api.schemas import ConfirmRequest, DisputeRequest, LotOut, WriteResult
 from api.writes import Outcome, WriteDep
+from ledger.chain.contract import LedgerContract
 from ledger.errors import NotFoundError, PermissionDeniedError
 
 __all__ = ["router"]
@@ -64,11 +65,11 @@ def confirm(
     session: SessionDep,
     write: WriteDep,
 ) -> JSONResponse:
-    caller, services = write.caller, write.services
+    caller = write.caller
     loan_id = _payee_loan(session, caller, lot_id, body.loan, "confirm payments")
 
-    def action() -> Outcome:
-        tx = services.ledger.confirm_lot(
+    def action(ledger: LedgerContract) -> Outcome:
+        tx = ledger.confirm_lot(
             caller.signer(), loan_id=loan_id, lot_id=lot_id, evidence_hash=body.evidence_hash
         )
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": [lot_id.lower()]})
@@ -89,13 +90,11 @@ def dispute(
     session: SessionDep,
     write: WriteDep,
 ) -> JSONResponse:
-    caller, services = write.caller, write.services
+    caller = write.caller
     loan_id = _payee_loan(session, caller, lot_id, body.loan, "dispute payments")
 
-    def action() -> Outcome:
-        tx = services.ledger.dispute_lot(
-            caller.signer(), loan_id=loan_id, lot_id=lot_id, reason_hash=body.reason_hash
-        )
+    def action(ledger: LedgerContract) -> Outcome:
+        tx = ledger.dispute_lot(caller.signer(), loan_id=loan_id, lot_id=lot_id, reason_hash=body.reason_hash)
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": [lot_id.lower()]})
 
     return write.record(body, action)

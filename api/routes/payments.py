@@ -14,7 +14,7 @@ from api.errors import ERROR_RESPONSES
 from api.routes.common import created_lots, lot_out
 from api.schemas import LotOut, Page, PayBatchRequest, PayRequest, WriteResult
 from api.writes import Outcome, WriteDep
-from ledger.chain.contract import PaymentSpec
+from ledger.chain.contract import LedgerContract, PaymentSpec
 from ledger.mirror.models import Lot
 
 __all__ = ["router"]
@@ -63,12 +63,12 @@ def pay(
     session: SessionDep,
     write: WriteDep,
 ) -> JSONResponse:
-    caller, services = write.caller, write.services
+    caller = write.caller
     _require_payer(caller)
     loan_id = resolve_loan_id(session, body.loan)
 
-    def action() -> Outcome:
-        tx = services.ledger.pay(
+    def action(ledger: LedgerContract) -> Outcome:
+        tx = ledger.pay(
             caller.signer(),
             loan_id=loan_id,
             from_lot=body.from_lot,
@@ -103,8 +103,8 @@ def pay_batch(
     specs = [PaymentSpec(p.from_lot, p.payee, p.amount, p.purpose, p.evidence_hash) for p in body.payments]
     services.ledger.check_batch(specs)  # too big for one transaction: 422, and the key stays unused
 
-    def action() -> Outcome:
-        tx = services.ledger.pay_batch(caller.signer(), loan_id=loan_id, payments=specs)
+    def action(ledger: LedgerContract) -> Outcome:
+        tx = ledger.pay_batch(caller.signer(), loan_id=loan_id, payments=specs)
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": created_lots(tx)})
 
     return write.record(body, action)

@@ -13,6 +13,7 @@ from api.errors import ERROR_RESPONSES
 from api.routes.common import check_lender, records
 from api.schemas import RepayRequest, WriteResult
 from api.writes import Outcome, WriteDep
+from ledger.chain.contract import LedgerContract
 
 __all__ = ["router"]
 
@@ -54,12 +55,12 @@ def repay(
     session: SessionDep,
     write: WriteDep,
 ) -> JSONResponse:
-    caller, services = write.caller, write.services
+    caller = write.caller
     loan_id = resolve_loan_id(session, loan)
     check_lender(session, caller, loan_id, "record repayments")
 
-    def action() -> Outcome:
-        tx = services.ledger.repay(
+    def action(ledger: LedgerContract) -> Outcome:
+        tx = ledger.repay(
             caller.signer(), loan_id=loan_id, amount=body.amount, evidence_hash=body.evidence_hash
         )
         return Outcome(tx, {"loan_id": loan_id})

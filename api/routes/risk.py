@@ -14,7 +14,7 @@ from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.routes.common import check_lender
 from api.writes import Outcome, WriteDep
-from ledger.chain.contract import RiskClass
+from ledger.chain.contract import LedgerContract, RiskClass
 from ledger.monitoring.classification import CLASS_LABELS, apply_classification, suggest_classification
 from ledger.monitoring.monitor import Monitor
 
@@ -81,10 +81,10 @@ def classify_with_reason(
     loan_id = resolve_loan_id(session, loan)
     check_lender(session, caller, loan_id, "classify loans")
 
-    def action() -> Outcome:
+    def action(ledger: LedgerContract) -> Outcome:
         applied = apply_classification(
             services.engine,
-            services.ledger,
+            ledger,
             caller.signer(),
             loan_id=loan_id,
             risk_class=body.risk_class,

@@ -7,6 +7,7 @@ are integers in the currency's minor unit.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,9 @@ from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
-from ledger.chain.client import ChainClient, ErrorDecoder, TxResult
+from ledger.chain.client import ChainClient, TxResult
+from ledger.chain.journal import SendJournal
+from ledger.chain.reverts import ErrorDecoder
 from ledger.errors import ValidationError
 from ledger.protocol.codes import (
     AUDITOR_ROLE,
@@ -159,10 +162,14 @@ def _abi_type(abi_input: Mapping[str, Any]) -> str:
 
 
 class LedgerContract:
-    """A FundFlowLedger at `address` on the chain behind `client`."""
+    """A FundFlowLedger at `address` on the chain behind `client`.
+
+    Its sends record through `journal` when it has one: the plain contract has none, a view made by
+    `journaled(journal)` has that one (see ledger/chain/journal.py)."""
 
     def __init__(self, client: ChainClient, address: str, abi: Sequence[Mapping[str, Any]]) -> None:
         self.client = client
+        self.journal: SendJournal | None = None
         self.address = to_checksum_address(address)
         self.abi = list(abi)
         self.errors = ErrorDecoder(self.abi)
@@ -178,6 +185,15 @@ class LedgerContract:
 
     # ------------------------------------------------------------------ plumbing
 
+    def journaled(self, journal: SendJournal | None) -> LedgerContract:
+        """This contract with every send recorded through `journal` before it is broadcast (itself when
+        `journal` is None). A cheap view: same client, ABI, decoders; this contract is left unchanged."""
+        if journal is None:
+            return self
+        view = copy.copy(self)
+        view.journal = journal
+        return view
+
     def encode(self, function: str, *args: Any) -> str:
         selector, types, _ = self._functions[function]
         return "0x" + (selector + abi_encode(types, list(args))).hex()
@@ -185,13 +201,18 @@ class LedgerContract:
     def transact(self, sender: LocalAccount, function: str, *args: Any, gas: int | None = None) -> TxResult:
         data = self.encode(function, *args)
         return self.client.transact(
-            sender, self.address, data, gas=gas, errors=self.errors, events=self.events
+            sender, self.address, data, gas=gas, errors=self.errors, events=self.events, journal=self.journal
         )
 
     def send(self, sender: LocalAccount, function: str, *args: Any, gas: int | None = None) -> str:
         """Send without waiting (for pipelining many transactions); pair with `result_of`."""
         return self.client.send(
-            sender, self.address, self.encode(function, *args), gas=gas, errors=self.errors
+            sender,
+            self.address,
+            self.encode(function, *args),
+            gas=gas,
+            errors=self.errors,
+            journal=self.journal,
         )
 
     def result_of(self, tx_hash: str) -> TxResult:
@@ -301,7 +322,13 @@ class LedgerContract:
         self.check_batch(payments)
         data = self.encode_pay_batch(loan_id, payments)
         return self.client.transact(
-            spender, self.address, data, gas=pay_batch_gas(payments), errors=self.errors, events=self.events
+            spender,
+            self.address,
+            data,
+            gas=pay_batch_gas(payments),
+            errors=self.errors,
+            events=self.events,
+            journal=self.journal,
         )
 
     def encode_pay_batch(self, loan_id: str, payments: Sequence[PaymentSpec]) -> str:
