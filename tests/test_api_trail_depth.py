@@ -6,7 +6,7 @@ import time
 
 from api_support import Api
 
-from api.routes.loans import MAX_TREE_DEPTH
+from api.services.loans import MAX_TREE_DEPTH
 from ledger.chain.contract import PaymentSpec
 
 

@@ -1,5 +1,11 @@
-"""Who sees what: a lender sees its bank's loans, an enterprise the loans it borrowed and the lots it holds
-or paid out of, an auditor everything. Also resolves loan numbers ("LN-2026-0001") to on-chain ids."""
+"""Who sees and does what, decided here for every caller (the /v1 routes and the dashboard alike).
+
+Seeing: a lender sees its bank's loans, an enterprise the loans it borrowed and the lots it holds or paid out
+of, an auditor everything. The whole trail of a loan (and what covers it: verification, bundle, report,
+export) is for the loan's lender, its borrower and auditors. Monitoring alerts are the banks' and auditors'.
+Doing: a loan is serviced by the bank that granted it; a payment is confirmed or disputed by its payee.
+Also resolves loan numbers ("LN-2026-0001") to on-chain ids.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,21 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from api.deps import Caller
-from ledger.errors import NotFoundError, ValidationError
+from ledger.errors import NotFoundError, PermissionDeniedError, ValidationError
 from ledger.mirror.models import Loan, Lot, lots_by_id
 from ledger.store.offchain import LoanMetadata
 
-__all__ = ["find_lot", "loan_visibility", "lot_visible", "resolve_loan_id", "visible_loan", "visible_lot"]
+__all__ = [
+    "check_lender",
+    "find_lot",
+    "loan_visibility",
+    "lot_visible",
+    "resolve_loan_id",
+    "sees_whole_trail",
+    "visible_loan",
+    "visible_lot",
+    "whole_trail_loan",
+]
 
 _ID = re.compile(r"0x[0-9a-fA-F]{64}")
 _NUMBER = re.compile(r"LN-[0-9]{4}-[0-9]{4,8}")
@@ -52,6 +68,7 @@ def loan_visibility(caller: Caller) -> Any:
 
 
 def sees_whole_trail(caller: Caller, loan: Any) -> bool:
+    """The loan's lender, its borrower and auditors see every lot; others only what they hold or paid."""
     if caller.role == "auditor":
         return True
     if caller.role == "lender":
@@ -71,6 +88,19 @@ def visible_loan(session: Session, caller: Caller, ref: str) -> Any:
         raise NotFoundError(
             f"No loan {ref} is visible to {caller.name}.",
             hint="It does not exist, is not mirrored yet, or belongs to another organisation.",
+        )
+    return row
+
+
+def whole_trail_loan(session: Session, caller: Caller, loan: str, what: str) -> Any:
+    """The loan row, if the caller sees the loan's whole trail (404 if not the loan at all, else 403)."""
+    row = visible_loan(session, caller, loan)
+    if not sees_whole_trail(caller, row):
+        raise PermissionDeniedError(
+            f"The {what} covers the whole trail of loan {loan}; {caller.name} sees only the lots it holds "
+            "or paid out of.",
+            hint="Ask the loan's lender, its borrower or an auditor; "
+            "GET /v1/loans/{loan}/trail shows your part.",
         )
     return row
 
@@ -108,3 +138,14 @@ def visible_lot(session: Session, caller: Caller, lot_id: str) -> tuple[Any, Any
     if loan is None or not lot_visible(caller, loan, lot, parent_holder):
         raise missing
     return lot, loan
+
+
+def check_lender(session: Session, caller: Caller, loan_id: str, action: str) -> None:
+    """Lenders only, and only for their bank's loans (if mirrored yet; the contract checks again)."""
+    caller.require("lender", action=action)
+    lender_org = session.execute(sa.select(loans_t.c.lender_org).where(loans_t.c.loan_id == loan_id)).scalar()
+    if lender_org is not None and lender_org != caller.org_id:
+        raise PermissionDeniedError(
+            f"This loan is serviced by another bank; {caller.name} cannot {action} on it.",
+            hint="Only the bank that granted a loan services it.",
+        )

@@ -1,20 +1,21 @@
-"""Helpers the resource routers share: rows to dicts, record lists, the lender check, event picking."""
+"""Mirror rows as the dicts callers get: a loan with its number and outstanding amount, a lot with its
+purpose label and holder's name, a loan's records of one kind, and participant names by account and org."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel
 
-from api.deps import Caller
+from api.services import Services
 from ledger.chain.client import TxResult
-from ledger.errors import PermissionDeniedError
 from ledger.mirror.models import Loan
 from ledger.protocol.purposes import describe
 from ledger.store.offchain import LoanMetadata
 
-__all__ = ["check_lender", "created_lots", "loan_out", "lot_out", "records"]
+__all__ = ["account_names", "created_lots", "loan_numbers", "loan_out", "lot_out", "org_names", "records"]
 
 loans_t: sa.Table = Loan.__table__  # type: ignore[attr-defined]
 meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
@@ -37,6 +38,7 @@ def lot_out(row: Any, names: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def records(session: Session, table_name: str, loan_id: str) -> list[dict[str, Any]]:
+    """A loan's mirrored rows of one kind (repayments, classifications, ...), oldest first."""
     table = SQLModel.metadata.tables[table_name]
     rows = session.execute(
         sa.select(table).where(table.c.loan_id == loan_id).order_by(table.c.block_number, table.c.log_index)
@@ -44,16 +46,24 @@ def records(session: Session, table_name: str, loan_id: str) -> list[dict[str, A
     return [dict(r._mapping) for r in rows]
 
 
-def check_lender(session: Session, caller: Caller, loan_id: str, action: str) -> None:
-    """Lenders only, and only for their bank's loans (if mirrored yet; the contract checks again)."""
-    caller.require("lender", action=action)
-    lender_org = session.execute(sa.select(loans_t.c.lender_org).where(loans_t.c.loan_id == loan_id)).scalar()
-    if lender_org is not None and lender_org != caller.org_id:
-        raise PermissionDeniedError(
-            f"This loan is serviced by another bank; {caller.name} cannot {action} on it.",
-            hint="Only the bank that granted a loan services it.",
-        )
+def loan_numbers(session: Session, loan_ids: Iterable[str]) -> dict[str, str]:
+    """Loan number by loan id, for the loans that have one."""
+    ids = sorted(set(loan_ids))
+    if not ids:
+        return {}
+    rows = session.execute(sa.select(meta_t.c.loan_id, meta_t.c.loan_number).where(meta_t.c.loan_id.in_(ids)))
+    return {str(i): str(n) for i, n in rows}
 
 
 def created_lots(tx: TxResult) -> list[str]:
     return [str(e.args["lotId"]) for e in tx.events if e.name in ("Disbursed", "Paid")]
+
+
+def account_names(services: Services) -> dict[str, str]:
+    """Participant name by account address."""
+    return {a: p.name for p in services.directory.get() for a in p.accounts.values()}
+
+
+def org_names(services: Services) -> dict[str, str]:
+    """Participant name by organisation id."""
+    return {p.org_id: p.name for p in services.directory.get()}
