@@ -312,9 +312,9 @@ def loans_page(request: Request) -> Response:
             status=int(status) if status.isdigit() else None,
             risk_class=int(risk) if risk.isdigit() else None,
         )
-        counts = alerts_service.open_alert_counts(session, caller, [r.loan_id for r in rows])
+        counts = alerts_service.open_alert_counts(session, caller, [r["loan_id"] for r in rows])
         if only_alerts:
-            rows = [r for r in rows if counts.get(r.loan_id)]
+            rows = [r for r in rows if counts.get(r["loan_id"])]
         return _render(
             request,
             "loans.html",

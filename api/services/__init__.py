@@ -16,7 +16,11 @@ lifespan); one module per resource holds the work on it, callable from a route, 
   participants, health
 
 A route never calls another route: routes and pages both call these functions, so they share one set of
-access rules. Submodules import this one (for `Services`), never the reverse.
+access rules. They read the mirror through the read model (`ledger.mirror.read.Mirror`), except the pages of
+rows the benchmarks time (a loan's trail, the loan list, payments received), which select plain rows with
+the read model's own scope and order: a public model per row would cost a third of serving it. Off-chain
+tables (loan numbers and terms, documents, alerts) are read here directly. Submodules import this one (for
+`Services`), never the reverse.
 """
 
 from __future__ import annotations

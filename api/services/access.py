@@ -17,13 +17,14 @@ from sqlmodel import Session
 
 from api.deps import Caller
 from ledger.errors import NotFoundError, PermissionDeniedError, ValidationError
-from ledger.mirror.models import Loan, Lot, lots_by_id
+from ledger.mirror.models import LoanPublic, LotPublic
+from ledger.mirror.read import LoanScope, Mirror
 from ledger.store.offchain import LoanMetadata
 
 __all__ = [
     "check_lender",
     "find_lot",
-    "loan_visibility",
+    "loan_scope",
     "lot_visible",
     "resolve_loan_id",
     "sees_whole_trail",
@@ -35,8 +36,6 @@ __all__ = [
 _ID = re.compile(r"0x[0-9a-fA-F]{64}")
 _NUMBER = re.compile(r"LN-[0-9]{4}-[0-9]{4,8}")
 
-loans_t: sa.Table = Loan.__table__  # type: ignore[attr-defined]
-lots_t: sa.Table = Lot.__table__  # type: ignore[attr-defined]
 meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
 
 
@@ -56,15 +55,13 @@ def resolve_loan_id(session: Session, ref: str) -> str:
     )
 
 
-def loan_visibility(caller: Caller) -> Any:
-    """A SQL condition on `loans` for the loans the caller may see (None: all)."""
+def loan_scope(caller: Caller) -> LoanScope:
+    """The loans the caller may see, as the read model's scope."""
     if caller.role == "auditor":
-        return None
+        return LoanScope()
     if caller.role == "lender":
-        return loans_t.c.lender_org == caller.org_id
-    accounts = sorted(caller.org_accounts)
-    holds = sa.select(lots_t.c.loan_id).where(lots_t.c.holder.in_(accounts))
-    return sa.or_(loans_t.c.borrower.in_(accounts), loans_t.c.loan_id.in_(holds))
+        return LoanScope.of_lender(caller.org_id)
+    return LoanScope.of_accounts(caller.org_accounts)
 
 
 def sees_whole_trail(caller: Caller, loan: Any) -> bool:
@@ -76,14 +73,9 @@ def sees_whole_trail(caller: Caller, loan: Any) -> bool:
     return loan.borrower in caller.org_accounts
 
 
-def visible_loan(session: Session, caller: Caller, ref: str) -> Any:
-    """The mirrored loan row, or 404 when it does not exist or the caller may not see it."""
-    loan_id = resolve_loan_id(session, ref)
-    query = sa.select(loans_t).where(loans_t.c.loan_id == loan_id)
-    condition = loan_visibility(caller)
-    if condition is not None:
-        query = query.where(condition)
-    row = session.execute(query).first()
+def visible_loan(session: Session, caller: Caller, ref: str) -> LoanPublic:
+    """The mirrored loan, or 404 when it does not exist or the caller may not see it."""
+    row = Mirror(session).loan(resolve_loan_id(session, ref), loan_scope(caller))
     if row is None:
         raise NotFoundError(
             f"No loan {ref} is visible to {caller.name}.",
@@ -92,7 +84,7 @@ def visible_loan(session: Session, caller: Caller, ref: str) -> Any:
     return row
 
 
-def whole_trail_loan(session: Session, caller: Caller, loan: str, what: str) -> Any:
+def whole_trail_loan(session: Session, caller: Caller, loan: str, what: str) -> LoanPublic:
     """The loan row, if the caller sees the loan's whole trail (404 if not the loan at all, else 403)."""
     row = visible_loan(session, caller, loan)
     if not sees_whole_trail(caller, row):
@@ -113,15 +105,15 @@ def lot_visible(caller: Caller, loan: Any, lot: Any, parent_holder: str | None) 
     )
 
 
-def find_lot(session: Session, lot_id: str) -> Any:
+def find_lot(session: Session, lot_id: str) -> LotPublic | None:
     """The mirrored lot `lot_id` (any case), or None; 422 if it is not a lot id at all."""
     if not _ID.fullmatch(lot_id):
         raise ValidationError(f"{lot_id!r} is not a lot id", hint="A lot id is 0x followed by 64 hex digits.")
-    return session.execute(sa.select(lots_t).where(lots_by_id(lots_t, [lot_id.lower()]))).first()
+    return Mirror(session).lot(lot_id)
 
 
-def visible_lot(session: Session, caller: Caller, lot_id: str) -> tuple[Any, Any]:
-    """(lot, loan) rows for a lot the caller may see, else 404."""
+def visible_lot(session: Session, caller: Caller, lot_id: str) -> tuple[LotPublic, LoanPublic]:
+    """(lot, loan) for a lot the caller may see, else 404."""
     lot = find_lot(session, lot_id)
     missing = NotFoundError(
         f"No lot {lot_id} is visible to {caller.name}.",
@@ -129,12 +121,10 @@ def visible_lot(session: Session, caller: Caller, lot_id: str) -> tuple[Any, Any
     )
     if lot is None:
         raise missing
-    loan = session.execute(sa.select(loans_t).where(loans_t.c.loan_id == lot.loan_id)).first()
-    parent_holder = None
-    if lot.parent_lot_id is not None:
-        parent_holder = session.execute(
-            sa.select(lots_t.c.holder).where(lots_by_id(lots_t, [lot.parent_lot_id]))
-        ).scalar()
+    mirror = Mirror(session)
+    loan = mirror.loan(lot.loan_id)
+    parent = mirror.lot(lot.parent_lot_id) if lot.parent_lot_id is not None else None
+    parent_holder = parent.holder if parent is not None else None
     if loan is None or not lot_visible(caller, loan, lot, parent_holder):
         raise missing
     return lot, loan
@@ -143,7 +133,7 @@ def visible_lot(session: Session, caller: Caller, lot_id: str) -> tuple[Any, Any
 def check_lender(session: Session, caller: Caller, loan_id: str, action: str) -> None:
     """Lenders only, and only for their bank's loans (if mirrored yet; the contract checks again)."""
     caller.require("lender", action=action)
-    lender_org = session.execute(sa.select(loans_t.c.lender_org).where(loans_t.c.loan_id == loan_id)).scalar()
+    lender_org = Mirror(session).lender_orgs([loan_id]).get(loan_id)
     if lender_org is not None and lender_org != caller.org_id:
         raise PermissionDeniedError(
             f"This loan is serviced by another bank; {caller.name} cannot {action} on it.",

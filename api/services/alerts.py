@@ -18,6 +18,7 @@ from api.services import Services
 from api.services.access import resolve_loan_id
 from ledger.errors import NotFoundError, PermissionDeniedError
 from ledger.mirror.models import Loan
+from ledger.mirror.read import Mirror
 from ledger.monitoring.alerts import Alert, AlertPublic, acknowledge, resolve
 
 __all__ = [
@@ -47,7 +48,8 @@ def sees_alerts(caller: Caller) -> bool:
 
 
 def _scope(caller: Caller, action: str = "see monitoring alerts") -> Any:
-    """A SQL condition on alerts for what the caller may see (None: all); 403 for enterprises."""
+    """A SQL condition on alerts for what the caller may see (None: all); 403 for enterprises. (The one
+    query here that reads a mirror table: the lender's loans, as a subquery of the alerts query.)"""
     if caller.role == "auditor":
         return None
     caller.require("lender", "auditor", action=action)
@@ -133,9 +135,7 @@ def get_alert(session: Session, caller: Caller, alert_id: int) -> AlertPublic:
 def _servicing_lender(session: Session, caller: Caller, alert_id: int, action: str) -> None:
     alert = get_alert(session, caller, alert_id)
     caller.require("lender", action=action)
-    lender_org = session.execute(
-        sa.select(loans_t.c.lender_org).where(loans_t.c.loan_id == alert.loan_id)
-    ).scalar()
+    lender_org = Mirror(session).lender_orgs([alert.loan_id]).get(alert.loan_id)
     if lender_org != caller.org_id:
         raise PermissionDeniedError(f"{caller.name} does not service this loan and cannot {action}.")
 

@@ -17,16 +17,14 @@ from sqlmodel import Session
 
 from api.deps import Caller
 from api.services import Services
-from api.services.access import loan_visibility
+from api.services.access import loan_scope
 from ledger.errors import ChainError, NotFoundError, StorageError, ValidationError
-from ledger.mirror.models import Event, Loan
+from ledger.mirror.read import DocumentReference, Mirror
 from ledger.store.offchain import Document, keccak_hex
 
 __all__ = ["DocumentFile", "check_hash", "download", "store", "stored", "verify"]
 
 docs_t: sa.Table = Document.__table__  # type: ignore[attr-defined]
-events_t: sa.Table = Event.__table__  # type: ignore[attr-defined]
-loans_t: sa.Table = Loan.__table__  # type: ignore[attr-defined]
 _HASH = re.compile(r"0x[0-9a-f]{64}")
 
 
@@ -100,17 +98,15 @@ def store(
     return {k: row[k] for k in ("hash", "size", "media_type", "filename")}
 
 
-def _references(session: Session, digest: str) -> list[Any]:
-    return list(
-        session.execute(
-            sa.select(events_t)
-            .where(sa.cast(events_t.c.args, sa.Text).like(f"%{digest}%"))
-            .order_by(events_t.c.block_number, events_t.c.log_index)
-        )
-    )
+def _references(session: Session, digest: str) -> list[DocumentReference]:
+    """The events that recorded `digest`, once each (an event naming it in two arguments counts once)."""
+    refs: dict[tuple[int, int], DocumentReference] = {}
+    for ref in Mirror(session).document_refs(digest):
+        refs.setdefault((ref.block_number, ref.log_index), ref)
+    return list(refs.values())
 
 
-def _visible_document(session: Session, caller: Caller, digest: str) -> tuple[Any, list[Any]]:
+def _visible_document(session: Session, caller: Caller, digest: str) -> tuple[Any, list[DocumentReference]]:
     doc = session.execute(sa.select(docs_t).where(docs_t.c.hash == digest)).first()
     refs = _references(session, digest)
     missing = NotFoundError(f"No document {digest} is visible to {caller.name}.", hint="Check the hash.")
@@ -119,13 +115,8 @@ def _visible_document(session: Session, caller: Caller, digest: str) -> tuple[An
     if caller.role == "auditor" or doc.uploaded_by in caller.org_accounts:
         return doc, refs
     loan_ids = {r.loan_id for r in refs if r.loan_id}
-    condition = loan_visibility(caller)
-    if loan_ids and condition is not None:
-        seen = session.execute(
-            sa.select(loans_t.c.loan_id).where(loans_t.c.loan_id.in_(loan_ids), condition)
-        ).first()
-        if seen is not None:
-            return doc, refs
+    if loan_ids and Mirror(session).visible_loan_ids(loan_ids, loan_scope(caller)):
+        return doc, refs
     raise missing
 
 
@@ -177,7 +168,7 @@ def verify(session: Session, services: Services, caller: Caller, digest: str) ->
             on_chain = None  # the node is unreachable: unknown, not false
         recorded.append(
             {
-                "event": ref.name,
+                "event": ref.event,
                 "loan_id": ref.loan_id,
                 "block_number": ref.block_number,
                 "tx_hash": ref.transaction_hash,

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
 from api.services import Services
 from ledger.errors import ChainError
-from ledger.mirror.models import Checkpoint
+from ledger.mirror.read import Mirror
 from ledger.mirror.status import indexer_status
 
 __all__ = ["chain_mismatch", "health"]
@@ -53,9 +51,8 @@ def health(services: Services) -> dict[str, Any]:
 def chain_mismatch(services: Services) -> str | None:
     """Why the node is not the chain the mirror (or the deployment) was built from; None when it is.
     A node replaced by a fresh chain (new genesis) is the case this catches: the indexer refuses it."""
-    table = Checkpoint.__table__  # type: ignore[attr-defined]
     with services.engine.connect() as conn:
-        row = conn.execute(sa.select(table.c.chain_id, table.c.genesis_hash).where(table.c.id == 1)).first()
+        row = Mirror(conn).checkpoint()
     expected_id, expected_genesis = (
         (row.chain_id, row.genesis_hash)
         if row is not None

@@ -16,12 +16,12 @@ from api.services.access import resolve_loan_id
 from api.services.rows import account_names, created_lots, lot_out, org_names
 from api.writes import Outcome, Write
 from ledger.chain.contract import PaymentSpec
-from ledger.mirror.models import Loan, Lot, lots_by_id
+from ledger.mirror.models import Lot
+from ledger.mirror.read import Mirror
 
 __all__ = ["pay", "pay_batch", "payers", "received"]
 
 lots_t: sa.Table = Lot.__table__  # type: ignore[attr-defined]
-loans_t: sa.Table = Loan.__table__  # type: ignore[attr-defined]
 
 
 def received(
@@ -34,10 +34,12 @@ def received(
     limit: int = 50,
 ) -> dict[str, Any]:
     """A page of the lots paid to the caller's organisation, oldest first."""
-    query = sa.select(lots_t).where(lots_t.c.holder.in_(sorted(caller.org_accounts)))
+    total = Mirror(session).count_held_lots(caller.org_accounts, confirmation=confirmation)
+    # The page as plain rows (a LotPublic per lot costs ~6 us: benchmarks reads.payments_received_*); the
+    # same query as `Mirror.held_lots`.
+    query = sa.select(lots_t).where(lots_t.c.holder.in_(sorted(set(caller.org_accounts))))
     if confirmation is not None:
         query = query.where(lots_t.c.confirmation == confirmation)
-    total = session.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
     rows = session.execute(
         query.order_by(lots_t.c.block_number, lots_t.c.log_index).offset(offset).limit(limit)
     )
@@ -48,24 +50,11 @@ def received(
 def payers(session: Session, services: Services, items: list[dict[str, Any]]) -> dict[str, str]:
     """Who paid each received lot (by lot id): the parent lot's holder, or the lending bank for a
     disbursement; names where known."""
-    parents = [i["parent_lot_id"] for i in items if i["parent_lot_id"]]
-    payer_of: dict[str, str] = {}
-    if parents:
-        payer_of = {
-            str(lot_id): str(holder)
-            for lot_id, holder in session.execute(
-                sa.select(lots_t.c.lot_id, lots_t.c.holder).where(lots_by_id(lots_t, parents))
-            )
-        }
+    mirror = Mirror(session)
+    parents = mirror.lots_by_id([i["parent_lot_id"] for i in items if i["parent_lot_id"]])
+    payer_of = {lot_id: lot.holder for lot_id, lot in parents.items()}
     names, orgs = account_names(services), org_names(services)
-    lender_of = {
-        str(i): str(o)
-        for i, o in session.execute(
-            sa.select(loans_t.c.loan_id, loans_t.c.lender_org).where(
-                loans_t.c.loan_id.in_({i["loan_id"] for i in items})
-            )
-        )
-    }
+    lender_of = mirror.lender_orgs({i["loan_id"] for i in items})
     out: dict[str, str] = {}
     for i in items:
         if i["parent_lot_id"]:

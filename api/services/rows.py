@@ -11,18 +11,32 @@ from sqlmodel import Session, SQLModel
 
 from api.services import Services
 from ledger.chain.client import TxResult
-from ledger.mirror.models import Loan
+from ledger.mirror.models import LoanPublic, LotPublic
+from ledger.mirror.read import Mirror
 from ledger.protocol.purposes import describe
 from ledger.store.offchain import LoanMetadata
 
-__all__ = ["account_names", "created_lots", "loan_numbers", "loan_out", "lot_out", "org_names", "records"]
+__all__ = [
+    "account_names",
+    "created_lots",
+    "fields",
+    "loan_numbers",
+    "loan_out",
+    "lot_out",
+    "org_names",
+    "records",
+]
 
-loans_t: sa.Table = Loan.__table__  # type: ignore[attr-defined]
 meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
 
 
-def loan_out(session: Session, row: Any) -> dict[str, Any]:
-    data = dict(row._mapping)
+def fields(item: SQLModel | Any) -> dict[str, Any]:
+    """A read model's value (`LoanPublic`, `LotPublic`, ...) or a mirror row as a new dict of its fields."""
+    return dict(item.__dict__) if isinstance(item, SQLModel) else dict(item._mapping)
+
+
+def loan_out(session: Session, loan: LoanPublic | Any) -> dict[str, Any]:
+    data = fields(loan)
     data["loan_number"] = session.execute(
         sa.select(meta_t.c.loan_number).where(meta_t.c.loan_id == data["loan_id"])
     ).scalar()
@@ -30,20 +44,16 @@ def loan_out(session: Session, row: Any) -> dict[str, Any]:
     return data
 
 
-def lot_out(row: Any, names: dict[str, str] | None = None) -> dict[str, Any]:
-    data = dict(row._mapping)
+def lot_out(lot: LotPublic | Any, names: dict[str, str] | None = None) -> dict[str, Any]:
+    data = fields(lot)
     data["purpose_label"] = describe(int(data["purpose"]))
     data["holder_name"] = (names or {}).get(data["holder"])
     return data
 
 
-def records(session: Session, table_name: str, loan_id: str) -> list[dict[str, Any]]:
-    """A loan's mirrored rows of one kind (repayments, classifications, ...), oldest first."""
-    table = SQLModel.metadata.tables[table_name]
-    rows = session.execute(
-        sa.select(table).where(table.c.loan_id == loan_id).order_by(table.c.block_number, table.c.log_index)
-    )
-    return [dict(r._mapping) for r in rows]
+def records(session: Session, kind: str, loan_id: str) -> list[dict[str, Any]]:
+    """A loan's mirrored records of one kind (repayments, classifications, ...), oldest first."""
+    return [fields(r) for r in Mirror(session).records(loan_id, [kind]).of(kind)]
 
 
 def loan_numbers(session: Session, loan_ids: Iterable[str]) -> dict[str, str]:
