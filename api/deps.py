@@ -11,7 +11,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from eth_account.signers.local import LocalAccount
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -22,6 +22,7 @@ from ledger.mirror.models import Account
 from ledger.store.offchain import ApiToken, find_token
 
 __all__ = [
+    "AlertId",
     "Caller",
     "IdempotencyKeyDep",
     "Offset",
@@ -157,3 +158,6 @@ WaitDep = Annotated[bool, Depends(get_wait)]
 
 # SQL's OFFSET is a signed 64-bit integer: a larger one is a 422 here, not a driver overflow (a 500).
 Offset = Annotated[int, Query(ge=0, le=2**63 - 1, description="rows to skip")]
+
+# Row ids are signed 64-bit in SQL: a larger one is a 422, not a driver overflow.
+AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]

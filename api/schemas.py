@@ -236,6 +236,25 @@ class ClassifyRequest(BaseModel):
     reason_hash: Hash32
 
 
+def _risk_name(value: Any) -> Any:
+    """'substandard' (any case) or the RiskClass number; the range is checked by the field."""
+    return RISK_CLASSES.get(value.lower(), value) if isinstance(value, str) else value
+
+
+class ClassificationWithReason(BaseModel):
+    """A class applied with a written reason: the text stays off chain, its keccak256 goes on chain."""
+
+    risk_class: Annotated[
+        int,
+        Field(ge=0, le=4),
+        BeforeValidator(_risk_name),
+        WithJsonSchema({"anyOf": [{"type": "string", "enum": list(RISK_CLASSES)}, {"type": "integer"}]}),
+    ]
+    reason: str | None = Field(
+        None, max_length=8000, description="required when the class differs from the suggestion"
+    )
+
+
 class CollateralRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={

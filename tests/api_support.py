@@ -141,6 +141,54 @@ class Api:
         )
 
 
+def dashboard_sign_in(api: Api, who: str) -> str:
+    """Sign `who` in to the dashboard on `api.http` (replacing any earlier session); returns the session's
+    CSRF token for form posts."""
+    import re
+
+    api.http.cookies.clear()
+    r = api.http.post("/dashboard/signin", data={"token": api.tokens[who]}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    page = api.http.get("/dashboard/loans")
+    assert page.status_code == 200, page.text
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert match is not None
+    return match[1]
+
+
+def pay_chain(api: Api, loan: str, first: str, depth: int) -> list[str]:
+    """`depth` payments of the supplier to itself, each out of the previous one, starting at lot `first`:
+    one batch, the lot ids precomputed with the hash chain (a new lot's id is the head its payment
+    produces). Waits until the indexer has mirrored it; returns the new lot ids, shallowest first."""
+    from ledger.chain.contract import PaymentSpec
+
+    ledger, supplier = api.world.ledger, api.world.cast.supplier
+    loan_id = api.get("auditor", f"/v1/loans/{loan}").json()["loan_id"]
+    allowed = ledger.get_lot(loan_id, first).allowed_purposes
+    head, parent, payments, lot_ids = ledger.head_of(loan_id), first, [], []
+    for i in range(depth):
+        spec = PaymentSpec(parent, supplier.address, 10_000 - i, 1, "0x" + f"{i + 1:064x}")  # each less
+        args = {
+            "loanId": loan_id,
+            "payee": supplier.address,
+            "parentLotId": parent,
+            "amount": spec.amount,
+            "purpose": 1,
+            "declaredUse": bool(allowed >> 1 & 1),
+            "evidenceHash": spec.evidence_hash,
+        }
+        head = parent = ledger.hash_chain.step(head, "Paid", args)
+        payments.append(spec)
+        lot_ids.append(parent)
+    result = ledger.pay_batch(supplier, loan_id=loan_id, payments=payments)
+    assert [e.args["lotId"] for e in result.events if e.name == "Paid"] == lot_ids
+    deadline = time.monotonic() + 60
+    while api.get("auditor", "/v1/health").json()["indexer"]["indexed_block"] < result.block_number:
+        assert time.monotonic() < deadline, "the indexer did not catch up"
+        time.sleep(0.1)
+    return lot_ids
+
+
 def build_services(
     world: Any, client: ChainClient, data_dir: Path, db_url: str | None = None
 ) -> tuple[Services, dict[str, str], dict[str, LocalAccount]]:

@@ -1,46 +1,20 @@
-"""A trail deeper than nested JSON can carry: a clear 422 for the tree, the whole trail in flat form."""
+"""A trail deeper than nested JSON can carry: a clear 422 for the tree, the whole trail in flat form; the
+dashboard's loan page shows it whole (the picture summarises the deep part)."""
 
 from __future__ import annotations
 
-import time
+import re
 
-from api_support import Api
+from api_support import Api, dashboard_sign_in, pay_chain
 
-from api.routes.loans import MAX_TREE_DEPTH
-from ledger.chain.contract import PaymentSpec
+from api.services.loans import DRAWN_DEPTH, MAX_TREE_DEPTH
 
 
 def test_a_trail_deeper_than_the_tree_limit_is_served_flat_and_the_tree_says_why(api: Api) -> None:
     api.open_loan(loan_number="LN-2026-0009", principal="10000.00")
     first = api.disburse("LN-2026-0009", "supplier", "5000.00")
-    ledger, supplier = api.world.ledger, api.world.cast.supplier
-    loan_id = api.get("auditor", "/v1/loans/LN-2026-0009").json()["loan_id"]
-    allowed = ledger.get_lot(loan_id, first).allowed_purposes
-
-    # The supplier pays itself onward, each payment out of the previous one: one batch, ids precomputed
-    # with the hash chain (a new lot's id is the head its payment produces).
     depth = MAX_TREE_DEPTH + 5
-    head, parent, payments = ledger.head_of(loan_id), first, []
-    for i in range(depth):
-        spec = PaymentSpec(parent, supplier.address, 10_000 - i, 1, "0x" + f"{i + 1:064x}")  # each less
-        args = {
-            "loanId": loan_id,
-            "payee": supplier.address,
-            "parentLotId": parent,
-            "amount": spec.amount,
-            "purpose": 1,
-            "declaredUse": bool(allowed >> 1 & 1),
-            "evidenceHash": spec.evidence_hash,
-        }
-        head = parent = ledger.hash_chain.step(head, "Paid", args)
-        payments.append(spec)
-    result = ledger.pay_batch(supplier, loan_id=loan_id, payments=payments)
-    assert [e.args["lotId"] for e in result.events if e.name == "Paid"][-1] == parent
-
-    deadline = time.monotonic() + 60
-    while api.get("auditor", "/v1/health").json()["indexer"]["indexed_block"] < result.block_number:
-        assert time.monotonic() < deadline, "the indexer did not catch up"
-        time.sleep(0.1)
+    pay_chain(api, "LN-2026-0009", first, depth)
 
     tree = api.get("auditor", "/v1/loans/LN-2026-0009/trail")
     assert tree.status_code == 422, tree.text
@@ -55,3 +29,27 @@ def test_a_trail_deeper_than_the_tree_limit_is_served_flat_and_the_tree_says_why
     assert all(lot["children"] == [] for lot in lots)
     pairs = zip(lots, lots[1:], strict=False)
     assert all(child["parent_lot_id"] == parent["lot_id"] for parent, child in pairs)
+
+
+def test_the_loan_page_of_a_trail_deeper_than_the_tree_limit_shows_the_whole_trail(api: Api) -> None:
+    api.open_loan(loan_number="LN-2026-0010", principal="10000.00")
+    first = api.disburse("LN-2026-0010", "supplier", "5000.00")
+    levels = MAX_TREE_DEPTH + 2
+    chain = [first, *pay_chain(api, "LN-2026-0010", first, levels - 1)]
+
+    dashboard_sign_in(api, "auditor")
+    page = api.http.get("/dashboard/loans/LN-2026-0010")
+    assert page.status_code == 200, page.text
+    # Every lot is in the table; the picture draws the first DRAWN_DEPTH levels and says what it left out.
+    assert re.findall(r'<tr class="[^"]*" data-lot-id="(0x[0-9a-f]{64})"', page.text) == chain
+    drawn = re.findall(r'class="lot-node[^"]*" data-lot-id="(0x[0-9a-f]{64})"', page.text)
+    assert drawn == chain[:DRAWN_DEPTH]
+    assert (
+        f"The trail is {levels} levels deep; the picture draws the first {DRAWN_DEPTH}, and the "
+        f"{levels - DRAWN_DEPTH} deeper lots are listed in the table below." in page.text
+    )
+
+    deepest = api.http.get("/dashboard/loans/LN-2026-0010", params={"lot": chain[-1]})
+    assert deepest.status_code == 200, deepest.text
+    detail = deepest.text.split('id="lot-detail"', 1)[1].split("</section>", 1)[0]
+    assert chain[-1] in detail and chain[-2] in detail  # the lot and the parent it was paid out of

@@ -11,15 +11,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.access import resolve_loan_id, visible_loan
 from api.deps import ParticipantDep, SessionDep
 from api.errors import ERROR_RESPONSES
-from api.routes.common import records
 from api.schemas import AttestRequest, WriteResult
-from api.writes import Outcome, WriteDep
-from ledger.audit.attestation import attest_verified
-from ledger.audit.verify import directory_documents, verify_loan
-from ledger.chain.contract import LedgerContract
+from api.services import attestations as attestations_service
+from api.writes import WriteDep
 
 __all__ = ["router"]
 
@@ -52,7 +48,7 @@ _EXAMPLE = [{"loan_id": "0x2b…", "auditor_org": "0x8e…", "head": "0x77…", 
     responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
 )
 def list_attestations(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
-    return records(session, "attestations", visible_loan(session, caller, loan).loan_id)
+    return attestations_service.list_attestations(session, caller, loan)
 
 
 @router.post(
@@ -67,31 +63,5 @@ def list_attestations(loan: str, caller: ParticipantDep, session: SessionDep) ->
     "(409 LedgerStaleHead).",
     responses={409: _409},
 )
-def attest(
-    loan: str,
-    body: AttestRequest,
-    session: SessionDep,
-    write: WriteDep,
-) -> JSONResponse:
-    caller, services = write.caller, write.services
-    caller.require("auditor", action="attest trails")
-    loan_id = resolve_loan_id(session, loan)
-
-    def action(ledger: LedgerContract) -> Outcome:
-        result = verify_loan(
-            services.engine,
-            ledger,
-            loan_id,
-            documents=directory_documents(services.settings.documents_dir),
-        )
-        signer = caller.signer()
-        stale = body.head is not None and body.head.lower() != result.head_on_chain
-        if stale and result.ok and not result.trail_grew_since:
-            # A head that is neither the verified one nor the current one (equal here): the contract
-            # refuses it with LedgerStaleHead naming both heads, and nothing is recorded.
-            tx = ledger.attest(signer, loan_id=loan_id, head=str(body.head), report_hash=body.report_hash)
-        else:
-            tx = attest_verified(result, ledger, signer, report_hash=body.report_hash)
-        return Outcome(tx, {"loan_id": loan_id})
-
-    return write.record(body, action, path=f"/v1/loans/{loan_id}/attestations")
+def attest(loan: str, body: AttestRequest, session: SessionDep, write: WriteDep) -> JSONResponse:
+    return attestations_service.attest(session, write, loan, body)

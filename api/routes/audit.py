@@ -7,23 +7,14 @@ A verification that runs and finds problems is an answer (200, `ok: false`, the 
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, Response
-from sqlmodel import Session
 
-from api.access import sees_whole_trail, visible_loan
-from api.deps import Caller, ParticipantDep, ServicesDep, SessionDep
+from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
-from api.services import Services
-from ledger.audit.bundle import build_bundle, bundle_to_text, heads_slot
-from ledger.audit.report import block_times, export_csv, export_json, render_html, report_hash
-from ledger.audit.verify import Verification, directory_documents, verify_loan
-from ledger.errors import PermissionDeniedError, ValidationError
-from ledger.store.offchain import LoanMetadata
+from api.services import audit as audit_service
 
 __all__ = ["router"]
 
@@ -32,8 +23,6 @@ router = APIRouter(
     tags=["audit"],
     responses={k: ERROR_RESPONSES[k] for k in (401, 403, 404, 422, 503)},
 )
-
-meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
 
 _BlockQuery = Annotated[
     int | None,
@@ -122,48 +111,6 @@ _502 = {
 }
 
 
-def _whole_trail(session: Session, caller: Caller, loan: str, what: str) -> Any:
-    """The loan row, if the caller sees the loan's whole trail (404 if not the loan at all, else 403)."""
-    row = visible_loan(session, caller, loan)
-    if not sees_whole_trail(caller, row):
-        raise PermissionDeniedError(
-            f"The {what} covers the whole trail of loan {loan}; {caller.name} sees only the lots it holds "
-            "or paid out of.",
-            hint="Ask the loan's lender, its borrower or an auditor; "
-            "GET /v1/loans/{loan}/trail shows your part.",
-        )
-    return row
-
-
-def _verify(services: Services, loan_id: str, block: int | None) -> Verification:
-    return verify_loan(
-        services.engine,
-        services.ledger,
-        loan_id,
-        block=block,
-        documents=directory_documents(services.settings.documents_dir),
-    )
-
-
-def _label(session: Session, loan_id: str) -> str:
-    """The loan number for file names, else the loan id."""
-    number = session.execute(sa.select(meta_t.c.loan_number).where(meta_t.c.loan_id == loan_id)).scalar()
-    return str(number or loan_id)
-
-
-def _attachment(filename: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{filename}"'}
-
-
-@cache
-def _heads_slot() -> int:
-    """The `_heads` storage slot, from the compiled contract's storage layout (as `fundflow bundle` does)."""
-    from ledger.chain.compiler import load_contract
-    from ledger.chain.deploy import CONTRACT_NAME
-
-    return heads_slot(load_contract(CONTRACT_NAME).storage_layout)
-
-
 @router.get(
     "/{loan}/verification",
     summary="Verify the loan's mirrored trail against the chain (per event, lot and document)",
@@ -175,8 +122,7 @@ def _heads_slot() -> int:
 def get_verification(
     loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep, block: _BlockQuery = None
 ) -> dict[str, Any]:
-    row = _whole_trail(session, caller, loan, "verification")
-    return _verify(services, row.loan_id, block).to_dict()
+    return audit_service.verification(session, services, caller, loan, block)
 
 
 @router.get(
@@ -197,26 +143,8 @@ def get_bundle(
         int | None, Query(ge=0, le=2**63 - 1, description="Prove at this block (default: the latest).")
     ] = None,
 ) -> Response:
-    row = _whole_trail(session, caller, loan, "proof bundle")
-    if block is not None and block < int(row.block_number):
-        raise ValidationError(
-            f"Loan {loan} was opened in block {row.block_number}; there is nothing to prove at block "
-            f"{block}.",
-            hint=f"Pass a block at or after {row.block_number}, or leave it out for the latest.",
-        )
-    built = build_bundle(
-        services.ledger,
-        row.loan_id,
-        storage_slot=_heads_slot(),
-        from_block=services.deployment.block_number,
-        block=block,
-    )
-    at = int(built["header"]["number"], 16)
-    return Response(
-        bundle_to_text(built),
-        media_type="application/json",
-        headers=_attachment(f"fundflow-bundle-{_label(session, row.loan_id)}-block-{at}.json"),
-    )
+    file = audit_service.bundle(session, services, caller, loan, block)
+    return Response(file.content, media_type=file.media_type, headers=file.all_headers())
 
 
 @router.get(
@@ -237,13 +165,8 @@ def get_bundle(
 def get_report(
     loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep, block: _BlockQuery = None
 ) -> HTMLResponse:
-    row = _whole_trail(session, caller, loan, "audit report")
-    result = _verify(services, row.loan_id, block)
-    times = block_times(services.engine, [e.block_number for e in result.events] + [result.block_number])
-    page = render_html(
-        result, times=times, title=f"Fund-flow audit report: loan {_label(session, row.loan_id)}"
-    )
-    return HTMLResponse(page, headers={"X-Report-Hash": report_hash(page)})
+    file = audit_service.report(session, services, caller, loan, block)
+    return HTMLResponse(file.content, headers=file.all_headers())
 
 
 @router.get(
@@ -269,12 +192,5 @@ def get_export(
     format: Annotated[Literal["csv", "json"], Query(description="csv or json.")] = "json",  # noqa: A002
     block: _BlockQuery = None,
 ) -> Response:
-    row = _whole_trail(session, caller, loan, "export")
-    result = _verify(services, row.loan_id, block)
-    times = block_times(services.engine, [e.block_number for e in result.events])
-    name = f"fundflow-trail-{_label(session, row.loan_id)}-block-{result.block_number}.{format}"
-    if format == "csv":
-        return Response(
-            export_csv(result, times), media_type="text/csv; charset=utf-8", headers=_attachment(name)
-        )
-    return Response(export_json(result, times), media_type="application/json", headers=_attachment(name))
+    file = audit_service.export(session, services, caller, loan, format, block)
+    return Response(file.content, media_type=file.media_type, headers=file.all_headers())

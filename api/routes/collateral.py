@@ -7,13 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.access import resolve_loan_id, visible_loan
 from api.deps import ParticipantDep, SessionDep
 from api.errors import ERROR_RESPONSES
-from api.routes.common import check_lender, records
 from api.schemas import CollateralRequest, WriteResult
-from api.writes import Outcome, WriteDep
-from ledger.chain.contract import LedgerContract
+from api.services import collateral as collateral_service
+from api.writes import WriteDep
 
 __all__ = ["router"]
 
@@ -31,7 +29,7 @@ _EXAMPLE = [{"loan_id": "0x2b…", "collateral_id": "0x4d…", "value": 35000000
     responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
 )
 def list_collateral(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
-    return records(session, "collateral_valuations", visible_loan(session, caller, loan).loan_id)
+    return collateral_service.list_collateral(session, caller, loan)
 
 
 @router.post(
@@ -42,23 +40,6 @@ def list_collateral(loan: str, caller: ParticipantDep, session: SessionDep) -> l
     responses={409: ERROR_RESPONSES[409]},
 )
 def value_collateral(
-    loan: str,
-    body: CollateralRequest,
-    session: SessionDep,
-    write: WriteDep,
+    loan: str, body: CollateralRequest, session: SessionDep, write: WriteDep
 ) -> JSONResponse:
-    caller = write.caller
-    loan_id = resolve_loan_id(session, loan)
-    check_lender(session, caller, loan_id, "value collateral")
-
-    def action(ledger: LedgerContract) -> Outcome:
-        tx = ledger.value_collateral(
-            caller.signer(),
-            loan_id=loan_id,
-            collateral_id=body.collateral_id,
-            value=body.value,
-            evidence_hash=body.evidence_hash,
-        )
-        return Outcome(tx, {"loan_id": loan_id})
-
-    return write.record(body, action, path=f"/v1/loans/{loan_id}/collateral")
+    return collateral_service.value_collateral(session, write, loan, body)

@@ -2,8 +2,9 @@
 
 No JavaScript: the flow picture is inline SVG drawn on the server (`api.flow`), clicking a lot is a link, and
 the few writes (confirm, dispute, acknowledge, resolve) are HTML forms that carry the session's CSRF token
-and an idempotency key, and go through the API's own route functions, so they take the same write path
-(`api.writes.run_write`) and wait for the mirror before answering.
+and an idempotency key. Every read and write calls the same service functions as the /v1 routes
+(`api.services.*`), so a page shows exactly what the API would answer the same caller, and writes take the
+same write path (`api.writes.run_write`) and wait for the mirror before answering.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
-import sqlalchemy as sa
 from eth_utils import keccak
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,28 +23,30 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session
 
 from api import sessions
-from api.access import loan_visibility, visible_loan
-from api.deps import Caller, ServicesDep
+from api.deps import AlertId, Caller, ServicesDep
 from api.errors import error_response
 from api.flow import flow_nodes, render_flow
 from api.guards import ASGIApp, Message, Receive, Scope, Send
 from api.i18n import RISK_CLASSES, STATUSES, Translator, translator
-from api.routes import documents as documents_routes
-from api.routes import loans as loans_routes
-from api.routes import lots as lots_routes
-from api.routes import payments as payments_routes
-from api.routes.alerts import AlertId
-from api.routes.common import records
 from api.schemas import ConfirmRequest, DisputeRequest
 from api.services import Services
+from api.services import alerts as alerts_service
+from api.services import attestations as attestations_service
+from api.services import audit as audit_service
+from api.services import collateral as collateral_service
+from api.services import documents as documents_service
+from api.services import loans as loans_service
+from api.services import lots as lots_service
+from api.services import payments as payments_service
+from api.services import repayments as repayments_service
+from api.services import risk as risk_service
+from api.services.rows import account_names, loan_numbers, org_names
 from api.writes import Write
-from ledger.audit.verify import directory_documents, verify_loan
-from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
-from ledger.mirror.models import Loan, Lot, lots_by_id
-from ledger.monitoring import alerts as alerts_mod
+from ledger.errors import AuthenticationError, FundflowError, ValidationError
+from ledger.monitoring.alerts import ALERT_STATES
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
-from ledger.store.offchain import Document, LoanMetadata, find_token
+from ledger.store.offchain import find_token
 
 __all__ = ["SECURITY_HEADERS", "install", "router"]
 
@@ -53,12 +55,6 @@ HERE = Path(__file__).resolve().parent.parent
 LANG_COOKIE = "fundflow_lang"
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-
-loans_t: sa.Table = Loan.__table__  # type: ignore[attr-defined]
-lots_t: sa.Table = Lot.__table__  # type: ignore[attr-defined]
-meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
-docs_t: sa.Table = Document.__table__  # type: ignore[attr-defined]
-alerts_t: sa.Table = alerts_mod.Alert.__table__  # type: ignore[attr-defined]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -236,23 +232,6 @@ async def _write(
     return _back(back, msg=message)
 
 
-def _names(services: Services) -> dict[str, str]:
-    return {a: p.name for p in services.directory.get() for a in p.accounts.values()}
-
-
-def _org_names(services: Services) -> dict[str, str]:
-    return {p.org_id: p.name for p in services.directory.get()}
-
-
-def _loan_numbers(session: Session, loan_ids: list[str]) -> dict[str, str]:
-    if not loan_ids:
-        return {}
-    rows = session.execute(
-        sa.select(meta_t.c.loan_id, meta_t.c.loan_number).where(meta_t.c.loan_id.in_(loan_ids))
-    )
-    return {str(i): str(n) for i, n in rows}
-
-
 # ---------------------------------------------------------------------------------------------- sign-in
 
 
@@ -316,17 +295,6 @@ def set_language(lang: str, request: Request) -> RedirectResponse:
 # ---------------------------------------------------------------------------------------------- loans
 
 
-def _open_alert_counts(session: Session, loan_ids: list[str]) -> dict[str, int]:
-    if not loan_ids:
-        return {}
-    rows = session.execute(
-        sa.select(alerts_t.c.loan_id, sa.func.count())
-        .where(alerts_t.c.loan_id.in_(loan_ids), alerts_t.c.state != "resolved")
-        .group_by(alerts_t.c.loan_id)
-    )
-    return {str(i): int(n) for i, n in rows}
-
-
 @router.get("/loans", response_class=HTMLResponse)
 def loans_page(request: Request) -> Response:
     params = request.query_params
@@ -336,38 +304,23 @@ def loans_page(request: Request) -> Response:
     only_alerts = params.get("alerts") == "1"
 
     def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
-        query = sa.select(loans_t, meta_t.c.loan_number).select_from(
-            loans_t.outerjoin(meta_t, meta_t.c.loan_id == loans_t.c.loan_id)
+        rows = loans_service.search_loans(
+            session,
+            services,
+            caller,
+            text=q,
+            status=int(status) if status.isdigit() else None,
+            risk_class=int(risk) if risk.isdigit() else None,
         )
-        condition = loan_visibility(caller)
-        if condition is not None:
-            query = query.where(condition)
-        if status.isdigit():
-            query = query.where(loans_t.c.status == int(status))
-        if risk.isdigit():
-            query = query.where(loans_t.c.risk_class == int(risk))
-        names = _names(services)
-        rows = list(session.execute(query.order_by(loans_t.c.block_number.desc(), loans_t.c.log_index)))
-        if q:
-            needle = q.lower()
-            rows = [
-                r
-                for r in rows
-                if needle in (r.loan_number or "").lower()
-                or needle in r.loan_id.lower()
-                or needle in names.get(r.borrower, "").lower()
-                or needle in r.borrower.lower()
-                or needle in r.borrower_ref.lower()
-            ]
-        counts = _open_alert_counts(session, [r.loan_id for r in rows])
+        counts = alerts_service.open_alert_counts(session, caller, [r["loan_id"] for r in rows])
         if only_alerts:
-            rows = [r for r in rows if counts.get(r.loan_id)]
+            rows = [r for r in rows if counts.get(r["loan_id"])]
         return _render(
             request,
             "loans.html",
             caller=caller,
             loans=rows,
-            names=names,
+            names=account_names(services),
             alert_counts=counts,
             q=q,
             status=status,
@@ -378,60 +331,25 @@ def loans_page(request: Request) -> Response:
     return _page(request, build)
 
 
-def _flatten(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for n in nodes:
-        out.append(n)
-        out.extend(_flatten(n["children"]))
-    return out
-
-
-def _verification(services: Services, loan_id: str) -> dict[str, Any]:
-    try:
-        result = verify_loan(
-            services.engine,
-            services.ledger,
-            loan_id,
-            documents=directory_documents(services.settings.documents_dir),
-        )
-    except FundflowError as exc:
-        return {"state": "unavailable", "problems": [str(exc)]}
-    return {
-        "state": "ok" if result.ok else "failed",
-        "block": result.block_number,
-        "block_hash": result.block_hash,
-        "head": result.head_on_chain,
-        "problems": result.problems(),
-        "summary": result.summary,
-        "grew": result.trail_grew_since,
-    }
-
-
 @router.get("/loans/{loan}", response_class=HTMLResponse)
 def loan_page(loan: str, request: Request) -> Response:
     selected_id = (request.query_params.get("lot") or "").lower() or None
 
     def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
         t = _lang(request)
-        row = visible_loan(session, caller, loan)
-        trail = loans_routes.get_trail(row.loan_id, caller, session, services)
-        lots = _flatten(trail["lots"])
-        alerts = [
-            dict(a._mapping)
-            for a in session.execute(
-                sa.select(alerts_t)
-                .where(alerts_t.c.loan_id == row.loan_id, alerts_t.c.state != "resolved")
-                .order_by(alerts_t.c.id)
-            )
-        ]
+        trail = loans_service.trail(session, services, caller, loan)
+        row, loan_id, lots = trail.row, trail.row.loan_id, trail.lots
+        alerts = alerts_service.loan_alerts(session, caller, loan_id)
         per_lot: dict[str, int] = {}
         for a in alerts:
-            for lot_id in a["lot_ids"] or []:
+            for lot_id in a.lot_ids or []:
                 per_lot[str(lot_id).lower()] = per_lot.get(str(lot_id).lower(), 0) + 1
-        names = _names(services)
-        rows = [_Row(d) for d in lots]
-        nodes = flow_nodes(rows, names, lambda code: describe(code, t.lang), per_lot)
-        number = trail["loan"].get("loan_number") or row.loan_id
+        names = account_names(services)
+        # The picture draws the first DRAWN_DEPTH levels; the deeper part is summarised under it (the
+        # table below lists every lot, and each is still a link to its detail).
+        drawn, deeper = trail.within(loans_service.DRAWN_DEPTH)
+        nodes = flow_nodes([_Row(d) for d in drawn], names, lambda code: describe(code, t.lang), per_lot)
+        number = trail.loan.get("loan_number") or loan_id
         base = f"{PREFIX}/loans/{quote(str(number))}"
         picture = render_flow(
             nodes,
@@ -446,16 +364,12 @@ def loan_page(loan: str, request: Request) -> Response:
         if selected is not None:
             parent = by_id.get(selected["parent_lot_id"]) if selected["parent_lot_id"] else None
             hashes = [h for h in (selected["evidence_hash"], selected.get("confirmation_hash")) if h]
-            stored = {
-                str(d.hash): d for d in session.execute(sa.select(docs_t).where(docs_t.c.hash.in_(hashes)))
-            }
+            stored = documents_service.stored(session, hashes)
             detail = {
                 "lot": selected,
                 "parent": parent,
                 "payer": names.get(parent["holder"], parent["holder"]) if parent else None,
-                "alerts": [
-                    a for a in alerts if selected["lot_id"] in [x.lower() for x in a["lot_ids"] or []]
-                ],
+                "alerts": [a for a in alerts if selected["lot_id"] in [x.lower() for x in a.lot_ids or []]],
                 "documents": [
                     {"hash": h, "label": label, "stored": stored.get(h)}
                     for h, label in (
@@ -464,27 +378,32 @@ def loan_page(loan: str, request: Request) -> Response:
                     )
                     if h and int(h, 16) != 0
                 ],
-                "children": [by_id[c["lot_id"]] for c in selected["children"]],
+                "children": trail.children.get(selected["lot_id"], []),
             }
-        orgs = _org_names(services)
         return _render(
             request,
             "loan.html",
             caller=caller,
-            loan=trail["loan"],
-            trail=trail,
+            loan=trail.loan,
+            trail={"head": trail.head, "partial": trail.partial, **trail.counts()},
             lots=lots,
             names=names,
-            orgs=orgs,
+            orgs=org_names(services),
             picture=picture,
+            deeper={
+                "count": len(deeper),
+                "drawn_levels": loans_service.DRAWN_DEPTH,
+                "levels": trail.levels,
+            },
             detail=detail,
             alerts=alerts,
+            show_alerts=alerts_service.sees_alerts(caller),
             per_lot=per_lot,
-            verification=_verification(services, row.loan_id),
-            attestations=records(session, "attestations", row.loan_id),
-            repayments=records(session, "repayments", row.loan_id),
-            classifications=records(session, "classifications", row.loan_id),
-            collateral=records(session, "collateral_valuations", row.loan_id),
+            verification=audit_service.verification_summary(services, caller, row),
+            attestations=attestations_service.list_attestations(session, caller, loan_id),
+            repayments=repayments_service.list_repayments(session, caller, loan_id),
+            classifications=risk_service.list_classifications(session, caller, loan_id),
+            collateral=collateral_service.list_collateral(session, caller, loan_id),
             purposes=[describe(c, t.lang) for c in range(32) if int(row.allowed_purposes) >> c & 1],
             describe=lambda code: describe(int(code), t.lang),
             base=base,
@@ -509,10 +428,11 @@ def document(digest: str, request: Request) -> Response:
         return _signin_redirect(request)
     try:
         with Session(services.engine) as session:
-            return documents_routes.download(digest, caller, session, services)
+            file = documents_service.download(session, services, caller, digest)
     except FundflowError as exc:
         status = error_response(exc).status_code
         return _render(request, "error.html", status_code=status, caller=caller, problem=exc)
+    return Response(file.data, media_type=file.media_type, headers=file.headers())
 
 
 # ---------------------------------------------------------------------------------------------- alerts
@@ -523,46 +443,31 @@ def alerts_page(request: Request) -> Response:
     state = request.query_params.get("state") or "unresolved"
 
     def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
-        query = sa.select(alerts_t).select_from(
-            alerts_t.join(loans_t, loans_t.c.loan_id == alerts_t.c.loan_id)
+        page = alerts_service.list_alerts(
+            session,
+            caller,
+            state=state if state in ALERT_STATES else None,
+            unresolved=state == "unresolved",
+            limit=500,
         )
-        condition = loan_visibility(caller)
-        if condition is not None:
-            query = query.where(condition)
-        if state == "unresolved":
-            query = query.where(alerts_t.c.state != "resolved")
-        elif state in alerts_mod.ALERT_STATES:
-            query = query.where(alerts_t.c.state == state)
-        rows = [dict(r._mapping) for r in session.execute(query.order_by(alerts_t.c.id.desc()).limit(500))]
-        numbers = _loan_numbers(session, sorted({r["loan_id"] for r in rows}))
         return _render(
             request,
             "alerts.html",
             caller=caller,
-            alerts=rows,
-            numbers=numbers,
+            alerts=page.items,
+            numbers=loan_numbers(session, [a.loan_id for a in page.items]),
             state=state,
-            states=("unresolved", *alerts_mod.ALERT_STATES, "all"),
-            can_act=caller.role in ("lender", "auditor"),
+            states=("unresolved", *ALERT_STATES, "all"),
+            can_act=caller.role == "lender",
         )
 
     return _page(request, build)
 
 
-def _alert_for(session: Session, caller: Caller, alert_id: int) -> None:
-    """404 unless the caller may see the alert's loan; only lenders and auditors act on alerts."""
-    caller.require("lender", "auditor", action="act on alerts")
-    row = session.execute(sa.select(alerts_t.c.loan_id).where(alerts_t.c.id == alert_id)).first()
-    if row is None:
-        raise NotFoundError(f"alert {alert_id} does not exist", hint="Reload the alerts page.")
-    visible_loan(session, caller, str(row.loan_id))
-
-
 @router.post("/alerts/{alert_id}/acknowledge")
 async def acknowledge_alert(alert_id: AlertId, request: Request) -> Response:
     def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
-        _alert_for(session, caller, alert_id)
-        alerts_mod.acknowledge(services.engine, alert_id, by=caller.name)
+        alerts_service.acknowledge_alert(session, services, caller, alert_id)
         return f"Alert {alert_id} acknowledged."
 
     return await _write(request, action)
@@ -571,8 +476,10 @@ async def acknowledge_alert(alert_id: AlertId, request: Request) -> Response:
 @router.post("/alerts/{alert_id}/resolve")
 async def resolve_alert(alert_id: AlertId, request: Request) -> Response:
     def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
-        _alert_for(session, caller, alert_id)
-        alerts_mod.resolve(services.engine, alert_id, by=caller.name, note=form.get("note", ""))
+        note = form.get("note", "")
+        if not note:
+            raise ValidationError("Say what was done about the alert.", hint="Write a note in the form.")
+        alerts_service.resolve_alert(session, services, caller, alert_id, note)
         return f"Alert {alert_id} resolved."
 
     return await _write(request, action)
@@ -584,34 +491,10 @@ async def resolve_alert(alert_id: AlertId, request: Request) -> Response:
 @router.get("/received", response_class=HTMLResponse)
 def received_page(request: Request) -> Response:
     def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
-        page = payments_routes.received(caller, session, services, confirmation=None, offset=0, limit=500)
-        items = page["items"]
-        parents = [i["parent_lot_id"] for i in items if i["parent_lot_id"]]
-        payer_of: dict[str, str] = {}
-        if parents:
-            payer_of = {
-                str(lot_id): str(holder)
-                for lot_id, holder in session.execute(
-                    sa.select(lots_t.c.lot_id, lots_t.c.holder).where(lots_by_id(lots_t, parents))
-                )
-            }
-        names = _names(services)
-        orgs = _org_names(services)
-        lender_of = {
-            str(i): str(o)
-            for i, o in session.execute(
-                sa.select(loans_t.c.loan_id, loans_t.c.lender_org).where(
-                    loans_t.c.loan_id.in_({i["loan_id"] for i in items})
-                )
-            )
-        }
+        items = payments_service.received(session, services, caller, limit=500)["items"]
+        payer = payments_service.payers(session, services, items)
         for i in items:
-            if i["parent_lot_id"]:
-                holder = payer_of.get(i["parent_lot_id"], "")
-                i["payer"] = names.get(holder, holder)
-            else:
-                i["payer"] = orgs.get(lender_of.get(i["loan_id"], ""), "")
-        numbers = _loan_numbers(session, sorted({i["loan_id"] for i in items}))
+            i["payer"] = payer[i["lot_id"]]
         waiting = [i for i in items if i["confirmation"] == "unconfirmed"]
         answered = [i for i in items if i["confirmation"] != "unconfirmed"]
         return _render(
@@ -620,7 +503,7 @@ def received_page(request: Request) -> Response:
             caller=caller,
             waiting=waiting,
             answered=answered,
-            numbers=numbers,
+            numbers=loan_numbers(session, [i["loan_id"] for i in items]),
             describe=lambda code: describe(int(code), _lang(request).lang),
         )
 
@@ -631,7 +514,7 @@ def received_page(request: Request) -> Response:
 async def confirm_lot(lot_id: str, request: Request) -> Response:
     def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
         write = Write(request, caller, services, form.get("idem") or None, wait=True)
-        response = lots_routes.confirm(lot_id, ConfirmRequest(), session, write)
+        response = lots_service.confirm(session, write, lot_id, ConfirmRequest())
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the confirmation ({response.status_code}).")
         return f"Payment {short(lot_id)} confirmed on the ledger."
@@ -648,7 +531,7 @@ async def dispute_lot(lot_id: str, request: Request) -> Response:
         # Only the hash of the reason goes on chain (no personal data on chain).
         reason_hash = "0x" + keccak(text=reason).hex()
         write = Write(request, caller, services, form.get("idem") or None, wait=True)
-        response = lots_routes.dispute(lot_id, DisputeRequest(reason_hash=reason_hash), session, write)
+        response = lots_service.dispute(session, write, lot_id, DisputeRequest(reason_hash=reason_hash))
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the dispute ({response.status_code}).")
         return f"Payment {short(lot_id)} disputed on the ledger."

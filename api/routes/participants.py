@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from api.deps import ParticipantDep, ServicesDep
 from api.errors import ERROR_RESPONSES
+from api.services import participants as participants_service
 
 __all__ = ["router"]
 
@@ -36,13 +37,7 @@ _LIST = [
     responses={200: {"content": {"application/json": {"example": _ME}}}},
 )
 def me(caller: ParticipantDep) -> dict[str, Any]:
-    return {
-        "name": caller.name,
-        "role": caller.role,
-        "org_id": caller.org_id,
-        "key_name": caller.key_name,
-        "address": caller.address,
-    }
+    return participants_service.me(caller)
 
 
 @router.get(
@@ -51,7 +46,4 @@ def me(caller: ParticipantDep) -> dict[str, Any]:
     responses={200: {"content": {"application/json": {"example": _LIST}}}},
 )
 def list_participants(caller: ParticipantDep, services: ServicesDep) -> list[dict[str, Any]]:
-    return [
-        {"name": p.name, "role": p.role, "org_id": p.org_id, "accounts": dict(p.accounts)}
-        for p in sorted(services.directory.get(), key=lambda p: p.name)
-    ]
+    return participants_service.list_participants(services)

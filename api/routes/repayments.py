@@ -7,13 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.access import resolve_loan_id, visible_loan
 from api.deps import ParticipantDep, SessionDep
 from api.errors import ERROR_RESPONSES
-from api.routes.common import check_lender, records
 from api.schemas import RepayRequest, WriteResult
-from api.writes import Outcome, WriteDep
-from ledger.chain.contract import LedgerContract
+from api.services import repayments as repayments_service
+from api.writes import WriteDep
 
 __all__ = ["router"]
 
@@ -39,7 +37,7 @@ _EXAMPLE = [
     responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
 )
 def list_repayments(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
-    return records(session, "repayments", visible_loan(session, caller, loan).loan_id)
+    return repayments_service.list_repayments(session, caller, loan)
 
 
 @router.post(
@@ -49,20 +47,5 @@ def list_repayments(loan: str, caller: ParticipantDep, session: SessionDep) -> l
     summary="Record a repayment (lender)",
     responses={409: ERROR_RESPONSES[409]},
 )
-def repay(
-    loan: str,
-    body: RepayRequest,
-    session: SessionDep,
-    write: WriteDep,
-) -> JSONResponse:
-    caller = write.caller
-    loan_id = resolve_loan_id(session, loan)
-    check_lender(session, caller, loan_id, "record repayments")
-
-    def action(ledger: LedgerContract) -> Outcome:
-        tx = ledger.repay(
-            caller.signer(), loan_id=loan_id, amount=body.amount, evidence_hash=body.evidence_hash
-        )
-        return Outcome(tx, {"loan_id": loan_id})
-
-    return write.record(body, action, path=f"/v1/loans/{loan_id}/repayments")
+def repay(loan: str, body: RepayRequest, session: SessionDep, write: WriteDep) -> JSONResponse:
+    return repayments_service.repay(session, write, loan, body)

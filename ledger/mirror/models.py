@@ -22,11 +22,18 @@ __all__ = [
     "Attestation",
     "Block",
     "Checkpoint",
+    "AttestationPublic",
     "Classification",
+    "ClassificationPublic",
     "CollateralValuation",
+    "CollateralValuationPublic",
     "Confirmation",
+    "ConfirmationPublic",
+    "DocumentRef",
     "Event",
+    "hash_key",
     "Inspection",
+    "InspectionPublic",
     "Loan",
     "LoanBase",
     "LoanPublic",
@@ -39,7 +46,9 @@ __all__ = [
     "Organization",
     "PARTICIPANT_TABLES",
     "Repayment",
+    "RepaymentPublic",
     "Restructuring",
+    "RestructuringPublic",
     "RoleGrant",
     "Uint64",
     "uint64",
@@ -281,11 +290,16 @@ class LotPublic(LotBase):
     pass
 
 
-def lot_key(lot_id: str) -> int:
-    """The lookup key of a lot id: its first 8 bytes as a signed 64-bit integer. Not unique (an id could be
-    chosen to collide), so a lookup by key also compares the id (`lots_by_id`)."""
-    key = int(lot_id[2:18], 16)
+def hash_key(value: str) -> int:
+    """The lookup key of a 0x-prefixed 32-byte hash: its first 8 bytes as a signed 64-bit integer. Not unique
+    (a hash could be chosen to collide), so a lookup by key also compares the hash itself."""
+    key = int(value[2:18], 16)
     return key - (1 << 64) if key >= 1 << 63 else key
+
+
+def lot_key(lot_id: str) -> int:
+    """The lookup key of a lot id (`hash_key`); a lookup by key also compares the id (`lots_by_id`)."""
+    return hash_key(lot_id)
 
 
 def lots_by_id(table: sa.Table, lot_ids: Collection[str]) -> sa.ColumnElement[bool]:
@@ -307,62 +321,130 @@ class _LoanRecord(SQLModel):
     transaction_hash: str = _hex()
 
 
-class Confirmation(_LoanRecord, table=True):
-    """Every LotConfirmed / LotDisputed; the lot row carries the latest."""
-
-    __tablename__ = "confirmations"
-
+class ConfirmationBase(_LoanRecord):
     lot_id: str = _hex(index=True)
     state: str = Field(sa_type=sa.String(12))
     evidence_hash: str = _hex()
 
 
-class Repayment(_LoanRecord, table=True):
-    __tablename__ = "repayments"
+class Confirmation(ConfirmationBase, table=True):
+    """Every LotConfirmed / LotDisputed; the lot row carries the latest."""
 
+    __tablename__ = "confirmations"
+
+
+class ConfirmationPublic(ConfirmationBase):
+    pass
+
+
+class RepaymentBase(_LoanRecord):
     amount: int = _amount()
     outstanding: int = _amount()
     evidence_hash: str = _hex()
 
 
-class Classification(_LoanRecord, table=True):
-    __tablename__ = "classifications"
+class Repayment(RepaymentBase, table=True):
+    __tablename__ = "repayments"
 
+
+class RepaymentPublic(RepaymentBase):
+    pass
+
+
+class ClassificationBase(_LoanRecord):
     risk_class: int
     reason_hash: str = _hex()
 
 
-class CollateralValuation(_LoanRecord, table=True):
-    __tablename__ = "collateral_valuations"
+class Classification(ClassificationBase, table=True):
+    __tablename__ = "classifications"
 
+
+class ClassificationPublic(ClassificationBase):
+    pass
+
+
+class CollateralValuationBase(_LoanRecord):
     collateral_id: str = _hex(index=True)
     value: int = _amount()
     evidence_hash: str = _hex()
 
 
-class Inspection(_LoanRecord, table=True):
-    __tablename__ = "inspections"
+class CollateralValuation(CollateralValuationBase, table=True):
+    __tablename__ = "collateral_valuations"
 
+
+class CollateralValuationPublic(CollateralValuationBase):
+    pass
+
+
+class InspectionBase(_LoanRecord):
     kind: int = Field(description="0 site visit, 1 document review, 2 interview")
     report_hash: str = _hex()
 
 
-class Restructuring(_LoanRecord, table=True):
-    __tablename__ = "restructurings"
+class Inspection(InspectionBase, table=True):
+    __tablename__ = "inspections"
 
+
+class InspectionPublic(InspectionBase):
+    pass
+
+
+class RestructuringBase(_LoanRecord):
     maturity: int = _bigint()
     terms_hash: str = _hex()
 
 
-class Attestation(_LoanRecord, table=True):
-    __tablename__ = "attestations"
+class Restructuring(RestructuringBase, table=True):
+    __tablename__ = "restructurings"
 
+
+class RestructuringPublic(RestructuringBase):
+    pass
+
+
+class AttestationBase(_LoanRecord):
     auditor_org: str = _hex(index=True)
     head: str = _hex()
     report_hash: str = _hex()
 
 
+class Attestation(AttestationBase, table=True):
+    __tablename__ = "attestations"
+
+
+class AttestationPublic(AttestationBase):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------- documents
+
+
+class DocumentRef(SQLModel, table=True):
+    """One event argument that names an off-chain document by its hash (evidence, reasons, reports, terms,
+    profiles): which digest, which event (by chain position) and which argument. Written by the projections
+    with the rest of a batch and, like them, deleted and rebuilt by loan on a reorg (`loan_id` is None for
+    the participant events, which a reorg rebuilds as a whole).
+
+    Keyed by chain position, so new rows land at the end of the key; a digest is found through
+    `digest_key` (`hash_key(digest)`, 8 bytes) and the digest itself, as a lot through `lot_key`.
+    """
+
+    __tablename__ = "document_refs"
+    __table_args__ = (sa.Index("ix_document_refs_key", "digest_key"),)
+
+    block_number: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    log_index: int = Field(primary_key=True)
+    argument: str = Field(primary_key=True, sa_type=sa.String(32), description="the event argument's name")
+    event: str = Field(sa_type=sa.String(64), description="the event's name")
+    loan_id: str | None = _hex(default=None)
+    digest: str = _hex()
+    digest_key: int = Field(sa_type=sa.BigInteger, description="hash_key(digest): the lookup key of digest")
+
+
 # Tables whose rows belong to one loan: a reorg deletes the affected loans' rows from all of them.
+# (`document_refs` also holds rows of participant events, with no loan: a participants rebuild deletes those.)
 LOAN_RECORD_TABLES = (
     "lots",
     "confirmations",
@@ -372,5 +454,6 @@ LOAN_RECORD_TABLES = (
     "inspections",
     "restructurings",
     "attestations",
+    "document_refs",
     "loans",
 )

@@ -24,9 +24,10 @@ from ledger.chain.contract import (
     OPERATOR_ROLE,
 )
 from ledger.errors import MirrorIntegrityError
-from ledger.mirror.bulk import insert_rows, update_rows
+from ledger.mirror.bulk import insert_rows, insert_values, update_rows
 from ledger.mirror.eventjson import ArgsCodec
-from ledger.mirror.models import LOAN_RECORD_TABLES, PARTICIPANT_TABLES, lot_key, lots_by_id
+from ledger.mirror.models import LOAN_RECORD_TABLES, PARTICIPANT_TABLES, hash_key, lot_key, lots_by_id
+from ledger.mirror.read import event_from_row
 from ledger.protocol.events import DecodedEvent, EventDecoder
 from ledger.protocol.hashchain import (
     CHAINED_EVENTS,
@@ -38,6 +39,7 @@ from ledger.protocol.hashchain import (
 
 __all__ = [
     "LOAN_EVENTS",
+    "document_arguments",
     "PARTICIPANT_EVENTS",
     "ROLE_NAMES",
     "Projector",
@@ -69,11 +71,23 @@ _LOAN_MUTABLE = (
     "updated_block",
 )
 _LOT_MUTABLE = ("remaining", "confirmation", "confirmation_hash", "confirmation_block")
+_DOCUMENT_REF_COLUMNS = ("block_number", "log_index", "argument", "event", "loan_id", "digest", "digest_key")
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
 
 def _table(name: str) -> sa.Table:
     return SQLModel.metadata.tables[name]
+
+
+def document_arguments(decoder: EventDecoder) -> dict[str, tuple[str, ...]]:
+    """Event name -> its arguments that carry an off-chain document's hash: by the ABI's convention, the
+    bytes32 arguments named `...Hash` (evidenceHash, reasonHash, reportHash, termsHash, profileHash)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, spec in decoder.by_name.items():
+        fields = tuple(n for n, abi_type, _ in spec.inputs if abi_type == "bytes32" and n.endswith("Hash"))
+        if fields:
+            out[name] = fields
+    return out
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -87,6 +101,7 @@ class Projector:
     def __init__(self, hash_chain: HashChain, decoder: EventDecoder) -> None:
         self.hash_chain = hash_chain
         self.codec = ArgsCodec(decoder)
+        self.documents = document_arguments(decoder)
 
     def apply(
         self,
@@ -99,7 +114,7 @@ class Projector:
         `ledger.mirror.decoding.RangeDecoder`); the hash chain is recomputed here for every other event."""
         if not events:
             return
-        batch = _Batch(conn, self.hash_chain)
+        batch = _Batch(conn, self.hash_chain, self.documents)
         batch.load(events)
         afters = checked_after if checked_after is not None else [None] * len(events)
         for event, after in zip(events, afters, strict=True):
@@ -118,6 +133,8 @@ class Projector:
         if participants:
             for name in PARTICIPANT_TABLES:
                 conn.execute(sa.delete(_table(name)))
+            refs = _table("document_refs")
+            conn.execute(sa.delete(refs).where(refs.c.loan_id.is_(None)))  # the participant events' refs
         events = _table("events")
         queries = []
         for part in chunks(ids, _IN_CHUNK):
@@ -135,23 +152,14 @@ class Projector:
                 events.c.block_hash,
                 events.c.transaction_hash,
                 events.c.log_index,
+                events.c.transaction_index,
             )
             .where(sa.or_(*queries))
             .order_by(events.c.block_number, events.c.log_index)
         )
         pending: list[DecodedEvent] = []
         for row in conn.execute(select).all():
-            pending.append(
-                DecodedEvent(
-                    name=row.name,
-                    args=self.codec.from_json(row.name, row.args),
-                    address=row.address,
-                    block_number=row.block_number,
-                    block_hash=row.block_hash,
-                    transaction_hash=row.transaction_hash,
-                    log_index=row.log_index,
-                )
-            )
+            pending.append(event_from_row(row, self.codec))
             if len(pending) >= chunk:
                 self.apply(conn, pending)
                 pending = []
@@ -168,9 +176,13 @@ def _integrity(event: DecodedEvent, problem: str) -> MirrorIntegrityError:
 class _Batch:
     """The state one `apply` call touches, loaded once, changed in memory, written once."""
 
-    def __init__(self, conn: sa.Connection, hash_chain: HashChain) -> None:
+    def __init__(
+        self, conn: sa.Connection, hash_chain: HashChain, documents: dict[str, tuple[str, ...]]
+    ) -> None:
         self.conn = conn
         self.hash_chain = hash_chain
+        self.documents = documents
+        self.document_refs: list[tuple[Any, ...]] = []  # rows of _DOCUMENT_REF_COLUMNS, driver-ready
         self.loans: dict[str, dict[str, Any]] = {}
         self.new_loans: dict[str, dict[str, Any]] = {}
         self.dirty_loans: set[str] = set()
@@ -212,11 +224,23 @@ class _Batch:
 
     def apply(self, event: DecodedEvent, checked_after: str | None) -> None:
         name = event.name
+        arguments = self.documents.get(name)
+        if arguments is not None:
+            self._document_refs(event, arguments)
         if name in LOAN_EVENTS:
             self._loan_event(event, checked_after)
         elif name in PARTICIPANT_EVENTS:
             self._participant_event(event)
         # Paused/Unpaused/RoleAdminChanged and unknown logs live in the raw events table only.
+
+    def _document_refs(self, event: DecodedEvent, arguments: tuple[str, ...]) -> None:
+        args = event.args
+        loan_id = args.get("loanId")
+        for argument in arguments:
+            digest = args[argument].lower()
+            self.document_refs.append(
+                (event.block_number, event.log_index, argument, event.name, loan_id, digest, hash_key(digest))
+            )
 
     def _record(self, table: str, event: DecodedEvent, **fields: Any) -> None:
         self.records.setdefault(table, []).append(
@@ -439,6 +463,7 @@ class _Batch:
         )
         for name, rows in self.records.items():
             insert_rows(conn, _table(name), rows)
+        insert_values(conn, _table("document_refs"), _DOCUMENT_REF_COLUMNS, self.document_refs)
         for name, row, keys in self.participants:
             self._upsert(name, row, keys)
 

@@ -1,4 +1,27 @@
-"""The long-lived objects the API works with, opened once per process by the app's lifespan."""
+"""The API's service layer: the work behind every /v1 route and every dashboard page.
+
+This module holds the container of long-lived objects (`Services`, opened once per process by the app's
+lifespan); one module per resource holds the work on it, callable from a route, a page or a command:
+
+  access       who sees what (loans, lots, whole trails), who may service a loan; loan numbers to ids
+  rows         mirror rows as the dicts callers get (loans, lots, per-loan records, participant names)
+  loans        list, detail, terms, the whole trail; open, disburse, restructure
+  lots         one lot; the payee confirms or disputes
+  payments     payments received; pay, pay in a batch
+  repayments, collateral, attestations   a loan's records of each kind; recording one
+  risk         the classification suggestion; classifying (one service for both classify routes)
+  alerts       monitoring alerts: who sees them, list, one, acknowledge, resolve
+  audit        verification, proof bundle, report, export of a whole trail
+  documents    evidence documents: store, who may fetch one, download, verify against the chain
+  participants, health
+
+A route never calls another route: routes and pages both call these functions, so they share one set of
+access rules. They read the mirror through the read model (`ledger.mirror.read.Mirror`), except the pages of
+rows the benchmarks time (a loan's trail, the loan list, payments received), which select plain rows with
+the read model's own scope and order: a public model per row would cost a third of serving it. Off-chain
+tables (loan numbers and terms, documents, alerts) are read here directly. Submodules import this one (for
+`Services`), never the reverse.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,141 @@
+"""Who sees and does what, decided here for every caller (the /v1 routes and the dashboard alike).
+
+Seeing: a lender sees its bank's loans, an enterprise the loans it borrowed and the lots it holds or paid out
+of, an auditor everything. The whole trail of a loan (and what covers it: verification, bundle, report,
+export) is for the loan's lender, its borrower and auditors. Monitoring alerts are the banks' and auditors'.
+Doing: a loan is serviced by the bank that granted it; a payment is confirmed or disputed by its payee.
+Also resolves loan numbers ("LN-2026-0001") to on-chain ids.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from api.deps import Caller
+from ledger.errors import NotFoundError, PermissionDeniedError, ValidationError
+from ledger.mirror.models import LoanPublic, LotPublic
+from ledger.mirror.read import LoanScope, Mirror
+from ledger.store.offchain import LoanMetadata
+
+__all__ = [
+    "check_lender",
+    "find_lot",
+    "loan_scope",
+    "lot_visible",
+    "resolve_loan_id",
+    "sees_whole_trail",
+    "visible_loan",
+    "visible_lot",
+    "whole_trail_loan",
+]
+
+_ID = re.compile(r"0x[0-9a-fA-F]{64}")
+_NUMBER = re.compile(r"LN-[0-9]{4}-[0-9]{4,8}")
+
+meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
+
+
+def resolve_loan_id(session: Session, ref: str) -> str:
+    """A loan id from a 0x id or a loan number; unknown numbers are a 404."""
+    ref = ref.strip()
+    if _ID.fullmatch(ref):
+        return ref.lower()
+    if _NUMBER.fullmatch(ref):
+        loan_id = session.execute(sa.select(meta_t.c.loan_id).where(meta_t.c.loan_number == ref)).scalar()
+        if loan_id is None:
+            raise NotFoundError(f"No loan numbered {ref} is known.", hint="Check the loan number.")
+        return str(loan_id)
+    raise ValidationError(
+        f"{ref!r} is neither a loan id nor a loan number",
+        hint='Pass the 0x-prefixed 32-byte loan id or a loan number like "LN-2026-0001".',
+    )
+
+
+def loan_scope(caller: Caller) -> LoanScope:
+    """The loans the caller may see, as the read model's scope."""
+    if caller.role == "auditor":
+        return LoanScope()
+    if caller.role == "lender":
+        return LoanScope.of_lender(caller.org_id)
+    return LoanScope.of_accounts(caller.org_accounts)
+
+
+def sees_whole_trail(caller: Caller, loan: Any) -> bool:
+    """The loan's lender, its borrower and auditors see every lot; others only what they hold or paid."""
+    if caller.role == "auditor":
+        return True
+    if caller.role == "lender":
+        return bool(loan.lender_org == caller.org_id)
+    return loan.borrower in caller.org_accounts
+
+
+def visible_loan(session: Session, caller: Caller, ref: str) -> LoanPublic:
+    """The mirrored loan, or 404 when it does not exist or the caller may not see it."""
+    row = Mirror(session).loan(resolve_loan_id(session, ref), loan_scope(caller))
+    if row is None:
+        raise NotFoundError(
+            f"No loan {ref} is visible to {caller.name}.",
+            hint="It does not exist, is not mirrored yet, or belongs to another organisation.",
+        )
+    return row
+
+
+def whole_trail_loan(session: Session, caller: Caller, loan: str, what: str) -> LoanPublic:
+    """The loan row, if the caller sees the loan's whole trail (404 if not the loan at all, else 403)."""
+    row = visible_loan(session, caller, loan)
+    if not sees_whole_trail(caller, row):
+        raise PermissionDeniedError(
+            f"The {what} covers the whole trail of loan {loan}; {caller.name} sees only the lots it holds "
+            "or paid out of.",
+            hint="Ask the loan's lender, its borrower or an auditor; "
+            "GET /v1/loans/{loan}/trail shows your part.",
+        )
+    return row
+
+
+def lot_visible(caller: Caller, loan: Any, lot: Any, parent_holder: str | None) -> bool:
+    if sees_whole_trail(caller, loan):
+        return True
+    return lot.holder in caller.org_accounts or (
+        parent_holder is not None and parent_holder in caller.org_accounts
+    )
+
+
+def find_lot(session: Session, lot_id: str) -> LotPublic | None:
+    """The mirrored lot `lot_id` (any case), or None; 422 if it is not a lot id at all."""
+    if not _ID.fullmatch(lot_id):
+        raise ValidationError(f"{lot_id!r} is not a lot id", hint="A lot id is 0x followed by 64 hex digits.")
+    return Mirror(session).lot(lot_id)
+
+
+def visible_lot(session: Session, caller: Caller, lot_id: str) -> tuple[LotPublic, LoanPublic]:
+    """(lot, loan) for a lot the caller may see, else 404."""
+    lot = find_lot(session, lot_id)
+    missing = NotFoundError(
+        f"No lot {lot_id} is visible to {caller.name}.",
+        hint="It does not exist, is not mirrored yet, or you neither hold it nor paid it.",
+    )
+    if lot is None:
+        raise missing
+    mirror = Mirror(session)
+    loan = mirror.loan(lot.loan_id)
+    parent = mirror.lot(lot.parent_lot_id) if lot.parent_lot_id is not None else None
+    parent_holder = parent.holder if parent is not None else None
+    if loan is None or not lot_visible(caller, loan, lot, parent_holder):
+        raise missing
+    return lot, loan
+
+
+def check_lender(session: Session, caller: Caller, loan_id: str, action: str) -> None:
+    """Lenders only, and only for their bank's loans (if mirrored yet; the contract checks again)."""
+    caller.require("lender", action=action)
+    lender_org = Mirror(session).lender_orgs([loan_id]).get(loan_id)
+    if lender_org is not None and lender_org != caller.org_id:
+        raise PermissionDeniedError(
+            f"This loan is serviced by another bank; {caller.name} cannot {action} on it.",
+            hint="Only the bank that granted a loan services it.",
+        )

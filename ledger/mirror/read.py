@@ -1,0 +1,518 @@
+"""The mirror's read model: every question the rest of the system asks of the mirrored tables, in one place.
+
+`Mirror(conn)` wraps a SQLAlchemy Connection or Session (the caller owns the transaction) and answers with
+typed values: `LoanPublic`, `LotPublic` and the record families of `ledger.mirror.models`, `DecodedEvent`s
+for raw events, frozen dataclasses for the rest. Readers (the API, the dashboard, the monitor, verification,
+status, the audit report) never write mirror SQL of their own; the indexer's write path (`projections`,
+`indexer`) keeps its specialised SQL.
+
+Rules it keeps:
+- Lists come in chain order (block, log index) unless a method says otherwise.
+- Ids are compared as stored: 0x-prefixed lower-case hex; addresses checksummed as the events carry them.
+- A mirrored event row becomes a `DecodedEvent` only through `event_from_row`, here.
+- Who may see which loan is the caller's policy, passed in as a `LoanScope`; the read model only applies it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlmodel import SQLModel
+
+import ledger.mirror.models  # noqa: F401  (registers the tables)
+from ledger.mirror.eventjson import ArgsCodec
+from ledger.mirror.models import (
+    AttestationPublic,
+    ClassificationPublic,
+    CollateralValuationPublic,
+    ConfirmationPublic,
+    InspectionPublic,
+    LoanPublic,
+    LotPublic,
+    RepaymentPublic,
+    RestructuringPublic,
+    hash_key,
+    lots_by_id,
+)
+from ledger.protocol.events import DecodedEvent, EventDecoder
+
+__all__ = [
+    "RECORD_KINDS",
+    "DocumentReference",
+    "LoanRecords",
+    "LoanScope",
+    "Mirror",
+    "MirrorCheckpoint",
+    "MirrorCounts",
+    "event_from_row",
+]
+
+_HASH = re.compile(r"0x[0-9a-f]{64}")
+_IN_CHUNK = 500  # values per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+
+# The per-loan record tables, by the name `records()` takes, and the public model of each.
+RECORD_KINDS: dict[str, type[SQLModel]] = {
+    "confirmations": ConfirmationPublic,
+    "repayments": RepaymentPublic,
+    "classifications": ClassificationPublic,
+    "collateral_valuations": CollateralValuationPublic,
+    "inspections": InspectionPublic,
+    "restructurings": RestructuringPublic,
+    "attestations": AttestationPublic,
+}
+
+_M = TypeVar("_M", bound=SQLModel)
+
+
+def _t(name: str) -> sa.Table:
+    return SQLModel.metadata.tables[name]
+
+
+def _model(cls: type[_M], row: Any) -> _M:
+    """A public model from a row the database typed already (exact amounts, booleans): no re-validation."""
+    model: _M = cls.model_construct(**row._mapping)  # type: ignore[assignment]
+    return model
+
+
+def event_from_row(row: Any, codec: ArgsCodec) -> DecodedEvent:
+    """A row of the raw `events` table (name, args, address, block_number, block_hash, transaction_hash,
+    log_index and, if selected, transaction_index) as the `DecodedEvent` it was decoded to."""
+    mapping = row._mapping
+    return DecodedEvent(
+        name=row.name,
+        args=codec.from_json(row.name, row.args),
+        address=row.address,
+        block_number=row.block_number,
+        block_hash=row.block_hash,
+        transaction_hash=row.transaction_hash,
+        log_index=row.log_index,
+        transaction_index=mapping.get("transaction_index", 0),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class MirrorCheckpoint:
+    """Where the mirror stands and what it was built from."""
+
+    chain_id: int
+    genesis_hash: str
+    contract_address: str
+    abi_hash: str
+    start_block: int
+    block_number: int
+    block_hash: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class MirrorCounts:
+    """How much the mirror holds."""
+
+    blocks: int
+    loans: int
+    lots: int
+    event_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def events(self) -> int:
+        return sum(self.event_counts.values())
+
+
+@dataclass(frozen=True)
+class LoanScope:
+    """Which loans a reader may see: all of them (`LoanScope()`), one lender organisation's
+    (`lender_org`), or those a set of accounts borrowed or holds a lot of (`accounts`)."""
+
+    lender_org: str | None = None
+    accounts: frozenset[str] | None = None
+
+    @classmethod
+    def of_lender(cls, org_id: str) -> LoanScope:
+        return cls(lender_org=org_id)
+
+    @classmethod
+    def of_accounts(cls, accounts: Iterable[str]) -> LoanScope:
+        return cls(accounts=frozenset(accounts))
+
+    @property
+    def everything(self) -> bool:
+        return self.lender_org is None and self.accounts is None
+
+    def condition(self) -> sa.ColumnElement[bool] | None:
+        """WHERE clause on `loans` (None: every loan)."""
+        loans, lots = _t("loans"), _t("lots")
+        parts: list[sa.ColumnElement[bool]] = []
+        if self.lender_org is not None:
+            parts.append(loans.c.lender_org == self.lender_org)
+        if self.accounts is not None:
+            accounts = sorted(self.accounts)
+            holds = sa.select(lots.c.loan_id).where(lots.c.holder.in_(accounts))
+            parts.append(sa.or_(loans.c.borrower.in_(accounts), loans.c.loan_id.in_(holds)))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else sa.and_(*parts)
+
+
+@dataclass(frozen=True)
+class LoanRecords:
+    """A loan's records in chain order; kinds not asked for are empty."""
+
+    confirmations: tuple[ConfirmationPublic, ...] = ()
+    repayments: tuple[RepaymentPublic, ...] = ()
+    classifications: tuple[ClassificationPublic, ...] = ()
+    collateral_valuations: tuple[CollateralValuationPublic, ...] = ()
+    inspections: tuple[InspectionPublic, ...] = ()
+    restructurings: tuple[RestructuringPublic, ...] = ()
+    attestations: tuple[AttestationPublic, ...] = ()
+
+    def of(self, kind: str) -> tuple[SQLModel, ...]:
+        """The records of one kind, by its table name (a key of `RECORD_KINDS`)."""
+        if kind not in RECORD_KINDS:
+            raise KeyError(f"{kind!r} is not a kind of loan record ({', '.join(RECORD_KINDS)})")
+        records: tuple[SQLModel, ...] = getattr(self, kind)
+        return records
+
+
+@dataclass(frozen=True)
+class DocumentReference:
+    """An event argument that names a document: which event (with where it sits on chain) and which
+    argument. `loan_id` is None for participant events (an organisation's profile)."""
+
+    digest: str
+    loan_id: str | None
+    event: str
+    argument: str
+    block_number: int
+    log_index: int
+    block_hash: str
+    transaction_hash: str
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+
+class Mirror:
+    """Reads the mirror through `db` (a Connection or Session, in the caller's transaction).
+
+    `decoder` (the ledger's `EventDecoder`, or an `ArgsCodec` built from one) is needed only by `events()`,
+    to turn stored arguments back into their Python types."""
+
+    def __init__(
+        self, db: sa.Connection | Session, *, decoder: EventDecoder | ArgsCodec | None = None
+    ) -> None:
+        self.db = db
+        self._codec = ArgsCodec(decoder) if isinstance(decoder, EventDecoder) else decoder
+
+    def _rows(self, statement: sa.Executable) -> Sequence[Any]:
+        return self.db.execute(statement).all()
+
+    def _scalar(self, statement: sa.Executable) -> Any:
+        return self.db.execute(statement).scalar()
+
+    # ------------------------------------------------------------------ checkpoint and counts
+
+    def exists(self) -> bool:
+        """Whether the mirror's tables exist (the database was migrated)."""
+        return bool(sa.inspect(self._connection()).has_table("checkpoint"))
+
+    def checkpoint(self) -> MirrorCheckpoint | None:
+        """None until the indexer wrote its first checkpoint."""
+        t = _t("checkpoint")
+        row = self.db.execute(sa.select(t).where(t.c.id == 1)).first()
+        if row is None:
+            return None
+        mapping = row._mapping
+        return MirrorCheckpoint(**{k: mapping[k] for k in MirrorCheckpoint.__dataclass_fields__})
+
+    def counts(self) -> MirrorCounts:
+        blocks, loans, lots, events = _t("blocks"), _t("loans"), _t("lots"), _t("events")
+
+        def count(table: sa.Table) -> int:
+            return int(self.db.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+        per_name = {
+            str(name): int(n)
+            for name, n in self._rows(
+                sa.select(events.c.name, sa.func.count()).group_by(events.c.name).order_by(events.c.name)
+            )
+        }
+        return MirrorCounts(blocks=count(blocks), loans=count(loans), lots=count(lots), event_counts=per_name)
+
+    def _connection(self) -> sa.Connection:
+        return self.db if isinstance(self.db, sa.Connection) else self.db.connection()
+
+    # ------------------------------------------------------------------ blocks
+
+    def tip(self) -> int | None:
+        """The newest mirrored block's number."""
+        blocks = _t("blocks")
+        number = self._scalar(sa.select(sa.func.max(blocks.c.number)))
+        return None if number is None else int(number)
+
+    def latest_block_time(self) -> int | None:
+        """The newest mirrored block's timestamp: the chain's clock as the mirror knows it."""
+        blocks = _t("blocks")
+        row = self.db.execute(sa.select(blocks.c.timestamp).order_by(blocks.c.number.desc()).limit(1)).first()
+        return None if row is None else int(row[0])
+
+    def block_times(self, numbers: Iterable[int]) -> dict[int, int]:
+        """Timestamps of the mirrored blocks among `numbers` (blocks not mirrored are left out)."""
+        blocks = _t("blocks")
+        wanted = sorted({int(n) for n in numbers})
+        out: dict[int, int] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            part = wanted[start : start + _IN_CHUNK]
+            for number, timestamp in self._rows(
+                sa.select(blocks.c.number, blocks.c.timestamp).where(blocks.c.number.in_(part))
+            ):
+                out[int(number)] = int(timestamp)
+        return out
+
+    # ------------------------------------------------------------------ loans
+
+    def loan(self, loan_id: str, scope: LoanScope | None = None) -> LoanPublic | None:
+        """The loan, or None when it is not mirrored (or not in `scope`)."""
+        loans = _t("loans")
+        query = sa.select(loans).where(loans.c.loan_id == loan_id)
+        condition = scope.condition() if scope is not None else None
+        if condition is not None:
+            query = query.where(condition)
+        row = self.db.execute(query).first()
+        return None if row is None else _model(LoanPublic, row)
+
+    def _loans_query(
+        self,
+        scope: LoanScope | None,
+        status: int | None,
+        risk_class: int | None,
+        borrower: str | None,
+        loan_ids: Collection[str] | None,
+    ) -> sa.Select[Any]:
+        loans = _t("loans")
+        query = sa.select(loans)
+        condition = scope.condition() if scope is not None else None
+        if condition is not None:
+            query = query.where(condition)
+        if status is not None:
+            query = query.where(loans.c.status == status)
+        if risk_class is not None:
+            query = query.where(loans.c.risk_class == risk_class)
+        if borrower is not None:
+            query = query.where(
+                sa.func.lower(loans.c.borrower) == borrower.lower()
+            )  # ix_loans_borrower_lower
+        if loan_ids is not None:
+            query = query.where(loans.c.loan_id.in_(sorted(set(loan_ids))))
+        return query
+
+    def loans(
+        self,
+        *,
+        scope: LoanScope | None = None,
+        status: int | None = None,
+        risk_class: int | None = None,
+        borrower: str | None = None,
+        loan_ids: Collection[str] | None = None,
+        newest_first: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[LoanPublic]:
+        """Loans matching every filter given, in the order they were opened (`newest_first`: by opening
+        block, newest first; loans opened in one block stay in log order). `borrower` matches any case."""
+        loans = _t("loans")
+        query = self._loans_query(scope, status, risk_class, borrower, loan_ids)
+        first = loans.c.block_number.desc() if newest_first else loans.c.block_number
+        query = query.order_by(first, loans.c.log_index).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_model(LoanPublic, r) for r in self._rows(query)]
+
+    def count_loans(
+        self,
+        *,
+        scope: LoanScope | None = None,
+        status: int | None = None,
+        risk_class: int | None = None,
+        borrower: str | None = None,
+        loan_ids: Collection[str] | None = None,
+    ) -> int:
+        """How many loans `loans()` with the same filters lists, without offset and limit."""
+        query = self._loans_query(scope, status, risk_class, borrower, loan_ids)
+        return int(self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
+
+    def loan_ids(self, *, status: int | None = None) -> list[str]:
+        """Ids of the mirrored loans (with `status`, only those), sorted."""
+        loans = _t("loans")
+        query = sa.select(loans.c.loan_id)
+        if status is not None:
+            query = query.where(loans.c.status == status)
+        return sorted(str(r[0]) for r in self._rows(query))
+
+    def visible_loan_ids(self, loan_ids: Collection[str], scope: LoanScope | None = None) -> set[str]:
+        """Those of `loan_ids` that are mirrored and in `scope`."""
+        loans = _t("loans")
+        ids = sorted(set(loan_ids))
+        out: set[str] = set()
+        condition = scope.condition() if scope is not None else None
+        for start in range(0, len(ids), _IN_CHUNK):
+            query = sa.select(loans.c.loan_id).where(loans.c.loan_id.in_(ids[start : start + _IN_CHUNK]))
+            if condition is not None:
+                query = query.where(condition)
+            out.update(str(r[0]) for r in self._rows(query))
+        return out
+
+    def lender_orgs(self, loan_ids: Collection[str]) -> dict[str, str]:
+        """loan id -> the lender organisation that granted it, for the mirrored ones among `loan_ids`."""
+        loans = _t("loans")
+        ids = sorted(set(loan_ids))
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            part = ids[start : start + _IN_CHUNK]
+            for loan_id, org in self._rows(
+                sa.select(loans.c.loan_id, loans.c.lender_org).where(loans.c.loan_id.in_(part))
+            ):
+                out[str(loan_id)] = str(org)
+        return out
+
+    # ------------------------------------------------------------------ lots
+
+    def lots(self, loan_id: str) -> list[LotPublic]:
+        """The loan's lots in chain order: a parent always comes before its children."""
+        lots = _t("lots")
+        query = (
+            sa.select(lots).where(lots.c.loan_id == loan_id).order_by(lots.c.block_number, lots.c.log_index)
+        )
+        return [_model(LotPublic, r) for r in self._rows(query)]
+
+    def lot(self, lot_id: str) -> LotPublic | None:
+        """The lot `lot_id` (any case), or None."""
+        return self.lots_by_id([lot_id]).get(lot_id.lower())
+
+    def lots_by_id(self, lot_ids: Collection[str]) -> dict[str, LotPublic]:
+        """lot id -> lot, for the mirrored ones among `lot_ids` (any case; keys lower-case)."""
+        lots = _t("lots")
+        ids = sorted({i.lower() for i in lot_ids})
+        out: dict[str, LotPublic] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            for row in self._rows(sa.select(lots).where(lots_by_id(lots, ids[start : start + _IN_CHUNK]))):
+                out[row.lot_id] = _model(LotPublic, row)
+        return out
+
+    def _held_query(self, accounts: Collection[str], confirmation: str | None) -> sa.Select[Any]:
+        lots = _t("lots")
+        query = sa.select(lots).where(lots.c.holder.in_(sorted(set(accounts))))
+        if confirmation is not None:
+            query = query.where(lots.c.confirmation == confirmation)
+        return query
+
+    def held_lots(
+        self,
+        accounts: Collection[str],
+        *,
+        confirmation: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[LotPublic]:
+        """Lots held by any of `accounts` (payments they received), in chain order."""
+        lots = _t("lots")
+        query = (
+            self._held_query(accounts, confirmation)
+            .order_by(lots.c.block_number, lots.c.log_index)
+            .offset(offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return [_model(LotPublic, r) for r in self._rows(query)]
+
+    def count_held_lots(self, accounts: Collection[str], *, confirmation: str | None = None) -> int:
+        query = self._held_query(accounts, confirmation)
+        return int(self.db.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
+
+    # ------------------------------------------------------------------ records and events
+
+    def records(self, loan_id: str, kinds: Collection[str] | None = None) -> LoanRecords:
+        """The loan's records of `kinds` (keys of `RECORD_KINDS`; default all), in chain order."""
+        wanted = list(RECORD_KINDS) if kinds is None else list(kinds)
+        found: dict[str, tuple[SQLModel, ...]] = {}
+        for kind in wanted:
+            if kind not in RECORD_KINDS:
+                raise KeyError(f"{kind!r} is not a kind of loan record ({', '.join(RECORD_KINDS)})")
+            table = _t(kind)
+            rows = self._rows(
+                sa.select(table)
+                .where(table.c.loan_id == loan_id)
+                .order_by(table.c.block_number, table.c.log_index)
+            )
+            found[kind] = tuple(_model(RECORD_KINDS[kind], r) for r in rows)
+        return LoanRecords(**found)  # type: ignore[arg-type]
+
+    def events(self, loan_id: str, *, chain_id: int | None = None) -> list[DecodedEvent]:
+        """The loan's raw events (chained ones and attestations) in chain order, as decoded; with `chain_id`,
+        only that chain's (the checkpoint's chain is the only one an indexer writes)."""
+        if self._codec is None:
+            raise ValueError("Mirror.events needs the ledger's event decoder: Mirror(conn, decoder=...)")
+        events = _t("events")
+        query = sa.select(events).where(events.c.loan_id == loan_id)
+        if chain_id is not None:
+            query = query.where(events.c.chain_id == chain_id)
+        rows = self._rows(query.order_by(events.c.block_number, events.c.log_index))
+        return [event_from_row(r, self._codec) for r in rows]
+
+    # ------------------------------------------------------------------ participants
+
+    def org_accounts(self, org_id: str) -> list[str]:
+        """Every account the chain ever added to organisation `org_id` (removed ones included), sorted."""
+        accounts = _t("accounts")
+        return sorted(
+            str(r[0]) for r in self._rows(sa.select(accounts.c.address).where(accounts.c.org_id == org_id))
+        )
+
+    # ------------------------------------------------------------------ documents
+
+    def document_refs(self, digest: str) -> list[DocumentReference]:
+        """Every event argument that names the document `digest` (0x-hex keccak256, any case), in chain
+        order; from the `document_refs` projection."""
+        digest = digest.lower()
+        if not _HASH.fullmatch(digest):
+            return []
+        refs, blocks, events, checkpoint = _t("document_refs"), _t("blocks"), _t("events"), _t("checkpoint")
+        chain = sa.select(checkpoint.c.chain_id).where(checkpoint.c.id == 1).scalar_subquery()
+        query = (
+            sa.select(refs, blocks.c.hash.label("block_hash"), events.c.transaction_hash)
+            .select_from(
+                refs.join(
+                    blocks, sa.and_(blocks.c.chain_id == chain, blocks.c.number == refs.c.block_number)
+                ).join(
+                    events,
+                    sa.and_(
+                        events.c.chain_id == blocks.c.chain_id,
+                        events.c.block_hash == blocks.c.hash,
+                        events.c.log_index == refs.c.log_index,
+                    ),
+                )
+            )
+            .where(refs.c.digest_key == hash_key(digest), refs.c.digest == digest)
+            .order_by(refs.c.block_number, refs.c.log_index, refs.c.argument)
+        )
+        return [
+            DocumentReference(
+                digest=r.digest,
+                loan_id=r.loan_id,
+                event=r.event,
+                argument=r.argument,
+                block_number=int(r.block_number),
+                log_index=int(r.log_index),
+                block_hash=r.block_hash,
+                transaction_hash=r.transaction_hash,
+            )
+            for r in self._rows(query)
+        ]
