@@ -205,6 +205,8 @@ def test_loan_scope_limits_what_a_reader_sees(db_engine: Engine, world: World) -
             other: cast.other_bank_org,
         }
         assert mirror.loan_ids(status=1) == sorted([s["loan_id"], other])
+        assert [r[0] for r in conn.execute(holder.loan_ids())] == [s["loan_id"]]
+        assert sorted(r[0] for r in conn.execute(LoanScope().loan_ids())) == sorted([s["loan_id"], other])
 
 
 def test_document_refs_find_every_event_naming_a_digest(db_engine: Engine, world: World) -> None:

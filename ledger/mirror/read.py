@@ -175,6 +175,14 @@ class LoanScope:
             return None
         return parts[0] if len(parts) == 1 else sa.and_(*parts)
 
+    def loan_ids(self) -> sa.Select[Any]:
+        """SELECT of the ids of the loans in scope, to filter tables outside the mirror that name loans
+        (alerts, loan metadata): `alerts.c.loan_id.in_(scope.loan_ids())`."""
+        loans = _t("loans")
+        query = sa.select(loans.c.loan_id)
+        condition = self.condition()
+        return query if condition is None else query.where(condition)
+
 
 @dataclass(frozen=True)
 class LoanRecords:
