@@ -1,5 +1,6 @@
 """SQL models of the mirror: processed block headers, raw events, the checkpoint, and the projections built
-from the events (participants, loans, lots and each loan's records).
+from the events (participants, loans, lots, each loan's records, and the events' document references).
+Readers use the `...Public` models through `ledger.mirror.read.Mirror`.
 
 Every projection row says which event made it (`block_number`, `log_index`), so a reorg can undo it: the
 indexer deletes what orphaned blocks produced and rebuilds the affected loans from the raw events that
@@ -20,9 +21,9 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "Account",
     "Attestation",
+    "AttestationPublic",
     "Block",
     "Checkpoint",
-    "AttestationPublic",
     "Classification",
     "ClassificationPublic",
     "CollateralValuation",
@@ -38,13 +39,11 @@ __all__ = [
     "LoanBase",
     "LoanPublic",
     "Lot",
+    "lot_key",
     "LotBase",
     "LotPublic",
-    "lot_key",
     "lots_by_id",
-    "LOAN_RECORD_TABLES",
     "Organization",
-    "PARTICIPANT_TABLES",
     "Repayment",
     "RepaymentPublic",
     "Restructuring",
@@ -54,6 +53,8 @@ __all__ = [
     "uint64",
     "uint64_text",
     "CONFIRMATION_STATES",
+    "LOAN_RECORD_TABLES",
+    "PARTICIPANT_TABLES",
 ]
 
 CONFIRMATION_STATES = ("unconfirmed", "confirmed", "disputed")
