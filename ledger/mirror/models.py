@@ -431,7 +431,8 @@ class DocumentRef(SQLModel, table=True):
     Keyed by `digest_key` (`hash_key(digest)`, 8 bytes) and then the event's position: a digest's rows are
     one range of the key, and the table needs no second index (a lookup also compares `digest`, as a lot's
     compares its id). One index per row is what keeps the indexer's throughput: the rows come one per
-    event, and a key by position plus a digest index cost PostgreSQL a measurable share of a backfill.
+    event, and a key by position plus a digest index cost PostgreSQL a measurable share of a backfill. So a
+    reorg's delete by loan scans the table: reorgs are rare, an index by loan would cost every event.
     """
 
     __tablename__ = "document_refs"
