@@ -255,6 +255,17 @@ def test_document_refs_find_every_event_naming_a_digest(db_engine: Engine, world
         assert mirror.document_refs("not a hash") == []
 
 
+def test_the_zero_hash_names_no_document(db_engine: Engine, world: World) -> None:
+    loan_id = open_loan(world, "no-evidence")
+    world.ledger.disburse(  # evidence_hash defaults to the zero hash: a payment without evidence
+        world.cast.bank, loan_id=loan_id, payee=world.cast.supplier.address, amount=10_00, purpose=1
+    )
+    index(db_engine, world)
+    with db_engine.connect() as conn:
+        assert Mirror(conn).document_refs(ZERO) == []
+        assert [r.event for r in Mirror(conn).document_refs(h("terms:no-evidence"))] == ["LoanOpened"]
+
+
 def test_one_digest_named_by_several_events_lists_each_in_chain_order(
     db_engine: Engine, world: World
 ) -> None:

@@ -424,7 +424,8 @@ class AttestationPublic(AttestationBase):
 
 class DocumentRef(SQLModel, table=True):
     """One event argument that names an off-chain document by its hash (evidence, reasons, reports, terms,
-    profiles): which digest, which event (by chain position) and which argument. Written by the projections
+    profiles): which digest, which event (by chain position) and which argument; the zero hash names no
+    document and has no row. Written by the projections
     with the rest of a batch and, like them, deleted and rebuilt by loan on a reorg (`loan_id` is None for
     the participant events, which a reorg rebuilds as a whole).
 

@@ -238,6 +238,8 @@ class _Batch:
         loan_id = args.get("loanId")
         for argument in arguments:
             digest = args[argument]  # 0x-prefixed lower-case hex, as the decoder writes every bytes32
+            if digest == ZERO_HEAD:
+                continue  # the zero hash names no document (a payment without evidence)
             self.document_refs.append(
                 (hash_key(digest), event.block_number, event.log_index, argument, event.name, loan_id, digest)
             )

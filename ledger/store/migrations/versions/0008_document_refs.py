@@ -64,8 +64,8 @@ def _fill(document_refs: sa.Table) -> None:
         values = json.loads(args) if isinstance(args, str) else args
         for argument in _DOCUMENT_ARGUMENTS[name]:
             digest = values.get(argument)
-            if not isinstance(digest, str):
-                continue
+            if not isinstance(digest, str) or int(digest, 16) == 0:
+                continue  # the zero hash names no document
             digest = digest.lower()
             rows.append(
                 {
