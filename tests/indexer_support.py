@@ -272,6 +272,10 @@ def assert_mirror_matches_chain(engine: Engine, ledger: LedgerContract, deployme
         accounts = {r.address: r for r in conn.execute(sa.select(t["accounts"]))}
         roles = {(r.role, r.account): r for r in conn.execute(sa.select(t["role_grants"]))}
         orgs = {r.org_id for r in conn.execute(sa.select(t["organizations"].c.org_id))}
+        document_refs = [
+            (r.block_number, r.log_index, r.argument, r.event, r.loan_id, r.digest)
+            for r in conn.execute(sa.select(t["document_refs"]))
+        ]
         record_counts = {
             name: int(conn.execute(sa.select(sa.func.count()).select_from(t[name])).scalar_one())
             for name in (
@@ -388,6 +392,14 @@ def assert_mirror_matches_chain(engine: Engine, ledger: LedgerContract, deployme
         assert record_counts[table] == sum(1 for d in decoded if d.name == name), table
     assert record_counts["confirmations"] == sum(
         1 for d in decoded if d.name in ("LotConfirmed", "LotDisputed")
+    )
+
+    # Document references: one per non-zero `...Hash` argument of every event, none of an orphaned block.
+    assert sorted(document_refs) == sorted(
+        (d.block_number, d.log_index, name, d.name, d.args.get("loanId"), value)
+        for d in decoded
+        for name, value in d.args.items()
+        if name.endswith("Hash") and value != ZERO
     )
 
     # Participants against contract reads.

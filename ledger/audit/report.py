@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from eth_utils import keccak
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
 
-import ledger.mirror.models  # noqa: F401  (registers the tables)
-from ledger.audit.verify import Verification
+from ledger.audit.verify import DOCUMENT_FIELDS, Verification
+from ledger.mirror.read import Mirror
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -54,8 +52,6 @@ EXPORT_COLUMNS = (
     "verified",
     "problems",
 )
-
-_DOCUMENT_FIELDS = ("evidenceHash", "reasonHash", "reportHash", "termsHash")
 
 
 @dataclass(frozen=True)
@@ -92,17 +88,8 @@ def _iso(timestamp: int | None) -> str | None:
 
 def block_times(engine: Engine, numbers: Sequence[int]) -> dict[int, int]:
     """Block timestamps the mirror keeps, for the blocks asked."""
-    blocks = SQLModel.metadata.tables["blocks"]
-    wanted = sorted(set(numbers))
-    out: dict[int, int] = {}
     with engine.connect() as conn:
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            rows = conn.execute(
-                sa.select(blocks.c.number, blocks.c.timestamp).where(blocks.c.number.in_(part))
-            )
-            out.update({int(r.number): int(r.timestamp) for r in rows})
-    return out
+        return Mirror(conn).block_times(numbers)
 
 
 def attestations_of(
@@ -138,7 +125,7 @@ def trail_rows(verification: Verification, times: Mapping[int, int] | None = Non
     rows = []
     for e in verification.events:
         a = e.args
-        document = next((str(a[f]) for f in _DOCUMENT_FIELDS if f in a), "")
+        document = next((str(a[f]) for f in DOCUMENT_FIELDS if f in a), "")
         rows.append(
             {
                 "block_number": e.block_number,

@@ -22,16 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
 
-import ledger.mirror.models  # noqa: F401  (registers the tables)
 from ledger.chain.contract import LedgerContract, as_bytes32
 from ledger.errors import NotFoundError, VerificationError
-from ledger.mirror.eventjson import ArgsCodec
-from ledger.protocol.events import DecodedEvent
+from ledger.mirror.models import LoanPublic, LotPublic
+from ledger.mirror.projections import document_arguments
+from ledger.mirror.read import Mirror
+from ledger.protocol.events import DecodedEvent, EventDecoder
 from ledger.protocol.hashchain import CHAINED_EVENTS, LOT_CREATING_EVENTS, ZERO_HEAD, event_head
 
 __all__ = [
@@ -45,7 +44,8 @@ __all__ = [
     "verify_loan",
 ]
 
-# Event fields that carry the hash of an off-chain document.
+# Event fields that carry the hash of an off-chain document (the verification itself reads them from the ABI,
+# `ledger.mirror.projections.document_arguments`; this list names them for readers of a `Verification`).
 DOCUMENT_FIELDS = ("evidenceHash", "reasonHash", "reportHash", "termsHash")
 ZERO = ZERO_HEAD
 
@@ -228,10 +228,6 @@ class Verification:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _tables() -> dict[str, sa.Table]:
-    return dict(SQLModel.metadata.tables)
-
-
 @dataclass
 class _Mirror:
     chain_id: int
@@ -240,47 +236,29 @@ class _Mirror:
     checkpoint_hash: str
     start_block: int
     events: list[DecodedEvent]
-    lots: dict[str, Any]
-    loan: Any
+    lots: dict[str, LotPublic]
+    loan: LoanPublic | None
 
 
-def _read_mirror(engine: Engine, loan_id: str, codec: ArgsCodec) -> _Mirror:
-    t = _tables()
-    events, lots, loans = t["events"], t["lots"], t["loans"]
+def _read_mirror(engine: Engine, loan_id: str, decoder: EventDecoder) -> _Mirror:
     with engine.connect() as conn:
-        cp = conn.execute(sa.select(t["checkpoint"])).first()
+        mirror = Mirror(conn, decoder=decoder)
+        cp = mirror.checkpoint()
         if cp is None:
             raise VerificationError(
                 "the mirror is empty: nothing to verify", hint="run `fundflow index` first"
             )
-        rows = conn.execute(
-            sa.select(events)
-            .where(events.c.chain_id == cp.chain_id, events.c.loan_id == loan_id)
-            .order_by(events.c.block_number, events.c.log_index)
-        ).all()
-        lot_rows = {r.lot_id: r for r in conn.execute(sa.select(lots).where(lots.c.loan_id == loan_id))}
-        loan = conn.execute(sa.select(loans).where(loans.c.loan_id == loan_id)).first()
-    mirrored = [
-        DecodedEvent(
-            name=r.name,
-            args=codec.from_json(r.name, r.args),
-            address=r.address,
-            block_number=r.block_number,
-            block_hash=r.block_hash,
-            transaction_hash=r.transaction_hash,
-            log_index=r.log_index,
-            transaction_index=r.transaction_index,
-        )
-        for r in rows
-    ]
+        events = mirror.events(loan_id, chain_id=cp.chain_id)
+        lots = {lot.lot_id: lot for lot in mirror.lots(loan_id)}
+        loan = mirror.loan(loan_id)
     return _Mirror(
         chain_id=cp.chain_id,
         contract=cp.contract_address,
         checkpoint_block=cp.block_number,
         checkpoint_hash=cp.block_hash,
         start_block=cp.start_block,
-        events=mirrored,
-        lots=lot_rows,
+        events=events,
+        lots=lots,
         loan=loan,
     )
 
@@ -313,8 +291,7 @@ def verify_loan(
     """Verify the mirrored trail of `loan_id` against the chain at `block` (default: the mirror's
     checkpoint, the block up to which the mirror claims to be complete)."""
     loan_id = "0x" + as_bytes32(loan_id).hex()
-    codec = ArgsCodec(ledger.events)
-    mirror = _read_mirror(engine, loan_id, codec)
+    mirror = _read_mirror(engine, loan_id, ledger.events)
     client = ledger.client
     if mirror.loan is None and not mirror.events:
         raise NotFoundError(f"loan {loan_id} is not in the mirror")
@@ -378,7 +355,7 @@ def verify_loan(
     head_recomputed = _recompute(ledger, mirror.events, events)
     lots = _compare_lots(chain_events, mirror.lots, on_chain_lots)
     loan_problems = _compare_loan(mirror.loan, head_on_chain, mirror.events)
-    docs = _check_documents(chain_events, documents) if documents is not None else []
+    docs = _check_documents(ledger, chain_events, documents) if documents is not None else []
     return Verification(
         loan_id=loan_id,
         chain_id=mirror.chain_id,
@@ -572,10 +549,13 @@ def _compare_loan(loan: Any, head_on_chain: str, mirrored: list[DecodedEvent]) -
     return problems
 
 
-def _check_documents(chain: list[DecodedEvent], documents: DocumentSource) -> list[DocumentCheck]:
+def _check_documents(
+    ledger: LedgerContract, chain: list[DecodedEvent], documents: DocumentSource
+) -> list[DocumentCheck]:
+    arguments = document_arguments(ledger.events)
     references: dict[str, list[str]] = {}
     for e in chain:
-        for name in DOCUMENT_FIELDS:
+        for name in arguments.get(e.name, ()):
             value = e.args.get(name)
             if isinstance(value, str) and value.lower() != ZERO:
                 references.setdefault(value.lower(), []).append(

@@ -1,5 +1,6 @@
 """SQL models of the mirror: processed block headers, raw events, the checkpoint, and the projections built
-from the events (participants, loans, lots and each loan's records).
+from the events (participants, loans, lots, each loan's records, and the events' document references).
+Readers use the `...Public` models through `ledger.mirror.read.Mirror`.
 
 Every projection row says which event made it (`block_number`, `log_index`), so a reorg can undo it: the
 indexer deletes what orphaned blocks produced and rebuilds the affected loans from the raw events that
@@ -20,9 +21,9 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "Account",
     "Attestation",
+    "AttestationPublic",
     "Block",
     "Checkpoint",
-    "AttestationPublic",
     "Classification",
     "ClassificationPublic",
     "CollateralValuation",
@@ -38,13 +39,11 @@ __all__ = [
     "LoanBase",
     "LoanPublic",
     "Lot",
+    "lot_key",
     "LotBase",
     "LotPublic",
-    "lot_key",
     "lots_by_id",
-    "LOAN_RECORD_TABLES",
     "Organization",
-    "PARTICIPANT_TABLES",
     "Repayment",
     "RepaymentPublic",
     "Restructuring",
@@ -54,6 +53,8 @@ __all__ = [
     "uint64",
     "uint64_text",
     "CONFIRMATION_STATES",
+    "LOAN_RECORD_TABLES",
+    "PARTICIPANT_TABLES",
 ]
 
 CONFIRMATION_STATES = ("unconfirmed", "confirmed", "disputed")
@@ -423,24 +424,29 @@ class AttestationPublic(AttestationBase):
 
 class DocumentRef(SQLModel, table=True):
     """One event argument that names an off-chain document by its hash (evidence, reasons, reports, terms,
-    profiles): which digest, which event (by chain position) and which argument. Written by the projections
+    profiles): which digest, which event (by chain position) and which argument; the zero hash names no
+    document and has no row. Written by the projections
     with the rest of a batch and, like them, deleted and rebuilt by loan on a reorg (`loan_id` is None for
     the participant events, which a reorg rebuilds as a whole).
 
-    Keyed by chain position, so new rows land at the end of the key; a digest is found through
-    `digest_key` (`hash_key(digest)`, 8 bytes) and the digest itself, as a lot through `lot_key`.
+    Keyed by `digest_key` (`hash_key(digest)`, 8 bytes) and then the event's position: a digest's rows are
+    one range of the key, and the table needs no second index (a lookup also compares `digest`, as a lot's
+    compares its id). One index per row is what keeps the indexer's throughput: the rows come one per
+    event, and a key by position plus a digest index cost PostgreSQL a measurable share of a backfill. So a
+    reorg's delete by loan scans the table: reorgs are rare, an index by loan would cost every event.
     """
 
     __tablename__ = "document_refs"
-    __table_args__ = (sa.Index("ix_document_refs_key", "digest_key"),)
 
+    digest_key: int = Field(
+        primary_key=True, sa_type=sa.BigInteger, description="hash_key(digest): the lookup key of digest"
+    )
     block_number: int = Field(primary_key=True, sa_type=sa.BigInteger)
     log_index: int = Field(primary_key=True)
     argument: str = Field(primary_key=True, sa_type=sa.String(32), description="the event argument's name")
     event: str = Field(sa_type=sa.String(64), description="the event's name")
     loan_id: str | None = _hex(default=None)
     digest: str = _hex()
-    digest_key: int = Field(sa_type=sa.BigInteger, description="hash_key(digest): the lookup key of digest")
 
 
 # Tables whose rows belong to one loan: a reorg deletes the affected loans' rows from all of them.

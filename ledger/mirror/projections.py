@@ -71,7 +71,7 @@ _LOAN_MUTABLE = (
     "updated_block",
 )
 _LOT_MUTABLE = ("remaining", "confirmation", "confirmation_hash", "confirmation_block")
-_DOCUMENT_REF_COLUMNS = ("block_number", "log_index", "argument", "event", "loan_id", "digest", "digest_key")
+_DOCUMENT_REF_COLUMNS = ("digest_key", "block_number", "log_index", "argument", "event", "loan_id", "digest")
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
 
@@ -237,9 +237,11 @@ class _Batch:
         args = event.args
         loan_id = args.get("loanId")
         for argument in arguments:
-            digest = args[argument].lower()
+            digest = args[argument]  # 0x-prefixed lower-case hex, as the decoder writes every bytes32
+            if digest == ZERO_HEAD:
+                continue  # the zero hash names no document (a payment without evidence)
             self.document_refs.append(
-                (event.block_number, event.log_index, argument, event.name, loan_id, digest, hash_key(digest))
+                (hash_key(digest), event.block_number, event.log_index, argument, event.name, loan_id, digest)
             )
 
     def _record(self, table: str, event: DecodedEvent, **fields: Any) -> None:

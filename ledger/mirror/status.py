@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
 
-import ledger.mirror.models  # noqa: F401  (registers the tables)
 from ledger.chain.client import ChainClient
 from ledger.errors import ChainError
+from ledger.mirror.read import Mirror
 
 __all__ = ["IndexerStatus", "indexer_status"]
 
@@ -42,27 +40,14 @@ class IndexerStatus:
 
 def indexer_status(engine: Engine, client: ChainClient | None = None) -> IndexerStatus:
     """Read the checkpoint and counts; with `client`, also the node's head and the lag behind it."""
-    t = SQLModel.metadata.tables
     with engine.connect() as conn:
-        inspector = sa.inspect(conn)
-        if not inspector.has_table("checkpoint"):
+        mirror = Mirror(conn)
+        if not mirror.exists():
             return IndexerStatus(initialized=False)
-        cp = conn.execute(sa.select(t["checkpoint"]).where(t["checkpoint"].c.id == 1)).first()
+        cp = mirror.checkpoint()
         if cp is None:
             return IndexerStatus(initialized=False)
-        counts = {
-            name: int(n)
-            for name, n in conn.execute(
-                sa.select(t["events"].c.name, sa.func.count())
-                .group_by(t["events"].c.name)
-                .order_by(t["events"].c.name)
-            )
-        }
-
-        def count(name: str) -> int:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(t[name])).scalar_one())
-
-        blocks, loans, lots = count("blocks"), count("loans"), count("lots")
+        counts = mirror.counts()
     head: int | None = None
     lag: int | None = None
     node_error: str | None = None
@@ -83,8 +68,8 @@ def indexer_status(engine: Engine, client: ChainClient | None = None) -> Indexer
         head=head,
         lag=lag,
         node_error=node_error,
-        blocks=blocks,
-        loans=loans,
-        lots=lots,
-        event_counts=counts,
+        blocks=counts.blocks,
+        loans=counts.loans,
+        lots=counts.lots,
+        event_counts=counts.event_counts,
     )

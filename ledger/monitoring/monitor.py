@@ -25,12 +25,21 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.config import Settings
+from ledger.mirror.read import Mirror
 from ledger.monitoring.alerts import SYSTEM, Alert, WebhookDelivery, alert_payload
-from ledger.monitoring.rules import RULES, Candidate, LoanFacts, Rule, Thresholds, load_facts
+from ledger.monitoring.rules import (
+    RULES,
+    Candidate,
+    LoanFacts,
+    LotFact,
+    RecordFact,
+    Rule,
+    Thresholds,
+)
 from ledger.protocol.terms import TermsProvider
 from ledger.store.offchain import db_terms_provider
 
-__all__ = ["EvaluationResult", "Monitor", "latest_chain_time"]
+__all__ = ["EvaluationResult", "Monitor", "latest_chain_time", "load_facts"]
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +52,78 @@ def _deliveries() -> sa.Table:
     return WebhookDelivery.__table__  # type: ignore[attr-defined,no-any-return]
 
 
-def _mirror(name: str) -> sa.Table:
-    from sqlmodel import SQLModel
-
-    return SQLModel.metadata.tables[name]
-
-
 def latest_chain_time(conn: sa.Connection) -> int | None:
     """Timestamp of the newest mirrored block (the monitor's default 'now')."""
-    blocks = _mirror("blocks")
-    row = conn.execute(sa.select(blocks.c.timestamp).order_by(blocks.c.number.desc()).limit(1)).first()
-    return None if row is None else int(row[0])
+    return Mirror(conn).latest_block_time()
+
+
+def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int) -> LoanFacts | None:
+    """One loan's facts from the mirror, with block timestamps; None when the loan is not (any more) there."""
+    mirror = Mirror(conn)
+    loan = mirror.loan(loan_id)
+    if loan is None:
+        return None
+    lots = mirror.lots(loan_id)
+    records = mirror.records(loan_id, ("repayments", "collateral_valuations", "inspections"))
+    numbers = {loan.block_number}
+    numbers.update(lot.block_number for lot in lots)
+    numbers.update(lot.confirmation_block for lot in lots if lot.confirmation_block is not None)
+    numbers.update(r.block_number for r in records.repayments)
+    numbers.update(r.block_number for r in records.collateral_valuations)
+    numbers.update(r.block_number for r in records.inspections)
+    stamps = mirror.block_times(numbers)
+
+    def stamp(number: int) -> int:
+        if number not in stamps:
+            raise LookupError(f"block {number} is not in the mirror")
+        return stamps[number]
+
+    return LoanFacts(
+        loan_id=loan_id,
+        lender_org=loan.lender_org,
+        borrower=loan.borrower,
+        principal=int(loan.principal),
+        disbursed=int(loan.disbursed),
+        repaid=int(loan.repaid),
+        currency=loan.currency,
+        maturity=int(loan.maturity),
+        status=int(loan.status),
+        block_number=int(loan.block_number),
+        opened_at=stamp(loan.block_number),
+        lots=[
+            LotFact(
+                lot_id=lot.lot_id,
+                parent_lot_id=lot.parent_lot_id,
+                holder=lot.holder,
+                amount=int(lot.amount),
+                remaining=int(lot.remaining),
+                purpose=int(lot.purpose),
+                declared_use=bool(lot.declared_use),
+                entrusted=lot.entrusted,
+                confirmation=lot.confirmation,
+                confirmation_block=lot.confirmation_block,
+                confirmation_time=None if lot.confirmation_block is None else stamp(lot.confirmation_block),
+                block_number=int(lot.block_number),
+                log_index=int(lot.log_index),
+                timestamp=stamp(lot.block_number),
+            )
+            for lot in lots
+        ],
+        repayments=[
+            RecordFact(r.block_number, r.log_index, stamp(r.block_number), int(r.amount))
+            for r in records.repayments
+        ],
+        valuations=[
+            RecordFact(r.block_number, r.log_index, stamp(r.block_number), int(r.value), str(r.collateral_id))
+            for r in records.collateral_valuations
+        ],
+        inspections=[
+            RecordFact(r.block_number, r.log_index, stamp(r.block_number), 0, str(r.kind))
+            for r in records.inspections
+        ],
+        terms=terms(loan_id),
+        now=now,
+    )
 
 
 @dataclass
@@ -112,8 +182,7 @@ class Monitor:
         now = self._clock(conn)
         ids = set(loan_ids)
         if now is not None and (self._last_sweep is None or now - self._last_sweep >= self.sweep_seconds):
-            loans = _mirror("loans")
-            ids.update(r[0] for r in conn.execute(sa.select(loans.c.loan_id).where(loans.c.status == 1)))
+            ids.update(Mirror(conn).loan_ids(status=1))  # the open loans
             self._last_sweep = now
         return self.evaluate(conn, ids, now=now)
 
@@ -138,8 +207,7 @@ class Monitor:
         if clock is None:
             return result
         terms = self.terms or db_terms_provider(conn)
-        blocks = _mirror("blocks")
-        tip = conn.execute(sa.select(sa.func.max(blocks.c.number))).scalar_one_or_none()
+        tip = Mirror(conn).tip()
         for loan_id in ids:
             facts = load_facts(conn, loan_id, terms, clock)
             self._evaluate_loan(conn, loan_id, facts, -1 if tip is None else int(tip), clock, result)

@@ -20,15 +20,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import SQLModel
-
-import ledger.mirror.models  # noqa: F401  (registers the mirror's tables)
 from ledger.config import Settings
 from ledger.protocol.codes import LoanStatus
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
-from ledger.protocol.terms import LoanTerms, TermsProvider
+from ledger.protocol.terms import LoanTerms
 
 __all__ = [
     "RULES",
@@ -42,7 +38,6 @@ __all__ = [
     "evaluate_rules",
     "fmt_money",
     "fmt_time",
-    "load_facts",
 ]
 
 DAY = 86_400
@@ -203,108 +198,6 @@ def _date(timestamp: int) -> date:
 
 def _share(part: int, whole: int) -> str:
     return f"{Decimal(part) * 100 / Decimal(whole):.1f}%" if whole else "n/a"
-
-
-# ---------------------------------------------------------------------------------------------- loading
-
-
-def _t(name: str) -> sa.Table:
-    return SQLModel.metadata.tables[name]
-
-
-def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int) -> LoanFacts | None:
-    """One loan's facts from the mirror, with block timestamps; None when the loan is not (any more) there."""
-    loans, lots, blocks = _t("loans"), _t("lots"), _t("blocks")
-    loan = conn.execute(sa.select(loans).where(loans.c.loan_id == loan_id)).first()
-    if loan is None:
-        return None
-    stamps: dict[int, int] = {}
-
-    def stamp(number: int) -> int:
-        if number not in stamps:
-            stamps[number] = int(
-                conn.execute(
-                    sa.select(blocks.c.timestamp).where(blocks.c.number == number).limit(1)
-                ).scalar_one()
-            )
-        return stamps[number]
-
-    lot_rows = conn.execute(
-        sa.select(lots).where(lots.c.loan_id == loan_id).order_by(lots.c.block_number, lots.c.log_index)
-    ).all()
-    numbers = (
-        {r.block_number for r in lot_rows} | {r.confirmation_block for r in lot_rows} | {loan.block_number}
-    )
-
-    def records(table: str, amount: str | None, key: str | None) -> list[RecordFact]:
-        t = _t(table)
-        rows = conn.execute(
-            sa.select(t).where(t.c.loan_id == loan_id).order_by(t.c.block_number, t.c.log_index)
-        ).all()
-        numbers.update(r.block_number for r in rows)
-        return [
-            RecordFact(
-                r.block_number,
-                r.log_index,
-                0,
-                int(getattr(r, amount)) if amount else 0,
-                str(getattr(r, key)) if key else "",
-            )
-            for r in rows
-        ]
-
-    repayments = records("repayments", "amount", None)
-    valuations = records("collateral_valuations", "value", "collateral_id")
-    inspections = records("inspections", None, "kind")
-    wanted = sorted(n for n in numbers if n is not None)
-    for part in (wanted[i : i + 500] for i in range(0, len(wanted), 500)):
-        for number, timestamp in conn.execute(
-            sa.select(blocks.c.number, blocks.c.timestamp).where(blocks.c.number.in_(part))
-        ):
-            stamps[int(number)] = int(timestamp)
-
-    def timed(items: list[RecordFact]) -> list[RecordFact]:
-        return [
-            RecordFact(r.block_number, r.log_index, stamp(r.block_number), r.amount, r.key) for r in items
-        ]
-
-    return LoanFacts(
-        loan_id=loan_id,
-        lender_org=loan.lender_org,
-        borrower=loan.borrower,
-        principal=int(loan.principal),
-        disbursed=int(loan.disbursed),
-        repaid=int(loan.repaid),
-        currency=loan.currency,
-        maturity=int(loan.maturity),
-        status=int(loan.status),
-        block_number=int(loan.block_number),
-        opened_at=stamp(loan.block_number),
-        lots=[
-            LotFact(
-                lot_id=r.lot_id,
-                parent_lot_id=r.parent_lot_id,
-                holder=r.holder,
-                amount=int(r.amount),
-                remaining=int(r.remaining),
-                purpose=int(r.purpose),
-                declared_use=bool(r.declared_use),
-                entrusted=r.entrusted,
-                confirmation=r.confirmation,
-                confirmation_block=r.confirmation_block,
-                confirmation_time=None if r.confirmation_block is None else stamp(r.confirmation_block),
-                block_number=int(r.block_number),
-                log_index=int(r.log_index),
-                timestamp=stamp(r.block_number),
-            )
-            for r in lot_rows
-        ],
-        repayments=timed(repayments),
-        valuations=timed(valuations),
-        inspections=timed(inspections),
-        terms=terms(loan_id),
-        now=now,
-    )
 
 
 # ---------------------------------------------------------------------------------------------- use of funds

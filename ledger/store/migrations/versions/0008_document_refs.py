@@ -1,8 +1,9 @@
 """document_refs: the projection of which event argument names which off-chain document
 
-- One row per event argument that carries a document's hash (`ledger.mirror.models.DocumentRef`): keyed by
-  chain position (block_number, log_index, argument), found by digest through the 8-byte `digest_key`
-  (`ix_document_refs_key`) and the digest itself. It replaces a `LIKE '%digest%'` over every event's JSON.
+- One row per event argument that carries a document's hash (`ledger.mirror.models.DocumentRef`), keyed by
+  (digest_key, block_number, log_index, argument): `digest_key` is the digest's first 8 bytes, so a lookup
+  by digest is a range of the key (and compares the digest itself). It replaces a `LIKE '%digest%'` over
+  every event's JSON.
 - The rows of the events already mirrored are filled in here, from the raw events' arguments, with the
   document arguments of the ABI at this revision (the indexer derives them from the ABI it runs with).
 
@@ -63,8 +64,8 @@ def _fill(document_refs: sa.Table) -> None:
         values = json.loads(args) if isinstance(args, str) else args
         for argument in _DOCUMENT_ARGUMENTS[name]:
             digest = values.get(argument)
-            if not isinstance(digest, str):
-                continue
+            if not isinstance(digest, str) or int(digest, 16) == 0:
+                continue  # the zero hash names no document
             digest = digest.lower()
             rows.append(
                 {
@@ -87,20 +88,18 @@ def _fill(document_refs: sa.Table) -> None:
 def upgrade() -> None:
     document_refs = op.create_table(
         "document_refs",
+        sa.Column("digest_key", sa.BigInteger(), nullable=False),
         sa.Column("block_number", sa.BigInteger(), nullable=False),
         sa.Column("log_index", sa.Integer(), nullable=False),
         sa.Column("argument", sa.String(length=32), nullable=False),
         sa.Column("event", sa.String(length=64), nullable=False),
         sa.Column("loan_id", sa.String(length=66), nullable=True),
         sa.Column("digest", sa.String(length=66), nullable=False),
-        sa.Column("digest_key", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("block_number", "log_index", "argument"),
+        sa.PrimaryKeyConstraint("digest_key", "block_number", "log_index", "argument"),
     )
     assert document_refs is not None
     _fill(document_refs)
-    op.create_index("ix_document_refs_key", "document_refs", ["digest_key"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_document_refs_key", table_name="document_refs")
     op.drop_table("document_refs")
