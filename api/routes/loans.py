@@ -21,6 +21,7 @@ from api.schemas import (
 from api.services import loans as loans_service
 from api.services.loans import MAX_TREE_DEPTH
 from api.writes import WriteDep
+from ledger.protocol.codes import LoanStatus, RiskClass
 
 __all__ = ["router"]
 
@@ -33,12 +34,16 @@ router = APIRouter(
 _WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {409: ERROR_RESPONSES[409]}
 
 
+_STATUS_CODES = ", ".join(f"{int(s)} {s.en}" for s in LoanStatus if s)
+_CLASS_CODES = ", ".join(f"{int(c)} {c.en}" for c in RiskClass)
+
+
 @router.get("", response_model=Page[LoanOut], summary="Loans visible to the caller")
 def list_loans(
     caller: ParticipantDep,
     session: SessionDep,
-    status: Annotated[int | None, Query(ge=1, le=3, description="1 open, 2 repaid, 3 written off")] = None,
-    risk_class: Annotated[int | None, Query(ge=0, le=4)] = None,
+    status: Annotated[int | None, Query(ge=1, le=max(LoanStatus), description=_STATUS_CODES)] = None,
+    risk_class: Annotated[int | None, Query(ge=0, le=max(RiskClass), description=_CLASS_CODES)] = None,
     borrower: Annotated[str | None, Query(description="borrower address")] = None,
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
