@@ -336,7 +336,10 @@ def test_migration_0008_fills_the_refs_of_a_mirror_built_before_it(db_engine: En
     _servicing(world)
     index(db_engine, world)
     refs = sa.table("document_refs", sa.column("digest"), sa.column("block_number"), sa.column("log_index"))
-    query = sa.text("SELECT * FROM document_refs ORDER BY block_number, log_index, argument")
+    query = sa.text(
+        "SELECT digest_key, digest, loan_id, block_number, log_index, event, argument FROM document_refs "
+        "ORDER BY block_number, log_index, argument"
+    )
     with db_engine.connect() as conn:
         projected = [tuple(r) for r in conn.execute(query)]
     assert len(projected) == 9 + 1 + 8  # the servicing's documents, the loan's terms, the 8 orgs' profiles
