@@ -300,9 +300,15 @@ def test_a_reorg_removes_the_document_refs_of_orphaned_blocks(db_engine: Engine,
     snapshot = client.rpc("evm_snapshot")
     ledger.repay(cast.bank, loan_id=loan_id, amount=1_00, evidence_hash=orphaned)
     ledger.classify(cast.bank, loan_id=loan_id, risk_class=2, reason_hash=orphaned)
+    ledger.register_organization(cast.operator, h("org:orphaned"), orphaned)  # a participant event's ref
     index(db_engine, world)
     with db_engine.connect() as conn:
-        assert [r.event for r in Mirror(conn).document_refs(orphaned)] == ["Repaid", "RiskClassified"]
+        refs = Mirror(conn).document_refs(orphaned)
+        assert [(r.event, r.loan_id) for r in refs] == [
+            ("Repaid", loan_id),
+            ("RiskClassified", loan_id),
+            ("OrganizationRegistered", None),
+        ]
     assert client.rpc("evm_revert", [snapshot]) is True
     forget_nonces(client)
     ledger.repay(cast.bank, loan_id=loan_id, amount=2_00, evidence_hash=replaced)
@@ -312,6 +318,7 @@ def test_a_reorg_removes_the_document_refs_of_orphaned_blocks(db_engine: Engine,
         mirror = Mirror(conn)
         assert mirror.document_refs(orphaned) == []
         assert [r.event for r in mirror.document_refs(kept)] == ["Disbursed"]
+        assert len(mirror.document_refs(h(f"profile:{cast.bank_org}"))) == 1  # rebuilt, not lost or doubled
         (ref,) = mirror.document_refs(replaced)
         assert ref.transaction_hash == loan_events(world, loan_id)[-1].transaction_hash
     assert_mirror_matches_chain(db_engine, ledger, world.deployment)
