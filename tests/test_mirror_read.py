@@ -300,9 +300,15 @@ def test_a_reorg_removes_the_document_refs_of_orphaned_blocks(db_engine: Engine,
     snapshot = client.rpc("evm_snapshot")
     ledger.repay(cast.bank, loan_id=loan_id, amount=1_00, evidence_hash=orphaned)
     ledger.classify(cast.bank, loan_id=loan_id, risk_class=2, reason_hash=orphaned)
+    ledger.register_organization(cast.operator, h("org:orphaned"), orphaned)  # a participant event's ref
     index(db_engine, world)
     with db_engine.connect() as conn:
-        assert [r.event for r in Mirror(conn).document_refs(orphaned)] == ["Repaid", "RiskClassified"]
+        refs = Mirror(conn).document_refs(orphaned)
+        assert [(r.event, r.loan_id) for r in refs] == [
+            ("Repaid", loan_id),
+            ("RiskClassified", loan_id),
+            ("OrganizationRegistered", None),
+        ]
     assert client.rpc("evm_revert", [snapshot]) is True
     forget_nonces(client)
     ledger.repay(cast.bank, loan_id=loan_id, amount=2_00, evidence_hash=replaced)
@@ -312,6 +318,7 @@ def test_a_reorg_removes_the_document_refs_of_orphaned_blocks(db_engine: Engine,
         mirror = Mirror(conn)
         assert mirror.document_refs(orphaned) == []
         assert [r.event for r in mirror.document_refs(kept)] == ["Disbursed"]
+        assert len(mirror.document_refs(h(f"profile:{cast.bank_org}"))) == 1  # rebuilt, not lost or doubled
         (ref,) = mirror.document_refs(replaced)
         assert ref.transaction_hash == loan_events(world, loan_id)[-1].transaction_hash
     assert_mirror_matches_chain(db_engine, ledger, world.deployment)
@@ -336,7 +343,10 @@ def test_migration_0008_fills_the_refs_of_a_mirror_built_before_it(db_engine: En
     _servicing(world)
     index(db_engine, world)
     refs = sa.table("document_refs", sa.column("digest"), sa.column("block_number"), sa.column("log_index"))
-    query = sa.text("SELECT * FROM document_refs ORDER BY block_number, log_index, argument")
+    query = sa.text(
+        "SELECT digest_key, digest, loan_id, block_number, log_index, event, argument FROM document_refs "
+        "ORDER BY block_number, log_index, argument"
+    )
     with db_engine.connect() as conn:
         projected = [tuple(r) for r in conn.execute(query)]
     assert len(projected) == 9 + 1 + 8  # the servicing's documents, the loan's terms, the 8 orgs' profiles

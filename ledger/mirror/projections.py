@@ -1,4 +1,5 @@
-"""Projections: turn ordered ledger events into participants, loans, lots and each loan's records.
+"""Projections: turn ordered ledger events into participants, loans, lots, each loan's records, and the
+document references (`document_refs`: which event argument names which document hash).
 
 One function serves the forward path and the undo path. Forward, `Projector.apply` loads the state a batch
 touches, applies the events in memory (checking every loan's hash chain and the lot arithmetic) and writes
@@ -71,7 +72,7 @@ _LOAN_MUTABLE = (
     "updated_block",
 )
 _LOT_MUTABLE = ("remaining", "confirmation", "confirmation_hash", "confirmation_block")
-_DOCUMENT_REF_COLUMNS = ("digest_key", "block_number", "log_index", "argument", "event", "loan_id", "digest")
+_DOCUMENT_REF_COLUMNS = ("digest_key", "digest", "loan_id", "block_number", "log_index", "event", "argument")
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
 
@@ -241,7 +242,7 @@ class _Batch:
             if digest == ZERO_HEAD:
                 continue  # the zero hash names no document (a payment without evidence)
             self.document_refs.append(
-                (hash_key(digest), event.block_number, event.log_index, argument, event.name, loan_id, digest)
+                (hash_key(digest), digest, loan_id, event.block_number, event.log_index, event.name, argument)
             )
 
     def _record(self, table: str, event: DecodedEvent, **fields: Any) -> None:

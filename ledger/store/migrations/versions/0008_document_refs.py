@@ -1,9 +1,9 @@
 """document_refs: the projection of which event argument names which off-chain document
 
-- One row per event argument that carries a document's hash (`ledger.mirror.models.DocumentRef`), keyed by
-  (digest_key, block_number, log_index, argument): `digest_key` is the digest's first 8 bytes, so a lookup
-  by digest is a range of the key (and compares the digest itself). It replaces a `LIKE '%digest%'` over
-  every event's JSON.
+- One row per event argument that carries a document's hash (`ledger.mirror.models.DocumentRef`), numbered
+  as written (`id`, SQLite's rowid) and found by digest through `ix_document_refs_key` on the digest's
+  first 8 bytes (`digest_key`) and the digest itself. It replaces a `LIKE '%digest%'` over every event's
+  JSON.
 - The rows of the events already mirrored are filled in here, from the raw events' arguments, with the
   document arguments of the ABI at this revision (the indexer derives them from the ABI it runs with).
 
@@ -88,18 +88,21 @@ def _fill(document_refs: sa.Table) -> None:
 def upgrade() -> None:
     document_refs = op.create_table(
         "document_refs",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("digest_key", sa.BigInteger(), nullable=False),
+        sa.Column("digest", sa.String(length=66), nullable=False),
+        sa.Column("loan_id", sa.String(length=66), nullable=True),
         sa.Column("block_number", sa.BigInteger(), nullable=False),
         sa.Column("log_index", sa.Integer(), nullable=False),
-        sa.Column("argument", sa.String(length=32), nullable=False),
         sa.Column("event", sa.String(length=64), nullable=False),
-        sa.Column("loan_id", sa.String(length=66), nullable=True),
-        sa.Column("digest", sa.String(length=66), nullable=False),
-        sa.PrimaryKeyConstraint("digest_key", "block_number", "log_index", "argument"),
+        sa.Column("argument", sa.String(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
     )
     assert document_refs is not None
     _fill(document_refs)
+    op.create_index("ix_document_refs_key", "document_refs", ["digest_key"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_document_refs_key", table_name="document_refs")
     op.drop_table("document_refs")
