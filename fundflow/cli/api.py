@@ -11,10 +11,10 @@ from rich.table import Table
 
 from fundflow.cli.console import console, err_console
 from fundflow.compose import ApiStack, build_api
-from ledger.chain.contract import RiskClass
 from ledger.chain.participants import Directory, slugify
 from ledger.config import get_settings
 from ledger.errors import NotFoundError, ValidationError
+from ledger.protocol.codes import RiskClass
 from ledger.protocol.money import format_amount
 from ledger.store.db import open_database
 from ledger.store.offchain import create_token, revoke_tokens, token_fingerprint

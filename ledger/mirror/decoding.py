@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from ledger.errors import ChainError, FundflowError, IndexerError
-from ledger.mirror.eventjson import ArgsCodec, json_text
+from ledger.protocol.eventjson import ArgsCodec, json_text
 from ledger.protocol.events import DecodedEvent, EventDecoder
 from ledger.protocol.hashchain import CHAINED_EVENTS, ZERO_HEAD, HashChain, event_head
 

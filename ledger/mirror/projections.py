@@ -17,18 +17,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
 import ledger.mirror.models  # noqa: F401  (registers the tables)
-from ledger.chain.contract import (
+from ledger.errors import MirrorIntegrityError
+from ledger.mirror.bulk import insert_rows, insert_values, update_rows
+from ledger.mirror.models import LOAN_RECORD_TABLES, PARTICIPANT_TABLES, hash_key, lot_key, lots_by_id
+from ledger.mirror.read import event_from_row
+from ledger.protocol.codes import (
     AUDITOR_ROLE,
     DEFAULT_ADMIN_ROLE,
     ENTERPRISE_ROLE,
     LENDER_ROLE,
     OPERATOR_ROLE,
 )
-from ledger.errors import MirrorIntegrityError
-from ledger.mirror.bulk import insert_rows, insert_values, update_rows
-from ledger.mirror.eventjson import ArgsCodec
-from ledger.mirror.models import LOAN_RECORD_TABLES, PARTICIPANT_TABLES, hash_key, lot_key, lots_by_id
-from ledger.mirror.read import event_from_row
+from ledger.protocol.eventjson import ArgsCodec
 from ledger.protocol.events import DecodedEvent, EventDecoder
 from ledger.protocol.hashchain import (
     CHAINED_EVENTS,

@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 import ledger.mirror.models  # noqa: F401  (registers the tables)
-from ledger.mirror.eventjson import ArgsCodec
 from ledger.mirror.models import (
     AttestationPublic,
     ClassificationPublic,
@@ -41,6 +40,7 @@ from ledger.mirror.models import (
     hash_key,
     lots_by_id,
 )
+from ledger.protocol.eventjson import ArgsCodec
 from ledger.protocol.events import DecodedEvent, EventDecoder
 
 __all__ = [

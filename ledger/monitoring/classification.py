@@ -25,11 +25,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
 from ledger.chain.client import TxResult
-from ledger.chain.contract import LedgerContract, LoanStatus, RiskClass
+from ledger.chain.contract import LedgerContract
 from ledger.errors import NotFoundError, ValidationError
 from ledger.monitoring.alerts import Alert
 from ledger.monitoring.monitor import Monitor
 from ledger.monitoring.rules import LOAN_WRITTEN_OFF, LoanFacts, Severity, days_past_due
+from ledger.protocol.codes import LoanStatus, RiskClass
 
 __all__ = [
     "CLASS_LABELS",

@@ -36,6 +36,7 @@ from ledger.monitoring.rules import (
     Rule,
     Thresholds,
 )
+from ledger.protocol.codes import LoanStatus
 from ledger.protocol.terms import TermsProvider
 from ledger.store.offchain import db_terms_provider
 
@@ -182,7 +183,7 @@ class Monitor:
         now = self._clock(conn)
         ids = set(loan_ids)
         if now is not None and (self._last_sweep is None or now - self._last_sweep >= self.sweep_seconds):
-            ids.update(Mirror(conn).loan_ids(status=1))  # the open loans
+            ids.update(Mirror(conn).loan_ids(status=LoanStatus.OPEN))
             self._last_sweep = now
         return self.evaluate(conn, ids, now=now)
 

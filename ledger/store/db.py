@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from ledger.errors import ConfigError, IndexerLockedError
-from ledger.mirror.eventjson import json_text
+from ledger.protocol.eventjson import json_text
 
 __all__ = ["IndexerLock", "create_db_engine", "json_text", "migrate", "open_database", "sqlite_path"]
 

@@ -2,8 +2,8 @@
 arguments on. Integers wider than 53 bits travel as decimal strings, so no JSON reader (JavaScript included)
 ever rounds an amount; everything else is orjson's compact output.
 
-Apart from the database layer so the indexer's decoding worker (`ledger.mirror.decoding`) can use it without
-importing SQLAlchemy.
+It is protocol, not database: the indexer's decoding worker (`ledger.mirror.decoding`) uses it without
+importing SQLAlchemy, and the store's engines serialise JSON columns with it.
 """
 
 from __future__ import annotations
