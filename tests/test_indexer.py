@@ -349,4 +349,4 @@ def test_cli_index_once_then_status(db_url: str, world: World, chain: LocalChain
     engine = create_db_engine(db_url)
     assert_mirror_matches_chain(engine, world.ledger, world.deployment)
     engine.dispose()
-    assert project_root().joinpath("ledger", "store", "migrations").is_dir()
+    assert project_root().joinpath("ledger", "migrations").is_dir()

@@ -1,7 +1,8 @@
 """Database engines (SQLite and PostgreSQL), migrations, and the one-writer lock.
 
 SQLite runs in WAL mode with a busy timeout, so the API can read while the indexer writes. Migrations are
-Alembic's, kept inside the package (`ledger/migrations`) so they run from any working directory.
+Alembic's, kept in the package (`ledger/migrations`, beside this part: they know every part's tables) so they
+run from any working directory.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ledger.protocol.eventjson import json_text
 
 __all__ = ["IndexerLock", "create_db_engine", "json_text", "migrate", "open_database", "sqlite_path"]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
