@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
-import sqlalchemy as sa
 from eth_account.signers.local import LocalAccount
 from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -18,7 +17,7 @@ from sqlmodel import Session
 from api.services import Services
 from ledger.chain.contract import LedgerContract
 from ledger.errors import AuthenticationError, PermissionDeniedError
-from ledger.mirror.models import Account
+from ledger.mirror.read import Mirror
 from ledger.store.offchain import ApiToken, find_token
 
 __all__ = [
@@ -98,10 +97,6 @@ def get_caller(
     return caller_for_token(services, token)
 
 
-_accounts_t: sa.Table = Account.__table__  # type: ignore[attr-defined]
-_ORG_ACCOUNTS = sa.select(_accounts_t.c.address).where(_accounts_t.c.org_id == sa.bindparam("org_id"))
-
-
 def caller_for_token(services: Services, token: ApiToken) -> Caller:
     """The caller an active token row stands for (the API's bearer tokens and the dashboard's sessions)."""
     participant = services.directory.get().find(token.participant)
@@ -112,7 +107,7 @@ def caller_for_token(services: Services, token: ApiToken) -> Caller:
         )
     accounts = set(participant.accounts.values())
     with services.engine.connect() as conn:
-        accounts |= {str(a) for (a,) in conn.execute(_ORG_ACCOUNTS, {"org_id": participant.org_id})}
+        accounts |= set(Mirror(conn).org_accounts(participant.org_id))
     return Caller(
         name=participant.name,
         role=participant.role,

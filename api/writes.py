@@ -34,7 +34,7 @@ from ledger.chain.contract import LedgerContract
 from ledger.chain.journal import SendJournal, SignedTx
 from ledger.chain.rpc import RpcError
 from ledger.errors import ChainError, ConflictError, FundflowError
-from ledger.mirror.models import Checkpoint
+from ledger.mirror.read import Mirror
 from ledger.store.offchain import IdempotencyRecord, canonical_json
 
 __all__ = ["Outcome", "Write", "WriteDep", "get_write", "run_write", "wait_for_block"]
@@ -42,7 +42,6 @@ __all__ = ["Outcome", "Write", "WriteDep", "get_write", "run_write", "wait_for_b
 log = logging.getLogger(__name__)
 
 idem_t: sa.Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-checkpoint_t: sa.Table = Checkpoint.__table__  # type: ignore[attr-defined]
 
 PENDING_WAIT_SECONDS = 120.0
 
@@ -59,7 +58,6 @@ _TAKE_OVER = (
     .where(idem_t.c.id == sa.bindparam("w_id"), idem_t.c.state == "unconfirmed")
     .values(state="pending")
 )
-_CHECKPOINT = sa.select(checkpoint_t.c.block_number).where(checkpoint_t.c.id == 1)
 
 
 def _row(caller: Caller, key: str) -> dict[str, str]:
@@ -108,8 +106,8 @@ def wait_for_block(services: Services, block_number: int, timeout: float | None 
     delay = 0.01
     while True:
         with services.engine.connect() as conn:
-            indexed = conn.execute(_CHECKPOINT).scalar()
-        if indexed is not None and int(indexed) >= block_number:
+            checkpoint = Mirror(conn).checkpoint()
+        if checkpoint is not None and checkpoint.block_number >= block_number:
             return True
         if time.monotonic() >= deadline:
             return False

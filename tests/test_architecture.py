@@ -93,3 +93,29 @@ def test_no_api_route_module_imports_another_route_module() -> None:
         if "from api.routes import" in text and path.name != "__init__.py":
             violations.append(f"{path.relative_to(ROOT)} imports from the api.routes package")
     assert violations == []
+
+
+def test_readers_reach_mirror_tables_only_through_the_read_model() -> None:
+    """The API, the command line, monitoring's rules and audit read mirrored rows through
+    `ledger.mirror.read.Mirror`; from the models they take only the public shapes (`...Public`, `...Base`),
+    never a table to write SQL against."""
+    import ledger.mirror.models as models
+
+    tables = {
+        name
+        for name, obj in vars(models).items()
+        if isinstance(obj, type) and getattr(obj, "__table__", None) is not None
+    }
+    assert {"Loan", "Lot", "Checkpoint", "Account"} <= tables  # the check sees the tables it guards
+    violations = []
+    for package in ("api", "fundflow", "ledger.audit", "ledger.monitoring"):
+        for path in _sources(package):
+            tree = ast.parse(path.read_text(), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module == "ledger.mirror.models":
+                    violations += [
+                        f"{path.relative_to(ROOT)}:{node.lineno} imports the table {alias.name}"
+                        for alias in node.names
+                        if alias.name in tables
+                    ]
+    assert violations == []

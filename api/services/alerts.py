@@ -17,8 +17,7 @@ from api.deps import Caller
 from api.services import Services
 from api.services.access import resolve_loan_id
 from ledger.errors import NotFoundError, PermissionDeniedError
-from ledger.mirror.models import Loan
-from ledger.mirror.read import Mirror
+from ledger.mirror.read import LoanScope, Mirror
 from ledger.monitoring.alerts import Alert, AlertPublic, acknowledge, resolve
 
 __all__ = [
@@ -33,7 +32,6 @@ __all__ = [
 ]
 
 alerts_t: sa.Table = Alert.__table__  # type: ignore[attr-defined]
-loans_t: sa.Table = Loan.__table__  # type: ignore[attr-defined]
 
 
 class AlertPage(BaseModel):
@@ -48,12 +46,12 @@ def sees_alerts(caller: Caller) -> bool:
 
 
 def _scope(caller: Caller, action: str = "see monitoring alerts") -> Any:
-    """A SQL condition on alerts for what the caller may see (None: all); 403 for enterprises. (The one
-    query here that reads a mirror table: the lender's loans, as a subquery of the alerts query.)"""
+    """A SQL condition on alerts for what the caller may see (None: all); 403 for enterprises. A lender sees
+    the alerts of its own loans (the read model's scope, as a subquery of the alerts query)."""
     if caller.role == "auditor":
         return None
     caller.require("lender", "auditor", action=action)
-    return alerts_t.c.loan_id.in_(sa.select(loans_t.c.loan_id).where(loans_t.c.lender_org == caller.org_id))
+    return alerts_t.c.loan_id.in_(LoanScope.of_lender(caller.org_id).loan_ids())
 
 
 def list_alerts(

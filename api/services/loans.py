@@ -34,7 +34,7 @@ from api.services.rows import account_names, created_lots, fields, loan_numbers,
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
 from ledger.errors import ConflictError, FundflowError, ValidationError
-from ledger.mirror.models import Loan, LoanPublic, Lot
+from ledger.mirror.models import LoanPublic
 from ledger.mirror.read import Mirror
 from ledger.store.offchain import LoanMetadata, terms_hash
 
@@ -55,8 +55,6 @@ __all__ = [
 ]
 
 meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
-lots_t: sa.Table = Lot.__table__  # type: ignore[attr-defined]
-loans_t: sa.Table = Loan.__table__  # type: ignore[attr-defined]
 
 # Nested JSON this deep is rejected by the response model's validator (and by most JSON tools); deeper trails
 # are served flat, each lot with its parent and depth.
@@ -77,23 +75,16 @@ def list_loans(
     limit: int = 50,
 ) -> dict[str, Any]:
     """A page of the loans the caller sees, oldest first."""
-    # The count through the read model; the page as plain rows (a LoanPublic per loan would cost a tenth of
-    # this request: benchmarks reads.loans_*). Same filters as `Mirror.loans`, through its `LoanScope`.
-    scope = loan_scope(caller)
-    total = Mirror(session).count_loans(scope=scope, status=status, risk_class=risk_class, borrower=borrower)
-    query = sa.select(loans_t)
-    condition = scope.condition()
-    if condition is not None:
-        query = query.where(condition)
-    if status is not None:
-        query = query.where(loans_t.c.status == status)
-    if risk_class is not None:
-        query = query.where(loans_t.c.risk_class == risk_class)
-    if borrower is not None:
-        query = query.where(sa.func.lower(loans_t.c.borrower) == borrower.lower())
-    rows = session.execute(
-        query.order_by(loans_t.c.block_number, loans_t.c.log_index).offset(offset).limit(limit)
-    )
+    # The page as plain rows: a LoanPublic per loan would cost a tenth of this request (reads.loans_*).
+    mirror, scope = Mirror(session), loan_scope(caller)
+    filters: dict[str, Any] = {
+        "scope": scope,
+        "status": status,
+        "risk_class": risk_class,
+        "borrower": borrower,
+    }
+    total = mirror.count_loans(**filters)
+    rows = mirror.loan_rows(**filters, offset=offset, limit=limit)
     return {"items": [loan_out(session, r) for r in rows], "total": total, "offset": offset, "limit": limit}
 
 
@@ -194,13 +185,7 @@ class Trail:
 def trail(session: Session, services: Services, caller: Caller, ref: str) -> Trail:
     """The whole trail of a loan as the caller may see it (404 if the caller may not see the loan)."""
     row = visible_loan(session, caller, ref)
-    # The lots as plain rows, not through `Mirror.lots`: a LotPublic per lot costs ~6 us to build, a third
-    # of what serving a lot costs today (benchmarks: reads.trail_1000_lots). Same query as `Mirror.lots`.
-    lots = session.execute(
-        sa.select(lots_t)
-        .where(lots_t.c.loan_id == row.loan_id)
-        .order_by(lots_t.c.block_number, lots_t.c.log_index)
-    ).all()
+    lots = Mirror(session).lot_rows(row.loan_id)  # plain rows: a trail serves every lot of the loan
     names = account_names(services)
     holders = {lot.lot_id: lot.holder for lot in lots}
     nodes: dict[str, dict[str, Any]] = {}

@@ -350,13 +350,41 @@ class Mirror:
     ) -> list[LoanPublic]:
         """Loans matching every filter given, in the order they were opened (`newest_first`: by opening
         block, newest first; loans opened in one block stay in log order). `borrower` matches any case."""
+        return [
+            _model(LoanPublic, r)
+            for r in self.loan_rows(
+                scope=scope,
+                status=status,
+                risk_class=risk_class,
+                borrower=borrower,
+                loan_ids=loan_ids,
+                newest_first=newest_first,
+                offset=offset,
+                limit=limit,
+            )
+        ]
+
+    def loan_rows(
+        self,
+        *,
+        scope: LoanScope | None = None,
+        status: int | None = None,
+        risk_class: int | None = None,
+        borrower: str | None = None,
+        loan_ids: Collection[str] | None = None,
+        newest_first: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Sequence[Any]:
+        """`loans()` as plain rows (the same columns, by attribute): for lists served at volume, where a
+        `LoanPublic` per row would cost more than the rest of the request (benchmarks: reads.loans_*)."""
         loans = _t("loans")
         query = self._loans_query(scope, status, risk_class, borrower, loan_ids)
         first = loans.c.block_number.desc() if newest_first else loans.c.block_number
         query = query.order_by(first, loans.c.log_index).offset(offset)
         if limit is not None:
             query = query.limit(limit)
-        return [_model(LoanPublic, r) for r in self._rows(query)]
+        return self._rows(query)
 
     def count_loans(
         self,
@@ -409,11 +437,15 @@ class Mirror:
 
     def lots(self, loan_id: str) -> list[LotPublic]:
         """The loan's lots in chain order: a parent always comes before its children."""
+        return [_model(LotPublic, r) for r in self.lot_rows(loan_id)]
+
+    def lot_rows(self, loan_id: str) -> Sequence[Any]:
+        """`lots()` as plain rows: a trail serves every lot of a loan, and a `LotPublic` per lot (~6 us)
+        would be a third of what serving a lot costs (benchmarks: reads.trail_1000_lots)."""
         lots = _t("lots")
-        query = (
+        return self._rows(
             sa.select(lots).where(lots.c.loan_id == loan_id).order_by(lots.c.block_number, lots.c.log_index)
         )
-        return [_model(LotPublic, r) for r in self._rows(query)]
 
     def lot(self, lot_id: str) -> LotPublic | None:
         """The lot `lot_id` (any case), or None."""
@@ -445,6 +477,18 @@ class Mirror:
         limit: int | None = None,
     ) -> list[LotPublic]:
         """Lots held by any of `accounts` (payments they received), in chain order."""
+        rows = self.held_lot_rows(accounts, confirmation=confirmation, offset=offset, limit=limit)
+        return [_model(LotPublic, r) for r in rows]
+
+    def held_lot_rows(
+        self,
+        accounts: Collection[str],
+        *,
+        confirmation: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Sequence[Any]:
+        """`held_lots()` as plain rows, for the payments-received list (benchmarks: reads.payments_*)."""
         lots = _t("lots")
         query = (
             self._held_query(accounts, confirmation)
@@ -453,7 +497,7 @@ class Mirror:
         )
         if limit is not None:
             query = query.limit(limit)
-        return [_model(LotPublic, r) for r in self._rows(query)]
+        return self._rows(query)
 
     def count_held_lots(self, accounts: Collection[str], *, confirmation: str | None = None) -> int:
         query = self._held_query(accounts, confirmation)
