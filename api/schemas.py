@@ -347,7 +347,12 @@ class LoanOut(LoanBase):
     )
 
     loan_number: str | None = None
-    outstanding: int = 0
+    # The borrower's risk file (api.policy): null for a caller who only takes part in the trail (a supplier).
+    repaid: int | None = Field(description="null for a supplier: repayments are the borrower's risk file")  # type: ignore[assignment]
+    outstanding: int | None = 0
+    risk_class: int | None = Field(  # type: ignore[assignment]
+        description="RiskClass: 0 normal .. 4 loss; null for a supplier (the borrower's risk file)"
+    )
 
 
 class LotOut(LotBase):

@@ -118,7 +118,7 @@ def _expected(endpoint: str, who: str) -> tuple[str, str]:
         if role == "auditor":
             return (
                 "PermissionDenied",
-                f"Only enterprise or lenders can pay out of a lot; {name} is registered as {role}.",
+                f"Only lenders or enterprises can pay out of a lot; {name} is registered as {role}.",
             )
         return "LedgerNotLotSpender", NOT_SPENDER  # the contract refuses (roles are checked twice)
     if endpoint in ("confirm", "dispute"):

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session
 
-from api import sessions
+from api import policy, sessions
 from api.deps import AlertId, Caller, ServicesDep
 from api.errors import error_response
 from api.flow import flow_nodes, render_flow
@@ -165,6 +165,15 @@ def _signin_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse(f"{PREFIX}/signin?next={quote(target)}", status_code=303)
 
 
+def _gate(request: Request, caller: Caller) -> None:
+    """Ask the policy about the page or form itself (`policy.ROUTES`): an action on no loan in particular is
+    decided here; one on a loan by the service the page calls, on the loan row."""
+    route = request.scope.get("route")
+    action = policy.ROUTES[f"{request.method} {getattr(route, 'path', request.url.path)}"]
+    if policy.POLICY[action].scope == "caller":
+        policy.require(caller, action)
+
+
 def _page(request: Request, build: Callable[[Caller, Session, Services], HTMLResponse]) -> Response:
     """Run a page builder for the signed-in caller: sign-in redirect without a session, an error page for
     Fundflow errors (same status codes as the API)."""
@@ -174,6 +183,7 @@ def _page(request: Request, build: Callable[[Caller, Session, Services], HTMLRes
     except AuthenticationError:
         return _signin_redirect(request)
     try:
+        _gate(request, caller)
         with Session(services.engine) as session:
             return build(caller, session, services)
     except FundflowError as exc:
@@ -222,6 +232,7 @@ async def _write(
         )
 
     def run() -> str:
+        _gate(request, caller)
         with Session(services.engine) as session:
             return action(caller, session, services, form)
 
@@ -339,7 +350,8 @@ def loan_page(loan: str, request: Request) -> Response:
         t = _lang(request)
         trail = loans_service.trail(session, services, caller, loan)
         row, loan_id, lots = trail.row, trail.row.loan_id, trail.lots
-        alerts = alerts_service.loan_alerts(session, caller, loan_id)
+        alerts = alerts_service.loan_alerts(session, caller, row)
+        shows = {s: policy.allowed(caller, a, row) for s, a in policy.LOAN_PAGE_SECTIONS.items()}
         per_lot: dict[str, int] = {}
         for a in alerts:
             for lot_id in a.lot_ids or []:
@@ -397,13 +409,21 @@ def loan_page(loan: str, request: Request) -> Response:
             },
             detail=detail,
             alerts=alerts,
-            show_alerts=alerts_service.sees_alerts(caller),
+            shows=shows,
             per_lot=per_lot,
             verification=audit_service.verification_summary(services, caller, row),
-            attestations=attestations_service.list_attestations(session, caller, loan_id),
-            repayments=repayments_service.list_repayments(session, caller, loan_id),
-            classifications=risk_service.list_classifications(session, caller, loan_id),
-            collateral=collateral_service.list_collateral(session, caller, loan_id),
+            attestations=attestations_service.list_attestations(session, caller, loan_id)
+            if shows["attestations"]
+            else [],
+            repayments=repayments_service.list_repayments(session, caller, loan_id)
+            if shows["repayments"]
+            else [],
+            classifications=risk_service.list_classifications(session, caller, loan_id)
+            if shows["classifications"]
+            else [],
+            collateral=collateral_service.list_collateral(session, caller, loan_id)
+            if shows["collateral"]
+            else [],
             purposes=[describe(c, t.lang) for c in range(32) if int(row.allowed_purposes) >> c & 1],
             describe=lambda code: describe(int(code), t.lang),
             base=base,
@@ -458,7 +478,7 @@ def alerts_page(request: Request) -> Response:
             numbers=loan_numbers(session, [a.loan_id for a in page.items]),
             state=state,
             states=("unresolved", *ALERT_STATES, "all"),
-            can_act=caller.role == "lender",
+            can_act=policy.allowed(caller, "alert.handle"),
         )
 
     return _page(request, build)

@@ -1,10 +1,6 @@
-"""Who sees and does what, decided here for every caller (the /v1 routes and the dashboard alike).
-
-Seeing: a lender sees its bank's loans, an enterprise the loans it borrowed and the lots it holds or paid out
-of, an auditor everything. The whole trail of a loan (and what covers it: verification, bundle, report,
-export) is for the loan's lender, its borrower and auditors. Monitoring alerts are the banks' and auditors'.
-Doing: a loan is serviced by the bank that granted it; a payment is confirmed or disputed by its payee.
-Also resolves loan numbers ("LN-2026-0001") to on-chain ids.
+"""Access checks of the services, each one a question to the policy (`api.policy`, the one table of who
+sees and does what), plus the queries that narrow an "own" answer: the loans a caller sees, the lots of a
+trail it holds or paid out of. Also resolves loan numbers ("LN-2026-0001") to on-chain ids.
 """
 
 from __future__ import annotations
@@ -15,8 +11,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from api import policy
 from api.deps import Caller
-from ledger.errors import NotFoundError, PermissionDeniedError, ValidationError
+from ledger.errors import NotFoundError, ValidationError
 from ledger.mirror.models import LoanPublic, LotPublic
 from ledger.mirror.read import LoanScope, Mirror
 from ledger.store.offchain import LoanMetadata
@@ -24,6 +21,7 @@ from ledger.store.offchain import LoanMetadata
 __all__ = [
     "check_lender",
     "find_lot",
+    "loan_for",
     "loan_scope",
     "lot_visible",
     "resolve_loan_id",
@@ -65,12 +63,8 @@ def loan_scope(caller: Caller) -> LoanScope:
 
 
 def sees_whole_trail(caller: Caller, loan: Any) -> bool:
-    """The loan's lender, its borrower and auditors see every lot; others only what they hold or paid."""
-    if caller.role == "auditor":
-        return True
-    if caller.role == "lender":
-        return bool(loan.lender_org == caller.org_id)
-    return loan.borrower in caller.org_accounts
+    """The policy grants the caller the whole trail (not only its own part)."""
+    return policy.grant(caller, "loan.trail", loan) is policy.YES
 
 
 def visible_loan(session: Session, caller: Caller, ref: str) -> LoanPublic:
@@ -84,17 +78,18 @@ def visible_loan(session: Session, caller: Caller, ref: str) -> LoanPublic:
     return row
 
 
-def whole_trail_loan(session: Session, caller: Caller, loan: str, what: str) -> LoanPublic:
-    """The loan row, if the caller sees the loan's whole trail (404 if not the loan at all, else 403)."""
+def loan_for(session: Session, caller: Caller, loan: str, action: str, **refusal: str) -> LoanPublic:
+    """The loan row, if the policy lets the caller do `action` on it (404 if the caller does not see the
+    loan at all, else 403 saying who may)."""
     row = visible_loan(session, caller, loan)
-    if not sees_whole_trail(caller, row):
-        raise PermissionDeniedError(
-            f"The {what} covers the whole trail of loan {loan}; {caller.name} sees only the lots it holds "
-            "or paid out of.",
-            hint="Ask the loan's lender, its borrower or an auditor; "
-            "GET /v1/loans/{loan}/trail shows your part.",
-        )
+    policy.require(caller, action, row, label=loan, **refusal)
     return row
+
+
+def whole_trail_loan(session: Session, caller: Caller, loan: str, what: str) -> LoanPublic:
+    """The loan row, if the caller may have what covers its whole trail (404 if not the loan, else 403)."""
+    action = "loan.verification" if what == "verification" else "loan.reports"
+    return loan_for(session, caller, loan, action, subject=what)
 
 
 def lot_visible(caller: Caller, loan: Any, lot: Any, parent_holder: str | None) -> bool:
@@ -131,11 +126,7 @@ def visible_lot(session: Session, caller: Caller, lot_id: str) -> tuple[LotPubli
 
 
 def check_lender(session: Session, caller: Caller, loan_id: str, action: str) -> None:
-    """Lenders only, and only for their bank's loans (if mirrored yet; the contract checks again)."""
-    caller.require("lender", action=action)
-    lender_org = Mirror(session).lender_orgs([loan_id]).get(loan_id)
-    if lender_org is not None and lender_org != caller.org_id:
-        raise PermissionDeniedError(
-            f"This loan is serviced by another bank; {caller.name} cannot {action} on it.",
-            hint="Only the bank that granted a loan services it.",
-        )
+    """A write on a loan the policy gives its lender (`action`, e.g. "loan.disburse"): decided on the
+    mirrored loan, or by role while it is not mirrored yet (the contract checks again)."""
+    row = Mirror(session).loan(loan_id)
+    policy.require(caller, action, row, label=loan_id)

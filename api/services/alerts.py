@@ -1,7 +1,8 @@
-"""Monitoring alerts: who sees them, lists with filters, one alert, acknowledging and resolving.
+"""Monitoring alerts: lists with filters, one alert, acknowledging and resolving.
 
-Visibility: a lender sees the alerts of its bank's loans, an auditor sees every alert, enterprises none
-(alerts are the bank's view of its borrowers). Acknowledging and resolving are the servicing lender's.
+Who sees and handles them is the policy's (`api.policy`: "alerts.list", "loan.alerts", "alert.read",
+"alert.handle"): a lender sees the alerts of its bank's loans, an auditor every alert, enterprises none
+(alerts are the bank's view of its borrowers); acknowledging and resolving are the servicing lender's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session
 
+from api import policy
 from api.deps import Caller
 from api.services import Services
 from api.services.access import resolve_loan_id
@@ -42,15 +44,14 @@ class AlertPage(BaseModel):
 
 
 def sees_alerts(caller: Caller) -> bool:
-    return caller.role in ("lender", "auditor")
+    return policy.allowed(caller, "alerts.list")
 
 
-def _scope(caller: Caller, action: str = "see monitoring alerts") -> Any:
-    """A SQL condition on alerts for what the caller may see (None: all); 403 for enterprises. A lender sees
-    the alerts of its own loans (the read model's scope, as a subquery of the alerts query)."""
-    if caller.role == "auditor":
+def _scope(caller: Caller) -> Any:
+    """A SQL condition on alerts for what the caller may see (None: all); 403 for whom the policy refuses
+    alerts. "own": the alerts of the bank's own loans (the read model's scope, as a subquery)."""
+    if policy.require(caller, "alerts.list") is policy.YES:
         return None
-    caller.require("lender", "auditor", action=action)
     return alerts_t.c.loan_id.in_(LoanScope.of_lender(caller.org_id).loan_ids())
 
 
@@ -90,10 +91,12 @@ def list_alerts(
     return AlertPage(items=items, total=int(total), limit=limit, offset=offset)
 
 
-def loan_alerts(session: Session, caller: Caller, loan_id: str) -> list[AlertPublic]:
-    """The unresolved alerts of a loan the caller sees, oldest first; none for callers who see no alerts."""
-    if not sees_alerts(caller):
+def loan_alerts(session: Session, caller: Caller, loan: Any) -> list[AlertPublic]:
+    """The unresolved alerts of a loan row the caller sees, oldest first; none for callers the policy does
+    not show the loan's alerts."""
+    if not policy.allowed(caller, "loan.alerts", loan):
         return []
+    loan_id = loan.loan_id
     query = sa.select(alerts_t).where(alerts_t.c.loan_id == loan_id, alerts_t.c.state != "resolved")
     scope = _scope(caller)
     if scope is not None:
@@ -132,10 +135,10 @@ def get_alert(session: Session, caller: Caller, alert_id: int) -> AlertPublic:
 
 def _servicing_lender(session: Session, caller: Caller, alert_id: int, action: str) -> None:
     alert = get_alert(session, caller, alert_id)
-    caller.require("lender", action=action)
-    lender_org = Mirror(session).lender_orgs([alert.loan_id]).get(alert.loan_id)
-    if lender_org != caller.org_id:
+    loan = Mirror(session).loan(alert.loan_id)
+    if loan is None:  # an alert outlived its loan's mirror rows (a reorg): no one services it here
         raise PermissionDeniedError(f"{caller.name} does not service this loan and cannot {action}.")
+    policy.require(caller, "alert.handle", loan, label=alert.loan_id)
 
 
 def acknowledge_alert(

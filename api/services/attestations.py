@@ -9,9 +9,10 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from api import policy
 from api.deps import Caller
 from api.schemas import AttestRequest
-from api.services.access import resolve_loan_id, visible_loan
+from api.services.access import loan_for, resolve_loan_id
 from api.services.audit import verify
 from api.services.rows import records
 from api.writes import Outcome, Write
@@ -22,12 +23,12 @@ __all__ = ["attest", "list_attestations"]
 
 
 def list_attestations(session: Session, caller: Caller, loan: str) -> list[dict[str, Any]]:
-    return records(session, "attestations", visible_loan(session, caller, loan).loan_id)
+    return records(session, "attestations", loan_for(session, caller, loan, "loan.attestations").loan_id)
 
 
 def attest(session: Session, write: Write, loan: str, body: AttestRequest) -> JSONResponse:
     caller, services = write.caller, write.services
-    caller.require("auditor", action="attest trails")
+    policy.require(caller, "loan.attest")  # auditors, on any loan
     loan_id = resolve_loan_id(session, loan)
 
     def action(ledger: LedgerContract) -> Outcome:

@@ -14,9 +14,10 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from api import policy
 from api.deps import Caller
 from api.services import Services
-from api.services.access import sees_whole_trail, whole_trail_loan
+from api.services.access import whole_trail_loan
 from ledger.audit.bundle import build_bundle, bundle_to_text, heads_slot
 from ledger.audit.report import block_times, export_csv, export_json, render_html, report_hash
 from ledger.audit.verify import Verification, directory_documents, verify_loan
@@ -80,7 +81,7 @@ def verification(
 def verification_summary(services: Services, caller: Caller, row: Any) -> dict[str, Any] | None:
     """What a loan page says about verification: None for a caller who may not verify the whole trail,
     state "unavailable" when verification could not run (node down)."""
-    if not sees_whole_trail(caller, row):
+    if not policy.allowed(caller, "loan.verification", row):
         return None
     try:
         result = verify(services, row.loan_id)

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from api.deps import Caller
 from api.schemas import CollateralRequest
-from api.services.access import check_lender, resolve_loan_id, visible_loan
+from api.services.access import check_lender, loan_for, resolve_loan_id
 from api.services.rows import records
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
@@ -18,13 +18,14 @@ __all__ = ["list_collateral", "value_collateral"]
 
 
 def list_collateral(session: Session, caller: Caller, loan: str) -> list[dict[str, Any]]:
-    return records(session, "collateral_valuations", visible_loan(session, caller, loan).loan_id)
+    row = loan_for(session, caller, loan, "loan.collateral")
+    return records(session, "collateral_valuations", row.loan_id)
 
 
 def value_collateral(session: Session, write: Write, loan: str, body: CollateralRequest) -> JSONResponse:
     caller = write.caller
     loan_id = resolve_loan_id(session, loan)
-    check_lender(session, caller, loan_id, "value collateral")
+    check_lender(session, caller, loan_id, "loan.value_collateral")
 
     def action(ledger: LedgerContract) -> Outcome:
         tx = ledger.value_collateral(

@@ -19,11 +19,13 @@ from eth_utils import keccak
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from api import policy
 from api.deps import Caller
 from api.schemas import DisburseRequest, OpenLoanRequest, RestructureRequest
 from api.services import Services
 from api.services.access import (
     check_lender,
+    loan_for,
     loan_scope,
     lot_visible,
     resolve_loan_id,
@@ -64,6 +66,16 @@ MAX_TREE_DEPTH = 200
 DRAWN_DEPTH = 40
 
 
+def _classed(mirror: Mirror, caller: Caller, scope: Any, risk_class: int | None) -> list[str] | None:
+    """With a risk-class filter, the loans whose class the policy shows the caller (None: all it sees), so
+    a supplier cannot learn a class by filtering on it."""
+    if risk_class is None:
+        return None
+    rows = mirror.loan_rows(scope=scope)
+    ids = [r.loan_id for r in rows if policy.allowed(caller, "loan.risk_class", r)]
+    return None if len(ids) == len(rows) else ids
+
+
 def list_loans(
     session: Session,
     caller: Caller,
@@ -82,10 +94,12 @@ def list_loans(
         "status": status,
         "risk_class": risk_class,
         "borrower": borrower,
+        "loan_ids": _classed(mirror, caller, scope, risk_class),
     }
     total = mirror.count_loans(**filters)
     rows = mirror.loan_rows(**filters, offset=offset, limit=limit)
-    return {"items": [loan_out(session, r) for r in rows], "total": total, "offset": offset, "limit": limit}
+    items = [loan_view(caller, loan_out(session, r)) for r in rows]
+    return {"items": items, "total": total, "offset": offset, "limit": limit}
 
 
 def search_loans(
@@ -99,11 +113,16 @@ def search_loans(
 ) -> list[dict[str, Any]]:
     """Every loan the caller sees, newest first, each with its `loan_number`; `text` matches the number,
     the id, the borrower's name, address or reference (case-insensitive)."""
-    rows: list[LoanPublic] = Mirror(session).loans(
-        scope=loan_scope(caller), status=status, risk_class=risk_class, newest_first=True
+    mirror, scope = Mirror(session), loan_scope(caller)
+    rows: list[LoanPublic] = mirror.loans(
+        scope=scope,
+        status=status,
+        risk_class=risk_class,
+        loan_ids=_classed(mirror, caller, scope, risk_class),
+        newest_first=True,
     )
     numbers = loan_numbers(session, [r.loan_id for r in rows])
-    loans = [fields(r) | {"loan_number": numbers.get(r.loan_id)} for r in rows]
+    loans = [loan_view(caller, fields(r) | {"loan_number": numbers.get(r.loan_id)}) for r in rows]
     if not text:
         return loans
     needle, names = text.lower(), account_names(services)
@@ -118,13 +137,38 @@ def search_loans(
     ]
 
 
+# What a loan summary leaves out for a caller the policy does not show the borrower's risk file: the class,
+# and what was repaid (outstanding = disbursed - repaid).
+_RISK_FIELDS = {
+    "risk_class": "loan.risk_class",
+    "repaid": "loan.repayments",
+    "outstanding": "loan.repayments",
+}
+
+
+def loan_view(caller: Caller, loan: dict[str, Any]) -> dict[str, Any]:
+    """A loan summary as the caller may see it: risk-file fields the policy refuses are None."""
+    row = _Facts(loan)
+    for name, action in _RISK_FIELDS.items():
+        if name in loan and not policy.allowed(caller, action, row):
+            loan[name] = None
+    return loan
+
+
+class _Facts:
+    """A loan dict seen as a row (what `policy.loan_rel` reads)."""
+
+    def __init__(self, loan: dict[str, Any]) -> None:
+        self.lender_org, self.borrower = loan["lender_org"], loan["borrower"]
+
+
 def get_loan(session: Session, caller: Caller, ref: str) -> dict[str, Any]:
-    return loan_out(session, visible_loan(session, caller, ref))
+    return loan_view(caller, loan_out(session, visible_loan(session, caller, ref)))
 
 
 def get_terms(session: Session, caller: Caller, ref: str) -> dict[str, Any]:
-    """The loan's structured terms and whether they hash to what is on chain."""
-    row = visible_loan(session, caller, ref)
+    """The loan's structured terms and whether they hash to what is on chain (the borrower's risk file)."""
+    row = loan_for(session, caller, ref, "loan.terms")
     meta = session.execute(sa.select(meta_t).where(meta_t.c.loan_id == row.loan_id)).first()
     if meta is None:
         return {"loan_id": row.loan_id, "terms": None, "terms_hash": row.terms_hash, "matches_chain": False}
@@ -201,7 +245,7 @@ def trail(session: Session, services: Services, caller: Caller, ref: str) -> Tra
             children.setdefault(parent["lot_id"], []).append(node)
     return Trail(
         row=row,
-        loan=loan_out(session, row),
+        loan=loan_view(caller, loan_out(session, row)),
         lots=list(nodes.values()),
         children=children,
         partial=not sees_whole_trail(caller, row),
@@ -249,7 +293,7 @@ def loan_id_for(number: str) -> str:
 def open_loan(session: Session, write: Write, body: OpenLoanRequest) -> JSONResponse:
     """Number the loan, keep its terms off chain, open it on chain (lenders)."""
     caller, services = write.caller, write.services
-    caller.require("lender", action="open loans")
+    policy.require(caller, "loans.open")
     terms = body.terms.document()
     thash = terms_hash(terms)
 
@@ -309,7 +353,7 @@ def disburse(session: Session, write: Write, loan: str, body: DisburseRequest) -
     """Disburse part of the principal into a new lot (the loan's lender)."""
     caller = write.caller
     loan_id = resolve_loan_id(session, loan)
-    check_lender(session, caller, loan_id, "disburse")
+    check_lender(session, caller, loan_id, "loan.disburse")
 
     def action(ledger: LedgerContract) -> Outcome:
         tx = ledger.disburse(
@@ -329,7 +373,7 @@ def restructure(session: Session, write: Write, loan: str, body: RestructureRequ
     """New maturity and terms; the new terms hash goes on chain (the loan's lender)."""
     caller, services = write.caller, write.services
     loan_id = resolve_loan_id(session, loan)
-    check_lender(session, caller, loan_id, "restructure loans")
+    check_lender(session, caller, loan_id, "loan.restructure")
     terms = body.terms.document()
     thash = terms_hash(terms)
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from api import policy
 from api.deps import Caller
 from api.schemas import ConfirmRequest, DisputeRequest
 from api.services import Services
@@ -26,7 +27,7 @@ def get_lot(session: Session, services: Services, caller: Caller, lot_id: str) -
 
 def _payee_loan(session: Session, caller: Caller, lot_id: str, loan: str | None, action: str) -> str:
     """The lot's loan id; refuses (403) when the mirror shows the caller is not the payee."""
-    caller.require("enterprise", action=action)
+    policy.require(caller, "lot.confirm" if action.startswith("confirm") else "lot.dispute")
     row = find_lot(session, lot_id)
     if row is None:
         if loan is None:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from api import policy
 from api.deps import Caller
 from api.schemas import PayBatchRequest, PayRequest
 from api.services import Services
@@ -57,7 +58,7 @@ def payers(session: Session, services: Services, items: list[dict[str, Any]]) ->
 
 
 def _require_payer(caller: Caller) -> None:
-    caller.require("enterprise", "lender", action="pay out of a lot")
+    policy.require(caller, "payments.pay")
 
 
 def pay(session: Session, write: Write, body: PayRequest) -> JSONResponse:

@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from api.deps import Caller
 from api.schemas import RepayRequest
-from api.services.access import check_lender, resolve_loan_id, visible_loan
+from api.services.access import check_lender, loan_for, resolve_loan_id
 from api.services.rows import records
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
@@ -18,13 +18,13 @@ __all__ = ["list_repayments", "repay"]
 
 
 def list_repayments(session: Session, caller: Caller, loan: str) -> list[dict[str, Any]]:
-    return records(session, "repayments", visible_loan(session, caller, loan).loan_id)
+    return records(session, "repayments", loan_for(session, caller, loan, "loan.repayments").loan_id)
 
 
 def repay(session: Session, write: Write, loan: str, body: RepayRequest) -> JSONResponse:
     caller = write.caller
     loan_id = resolve_loan_id(session, loan)
-    check_lender(session, caller, loan_id, "record repayments")
+    check_lender(session, caller, loan_id, "loan.repay")
 
     def action(ledger: LedgerContract) -> Outcome:
         tx = ledger.repay(

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from api.deps import Caller
 from api.schemas import ClassificationWithReason, ClassifyRequest
 from api.services import Services
-from api.services.access import check_lender, resolve_loan_id, visible_loan
+from api.services.access import check_lender, loan_for, resolve_loan_id
 from api.services.rows import records
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
@@ -33,13 +33,12 @@ def _monitor(services: Services) -> Monitor:
 
 
 def list_classifications(session: Session, caller: Caller, loan: str) -> list[dict[str, Any]]:
-    return records(session, "classifications", visible_loan(session, caller, loan).loan_id)
+    return records(session, "classifications", loan_for(session, caller, loan, "loan.risk_class").loan_id)
 
 
 def suggestion(session: Session, services: Services, caller: Caller, loan: str) -> dict[str, Any]:
     """The suggested class and why (lenders and auditors who see the loan)."""
-    caller.require("lender", "auditor", action="see classification suggestions")
-    row = visible_loan(session, caller, loan)
+    row = loan_for(session, caller, loan, "loan.suggestion")
     s = suggest_classification(session.connection(), row.loan_id, _monitor(services))
     return {
         "loan_id": s.loan_id,
@@ -59,7 +58,7 @@ def classify(
     """Apply a class to a loan (its lender); see the module docstring for the two kinds of body."""
     caller, services = write.caller, write.services
     loan_id = resolve_loan_id(session, loan)
-    check_lender(session, caller, loan_id, "classify loans")
+    check_lender(session, caller, loan_id, "loan.classify")
 
     if isinstance(body, ClassifyRequest):
         reason_hash = body.reason_hash

@@ -1,0 +1,349 @@
+"""The access policy: may participant P do action A on resource R. One table (`POLICY`), read by every /v1
+route's service and every dashboard page; docs/access-policy.md is generated from it (`policy_markdown`) and
+a test keeps the two equal and walks every route and page for every relationship.
+
+A caller stands in one relationship to a loan (`Rel`): its lender, another lender, its borrower, a supplier
+(an enterprise holding lots in its trail, or paying out of them), an unrelated enterprise, an auditor, or no
+token at all. An action is answered per relationship with a `Grant`: yes, own (only the caller's part: its
+bank's loans, the lots it holds or paid, the payments it received; the service narrows), or no.
+
+Actions on no loan in particular (`scope="caller"`) are answered by role: a lender counts as "lender of the
+loan" and "another lender" alike, an enterprise as borrower, supplier and unrelated enterprise alike.
+`ROUTES` names the action behind every route and page; a route or page without one fails the policy test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from ledger.errors import PermissionDeniedError
+
+__all__ = [
+    "POLICY",
+    "ROUTES",
+    "Grant",
+    "Rel",
+    "Rule",
+    "allowed",
+    "caller_rel",
+    "grant",
+    "loan_rel",
+    "policy_markdown",
+    "require",
+]
+
+
+class Rel(StrEnum):
+    """How a caller stands to a loan."""
+
+    LENDER = "lender of the loan"
+    OTHER_LENDER = "another lender"
+    BORROWER = "borrower"
+    SUPPLIER = "supplier in the trail"
+    ENTERPRISE = "unrelated enterprise"
+    AUDITOR = "auditor"
+    ANONYMOUS = "no token"
+
+
+class Grant(StrEnum):
+    YES = "yes"
+    OWN = "own"
+    NO = "no"
+
+
+YES, OWN, NO = Grant.YES, Grant.OWN, Grant.NO
+
+# Why a refusal happened, as the caller reads it. "role": no one of the caller's role may; "servicing":
+# only the loan's own bank; "whole_trail": it covers the whole trail; "risk_file": the borrower's risk file.
+Refusal = Literal["role", "servicing", "whole_trail", "risk_file"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    what: str  # "see the terms", "disburse": the action in a sentence ("... can {what}")
+    scope: Literal["loan", "caller"]
+    grants: dict[Rel, Grant] = field(default_factory=dict)
+    refusal: Refusal = "role"
+    note: str = ""
+
+    def of(self, rel: Rel) -> Grant:
+        return self.grants.get(rel, NO)
+
+
+def _rule(
+    what: str,
+    scope: Literal["loan", "caller"] = "loan",
+    *,
+    refusal: Refusal = "role",
+    note: str = "",
+    lender: Grant = NO,
+    other_lender: Grant = NO,
+    borrower: Grant = NO,
+    supplier: Grant = NO,
+    enterprise: Grant = NO,
+    auditor: Grant = NO,
+    anonymous: Grant = NO,
+) -> Rule:
+    grants = {
+        Rel.LENDER: lender,
+        Rel.OTHER_LENDER: other_lender,
+        Rel.BORROWER: borrower,
+        Rel.SUPPLIER: supplier,
+        Rel.ENTERPRISE: enterprise,
+        Rel.AUDITOR: auditor,
+        Rel.ANONYMOUS: anonymous,
+    }
+    return Rule(what, scope, grants, refusal, note)
+
+
+def _lenders(g: Grant) -> dict[str, Any]:
+    return {"lender": g, "other_lender": g}
+
+
+def _enterprises(g: Grant) -> dict[str, Any]:
+    return {"borrower": g, "supplier": g, "enterprise": g}
+
+
+# The borrower's risk file: its lender, its borrower and auditors see it; a supplier only takes part in it.
+_RISK_FILE: dict[str, Any] = {"lender": YES, "borrower": YES, "auditor": YES, "refusal": "risk_file"}
+# What covers the whole trail (verification, bundle, report, export).
+_WHOLE_TRAIL: dict[str, Any] = {"lender": YES, "borrower": YES, "auditor": YES, "refusal": "whole_trail"}
+_SERVICING: dict[str, Any] = {"lender": YES, "refusal": "servicing"}
+
+POLICY: dict[str, Rule] = {
+    # -- no loan in particular
+    "public": _rule("use public pages", "caller", **_lenders(YES), **_enterprises(YES), auditor=YES,
+                    anonymous=YES, note="health, sign-in, sign-out, language"),
+    "participants.read": _rule("list participants", "caller", **_lenders(YES), **_enterprises(YES),
+                               auditor=YES),
+    "loans.list": _rule("list loans", "caller", **_lenders(OWN), **_enterprises(OWN), auditor=YES,
+                        note="own: a bank's loans; the loans an enterprise borrowed or holds lots of"),
+    "loans.open": _rule("open loans", "caller", **_lenders(YES)),
+    "payments.received": _rule("see payments received", "caller", **_lenders(OWN), **_enterprises(OWN),
+                               auditor=OWN, note="own: the lots paid to the caller's organisation"),
+    "payments.pay": _rule("pay out of a lot", "caller", **_lenders(OWN), **_enterprises(OWN),
+                          note="own: the holder of the lot or the loan's lender (the contract checks)"),
+    "alerts.list": _rule("see monitoring alerts", "caller", **_lenders(OWN), auditor=YES,
+                         note="own: the alerts of the bank's loans"),
+    "documents.upload": _rule("upload documents", "caller", **_lenders(YES), **_enterprises(YES),
+                              auditor=YES),
+    "documents.read": _rule("read documents", "caller", **_lenders(OWN), **_enterprises(OWN), auditor=YES,
+                            note="own: decided per document by the documents service (uploader-scoped)"),
+    # -- one loan: what is seen
+    "loan.summary": _rule("see the loan", lender=YES, borrower=YES, supplier=YES, auditor=YES,
+                          note="a supplier's view leaves out the risk class, repaid and outstanding"),
+    "loan.trail": _rule("see the trail", lender=YES, borrower=YES, supplier=OWN, auditor=YES,
+                        note="own: the lots the supplier holds or paid out of"),
+    "lot.read": _rule("see a lot", lender=YES, borrower=YES, supplier=OWN, auditor=YES,
+                      note="own: a lot the supplier holds or paid"),
+    "loan.terms": _rule("see the terms (schedule, counterparties, approval threshold)", **_RISK_FILE),
+    "loan.risk_class": _rule("see the risk class and its history", **_RISK_FILE),
+    "loan.repayments": _rule("see repayments", **_RISK_FILE),
+    "loan.collateral": _rule("see collateral values", **_RISK_FILE),
+    "loan.attestations": _rule("see attestations", **_RISK_FILE),
+    "loan.suggestion": _rule("see classification suggestions", lender=YES, auditor=YES),
+    "loan.alerts": _rule("see the loan's alerts", lender=YES, auditor=YES),
+    "loan.verification": _rule("verify the whole trail", **_WHOLE_TRAIL),
+    "loan.reports": _rule("get bundles, reports and exports", **_WHOLE_TRAIL),
+    # -- one loan: what is done
+    "loan.disburse": _rule("disburse", **_SERVICING),
+    "loan.restructure": _rule("restructure loans", **_SERVICING),
+    "loan.repay": _rule("record repayments", **_SERVICING),
+    "loan.classify": _rule("classify loans", **_SERVICING),
+    "loan.value_collateral": _rule("value collateral", **_SERVICING),
+    "loan.attest": _rule("attest trails", "caller", auditor=YES, note="any loan"),
+    "lot.confirm": _rule("confirm payments", "caller", **_enterprises(OWN),
+                         note="own: a payment made to the caller's organisation"),
+    "lot.dispute": _rule("dispute payments", "caller", **_enterprises(OWN),
+                         note="own: a payment made to the caller's organisation"),
+    "alert.read": _rule("see an alert", lender=YES, auditor=YES),
+    "alert.handle": _rule("acknowledge or resolve alerts", **_SERVICING),
+}  # fmt: skip
+
+# The action behind every /v1 route (OpenAPI) and every dashboard page or form.
+ROUTES: dict[str, str] = {
+    "GET /v1/health": "public",
+    "GET /v1/participants": "participants.read",
+    "GET /v1/participants/me": "participants.read",
+    "GET /v1/loans": "loans.list",
+    "POST /v1/loans": "loans.open",
+    "GET /v1/loans/{loan}": "loan.summary",
+    "GET /v1/loans/{loan}/terms": "loan.terms",
+    "GET /v1/loans/{loan}/trail": "loan.trail",
+    "POST /v1/loans/{loan}/disbursements": "loan.disburse",
+    "POST /v1/loans/{loan}/restructure": "loan.restructure",
+    "GET /v1/lots/{lot_id}": "lot.read",
+    "POST /v1/lots/{lot_id}/confirm": "lot.confirm",
+    "POST /v1/lots/{lot_id}/dispute": "lot.dispute",
+    "GET /v1/payments/received": "payments.received",
+    "POST /v1/payments": "payments.pay",
+    "POST /v1/payments/batch": "payments.pay",
+    "GET /v1/loans/{loan}/repayments": "loan.repayments",
+    "POST /v1/loans/{loan}/repayments": "loan.repay",
+    "GET /v1/loans/{loan}/classifications": "loan.risk_class",
+    "POST /v1/loans/{loan}/classifications": "loan.classify",
+    "GET /v1/loans/{loan}/collateral": "loan.collateral",
+    "POST /v1/loans/{loan}/collateral": "loan.value_collateral",
+    "GET /v1/loans/{loan}/attestations": "loan.attestations",
+    "POST /v1/loans/{loan}/attestations": "loan.attest",
+    "GET /v1/loans/{loan}/verification": "loan.verification",
+    "GET /v1/loans/{loan}/bundle": "loan.reports",
+    "GET /v1/loans/{loan}/report": "loan.reports",
+    "GET /v1/loans/{loan}/export": "loan.reports",
+    "POST /v1/documents": "documents.upload",
+    "GET /v1/documents/{digest}": "documents.read",
+    "GET /v1/documents/{digest}/verify": "documents.read",
+    "GET /v1/alerts": "alerts.list",
+    "GET /v1/alerts/{alert_id}": "alert.read",
+    "POST /v1/alerts/{alert_id}/acknowledge": "alert.handle",
+    "POST /v1/alerts/{alert_id}/resolve": "alert.handle",
+    "GET /v1/loans/{loan}/classification-suggestion": "loan.suggestion",
+    "POST /v1/loans/{loan}/classification": "loan.classify",
+    "GET /dashboard": "public",
+    "GET /dashboard/": "public",
+    "GET /dashboard/signin": "public",
+    "POST /dashboard/signin": "public",
+    "POST /dashboard/signout": "public",
+    "GET /dashboard/lang/{lang}": "public",
+    "GET /dashboard/loans": "loans.list",
+    "GET /dashboard/loans/{loan}": "loan.summary",
+    "GET /dashboard/documents/{digest}": "documents.read",
+    "GET /dashboard/alerts": "alerts.list",
+    "POST /dashboard/alerts/{alert_id}/acknowledge": "alert.handle",
+    "POST /dashboard/alerts/{alert_id}/resolve": "alert.handle",
+    "GET /dashboard/received": "payments.received",
+    "POST /dashboard/lots/{lot_id}/confirm": "lot.confirm",
+    "POST /dashboard/lots/{lot_id}/dispute": "lot.dispute",
+}
+
+# What the loan page shows beside the trail, each section behind its own action.
+LOAN_PAGE_SECTIONS: dict[str, str] = {
+    "verification": "loan.verification",
+    "loan-alerts": "loan.alerts",
+    "attestations": "loan.attestations",
+    "repayments": "loan.repayments",
+    "classifications": "loan.risk_class",
+    "collateral": "loan.collateral",
+}
+
+_ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}
+
+
+def caller_rel(caller: Any | None) -> Rel:
+    """The caller's relationship when no loan is concerned (or the loan is not mirrored yet)."""
+    if caller is None:
+        return Rel.ANONYMOUS
+    return _ROLE_REL.get(caller.role, Rel.ENTERPRISE)
+
+
+def loan_rel(caller: Any | None, loan: Any | None) -> Rel:
+    """How `caller` stands to `loan` (a mirrored loan row the caller may see, or None: not mirrored yet).
+    An enterprise that sees a loan it did not borrow holds or paid lots of it: a supplier."""
+    if caller is None or loan is None:
+        return caller_rel(caller)
+    if caller.role == "auditor":
+        return Rel.AUDITOR
+    if caller.role == "lender":
+        return Rel.LENDER if loan.lender_org == caller.org_id else Rel.OTHER_LENDER
+    if loan.borrower in caller.org_accounts:
+        return Rel.BORROWER
+    return Rel.SUPPLIER
+
+
+def grant(caller: Any | None, action: str, loan: Any | None = None) -> Grant:
+    rule = POLICY[action]
+    rel = caller_rel(caller) if rule.scope == "caller" else loan_rel(caller, loan)
+    return rule.of(rel)
+
+
+def allowed(caller: Any | None, action: str, loan: Any | None = None) -> bool:
+    return grant(caller, action, loan) is not NO
+
+
+def _roles_allowed(rule: Rule) -> list[str]:
+    roles = {Rel.LENDER: "lender", Rel.OTHER_LENDER: "lender", Rel.BORROWER: "enterprise",
+             Rel.SUPPLIER: "enterprise", Rel.ENTERPRISE: "enterprise", Rel.AUDITOR: "auditor"}  # fmt: skip
+    out: list[str] = []
+    for rel, role in roles.items():
+        if rule.of(rel) is not NO and role not in out:
+            out.append(role)
+    return out
+
+
+def require(
+    caller: Any, action: str, loan: Any | None = None, *, label: str = "", subject: str = "verification"
+) -> Grant:
+    """The caller's grant for `action` (on `loan`), or PermissionDeniedError saying who may instead.
+    `label` names the loan in messages (its number or id as the caller gave it); `subject` names what
+    covers the whole trail (verification, proof bundle, audit report, export)."""
+    rule = POLICY[action]
+    given = grant(caller, action, loan)
+    if given is not NO:
+        return given
+    roles = _roles_allowed(rule)
+    if caller.role not in roles:
+        wanted = " or ".join(f"{r}s" for r in roles)
+        raise PermissionDeniedError(
+            f"Only {wanted} can {rule.what}; {caller.name} is registered as {caller.role}.",
+            hint="Use a token of a participant with that role.",
+        )
+    name = label or (loan.loan_id if loan is not None else "")
+    if rule.refusal == "whole_trail":
+        raise PermissionDeniedError(
+            f"The {subject} covers the whole trail "
+            f"of loan {name}; {caller.name} sees only the lots it holds or paid out of.",
+            hint="Ask the loan's lender, its borrower or an auditor; "
+            "GET /v1/loans/{loan}/trail shows your part.",
+        )
+    if rule.refusal == "risk_file":
+        raise PermissionDeniedError(
+            f"Only the loan's lender, its borrower and auditors can {rule.what} of loan {name}; "
+            f"{caller.name} takes part in its trail only.",
+            hint="The terms, repayments, risk class, collateral and attestations are the borrower's risk "
+            "file; GET /v1/loans/{loan}/trail shows your part.",
+        )
+    raise PermissionDeniedError(
+        f"This loan is serviced by another bank; {caller.name} cannot {rule.what} on it.",
+        hint="Only the bank that granted a loan services it.",
+    )
+
+
+_GRANT_TEXT = {YES: "yes", OWN: "own", NO: "–"}
+
+
+def policy_markdown() -> str:
+    """docs/access-policy.md, generated from POLICY and ROUTES (a test keeps the file equal to this)."""
+    rels = list(Rel)
+    lines = [
+        "# Access policy",
+        "",
+        "Generated from `api/policy.py` (`POLICY`, `ROUTES`):",
+        "`python -m api.policy > docs/access-policy.md`. tests/test_access_policy.py fails when this file",
+        "and the code differ, and walks every route and dashboard page for every relationship below.",
+        "",
+        "**yes**: allowed. **own**: only the caller's part (see the note). **–**: refused: 401 without a",
+        "token, 404 for a loan the caller does not see at all, else 403 saying who may.",
+        "",
+        "Actions on no loan in particular are answered by role: a lender counts as lender of the loan and",
+        "another lender alike, an enterprise as borrower, supplier and unrelated enterprise alike.",
+        "A supplier is an enterprise that holds lots of the loan's trail (or paid out of them) but did not",
+        "borrow it: it sees its part of the trail, not the borrower's risk file (terms and schedule,",
+        "counterparties, approval threshold, risk class, repayments, collateral values, attestations).",
+        "",
+        "| action | " + " | ".join(r.value for r in rels) + " | note |",
+        "|---|" + "---|" * len(rels) + "---|",
+    ]
+    for name, rule in POLICY.items():
+        cells = " | ".join(_GRANT_TEXT[rule.of(r)] for r in rels)
+        lines.append(f"| `{name}`: {rule.what} | {cells} | {rule.note} |")
+    lines += ["", "## Routes and pages", "", "| route or page | action |", "|---|---|"]
+    lines += [f"| `{route}` | `{action}` |" for route, action in ROUTES.items()]
+    lines += ["", "## Loan page sections", "", "| section | action |", "|---|---|"]
+    lines += [f"| `#{section}` | `{action}` |" for section, action in LOAN_PAGE_SECTIONS.items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(policy_markdown(), end="")
