@@ -32,6 +32,7 @@ __all__ = [
     "loan_rel",
     "policy_markdown",
     "require",
+    "require_role",
 ]
 
 
@@ -272,6 +273,25 @@ def _roles_allowed(rule: Rule) -> list[str]:
     return out
 
 
+def _role_refusal(caller: Any, rule: Rule) -> PermissionDeniedError | None:
+    roles = _roles_allowed(rule)
+    if caller.role in roles:
+        return None
+    wanted = " or ".join(f"{r}s" for r in roles)
+    return PermissionDeniedError(
+        f"Only {wanted} can {rule.what}; {caller.name} is registered as {caller.role}.",
+        hint="Use a token of a participant with that role.",
+    )
+
+
+def require_role(caller: Any, action: str) -> None:
+    """Refuse (403) a caller whose role the policy never grants `action`, before looking for the resource:
+    a refusal by role says nothing about whether the resource exists."""
+    refusal = _role_refusal(caller, POLICY[action])
+    if refusal is not None:
+        raise refusal
+
+
 def require(
     caller: Any, action: str, loan: Any | None = None, *, label: str = "", subject: str = "verification"
 ) -> Grant:
@@ -282,13 +302,9 @@ def require(
     given = grant(caller, action, loan)
     if given is not NO:
         return given
-    roles = _roles_allowed(rule)
-    if caller.role not in roles:
-        wanted = " or ".join(f"{r}s" for r in roles)
-        raise PermissionDeniedError(
-            f"Only {wanted} can {rule.what}; {caller.name} is registered as {caller.role}.",
-            hint="Use a token of a participant with that role.",
-        )
+    refusal = _role_refusal(caller, rule)
+    if refusal is not None:
+        raise refusal
     name = label or (loan.loan_id if loan is not None else "")
     if rule.refusal == "whole_trail":
         raise PermissionDeniedError(

@@ -81,6 +81,7 @@ def visible_loan(session: Session, caller: Caller, ref: str) -> LoanPublic:
 def loan_for(session: Session, caller: Caller, loan: str, action: str, **refusal: str) -> LoanPublic:
     """The loan row, if the policy lets the caller do `action` on it (404 if the caller does not see the
     loan at all, else 403 saying who may)."""
+    policy.require_role(caller, action)
     row = visible_loan(session, caller, loan)
     policy.require(caller, action, row, label=loan, **refusal)
     return row
