@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from api_support import CAST, Api, dashboard_sign_in
@@ -177,3 +178,44 @@ def test_only_the_servicing_lender_acknowledges_an_alert_on_the_dashboard_as_in_
     assert r.status_code == 303 and "msg=" in r.headers["location"], r.headers
     alert = api.get("auditor", f"/v1/alerts/{alert_id}").json()
     assert (alert["state"], alert["acknowledged_by"]) == ("acknowledged", f"Bank A ({api.address('bank')})")
+
+
+def test_enterprises_get_403_on_the_alerts_page_and_no_alert_panel_and_a_supplier_no_verification(
+    api: Api, world_of_two_loans: dict[str, Any]
+) -> None:
+    """Issue 16, finding 4: the borrower and a supplier are enterprises; alerts are the banks' view."""
+    for who in ("borrower", "supplier"):
+        dashboard_sign_in(api, who)
+        page = api.http.get("/dashboard/alerts")
+        assert page.status_code == 403, who
+        assert "Only lenders or auditors can see monitoring alerts" in page.text, who
+        loan = api.http.get("/dashboard/loans/LN-2026-0201")
+        assert loan.status_code == 200, who
+        assert 'id="loan-alerts"' not in loan.text and '<p class="alert sev-' not in loan.text, who
+        assert 'href="/dashboard/alerts"' not in loan.text, who  # neither the panel's link nor the menu's
+    # the whole trail's verification is the lender's, the borrower's and auditors'; not a supplier's
+    assert 'id="verification"' not in api.http.get("/dashboard/loans/LN-2026-0201").text
+    assert api.get("supplier", "/v1/loans/LN-2026-0201/verification").status_code == 403
+    dashboard_sign_in(api, "borrower")
+    assert 'id="verification"' in api.http.get("/dashboard/loans/LN-2026-0201").text
+
+
+def test_an_auditor_cannot_resolve_an_alert_on_the_dashboard_as_in_the_api(
+    api: Api, world_of_two_loans: dict[str, Any]
+) -> None:
+    """Issue 16, finding 4: an auditor resolved an alert from the dashboard that the API refuses it."""
+    alert_id = api.get("auditor", "/v1/alerts").json()["items"][0]["id"]
+    csrf = dashboard_sign_in(api, "auditor")
+    r = api.http.post(
+        f"/dashboard/alerts/{alert_id}/resolve",
+        data={"csrf": csrf, "back": "/dashboard/alerts", "note": "looks fine to me"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    refusal = "Only lenders can acknowledge or resolve alerts; Auditor LLP is registered as auditor."
+    assert parse_qs(urlsplit(r.headers["location"]).query)["error"] == [refusal]
+    api_answer = api.post("auditor", f"/v1/alerts/{alert_id}/resolve", {"note": "looks fine to me"})
+    assert (api_answer.status_code, api_answer.json()["message"]) == (403, refusal)
+    assert api.get("auditor", f"/v1/alerts/{alert_id}").json()["state"] == "open"
+    page = api.http.get("/dashboard/alerts")
+    assert page.status_code == 200 and f"/dashboard/alerts/{alert_id}/resolve" not in page.text

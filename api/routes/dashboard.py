@@ -155,6 +155,7 @@ def _render(
         error=request.query_params.get("error"),
         STATUSES=STATUSES,
         RISK_CLASSES=RISK_CLASSES,
+        may=lambda action: caller is not None and policy.allowed(caller, action),
         **ctx,
     )
     return HTMLResponse(html, status_code=status_code)
