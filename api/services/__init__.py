@@ -3,7 +3,8 @@
 This module holds the container of long-lived objects (`Services`, opened once per process by the app's
 lifespan); one module per resource holds the work on it, callable from a route, a page or a command:
 
-  access       who sees what (loans, lots, whole trails), who may service a loan; loan numbers to ids
+  access       the policy's questions (api/policy.py decides who sees and does what) and the queries that
+               narrow an "own" answer (the loans, the lots of a trail a caller sees); loan numbers to ids
   rows         mirror rows as the dicts callers get (loans, lots, per-loan records, participant names)
   loans        list, detail, terms, the whole trail; open, disburse, restructure
   lots         one lot; the payee confirms or disputes
