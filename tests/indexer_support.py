@@ -148,7 +148,7 @@ class Activity:
             self.lots[event.args["lotId"]] = _LotInfo(info.loan_id, payee, each)
 
     def confirm_or_dispute(self) -> None:
-        # The contract takes one answer per kind, only forward: none -> disputed -> confirmed, none -> confirmed.
+        # One answer per kind, only forward: none -> disputed -> confirmed, or none -> confirmed.
         open_lots = [lot_id for lot_id, info in self.lots.items() if info.answer != "confirmed"]
         if not open_lots:
             return

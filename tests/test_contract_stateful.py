@@ -302,7 +302,8 @@ class LedgerMachine(RuleBasedStateMachine):
         # An answer moves only forward and is given once per kind: nothing follows a confirmation, and a
         # dispute is said once (a confirmation then withdraws it).
         if lot.answer == "LotConfirmed" or lot.answer == name:
-            error = "LedgerLotAlreadyConfirmed" if lot.answer == "LotConfirmed" else "LedgerLotAlreadyDisputed"
+            confirmed = lot.answer == "LotConfirmed"
+            error = "LedgerLotAlreadyConfirmed" if confirmed else "LedgerLotAlreadyDisputed"
             return self._refused(loan_id, error, {"loanId": loan_id, "lotId": lot_id}, call)
         payload = {"loanId": loan_id, "lotId": lot_id, field_name: h("why")}
         head = self.chain.step(loan.head, name, payload)

@@ -247,7 +247,7 @@ def test_disputed_payment_raises_and_stays_resolved_once_the_payee_confirms(watc
     watch.world.ledger.confirm_lot(c.subsupplier, loan_id=loan, lot_id=child, evidence_hash=h("settled"))
     watch.sync()
     assert watch.only(loan, "disputed_payment").state == "resolved"
-    # A confirmation is final on chain (issue 16): the payee cannot dispute again, so the alert stays resolved.
+    # A confirmation is final on chain (issue 16): no dispute can follow it, so the alert stays resolved.
     with reverts("LedgerLotAlreadyConfirmed", loanId=loan, lotId=child):
         watch.world.ledger.dispute_lot(c.subsupplier, loan_id=loan, lot_id=child, reason_hash=h("again"))
     watch.sync()
