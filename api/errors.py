@@ -153,6 +153,20 @@ _REVERTS: dict[str, tuple[int, Callable[[dict[str, Any]], str]]] = {
         403,
         lambda a: "Only the payee of this payment can confirm or dispute it.",
     ),
+    "LedgerLotAlreadyConfirmed": (
+        409,
+        lambda a: (
+            f"Payment {_short(a.get('lotId'))} is already confirmed, and a confirmation is final: it cannot "
+            "be confirmed or disputed again."
+        ),
+    ),
+    "LedgerLotAlreadyDisputed": (
+        409,
+        lambda a: (
+            f"Payment {_short(a.get('lotId'))} is already disputed, and a payment is disputed only once: "
+            "confirm it when the matter is settled."
+        ),
+    ),
     "LedgerStaleHead": (
         409,
         lambda a: (

@@ -25,13 +25,25 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
     uint8 private constant _MAX_PURPOSE = 31;
     uint8 private constant _MAX_INSPECTION_KIND = 2;
 
-    /// @dev One slot per lot: a payment reads and rewrites its parent's slot and writes one new slot, nothing
-    /// else about lots. The loan's allowed purposes are copied into every lot so a payment can flag its
-    /// purpose without reading the loan. Which loan a lot belongs to is the outer mapping key.
+    /// @dev What the payee has said about a lot; it only moves forward (see {IFundFlowLedger}'s "Answers").
+    enum Answer {
+        None,
+        Disputed,
+        Confirmed
+    }
+
+    /// @dev Slot 0 is all a payment touches: it reads and rewrites its parent's slot 0 and writes one new
+    /// slot 0, nothing else about lots. The loan's allowed purposes are copied into every lot so a payment can
+    /// flag its purpose without reading the loan. Which loan a lot belongs to is the outer mapping key.
+    /// Slot 0 is full (160 + 64 + 32 bits), so the payee's answer has slot 1 to itself, written only by
+    /// {confirmLot} and {disputeLot}: payments cost the same, and a lot's first answer pays for one new slot
+    /// (narrowing amounts or purposes to free two bits would change the protocol).
     struct Lot {
         address holder; // the payee it was paid to; the only account (besides the lender) that may spend it
         uint64 remaining;
         uint32 allowedPurposes;
+        // slot 1
+        Answer answer;
     }
 
     /// @dev Packed so a disbursement reads slots 0-2 and writes only slot 2; terms and the borrower reference
@@ -275,6 +287,7 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         LotId lotId,
         bytes32 evidenceHash
     ) external whenNotPaused onlyPayee(loanId, lotId) {
+        _answer(loanId, lotId, Answer.Confirmed);
         bytes32 head = _extendLoan(loanId, abi.encode(EventKind.LotConfirmed, loanId, lotId, evidenceHash));
         emit LotConfirmed(loanId, lotId, evidenceHash, head);
     }
@@ -285,6 +298,7 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         LotId lotId,
         bytes32 reasonHash
     ) external whenNotPaused onlyPayee(loanId, lotId) {
+        _answer(loanId, lotId, Answer.Disputed);
         bytes32 head = _extendLoan(loanId, abi.encode(EventKind.LotDisputed, loanId, lotId, reasonHash));
         emit LotDisputed(loanId, lotId, reasonHash, head);
     }
@@ -485,8 +499,19 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         emit Paid(loanId, lotId, payee, fromLot, amount, purpose, declaredUse, evidenceHash);
     }
 
-    /// @dev One SLOAD for the whole lot; the layout is the `Lot` struct's (holder in the low 160 bits, then
-    /// remaining, then allowedPurposes), which is what Solidity's own accessors (getLot) read.
+    /// @dev Records the payee's answer, refusing one that repeats or goes back: nothing follows a
+    /// confirmation, and a dispute is said once.
+    function _answer(LoanId loanId, LotId lotId, Answer answer) private {
+        Lot storage lot = _lots[loanId][lotId];
+        Answer current = lot.answer;
+        if (current == Answer.Confirmed) revert LedgerLotAlreadyConfirmed(loanId, lotId);
+        if (current == answer) revert LedgerLotAlreadyDisputed(loanId, lotId); // Disputed twice
+        lot.answer = answer;
+    }
+
+    /// @dev One SLOAD for the lot's slot 0 (all a payment needs); the layout is the `Lot` struct's (holder in
+    /// the low 160 bits, then remaining, then allowedPurposes), which is what Solidity's own accessors (getLot)
+    /// read.
     function _loadLot(Lot storage lot) private view returns (address holder, uint64 remaining, uint32 allowed) {
         uint256 word;
         assembly ("memory-safe") {
@@ -497,7 +522,7 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         allowed = uint32(word >> 224);
     }
 
-    /// @dev One SSTORE for the whole lot (Solidity's member-wise struct writes re-read the slot).
+    /// @dev One SSTORE for the lot's slot 0 (Solidity's member-wise struct writes re-read the slot).
     function _storeLot(Lot storage lot, address holder, uint64 remaining, uint32 allowed) private {
         uint256 word = uint256(uint160(holder)) | (uint256(remaining) << 160) | (uint256(allowed) << 224);
         assembly ("memory-safe") {

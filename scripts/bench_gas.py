@@ -51,7 +51,9 @@ FLOORS: dict[str, int] = {
     "pay (batch of 10, each)": NEW_SLOT + BASE // 10,
     "pay (batch of 50, each)": NEW_SLOT + BASE // 50,
     "pay (batch of 200, each)": NEW_SLOT + BASE // 200,
-    "confirm": BASE + REWRITE,  # head only: confirmations live in events
+    "confirm": BASE + NEW_SLOT + REWRITE,  # the lot's answer (a slot of its own, see the contract), head
+    "dispute": BASE + NEW_SLOT + REWRITE,
+    "confirm after dispute": BASE + REWRITE + REWRITE,  # the lot's answer rewritten, head
     "repay": BASE + REWRITE + REWRITE,
     "attest": BASE,
     "ERC-20 transfer (new holder)": BASE + NEW_SLOT + REWRITE,
@@ -173,8 +175,18 @@ def _one_round(ledger: LedgerContract, client: ChainClient, cast: dict, token: s
     record(
         "confirm", ledger.confirm_lot(payee, loan_id=loan, lot_id=payee_lot, evidence_hash=rand32()).gas_used
     )
+    # A lot is answered once per kind and only forward (confirmed is final), so the dispute and the
+    # confirmation that withdraws it are measured on a second lot.
+    r = ledger.disburse(
+        bank, loan_id=loan, payee=payee.address, amount=10**9, purpose=1, evidence_hash=rand32()
+    )
+    disputed_lot = r.event("Disbursed").args["lotId"]
     record(
-        "dispute", ledger.dispute_lot(payee, loan_id=loan, lot_id=payee_lot, reason_hash=rand32()).gas_used
+        "dispute", ledger.dispute_lot(payee, loan_id=loan, lot_id=disputed_lot, reason_hash=rand32()).gas_used
+    )
+    record(
+        "confirm after dispute",
+        ledger.confirm_lot(payee, loan_id=loan, lot_id=disputed_lot, evidence_hash=rand32()).gas_used,
     )
     record("repay", ledger.repay(bank, loan_id=loan, amount=10**6, evidence_hash=rand32()).gas_used)
     record("classify", ledger.classify(bank, loan_id=loan, risk_class=1, reason_hash=rand32()).gas_used)

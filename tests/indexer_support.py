@@ -36,6 +36,7 @@ class _LotInfo:
     loan_id: str
     holder: LocalAccount
     remaining: int
+    answer: str = "none"  # the payee's answer so far: none, disputed or confirmed (it only moves forward)
 
 
 @dataclass
@@ -147,18 +148,22 @@ class Activity:
             self.lots[event.args["lotId"]] = _LotInfo(info.loan_id, payee, each)
 
     def confirm_or_dispute(self) -> None:
-        if not self.lots:
+        # One answer per kind, only forward: none -> disputed -> confirmed, or none -> confirmed.
+        open_lots = [lot_id for lot_id, info in self.lots.items() if info.answer != "confirmed"]
+        if not open_lots:
             return
-        lot_id = self.rng.choice(list(self.lots))
+        lot_id = self.rng.choice(open_lots)
         info = self.lots[lot_id]
-        if self.rng.random() < 0.7:
+        if info.answer == "disputed" or self.rng.random() < 0.7:
             self.ledger.confirm_lot(
                 info.holder, loan_id=info.loan_id, lot_id=lot_id, evidence_hash=_h(self._label("c"))
             )
+            info.answer = "confirmed"
         else:
             self.ledger.dispute_lot(
                 info.holder, loan_id=info.loan_id, lot_id=lot_id, reason_hash=_h(self._label("d"))
             )
+            info.answer = "disputed"
 
     def servicing(self) -> None:
         loan_id = self._open_loan_id()
@@ -223,7 +228,7 @@ class Activity:
         snap = self.ledger.client.rpc("evm_snapshot")
         state = (
             {k: dict(v) for k, v in self.loans.items()},
-            {k: _LotInfo(v.loan_id, v.holder, v.remaining) for k, v in self.lots.items()},
+            {k: _LotInfo(v.loan_id, v.holder, v.remaining, v.answer) for k, v in self.lots.items()},
         )
         return snap, state
 
@@ -233,7 +238,7 @@ class Activity:
         assert self.ledger.client.rpc("evm_revert", [snap]) is True
         forget_nonces(self.ledger.client)
         self.loans = {k: dict(v) for k, v in loans.items()}
-        self.lots = {k: _LotInfo(v.loan_id, v.holder, v.remaining) for k, v in lots.items()}
+        self.lots = {k: _LotInfo(v.loan_id, v.holder, v.remaining, v.answer) for k, v in lots.items()}
         self.counter += 1000  # new labels, so the new branch's transactions differ from the orphaned ones
 
 

@@ -295,16 +295,17 @@ def test_pay_batch_records_every_payment(api: Api, funded: dict[str, str]) -> No
 
 def test_confirm_and_dispute_by_the_payee_only(api: Api, funded: dict[str, str]) -> None:
     lot = api.pay("supplier", "LN-2026-0001", funded["supplier_lot"], "subsupplier", 10).json()["lot_ids"][0]
-    r = api.post("subsupplier", f"/v1/lots/{lot}/confirm?wait=true", {"evidence_hash": "0x" + "ab" * 32})
-    assert r.status_code == 201, r.text
-    assert api.get("subsupplier", f"/v1/lots/{lot}").json()["confirmation"] == "confirmed"
+    # Dispute first, then confirm (which withdraws the dispute): nothing may follow a confirmation (issue 16).
     r = api.post("subsupplier", f"/v1/lots/{lot}/dispute?wait=true", {"reason_hash": "0x" + "cd" * 32})
-    assert r.status_code == 201
+    assert r.status_code == 201, r.text
     assert api.get("supplier", f"/v1/lots/{lot}").json()["confirmation"] == "disputed"
     assert (
         api.get("subsupplier", "/v1/payments/received", params={"confirmation": "disputed"}).json()["total"]
         == 1
     )
+    r = api.post("subsupplier", f"/v1/lots/{lot}/confirm?wait=true", {"evidence_hash": "0x" + "ab" * 32})
+    assert r.status_code == 201, r.text
+    assert api.get("subsupplier", f"/v1/lots/{lot}").json()["confirmation"] == "confirmed"
     assert _error(api.post("supplier2", f"/v1/lots/{lot}/confirm", {}), 403, "PermissionDenied")
     assert _error(api.post("bank", f"/v1/lots/{lot}/confirm", {}), 403, "PermissionDenied")
     assert _error(api.get("supplier2", f"/v1/lots/{lot}"), 404, "NotFound")

@@ -158,8 +158,8 @@ def test_fast_event_decoder_matches_web3_for_every_event_kind(world: World, clie
         amount=10,
         purpose=30,
     ).event("Paid")
-    ledger.confirm_lot(k.subsupplier, loan_id=loan, lot_id=child.args["lotId"], evidence_hash=h("c"))
     ledger.dispute_lot(k.subsupplier, loan_id=loan, lot_id=child.args["lotId"], reason_hash=h("d"))
+    ledger.confirm_lot(k.subsupplier, loan_id=loan, lot_id=child.args["lotId"], evidence_hash=h("c"))
     ledger.repay(k.bank, loan_id=loan, amount=7, evidence_hash=h("r"))
     ledger.classify(k.bank, loan_id=loan, risk_class=2, reason_hash=h("c2"))
     ledger.value_collateral(k.bank, loan_id=loan, collateral_id=h("col"), value=99, evidence_hash=h("v"))

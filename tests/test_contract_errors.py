@@ -15,6 +15,7 @@ from conftest import (
     chain_time,
     disburse_lot,
     h,
+    loan_events,
     open_loan,
     pay_lot,
     reverts,
@@ -440,6 +441,63 @@ def test_confirming_a_lot_paid_to_someone_else_reverts_with_ledger_not_lot_payee
         scene.ledger.confirm_lot(
             scene.cast.subsupplier, loan_id=scene.loan_id, lot_id=scene.lot, evidence_hash=h("e")
         )
+
+
+def test_confirming_a_confirmed_lot_again_reverts_with_ledger_lot_already_confirmed_and_keeps_the_head(
+    scene: Scene,
+) -> None:
+    ledger, loan, payee = scene.ledger, scene.loan_id, scene.cast.subsupplier
+    ledger.confirm_lot(payee, loan_id=loan, lot_id=scene.child_lot, evidence_hash=h("receipt"))
+    head, block = ledger.head_of(loan), ledger.client.block_number()
+    with reverts("LedgerLotAlreadyConfirmed", loanId=loan, lotId=scene.child_lot):
+        ledger.confirm_lot(payee, loan_id=loan, lot_id=scene.child_lot, evidence_hash=h("receipt"))
+    assert ledger.head_of(loan) == head
+    assert [e.name for e in loan_events(scene.world, loan, block + 1)] == []
+
+
+def test_disputing_a_confirmed_lot_reverts_with_ledger_lot_already_confirmed(scene: Scene) -> None:
+    ledger, loan, payee = scene.ledger, scene.loan_id, scene.cast.subsupplier
+    ledger.confirm_lot(payee, loan_id=loan, lot_id=scene.child_lot, evidence_hash=h("receipt"))
+    head = ledger.head_of(loan)
+    with reverts("LedgerLotAlreadyConfirmed", loanId=loan, lotId=scene.child_lot):
+        ledger.dispute_lot(payee, loan_id=loan, lot_id=scene.child_lot, reason_hash=h("changed my mind"))
+    assert ledger.head_of(loan) == head
+
+
+def test_disputing_a_disputed_lot_again_reverts_with_ledger_lot_already_disputed(scene: Scene) -> None:
+    ledger, loan, payee = scene.ledger, scene.loan_id, scene.cast.subsupplier
+    ledger.dispute_lot(payee, loan_id=loan, lot_id=scene.child_lot, reason_hash=h("short"))
+    head = ledger.head_of(loan)
+    with reverts("LedgerLotAlreadyDisputed", loanId=loan, lotId=scene.child_lot):
+        ledger.dispute_lot(payee, loan_id=loan, lot_id=scene.child_lot, reason_hash=h("still short"))
+    assert ledger.head_of(loan) == head
+
+
+def test_confirming_a_disputed_lot_withdraws_the_dispute_once_and_then_nothing_more_is_accepted(
+    scene: Scene,
+) -> None:
+    ledger, loan, payee = scene.ledger, scene.loan_id, scene.cast.subsupplier
+    ledger.dispute_lot(payee, loan_id=loan, lot_id=scene.child_lot, reason_hash=h("short"))
+    confirmed = ledger.confirm_lot(
+        payee, loan_id=loan, lot_id=scene.child_lot, evidence_hash=h("rest arrived")
+    )
+    assert [e.name for e in confirmed.events] == ["LotConfirmed"]
+    with reverts("LedgerLotAlreadyConfirmed", loanId=loan, lotId=scene.child_lot):
+        ledger.confirm_lot(payee, loan_id=loan, lot_id=scene.child_lot, evidence_hash=h("again"))
+    with reverts("LedgerLotAlreadyConfirmed", loanId=loan, lotId=scene.child_lot):
+        ledger.dispute_lot(payee, loan_id=loan, lot_id=scene.child_lot, reason_hash=h("again"))
+
+
+def test_answering_a_confirmed_lot_of_someone_else_still_reverts_with_ledger_not_lot_payee(
+    scene: Scene,
+) -> None:
+    """The answer is checked after the payee: a stranger learns nothing about another party's answer."""
+    ledger, loan = scene.ledger, scene.loan_id
+    ledger.confirm_lot(
+        scene.cast.subsupplier, loan_id=loan, lot_id=scene.child_lot, evidence_hash=h("receipt")
+    )
+    with reverts("LedgerNotLotPayee", lotId=scene.child_lot, account=scene.cast.supplier.address):
+        ledger.confirm_lot(scene.cast.supplier, loan_id=loan, lot_id=scene.child_lot, evidence_hash=h("e"))
 
 
 def test_attesting_a_superseded_head_reverts_with_ledger_stale_head(scene: Scene) -> None:

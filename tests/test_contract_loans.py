@@ -436,11 +436,10 @@ def test_dispute_then_confirm_records_both_and_extends_the_head_each_time(scene:
         "LotConfirmed",
         {"loanId": loan_id, "lotId": scene.child_lot, "evidenceHash": h("ok"), "head": head2},
     )
-    # Confirming again is a new statement, not a no-op.
-    again = only_event(
+    # A confirmation is final: confirming again is refused and the head stays (issue 16).
+    with reverts("LedgerLotAlreadyConfirmed", loanId=loan_id, lotId=scene.child_lot):
         ledger.confirm_lot(payee, loan_id=loan_id, lot_id=scene.child_lot, evidence_hash=h("ok"))
-    )
-    assert assert_extends(world, loan_id, head2, again) != head2
+    assert ledger.head_of(loan_id) == head2
     # Confirmations are events only: the lot itself is unchanged.
     assert ledger.get_lot(loan_id, scene.child_lot) == LotState(payee.address, SCENE_CHILD_AMOUNT, MASK)
 

@@ -48,6 +48,7 @@ class LotModel:
     holder: LocalAccount
     amount: int
     paid_out: int = 0  # sum of the amounts of its children, from their Paid events
+    answer: str | None = None  # the payee's last answer: None, "LotDisputed" or "LotConfirmed"
 
     @property
     def remaining(self) -> int:
@@ -298,9 +299,16 @@ class LedgerMachine(RuleBasedStateMachine):
             return self._refused(
                 loan_id, "LedgerNotLotPayee", {"lotId": lot_id, "account": sender.address}, call
             )
+        # An answer moves only forward and is given once per kind: nothing follows a confirmation, and a
+        # dispute is said once (a confirmation then withdraws it).
+        if lot.answer == "LotConfirmed" or lot.answer == name:
+            confirmed = lot.answer == "LotConfirmed"
+            error = "LedgerLotAlreadyConfirmed" if confirmed else "LedgerLotAlreadyDisputed"
+            return self._refused(loan_id, error, {"loanId": loan_id, "lotId": lot_id}, call)
         payload = {"loanId": loan_id, "lotId": lot_id, field_name: h("why")}
         head = self.chain.step(loan.head, name, payload)
         self._apply(loan_id, call(), [(name, {**payload, "head": head})])
+        lot.answer = name
         return None
 
     @precondition(lambda self: self.loans)

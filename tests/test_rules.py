@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from conftest import World, h
+from conftest import World, h, reverts
 from monitor_support import DAY, Watch, short, watching
 
 from ledger.monitoring.rules import Thresholds, fmt_money, fmt_time
@@ -227,7 +227,7 @@ def test_unconfirmed_payment_raises_after_the_limit_and_clears_on_confirmation(w
     assert (cleared.state, cleared.resolved_by) == ("resolved", "system")
 
 
-def test_disputed_payment_raises_and_reopens_when_disputed_again(watch: Watch) -> None:
+def test_disputed_payment_raises_and_stays_resolved_once_the_payee_confirms(watch: Watch) -> None:
     c = watch.world.cast
     loan = watch.open_loan("disputed")
     lot, _ = watch.disburse(loan, c.supplier, 200_000_00)
@@ -247,10 +247,12 @@ def test_disputed_payment_raises_and_reopens_when_disputed_again(watch: Watch) -
     watch.world.ledger.confirm_lot(c.subsupplier, loan_id=loan, lot_id=child, evidence_hash=h("settled"))
     watch.sync()
     assert watch.only(loan, "disputed_payment").state == "resolved"
-    watch.world.ledger.dispute_lot(c.subsupplier, loan_id=loan, lot_id=child, reason_hash=h("again"))
+    # A confirmation is final on chain (issue 16): no dispute can follow it, so the alert stays resolved.
+    with reverts("LedgerLotAlreadyConfirmed", loanId=loan, lotId=child):
+        watch.world.ledger.dispute_lot(c.subsupplier, loan_id=loan, lot_id=child, reason_hash=h("again"))
     watch.sync()
-    reopened = watch.only(loan, "disputed_payment")
-    assert (reopened.id, reopened.state, reopened.resolved_by) == (alert.id, "open", None)
+    settled = watch.only(loan, "disputed_payment")
+    assert (settled.id, settled.state, settled.resolved_by) == (alert.id, "resolved", "system")
 
 
 # ---------------------------------------------------------------------------------------------- repayment
@@ -331,7 +333,15 @@ def test_collateral_cover_raises_below_the_required_ratio(watch: Watch) -> None:
         evidence_hash=h("re-appraisal"),
     )
     watch.sync()
-    assert watch.only(loan, "collateral_cover").resolved_by == "system"
+    cleared = watch.only(loan, "collateral_cover")
+    assert (cleared.id, cleared.state, cleared.resolved_by) == (alert.id, "resolved", "system")
+    # The cause comes back (the collateral is revalued down again): the same alert reopens.
+    watch.world.ledger.value_collateral(
+        c.bank, loan_id=loan, collateral_id=h("warehouse"), value=1_100_000_00, evidence_hash=h("slump")
+    )
+    watch.sync()
+    reopened = watch.only(loan, "collateral_cover")
+    assert (reopened.id, reopened.state, reopened.resolved_by) == (alert.id, "open", None)
 
 
 def test_collateral_stale_raises_for_a_valuation_older_than_the_limit(watch: Watch) -> None:

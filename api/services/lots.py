@@ -15,7 +15,7 @@ from api.services.access import find_lot, resolve_loan_id, visible_lot
 from api.services.rows import account_names, lot_out
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
-from ledger.errors import NotFoundError, PermissionDeniedError
+from ledger.errors import ContractRevertError, NotFoundError, PermissionDeniedError
 
 __all__ = ["confirm", "dispute", "get_lot"]
 
@@ -44,12 +44,32 @@ def _payee_loan(session: Session, caller: Caller, lot_id: str, loan: str | None,
     return str(row.loan_id)
 
 
+def _refuse_repeated_answer(session: Session, loan_id: str, lot_id: str, answer: str) -> None:
+    """Refuses (409) without a transaction an answer the mirror shows the contract would refuse, with the
+    contract's own error: nothing follows a confirmation, and a payment is disputed once. A mirror that lags
+    lets the request through, and the contract refuses it with the same error."""
+    row = find_lot(session, lot_id)
+    if row is None or row.confirmation not in ("confirmed", answer):
+        return
+    error = "LedgerLotAlreadyConfirmed" if row.confirmation == "confirmed" else "LedgerLotAlreadyDisputed"
+    args = {"loanId": loan_id.lower(), "lotId": lot_id.lower()}
+    listed = ", ".join(f"{name}={value}" for name, value in args.items())
+    raise ContractRevertError(
+        error,
+        args,
+        message=f"{error}({listed}): the mirror shows the payment {row.confirmation} in block "
+        f"{row.confirmation_block}; nothing was sent",
+    )
+
+
 def confirm(session: Session, write: Write, lot_id: str, body: ConfirmRequest) -> JSONResponse:
-    """Confirm receipt of a payment (its payee)."""
+    """Confirm receipt of a payment (its payee), once; a confirmation withdraws an earlier dispute."""
     caller = write.caller
     loan_id = _payee_loan(session, caller, lot_id, body.loan, "confirm payments")
 
     def action(ledger: LedgerContract) -> Outcome:
+        # Checked here, not before: a retry with the key of a confirmation that went through replays it.
+        _refuse_repeated_answer(session, loan_id, lot_id, "confirmed")
         tx = ledger.confirm_lot(
             caller.signer(), loan_id=loan_id, lot_id=lot_id, evidence_hash=body.evidence_hash
         )
@@ -59,11 +79,12 @@ def confirm(session: Session, write: Write, lot_id: str, body: ConfirmRequest) -
 
 
 def dispute(session: Session, write: Write, lot_id: str, body: DisputeRequest) -> JSONResponse:
-    """Dispute a payment (its payee)."""
+    """Dispute a payment (its payee), once and before confirming it."""
     caller = write.caller
     loan_id = _payee_loan(session, caller, lot_id, body.loan, "dispute payments")
 
     def action(ledger: LedgerContract) -> Outcome:
+        _refuse_repeated_answer(session, loan_id, lot_id, "disputed")
         tx = ledger.dispute_lot(caller.signer(), loan_id=loan_id, lot_id=lot_id, reason_hash=body.reason_hash)
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": [lot_id.lower()]})
 

@@ -55,6 +55,12 @@ library IdLib {
 /// creation produced. That makes lot ids unique, unguessable before the fact, and free (no counter in
 /// storage). `TrailAttested` is a statement about the chain, not a change to the loan: it does not extend it.
 ///
+/// Answers: the payee answers a lot at most once per kind and only forward, so each answer is one event and
+/// one step of the chain: unanswered -> confirmed, or unanswered -> disputed -> confirmed. A confirmation is
+/// final (confirming or disputing again reverts with {LedgerLotAlreadyConfirmed}); a dispute can be
+/// withdrawn only by confirming (disputing again reverts with {LedgerLotAlreadyDisputed}), because a payee
+/// that disputed a short delivery and then received the rest must be able to say so.
+///
 /// Closing a loan (repaid or written off) stops disbursements, repayments, classification and restructuring,
 /// but not payments out of lots, confirmations, disputes, collateral valuations or inspections: money already
 /// paid out keeps moving and recovery work goes on, and the trail must keep recording both.
@@ -210,15 +216,16 @@ interface IFundFlowLedger {
         bytes32 evidenceHash
     );
 
-    /// @notice Emitted when the payee confirms it received lot `lotId` (确权). The latest confirmation or
-    /// dispute stands.
+    /// @notice Emitted when the payee confirms it received lot `lotId` (确权), at most once per lot: a
+    /// confirmation is final and withdraws an earlier dispute.
     /// @param loanId The loan the lot belongs to
     /// @param lotId The lot confirmed
     /// @param evidenceHash Hash of the receipt or other evidence
     /// @param head The loan's head after this step
     event LotConfirmed(LoanId indexed loanId, LotId indexed lotId, bytes32 evidenceHash, bytes32 head);
 
-    /// @notice Emitted when the payee disputes lot `lotId`. A later confirmation withdraws the dispute.
+    /// @notice Emitted when the payee disputes lot `lotId`, at most once per lot and only before it confirms
+    /// it. A later confirmation withdraws the dispute.
     /// @param loanId The loan the lot belongs to
     /// @param lotId The lot disputed
     /// @param reasonHash Hash of the written reason
@@ -416,6 +423,18 @@ interface IFundFlowLedger {
     /// @param account The caller
     error LedgerNotLotPayee(LotId lotId, address account);
 
+    /// @notice Thrown when a lot its payee has already confirmed is confirmed or disputed again: a confirmation
+    /// is final
+    /// @param loanId The loan the lot belongs to
+    /// @param lotId The lot already confirmed
+    error LedgerLotAlreadyConfirmed(LoanId loanId, LotId lotId);
+
+    /// @notice Thrown when a lot its payee has already disputed is disputed again; confirming it (which
+    /// withdraws the dispute) is still allowed
+    /// @param loanId The loan the lot belongs to
+    /// @param lotId The lot already disputed
+    error LedgerLotAlreadyDisputed(LoanId loanId, LotId lotId);
+
     /// @notice Thrown when an auditor attests a head that is no longer (or never was) the loan's head
     /// @param loanId The loan
     /// @param currentHead The loan's head now
@@ -477,10 +496,12 @@ interface IFundFlowLedger {
     /// @notice {pay} for many payments of one loan in one transaction; all or nothing.
     function payBatch(LoanId loanId, Payment[] calldata payments) external returns (LotId[] memory lotIds);
 
-    /// @notice Payee of the lot (holding ENTERPRISE_ROLE): confirm receipt.
+    /// @notice Payee of the lot (holding ENTERPRISE_ROLE): confirm receipt, once; withdraws an earlier dispute.
+    /// Reverts with {LedgerLotAlreadyConfirmed} if the lot is already confirmed.
     function confirmLot(LoanId loanId, LotId lotId, bytes32 evidenceHash) external;
 
-    /// @notice Payee of the lot (holding ENTERPRISE_ROLE): dispute it.
+    /// @notice Payee of the lot (holding ENTERPRISE_ROLE): dispute it, once and before confirming it. Reverts
+    /// with {LedgerLotAlreadyConfirmed} or {LedgerLotAlreadyDisputed} if the payee already answered so.
     function disputeLot(LoanId loanId, LotId lotId, bytes32 reasonHash) external;
 
     /// @notice Lender: record a principal repayment; it may not exceed what is outstanding.
