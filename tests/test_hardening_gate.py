@@ -94,37 +94,45 @@ def test_a_body_nested_200000_deep_is_422_unauthenticated_and_the_stack_keeps_an
         "FUNDFLOW_API_HOST": "127.0.0.1",
         "FUNDFLOW_API_PORT": str(port),
     }
-    server = subprocess.Popen(
-        [sys.executable, "-c", STACK_SCRIPT],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        assert server.stdout.readline().strip() == "ready", server.stderr.read() if server.stderr else ""
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            for content_type in ("application/json", None):
-                headers = {"Content-Type": content_type} if content_type else {}
-                try:
-                    r = http.post("/v1/loans/LN-2026-0001/restructure", content=DEEP_BODY, headers=headers)
-                except httpx.TransportError as exc:
-                    pytest.fail(f"the server dropped the connection ({exc!r}); exit code {server.poll()}")
-                assert r.status_code == 422, r.text
-                assert r.json() == BODY_TOO_DEEP
-            assert server.poll() is None, f"the stack exited with {server.returncode}"
-            health = http.get("/v1/health")
-            assert health.status_code == 200
-            assert health.json()["status"] in ("ok", "degraded")
-    finally:
-        server.terminate()
+    log = tmp_path / "stack.log"
+    with (
+        log.open("w") as stderr,
+        subprocess.Popen(
+            [sys.executable, "-c", STACK_SCRIPT],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        ) as server,
+    ):
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            assert server.stdout is not None
+            assert server.stdout.readline().strip() == "ready", log.read_text()
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+                for content_type in ("application/json", None):
+                    headers = {"Content-Type": content_type} if content_type else {}
+                    try:
+                        r = http.post(
+                            "/v1/loans/LN-2026-0001/restructure", content=DEEP_BODY, headers=headers
+                        )
+                    except httpx.TransportError as exc:
+                        pytest.fail(
+                            f"the server dropped the connection ({exc!r}); exit code {server.wait(10)}"
+                        )
+                    assert r.status_code == 422, r.text
+                    assert r.json() == BODY_TOO_DEEP
+                assert server.poll() is None, f"the stack exited with {server.returncode}"
+                health = http.get("/v1/health")
+                assert health.status_code == 200
+                assert health.json()["status"] in ("ok", "degraded")
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def test_building_the_app_puts_pythons_recursion_limit_back_to_1000() -> None:
