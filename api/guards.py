@@ -230,7 +230,7 @@ def _who(scope: Scope) -> str:
     client address. Only for logs: nothing is decided on a credential that has not been checked."""
     auth = _header(scope, b"authorization") or ""
     if auth.lower().startswith("bearer ") and auth[7:].strip():
-        return f"token {token_fingerprint(hash_token(auth[7:].strip()))} from {_client_address(scope)}"
+        return f"token {token_fingerprint(hash_token(auth[7:].strip()))}"
     return f"address {_client_address(scope)}"
 
 
