@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.guards import install_guards
+from api.guards import install_guards, restore_recursion_limit
 from api.routes import (
     alerts,
     attestations,
@@ -45,6 +45,9 @@ chain; every read comes from the indexer's SQL mirror.
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     """The API. Pass `services` to reuse already-open objects (tests, `fundflow up`)."""
+    # A dependency (py_ecc) raised Python's recursion limit to 100,000 at import; with it a deeply nested
+    # body overflows the C stack and kills the process. Every server is built here, so put it back here.
+    restore_recursion_limit()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from api.guards import admit_participant
 from api.services import Services
 from ledger.chain.contract import LedgerContract
 from ledger.errors import AuthenticationError, PermissionDeniedError
@@ -94,7 +95,9 @@ def get_caller(
     token = find_token(services.engine, credentials.credentials)
     if token is None:
         raise AuthenticationError("The API token is unknown or has been revoked.")
-    return caller_for_token(services, token)
+    caller = caller_for_token(services, token)
+    admit_participant(caller.name)  # keyed on who the token proved to be, not on the header as sent
+    return caller
 
 
 def caller_for_token(services: Services, token: ApiToken) -> Caller:

@@ -177,14 +177,36 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest request body (other than a document upload), in bytes."
     )
+    max_body_depth: int = Field(
+        64,
+        ge=4,
+        le=500,  # well under Python's recursion limit of 1000, which the parsers' own guards use
+        description="Deepest nesting of arrays and objects a JSON request body may have; deeper is a 422 "
+        "before any parser runs.",
+    )
     rate_limit: int | None = Field(
         None,
         ge=0,
-        description="Requests per minute per API token (per client address without one); 0 = off. "
-        "Default: 600 in prod, off in dev and test.",
+        description="Requests per minute per participant, counted after its token or session is verified; "
+        "0 = off. Default: 600 in prod, off in dev and test.",
     )
     rate_limit_burst: int | None = Field(
-        None, ge=1, description="Requests a token may make at once before the rate applies (default: rate)."
+        None,
+        ge=1,
+        description="Requests a participant may make at once before the rate applies (default: rate).",
+    )
+    auth_failure_limit: int | None = Field(
+        None,
+        ge=0,
+        description="Failed authentications (401) per minute per client address; past it every request "
+        "from that address is a 429 until the budget refills. 0 = off. Default: 30 in prod, off in dev "
+        "and test.",
+    )
+    rate_limit_table_size: int = Field(
+        10_000,
+        ge=16,
+        description="Most callers (participants or client addresses) the rate limiter remembers at once; "
+        "past it, buckets that have refilled are dropped first, then the least recently used.",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -200,10 +222,17 @@ class Settings(BaseSettings):
 
     @property
     def effective_rate_limit(self) -> int:
-        """Requests per minute per token; 0 means unlimited."""
+        """Requests per minute per participant; 0 means unlimited."""
         if self.rate_limit is not None:
             return self.rate_limit
         return 600 if self.env == "prod" else 0
+
+    @property
+    def effective_auth_failure_limit(self) -> int:
+        """Failed authentications per minute per client address; 0 means unlimited."""
+        if self.auth_failure_limit is not None:
+            return self.auth_failure_limit
+        return 30 if self.env == "prod" else 0
 
     @field_validator("rpc_url", mode="before")
     @classmethod

@@ -141,13 +141,29 @@ class Api:
         )
 
 
+def signin_csrf(http: Any) -> str:
+    """Open the sign-in page on `http` (a TestClient or httpx client keeping cookies), as a browser does
+    before signing in; returns the form's sign-in CSRF token (its cookie stays on `http`)."""
+    import re
+
+    page = http.get("/dashboard/signin")
+    assert page.status_code == 200, page.text
+    match = re.search(r'name="signin_csrf" value="([0-9a-f]+)"', page.text)
+    assert match is not None
+    return match[1]
+
+
 def dashboard_sign_in(api: Api, who: str) -> str:
     """Sign `who` in to the dashboard on `api.http` (replacing any earlier session); returns the session's
     CSRF token for form posts."""
     import re
 
     api.http.cookies.clear()
-    r = api.http.post("/dashboard/signin", data={"token": api.tokens[who]}, follow_redirects=False)
+    r = api.http.post(
+        "/dashboard/signin",
+        data={"token": api.tokens[who], "signin_csrf": signin_csrf(api.http)},
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text
     page = api.http.get("/dashboard/loans")
     assert page.status_code == 200, page.text

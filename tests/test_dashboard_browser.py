@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from api_support import Api, build_services
+from api_support import Api, build_services, signin_csrf
 
 from api.app import create_app
 from ledger.chain.client import ChainClient
@@ -251,7 +251,8 @@ def test_enterprise_confirms_payment_and_trail_updates_after_indexing(browser: A
 
 def test_pages_send_security_headers_and_refuse_forms_without_csrf(site: Site) -> None:
     with httpx.Client(base_url=site.url) as http:
-        r = http.post("/dashboard/signin", content=f"token={site.api.tokens['subsupplier']}")
+        form = {"token": site.api.tokens["subsupplier"], "signin_csrf": signin_csrf(http)}
+        r = http.post("/dashboard/signin", data=form)
         assert r.status_code == 303
         cookie = r.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie

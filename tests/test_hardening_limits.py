@@ -1,5 +1,5 @@
-"""Limits: per-token rate limit (429 + Retry-After), request body and upload size (413), CORS closed unless
-configured, security headers on API responses."""
+"""Limits: per-participant rate limit (429 + Retry-After), request body and upload size (413), CORS closed
+unless configured, security headers on API responses."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _auth(api: Api, who: str) -> dict[str, str]:
     return api.auth(who)
 
 
-def test_rate_limit_is_per_token_with_429_retry_after_and_a_clear_body(api: Api, limited: Any) -> None:
+def test_rate_limit_is_per_participant_with_429_retry_after_and_a_clear_body(api: Api, limited: Any) -> None:
     http = limited(rate_limit=60, rate_limit_burst=3)
     for _ in range(3):
         assert http.get("/v1/participants/me", headers=_auth(api, "bank")).status_code == 200
@@ -46,10 +46,10 @@ def test_rate_limit_is_per_token_with_429_retry_after_and_a_clear_body(api: Api,
     assert r.headers["Retry-After"] == "1"
     assert r.json() == {
         "error": "RateLimited",
-        "message": "Too many requests: the limit is 60 per minute per API token.",
+        "message": "Too many requests: the limit is 60 per minute per participant.",
         "hint": "Retry after 1 s; spread requests out or use the batch endpoints.",
     }
-    # another token has its own bucket
+    # another participant has its own bucket
     assert http.get("/v1/participants/me", headers=_auth(api, "supplier")).status_code == 200
 
 

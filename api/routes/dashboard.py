@@ -255,32 +255,71 @@ def home() -> RedirectResponse:
 
 @router.get("/signin", response_class=HTMLResponse)
 def signin_page(request: Request) -> HTMLResponse:
-    return _render(request, "signin.html", next=_local(request.query_params.get("next"), ""))
+    return _signin_form(request, next=_local(request.query_params.get("next"), ""))
+
+
+def _signin_form(request: Request, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+    """The sign-in page with a fresh sign-in CSRF token and the cookie it is bound to."""
+    nonce = sessions.new_signin_nonce()
+    response = _render(
+        request,
+        "signin.html",
+        status_code=status_code,
+        signin_csrf=sessions.signin_csrf_token(_services(request), nonce),
+        **ctx,
+    )
+    response.set_cookie(
+        sessions.SIGNIN_COOKIE,
+        nonce,
+        max_age=sessions.SIGNIN_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=PREFIX + "/signin",
+    )
+    return response
 
 
 @router.post("/signin", response_class=HTMLResponse)
 async def signin(request: Request, services: ServicesDep) -> Response:
     form = await _form(request)
+    next_page = _local(form.get("next"), "")
+    if not sessions.same_origin_post(request):
+        return _signin_form(
+            request,
+            status_code=403,
+            next=next_page,
+            signin_error="This sign-in did not come from this dashboard's own page; sign in here.",
+        )
+    if not sessions.valid_signin_csrf(
+        services, request.cookies.get(sessions.SIGNIN_COOKIE), form.get("signin_csrf")
+    ):
+        return _signin_form(
+            request,
+            status_code=403,
+            next=next_page,
+            signin_error="The sign-in form expired or did not come from this dashboard; sign in again.",
+        )
     token = form.get("token", "").strip()
     row = await run_in_threadpool(find_token, services.engine, token) if token else None
     if row is None:
-        return _render(
+        return _signin_form(
             request,
-            "signin.html",
             status_code=401,
-            next=_local(form.get("next"), ""),
-            signin_error="The API token is unknown or has been revoked.",
+            next=next_page,
+            signin_error="The API token is unknown, expired or revoked.",
         )
-    response = RedirectResponse(_local(form.get("next"), f"{PREFIX}/loans"), status_code=303)
+    response = RedirectResponse(next_page or f"{PREFIX}/loans", status_code=303)
     response.set_cookie(
         sessions.COOKIE,
-        sessions.make_session(services, row.token_hash),
+        sessions.make_session(services, row.token_hash, token_expires=row.expires_at),
         max_age=sessions.SESSION_SECONDS,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
         path=PREFIX,
     )
+    response.delete_cookie(sessions.SIGNIN_COOKIE, path=PREFIX + "/signin")
     return response
 
 

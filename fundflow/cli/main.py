@@ -19,6 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from rich.table import Table
 
+from api.guards import restore_recursion_limit
 from fundflow.cli.console import console, err_console, friendly_errors
 from fundflow.compose import chain_client
 from ledger.chain.client import ChainClient
@@ -300,6 +301,10 @@ def _wait_for_interrupt(node: LocalChain | None) -> None:
 
 
 def main() -> None:
+    # py_ecc (through eth-account) raised Python's recursion limit to 100,000 at import, which lets deep
+    # input overflow the C stack (a segfault) instead of raising RecursionError: every command runs with
+    # the limit CPython ships with.
+    restore_recursion_limit()
     try:
         app()
     except KeyboardInterrupt:
