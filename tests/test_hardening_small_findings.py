@@ -1,0 +1,49 @@
+"""Issue 16's smaller findings: amounts in other scripts' digits, a loan number's existence told apart by
+the error text, /docs from a CDN, the audit report's inline style blocked by its own CSP, and data files
+readable by everyone."""
+
+from __future__ import annotations
+
+import pytest
+from api_support import Api
+
+pytestmark = pytest.mark.slow
+
+D = "/v1/loans/LN-2026-0001/disbursements"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "digit"),
+    [
+        ("amount", "٣.٠٠", "٣"),  # Arabic-Indic digits: once recorded as 300 fen
+        ("amount", "１００", "１"),  # fullwidth
+        ("amount", "1२.00", "२"),  # one Devanagari digit among ASCII ones
+        ("principal", "۵۰۰۰", "۵"),  # Extended Arabic-Indic, on a new loan's principal
+    ],
+)
+def test_amount_in_non_ascii_digits_is_a_422_naming_the_field_and_records_nothing(
+    api: Api, field: str, value: str, digit: str
+) -> None:
+    api.open_loan(loan_number="LN-2026-0001", principal="10000.00")
+    api.disburse("LN-2026-0001", "supplier", "50.00")
+    before = api.get("bank", "/v1/loans?wait=true").json()
+    if field == "amount":
+        r = api.post("bank", D, {"payee": api.address("supplier"), "purpose": 1, "amount": value})
+    else:
+        body = {
+            "borrower": api.address("borrower"),
+            "principal": value,
+            "allowed_purposes": [1],
+            "maturity": "2099-01-01",
+        }
+        r = api.post("bank", "/v1/loans", body)
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["error"] == "Validation"
+    assert body["message"] == (
+        f"The request is invalid: {field}: {value!r} is not a decimal amount: {digit!r} is not an ASCII digit; write it like "
+        '"1234.56" (ASCII digits 0-9, at most two decimals, no sign, exponent or thousands separator)'
+    )
+    assert body["hint"]
+    assert api.get("bank", "/v1/loans?wait=true").json() == before
+    assert api.get("bank", "/v1/loans/LN-2026-0001").json()["disbursed"] == 5000
