@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from api.deps import Caller
 from api.services import Services
-from api.services.access import resolve_loan_id
+from api.services.access import visible_loan
 from ledger.errors import NotFoundError, PermissionDeniedError
 from ledger.mirror.read import LoanScope, Mirror
 from ledger.monitoring.alerts import Alert, AlertPublic, acknowledge, resolve
@@ -73,7 +73,9 @@ def list_alerts(
     if scope is not None:
         conditions.append(scope)
     if loan is not None:
-        conditions.append(alerts_t.c.loan_id == resolve_loan_id(session, loan))
+        conditions.append(
+            alerts_t.c.loan_id == visible_loan(session, caller, loan).loan_id
+        )  # same 404 both ways
     if rule is not None:
         conditions.append(alerts_t.c.rule == rule)
     if severity is not None:

@@ -103,7 +103,10 @@ Amount = Annotated[
     BeforeValidator(parse_amount),
     WithJsonSchema(
         {
-            "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$"}],
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$"},
+            ],
             "description": 'Integer minor units (fen), or a decimal string in major units ("1234.56"). '
             "Floats and exponents are refused.",
             "examples": [123456, "1234.56"],
