@@ -72,10 +72,8 @@ def list_alerts(
     scope = _scope(caller)
     if scope is not None:
         conditions.append(scope)
-    if loan is not None:
-        conditions.append(
-            alerts_t.c.loan_id == visible_loan(session, caller, loan).loan_id
-        )  # same 404 both ways
+    if loan is not None:  # an unknown number and another bank's get the same 404
+        conditions.append(alerts_t.c.loan_id == visible_loan(session, caller, loan).loan_id)
     if rule is not None:
         conditions.append(alerts_t.c.rule == rule)
     if severity is not None:
