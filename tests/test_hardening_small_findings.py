@@ -4,8 +4,18 @@ readable by everyone."""
 
 from __future__ import annotations
 
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
 import pytest
+import uvicorn
 from api_support import Api
+
+from api.app import create_app
 
 pytestmark = pytest.mark.slow
 
@@ -78,3 +88,94 @@ def test_another_banks_loan_number_gets_the_same_404_as_a_number_nobody_has(api:
             "message": "No loan LN-2026-0007 is visible to Bank B.",
             "hint": "It does not exist, is not mirrored yet, or belongs to another organisation.",
         }, path
+
+
+# ------------------------------------------------------------------------------------------------- /docs
+
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def test_docs_page_references_no_outside_url_and_the_app_serves_its_scripts_under_a_self_only_csp(
+    api: Api,
+) -> None:
+    page = api.http.get("/docs")
+    assert page.status_code == 200
+    assert page.headers["content-security-policy"] == DOCS_CSP
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert not re.search(r"(https?:)?//", page.text), page.text  # no absolute or protocol-relative URL
+    assert "<script>" not in page.text and "style=" not in page.text and "<style" not in page.text
+    scripts = re.findall(r'<script src="([^"]+)"></script>', page.text)
+    styles = re.findall(r'<link rel="stylesheet" href="([^"]+)">', page.text)
+    assert scripts == ["/docs/assets/swagger-ui-bundle.js", "/docs/init.js"]
+    assert styles == ["/docs/assets/swagger-ui.css"]
+    for url in scripts + styles:
+        asset = api.http.get(url)
+        assert asset.status_code == 200, url
+        kind = "text/css" if url.endswith(".css") else "text/javascript"
+        assert asset.headers["content-type"] == f"{kind}; charset=utf-8", url
+        assert asset.headers["x-content-type-options"] == "nosniff", url
+        assert len(asset.content) > (100 if url == "/docs/init.js" else 100_000), url
+    assert '"/openapi.json"' in api.http.get("/docs/init.js").text
+    assert api.http.get("/redoc").status_code == 404  # FastAPI's CDN ReDoc page is gone too
+    unlisted = api.http.get("/docs/assets/redoc.standalone.js")  # in the package, not on the list
+    assert (unlisted.status_code, unlisted.json()["error"]) == (404, "NotFound")
+    assert api.http.get("/docs/assets/..%2F__init__.py").status_code == 404
+
+
+@pytest.fixture
+def served(api: Api) -> Iterator[str]:
+    """The same app served by uvicorn on a free port (a browser needs a real socket)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(services=api.services), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True, name="uvicorn-docs")
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def test_docs_render_every_operation_in_chromium_with_no_network_and_no_csp_violation(served: str) -> None:
+    from playwright.sync_api import Route, sync_playwright
+
+    outside: list[str] = []
+
+    def offline(route: Route) -> None:  # as on a machine without internet: only the app answers
+        if route.request.url.startswith(served):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            console: list[str] = []
+            page.on("console", lambda m: console.append(m.text))
+            page.route("**/*", offline)
+            page.goto(f"{served}/docs")
+            page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+            shown = page.locator(".opblock-summary-path").count()
+            title = page.locator(".info .title").inner_text()
+        finally:
+            browser.close()
+    assert outside == []
+    assert [m for m in console if "Content Security Policy" in m or "Refused" in m] == []
+    assert title.startswith("Fundflow API")
+    paths = httpx.get(f"{served}/openapi.json").json()["paths"]
+    assert shown == sum(len(operations) for operations in paths.values())  # every operation is listed
