@@ -4,6 +4,8 @@ readable by everyone."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import socket
 import threading
@@ -179,3 +181,50 @@ def test_docs_render_every_operation_in_chromium_with_no_network_and_no_csp_viol
     assert title.startswith("Fundflow API")
     paths = httpx.get(f"{served}/openapi.json").json()["paths"]
     assert shown == sum(len(operations) for operations in paths.values())  # every operation is listed
+
+
+# ------------------------------------------------------------------------------------- the audit report
+
+
+def _report_loan(api: Api) -> str:
+    api.open_loan(loan_number="LN-2026-0001", principal="10000.00")
+    api.disburse("LN-2026-0001", "supplier", "50.00")
+    return "/v1/loans/LN-2026-0001/report"
+
+
+def test_audit_report_csp_allows_exactly_its_own_inline_style_by_hash_and_nothing_else(api: Api) -> None:
+    r = api.get("auditor", _report_loan(api))
+    assert r.status_code == 200, r.text
+    styles = re.findall(r"<style>(.*?)</style>", r.text, re.DOTALL)
+    assert len(styles) == 1 and "<style" not in r.text.replace(f"<style>{styles[0]}</style>", "")
+    assert " style=" not in r.text and "<script" not in r.text  # no other inline style, no script
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    assert r.headers["content-security-policy"] == (
+        f"default-src 'none'; style-src 'sha256-{digest}'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'none'"
+    )
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_audit_report_is_styled_in_chromium_under_its_own_csp(api: Api, served: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    path = _report_loan(api)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(extra_http_headers=api.auth("auditor"))
+            console: list[str] = []
+            page.on("console", lambda m: console.append(m.text))
+            assert page.goto(f"{served}{path}").status == 200  # type: ignore[union-attr]
+            verdict = page.eval_on_selector(
+                ".verdict", "e => [getComputedStyle(e).borderTopWidth, getComputedStyle(e).color]"
+            )
+            header = page.eval_on_selector("th", "e => getComputedStyle(e).backgroundColor")
+        finally:
+            browser.close()
+    assert verdict == ["2px", "rgb(10, 93, 44)"]  # .verdict { border: 2px solid } .ok { color: #0a5d2c }
+    assert header == "rgb(238, 238, 238)"  # th { background: #eee }
+    assert [m for m in console if "Content Security Policy" in m or "Refused" in m] == []
