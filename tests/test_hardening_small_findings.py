@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
+import signal
 import socket
+import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +24,7 @@ import uvicorn
 from api_support import Api
 
 from api.app import create_app
+from ledger.chain.localchain import LocalChain, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -228,3 +235,66 @@ def test_audit_report_is_styled_in_chromium_under_its_own_csp(api: Api, served: 
     assert verdict == ["2px", "rgb(10, 93, 44)"]  # .verdict { border: 2px solid } .ok { color: #0a5d2c }
     assert header == "rgb(238, 238, 238)"  # th { background: #eee }
     assert [m for m in console if "Content Security Policy" in m or "Refused" in m] == []
+
+
+# ------------------------------------------------------------------------------------- the data directory
+
+FUNDFLOW = Path(sys.executable).parent / "fundflow"
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {
+        str(path.relative_to(root)): stat.S_IMODE(path.lstat().st_mode)
+        for path in [root, *sorted(root.rglob("*"))]
+    }
+
+
+def test_make_run_creates_every_data_file_for_its_owner_only(chain: LocalChain, tmp_path: Path) -> None:
+    """`fundflow up` (what `make run` starts) as a real process, on the session node, with a data directory
+    an earlier version left open (0755, a 0644 file): once the demo is told, the directory and everything
+    in it (database + WAL/SHM, lock, deployment, keystores, participants, documents) is owner-only."""
+    data = tmp_path / "var"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    (data / "old.log").write_text("from an earlier run\n")
+    (data / "old.log").chmod(0o644)
+    env = {
+        **os.environ,
+        "FUNDFLOW_ENV": "dev",
+        "FUNDFLOW_RPC_URL": chain.url,
+        "FUNDFLOW_DATA_DIR": str(data),
+        "FUNDFLOW_API_PORT": str(free_port()),
+        "FUNDFLOW_KEYSTORE_SCRYPT_N": "1024",
+    }
+    env.pop("FUNDFLOW_DATABASE_URL", None)
+    out: list[str] = []
+    with subprocess.Popen(
+        [str(FUNDFLOW), "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:  # pytest-timeout bounds this
+                out.append(line)
+                if "Ctrl-C stops everything." in line:
+                    break
+            assert "Ctrl-C stops everything." in "".join(out), "".join(out)
+            modes = _modes(data)  # while it runs: the WAL and SHM files exist
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    for name in ("fundflow.db", "fundflow.db-wal", "fundflow.db-shm", "deployment.json", "participants.json"):
+        assert name in modes, (name, sorted(modes))
+    assert any(name.startswith("keystore/") for name in modes), sorted(modes)
+    assert any(name.startswith("documents/") for name in modes), sorted(modes)
+    assert modes["."] == 0o700
+    assert {name: oct(mode) for name, mode in modes.items() if mode & 0o077} == {}
+    assert {name: oct(mode) for name, mode in _modes(data).items() if mode & 0o077} == {}  # and after

@@ -27,8 +27,8 @@ from ledger.chain.deploy import Deployment, connect, deploy_ledger
 from ledger.chain.keystore import Keystore
 from ledger.chain.localchain import LocalChain
 from ledger.chain.participants import ROLES, Directory, onboard, remove, rotate
-from ledger.config import Settings, get_settings
-from ledger.errors import ChainMismatchError, DeploymentError
+from ledger.config import Settings, get_settings, prepare_data_dir
+from ledger.errors import ChainMismatchError, DeploymentError, FundflowError
 from ledger.store.db import sqlite_path
 
 __all__ = ["app", "main"]
@@ -300,7 +300,13 @@ def _wait_for_interrupt(node: LocalChain | None) -> None:
 
 
 def main() -> None:
+    """The `fundflow` program. Everything it writes is its user's only (see `prepare_data_dir`)."""
     try:
+        try:
+            data_dir = get_settings().data_dir
+        except FundflowError:  # invalid settings: the command itself says what is wrong
+            data_dir = None
+        prepare_data_dir(data_dir)
         app()
     except KeyboardInterrupt:
         sys.exit(130)
