@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import docs
 from api.errors import install_error_handlers
 from api.guards import install_guards, restore_recursion_limit
 from api.routes import (
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load Swagger UI / ReDoc from a CDN: api/docs.py serves it instead
+        redoc_url=None,
     )
     install_error_handlers(app)
     install_guards(app, services.settings if services is not None else settings or get_settings())
@@ -84,4 +87,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     ):
         app.include_router(module.router)
     dashboard.install(app)
+    docs.install(app)
     return app

@@ -6,7 +6,9 @@ key defaults to Hardhat's well-known account #0; prod refuses that key and needs
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,9 +24,11 @@ __all__ = [
     "DEV_PASSPHRASE",
     "DEV_WEBHOOK_SECRET",
     "HARDHAT_DEV_KEY",
+    "OWNER_ONLY_UMASK",
     "Environment",
     "Settings",
     "get_settings",
+    "prepare_data_dir",
 ]
 
 Environment = Literal["dev", "test", "prod"]
@@ -371,3 +375,31 @@ def get_settings() -> Settings:
             for err in exc.errors(include_input=False)
         )
         raise ConfigError(f"Invalid settings: {problems}") from exc
+
+
+OWNER_ONLY_UMASK = 0o077
+
+
+def prepare_data_dir(data_dir: Path | None) -> None:
+    """Make what the process writes readable by its user only: files 0600, directories 0700.
+
+    Sets the process umask to 0o077, once, where the program starts (`fundflow`'s `main`), before anything
+    is written: the SQLite database and the -wal/-shm/-journal files SQLite itself creates beside it, the
+    writer lock, the deployment record, keystores, documents, the participants file, the node's log and
+    every file added later are created owner-only with no chmod of their own. A umask rather than a chmod
+    where each file is made, because some are made by code this project does not write (SQLite's C library,
+    a child process's log) and a new kind of file should not depend on someone remembering a chmod.
+    `data_dir`, if it exists (an earlier version left it 0755 and its files 0644), is tightened the same way:
+    the directory and everything under it lose their group and other bits. It is not created here: the
+    first writer creates it, 0700 under the umask, so a command that writes nothing leaves no directory.
+    """
+    os.umask(OWNER_ONLY_UMASK)
+    if data_dir is None or not data_dir.is_dir():
+        return
+    for root, dirs, files in os.walk(data_dir):
+        for name in (*dirs, *files):
+            path = os.path.join(root, name)
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISLNK(mode) and mode & OWNER_ONLY_UMASK:
+                os.chmod(path, stat.S_IMODE(mode) & ~OWNER_ONLY_UMASK)
+    data_dir.chmod(0o700)

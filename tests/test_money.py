@@ -115,13 +115,13 @@ def test_parse_decimal_refuses_what_is_not_a_plain_decimal(text: str) -> None:
         parse_decimal(text)
     assert str(info.value) == (
         f'{text!r} is not a decimal amount: write it like "1234.56" '
-        "(digits, at most two decimals, no sign, exponent or thousands separator)"
+        "(ASCII digits 0-9, at most two decimals, no sign, exponent or thousands separator)"
     )
 
 
 def test_parse_decimal_allows_no_decimals_in_a_zero_decimal_currency() -> None:
     assert parse_decimal("1234", "JPY") == 1234
-    with pytest.raises(ValueError, match=r'write it like "1234" \(digits, no decimals,'):
+    with pytest.raises(ValueError, match=r'write it like "1234" \(ASCII digits 0-9, no decimals,'):
         parse_decimal("12.5", "JPY")
 
 

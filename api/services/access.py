@@ -68,8 +68,13 @@ def sees_whole_trail(caller: Caller, loan: Any) -> bool:
 
 
 def visible_loan(session: Session, caller: Caller, ref: str) -> LoanPublic:
-    """The mirrored loan, or 404 when it does not exist or the caller may not see it."""
-    row = Mirror(session).loan(resolve_loan_id(session, ref), loan_scope(caller))
+    """The mirrored loan, or 404 when it does not exist or the caller may not see it: the same 404 both ways,
+    so an unknown loan number and another bank's cannot be told apart."""
+    try:
+        loan_id: str | None = resolve_loan_id(session, ref)
+    except NotFoundError:
+        loan_id = None
+    row = Mirror(session).loan(loan_id, loan_scope(caller)) if loan_id is not None else None
     if row is None:
         raise NotFoundError(
             f"No loan {ref} is visible to {caller.name}.",

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from api import policy
 from api.deps import Caller
 from api.services import Services
-from api.services.access import resolve_loan_id
+from api.services.access import visible_loan
 from ledger.errors import NotFoundError, PermissionDeniedError
 from ledger.mirror.read import LoanScope, Mirror
 from ledger.monitoring.alerts import Alert, AlertPublic, acknowledge, resolve
@@ -73,8 +73,8 @@ def list_alerts(
     scope = _scope(caller)
     if scope is not None:
         conditions.append(scope)
-    if loan is not None:
-        conditions.append(alerts_t.c.loan_id == resolve_loan_id(session, loan))
+    if loan is not None:  # an unknown number and another bank's get the same 404
+        conditions.append(alerts_t.c.loan_id == visible_loan(session, caller, loan).loan_id)
     if rule is not None:
         conditions.append(alerts_t.c.rule == rule)
     if severity is not None:

@@ -19,7 +19,7 @@ from api.deps import Caller
 from api.services import Services
 from api.services.access import whole_trail_loan
 from ledger.audit.bundle import build_bundle, bundle_to_text, heads_slot
-from ledger.audit.report import block_times, export_csv, export_json, render_html, report_hash
+from ledger.audit.report import REPORT_CSP, block_times, export_csv, export_json, render_html, report_hash
 from ledger.audit.verify import Verification, directory_documents, verify_loan
 from ledger.errors import FundflowError, ValidationError
 from ledger.store.offchain import LoanMetadata
@@ -129,7 +129,11 @@ def report(session: Session, services: Services, caller: Caller, loan: str, bloc
     page = render_html(
         result, times=times, title=f"Fund-flow audit report: loan {_label(session, row.loan_id)}"
     )
-    return AuditFile(page, "text/html; charset=utf-8", headers={"X-Report-Hash": report_hash(page)})
+    headers = {
+        "X-Report-Hash": report_hash(page),
+        "Content-Security-Policy": REPORT_CSP,
+    }  # its style, by hash
+    return AuditFile(page, "text/html; charset=utf-8", headers=headers)
 
 
 def export(

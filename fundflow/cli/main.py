@@ -28,8 +28,8 @@ from ledger.chain.deploy import Deployment, connect, deploy_ledger
 from ledger.chain.keystore import Keystore
 from ledger.chain.localchain import LocalChain
 from ledger.chain.participants import ROLES, Directory, onboard, remove, rotate
-from ledger.config import Settings, get_settings
-from ledger.errors import ChainMismatchError, DeploymentError
+from ledger.config import Settings, get_settings, prepare_data_dir
+from ledger.errors import ChainMismatchError, DeploymentError, FundflowError
 from ledger.store.db import sqlite_path
 
 __all__ = ["app", "main"]
@@ -301,11 +301,17 @@ def _wait_for_interrupt(node: LocalChain | None) -> None:
 
 
 def main() -> None:
+    """The `fundflow` program. Everything it writes is its user's only (see `prepare_data_dir`)."""
     # py_ecc (through eth-account) raised Python's recursion limit to 100,000 at import, which lets deep
     # input overflow the C stack (a segfault) instead of raising RecursionError: every command runs with
     # the limit CPython ships with.
     restore_recursion_limit()
     try:
+        try:
+            data_dir = get_settings().data_dir
+        except FundflowError:  # invalid settings: the command itself says what is wrong
+            data_dir = None
+        prepare_data_dir(data_dir)
         app()
     except KeyboardInterrupt:
         sys.exit(130)

@@ -54,21 +54,25 @@ def format_amount(amount: int, currency: str = "CNY", *, code: bool = True) -> s
     return f"{currency} {text}" if code else text
 
 
-_DECIMAL = {2: re.compile(r"(\d{1,20})(?:\.(\d{1,2}))?"), 0: re.compile(r"(\d{1,20})()")}
+# [0-9], not \d: Python's \d (and int()) also take other scripts' digits ("٣" is 3), which would let an
+# amount read differently to a person than to the ledger.
+_DECIMAL = {2: re.compile(r"([0-9]{1,20})(?:\.([0-9]{1,2}))?"), 0: re.compile(r"([0-9]{1,20})()")}
 _DECIMAL_RULE = {2: ('"1234.56"', "at most two decimals"), 0: ('"1234"', "no decimals")}
 
 
 def parse_decimal(text: str, currency: str = "CNY") -> int:
-    """A decimal in major units as minor units, exactly: "1234.56" is 123456 fen. Digits, at most as many
-    decimals as the currency has, no sign, exponent or thousands separator; surrounding whitespace is
-    ignored. Raises ValueError with a sentence saying how to write it."""
+    """A decimal in major units as minor units, exactly: "1234.56" is 123456 fen. ASCII digits 0-9 only, at
+    most as many decimals as the currency has, no sign, exponent or thousands separator; surrounding
+    whitespace is ignored. Raises ValueError with a sentence saying how to write it."""
     places = decimals(currency)
     match = _DECIMAL[places].fullmatch(text.strip())
     if match is None:
         example, rule = _DECIMAL_RULE[places]
+        foreign = [c for c in text if c.isdigit() and not c.isascii()]
+        why = f"{foreign[0]!r} is not an ASCII digit; " if foreign else ""
         raise ValueError(
-            f"{text!r} is not a decimal amount: write it like {example} "
-            f"(digits, {rule}, no sign, exponent or thousands separator)"
+            f"{text!r} is not a decimal amount: {why}write it like {example} "
+            f"(ASCII digits 0-9, {rule}, no sign, exponent or thousands separator)"
         )
     return int(match[1]) * 10**places + int((match[2] or "").ljust(places, "0") or 0)
 
@@ -99,7 +103,10 @@ Amount = Annotated[
     BeforeValidator(parse_amount),
     WithJsonSchema(
         {
-            "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": r"^\d+(\.\d{1,2})?$"}],
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$"},
+            ],
             "description": 'Integer minor units (fen), or a decimal string in major units ("1234.56"). '
             "Floats and exponents are refused.",
             "examples": [123456, "1234.56"],
