@@ -73,7 +73,7 @@ def list_alerts(
     if scope is not None:
         conditions.append(scope)
     if loan is not None:
-        conditions.append(alerts_t.c.loan_id == resolve_loan_id(session, loan))
+        conditions.append(alerts_t.c.loan_id == resolve_loan_id(session, loan, caller))
     if rule is not None:
         conditions.append(alerts_t.c.rule == rule)
     if severity is not None:
