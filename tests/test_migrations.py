@@ -1,6 +1,6 @@
 """Schema migrations on SQLite and PostgreSQL: 0006 re-keys `lots` lot-first and 0007 by chain position with
 a lot-id lookup key, each without losing a row, serving a lookup by lot id from an index, and going back
-down cleanly."""
+down cleanly; 0009 makes loan numbers unique per lender and records each document's uploading organisation."""
 
 from __future__ import annotations
 
