@@ -52,6 +52,11 @@ def resolve_loan_id(session: Session, ref: str, caller: Caller | None = None) ->
         ids = sorted(str(i) for i in session.execute(query).scalars())
         if len(ids) > 1 and caller is not None:
             ids = sorted(Mirror(session).visible_loan_ids(ids, loan_scope(caller))) or ids[:1]
+        if not ids and caller is not None:  # worded as for a loan the caller may not see: no existence leak
+            raise NotFoundError(
+                f"No loan {ref} is visible to {caller.name}.",
+                hint="It does not exist, is not mirrored yet, or belongs to another organisation.",
+            )
         if not ids:
             raise NotFoundError(f"No loan numbered {ref} is known.", hint="Check the loan number.")
         if len(ids) > 1:

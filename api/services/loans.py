@@ -33,7 +33,7 @@ from api.services.access import (
 from api.services.rows import account_names, created_lots, fields, loan_numbers, loan_out, lot_out
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
-from ledger.errors import ChainError, ConflictError, ValidationError
+from ledger.errors import ChainError, ConflictError, FundflowError, ValidationError
 from ledger.mirror.models import LoanPublic
 from ledger.mirror.read import Mirror
 from ledger.store.offchain import LoanMetadata, LoanOpening, terms_hash
@@ -233,13 +233,13 @@ def trail_answer(
 _NUMBER = re.compile(r"LN-(\d{4})-(\d+)")
 
 
-def _next_number(session: Session, lender_org: str) -> str:
+def _next_number(db: sa.Connection | Session, lender_org: str) -> str:
     """The lender's next free number this year (numbers are per lender: two banks may both have
     LN-2026-0001); openings in flight hold their numbers too."""
     year = datetime.now(UTC).year
     numbers: list[str] = []
     for table in (meta_t, open_t):
-        numbers += session.execute(
+        numbers += db.execute(
             sa.select(table.c.loan_number).where(
                 table.c.lender_org == lender_org, table.c.loan_number.like(f"LN-{year}-%")
             )
@@ -259,7 +259,7 @@ class _NumberTaken(Exception):
 
 
 def _reserve_opening(
-    session: Session, services: Services, caller: Caller, number: str | None, key: str | None
+    services: Services, caller: Caller, number: str | None, key: str | None
 ) -> dict[str, Any]:
     """The opening this request sends: the one written by an earlier try of the same request (same caller,
     same Idempotency-Key), else a new one with a fresh salt and the asked-for or next free number."""
@@ -271,7 +271,11 @@ def _reserve_opening(
         if found is not None:
             return dict(found._mapping)
     for _ in range(20):
-        candidate = number or _next_number(session, caller.org_id)
+        if number is None:
+            with services.engine.connect() as conn:  # a fresh read each try, not the request's snapshot
+                candidate = _next_number(conn, caller.org_id)
+        else:
+            candidate = number
         salt = "0x" + secrets.token_hex(32)
         row = {
             "loan_id": loan_id_for(caller.org_id, candidate, salt),
@@ -314,7 +318,7 @@ def open_loan(session: Session, write: Write, body: OpenLoanRequest) -> JSONResp
     thash = terms_hash(terms)
 
     def action(ledger: LedgerContract) -> Outcome:
-        opening = _reserve_opening(session, services, caller, body.loan_number, write.idempotency_key)
+        opening = _reserve_opening(services, caller, body.loan_number, write.idempotency_key)
         loan_id, number = opening["loan_id"], opening["loan_number"]
         who = body.borrower_id or body.borrower
         borrower_ref = "0x" + keccak(text=f"{opening['borrower_salt']}:{who}").hex()
@@ -332,8 +336,10 @@ def open_loan(session: Session, write: Write, body: OpenLoanRequest) -> JSONResp
                 terms_hash=thash,
             )
         except BaseException as exc:
-            # Sent and perhaps mined, with an Idempotency-Key: the retry resumes this very opening (same id).
-            if not (isinstance(exc, ChainError) and write.idempotency_key is not None):
+            # Refused: forget it. Otherwise, with an Idempotency-Key, it may have been sent and mined: keep
+            # it, so the retry resumes this very opening (same id) and never opens a second loan.
+            refused = isinstance(exc, FundflowError) and not isinstance(exc, ChainError)
+            if refused or write.idempotency_key is None:
                 with services.engine.begin() as conn:
                     conn.execute(forget)
             raise
