@@ -299,6 +299,10 @@ def test_two_banks_each_have_loan_number_one_and_each_resolves_to_its_own(api: A
     assert body["message"] == "Loan number LN-2026-0001 is used by 2 banks."
     assert body["hint"] == "Pass the loan's 0x-prefixed 32-byte id instead."
     assert api.get("auditor", f"/v1/loans/{theirs['loan_id']}").json()["principal"] == 20000
+    # Whoever sees neither gets the same answer for a used and an unused number: nothing says which exist.
+    for number in ("LN-2026-0001", "LN-2026-0077"):
+        body = _error(api.get("outsider", f"/v1/loans/{number}"), 404, "NotFound")
+        assert body["message"] == f"No loan {number} is visible to Outsider Ltd."
 
 
 def test_a_retried_opening_whose_answer_was_lost_reuses_its_salted_id_and_opens_one_loan(
