@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from api.deps import Caller, IdempotencyKeyDep, ParticipantDep, ServicesDep, WaitDep
 from api.errors import RETRY_AFTER_SECONDS, error_response
-from api.services import Services
+from api.services import Services, documents
 from ledger.chain.client import TxResult
 from ledger.chain.contract import LedgerContract
 from ledger.chain.journal import SendJournal, SignedTx
@@ -265,6 +265,10 @@ def run_write(
             else:
                 _release(services, caller, idempotency_key)
         raise
+    try:  # the caller's own documents its write names are attached to what the write recorded
+        documents.attach(services, caller, outcome.tx)
+    except sa.exc.SQLAlchemyError:  # pragma: no cover - the write is on chain; it must not answer 500
+        log.exception("could not record the documents attached by transaction %s", outcome.tx.tx_hash)
     body_out = result_body(outcome, mirrored=False)
     if idempotency_key is not None:
         _finish(services, caller, idempotency_key, status_code, body_out)

@@ -265,3 +265,32 @@ def test_pages_send_security_headers_and_refuse_forms_without_csrf(site: Site) -
         forged = http.post(f"/dashboard/lots/{site.lots['to_sub']}/confirm", content="csrf=nope")
         assert forged.status_code == 403
     assert site.api.get("bank", f"/v1/lots/{site.lots['to_sub']}").json()["confirmation"] == "unconfirmed"
+
+
+def test_an_uploaded_html_page_with_a_meta_refresh_downloads_instead_of_navigating(
+    browser: Any, site: Site
+) -> None:
+    """Issue 16, finding 8: an uploaded HTML page is a download on the dashboard's origin; its meta refresh
+    (here to a marked URL of the same server, so the test needs no network) never runs."""
+    target = f"{site.url}/v1/health?refreshed-by-upload"
+    html = f'<html><head><meta http-equiv="refresh" content="0;url={target}"></head><body>x</body></html>'
+    r = site.api.http.post(
+        "/v1/documents",
+        content=html.encode(),
+        headers=site.api.auth("supplier") | {"Content-Type": "text/html"},
+    )
+    assert r.status_code == 201, r.text
+    digest = r.json()["hash"]
+    page = _sign_in(browser, site, "supplier")
+    visited: list[str] = []
+    page.context.on("request", lambda request: visited.append(request.url))
+    with page.expect_download(timeout=10_000) as download:
+        try:
+            page.goto(f"{site.url}/dashboard/documents/{digest}")
+        except Exception as exc:  # Chromium aborts a navigation that turns into a download
+            assert "Download is starting" in str(exc) or "net::ERR_ABORTED" in str(exc), exc
+    assert download.value.suggested_filename == digest
+    page.wait_for_timeout(1000)
+    assert not [u for u in visited if "refreshed-by-upload" in u], visited
+    assert page.url.startswith(site.url + "/dashboard/loans"), page.url
+    page.context.close()

@@ -21,11 +21,12 @@ ROLE = {attr: role for attr, _, role, _ in CAST}
 
 def _setup(api: Api) -> dict[str, str]:
     """LN-1 (Bank A) with a lot at the supplier, paid on to supplier2 (a lot whose payee is supplier2)."""
-    api.open_loan(loan_number="LN-2026-0001", principal="10000.00")
+    loan_id = api.open_loan(loan_number="LN-2026-0001", principal="10000.00")["loan_id"]
     supplier_lot = api.disburse("LN-2026-0001", "supplier", "5000.00")
     r = api.pay("supplier", "LN-2026-0001", supplier_lot, "supplier2", "100.00")
     assert r.status_code == 201, r.text
-    return {"loan": "LN-2026-0001", "supplier_lot": supplier_lot, "paid_lot": r.json()["lot_ids"][0]}
+    # By id: loan numbers are per lender, so Bank B's "LN-2026-0001" would name no loan at all (404).
+    return {"loan": loan_id, "supplier_lot": supplier_lot, "paid_lot": r.json()["lot_ids"][0]}
 
 
 def _writes(api: Api, ids: dict[str, str]) -> dict[str, tuple[str, dict[str, Any]]]:

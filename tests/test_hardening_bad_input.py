@@ -79,7 +79,7 @@ EXPECTED: dict[str, tuple[int, str, str]] = {
     "exponent float": (422, "Validation", "amount: floats are refused"),
     "three decimals": (422, "Validation", "amount: '1.234' is not a decimal amount"),
     "negative decimal string": (422, "Validation", "amount: '-5.00' is not a decimal amount"),
-    "unknown loan": (404, "NotFound", "No loan numbered LN-2026-9999 is known."),
+    "unknown loan": (404, "NotFound", "No loan LN-2026-9999 is visible to Bank A."),
     "malformed loan id": (422, "Validation", "'0xzz' is neither a loan id nor a loan number"),
     "malformed payee": (422, "Validation", "payee: expected an account address"),
     "payee not hex": (422, "Validation", "payee: expected an account address"),

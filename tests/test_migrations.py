@@ -1,6 +1,6 @@
 """Schema migrations on SQLite and PostgreSQL: 0006 re-keys `lots` lot-first and 0007 by chain position with
 a lot-id lookup key, each without losing a row, serving a lookup by lot id from an index, and going back
-down cleanly."""
+down cleanly; 0009 makes loan numbers unique per lender and records each document's uploading organisation."""
 
 from __future__ import annotations
 
@@ -189,5 +189,61 @@ def test_0007_keys_lots_by_position_with_a_lot_key_and_downgrades(db_url: str) -
             assert conn.execute(sa.text("SELECT COUNT(*) FROM lots")).scalar_one() == 2
         migrate(engine)
         assert _lots_key(engine) == ["loan_id", "block_number", "log_index"]
+    finally:
+        engine.dispose()
+
+
+def test_0009_makes_loan_numbers_unique_per_lender_and_records_who_uploaded_each_document(
+    db_url: str,
+) -> None:
+    org_a, org_b, account = "0x" + "a1" * 32, "0x" + "b2" * 32, "0x" + "c3" * 20
+    when = "2026-01-02 03:04:05+00:00"
+    meta = {"terms": "{}", "terms_hash": "0x" + "00" * 32, "created_at": when, "updated_at": when}
+    engine = create_db_engine(db_url)
+    try:
+        migrate(engine, "0008")
+        _insert(
+            engine,
+            "accounts",
+            {"address": account, "org_id": org_a, "active": True}
+            | {"block_number": 1, "log_index": 0, "transaction_hash": "0x" + "55" * 32},
+        )
+        # Written by an account in checksum case: the accounts table keeps addresses lower case.
+        upper = "0x" + "C3" * 20
+        _insert(
+            engine,
+            "documents",
+            {"hash": "0x" + "d4" * 32, "size": 3, "media_type": "text/plain", "filename": None}
+            | {"uploaded_by": upper, "created_at": when},
+        )
+        _insert(
+            engine,
+            "loan_metadata",
+            {"loan_id": "0x" + "11" * 32, "loan_number": "LN-2026-0001", "created_by": upper} | meta,
+        )
+
+        migrate(engine, "0009")
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT lender_org FROM loan_metadata")).scalar_one() == org_a
+            uploads = conn.execute(sa.text("SELECT hash, org_id FROM document_uploads")).all()
+            assert [tuple(u) for u in uploads] == [("0x" + "d4" * 32, org_a)]
+        # Another bank may now have the same number; the same bank may not.
+        other = {"loan_number": "LN-2026-0001", "created_by": account} | meta
+        _insert(engine, "loan_metadata", {"loan_id": "0x" + "22" * 32, "lender_org": org_b} | other)
+        try:
+            _insert(engine, "loan_metadata", {"loan_id": "0x" + "33" * 32, "lender_org": org_a} | other)
+        except sa.exc.IntegrityError:
+            pass
+        else:
+            raise AssertionError("a lender's loan number was accepted twice")
+
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM loan_metadata WHERE lender_org = :b"), {"b": org_b})
+        _downgrade(engine, "0008")
+        assert "document_uploads" not in sa.inspect(engine).get_table_names()
+        assert "lender_org" not in {c["name"] for c in sa.inspect(engine).get_columns("loan_metadata")}
+        migrate(engine)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT lender_org FROM loan_metadata")).scalar_one() == org_a
     finally:
         engine.dispose()

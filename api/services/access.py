@@ -37,16 +37,32 @@ _NUMBER = re.compile(r"LN-[0-9]{4}-[0-9]{4,8}")
 meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
 
 
-def resolve_loan_id(session: Session, ref: str) -> str:
-    """A loan id from a 0x id or a loan number; unknown numbers are a 404."""
+def resolve_loan_id(session: Session, ref: str, caller: Caller | None = None) -> str:
+    """A loan id from a 0x id or a loan number; unknown numbers are a 404. Numbers are unique per lender,
+    so a number is looked up among the loans `caller` sees (a lender: its bank's)."""
     ref = ref.strip()
     if _ID.fullmatch(ref):
         return ref.lower()
     if _NUMBER.fullmatch(ref):
-        loan_id = session.execute(sa.select(meta_t.c.loan_id).where(meta_t.c.loan_number == ref)).scalar()
-        if loan_id is None:
+        query = sa.select(meta_t.c.loan_id).where(meta_t.c.loan_number == ref)
+        if caller is not None and caller.role == "lender":
+            query = query.where(meta_t.c.lender_org == caller.org_id)
+        ids = sorted(str(i) for i in session.execute(query).scalars())
+        if len(ids) > 1 and caller is not None:
+            ids = sorted(Mirror(session).visible_loan_ids(ids, loan_scope(caller))) or ids[:1]
+        if not ids and caller is not None:  # worded as for a loan the caller may not see: no existence leak
+            raise NotFoundError(
+                f"No loan {ref} is visible to {caller.name}.",
+                hint="It does not exist, is not mirrored yet, or belongs to another organisation.",
+            )
+        if not ids:
             raise NotFoundError(f"No loan numbered {ref} is known.", hint="Check the loan number.")
-        return str(loan_id)
+        if len(ids) > 1:
+            raise ValidationError(
+                f"Loan number {ref} is used by {len(ids)} banks.",
+                hint="Pass the loan's 0x-prefixed 32-byte id instead.",
+            )
+        return ids[0]
     raise ValidationError(
         f"{ref!r} is neither a loan id nor a loan number",
         hint='Pass the 0x-prefixed 32-byte loan id or a loan number like "LN-2026-0001".',
@@ -71,7 +87,7 @@ def visible_loan(session: Session, caller: Caller, ref: str) -> LoanPublic:
     """The mirrored loan, or 404 when it does not exist or the caller may not see it: the same 404 both ways,
     so an unknown loan number and another bank's cannot be told apart."""
     try:
-        loan_id: str | None = resolve_loan_id(session, ref)
+        loan_id: str | None = resolve_loan_id(session, ref, caller)
     except NotFoundError:
         loan_id = None
     row = Mirror(session).loan(loan_id, loan_scope(caller)) if loan_id is not None else None

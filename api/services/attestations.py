@@ -29,7 +29,7 @@ def list_attestations(session: Session, caller: Caller, loan: str) -> list[dict[
 def attest(session: Session, write: Write, loan: str, body: AttestRequest) -> JSONResponse:
     caller, services = write.caller, write.services
     policy.require(caller, "loan.attest")  # auditors, on any loan
-    loan_id = resolve_loan_id(session, loan)
+    loan_id = resolve_loan_id(session, loan, write.caller)
 
     def action(ledger: LedgerContract) -> Outcome:
         result = verify(services, loan_id)

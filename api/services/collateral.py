@@ -24,7 +24,7 @@ def list_collateral(session: Session, caller: Caller, loan: str) -> list[dict[st
 
 def value_collateral(session: Session, write: Write, loan: str, body: CollateralRequest) -> JSONResponse:
     caller = write.caller
-    loan_id = resolve_loan_id(session, loan)
+    loan_id = resolve_loan_id(session, loan, write.caller)
     check_lender(session, caller, loan_id, "loan.value_collateral")
 
     def action(ledger: LedgerContract) -> Outcome:

@@ -1,6 +1,15 @@
 """Evidence documents (invoices, contracts, delivery notes): stored off chain under their keccak256 hash,
-which is what goes on chain; fetched by whoever uploaded them, auditors, and whoever sees a loan whose
-events recorded the hash; verifiable later against those events on the chain."""
+which is what goes on chain; verifiable later against the events that recorded the hash.
+
+Who reads a document: the organisations that uploaded it, and whoever sees a record its uploader attached it
+to. An attachment is an event of the uploading organisation's own write (through the API) that names the
+hash (`attach`): the lot the event created or touched (seen as the trail shows it), else the loan (seen by
+those who see its whole trail). Hashes are public on chain, so another party's event naming the same hash
+is no attachment and grants nothing. A document the caller may not read is a 404, as for one never stored:
+a 403 would confirm that a document with that hash (contents someone can guess) is kept here.
+
+Documents are served as attachments, never inline: `Content-Disposition: attachment`, `nosniff` and a
+sandboxing CSP, so an uploaded HTML page cannot run or navigate on the API's or the dashboard's origin."""
 
 from __future__ import annotations
 
@@ -8,6 +17,7 @@ import contextlib
 import os
 import re
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,15 +27,26 @@ from sqlmodel import Session
 
 from api.deps import Caller
 from api.services import Services
-from api.services.access import loan_scope
+from api.services.access import lot_visible, sees_whole_trail
+from ledger.chain.client import TxResult
 from ledger.errors import ChainError, NotFoundError, StorageError, ValidationError
 from ledger.mirror.read import DocumentReference, Mirror
-from ledger.store.offchain import Document, keccak_hex
+from ledger.store.offchain import Document, DocumentAttachment, DocumentUpload, keccak_hex
 
-__all__ = ["DocumentFile", "check_hash", "download", "store", "stored", "verify"]
+__all__ = ["DocumentFile", "attach", "check_hash", "download", "store", "stored", "verify"]
 
 docs_t: sa.Table = Document.__table__  # type: ignore[attr-defined]
+uploads_t: sa.Table = DocumentUpload.__table__  # type: ignore[attr-defined]
+attach_t: sa.Table = DocumentAttachment.__table__  # type: ignore[attr-defined]
 _HASH = re.compile(r"0x[0-9a-f]{64}")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+# Served with every document: a download, never rendered; if a browser renders it anyway, no script, no
+# plugin, no navigation, nothing loaded (the sandbox gives it a unique origin).
+SERVING_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+}
 
 
 @dataclass
@@ -38,10 +59,13 @@ class DocumentFile:
     filename: str | None
 
     def headers(self) -> dict[str, str]:
-        headers = {"X-Document-Hash": self.digest}
-        if self.filename:
-            headers["Content-Disposition"] = f'attachment; filename="{self.filename}"'
-        return headers
+        """Always an attachment (the uploader's name, made safe, else the hash), `nosniff`, sandboxed."""
+        name = self.filename or self.digest
+        fallback = _SAFE_NAME.sub("_", name)
+        disposition = f'attachment; filename="{fallback}"'
+        if fallback != name:
+            disposition += f"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
+        return {"X-Document-Hash": self.digest, "Content-Disposition": disposition, **SERVING_HEADERS}
 
 
 def check_hash(value: str) -> str:
@@ -95,6 +119,17 @@ def store(
             conn.execute(sa.insert(docs_t).values(**row))
     except sa.exc.IntegrityError:
         pass  # the same bytes were uploaded before: same hash, same file
+    upload = {
+        "hash": digest,
+        "org_id": caller.org_id,
+        "uploaded_by": caller.address,
+        "created_at": row["created_at"],
+    }
+    try:
+        with services.engine.begin() as conn:
+            conn.execute(sa.insert(uploads_t).values(**upload))
+    except sa.exc.IntegrityError:
+        pass  # this organisation sent these bytes before
     return {k: row[k] for k in ("hash", "size", "media_type", "filename")}
 
 
@@ -106,16 +141,98 @@ def _references(session: Session, digest: str) -> list[DocumentReference]:
     return list(refs.values())
 
 
+def _hex32(value: Any) -> str | None:
+    if isinstance(value, bytes | bytearray) and len(value) == 32:
+        return "0x" + bytes(value).hex()
+    if isinstance(value, str) and _HASH.fullmatch(value.lower()):
+        return value.lower()
+    return None
+
+
+def attach(services: Services, caller: Caller, tx: TxResult) -> int:
+    """Record the documents the caller's organisation uploaded that its write `tx` names (in an argument
+    `...Hash`) as attached to the event's record: its lot (`lotId`), else its loan. Returns how many."""
+    named: dict[str, list[Any]] = {}
+    for event in tx.events:
+        for argument, value in event.args.items():
+            digest = _hex32(value) if argument.endswith("Hash") else None
+            if digest is not None and int(digest, 16) != 0:
+                named.setdefault(digest, []).append(event)
+    if not named:
+        return 0
+    rows = []
+    with services.engine.begin() as conn:
+        own = conn.execute(
+            sa.select(uploads_t.c.hash).where(
+                uploads_t.c.hash.in_(sorted(named)), uploads_t.c.org_id == caller.org_id
+            )
+        ).scalars()
+        for digest in own:
+            for event in named[digest]:
+                rows.append(
+                    {
+                        "hash": digest,
+                        "transaction_hash": tx.tx_hash.lower(),
+                        "log_index": event.log_index,
+                        "org_id": caller.org_id,
+                        "event": event.name,
+                        "loan_id": _hex32(event.args.get("loanId")),
+                        "lot_id": _hex32(event.args.get("lotId")),
+                        "block_number": tx.block_number,
+                        "created_at": datetime.now(UTC),
+                    }
+                )
+        for row in rows:  # a resumed write attaches again: the key makes that a no-op
+            done = conn.execute(
+                sa.select(attach_t.c.hash).where(
+                    attach_t.c.hash == row["hash"],
+                    attach_t.c.transaction_hash == row["transaction_hash"],
+                    attach_t.c.log_index == row["log_index"],
+                )
+            ).first()
+            if done is None:
+                conn.execute(sa.insert(attach_t).values(**row))
+    return len(rows)
+
+
+def _sees_attachment(session: Session, caller: Caller, digest: str, refs: list[DocumentReference]) -> bool:
+    """Whether the caller sees a record the uploader attached `digest` to, among the events that are on the
+    mirrored chain now (an attachment whose transaction a reorg dropped counts no more)."""
+    mirrored = {r.transaction_hash.lower() for r in refs}
+    mirror = Mirror(session)
+    for a in session.execute(sa.select(attach_t).where(attach_t.c.hash == digest)):
+        if a.transaction_hash not in mirrored or a.loan_id is None:
+            continue
+        loan = mirror.loan(a.loan_id)
+        if loan is None:
+            continue
+        if a.lot_id is None:
+            if sees_whole_trail(caller, loan):
+                return True
+            continue
+        lot = mirror.lot(a.lot_id)
+        if lot is None:
+            continue
+        parent = mirror.lot(lot.parent_lot_id) if lot.parent_lot_id is not None else None
+        if lot_visible(caller, loan, lot, parent.holder if parent is not None else None):
+            return True
+    return False
+
+
 def _visible_document(session: Session, caller: Caller, digest: str) -> tuple[Any, list[DocumentReference]]:
+    """The document's row and the events naming it, if the caller uploaded it or sees a record its uploader
+    attached it to; else 404, as for a document never stored."""
     doc = session.execute(sa.select(docs_t).where(docs_t.c.hash == digest)).first()
-    refs = _references(session, digest)
     missing = NotFoundError(f"No document {digest} is visible to {caller.name}.", hint="Check the hash.")
     if doc is None:
         raise missing
-    if caller.role == "auditor" or doc.uploaded_by in caller.org_accounts:
+    refs = _references(session, digest)
+    uploaded = session.execute(
+        sa.select(uploads_t.c.org_id).where(uploads_t.c.hash == digest, uploads_t.c.org_id == caller.org_id)
+    ).first()
+    if uploaded is not None or doc.uploaded_by in caller.org_accounts:
         return doc, refs
-    loan_ids = {r.loan_id for r in refs if r.loan_id}
-    if loan_ids and Mirror(session).visible_loan_ids(loan_ids, loan_scope(caller)):
+    if _sees_attachment(session, caller, digest, refs):
         return doc, refs
     raise missing
 

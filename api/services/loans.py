@@ -35,10 +35,10 @@ from api.services.access import (
 from api.services.rows import account_names, created_lots, fields, loan_numbers, loan_out, lot_out
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
-from ledger.errors import ConflictError, FundflowError, ValidationError
+from ledger.errors import ChainError, ConflictError, FundflowError, ValidationError
 from ledger.mirror.models import LoanPublic
 from ledger.mirror.read import Mirror
-from ledger.store.offchain import LoanMetadata, terms_hash
+from ledger.store.offchain import LoanMetadata, LoanOpening, terms_hash
 
 __all__ = [
     "DRAWN_DEPTH",
@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
+open_t: sa.Table = LoanOpening.__table__  # type: ignore[attr-defined]
 
 # Nested JSON this deep is rejected by the response model's validator (and by most JSON tools); deeper trails
 # are served flat, each lot with its parent and depth.
@@ -276,57 +277,96 @@ def trail_answer(
 _NUMBER = re.compile(r"LN-(\d{4})-(\d+)")
 
 
-def _next_number(session: Session) -> str:
+def _next_number(db: sa.Connection | Session, lender_org: str) -> str:
+    """The lender's next free number this year (numbers are per lender: two banks may both have
+    LN-2026-0001); openings in flight hold their numbers too."""
     year = datetime.now(UTC).year
-    numbers = session.execute(
-        sa.select(meta_t.c.loan_number).where(meta_t.c.loan_number.like(f"LN-{year}-%"))
-    )
-    highest = max((int(m[2]) for (n,) in numbers if (m := _NUMBER.fullmatch(n))), default=0)
+    numbers: list[str] = []
+    for table in (meta_t, open_t):
+        numbers += db.execute(
+            sa.select(table.c.loan_number).where(
+                table.c.lender_org == lender_org, table.c.loan_number.like(f"LN-{year}-%")
+            )
+        ).scalars()
+    highest = max((int(m[2]) for n in numbers if (m := _NUMBER.fullmatch(n))), default=0)
     return f"LN-{year}-{highest + 1:04d}"
 
 
-def loan_id_for(number: str) -> str:
-    """Loan ids derive from the loan number, so a retried opening can never make a second loan."""
-    return "0x" + keccak(text=f"fundflow-loan:{number}").hex()
+def loan_id_for(lender_org: str, number: str, salt: str) -> str:
+    """A loan id no one can predict or take from another bank: the lender's organisation, the number and a
+    random 32-byte salt (kept in `loan_openings` before the send, so a retry reuses the id)."""
+    return "0x" + keccak(text=f"fundflow-loan:{lender_org.lower()}:{number}:{salt}").hex()
+
+
+class _NumberTaken(Exception):
+    pass
+
+
+def _reserve_opening(
+    services: Services, caller: Caller, number: str | None, key: str | None
+) -> dict[str, Any]:
+    """The opening this request sends: the one written by an earlier try of the same request (same caller,
+    same Idempotency-Key), else a new one with a fresh salt and the asked-for or next free number."""
+    if key is not None:
+        with services.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(open_t).where(open_t.c.created_by == caller.address, open_t.c.request_key == key)
+            ).first()
+        if found is not None:
+            return dict(found._mapping)
+    for _ in range(20):
+        if number is None:
+            with services.engine.connect() as conn:  # a fresh read each try, not the request's snapshot
+                candidate = _next_number(conn, caller.org_id)
+        else:
+            candidate = number
+        salt = "0x" + secrets.token_hex(32)
+        row = {
+            "loan_id": loan_id_for(caller.org_id, candidate, salt),
+            "lender_org": caller.org_id,
+            "loan_number": candidate,
+            "salt": salt,
+            "borrower_salt": secrets.token_hex(16),
+            "created_by": caller.address,
+            "request_key": key,
+            "created_at": datetime.now(UTC),
+        }
+        try:
+            with services.engine.begin() as conn:
+                conn.execute(sa.insert(open_t).values(**row))
+                # Checked after the insert, in its transaction: an opening that finishes concurrently moves
+                # its number from loan_openings to loan_metadata in one transaction, so one of us sees it.
+                taken = conn.execute(
+                    sa.select(meta_t.c.loan_id).where(
+                        meta_t.c.lender_org == caller.org_id, meta_t.c.loan_number == candidate
+                    )
+                ).first()
+                if taken is not None:
+                    raise _NumberTaken
+            return row
+        except (sa.exc.IntegrityError, _NumberTaken):
+            if number is not None:
+                raise ConflictError(
+                    f"Loan number {number} is already taken.",
+                    hint="Your bank has a loan with this number: pick another or leave it out.",
+                ) from None
+    raise ConflictError("Could not assign a loan number.", hint="Retry.")  # pragma: no cover
 
 
 def open_loan(session: Session, write: Write, body: OpenLoanRequest) -> JSONResponse:
-    """Number the loan, keep its terms off chain, open it on chain (lenders)."""
+    """Number the loan and open it on chain under a salted id (lenders); its terms are kept off chain once
+    it opened. A refused or failed opening leaves no terms behind."""
     caller, services = write.caller, write.services
     policy.require(caller, "loans.open")
     terms = body.terms.document()
     thash = terms_hash(terms)
 
     def action(ledger: LedgerContract) -> Outcome:
-        number = body.loan_number
-        salt = secrets.token_hex(16)
-        for _ in range(20):
-            candidate = number or _next_number(session)
-            loan_id = loan_id_for(candidate)
-            try:
-                with services.engine.begin() as conn:
-                    conn.execute(
-                        sa.insert(meta_t).values(
-                            loan_id=loan_id,
-                            loan_number=candidate,
-                            terms=terms,
-                            terms_hash=thash,
-                            borrower_salt=salt,
-                            created_by=caller.address,
-                            created_at=datetime.now(UTC),
-                            updated_at=datetime.now(UTC),
-                        )
-                    )
-                break
-            except sa.exc.IntegrityError:
-                if number is not None:
-                    raise ConflictError(
-                        f"Loan number {number} is already taken.", hint="Pick another number or leave it out."
-                    ) from None
-        else:  # pragma: no cover - twenty concurrent openings in one instant
-            raise ConflictError("Could not assign a loan number.", hint="Retry.")
+        opening = _reserve_opening(services, caller, body.loan_number, write.idempotency_key)
+        loan_id, number = opening["loan_id"], opening["loan_number"]
         who = body.borrower_id or body.borrower
-        borrower_ref = "0x" + keccak(text=f"{salt}:{who}").hex()
+        borrower_ref = "0x" + keccak(text=f"{opening['borrower_salt']}:{who}").hex()
+        forget = sa.delete(open_t).where(open_t.c.loan_id == loan_id)
         try:
             tx = ledger.open_loan(
                 caller.signer(),
@@ -340,11 +380,30 @@ def open_loan(session: Session, write: Write, body: OpenLoanRequest) -> JSONResp
                 terms_hash=thash,
             )
         except BaseException as exc:
-            if not (isinstance(exc, FundflowError) and getattr(exc, "error_name", "") == "LedgerLoanExists"):
+            # Refused: forget it. Otherwise, with an Idempotency-Key, it may have been sent and mined: keep
+            # it, so the retry resumes this very opening (same id) and never opens a second loan.
+            refused = isinstance(exc, FundflowError) and not isinstance(exc, ChainError)
+            if refused or write.idempotency_key is None:
                 with services.engine.begin() as conn:
-                    conn.execute(sa.delete(meta_t).where(meta_t.c.loan_id == loan_id))
+                    conn.execute(forget)
             raise
-        return Outcome(tx, {"loan_id": loan_id, "loan_number": candidate, "terms_hash": thash})
+        now = datetime.now(UTC)
+        with services.engine.begin() as conn:  # the opening becomes the loan's metadata, in one unit
+            conn.execute(forget)
+            conn.execute(
+                sa.insert(meta_t).values(
+                    loan_id=loan_id,
+                    loan_number=number,
+                    lender_org=caller.org_id,
+                    terms=terms,
+                    terms_hash=thash,
+                    borrower_salt=opening["borrower_salt"],
+                    created_by=caller.address,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return Outcome(tx, {"loan_id": loan_id, "loan_number": number, "terms_hash": thash})
 
     return write.record(body, action)
 
@@ -352,7 +411,7 @@ def open_loan(session: Session, write: Write, body: OpenLoanRequest) -> JSONResp
 def disburse(session: Session, write: Write, loan: str, body: DisburseRequest) -> JSONResponse:
     """Disburse part of the principal into a new lot (the loan's lender)."""
     caller = write.caller
-    loan_id = resolve_loan_id(session, loan)
+    loan_id = resolve_loan_id(session, loan, write.caller)
     check_lender(session, caller, loan_id, "loan.disburse")
 
     def action(ledger: LedgerContract) -> Outcome:
@@ -372,7 +431,7 @@ def disburse(session: Session, write: Write, loan: str, body: DisburseRequest) -
 def restructure(session: Session, write: Write, loan: str, body: RestructureRequest) -> JSONResponse:
     """New maturity and terms; the new terms hash goes on chain (the loan's lender)."""
     caller, services = write.caller, write.services
-    loan_id = resolve_loan_id(session, loan)
+    loan_id = resolve_loan_id(session, loan, write.caller)
     check_lender(session, caller, loan_id, "loan.restructure")
     terms = body.terms.document()
     thash = terms_hash(terms)

@@ -35,7 +35,7 @@ def _payee_loan(session: Session, caller: Caller, lot_id: str, loan: str | None,
                 f"Lot {lot_id} is not mirrored yet.",
                 hint="Pass `loan` in the body, or retry with ?wait=true writes.",
             )
-        return resolve_loan_id(session, loan)
+        return resolve_loan_id(session, loan, caller)
     if row.holder not in caller.org_accounts:
         raise PermissionDeniedError(
             f"Only the payee of a payment can {action}; this lot was paid to another organisation.",

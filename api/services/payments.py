@@ -64,7 +64,7 @@ def _require_payer(caller: Caller) -> None:
 def pay(session: Session, write: Write, body: PayRequest) -> JSONResponse:
     caller = write.caller
     _require_payer(caller)
-    loan_id = resolve_loan_id(session, body.loan)
+    loan_id = resolve_loan_id(session, body.loan, write.caller)
 
     def action(ledger: LedgerContract) -> Outcome:
         tx = ledger.pay(
@@ -86,7 +86,7 @@ def pay_batch(session: Session, write: Write, body: PayBatchRequest) -> JSONResp
     422 before anything is sent (and the idempotency key stays unused)."""
     caller, services = write.caller, write.services
     _require_payer(caller)
-    loan_id = resolve_loan_id(session, body.loan)
+    loan_id = resolve_loan_id(session, body.loan, write.caller)
     specs = [PaymentSpec(p.from_lot, p.payee, p.amount, p.purpose, p.evidence_hash) for p in body.payments]
     services.ledger.check_batch(specs)
 

@@ -23,7 +23,7 @@ def list_repayments(session: Session, caller: Caller, loan: str) -> list[dict[st
 
 def repay(session: Session, write: Write, loan: str, body: RepayRequest) -> JSONResponse:
     caller = write.caller
-    loan_id = resolve_loan_id(session, loan)
+    loan_id = resolve_loan_id(session, loan, write.caller)
     check_lender(session, caller, loan_id, "loan.repay")
 
     def action(ledger: LedgerContract) -> Outcome:

@@ -57,7 +57,7 @@ def classify(
 ) -> JSONResponse:
     """Apply a class to a loan (its lender); see the module docstring for the two kinds of body."""
     caller, services = write.caller, write.services
-    loan_id = resolve_loan_id(session, loan)
+    loan_id = resolve_loan_id(session, loan, write.caller)
     check_lender(session, caller, loan_id, "loan.classify")
 
     if isinstance(body, ClassifyRequest):

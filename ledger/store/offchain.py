@@ -23,8 +23,11 @@ from ledger.protocol.terms import LoanTerms, TermsProvider, terms_hash
 __all__ = [
     "ApiToken",
     "Document",
+    "DocumentAttachment",
+    "DocumentUpload",
     "IdempotencyRecord",
     "LoanMetadata",
+    "LoanOpening",
     "canonical_json",
     "create_token",
     "db_terms_provider",
@@ -85,7 +88,8 @@ class IdempotencyRecord(SQLModel, table=True):
 
 
 class Document(SQLModel, table=True):
-    """An uploaded evidence document, stored as data_dir/documents/<keccak256 of its bytes>."""
+    """An uploaded evidence document, stored as data_dir/documents/<keccak256 of its bytes>; `uploaded_by` is
+    its first uploader (every uploading organisation is a `DocumentUpload`)."""
 
     __tablename__ = "documents"
 
@@ -97,19 +101,77 @@ class Document(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
 
 
+class DocumentUpload(SQLModel, table=True):
+    """An organisation that uploaded a document's bytes: it may always read them back. The same bytes sent
+    by two organisations are one file and two uploads."""
+
+    __tablename__ = "document_uploads"
+
+    hash: str = Field(primary_key=True, sa_type=sa.String(66))
+    org_id: str = Field(primary_key=True, sa_type=sa.String(66))
+    uploaded_by: str = Field(sa_type=sa.String(42))
+    created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+
+
+class DocumentAttachment(SQLModel, table=True):
+    """A record an uploader attached its document to: an event of the uploading organisation's own write
+    that names the hash (the lot it created or touched, else the loan). Whoever sees that record may read
+    the document; another party's event naming the same hash is no attachment and grants nothing."""
+
+    __tablename__ = "document_attachments"
+
+    hash: str = Field(primary_key=True, sa_type=sa.String(66))
+    transaction_hash: str = Field(primary_key=True, sa_type=sa.String(66))
+    log_index: int = Field(primary_key=True)
+    org_id: str = Field(sa_type=sa.String(66))
+    event: str = Field(sa_type=sa.String(64))
+    loan_id: str | None = Field(default=None, sa_type=sa.String(66))
+    lot_id: str | None = Field(default=None, sa_type=sa.String(66))
+    block_number: int = Field(sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+
+
 class LoanMetadata(SQLModel, table=True):
-    """A loan's human number and structured terms; `terms_hash` = keccak256(canonical_json(terms))."""
+    """An opened loan's human number (unique per lending organisation) and structured terms;
+    `terms_hash` = keccak256(canonical_json(terms)). Written only once the loan opened on chain."""
 
     __tablename__ = "loan_metadata"
+    __table_args__ = (
+        sa.UniqueConstraint("lender_org", "loan_number", name="uq_loan_metadata_lender_number"),
+    )
 
     loan_id: str = Field(primary_key=True, sa_type=sa.String(66))
-    loan_number: str = Field(sa_type=sa.String(64), unique=True)
+    loan_number: str = Field(sa_type=sa.String(64))
+    lender_org: str | None = Field(default=None, sa_type=sa.String(66))
     terms: dict[str, Any] = Field(default_factory=dict, sa_type=_JSON)
     terms_hash: str = Field(sa_type=sa.String(66))
     borrower_salt: str | None = Field(default=None, sa_type=sa.String(64))
     created_by: str = Field(sa_type=sa.String(42))
     created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+
+
+class LoanOpening(SQLModel, table=True):
+    """A loan opening in flight: its id (from the lender's organisation, the number and a random salt),
+    number and borrower salt, written before the transaction is signed, so a retry of the same request
+    (same caller and Idempotency-Key) sends the same id and can never open a second loan. Removed when the
+    loan opened (its terms then go to `loan_metadata`, in the same transaction) or the opening was refused;
+    it holds no terms."""
+
+    __tablename__ = "loan_openings"
+    __table_args__ = (
+        sa.UniqueConstraint("lender_org", "loan_number", name="uq_loan_openings_lender_number"),
+        sa.UniqueConstraint("created_by", "request_key", name="uq_loan_openings_request"),
+    )
+
+    loan_id: str = Field(primary_key=True, sa_type=sa.String(66))
+    lender_org: str = Field(sa_type=sa.String(66))
+    loan_number: str = Field(sa_type=sa.String(64))
+    salt: str = Field(sa_type=sa.String(66))
+    borrower_salt: str = Field(sa_type=sa.String(64))
+    created_by: str = Field(sa_type=sa.String(42))
+    request_key: str | None = Field(default=None, sa_type=sa.String(255))
+    created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
 
 
 def keccak_hex(data: bytes) -> str:
