@@ -4,6 +4,7 @@ one API token per member of the cast from tests/conftest.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -258,3 +259,21 @@ def api(world: Any, client: ChainClient, tmp_path: Path) -> Iterator[Api]:
     finally:
         indexer.stop()
         services.engine.dispose()
+
+
+@pytest.fixture
+def limited(api: Api) -> Iterator[Any]:
+    """A second app over the same services with other settings (limits, rate limits); call it with the
+    settings to change."""
+    clients: list[TestClient] = []
+
+    def make(**changes: Any) -> TestClient:
+        settings = api.services.settings.model_copy(update=changes)
+        services = dataclasses.replace(api.services, settings=settings, owns_engine=False)
+        client = TestClient(create_app(services=services)).__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

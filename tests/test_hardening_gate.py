@@ -5,14 +5,12 @@ sessions end with their token, and sign-in refuses cross-site posts (login CSRF)
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from api_support import Api, build_services
-from fastapi.testclient import TestClient
 
-from api.app import create_app
 from ledger.chain.client import ChainClient
 from ledger.store.offchain import ApiToken, create_token, hash_token
 
@@ -36,23 +32,6 @@ BODY_TOO_DEEP = {
     "message": "The request body nests arrays and objects deeper than 64 levels.",
     "hint": "Send a flatter JSON body; no Fundflow request needs more than a few levels.",
 }
-
-
-@pytest.fixture
-def limited(api: Api) -> Iterator[Any]:
-    """A second app over the same services with other settings; call it with the settings to change."""
-    clients: list[TestClient] = []
-
-    def make(**changes: Any) -> TestClient:
-        settings = api.services.settings.model_copy(update=changes)
-        services = dataclasses.replace(api.services, settings=settings, owns_engine=False)
-        client = TestClient(create_app(services=services)).__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 # ---------------------------------------------------------------------------------------- deep bodies

@@ -3,34 +3,13 @@ unless configured, security headers on API responses."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from api_support import Api
-from fastapi.testclient import TestClient
-
-from api.app import create_app
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def limited(api: Api) -> Iterator[Any]:
-    """A second app over the same services with tighter settings; call it with the settings to change."""
-    clients: list[TestClient] = []
-
-    def make(**changes: Any) -> TestClient:
-        settings = api.services.settings.model_copy(update=changes)
-        services = dataclasses.replace(api.services, settings=settings, owns_engine=False)
-        client = TestClient(create_app(services=services)).__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def _auth(api: Api, who: str) -> dict[str, str]:
