@@ -25,8 +25,9 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlmodel import Session
 
-from api.deps import Caller, IdempotencyKeyDep, ParticipantDep, ServicesDep, WaitDep
+from api.deps import Caller, IdempotencyKeyDep, ParticipantDep, ServicesDep, SessionDep, WaitDep
 from api.errors import RETRY_AFTER_SECONDS, error_response
 from api.services import Services, documents
 from ledger.chain.client import TxResult
@@ -287,6 +288,7 @@ class Write:
     services: Services
     idempotency_key: str | None
     wait: bool
+    session: Session | None = None  # the request's session, handed back before the chain send
 
     def record(
         self,
@@ -298,6 +300,11 @@ class Write:
     ) -> JSONResponse:
         """`run_write` for this request; `path` overrides the URL in the idempotency hash (routes that
         accept a loan number or id pass the canonical form, so both spellings count as one request)."""
+        if self.session is not None:
+            # The request's checks are done: give its connection back to the pool before the send. Held
+            # through the node's answer, every concurrent write kept one connection while it waited for a
+            # second (its idempotency row), and a hundred of them exhausted the pool (QueuePool timeout).
+            self.session.close()
         return run_write(
             self.services,
             self.caller,
@@ -315,10 +322,11 @@ async def get_write(
     request: Request,
     caller: ParticipantDep,
     services: ServicesDep,
+    session: SessionDep,
     idempotency_key: IdempotencyKeyDep,
     wait: WaitDep,
 ) -> Write:
-    return Write(request, caller, services, idempotency_key, wait)
+    return Write(request, caller, services, idempotency_key, wait, session)
 
 
 WriteDep = Annotated[Write, Depends(get_write)]

@@ -573,7 +573,7 @@ def received_page(request: Request) -> Response:
 @router.post("/lots/{lot_id}/confirm")
 async def confirm_lot(lot_id: str, request: Request) -> Response:
     def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
-        write = Write(request, caller, services, form.get("idem") or None, wait=True)
+        write = Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
         response = lots_service.confirm(session, write, lot_id, ConfirmRequest())
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the confirmation ({response.status_code}).")
@@ -590,7 +590,7 @@ async def dispute_lot(lot_id: str, request: Request) -> Response:
             raise ValidationError("Say why you dispute the payment.", hint="Write the reason in the form.")
         # Only the hash of the reason goes on chain (no personal data on chain).
         reason_hash = "0x" + keccak(text=reason).hex()
-        write = Write(request, caller, services, form.get("idem") or None, wait=True)
+        write = Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
         response = lots_service.dispute(session, write, lot_id, DisputeRequest(reason_hash=reason_hash))
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the dispute ({response.status_code}).")
