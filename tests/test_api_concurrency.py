@@ -168,3 +168,32 @@ def test_chain_stopped_writes_503_reads_work_and_a_retry_records_once(
     assert again.json()["tx_hash"] == first.json()["tx_hash"]
     assert api.get("bank", f"/v1/loans/{loan}").json()["disbursed"] == 42
     assert _count(api, "select count(*) from lots") == 1
+
+
+def test_concurrent_writes_never_hold_two_pooled_connections_at_once(api: Api) -> None:
+    """With as many writes in flight as the pool has connections, every write still lands: a write gives the
+    request's connection back before it sends, so it never waits for a second one while holding the first
+    (which, with a hundred writes and a pool of 15, timed out in QueuePool)."""
+    import dataclasses
+
+    from ledger.store.db import create_db_engine
+
+    loan = api.open_loan()["loan_id"]
+    small = create_db_engine(str(api.services.engine.url), pool_size=2, max_overflow=0, pool_timeout=5)
+    services = dataclasses.replace(api.services, engine=small, owns_engine=False)
+    body = {"payee": api.address("supplier"), "amount": 1, "purpose": 1}
+    try:
+        with TestClient(create_app(services=services)) as http:
+
+            def send(_: int) -> Any:
+                return http.post(
+                    f"/v1/loans/{loan}/disbursements",
+                    json=body,
+                    headers=api.auth("bank") | {"Idempotency-Key": str(uuid.uuid4())},
+                )
+
+            with ThreadPoolExecutor(6) as pool:
+                answers = list(pool.map(send, range(12)))
+    finally:
+        small.dispose()
+    assert [r.status_code for r in answers] == [201] * 12, [r.text[:200] for r in answers]
