@@ -130,8 +130,9 @@ POLICY: dict[str, Rule] = {
                          note="own: the alerts of the bank's loans"),
     "documents.upload": _rule("upload documents", "caller", **_lenders(YES), **_enterprises(YES),
                               auditor=YES),
-    "documents.read": _rule("read documents", "caller", **_lenders(OWN), **_enterprises(OWN), auditor=YES,
-                            note="own: decided per document by the documents service (uploader-scoped)"),
+    "documents.read": _rule("read documents", "caller", **_lenders(OWN), **_enterprises(OWN), auditor=OWN,
+                            note="own: decided per document by the documents service: its uploaders, and who "
+                            "sees a record the uploader attached it to (an auditor sees every record)"),
     # -- one loan: what is seen
     "loan.summary": _rule("see the loan", lender=YES, borrower=YES, supplier=YES, auditor=YES,
                           note="a supplier's view leaves out the risk class, repaid and outstanding"),
