@@ -74,11 +74,16 @@ def test_package_imports_nothing_from_the_layers_above_it(package: str) -> None:
     assert violations == []
 
 
-def test_the_checker_sees_a_violation() -> None:
-    """The rule above must be able to fail: a module importing `api` is seen as importing it."""
-    sample = ROOT / "ledger" / "config.py"
+def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
+    """The rule above must be able to fail: a ledger module importing `api` in any of the three spellings is
+    seen as importing it, and an import of a same-prefixed name (`apis`) is not."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import api.app\nfrom api.services import Services\nfrom api import deps\nimport apis\n"
+    )
     names = [name for _, name in _imports(sample)]
-    assert "ledger.errors" in names and _module_name(sample) == "ledger.config"
+    flagged = [name for name in names if any(_inside(name, banned) for banned in FORBIDDEN["ledger"])]
+    assert flagged == ["api.app", "api.services", "api"]
 
 
 def test_no_api_route_module_imports_another_route_module() -> None:
