@@ -139,7 +139,8 @@ def get_verification(
     summary="Download an offline proof bundle of the loan's trail (see docs/bundle-format.md)",
     description="Every event of the loan, the block header it is proven at, and the account and storage "
     "proofs tying the loan's on-chain head to that header's state root. Check it with "
-    "`fundflow verify-bundle FILE --block-hash H` against a block hash you trust.",
+    "`fundflow verify-bundle FILE --block-hash H --deployment RECORD` against a block hash you trust and the "
+    "ledger's deployment record (or `--ledger ADDRESS`): a bundle of any other contract address is refused.",
     response_class=Response,
     responses={200: {"content": {"application/json": {"example": _BUNDLE_EXAMPLE}}}, 502: _502},
 )
