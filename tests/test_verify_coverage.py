@@ -1,13 +1,15 @@
 """Verification misses nothing the API serves about a loan or its lots, proven generically from the schema.
 
-For every column of the `loans` and `lots` tables: if the API serves it (a field of `LoanOut` / `LotOut`),
-tampering with it in the mirror must make verification fail and name it; a column verification does not
-check must be declared in `ledger.audit.facts.NOT_CHAIN_FACTS` with a reason, and must not be served. A new
-column that is in neither map fails here, naming itself.
+For every column of the `loans` and `lots` tables and of every per-loan record table the read model serves
+(`RECORD_KINDS`: repayments, classifications, ...): if the API serves it (a field of `LoanOut` / `LotOut` /
+the record's public model), tampering with it in the mirror must make verification fail and name it; a
+column verification does not check must be declared in `ledger.audit.facts.NOT_CHAIN_FACTS` with a reason,
+and must not be served. A new column or record table that is in neither map fails here, naming itself.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,16 @@ from sqlmodel import SQLModel
 from test_verify import index, make_trail
 
 from api.schemas import LoanOut, LotOut
-from ledger.audit.facts import LOAN_FACTS, LOT_FACTS, NOT_CHAIN_FACTS
+from ledger.audit.facts import LOAN_FACTS, LOT_FACTS, NOT_CHAIN_FACTS, RECORD_FACTS
 from ledger.audit.verify import Verification, directory_documents, verify_loan
+from ledger.mirror.read import RECORD_KINDS
 
-_TABLES = {"loans": (LoanOut, LOAN_FACTS), "lots": (LotOut, LOT_FACTS)}
+_TABLES: dict[str, tuple[type[SQLModel], dict[str, Any]]] = {
+    "loans": (LoanOut, LOAN_FACTS),
+    "lots": (LotOut, LOT_FACTS),
+    **{t: (model, RECORD_FACTS[t].columns if t in RECORD_FACTS else {}) for t, model in RECORD_KINDS.items()},
+}
+_FACTS_NAME = {"loans": "LOAN_FACTS", "lots": "LOT_FACTS"}
 
 
 def _columns(table: str) -> list[str]:
@@ -41,7 +49,7 @@ def test_every_loan_and_lot_column_is_a_declared_chain_fact_or_declared_not_serv
             if column in facts:
                 continue
             if declared is None:
-                facts_name = "LOAN_FACTS" if table == "loans" else "LOT_FACTS"
+                facts_name = _FACTS_NAME.get(table, f"RECORD_FACTS[{table!r}].columns")
                 lacking.append(
                     f"{table}.{column}: not verified (no entry in ledger.audit.facts.{facts_name} naming its "
                     "chain source) and not declared in NOT_CHAIN_FACTS with a reason"
@@ -52,6 +60,12 @@ def test_every_loan_and_lot_column_is_a_declared_chain_fact_or_declared_not_serv
                 )
     stale = [f"{t}.{c}" for t, c in NOT_CHAIN_FACTS if c not in _columns(t)]
     stale += [f"{t}.{c}" for t, (_, facts) in _TABLES.items() for c in facts if c not in _columns(t)]
+    lacking += [
+        f"{t}: a record table the read model serves (RECORD_KINDS) with no RECORD_FACTS entry naming its "
+        "events"
+        for t in RECORD_KINDS
+        if t not in RECORD_FACTS
+    ]
     assert not lacking, "columns without verification coverage:\n" + "\n".join(lacking)
     assert not stale, f"declared columns that the tables no longer have: {stale}"
 
@@ -90,15 +104,31 @@ def test_tampering_any_served_loan_or_lot_column_fails_verification_naming_it(
     db_engine: Engine, world: World, tmp_path: Path
 ) -> None:
     trail = make_trail(world, tmp_path)
-    world.ledger.close_loan(world.cast.bank, loan_id=trail.loan_id, status=3, reason_hash=h("write-off"))
+    ledger, bank = world.ledger, world.cast.bank
+    # A row in every record table (make_trail has a confirmation, a repayment and an attestation).
+    ledger.classify(bank, loan_id=trail.loan_id, risk_class=1, reason_hash=h("late invoice"))
+    ledger.value_collateral(
+        bank,
+        loan_id=trail.loan_id,
+        collateral_id=h("warehouse"),
+        value=300_000_00,
+        evidence_hash=h("appraisal"),
+    )
+    ledger.record_inspection(bank, loan_id=trail.loan_id, kind=0, report_hash=h("site visit"))
+    ledger.restructure(
+        bank, loan_id=trail.loan_id, maturity=int(time.time()) + 500 * 86400, terms_hash=h("new terms")
+    )
+    ledger.close_loan(bank, loan_id=trail.loan_id, status=3, reason_hash=h("write-off"))
     index(db_engine, world)
     honest = _verify(db_engine, world, trail.loan_id, trail.docs_dir)
     assert honest.ok, honest.problems()
 
-    # The loan row, and the child lot (a payment: it has a parent, a confirmation, no `entrusted`).
+    # The loan row, the child lot (a payment: it has a parent, a confirmation, no `entrusted`) and the
+    # loan's row in each record table.
     targets = {
         "loans": sa.column("loan_id") == trail.loan_id,
         "lots": sa.and_(sa.column("loan_id") == trail.loan_id, sa.column("lot_id") == trail.child),
+        **{t: sa.column("loan_id") == trail.loan_id for t in RECORD_KINDS},
     }
     missed: list[str] = []
     tried = 0
@@ -128,7 +158,7 @@ def test_tampering_any_served_loan_or_lot_column_fails_verification_naming_it(
                     f"{'VERIFIED' if result.ok else 'not named in ' + repr(result.problems())}"
                 )
     assert not missed, "tampered columns verification did not report:\n" + "\n".join(missed)
-    assert tried == len(_served("loans")) + len(_served("lots"))
+    assert tried == sum(len(_served(t)) for t in targets)
     assert _verify(db_engine, world, trail.loan_id, trail.docs_dir).ok
 
 

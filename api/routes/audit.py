@@ -51,6 +51,7 @@ _VERIFICATION_EXAMPLE: dict[str, Any] = {
         "event Paid at block 112 log 1: field amount: mirror 10000001, chain 10000000",
     ],
     "loan_problems": ["loan repaid: mirror 25000001, getLoan.repaid 25000000"],
+    "record_problems": [],
     "events": [
         {
             "name": "Paid",
@@ -121,11 +122,11 @@ _502 = {
     "/{loan}/verification",
     summary="Verify the loan's mirrored trail against the chain (per event, lot and document)",
     description="Recomputes the hash chain from the mirror and compares it with `headOf` at the block, "
-    "checks every mirrored event against the node's logs, every column of the loan and of each lot against "
-    "its chain source (`getLoan`, `getLot`, the events; ledger/audit/facts.py), and re-hashes the stored "
-    "documents. `events` lists every event of the loan, attestations included, each with its head "
-    "(`event_count`, as on the loan). `ok: false` with `problems` naming each row and column is a result, "
-    "not an error.",
+    "checks every mirrored event against the node's logs, every column of the loan, of each lot and of each "
+    "record (repayments, classifications, ...) against its chain source (`getLoan`, `getLot`, the events; "
+    "ledger/audit/facts.py), and re-hashes the stored documents. `events` lists every event of the loan, "
+    "attestations included, each with its head (`event_count`, as on the loan). `ok: false` with "
+    "`problems` naming each row and column is a result, not an error.",
     responses={200: {"content": {"application/json": {"example": _VERIFICATION_EXAMPLE}}}},
 )
 def get_verification(

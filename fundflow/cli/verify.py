@@ -123,7 +123,7 @@ def render_verification(result: Verification, out: Console, *, show_all: bool = 
     bad_docs = [d for d in result.documents if not d.ok]
     for d in bad_docs:
         out.print(f"[red]document {d.hash}[/]: {d.problem} (referenced by {'; '.join(d.referenced_by)})")
-    for problem in result.chain_problems + result.loan_problems:
+    for problem in result.chain_problems + result.loan_problems + result.record_problems:
         out.print(f"[red]{problem}[/]", highlight=False)
     if result.head_on_chain != result.head_recomputed:
         out.print(

@@ -1,14 +1,18 @@
 """What on chain proves each mirrored column of a loan and its lots: the declared map verification walks.
 
-Every column of the `loans` and `lots` tables is either a chain fact, listed here with the chain source it is
-checked against (`LOAN_FACTS`, `LOT_FACTS`), or listed in `NOT_CHAIN_FACTS` with the reason it is neither a
-chain fact nor served by the API. `ledger.audit.verify` compares every listed fact of the mirrored row with
-the value the chain gives at the block verified at; tests/test_verify_coverage.py tampers each column the API
-serves and requires verification to name it, and fails for a column this module does not list.
+Every column of the `loans` and `lots` tables and of each per-loan record table (`RECORD_FACTS`: repayments,
+classifications, ... one row per event) is either a chain fact, listed here with the chain source it is
+checked against (`LOAN_FACTS`, `LOT_FACTS`, `RECORD_FACTS`), or listed in `NOT_CHAIN_FACTS` with the reason
+it is neither a chain fact nor served by the API. `ledger.audit.verify` compares every listed fact of the
+mirrored row with the value the chain gives at the block verified at; tests/test_verify_coverage.py tampers
+each column the API serves and requires verification to name it, and fails for a column this module does
+not list.
 
 Adding a column to `loans` or `lots`: add it to `LOAN_FACTS` / `LOT_FACTS` with a function from the chain's
 answers (`LoanTruth`, `LotTruth`) to the value the mirror must hold, or, if the API never serves it and it is
-not a chain fact, to `NOT_CHAIN_FACTS` with the reason.
+not a chain fact, to `NOT_CHAIN_FACTS` with the reason. Adding a column to a record table: a function of the
+event that made the row (`RecordFacts.columns`); a new record table: a `RECORD_FACTS` entry naming its
+events.
 
 Sources, all read at the block verified at (N):
 - `getLoan(loanId)` and `getLot(loanId, lotId)`: the contract's own state;
@@ -32,6 +36,8 @@ __all__ = [
     "LoanTruth",
     "LotTruth",
     "NOT_CHAIN_FACTS",
+    "RECORD_FACTS",
+    "RecordFacts",
 ]
 
 # getLoan's LoanView members, in ABI order (IFundFlowLedger.LoanView).
@@ -178,6 +184,83 @@ LOT_FACTS: dict[str, ChainFact] = {
     "log_index": ChainFact("Disbursed/Paid log's logIndex", lambda t: t.created.log_index),
     "transaction_hash": ChainFact(
         "Disbursed/Paid log's transactionHash", lambda t: t.created.transaction_hash
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RecordFacts:
+    """A per-loan record table: the events that each make one row (at the event's block number and log
+    index), and each column's chain source as a function of that event."""
+
+    events: tuple[str, ...]
+    columns: dict[str, ChainFact]
+
+
+def _arg(event: str, arg: str) -> ChainFact:
+    return ChainFact(f"{event}.{arg}", lambda e: e.args[arg])
+
+
+def _record(events: tuple[str, ...], **columns: ChainFact) -> RecordFacts:
+    what = "/".join(events)
+    # The key: a row is matched to its event by (loan_id, block_number, log_index), so a changed key shows
+    # as an event without its row and a row without its event.
+    key = {
+        "loan_id": ChainFact(f"{what}.loanId", lambda e: e.args["loanId"]),
+        "block_number": ChainFact(f"{what} log's blockNumber", lambda e: e.block_number),
+        "log_index": ChainFact(f"{what} log's logIndex", lambda e: e.log_index),
+        "transaction_hash": ChainFact(f"{what} log's transactionHash", lambda e: e.transaction_hash),
+    }
+    return RecordFacts(events, {**key, **columns})
+
+
+def _answer_arg(e: DecodedEvent) -> Any:
+    return e.args["evidenceHash" if e.name == "LotConfirmed" else "reasonHash"]
+
+
+# Record table -> its events and each column's chain source.
+RECORD_FACTS: dict[str, RecordFacts] = {
+    "confirmations": _record(
+        ("LotConfirmed", "LotDisputed"),
+        lot_id=ChainFact("LotConfirmed/LotDisputed.lotId", lambda e: e.args["lotId"]),
+        state=ChainFact(
+            "the event's name (LotConfirmed: confirmed, LotDisputed: disputed)",
+            lambda e: "confirmed" if e.name == "LotConfirmed" else "disputed",
+        ),
+        evidence_hash=ChainFact("LotConfirmed.evidenceHash / LotDisputed.reasonHash", _answer_arg),
+    ),
+    "repayments": _record(
+        ("Repaid",),
+        amount=_arg("Repaid", "amount"),
+        outstanding=_arg("Repaid", "outstanding"),
+        evidence_hash=_arg("Repaid", "evidenceHash"),
+    ),
+    "classifications": _record(
+        ("RiskClassified",),
+        risk_class=_arg("RiskClassified", "riskClass"),
+        reason_hash=_arg("RiskClassified", "reasonHash"),
+    ),
+    "collateral_valuations": _record(
+        ("CollateralValued",),
+        collateral_id=_arg("CollateralValued", "collateralId"),
+        value=_arg("CollateralValued", "value"),
+        evidence_hash=_arg("CollateralValued", "evidenceHash"),
+    ),
+    "inspections": _record(
+        ("InspectionRecorded",),
+        kind=_arg("InspectionRecorded", "kind"),
+        report_hash=_arg("InspectionRecorded", "reportHash"),
+    ),
+    "restructurings": _record(
+        ("LoanRestructured",),
+        maturity=_arg("LoanRestructured", "maturity"),
+        terms_hash=_arg("LoanRestructured", "termsHash"),
+    ),
+    "attestations": _record(
+        ("TrailAttested",),
+        auditor_org=_arg("TrailAttested", "auditorOrg"),
+        head=_arg("TrailAttested", "head"),
+        report_hash=_arg("TrailAttested", "reportHash"),
     ),
 }
 

@@ -7,9 +7,9 @@ The mirror is not trusted. At block N (the mirror's checkpoint unless told other
 2. fetches the loan's logs from the node (`eth_getLogs` on the loan's topic up to N) and compares each with
    its mirrored row: block hash, block number, transaction hash, log index and every decoded field, so the
    row that differs is named; a `TrailAttested` must attest the trail's head at its point;
-3. compares **every column** of the loan's row and of each lot's row with its chain source at block N, as
-   `ledger.audit.facts` declares it (`getLoan`, `getLot`, the events): nothing the API serves about a loan
-   or a lot goes unchecked;
+3. compares **every column** of the loan's row, of each lot's row and of each of the loan's records
+   (repayments, classifications, ...) with its chain source at block N, as `ledger.audit.facts` declares it
+   (`getLoan`, `getLot`, the events): nothing the API serves about a loan or a lot goes unchecked;
 4. re-hashes every off-chain document the loan's events reference (evidence, reasons, reports, terms) that
    the document store holds.
 
@@ -33,12 +33,12 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy.engine import Engine
 
-from ledger.audit.facts import LOAN_FACTS, LOAN_VIEW_FIELDS, LOT_FACTS, LoanTruth, LotTruth
+from ledger.audit.facts import LOAN_FACTS, LOAN_VIEW_FIELDS, LOT_FACTS, RECORD_FACTS, LoanTruth, LotTruth
 from ledger.chain.contract import LedgerContract, as_bytes32
 from ledger.errors import NotFoundError, VerificationError
 from ledger.mirror.models import LoanPublic, LotPublic
 from ledger.mirror.projections import document_arguments
-from ledger.mirror.read import Mirror
+from ledger.mirror.read import LoanRecords, Mirror
 from ledger.protocol.events import DecodedEvent, EventDecoder
 from ledger.protocol.hashchain import CHAINED_EVENTS, LOT_CREATING_EVENTS, ZERO_HEAD, event_head
 
@@ -140,6 +140,7 @@ class Verification:
     documents: list[DocumentCheck]
     loan_problems: list[str]
     chain_problems: list[str]
+    record_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -147,6 +148,7 @@ class Verification:
             self.head_on_chain == self.head_recomputed
             and not self.loan_problems
             and not self.chain_problems
+            and not self.record_problems
             and all(e.ok for e in self.events)
             and all(lot.ok for lot in self.lots)
             and all(d.ok for d in self.documents)
@@ -159,7 +161,7 @@ class Verification:
 
     def problems(self) -> list[str]:
         """Every failure, one line each, naming the row, lot or document."""
-        out = list(self.chain_problems) + list(self.loan_problems)
+        out = list(self.chain_problems) + list(self.loan_problems) + list(self.record_problems)
         if self.head_on_chain != self.head_recomputed:
             out.append(
                 f"head recomputed from the mirror {self.head_recomputed} differs from headOf at block "
@@ -207,6 +209,7 @@ class Verification:
             "attestation_count": self.attestation_count,
             "problems": self.problems(),
             "loan_problems": list(self.loan_problems),
+            "record_problems": list(self.record_problems),
             "events": [
                 {
                     "name": e.name,
@@ -258,6 +261,7 @@ class _Mirror:
     events: list[DecodedEvent]
     lots: dict[str, LotPublic]
     loan: LoanPublic | None
+    records: LoanRecords
 
 
 def _read_mirror(engine: Engine, loan_id: str, decoder: EventDecoder) -> _Mirror:
@@ -271,6 +275,7 @@ def _read_mirror(engine: Engine, loan_id: str, decoder: EventDecoder) -> _Mirror
         events = mirror.events(loan_id, chain_id=cp.chain_id)
         lots = {lot.lot_id: lot for lot in mirror.lots(loan_id)}
         loan = mirror.loan(loan_id)
+        records = mirror.records(loan_id, list(RECORD_FACTS))
     return _Mirror(
         chain_id=cp.chain_id,
         contract=cp.contract_address,
@@ -280,6 +285,7 @@ def _read_mirror(engine: Engine, loan_id: str, decoder: EventDecoder) -> _Mirror
         events=events,
         lots=lots,
         loan=loan,
+        records=records,
     )
 
 
@@ -396,6 +402,7 @@ def verify_loan(
     head_recomputed = _recompute(ledger, mirror.events, events)
     lots = _compare_lots(lot_truths, mirror.lots)
     loan_problems = _compare_loan(loan_id, mirror.loan, loan_truth)
+    record_problems = _compare_records(chain_events, mirror.records)
     docs = _check_documents(ledger, chain_events, documents) if documents is not None else []
     return Verification(
         loan_id=loan_id,
@@ -411,6 +418,7 @@ def verify_loan(
         documents=docs,
         loan_problems=loan_problems,
         chain_problems=chain_problems,
+        record_problems=record_problems,
     )
 
 
@@ -591,6 +599,36 @@ def _compare_loan(loan_id: str, loan: Any, truth: LoanTruth | None) -> list[str]
         value = fact.value(truth)
         if _differs(mine, value):
             problems.append(f"loan {column}: mirror {mine}, {fact.source} {value}")
+    return problems
+
+
+def _compare_records(chain: list[DecodedEvent], records: LoanRecords) -> list[str]:
+    """Each record row against the event at its (block number, log index), column by column."""
+    problems: list[str] = []
+    for table, facts in RECORD_FACTS.items():
+        made = {(e.block_number, e.log_index): e for e in chain if e.name in facts.events}
+        rows = {(int(r.block_number), int(r.log_index)): r for r in records.of(table)}  # type: ignore[attr-defined]
+        what = "/".join(facts.events)
+        for key in sorted(set(made) | set(rows)):
+            row, event = rows.get(key), made.get(key)
+            where = f"{table} row at block {key[0]} log {key[1]}"
+            if event is None:
+                problems.append(
+                    f"{where}: no {what} of this loan at this block_number and log_index (inserted row, or "
+                    "its key was changed)"
+                )
+                continue
+            if row is None:
+                problems.append(
+                    f"{where}: the {event.name} there has no row with this loan_id, block_number and "
+                    "log_index (deleted, or its key was changed)"
+                )
+                continue
+            for column, fact in facts.columns.items():
+                mine = getattr(row, column)
+                value = fact.value(event)
+                if _differs(mine, value):
+                    problems.append(f"{where}: {column}: mirror {mine}, {fact.source} {value}")
     return problems
 
 
