@@ -159,3 +159,18 @@ def test_pin_of_another_chain_or_genesis_is_refused(
         verify_bundle(text, client=client, pin=other_genesis)
     with pytest.raises(BundleError, match="expected ledger address 'bank' is not an address"):
         LedgerPin("bank")
+
+
+def test_verify_bundle_command_refuses_two_pins_and_a_missing_record(world: World, tmp_path: Path) -> None:
+    from fundflow.cli.main import app
+
+    runner = CliRunner()
+    record = tmp_path / "deployment.json"
+    world.deployment.save(record)
+    both = ["--block-hash", "0x" + "ab" * 32, "--ledger", world.ledger.address, "--deployment", str(record)]
+    result = runner.invoke(app, ["verify-bundle", str(tmp_path / "b.json"), *both])
+    assert result.exit_code == 1
+    assert "--ledger and --deployment both name the expected ledger" in " ".join(result.output.split())
+    missing = ["--block-hash", "0x" + "ab" * 32, "--deployment", str(tmp_path / "nowhere.json")]
+    result = runner.invoke(app, ["verify-bundle", str(tmp_path / "b.json"), *missing])
+    assert result.exit_code == 1 and "no deployment record at" in " ".join(result.output.split())
