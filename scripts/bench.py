@@ -932,7 +932,7 @@ def section_verify(res: Results, out: Path, quick: bool) -> None:
             round(fig["verify_online_s"] * 1000, 1),
             "ms",
             baseline=round(fig["rpc_s"] * 1000, 1),
-            baseline_name="the same RPC calls alone, one batch",
+            baseline_name="the same RPC calls alone, two batches",
             samples=5,
             events=fig["events"],
         )

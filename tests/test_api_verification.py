@@ -71,17 +71,17 @@ def test_verification_of_an_honest_trail_is_ok_for_the_auditor_and_the_lender(
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["ok"] is True and body["problems"] == []
-    assert body["loanId"] == funded["loan_id"]
+    assert body["loan_id"] == funded["loan_id"]
     assert [e["name"] for e in body["events"]] == ["LoanOpened", "Disbursed", "Disbursed", "Paid"]
     assert all(e["ok"] for e in body["events"]) and all(lot["ok"] for lot in body["lots"])
-    assert {lot["lotId"] for lot in body["lots"]} >= {funded["supplier_lot"], funded["child_lot"]}
+    assert {lot["lot_id"] for lot in body["lots"]} >= {funded["supplier_lot"], funded["child_lot"]}
     assert len(body["lots"]) == 3
-    assert body["headOnChain"] == body["headRecomputed"] == api.world.ledger.head_of(funded["loan_id"])
+    assert body["head_on_chain"] == body["head_recomputed"] == api.world.ledger.head_of(funded["loan_id"])
     block = api.services.client.get_block(body["block"]["number"])
     assert body["block"]["hash"] == block["hash"]
-    assert body["trailGrewSince"] is False
+    assert body["trail_grew_since"] is False
     by_id = api.get(who, f"/v1/loans/{funded['loan_id']}/verification").json()
-    assert by_id["headOnChain"] == body["headOnChain"]
+    assert by_id["head_on_chain"] == body["head_on_chain"]
 
 
 def test_tampered_mirror_row_gives_200_with_ok_false_naming_the_row(api: Api, funded: dict[str, str]) -> None:
@@ -91,13 +91,13 @@ def test_tampered_mirror_row_gives_200_with_ok_false_naming_the_row(api: Api, fu
     body = r.json()
     assert body["ok"] is False
     (bad,) = [e for e in body["events"] if not e["ok"]]
-    assert (bad["name"], bad["blockNumber"], bad["logIndex"]) == ("Paid", row.block_number, row.log_index)
+    assert (bad["name"], bad["block_number"], bad["log_index"]) == ("Paid", row.block_number, row.log_index)
     assert "field amount: mirror 1001, chain 1000" in bad["problems"]
     where = (
         f"event Paid at block {row.block_number} log {row.log_index}: field amount: mirror 1001, chain 1000"
     )
     assert where in body["problems"]
-    assert body["headRecomputed"] != body["headOnChain"]
+    assert body["head_recomputed"] != body["head_on_chain"]
     assert body["summary"].startswith(f"FAILED at block {body['block']['number']}: 3/4 events")
 
 
@@ -278,7 +278,7 @@ def test_attestation_through_the_api_attests_the_verified_head_and_report(
     assert (attestation["head"], attestation["report_hash"]) == (head, digest)
     exported = api.get("auditor", f"{BASE}/export?format=json").json()
     assert exported["ok"] is True
-    assert [(a["head"], a["reportHash"], a["current"]) for a in exported["attestations"]] == [
+    assert [(a["head"], a["report_hash"], a["current"]) for a in exported["attestations"]] == [
         (head, digest, True)
     ]
 

@@ -146,7 +146,18 @@ def test_honest_mirror_verifies_every_event_lot_and_document(
     assert not result.trail_grew_since
     as_json = json.loads(json.dumps(result.to_dict()))
     assert as_json["ok"] is True and as_json["block"]["number"] == result.block_number
-    assert as_json["summary"].startswith(f"VERIFIED at block {result.block_number}: 6/6 events, 2/2 lots")
+    assert as_json["summary"].startswith(
+        f"VERIFIED at block {result.block_number}: 6/6 events (5 chained, 1 attestation), 2/2 lots"
+    )
+    # Every event carries its head, the attestation the head it attests; the loan row counts the same six.
+    assert all(e["head"] is not None for e in as_json["events"])
+    assert as_json["events"][-1]["head"] == as_json["events"][-2]["head"] == result.head_on_chain
+    assert as_json["event_count"] == 6 and as_json["attestation_count"] == 1
+    with db_engine.connect() as conn:
+        count = conn.execute(
+            sa.text("SELECT event_count FROM loans WHERE loan_id = :l"), {"l": indexed.loan_id}
+        ).scalar_one()
+    assert count == 6
 
 
 def test_trail_that_grew_after_the_checkpoint_still_verifies_at_the_checkpoint(
@@ -182,7 +193,7 @@ def test_edited_payee_in_a_lot_projection_is_named(db_engine: Engine, world: Wor
     bad = [lot for lot in result.lots if not lot.ok]
     assert [lot.lot_id for lot in bad] == [indexed.child]
     assert (
-        f"holder: mirror {world.cast.outsider.address}, chain event {world.cast.subsupplier.address}"
+        f"holder: mirror {world.cast.outsider.address}, getLot.holder {world.cast.subsupplier.address}"
         in bad[0].problems
     )
     assert all(e.ok for e in result.events)  # the raw events are intact: only the projection lies
@@ -284,7 +295,7 @@ def test_lot_projection_with_wrong_remaining_is_named(
     result = verify(db_engine, world, indexed)
     bad = [lot for lot in result.lots if not lot.ok]
     assert [lot.lot_id for lot in bad] == [indexed.lot]
-    assert f"remaining: mirror {int(raw) + 5}, getLot {int(raw)}" in bad[0].problems
+    assert f"remaining: mirror {int(raw) + 5}, getLot.remaining {int(raw)}" in bad[0].problems
 
 
 def test_pay_lot_helper_trail(db_engine: Engine, world: World) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from conftest import World, h
 from eth_account import Account
 from test_verify import Trail, index, make_trail
@@ -53,7 +54,9 @@ def fundflow(*args: str) -> tuple[int, str]:
 def test_verify_prints_every_event_and_the_verdict(env: Trail) -> None:
     code, out = fundflow("verify", env.loan_id)
     assert code == 0, out
-    assert "VERIFIED at block" in out and "6/6 events, 2/2 lots, 4/4 stored documents" in out
+    flat = " ".join(out.split())
+    assert "VERIFIED at block" in flat
+    assert "6/6 events (5 chained, 1 attestation), 2/2 lots, 4/4 stored documents" in flat
     for name in ("LoanOpened", "Disbursed", "Paid", "LotConfirmed", "Repaid", "TrailAttested"):
         assert name in out
 
@@ -85,12 +88,21 @@ def test_bundle_then_verify_bundle_with_block_hash_and_rpc(
     assert code == 0, out
     bundle = json.loads(path.read_text())
     block_hash = bundle["header"]["hash"]
-    code, out = fundflow("verify-bundle", str(path), "--block-hash", block_hash)
+    address = bundle["contract"]
+    code, out = fundflow("verify-bundle", str(path), "--block-hash", block_hash, "--ledger", address)
     assert code == 0, out
     assert "PROVEN" in out and "Disbursed" in out and bundle["head"] in out
-    code, out = fundflow("verify-bundle", str(path), "--rpc", client.rpc_url, "--json")
+    record = str(get_settings().deployment_file)
+    code, out = fundflow(
+        "verify-bundle", str(path), "--rpc", client.rpc_url, "--deployment", record, "--json"
+    )
     assert code == 0, out
-    assert json.loads(out)["anchoredBy"].startswith("block ")
+    body = json.loads(out)
+    assert body["anchored_by"].startswith("block ") and body["proven"] is True
+    assert body["pinned_by"].startswith(f"ledger {address}, chain 31337, genesis 0x")
+    # Anchored but no expected ledger: verified, said plainly, not PROVEN (exit 2).
+    code, out = fundflow("verify-bundle", str(path), "--block-hash", block_hash)
+    assert code == 2 and "NOT PINNED" in out and "PROVEN" not in out.replace("NOT PINNED", "")
     code, out = fundflow("verify-bundle", str(path))
     assert code == 1 and "anchored" in out
     code, out = fundflow("verify-bundle", str(path), "--unanchored")
@@ -126,7 +138,7 @@ def test_export_csv_and_json(env: Trail, tmp_path: Path) -> None:
     assert code == 0, out
     body = json.loads(path.read_text())
     assert body["ok"] is True and len(body["trail"]) == 6
-    assert body["attestations"][0]["current"] is True and body["attestations"][0]["eventsSince"] == 0
+    assert body["attestations"][0]["current"] is True and body["attestations"][0]["events_since"] == 0
     code, out = fundflow("export", env.loan_id, "--format", "xml")
     assert code == 1 and "unknown format" in out
 
@@ -163,3 +175,49 @@ def test_attest_refuses_a_trail_that_does_not_verify(env: Trail, world: World, t
     assert code == 1 and "failed verification" in out
     assert not (tmp_path / "r.html").exists()
     assert world.ledger.head_of(env.loan_id) == head_before
+
+
+def _number_loan(loan_id: str, number: str) -> None:
+    """What the API writes when it opens a loan: the loan's human number, off chain."""
+    from ledger.store.offchain import LoanMetadata
+
+    engine = create_db_engine(get_settings().database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(LoanMetadata.__table__),  # type: ignore[attr-defined]
+            {
+                "loan_id": loan_id,
+                "loan_number": number,
+                "terms": {},
+                "terms_hash": h("terms"),
+                "created_by": "0x" + "00" * 20,
+            },
+        )
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["verify"],
+        ["bundle", "-o", "{tmp}/b.json"],
+        ["report", "-o", "{tmp}/r.html"],
+        ["export", "--format", "csv", "-o", "{tmp}/e.csv"],
+    ],
+)
+def test_loan_commands_take_the_loan_number_or_the_id(env: Trail, tmp_path: Path, command: list[str]) -> None:
+    _number_loan(env.loan_id, "LN-2026-0001")
+    for ref in ("LN-2026-0001", env.loan_id, env.loan_id.upper().replace("0X", "0x")):
+        args = [command[0], ref, *(a.replace("{tmp}", str(tmp_path)) for a in command[1:])]
+        code, out = fundflow(*args)
+        assert code == 0, (ref, out)
+        assert "is not hex" not in out
+
+
+def test_unknown_loan_number_and_garbage_are_refused_with_what_to_pass(env: Trail) -> None:
+    code, out = fundflow("verify", "LN-2026-9999")
+    assert code != 0 and "no loan numbered LN-2026-9999" in " ".join(out.split())
+    code, out = fundflow("bundle", "loan-one", "-o", "x.json")
+    flat = " ".join(out.split())
+    assert code != 0 and "'loan-one' is neither a loan id nor a loan number" in flat
+    assert "LN-2026-0001" in flat

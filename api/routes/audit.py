@@ -34,24 +34,31 @@ _BlockQuery = Annotated[
 ]
 
 _VERIFICATION_EXAMPLE: dict[str, Any] = {
-    "loanId": "0x2b…",
+    "loan_id": "0x2b…",
     "ok": False,
     "summary": "FAILED at block 118: 5/6 events, 2/2 lots, 3/3 stored documents verified; head 0x77…",
-    "chainId": 31337,
+    "chain_id": 31337,
     "contract": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
     "block": {"number": 118, "hash": "0x9a…"},
-    "headOnChain": "0x77…",
-    "headRecomputed": "0x3c…",
-    "headNow": "0x77…",
-    "trailGrewSince": False,
-    "problems": ["event Paid at block 112 log 1: field amount: mirror 10000001, chain 10000000"],
+    "head_on_chain": "0x77…",
+    "head_recomputed": "0x3c…",
+    "head_now": "0x77…",
+    "trail_grew_since": False,
+    "event_count": 6,
+    "attestation_count": 0,
+    "problems": [
+        "loan repaid: mirror 25000001, getLoan.repaid 25000000",
+        "event Paid at block 112 log 1: field amount: mirror 10000001, chain 10000000",
+    ],
+    "loan_problems": ["loan repaid: mirror 25000001, getLoan.repaid 25000000"],
+    "record_problems": [],
     "events": [
         {
             "name": "Paid",
-            "blockNumber": 112,
-            "blockHash": "0x51…",
-            "logIndex": 1,
-            "transactionHash": "0xe4…",
+            "block_number": 112,
+            "block_hash": "0x51…",
+            "log_index": 1,
+            "transaction_hash": "0xe4…",
             "head": "0x3c…",
             "ok": False,
             "problems": ["field amount: mirror 10000001, chain 10000000", "hash chain breaks here"],
@@ -59,8 +66,8 @@ _VERIFICATION_EXAMPLE: dict[str, Any] = {
     ],
     "lots": [
         {
-            "lotId": "0x5f…",
-            "parentLotId": None,
+            "lot_id": "0x5f…",
+            "parent_lot_id": None,
             "holder": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
             "amount": "500000",
             "remaining": "400000",
@@ -71,7 +78,7 @@ _VERIFICATION_EXAMPLE: dict[str, Any] = {
     "documents": [
         {
             "hash": "0xab…",
-            "referencedBy": ["Disbursed at block 110 log 0"],
+            "referenced_by": ["Disbursed at block 110 log 0"],
             "present": True,
             "ok": True,
             "problem": None,
@@ -115,8 +122,11 @@ _502 = {
     "/{loan}/verification",
     summary="Verify the loan's mirrored trail against the chain (per event, lot and document)",
     description="Recomputes the hash chain from the mirror and compares it with `headOf` at the block, "
-    "checks every mirrored event against the node's logs and every lot against `getLot`, and re-hashes the "
-    "stored documents. `ok: false` with `problems` naming each row is a result, not an error.",
+    "checks every mirrored event against the node's logs, every column of the loan, of each lot and of each "
+    "record (repayments, classifications, ...) against its chain source (`getLoan`, `getLot`, the events; "
+    "ledger/audit/facts.py), and re-hashes the stored documents. `events` lists every event of the loan, "
+    "attestations included, each with its head (`event_count`, as on the loan). `ok: false` with "
+    "`problems` naming each row and column is a result, not an error.",
     responses={200: {"content": {"application/json": {"example": _VERIFICATION_EXAMPLE}}}},
 )
 def get_verification(
@@ -130,7 +140,8 @@ def get_verification(
     summary="Download an offline proof bundle of the loan's trail (see docs/bundle-format.md)",
     description="Every event of the loan, the block header it is proven at, and the account and storage "
     "proofs tying the loan's on-chain head to that header's state root. Check it with "
-    "`fundflow verify-bundle FILE --block-hash H` against a block hash you trust.",
+    "`fundflow verify-bundle FILE --block-hash H --deployment RECORD` against a block hash you trust and the "
+    "ledger's deployment record (or `--ledger ADDRESS`): a bundle of any other contract address is refused.",
     response_class=Response,
     responses={200: {"content": {"application/json": {"example": _BUNDLE_EXAMPLE}}}, 502: _502},
 )

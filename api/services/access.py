@@ -5,7 +5,6 @@ trail it holds or paid out of. Also resolves loan numbers ("LN-2026-0001") to on
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +15,7 @@ from api.deps import Caller
 from ledger.errors import NotFoundError, ValidationError
 from ledger.mirror.models import LoanPublic, LotPublic
 from ledger.mirror.read import LoanScope, Mirror
-from ledger.store.offchain import LoanMetadata
+from ledger.store.offchain import LOAN_ID_PATTERN, LOAN_NUMBER_PATTERN, LoanMetadata
 
 __all__ = [
     "check_lender",
@@ -31,8 +30,8 @@ __all__ = [
     "whole_trail_loan",
 ]
 
-_ID = re.compile(r"0x[0-9a-fA-F]{64}")
-_NUMBER = re.compile(r"LN-[0-9]{4}-[0-9]{4,8}")
+_ID = LOAN_ID_PATTERN
+_NUMBER = LOAN_NUMBER_PATTERN
 
 meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
 

@@ -1,8 +1,10 @@
 """`fundflow verify | bundle | verify-bundle | report | export | attest`: the auditor's commands,
 registered on the main CLI by `register_verify_commands(app)`.
 
-`verify-bundle` needs no settings, database or deployment record: it is the offline check an auditor runs
-on a bundle someone handed over.
+`verify-bundle` needs no settings or database: it is the offline check an auditor runs on a bundle someone
+handed over, pinned to the ledger the auditor expects (`--ledger ADDRESS` or `--deployment FILE`).
+
+Every command that takes a loan accepts its id (0x + 64 hex digits) or its loan number ("LN-2026-0001").
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fundflow.cli.console import console, friendly_errors
 from fundflow.compose import chain_client
 from ledger.audit.bundle import (
     BundleVerification,
+    LedgerPin,
     build_bundle,
     heads_slot,
     load_bundle_text,
@@ -34,6 +37,7 @@ from ledger.chain.deploy import CONTRACT_NAME, Deployment, connect
 from ledger.config import Settings, get_settings
 from ledger.errors import ValidationError
 from ledger.store.db import open_database
+from ledger.store.offchain import LOAN_ID_PATTERN, loan_id_of
 
 __all__ = ["register_verify_commands", "render_bundle_verification", "render_verification"]
 
@@ -51,11 +55,26 @@ def _documents_dir(settings: Settings) -> Path:
     return Path(getattr(settings, "documents_dir", settings.data_dir / "documents"))
 
 
-def _verify(settings: Settings, loan_id: str, block: int | None) -> tuple[Verification, Engine]:
+def _verify(settings: Settings, loan: str, block: int | None) -> tuple[Verification, Engine]:
     engine = open_database(settings.database_url)
+    loan_id = loan_id_of(engine, loan)
     ledger, _ = _ledger(settings)
     documents = directory_documents(_documents_dir(settings))
     return verify_loan(engine, ledger, loan_id, block=block, documents=documents), engine
+
+
+def _loan_id(settings: Settings, loan: str) -> str:
+    """The loan's id; a loan number is looked up in the database (an id needs none)."""
+    if LOAN_ID_PATTERN.fullmatch(loan.strip()):
+        return loan_id_of(None, loan)
+    engine = open_database(settings.database_url)
+    try:
+        return loan_id_of(engine, loan)
+    finally:
+        engine.dispose()
+
+
+_LOAN_HELP = 'The loan: its id (0x + 64 hex digits) or its loan number ("LN-2026-0001").'
 
 
 def _brief(args: dict[str, Any]) -> str:
@@ -104,7 +123,7 @@ def render_verification(result: Verification, out: Console, *, show_all: bool = 
     bad_docs = [d for d in result.documents if not d.ok]
     for d in bad_docs:
         out.print(f"[red]document {d.hash}[/]: {d.problem} (referenced by {'; '.join(d.referenced_by)})")
-    for problem in result.chain_problems + result.loan_problems:
+    for problem in result.chain_problems + result.loan_problems + result.record_problems:
         out.print(f"[red]{problem}[/]", highlight=False)
     if result.head_on_chain != result.head_recomputed:
         out.print(
@@ -131,17 +150,27 @@ def render_bundle_verification(result: BundleVerification, out: Console) -> None
         highlight=False,
     )
     out.print(f"head {result.head} proven in the state of block {result.block_number} ({result.block_hash})")
-    if result.anchored:
+    if result.pinned:
+        out.print(f"pinned to {result.pinned_by}", highlight=False)
+    if result.proven:
         out.print(f"[bold green]PROVEN[/]: header anchored to the {result.anchored_by}", highlight=False)
         if not result.positions_checked:
             out.print(
                 "event positions (tx hash, block, log index) are covered by digests only; "
                 "pass --rpc to check them against a node"
             )
-    else:
+        return
+    if not result.anchored:
         out.print(
             "[bold yellow]NOT ANCHORED[/]: the bundle is internally consistent, but its block hash was not "
             "compared with one you trust; pass --block-hash or --rpc"
+        )
+    if not result.pinned:
+        out.print(
+            "[bold yellow]NOT PINNED[/]: no expected ledger was given, so this proves the trail of contract "
+            f"{result.contract}, which may be any copy of the ledger's code, not your ledger; pass --ledger "
+            "ADDRESS or --deployment FILE (the ledger's deployment record)",
+            highlight=False,
         )
 
 
@@ -149,7 +178,7 @@ def render_bundle_verification(result: BundleVerification, out: Console) -> None
 
 
 def verify(
-    loan_id: Annotated[str, typer.Argument(help="The loan id (0x + 64 hex digits).")],
+    loan: Annotated[str, typer.Argument(help=_LOAN_HELP)],
     block: Annotated[int | None, typer.Option(help="Verify at this block (default: the mirror's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     show_all: Annotated[
@@ -157,7 +186,7 @@ def verify(
     ] = False,
 ) -> None:
     """Verify a loan's mirrored trail against the chain; exits 1 if anything differs."""
-    result, engine = _verify(get_settings(), loan_id, block)
+    result, engine = _verify(get_settings(), loan, block)
     engine.dispose()
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -168,7 +197,7 @@ def verify(
 
 
 def bundle(
-    loan_id: Annotated[str, typer.Argument(help="The loan id.")],
+    loan: Annotated[str, typer.Argument(help=_LOAN_HELP)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the bundle (JSON).")],
     block: Annotated[int | None, typer.Option(help="Prove at this block (default: the latest).")] = None,
 ) -> None:
@@ -176,6 +205,7 @@ def bundle(
     from ledger.chain.compiler import load_contract
 
     settings = get_settings()
+    loan_id = _loan_id(settings, loan)
     ledger, deployment = _ledger(settings)
     slot = heads_slot(load_contract(CONTRACT_NAME).storage_layout)
     built = build_bundle(ledger, loan_id, storage_slot=slot, from_block=deployment.block_number, block=block)
@@ -198,49 +228,74 @@ def verify_bundle_command(
     unanchored: Annotated[
         bool, typer.Option("--unanchored", help="Only check internal consistency (no trusted hash).")
     ] = False,
+    ledger_address: Annotated[
+        str | None,
+        typer.Option("--ledger", help="The ledger's address you expect (from its deployment record)."),
+    ] = None,
+    deployment_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--deployment", help="The ledger's deployment record (chain id, genesis hash, ledger address)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the proved trail as JSON.")] = False,
 ) -> None:
-    """Verify a proof bundle with no API and no database; prints the trail it proved."""
+    """Verify a proof bundle with no API and no database; prints the trail it proved. PROVEN needs both a
+    trusted block hash (--block-hash or --rpc) and the expected ledger (--ledger or --deployment); exits 2
+    when either is missing, 1 when the bundle fails."""
     if block_hash is None and rpc is None and not unanchored:
         raise ValidationError(
             "a bundle proves nothing until its header is anchored to a block hash you trust",
             hint="pass --block-hash 0x… (from a source you trust) or --rpc URL (a node you trust); "
             "--unanchored checks internal consistency only",
         )
+    if ledger_address is not None and deployment_file is not None:
+        raise ValidationError(
+            "--ledger and --deployment both name the expected ledger", hint="pass one of them"
+        )
+    pin = None
+    if deployment_file is not None:
+        pin = LedgerPin.load(deployment_file)
+    elif ledger_address is not None:
+        pin = LedgerPin(ledger_address, source="--ledger")
     client = ChainClient(rpc) if rpc else None
-    result = verify_bundle(load_bundle_text(file), trusted_block_hash=block_hash, client=client)
+    result = verify_bundle(load_bundle_text(file), trusted_block_hash=block_hash, client=client, pin=pin)
     if as_json:
         body = {
-            "loanId": result.loan_id,
+            "loan_id": result.loan_id,
             "head": result.head,
+            "contract": result.contract,
+            "chain_id": result.chain_id,
             "block": {
                 "number": result.block_number,
                 "hash": result.block_hash,
                 "timestamp": result.timestamp,
             },
-            "anchoredBy": result.anchored_by,
-            "positionsChecked": result.positions_checked,
+            "proven": result.proven,
+            "anchored_by": result.anchored_by,
+            "pinned_by": result.pinned_by,
+            "positions_checked": result.positions_checked,
             "events": [
-                {"name": e.name, "blockNumber": e.block_number, "logIndex": e.log_index, "head": e.head}
+                {"name": e.name, "block_number": e.block_number, "log_index": e.log_index, "head": e.head}
                 for e in result.events
             ],
         }
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
     else:
         render_bundle_verification(result, console)
-    if not result.anchored:
+    if not result.proven:
         raise typer.Exit(2)
 
 
 def report(
-    loan_id: Annotated[str, typer.Argument(help="The loan id.")],
+    loan: Annotated[str, typer.Argument(help=_LOAN_HELP)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the HTML report.")],
     block: Annotated[int | None, typer.Option(help="Verify at this block (default: the mirror's).")] = None,
 ) -> None:
     """Verify the loan and write a printable HTML audit report (also written when verification fails)."""
     from ledger.audit.report import block_times, render_html, report_hash
 
-    result, engine = _verify(get_settings(), loan_id, block)
+    result, engine = _verify(get_settings(), loan, block)
     times = block_times(engine, [e.block_number for e in result.events] + [result.block_number])
     engine.dispose()
     page = render_html(result, times=times)
@@ -251,7 +306,7 @@ def report(
 
 
 def export(
-    loan_id: Annotated[str, typer.Argument(help="The loan id.")],
+    loan: Annotated[str, typer.Argument(help=_LOAN_HELP)],
     fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "json",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="File (default: stdout).")] = None,
     block: Annotated[int | None, typer.Option(help="Verify at this block (default: the mirror's).")] = None,
@@ -261,7 +316,7 @@ def export(
 
     if fmt not in ("csv", "json"):
         raise ValidationError(f"unknown format {fmt!r}", hint="use --format csv or --format json")
-    result, engine = _verify(get_settings(), loan_id, block)
+    result, engine = _verify(get_settings(), loan, block)
     times = block_times(engine, [e.block_number for e in result.events])
     engine.dispose()
     text = export_csv(result, times) if fmt == "csv" else export_json(result, times)
@@ -273,7 +328,7 @@ def export(
 
 
 def attest(
-    loan_id: Annotated[str, typer.Argument(help="The loan id.")],
+    loan: Annotated[str, typer.Argument(help=_LOAN_HELP)],
     key_name: Annotated[str, typer.Option("--key", help="Keystore name of the auditor's account.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the attested report.")],
 ) -> None:
@@ -283,7 +338,7 @@ def attest(
     from ledger.chain.keystore import Keystore
 
     settings = get_settings()
-    result, engine = _verify(settings, loan_id, None)
+    result, engine = _verify(settings, loan, None)
     times = block_times(engine, [e.block_number for e in result.events] + [result.block_number])
     engine.dispose()
     page = render_html(result, times=times)

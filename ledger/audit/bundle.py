@@ -8,7 +8,10 @@ state root, and checks that keccak256(rlp(header)) is the block hash the auditor
 where in the file it is. docs/bundle-format.md is the specification; this module is its reference verifier.
 
 The event encodings are protocol constants here (`EVENT_INPUTS`), not read from the bundle: a bundle that
-shipped its own ABI could rename fields and keep the hashes.
+shipped its own ABI could rename fields and keep the hashes. For the same reason the verifier pins the
+`_heads` storage slot (`HEADS_SLOT`) and, given one, the ledger (`LedgerPin`: the deployment record's chain
+id, genesis hash and ledger address): every copy of the contract has the same code hash, so a bundle proves
+the trail of *the* ledger only when its `contract` is the address the auditor pinned.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from eth_utils import keccak
 
 from ledger.chain.client import ChainClient
 from ledger.chain.contract import LedgerContract, as_bytes32
+from ledger.chain.deploy import Deployment
 from ledger.errors import BundleError, ChainError
 from ledger.protocol.canonical import canonical_json
 from ledger.protocol.events import EventDecoder
@@ -36,7 +40,9 @@ __all__ = [
     "BUNDLE_VERSION",
     "EVENT_INPUTS",
     "HEADER_FIELDS",
+    "HEADS_SLOT",
     "BundleVerification",
+    "LedgerPin",
     "ProvedEvent",
     "build_bundle",
     "chain_step",
@@ -80,6 +86,11 @@ HEADER_FIELDS: tuple[tuple[str, str], ...] = (
     ("requestsHash", "hash"),  # Prague
 )
 _REQUIRED_HEADER = 15
+
+# The storage slot of FundFlowLedger's `_heads` mapping (solc's storage layout of the audited build; a test
+# checks it against the compiled contract). A verifier pins it: taken from the bundle, it would let a bundle
+# point the storage proof at any other word of the contract's storage.
+HEADS_SLOT = 2
 
 # Every event of a loan's trail: (field, ABI type, indexed) in declaration order (IFundFlowLedger.sol).
 EVENT_INPUTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
@@ -377,6 +388,64 @@ def mpt_get(root: bytes, key: bytes, proof: Sequence[bytes], where: str) -> byte
         expected = nxt if isinstance(nxt, list) else bytes(nxt)
 
 
+# ---------------------------------------------------------------------------------------------- pinning
+
+
+@dataclass(frozen=True)
+class LedgerPin:
+    """The ledger an auditor expects a bundle to be of: its address and, from its deployment record, its
+    chain id and genesis block hash. `source` says where the pin came from, for the verdict."""
+
+    address: str
+    chain_id: int | None = None
+    genesis_hash: str | None = None
+    source: str = "the expected ledger address"
+
+    def __post_init__(self) -> None:
+        address = self.address.lower()
+        if not _HEX.match(address) or len(address) != 42:
+            raise BundleError(
+                f"expected ledger address {self.address!r} is not an address",
+                hint="pass 0x followed by 40 hex digits: the `address` of the ledger's deployment record",
+            )
+        object.__setattr__(self, "address", address)
+        if self.genesis_hash is not None:
+            object.__setattr__(self, "genesis_hash", self.genesis_hash.lower())
+
+    @classmethod
+    def of_deployment(cls, deployment: Deployment, source: str = "the deployment record") -> LedgerPin:
+        return cls(deployment.address, deployment.chain_id, deployment.genesis_hash, source)
+
+    @classmethod
+    def load(cls, path: Path) -> LedgerPin:
+        """The pin of a deployment record file (`fundflow deploy` writes it; the consortium publishes it)."""
+        return cls.of_deployment(Deployment.load(path), f"the deployment record {path}")
+
+    def describe(self) -> str:
+        parts = [f"ledger {self.address}"]
+        if self.chain_id is not None:
+            parts.append(f"chain {self.chain_id}")
+        if self.genesis_hash is not None:
+            parts.append(f"genesis {self.genesis_hash}")
+        return f"{', '.join(parts)} ({self.source})"
+
+
+def _check_pin(pin: LedgerPin, contract: str, chain_id: int) -> None:
+    if contract != pin.address:
+        raise BundleError(
+            f"bundle.contract: the bundle proves the trail kept by contract {contract}, but the ledger you "
+            f"pinned is {pin.address} ({pin.source}): this is not the ledger's trail. Any copy of the "
+            "contract has the same code hash, so a bundle of another address proves nothing about your "
+            "ledger",
+            hint="ask for a bundle of the pinned ledger; never take a bundle's own `contract` as the ledger",
+        )
+    if pin.chain_id is not None and chain_id != pin.chain_id:
+        raise BundleError(
+            f"bundle.chainId: the bundle is of chain {chain_id}, the pinned ledger lives on chain "
+            f"{pin.chain_id} ({pin.source})"
+        )
+
+
 # ---------------------------------------------------------------------------------------------- building
 
 
@@ -453,7 +522,7 @@ def build_bundle(
         "events": entries,
     }
     bundle["digest"] = _digest(bundle)
-    verify_bundle(bundle_to_text(bundle), trusted_block_hash=raw_block["hash"])
+    verify_bundle(bundle_to_text(bundle), trusted_block_hash=raw_block["hash"], heads_slot=storage_slot)
     return bundle
 
 
@@ -490,10 +559,21 @@ class BundleVerification:
     anchored_by: str | None
     events: list[ProvedEvent] = field(default_factory=list)
     positions_checked: bool = False
+    pinned_by: str | None = None
 
     @property
     def anchored(self) -> bool:
         return self.anchored_by is not None
+
+    @property
+    def pinned(self) -> bool:
+        """The bundle's contract was checked against a ledger the auditor pinned."""
+        return self.pinned_by is not None
+
+    @property
+    def proven(self) -> bool:
+        """Anchored to a block hash the auditor trusts and pinned to the auditor's ledger: both or nothing."""
+        return self.anchored and self.pinned
 
 
 def _expect_keys(obj: Any, keys: Sequence[str], where: str) -> Mapping[str, Any]:
@@ -562,10 +642,14 @@ def verify_bundle(
     *,
     trusted_block_hash: str | None = None,
     client: ChainClient | None = None,
+    pin: LedgerPin | None = None,
+    heads_slot: int = HEADS_SLOT,
 ) -> BundleVerification:
     """Verify a bundle file's text. Raises BundleError naming the place (JSON path, proof node, event, or
     byte offset) of the first thing wrong. The header hash is anchored to `trusted_block_hash`, or to the
-    hash the node behind `client` has at that height (which then also checks every event's position)."""
+    hash the node behind `client` has at that height (which then also checks every event's position and,
+    with a pinned genesis, that the node is the pinned chain). `pin` is the ledger the bundle must be of;
+    without one the result says it is not pinned (`pinned` false), and proves nothing about which ledger."""
     if isinstance(text, bytes):
         try:
             text = text.decode("ascii")
@@ -590,6 +674,15 @@ def verify_bundle(
     loan_id = _hex_field(doc, "loanId", "bundle", 32)
     head = _hex_field(doc, "head", "bundle", 32)
 
+    # 0. The pins: the ledger the auditor expects, and the `_heads` slot of the audited build.
+    if int(slot, 16) != heads_slot:
+        raise BundleError(
+            f"bundle.headsSlot: {slot} is not the ledger's `_heads` slot ({heads_slot}); a verifier pins the "
+            "slot instead of taking it from the bundle"
+        )
+    if pin is not None:
+        _check_pin(pin, contract, chain_id)
+
     # 1. The header: every RLP field, hashed, equals the stated hash and the trusted one.
     header = doc["header"]
     if not isinstance(header, dict):
@@ -610,6 +703,13 @@ def verify_bundle(
             raise BundleError(
                 f"bundle.chainId: the bundle is of chain {chain_id}, the node is chain {client.chain_id}"
             )
+        if pin is not None and pin.genesis_hash is not None:
+            genesis = client.get_header(0).hash.lower()
+            if genesis != pin.genesis_hash:
+                raise BundleError(
+                    f"--rpc: the node at {client.display_url} has genesis {genesis}, the pinned ledger's "
+                    f"chain has genesis {pin.genesis_hash} ({pin.source}): the node is another chain"
+                )
         try:
             node_hash = client.get_header(number).hash.lower()
         except ChainError as exc:
@@ -769,6 +869,7 @@ def verify_bundle(
         anchored_by=anchored_by,
         events=proved,
         positions_checked=positions_checked,
+        pinned_by=None if pin is None else pin.describe(),
     )
 
 

@@ -73,14 +73,14 @@ class AttestationView:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "auditorOrg": self.auditor_org,
+            "auditor_org": self.auditor_org,
             "head": self.head,
-            "reportHash": self.report_hash,
-            "blockNumber": self.block_number,
-            "transactionHash": self.transaction_hash,
+            "report_hash": self.report_hash,
+            "block_number": self.block_number,
+            "transaction_hash": self.transaction_hash,
             "time": self.time,
             "current": self.current,
-            "eventsSince": self.events_since,
+            "events_since": self.events_since,
         }
 
 

@@ -6,13 +6,21 @@ The mirror is not trusted. At block N (the mirror's checkpoint unless told other
    read at block N (one `eth_call`): a single changed, missing or added chained event breaks it;
 2. fetches the loan's logs from the node (`eth_getLogs` on the loan's topic up to N) and compares each with
    its mirrored row: block hash, block number, transaction hash, log index and every decoded field, so the
-   row that differs is named;
-3. compares each lot's projection with the events and with `getLot` at block N (holder, remaining);
+   row that differs is named; a `TrailAttested` must attest the trail's head at its point;
+3. compares **every column** of the loan's row, of each lot's row and of each of the loan's records
+   (repayments, classifications, ...) with its chain source at block N, as `ledger.audit.facts` declares it
+   (`getLoan`, `getLot`, the events): nothing the API serves about a loan or a lot goes unchecked;
 4. re-hashes every off-chain document the loan's events reference (evidence, reasons, reports, terms) that
    the document store holds.
 
-All chain reads of one verification go in one JSON-RPC batch. The result says per event, per lot and per
-document whether it was verified and why not; `Verification.to_dict()` is its JSON form.
+The chain reads of one verification go in two JSON-RPC batches (the header, heads and logs; then `getLoan`
+and `getLot` of what the logs show exists, since both revert for what does not). The result says per event,
+per lot and per document whether it was verified and why not; `Verification.to_dict()` is its JSON form
+(snake_case, like every API answer).
+
+Counts: `events` lists every event of the loan up to N, attestations included (each with its head: the
+head it produced, or for `TrailAttested` the head it attests); the loan row's `event_count` counts the same
+thing, and verification checks that it does.
 """
 
 from __future__ import annotations
@@ -25,11 +33,12 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy.engine import Engine
 
+from ledger.audit.facts import LOAN_FACTS, LOAN_VIEW_FIELDS, LOT_FACTS, RECORD_FACTS, LoanTruth, LotTruth
 from ledger.chain.contract import LedgerContract, as_bytes32
 from ledger.errors import NotFoundError, VerificationError
 from ledger.mirror.models import LoanPublic, LotPublic
 from ledger.mirror.projections import document_arguments
-from ledger.mirror.read import Mirror
+from ledger.mirror.read import LoanRecords, Mirror
 from ledger.protocol.events import DecodedEvent, EventDecoder
 from ledger.protocol.hashchain import CHAINED_EVENTS, LOT_CREATING_EVENTS, ZERO_HEAD, event_head
 
@@ -131,6 +140,7 @@ class Verification:
     documents: list[DocumentCheck]
     loan_problems: list[str]
     chain_problems: list[str]
+    record_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -138,6 +148,7 @@ class Verification:
             self.head_on_chain == self.head_recomputed
             and not self.loan_problems
             and not self.chain_problems
+            and not self.record_problems
             and all(e.ok for e in self.events)
             and all(lot.ok for lot in self.lots)
             and all(d.ok for d in self.documents)
@@ -150,7 +161,7 @@ class Verification:
 
     def problems(self) -> list[str]:
         """Every failure, one line each, naming the row, lot or document."""
-        out = list(self.chain_problems) + list(self.loan_problems)
+        out = list(self.chain_problems) + list(self.loan_problems) + list(self.record_problems)
         if self.head_on_chain != self.head_recomputed:
             out.append(
                 f"head recomputed from the mirror {self.head_recomputed} differs from headOf at block "
@@ -162,38 +173,50 @@ class Verification:
         return out
 
     @property
+    def attestation_count(self) -> int:
+        return sum(1 for e in self.events if e.name == "TrailAttested")
+
+    @property
     def summary(self) -> str:
         verdict = "VERIFIED" if self.ok else "FAILED"
         bad_events = sum(1 for e in self.events if not e.ok)
         bad_lots = sum(1 for lot in self.lots if not lot.ok)
         docs = [d for d in self.documents if d.present]
         bad_docs = sum(1 for d in docs if not d.ok)
+        attested = self.attestation_count
+        noun = "attestation" if attested == 1 else "attestations"
+        kinds = f" ({len(self.events) - attested} chained, {attested} {noun})" if attested else ""
         return (
             f"{verdict} at block {self.block_number}: {len(self.events) - bad_events}/{len(self.events)} "
-            f"events, {len(self.lots) - bad_lots}/{len(self.lots)} lots, {len(docs) - bad_docs}/{len(docs)} "
-            f"stored documents verified; head {self.head_on_chain}"
+            f"events{kinds}, {len(self.lots) - bad_lots}/{len(self.lots)} lots, {len(docs) - bad_docs}/"
+            f"{len(docs)} stored documents verified; head {self.head_on_chain}"
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON answer (API, `fundflow verify --json`, the JSON export): snake_case members."""
         return {
-            "loanId": self.loan_id,
+            "loan_id": self.loan_id,
             "ok": self.ok,
             "summary": self.summary,
-            "chainId": self.chain_id,
+            "chain_id": self.chain_id,
             "contract": self.contract,
             "block": {"number": self.block_number, "hash": self.block_hash},
-            "headOnChain": self.head_on_chain,
-            "headRecomputed": self.head_recomputed,
-            "headNow": self.head_now,
-            "trailGrewSince": self.trail_grew_since,
+            "head_on_chain": self.head_on_chain,
+            "head_recomputed": self.head_recomputed,
+            "head_now": self.head_now,
+            "trail_grew_since": self.trail_grew_since,
+            "event_count": len(self.events),
+            "attestation_count": self.attestation_count,
             "problems": self.problems(),
+            "loan_problems": list(self.loan_problems),
+            "record_problems": list(self.record_problems),
             "events": [
                 {
                     "name": e.name,
-                    "blockNumber": e.block_number,
-                    "blockHash": e.block_hash,
-                    "logIndex": e.log_index,
-                    "transactionHash": e.transaction_hash,
+                    "block_number": e.block_number,
+                    "block_hash": e.block_hash,
+                    "log_index": e.log_index,
+                    "transaction_hash": e.transaction_hash,
                     "head": e.head,
                     "ok": e.ok,
                     "problems": e.problems,
@@ -202,8 +225,8 @@ class Verification:
             ],
             "lots": [
                 {
-                    "lotId": lot.lot_id,
-                    "parentLotId": lot.parent_lot_id,
+                    "lot_id": lot.lot_id,
+                    "parent_lot_id": lot.parent_lot_id,
                     "holder": lot.holder,
                     "amount": None if lot.amount is None else str(lot.amount),
                     "remaining": None if lot.remaining is None else str(lot.remaining),
@@ -215,7 +238,7 @@ class Verification:
             "documents": [
                 {
                     "hash": d.hash,
-                    "referencedBy": d.referenced_by,
+                    "referenced_by": d.referenced_by,
                     "present": d.present,
                     "ok": d.ok,
                     "problem": d.problem,
@@ -238,6 +261,7 @@ class _Mirror:
     events: list[DecodedEvent]
     lots: dict[str, LotPublic]
     loan: LoanPublic | None
+    records: LoanRecords
 
 
 def _read_mirror(engine: Engine, loan_id: str, decoder: EventDecoder) -> _Mirror:
@@ -251,6 +275,7 @@ def _read_mirror(engine: Engine, loan_id: str, decoder: EventDecoder) -> _Mirror
         events = mirror.events(loan_id, chain_id=cp.chain_id)
         lots = {lot.lot_id: lot for lot in mirror.lots(loan_id)}
         loan = mirror.loan(loan_id)
+        records = mirror.records(loan_id, list(RECORD_FACTS))
     return _Mirror(
         chain_id=cp.chain_id,
         contract=cp.contract_address,
@@ -260,6 +285,7 @@ def _read_mirror(engine: Engine, loan_id: str, decoder: EventDecoder) -> _Mirror
         events=events,
         lots=lots,
         loan=loan,
+        records=records,
     )
 
 
@@ -308,30 +334,24 @@ def verify_loan(
             hint="use the deployment record the mirror was built from",
         )
 
-    # One round trip: the pinned header, headOf at N and now, the loan's logs up to N, every lot at N.
+    # First round trip: the pinned header, headOf at N and now, the loan's logs up to N.
     tag = hex(at)
     key = as_bytes32(loan_id)
     head_call = {"to": ledger.address, "data": ledger.encode("headOf", key)}
-    lot_ids = sorted(
-        {str(e.args["lotId"]) for e in mirror.events if e.name in LOT_CREATING_EVENTS} | set(mirror.lots)
-    )
     log_filter = {
         "address": ledger.address,
         "fromBlock": hex(mirror.start_block),
         "toBlock": tag,
         "topics": [None, loan_id],
     }
-    calls: list[tuple[str, list[Any]]] = [
-        ("eth_getBlockByNumber", [tag, False]),
-        ("eth_call", [head_call, tag]),
-        ("eth_call", [head_call, "latest"]),
-        ("eth_getLogs", [log_filter]),
-    ]
-    for lot in lot_ids:
-        data = ledger.encode("getLot", key, as_bytes32(lot))
-        calls.append(("eth_call", [{"to": ledger.address, "data": data}, tag]))
-    answers = client.batch(calls)
-    header, head_at, head_now, logs = answers[:4]
+    header, head_at, head_now, logs = client.batch(
+        [
+            ("eth_getBlockByNumber", [tag, False]),
+            ("eth_call", [head_call, tag]),
+            ("eth_call", [head_call, "latest"]),
+            ("eth_getLogs", [log_filter]),
+        ]
+    )
     if header is None:
         raise VerificationError(
             f"block {at} does not exist on the node", hint="the node is behind the mirror"
@@ -343,18 +363,46 @@ def verify_loan(
         )
     head_on_chain = "0x" + str(head_at)[2:].rjust(64, "0")[-64:]
     head_latest = "0x" + str(head_now)[2:].rjust(64, "0")[-64:]
-    on_chain_lots: dict[str, tuple[str, int]] = {}
-    for lot, raw in zip(lot_ids, answers[4:], strict=True):
-        word = str(raw)[2:]  # (address holder, uint64 remaining, uint32 allowed): three static words
-        on_chain_lots[lot] = ("0x" + word[24:64], int(word[64:128], 16))
-
     chain_events = [
         e for e in ledger.events.decode_all(logs) if str(e.args.get("loanId", "")).lower() == loan_id
     ]
+
+    # Second round trip: getLoan and every lot's getLot at N, for what the logs show exists (both revert
+    # for a loan or lot that does not).
+    created = [e for e in chain_events if e.name in LOT_CREATING_EVENTS]
+    opened = any(e.name == "LoanOpened" for e in chain_events)
+    calls: list[tuple[str, list[Any]]] = []
+    if opened:
+        calls.append(("eth_call", [{"to": ledger.address, "data": ledger.encode("getLoan", key)}, tag]))
+    for e in created:
+        data = ledger.encode("getLot", key, as_bytes32(str(e.args["lotId"])))
+        calls.append(("eth_call", [{"to": ledger.address, "data": data}, tag]))
+    answers = client.batch(calls)
+    loan_truth = None
+    if opened:
+        loan_truth = LoanTruth(loan_id, _loan_view(ledger, answers.pop(0)), chain_events)
+    lot_truths: dict[str, LotTruth] = {}
+    answer_of: dict[str, DecodedEvent] = {}
+    for e in chain_events:
+        if e.name in ("LotConfirmed", "LotDisputed"):
+            answer_of[str(e.args["lotId"]).lower()] = e
+    for e, raw in zip(created, answers, strict=True):
+        lot = str(e.args["lotId"]).lower()
+        word = str(raw)[2:]  # (address holder, uint64 remaining, uint32 allowed): three static words
+        lot_truths[lot] = LotTruth(
+            loan_id=loan_id,
+            lot_id=lot,
+            created=e,
+            holder=to_checksum_address("0x" + word[24:64]),
+            remaining=int(word[64:128], 16),
+            answer=answer_of.get(lot),
+        )
+
     events = _compare_events(ledger, mirror.events, chain_events, at)
     head_recomputed = _recompute(ledger, mirror.events, events)
-    lots = _compare_lots(chain_events, mirror.lots, on_chain_lots)
-    loan_problems = _compare_loan(mirror.loan, head_on_chain, mirror.events)
+    lots = _compare_lots(lot_truths, mirror.lots)
+    loan_problems = _compare_loan(loan_id, mirror.loan, loan_truth)
+    record_problems = _compare_records(chain_events, mirror.records)
     docs = _check_documents(ledger, chain_events, documents) if documents is not None else []
     return Verification(
         loan_id=loan_id,
@@ -370,7 +418,22 @@ def verify_loan(
         documents=docs,
         loan_problems=loan_problems,
         chain_problems=chain_problems,
+        record_problems=record_problems,
     )
+
+
+def _loan_view(ledger: LedgerContract, raw: Any) -> dict[str, Any]:
+    """getLoan's answer by LoanView member, in the mirror's forms (0x-hex, the currency's letters)."""
+    (view,) = ledger.decode_result("getLoan", str(raw))
+    out: dict[str, Any] = {}
+    for name, value in zip(LOAN_VIEW_FIELDS, view, strict=True):
+        if name == "currency":
+            out[name] = bytes(value).decode("ascii", "replace")
+        elif isinstance(value, bytes):
+            out[name] = "0x" + value.hex()
+        else:
+            out[name] = value
+    return out
 
 
 def _compare_events(
@@ -434,7 +497,10 @@ def _compare_events(
 
 
 def _safe_head(event: DecodedEvent) -> str | None:
+    """The head an event produced, or for a TrailAttested the head it attests."""
     try:
+        if event.name == "TrailAttested":
+            return str(event.args["head"]).lower()
         return event_head(event.name, event.args) if event.name in CHAINED_EVENTS else None
     except KeyError:
         return None
@@ -473,20 +539,23 @@ def _recompute(ledger: LedgerContract, mirrored: list[DecodedEvent], checks: lis
     return head
 
 
-def _compare_lots(
-    chain: list[DecodedEvent], mirrored: Mapping[str, Any], on_chain: Mapping[str, tuple[str, int]]
-) -> list[LotCheck]:
-    created = {str(e.args["lotId"]): e for e in chain if e.name in LOT_CREATING_EVENTS}
-    confirmation: dict[str, tuple[str, str]] = {}
-    for e in chain:
-        if e.name == "LotConfirmed":
-            confirmation[str(e.args["lotId"])] = ("confirmed", str(e.args["evidenceHash"]))
-        elif e.name == "LotDisputed":
-            confirmation[str(e.args["lotId"])] = ("disputed", str(e.args["reasonHash"]))
+def _differs(mine: Any, chain: Any) -> bool:
+    if isinstance(mine, bool) or isinstance(chain, bool) or mine is None or chain is None:
+        return _norm(mine) != _norm(chain)
+    if isinstance(chain, int):
+        try:
+            return int(mine) != chain
+        except (TypeError, ValueError):
+            return True
+    return _norm(mine) != _norm(chain)
+
+
+def _compare_lots(truths: Mapping[str, LotTruth], mirrored: Mapping[str, Any]) -> list[LotCheck]:
     checks: list[LotCheck] = []
-    for lot_id in sorted(set(created) | set(mirrored), key=lambda i: _lot_order(created.get(i))):
+    order = sorted(set(truths) | set(mirrored), key=lambda i: _lot_order(truths.get(i)))
+    for lot_id in order:
         row = mirrored.get(lot_id)
-        event = created.get(lot_id)
+        truth = truths.get(lot_id)
         check = LotCheck(
             lot_id=lot_id,
             parent_lot_id=row.parent_lot_id if row is not None else None,
@@ -495,57 +564,71 @@ def _compare_lots(
             remaining=row.remaining if row is not None else None,
         )
         checks.append(check)
-        if event is None:
-            check.fail("in the mirror, but no Disbursed/Paid event created it on chain (inserted row)")
+        if truth is None:
+            check.fail(
+                "lot_id: in the mirror, but no Disbursed/Paid event of this loan created it (inserted row, "
+                "or its lot_id or loan_id was changed)"
+            )
             continue
         if row is None:
             check.fail(
-                f"created on chain by {event.name} in block {event.block_number}, missing from the mirror"
+                f"created on chain by {truth.created.name} in block {truth.created.block_number}, but the "
+                "mirror has no row with this loan_id and lot_id (deleted, or its key was changed)"
             )
             continue
-        args = event.args
-        expected = {
-            "holder": args["payee"],
-            "amount": args["amount"],
-            "parent_lot_id": args.get("parentLotId") if event.name == "Paid" else None,
-            "purpose": args["purpose"],
-            "declared_use": args["declaredUse"],
-            "entrusted": args.get("entrusted") if event.name == "Disbursed" else None,
-            "evidence_hash": args["evidenceHash"],
-            "block_number": event.block_number,
-            "log_index": event.log_index,
-            "transaction_hash": event.transaction_hash,
-        }
-        for name, value in expected.items():
-            mine = getattr(row, name)
-            if _norm(mine) != _norm(value):
-                check.fail(f"{name}: mirror {mine}, chain event {value}")
-        state = on_chain.get(lot_id)
-        if state is not None:
-            holder, remaining = state
-            if row.holder.lower() != holder:
-                check.fail(f"holder: mirror {row.holder}, getLot {to_checksum_address(holder)}")
-            if int(row.remaining) != remaining:
-                check.fail(f"remaining: mirror {row.remaining}, getLot {remaining}")
-        state_now, hash_now = confirmation.get(lot_id, ("unconfirmed", None))
-        if row.confirmation != state_now or _norm(row.confirmation_hash) != _norm(hash_now):
-            check.fail(f"confirmation: mirror {row.confirmation}, chain {state_now}")
+        for column, fact in LOT_FACTS.items():
+            mine = getattr(row, column)
+            value = fact.value(truth)
+            if _differs(mine, value):
+                check.fail(f"{column}: mirror {mine}, {fact.source} {value}")
     return checks
 
 
-def _lot_order(event: DecodedEvent | None) -> tuple[int, int]:
-    return (event.block_number, event.log_index) if event is not None else (1 << 62, 0)
+def _lot_order(truth: LotTruth | None) -> tuple[int, int]:
+    return (truth.created.block_number, truth.created.log_index) if truth is not None else (1 << 62, 0)
 
 
-def _compare_loan(loan: Any, head_on_chain: str, mirrored: list[DecodedEvent]) -> list[str]:
+def _compare_loan(loan_id: str, loan: Any, truth: LoanTruth | None) -> list[str]:
+    if truth is None:
+        return [f"loan {loan_id}: no LoanOpened on chain up to the block verified at"]
     if loan is None:
-        return ["loan row missing from the mirror"]
+        return [f"loan_id: the mirror has no loan row with loan_id {loan_id} (deleted, or its key changed)"]
     problems = []
-    if str(loan.head).lower() != head_on_chain:
-        problems.append(f"loan row head: mirror {loan.head}, headOf {head_on_chain}")
-    chained = sum(1 for e in mirrored if e.name in CHAINED_EVENTS)
-    if loan.event_count and loan.event_count != chained:
-        problems.append(f"loan row counts {loan.event_count} events, the mirror holds {chained} chained rows")
+    for column, fact in LOAN_FACTS.items():
+        mine = getattr(loan, column)
+        value = fact.value(truth)
+        if _differs(mine, value):
+            problems.append(f"loan {column}: mirror {mine}, {fact.source} {value}")
+    return problems
+
+
+def _compare_records(chain: list[DecodedEvent], records: LoanRecords) -> list[str]:
+    """Each record row against the event at its (block number, log index), column by column."""
+    problems: list[str] = []
+    for table, facts in RECORD_FACTS.items():
+        made = {(e.block_number, e.log_index): e for e in chain if e.name in facts.events}
+        rows = {(int(r.block_number), int(r.log_index)): r for r in records.of(table)}  # type: ignore[attr-defined]
+        what = "/".join(facts.events)
+        for key in sorted(set(made) | set(rows)):
+            row, event = rows.get(key), made.get(key)
+            where = f"{table} row at block {key[0]} log {key[1]}"
+            if event is None:
+                problems.append(
+                    f"{where}: no {what} of this loan at this block_number and log_index (inserted row, or "
+                    "its key was changed)"
+                )
+                continue
+            if row is None:
+                problems.append(
+                    f"{where}: the {event.name} there has no row with this loan_id, block_number and "
+                    "log_index (deleted, or its key was changed)"
+                )
+                continue
+            for column, fact in facts.columns.items():
+                mine = getattr(row, column)
+                value = fact.value(event)
+                if _differs(mine, value):
+                    problems.append(f"{where}: {column}: mirror {mine}, {fact.source} {value}")
     return problems
 
 

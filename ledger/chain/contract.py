@@ -222,6 +222,11 @@ class LedgerContract:
         raw = self.client.call(self.address, self.encode(function, *args), block=block, errors=self.errors)
         return tuple(abi_decode(self._functions[function][2], raw))
 
+    def decode_result(self, function: str, raw: str | bytes) -> tuple[Any, ...]:
+        """A view's return data (0x-hex, as a batched `eth_call` answers) decoded by its ABI outputs."""
+        data = raw if isinstance(raw, bytes) else bytes.fromhex(raw[2:] if raw.startswith("0x") else raw)
+        return tuple(abi_decode(self._functions[function][2], data))
+
     # ------------------------------------------------------------------ participants
 
     def register_organization(self, operator: LocalAccount, org_id: str, profile_hash: str) -> TxResult:

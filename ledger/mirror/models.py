@@ -233,7 +233,10 @@ class LoanBase(SQLModel):
     risk_class: int = Field(description="RiskClass: 0 normal .. 4 loss")
     closing_reason_hash: str | None = _hex(default=None)
     head: str = _hex()
-    event_count: int = 0
+    event_count: int = Field(
+        default=0,
+        description="every event of the loan, attestations included: what verification lists and counts",
+    )
     block_number: int = _bigint()
     log_index: int
     transaction_hash: str = _hex()

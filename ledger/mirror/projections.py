@@ -301,6 +301,11 @@ class _Batch:
                 head=args["head"],
                 report_hash=args["reportHash"],
             )
+            # event_count counts every event of the loan, attestations included (what verification lists);
+            # an attestation changes nothing else, so updated_block stays the last change's block.
+            loan["event_count"] += 1
+            if loan_id not in self.new_loans:
+                self.dirty_loans.add(loan_id)
             return
         loan["head"] = self._verify(event, loan["head"], checked_after)
         loan["event_count"] += 1

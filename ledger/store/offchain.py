@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from eth_utils import keccak
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
+from ledger.errors import NotFoundError, ValidationError
 from ledger.protocol.canonical import canonical_json
 from ledger.protocol.terms import LoanTerms, TermsProvider, terms_hash
 
@@ -26,6 +28,8 @@ __all__ = [
     "DocumentAttachment",
     "DocumentUpload",
     "IdempotencyRecord",
+    "LOAN_ID_PATTERN",
+    "LOAN_NUMBER_PATTERN",
     "LoanMetadata",
     "LoanOpening",
     "canonical_json",
@@ -34,6 +38,7 @@ __all__ = [
     "find_token",
     "hash_token",
     "keccak_hex",
+    "loan_id_of",
     "revoke_tokens",
     "terms_hash",
     "token_fingerprint",
@@ -289,3 +294,42 @@ def revoke_tokens(
                 .values(revoked=True)
             )
     return rows
+
+
+# ---------------------------------------------------------------------------------------------- loan refs
+
+LOAN_ID_PATTERN = re.compile(r"0x[0-9a-fA-F]{64}")
+LOAN_NUMBER_PATTERN = re.compile(r"LN-[0-9]{4}-[0-9]{4,8}")
+
+
+def loan_id_of(engine: Engine | None, ref: str) -> str:
+    """The on-chain id of a loan given by its id (0x + 64 hex digits) or its number ("LN-2026-0001"), for
+    the command line, which sees every bank's loans (the API narrows numbers to what a caller sees).
+    `engine` may be None when `ref` is an id."""
+    ref = ref.strip()
+    if LOAN_ID_PATTERN.fullmatch(ref):
+        return ref.lower()
+    if not LOAN_NUMBER_PATTERN.fullmatch(ref):
+        raise ValidationError(
+            f"{ref!r} is neither a loan id nor a loan number",
+            hint='pass the 0x-prefixed 32-byte loan id or a loan number like "LN-2026-0001"',
+        )
+    if engine is None:
+        raise ValidationError(
+            f"loan number {ref} needs the database to look up", hint="pass the loan's 0x id instead"
+        )
+    table: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        query = sa.select(table.c.loan_id).where(table.c.loan_number == ref)
+        ids = sorted(str(i) for i in conn.execute(query).scalars())
+    if not ids:
+        raise NotFoundError(
+            f"no loan numbered {ref} is known to this database",
+            hint="check the number (`fundflow` reads FUNDFLOW_DATABASE_URL), or pass the loan's 0x id",
+        )
+    if len(ids) > 1:
+        raise ValidationError(
+            f"loan number {ref} is used by {len(ids)} banks: {', '.join(ids)}",
+            hint="pass the loan's 0x-prefixed 32-byte id instead",
+        )
+    return ids[0]
