@@ -115,6 +115,18 @@ _LABELS: dict[str, tuple[str, str]] = {
     "lots_table": ("All lots", "全部批次"),
     "role": ("Role", "角色"),
     "kind": ("Kind", "类型"),
+    # --- issue 20: dates, downloads, portfolio, evidence ---
+    "date": ("Date", "日期"),
+    "opened": ("Opened", "放款日期"),
+    "times_in": ("Times are block times in", "时间为区块时间，时区"),
+    "downloads": ("Downloads", "下载"),
+    "dl_report": ("Audit report (HTML)", "审计报告（HTML）"),
+    "dl_csv": ("Trail (CSV)", "资金流向（CSV）"),
+    "dl_xlsx": ("Trail (Excel)", "资金流向（Excel）"),
+    "dl_bundle": ("Proof bundle (JSON)", "证明包（JSON）"),
+    "portfolio": ("Portfolio", "资产组合"),
+    "evidence_file": ("Evidence file (optional)", "凭证文件（可选）"),
+    "confirm_note": ("Note (optional)", "备注（可选）"),
 }
 
 # code -> (English, Chinese), from the protocol's enums. A loan is never shown with status NONE (no loan).

@@ -304,7 +304,7 @@ class WriteRig:
                 "loan": self.loan_id,
                 "from_lot": self.lots["api"],
                 "payee": self.payee(),
-                "amount": 1,
+                "amount": "0.01",
                 "purpose": 1,
                 "evidence_hash": self.evidence(),
             }
@@ -318,7 +318,7 @@ class WriteRig:
                 {
                     "from_lot": p.from_lot,
                     "payee": p.payee,
-                    "amount": 1,
+                    "amount": "0.01",
                     "purpose": 1,
                     "evidence_hash": p.evidence_hash,
                 }

@@ -20,6 +20,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from sqlmodel import Session
 
 from api import policy, sessions
@@ -40,10 +41,12 @@ from api.services import lots as lots_service
 from api.services import payments as payments_service
 from api.services import repayments as repayments_service
 from api.services import risk as risk_service
+from api.services.human import humanize, times_of
 from api.services.rows import account_names, loan_numbers, org_names
 from api.writes import Write
 from ledger.errors import AuthenticationError, FundflowError, ValidationError
 from ledger.monitoring.alerts import ALERT_STATES
+from ledger.protocol.dates import iso_time
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
 from ledger.store.offchain import find_token
@@ -86,8 +89,22 @@ def short(value: Any, n: int = 10) -> str:
     return text if len(text) <= n + 2 else text[:n] + "…"
 
 
+def when(iso: str | None, block: int | None = None, label: str = "block") -> Markup:
+    """A block's time as a person reads it ("2026-12-06 21:18") with the block number one click away (a
+    <details> needs no script); "–" when the mirror has not kept the block."""
+    if block is None:
+        return Markup("–")
+    if not iso:
+        return Markup('<span class="when">{} {}</span>').format(label, block)
+    return Markup(
+        '<details class="when"><summary><time datetime="{iso}">{shown}</time></summary>'
+        "{label} {block}</details>"
+    ).format(iso=iso, shown=iso[:16].replace("T", " "), label=label, block=block)
+
+
 _env.filters["money"] = money
 _env.filters["short"] = short
+_env.globals["when"] = when
 
 
 def install(app: FastAPI) -> None:
@@ -155,6 +172,7 @@ def _render(
         error=request.query_params.get("error"),
         STATUSES=STATUSES,
         RISK_CLASSES=RISK_CLASSES,
+        zone=_services(request).settings.bank_timezone,
         may=lambda action: caller is not None and policy.allowed(caller, action),
         **ctx,
     )
@@ -363,6 +381,7 @@ def loans_page(request: Request) -> Response:
             status=int(status) if status.isdigit() else None,
             risk_class=int(risk) if risk.isdigit() else None,
         )
+        humanize(session, services.settings.bank_zone, rows)
         counts = alerts_service.open_alert_counts(session, caller, [r["loan_id"] for r in rows])
         if only_alerts:
             rows = [r for r in rows if counts.get(r["loan_id"])]
@@ -390,6 +409,8 @@ def loan_page(loan: str, request: Request) -> Response:
         t = _lang(request)
         trail = loans_service.trail(session, services, caller, loan)
         row, loan_id, lots = trail.row, trail.row.loan_id, trail.lots
+        zone = services.settings.bank_zone
+        humanize(session, zone, [trail.loan, lots], trail.loan["currency"])
         alerts = alerts_service.loan_alerts(session, caller, row)
         shows = {s: policy.allowed(caller, a, row) for s, a in policy.LOAN_PAGE_SECTIONS.items()}
         per_lot: dict[str, int] = {}
@@ -451,17 +472,23 @@ def loan_page(loan: str, request: Request) -> Response:
             alerts=alerts,
             shows=shows,
             per_lot=per_lot,
-            verification=audit_service.verification_summary(services, caller, row),
-            attestations=attestations_service.list_attestations(session, caller, loan_id)
+            verification=_verification_with_time(
+                session, services, audit_service.verification_summary(services, caller, row)
+            ),
+            attestations=humanize(
+                session, zone, attestations_service.list_attestations(session, caller, loan_id)
+            )
             if shows["attestations"]
             else [],
-            repayments=repayments_service.list_repayments(session, caller, loan_id)
+            repayments=humanize(session, zone, repayments_service.list_repayments(session, caller, loan_id))
             if shows["repayments"]
             else [],
-            classifications=risk_service.list_classifications(session, caller, loan_id)
+            classifications=humanize(
+                session, zone, risk_service.list_classifications(session, caller, loan_id)
+            )
             if shows["classifications"]
             else [],
-            collateral=collateral_service.list_collateral(session, caller, loan_id)
+            collateral=humanize(session, zone, collateral_service.list_collateral(session, caller, loan_id))
             if shows["collateral"]
             else [],
             purposes=[describe(c, t.lang) for c in range(32) if int(row.allowed_purposes) >> c & 1],
@@ -516,12 +543,26 @@ def alerts_page(request: Request) -> Response:
             caller=caller,
             alerts=page.items,
             numbers=loan_numbers(session, [a.loan_id for a in page.items]),
+            alert_times=_iso_times(session, services, [a.source_block for a in page.items]),
             state=state,
             states=("unresolved", *ALERT_STATES, "all"),
             can_act=policy.allowed(caller, "alert.handle"),
         )
 
     return _page(request, build)
+
+
+def _verification_with_time(
+    session: Session, services: Services, summary: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    if summary is not None and isinstance(summary.get("block"), int):
+        summary["block_time"] = _iso_times(session, services, [summary["block"]]).get(summary["block"])
+    return summary
+
+
+def _iso_times(session: Session, services: Services, blocks: list[int]) -> dict[int, str]:
+    zone = services.settings.bank_zone
+    return {n: iso_time(ts, zone) for n, ts in times_of(session, blocks).items()}
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
@@ -552,6 +593,7 @@ async def resolve_alert(alert_id: AlertId, request: Request) -> Response:
 def received_page(request: Request) -> Response:
     def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
         items = payments_service.received(session, services, caller, limit=500)["items"]
+        humanize(session, services.settings.bank_zone, items)
         payer = payments_service.payers(session, services, items)
         for i in items:
             i["payer"] = payer[i["lot_id"]]
