@@ -218,6 +218,8 @@ ROUTES: dict[str, str] = {
     "GET /dashboard/received": "payments.received",
     "POST /dashboard/lots/{lot_id}/confirm": "lot.confirm",
     "POST /dashboard/lots/{lot_id}/dispute": "lot.dispute",
+    # issue 20: the loan page's download buttons (report, CSV, Excel, bundle)
+    "GET /dashboard/loans/{loan}/download/{kind}": "loan.reports",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.
@@ -228,6 +230,7 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "repayments": "loan.repayments",
     "classifications": "loan.risk_class",
     "collateral": "loan.collateral",
+    "downloads": "loan.reports",
 }
 
 _ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}

@@ -209,6 +209,7 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         .replace("{alert_id}", str(world["alerts"]["dash" if on_dashboard else "api"]))
         .replace("{digest}", digest)
         .replace("{lang}", "en")
+        .replace("{kind}", "csv")
     )
     from_lot = _lot_of(world, who, "pay")
     payment = {"from_lot": from_lot, "payee": api.address("subsupplier"), "amount": "0.01", "purpose": 1}

@@ -44,7 +44,7 @@ from api.services import risk as risk_service
 from api.services.human import humanize, times_of
 from api.services.rows import account_names, loan_numbers, org_names
 from api.writes import Write
-from ledger.errors import AuthenticationError, FundflowError, ValidationError
+from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
 from ledger.monitoring.alerts import ALERT_STATES
 from ledger.protocol.dates import iso_time
 from ledger.protocol.money import format_amount
@@ -497,6 +497,42 @@ def loan_page(loan: str, request: Request) -> Response:
         )
 
     return _page(request, build)
+
+
+DOWNLOADS = ("report", "csv", "xlsx", "bundle")
+
+
+@router.get("/loans/{loan}/download/{kind}")
+def download(loan: str, kind: str, request: Request) -> Response:
+    """The loan page's download buttons: the same files as /v1/loans/{loan}/report, export and bundle, for
+    the signed-in caller (the same service functions decide who gets them)."""
+    services = _services(request)
+    try:
+        caller = sessions.session_caller(services, request.cookies.get(sessions.COOKIE))
+    except AuthenticationError:
+        return _signin_redirect(request)
+    try:
+        if kind not in DOWNLOADS:
+            raise NotFoundError(
+                f"there is no download called {kind!r}", hint=f"one of {', '.join(DOWNLOADS)}"
+            )
+        with Session(services.engine) as session:
+            if kind == "report":
+                file = audit_service.report(session, services, caller, loan, None)
+                name = f"fundflow-report-{loan}.html"
+                return Response(
+                    file.content,
+                    media_type=file.media_type,
+                    headers=file.all_headers() | {"Content-Disposition": f'inline; filename="{name}"'},
+                )
+            if kind == "bundle":
+                file = audit_service.bundle(session, services, caller, loan, None)
+            else:
+                file = audit_service.export(session, services, caller, loan, kind, None)  # type: ignore[arg-type]
+    except FundflowError as exc:
+        status = error_response(exc).status_code
+        return _render(request, "error.html", status_code=status, caller=caller, problem=exc)
+    return Response(file.content, media_type=file.media_type, headers=file.all_headers())
 
 
 class _Row:
