@@ -7,7 +7,16 @@ from markupsafe import Markup
 
 from ledger.protocol.codes import LoanStatus, RiskClass
 
-__all__ = ["LANGS", "RISK_CLASSES", "STATUSES", "Translator", "translator"]
+__all__ = [
+    "ALERT_STATE_LABELS",
+    "LANGS",
+    "RISK_CLASSES",
+    "RULE_LABELS",
+    "SEVERITY_LABELS",
+    "STATUSES",
+    "Translator",
+    "translator",
+]
 
 LANGS = ("en", "zh")
 
@@ -127,6 +136,41 @@ _LABELS: dict[str, tuple[str, str]] = {
     "portfolio": ("Portfolio", "资产组合"),
     "evidence_file": ("Evidence file (optional)", "凭证文件（可选）"),
     "confirm_note": ("Note (optional)", "备注（可选）"),
+    "paid_out_of": ("Paid out of", "资金来源批次"),
+    "rule_any": ("any rule", "全部规则"),
+    "since": ("From", "起始日期"),
+    "until": ("To", "截止日期"),
+}
+
+# --- issue 20: alerts in both languages (rule, severity, state) ---
+RULE_LABELS: dict[str, tuple[str, str]] = {
+    "undeclared_use": ("Use outside the declared purposes", "资金用途超出约定"),
+    "prohibited_use": ("Prohibited use of loan funds", "贷款资金违规用途"),
+    "circular_flow": ("Money flowed back", "资金回流"),
+    "rapid_pass_through": ("Rapid pass-through", "资金快进快出"),
+    "structuring": ("Payments split under the threshold", "化整为零规避受托支付"),
+    "concentration": ("Concentration on one payee", "资金集中流向单一收款方"),
+    "unconfirmed_payment": ("Payment not confirmed", "收款未确认"),
+    "disputed_payment": ("Payment disputed", "收款有异议"),
+    "late_repayment": ("Repayment past due", "还款逾期"),
+    "past_maturity": ("Past maturity", "贷款逾期未还"),
+    "collateral_cover": ("Collateral cover too low", "押品覆盖不足"),
+    "collateral_stale": ("Collateral valuation stale", "押品估值过期"),
+    "missed_inspection": ("Inspection overdue", "贷后检查逾期"),
+}
+SEVERITY_LABELS: dict[str, tuple[str, str]] = {
+    "info": ("info", "提示"),
+    "low": ("low", "低"),
+    "medium": ("medium", "中"),
+    "high": ("high", "高"),
+    "critical": ("critical", "严重"),
+}
+ALERT_STATE_LABELS: dict[str, tuple[str, str]] = {
+    "open": ("open", "未处理"),
+    "acknowledged": ("acknowledged", "已知悉"),
+    "resolved": ("resolved", "已解决"),
+    "unresolved": ("unresolved", "未解决"),
+    "all": ("all", "全部"),
 }
 
 # code -> (English, Chinese), from the protocol's enums. A loan is never shown with status NONE (no loan).

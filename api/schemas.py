@@ -421,6 +421,10 @@ class LotOut(LotBase):
         None, description="when the lot was recorded: its block's time, ISO 8601 in the bank's time zone"
     )
     confirmation_time: str | None = Field(None, description="when the payee confirmed or disputed it")
+    paid_by: str | None = Field(
+        None, description="the account that signed the payment (payments received); null if not known"
+    )
+    paid_by_name: str | None = None
 
 
 class TrailLot(LotOut):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+import time
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from api_support import Api, dashboard_sign_in
@@ -124,3 +126,68 @@ def test_loan_page_has_download_buttons_that_download(api: Api, paid: dict[str, 
     page = api.http.get(f"/dashboard/loans/{LOAN}").text
     assert 'id="downloads"' not in page
     assert api.http.get(f"/dashboard/loans/{LOAN}/download/csv").status_code == 403
+
+
+# ------------------------------------------------------------------------------------------ payer and alerts
+
+
+@pytest.fixture
+def monitored(api: Api) -> Api:
+    from ledger.monitoring.monitor import Monitor
+
+    api.indexer.indexer.after_batch = Monitor().after_batch
+    return api
+
+
+def _alerts(api: Api, query: str = "") -> list[dict[str, Any]]:
+    r = api.get("auditor", f"/v1/alerts{query}")
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+def test_the_payer_is_who_signed_and_alerts_name_people_in_both_languages(monitored: Api) -> None:
+    api = monitored
+    api.open_loan(loan_number=LOAN, principal="10000.00")
+    borrower_lot = api.disburse(LOAN, "borrower", "2000.00", purpose=4)
+    # The bank, servicing the loan, pays out of the borrower's lot for a purpose the loan does not allow.
+    r = api.pay("bank", LOAN, borrower_lot, "subsupplier", "300.00", purpose=9)
+    assert r.status_code == 201, r.text
+    child = r.json()["lot_ids"][0]
+
+    received = api.get("subsupplier", "/v1/payments/received").json()["items"]
+    assert [(i["lot_id"], i["paid_by"], i["paid_by_name"]) for i in received] == [
+        (child, api.address("bank"), "Bank A")
+    ]
+    dashboard_sign_in(api, "subsupplier")
+    row = api.http.get("/dashboard/received").text.split(f'data-lot-id="{child}"')[1].split("</tr>")[0]
+    assert "Bank A" in row and "Borrower Co" not in row
+
+    deadline = time.monotonic() + 20
+    while not (found := [a for a in _alerts(api) if a["rule"] == "undeclared_use"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    alert = found[0]
+    bank, borrower = api.address("bank"), api.address("borrower")
+    assert alert["explanation"].startswith(
+        f"The lender ({bank[:6]}…{bank[-4:]}) paid CNY 300.00 to {api.address('subsupplier')[:6]}…"
+    )
+    assert f"out of the lot held by the borrower ({borrower[:6]}…{borrower[-4:]})" in alert["explanation"]
+    assert alert["explanation_named"].startswith(f"The lender (Bank A, {bank[:6]}…{bank[-4:]}) paid")
+    assert f"the borrower (Borrower Co, {borrower[:6]}…" in alert["explanation_named"]
+    assert (alert["rule_en"], alert["rule_zh"]) == ("Use outside the declared purposes", "资金用途超出约定")
+    assert (alert["severity_zh"], alert["state_zh"]) == ("高", "未处理")
+    assert alert["source_time"].endswith("+08:00")
+
+    # date filters: the bank's calendar day of the alert, and the day before
+    day = date.fromisoformat(alert["source_time"][:10])
+    assert [a["id"] for a in _alerts(api, f"?since={day}&until={day}&rule=undeclared_use")] == [alert["id"]]
+    assert _alerts(api, f"?until={day - timedelta(days=1)}") == []
+    assert _alerts(api, f"?since={day + timedelta(days=1)}") == []
+
+    dashboard_sign_in(api, "auditor")
+    api.http.get("/dashboard/lang/zh")
+    page = api.http.get(f"/dashboard/alerts?rule=undeclared_use&severity=high&loan={LOAN}&since={day}").text
+    assert "资金用途超出约定" in page and "Bank A" in page and "未处理" in page
+    assert f'data-alert-id="{alert["id"]}"' in page
+    empty = api.http.get(f"/dashboard/alerts?rule=prohibited_use&loan={LOAN}").text
+    assert 'data-alert-id="' not in empty

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -28,7 +29,15 @@ from api.deps import AlertId, Caller, ServicesDep
 from api.errors import error_response
 from api.flow import flow_nodes, render_flow
 from api.guards import ASGIApp, Message, Receive, Scope, Send
-from api.i18n import RISK_CLASSES, STATUSES, Translator, translator
+from api.i18n import (
+    ALERT_STATE_LABELS,
+    RISK_CLASSES,
+    RULE_LABELS,
+    SEVERITY_LABELS,
+    STATUSES,
+    Translator,
+    translator,
+)
 from api.schemas import ConfirmRequest, DisputeRequest
 from api.services import Services
 from api.services import alerts as alerts_service
@@ -43,10 +52,11 @@ from api.services import repayments as repayments_service
 from api.services import risk as risk_service
 from api.services.human import humanize, times_of
 from api.services.rows import account_names, loan_numbers, org_names
+from api.services.signers import signers
 from api.writes import Write
 from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
 from ledger.monitoring.alerts import ALERT_STATES
-from ledger.protocol.dates import iso_time
+from ledger.protocol.dates import day_start, iso_time
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
 from ledger.store.offchain import find_token
@@ -411,7 +421,7 @@ def loan_page(loan: str, request: Request) -> Response:
         row, loan_id, lots = trail.row, trail.row.loan_id, trail.lots
         zone = services.settings.bank_zone
         humanize(session, zone, [trail.loan, lots], trail.loan["currency"])
-        alerts = alerts_service.loan_alerts(session, caller, row)
+        alerts = alerts_service.readable(session, services, alerts_service.loan_alerts(session, caller, row))
         shows = {s: policy.allowed(caller, a, row) for s, a in policy.LOAN_PAGE_SECTIONS.items()}
         per_lot: dict[str, int] = {}
         for a in alerts:
@@ -441,7 +451,7 @@ def loan_page(loan: str, request: Request) -> Response:
             detail = {
                 "lot": selected,
                 "parent": parent,
-                "payer": names.get(parent["holder"], parent["holder"]) if parent else None,
+                "payer": _signer_name(session, services, names, selected["transaction_hash"]),
                 "alerts": [a for a in alerts if selected["lot_id"] in [x.lower() for x in a.lot_ids or []]],
                 "documents": [
                     {"hash": h, "label": label, "stored": stored.get(h)}
@@ -563,29 +573,64 @@ def document(digest: str, request: Request) -> Response:
 
 @router.get("/alerts", response_class=HTMLResponse)
 def alerts_page(request: Request) -> Response:
-    state = request.query_params.get("state") or "unresolved"
+    params = request.query_params
+    state = params.get("state") or "unresolved"
+    rule = params.get("rule") or ""
+    severity = params.get("severity") or ""
+    loan = (params.get("loan") or "").strip()
+    since, until = _day(params.get("since")), _day(params.get("until"))
 
     def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        zone = services.settings.bank_zone
         page = alerts_service.list_alerts(
             session,
             caller,
             state=state if state in ALERT_STATES else None,
             unresolved=state == "unresolved",
+            rule=rule if rule in RULE_LABELS else None,
+            severity=severity if severity in SEVERITY_LABELS else None,
+            loan=loan or None,
+            since=None if since is None else day_start(since, zone),
+            until=None if until is None else day_start(since_next(until), zone),
             limit=500,
         )
         return _render(
             request,
             "alerts.html",
             caller=caller,
-            alerts=page.items,
+            alerts=alerts_service.readable(session, services, page.items),
             numbers=loan_numbers(session, [a.loan_id for a in page.items]),
-            alert_times=_iso_times(session, services, [a.source_block for a in page.items]),
             state=state,
             states=("unresolved", *ALERT_STATES, "all"),
+            rule=rule,
+            severity=severity,
+            loan=loan,
+            since=params.get("since") or "",
+            until=params.get("until") or "",
+            RULE_LABELS=RULE_LABELS,
+            SEVERITY_LABELS=SEVERITY_LABELS,
+            ALERT_STATE_LABELS=ALERT_STATE_LABELS,
             can_act=policy.allowed(caller, "alert.handle"),
         )
 
     return _page(request, build)
+
+
+def _day(text: str | None) -> date | None:
+    """A date filter's value ("2026-03-01"); anything else is no filter (the form only sends dates)."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def since_next(day: date) -> date:
+    return day + timedelta(days=1)
+
+
+def _signer_name(session: Session, services: Services, names: dict[str, str], tx_hash: str) -> str | None:
+    signer = signers(session, services, [tx_hash]).get(tx_hash.lower())
+    return names.get(signer, signer) if signer else None
 
 
 def _verification_with_time(

@@ -35,6 +35,7 @@ def received(
     page = payments_service.received(
         session, services, caller, confirmation=confirmation, offset=offset, limit=limit
     )
+    payments_service.with_payers(session, services, page["items"])
     return humanize(session, services.settings.bank_zone, page)
 
 

@@ -7,9 +7,9 @@ Asia/Shanghai), with the zone's offset written so nothing is ambiguous. Pure: no
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 
-__all__ = ["iso_date", "iso_time", "local_date", "local_time"]
+__all__ = ["day_start", "iso_date", "iso_time", "local_date", "local_time"]
 
 
 def _at(seconds: int, zone: tzinfo) -> datetime:
@@ -33,3 +33,8 @@ def local_time(seconds: int, zone: tzinfo) -> str:
 
 def local_date(seconds: int, zone: tzinfo) -> str:
     return iso_date(seconds, zone)
+
+
+def day_start(day: date, zone: tzinfo) -> int:
+    """Unix seconds of midnight starting `day` in the bank's zone (a date filter's bound)."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
