@@ -24,7 +24,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from sqlmodel import Session
 
-from api import policy, sessions
+from api import charts, policy, sessions
+from api.charts import svg_img
 from api.deps import AlertId, Caller, ServicesDep
 from api.errors import error_response
 from api.flow import flow_nodes, render_flow
@@ -48,6 +49,7 @@ from api.services import documents as documents_service
 from api.services import loans as loans_service
 from api.services import lots as lots_service
 from api.services import payments as payments_service
+from api.services import portfolio as portfolio_service
 from api.services import repayments as repayments_service
 from api.services import risk as risk_service
 from api.services.human import humanize, times_of
@@ -566,6 +568,84 @@ def document(digest: str, request: Request) -> Response:
         status = error_response(exc).status_code
         return _render(request, "error.html", status_code=status, caller=caller, problem=exc)
     return Response(file.data, media_type=file.media_type, headers=file.headers())
+
+
+# ---------------------------------------------------------------------------------------------- portfolio
+
+
+@router.get("/portfolio", response_class=HTMLResponse)
+def portfolio_page(request: Request) -> Response:
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        t = _lang(request)
+        data = portfolio_service.portfolio(session, services, caller)
+        zone = services.settings.bank_zone
+        return _render(
+            request,
+            "portfolio.html",
+            caller=caller,
+            p=data,
+            as_of=iso_time(data["as_of"], zone) if data["as_of"] else None,
+            charts=_portfolio_charts(t, data),
+        )
+
+    return _page(request, build)
+
+
+def _portfolio_charts(t: Translator, data: dict[str, Any]) -> dict[str, Markup]:
+    """The page's charts (matplotlib SVG as images), each with a text alternative saying what it shows."""
+    zh = t.lang == "zh"
+    yuan = "万元 (10,000 CNY)" if zh else "CNY 10,000"
+
+    def wan(fen: int) -> float:
+        return round(fen / 1_000_000, 2)  # fen -> 10,000 yuan, for an axis only; tables carry exact yuan
+
+    out: dict[str, Markup] = {}
+    classes = [RISK_CLASSES[c][1] + " " + RISK_CLASSES[c][0] for c in data["by_class"]]
+    values = [wan(v) for v in data["by_class"].values()]
+    out["by_class"] = svg_img(
+        charts.bar_chart(classes, values, unit=yuan),
+        "; ".join(f"{c}: {v:,.2f}" for c, v in zip(classes, values, strict=True)),
+        "chart-by-class",
+    )
+    buckets = list(data["overdue"])
+    counts = [data["overdue"][b][0] for b in buckets]
+    out["overdue"] = svg_img(
+        charts.bar_chart([f"{b} {'天' if zh else 'days'}" for b in buckets], counts, unit=t("loans")),
+        "; ".join(f"{b} days: {n}" for b, n in zip(buckets, counts, strict=True)),
+        "chart-overdue",
+    )
+    if data["top"]:
+        labels = [row["name"] or short(row["borrower"], 12) for row in data["top"]]
+        amounts = [wan(row["outstanding"]) for row in data["top"]]
+        out["top"] = svg_img(
+            charts.bar_chart(labels, amounts, unit=yuan, horizontal=True),
+            "; ".join(f"{n}: {v:,.2f}" for n, v in zip(labels, amounts, strict=True)),
+            "chart-top",
+        )
+    severities = list(SEVERITY_LABELS)
+    if data["alerts_by_rule"]:
+        rules = list(data["alerts_by_rule"])
+        series = {s: [data["alerts_by_rule"][r].get(s, 0) for r in rules] for s in severities}
+        series = {(SEVERITY_LABELS[s][1] if zh else s): v for s, v in series.items() if any(v)}
+        labels = [RULE_LABELS.get(r, (r, r))[1 if zh else 0] for r in rules]
+        out["alerts_by_rule"] = svg_img(
+            charts.stacked_bars(labels, series, unit=t("alerts"), horizontal=True),
+            "; ".join(
+                f"{label}: {sum(data['alerts_by_rule'][r].values())}"
+                for label, r in zip(labels, rules, strict=True)
+            ),
+            "chart-alerts-rule",
+        )
+    if data["alerts_by_month"]:
+        months = list(data["alerts_by_month"])
+        series = {s: [data["alerts_by_month"][m].get(s, 0) for m in months] for s in severities}
+        series = {(SEVERITY_LABELS[s][1] if zh else s): v for s, v in series.items() if any(v)}
+        out["alerts_by_month"] = svg_img(
+            charts.stacked_bars(months, series, unit=t("alerts")),
+            "; ".join(f"{m}: {sum(data['alerts_by_month'][m].values())}" for m in months),
+            "chart-alerts-month",
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- alerts
