@@ -65,9 +65,21 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, unit: str, hori
         ax.set_xticks(list(positions), list(labels))
         ax.set_ylabel(unit)
     ax.bar_label(bars, labels=[f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" for v in values], fontsize=8)
+    _axes(ax, values, horizontal)
+    return _svg(fig)
+
+
+def _axes(ax, totals: Sequence[float], horizontal: bool) -> None:  # type: ignore[no-untyped-def]
+    """Counts get whole-number ticks; an all-zero chart still starts at zero instead of centring on it."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis = ax.xaxis if horizontal else ax.yaxis
+    if all(isinstance(v, int) for v in totals):
+        axis.set_major_locator(MaxNLocator(integer=True))
+    top = max([*totals, 0]) or 1
+    (ax.set_xlim if horizontal else ax.set_ylim)(0, top * 1.12)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    return _svg(fig)
 
 
 def stacked_bars(
@@ -93,8 +105,7 @@ def stacked_bars(
         ax.set_ylabel(unit)
     if series:
         ax.legend(fontsize=8, frameon=False)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+    _axes(ax, base, horizontal)
     return _svg(fig)
 
 

@@ -131,7 +131,7 @@ def render_flow(
 
     parts: list[str] = [
         f'<svg class="flow" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
-        f'width="{width:.0f}" height="{height:.0f}" role="img" aria-labelledby="flow-title">',
+        f'width="{width:.0f}" height="{height:.0f}" role="group" aria-labelledby="flow-title">',
         f'<title id="flow-title">{escape(labels["flow_title"])}</title>',
         '<defs><pattern id="hatch" width="8" height="8" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><rect width="8" height="8" class="hatch-bg"/>'

@@ -58,7 +58,7 @@ def test_portfolio_shows_totals_classes_exposures_and_alerts_with_server_drawn_c
     assert {i for i, _, _ in images} >= {"chart-by-class", "chart-overdue", "chart-top", "chart-alerts-rule"}
     svg = base64.b64decode(dict((i, d) for i, _, d in images)["chart-by-class"]).decode()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "<script" not in svg
-    assert "正常 normal" in svg  # labels stay text, drawn by the browser's fonts
+    assert "正常" in svg and "special mention" in svg  # labels stay text, drawn by the browser's fonts
     alt = dict((i, a) for i, a, _ in images)
     assert "正常 normal: 0.60" in alt["chart-by-class"]  # CNY 6,000.00 = 0.60 x 10,000
 

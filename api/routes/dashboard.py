@@ -600,11 +600,11 @@ def _portfolio_charts(t: Translator, data: dict[str, Any]) -> dict[str, Markup]:
         return round(fen / 1_000_000, 2)  # fen -> 10,000 yuan, for an axis only; tables carry exact yuan
 
     out: dict[str, Markup] = {}
-    classes = [RISK_CLASSES[c][1] + " " + RISK_CLASSES[c][0] for c in data["by_class"]]
+    classes = [RISK_CLASSES[c][1] + "\n" + RISK_CLASSES[c][0] for c in data["by_class"]]
     values = [wan(v) for v in data["by_class"].values()]
     out["by_class"] = svg_img(
         charts.bar_chart(classes, values, unit=yuan),
-        "; ".join(f"{c}: {v:,.2f}" for c, v in zip(classes, values, strict=True)),
+        "; ".join(f"{c.replace(chr(10), ' ')}: {v:,.2f}" for c, v in zip(classes, values, strict=True)),
         "chart-by-class",
     )
     buckets = list(data["overdue"])
