@@ -214,17 +214,63 @@ class PayBatchRequest(BaseModel):
 
 
 class ConfirmRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"evidence_hash": _EX_HASH}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"evidence_hash": _EX_HASH},
+                {"note": "Goods received in full, delivery note DN-2026-0042.", "evidence_hash": _EX_HASH},
+            ]
+        }
+    )
 
     loan: str | None = Field(None, description="Only needed while the lot is not mirrored yet.")
-    evidence_hash: Hash32 = ZERO_HASH
+    evidence_hash: Hash32 = Field(
+        ZERO_HASH, description="An uploaded document (POST /v1/documents answers its hash), or none."
+    )
+    note: str | None = Field(
+        None,
+        min_length=1,
+        max_length=8000,
+        description="Your words, kept off chain as a document; keccak256 of that document goes on chain as "
+        "the confirmation's evidence (with `evidence_hash`'s document named in it).",
+    )
 
 
 class DisputeRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"reason_hash": _EX_HASH}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "Invoice INV-7731 was for CNY 12,000.00, not 15,000.00.",
+                    "evidence_hash": _EX_HASH,
+                },
+                {"reason_hash": _EX_HASH},
+            ]
+        }
+    )
 
     loan: str | None = None
-    reason_hash: Hash32
+    reason: str | None = Field(
+        None,
+        min_length=1,
+        max_length=8000,
+        description="Why you dispute it, in your words: kept off chain as a document, its keccak256 goes on "
+        "chain as the reason hash. Give this or `reason_hash`.",
+    )
+    reason_hash: Hash32 | None = Field(None, description="keccak256 of a reason you keep yourself")
+    evidence_hash: Hash32 = Field(
+        ZERO_HASH, description="With `reason`: an uploaded document named in the dispute statement"
+    )
+
+    @model_validator(mode="after")
+    def _one_reason(self) -> DisputeRequest:
+        if (self.reason is None) == (self.reason_hash is None):
+            raise ValueError(
+                'give the reason as text ("reason": "...") or its hash ("reason_hash"), not both'
+            )
+        if self.reason is None and int(self.evidence_hash, 16) != 0:
+            raise ValueError('evidence_hash goes with "reason" (both are named in the dispute statement)')
+        return self
 
 
 class RepayRequest(BaseModel):

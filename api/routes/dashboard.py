@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
-from eth_utils import keccak
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -222,7 +222,26 @@ def _page(request: Request, build: Callable[[Caller, Session, Services], HTMLRes
         return _render(request, "error.html", status_code=status, caller=caller, problem=exc)
 
 
-async def _form(request: Request) -> dict[str, str]:
+@dataclass(frozen=True)
+class Upload:
+    """A file sent with a dashboard form (evidence for a confirmation or dispute)."""
+
+    data: bytes
+    filename: str | None
+    media_type: str
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    """A form's fields (str); a multipart form's chosen files as `Upload`s (empty file inputs left out)."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        out: dict[str, Any] = {}
+        async with request.form(max_files=2, max_fields=20) as form:
+            for key, value in form.multi_items():
+                if isinstance(value, str):
+                    out.setdefault(key, value)
+                elif value.filename:
+                    out[key] = Upload(await value.read(), value.filename, value.content_type or "")
+        return out
     body = (await request.body()).decode("utf-8", errors="replace")
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
@@ -242,7 +261,7 @@ def _back(target: str, **params: str) -> RedirectResponse:
 
 
 async def _write(
-    request: Request, action: Callable[[Caller, Session, Services, dict[str, str]], str]
+    request: Request, action: Callable[[Caller, Session, Services, dict[str, Any]], str]
 ) -> Response:
     """A form POST: session, CSRF check, then `action` in a worker thread; back to the page with a message."""
     services = _services(request)
@@ -775,9 +794,12 @@ def received_page(request: Request) -> Response:
 
 @router.post("/lots/{lot_id}/confirm")
 async def confirm_lot(lot_id: str, request: Request) -> Response:
-    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, Any]) -> str:
+        note = str(form.get("note") or "").strip() or None
+        evidence = _evidence(services, caller, form.get("evidence"))
         write = Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
-        response = lots_service.confirm(session, write, lot_id, ConfirmRequest())
+        body = ConfirmRequest(note=note, evidence_hash=evidence)
+        response = lots_service.confirm(session, write, lot_id, body)
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the confirmation ({response.status_code}).")
         return f"Payment {short(lot_id)} confirmed on the ledger."
@@ -787,16 +809,33 @@ async def confirm_lot(lot_id: str, request: Request) -> Response:
 
 @router.post("/lots/{lot_id}/dispute")
 async def dispute_lot(lot_id: str, request: Request) -> Response:
-    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
-        reason = form.get("reason", "").strip()
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, Any]) -> str:
+        reason = str(form.get("reason") or "").strip()
         if not reason:
             raise ValidationError("Say why you dispute the payment.", hint="Write the reason in the form.")
-        # Only the hash of the reason goes on chain (no personal data on chain).
-        reason_hash = "0x" + keccak(text=reason).hex()
+        evidence = _evidence(services, caller, form.get("evidence"))
+        # The words and the file stay off chain (kept as documents); only their hash goes on chain.
         write = Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
-        response = lots_service.dispute(session, write, lot_id, DisputeRequest(reason_hash=reason_hash))
+        body = DisputeRequest(reason=reason, evidence_hash=evidence)
+        response = lots_service.dispute(session, write, lot_id, body)
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the dispute ({response.status_code}).")
         return f"Payment {short(lot_id)} disputed on the ledger."
 
     return await _write(request, action)
+
+
+def _evidence(services: Services, caller: Caller, upload: Any) -> str:
+    """An evidence file sent with the form, kept as a document (its hash is what the chain records)."""
+    if not isinstance(upload, Upload):
+        return "0x" + "00" * 32
+    if len(upload.data) > services.settings.document_max_bytes:
+        raise ValidationError(
+            f"The evidence file is larger than {services.settings.document_max_bytes:,} bytes.",
+            hint="Send a smaller file (a scan at a lower resolution, or a PDF).",
+        )
+    policy.require(caller, "documents.upload")
+    stored = documents_service.store(
+        services, caller, upload.data, upload.media_type or "application/octet-stream", upload.filename
+    )
+    return str(stored["hash"])
