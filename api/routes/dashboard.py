@@ -28,7 +28,7 @@ from api import charts, policy, sessions
 from api.charts import svg_img
 from api.deps import AlertId, Caller, ServicesDep
 from api.errors import error_response
-from api.flow import flow_nodes, render_flow
+from api.flow import FlowRoot, flow_nodes, render_flow
 from api.guards import ASGIApp, Message, Receive, Scope, Send
 from api.i18n import (
     ALERT_STATE_LABELS,
@@ -461,7 +461,19 @@ def loan_page(loan: str, request: Request) -> Response:
             money=money,
             labels=t.flat(),
             selected=selected_id,
+            root=FlowRoot(
+                lender=org_names(services).get(row.lender_org, short(row.lender_org)),
+                borrower=names.get(row.borrower, short(row.borrower)),
+                principal=f"{row.currency} {money(row.principal)}",
+                opened=(trail.loan.get("block_time") or "")[:16].replace("T", " "),
+            ),
         )
+        # The table of lots, a page at a time (a trail can hold far more lots than a page can show).
+        raw_page = request.query_params.get("page") or "1"
+        page_no = int(raw_page) if raw_page.isdigit() and int(raw_page) > 0 else 1
+        pages = max(1, -(-len(lots) // LOTS_PER_PAGE))
+        page_no = min(page_no, pages)
+        table = lots[(page_no - 1) * LOTS_PER_PAGE : page_no * LOTS_PER_PAGE]
         by_id = {d["lot_id"]: d for d in lots}
         selected = by_id.get(selected_id) if selected_id else None
         detail: dict[str, Any] | None = None
@@ -490,7 +502,8 @@ def loan_page(loan: str, request: Request) -> Response:
             caller=caller,
             loan=trail.loan,
             trail={"head": trail.head, "partial": trail.partial, **trail.counts()},
-            lots=lots,
+            lots=table,
+            lots_page={"page": page_no, "pages": pages, "total": len(lots), "size": LOTS_PER_PAGE},
             names=names,
             orgs=org_names(services),
             picture=picture,
@@ -531,6 +544,7 @@ def loan_page(loan: str, request: Request) -> Response:
 
 
 DOWNLOADS = ("report", "csv", "xlsx", "bundle")
+LOTS_PER_PAGE = 200
 
 
 @router.get("/loans/{loan}/download/{kind}")

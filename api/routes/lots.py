@@ -1,4 +1,4 @@
-"""Lots: one lot's state; the payee confirms (确权) or disputes it."""
+"""Lots: one lot's state; the payee confirms (收款确认) or disputes it."""
 
 from __future__ import annotations
 

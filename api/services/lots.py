@@ -1,4 +1,5 @@
-"""Lots: one lot as its holder, payer or overseer sees it; the payee confirms (确权) or disputes a payment."""
+"""Lots: one lot as its holder, payer or overseer sees it; the payee confirms receipt (收款确认) or
+disputes a payment."""
 
 from __future__ import annotations
 
