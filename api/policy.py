@@ -224,6 +224,7 @@ ROUTES: dict[str, str] = {
     # issue 20: the loan page's download buttons (report, CSV, Excel, bundle)
     "GET /dashboard/loans/{loan}/download/{kind}": "loan.reports",
     "GET /dashboard/portfolio": "portfolio.read",
+    "GET /dashboard/loans-export/{kind}": "loans.list",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.

@@ -191,3 +191,32 @@ def test_the_payer_is_who_signed_and_alerts_name_people_in_both_languages(monito
     assert f'data-alert-id="{alert["id"]}"' in page
     empty = api.http.get(f"/dashboard/alerts?rule=prohibited_use&loan={LOAN}").text
     assert 'data-alert-id="' not in empty
+
+
+def test_the_loans_table_downloads_as_csv_and_excel_in_a_persons_terms(
+    api: Api, paid: dict[str, str]
+) -> None:
+    dashboard_sign_in(api, "bank")
+    assert 'href="/dashboard/loans-export/xlsx"' in api.http.get("/dashboard/loans").text
+    r = api.http.get("/dashboard/loans-export/csv")
+    assert r.status_code == 200 and r.headers["content-type"] == "text/csv; charset=utf-8"
+    row = next(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert (row["loan_number"], row["borrower"], row["lender"]) == (LOAN, "Borrower Co", "Bank A")
+    assert (row["principal_yuan"], row["outstanding_yuan"], row["risk_class_zh"]) == (
+        "10000.00",
+        "5000.00",
+        "正常",
+    )
+    assert row["opened"].endswith("+08:00") and row["maturity_date"]
+    book = load_workbook(io.BytesIO(api.http.get("/dashboard/loans-export/xlsx").content))
+    sheet = book["Loans 贷款"]
+    header = [c.value for c in sheet[1]]
+    cells = dict(zip(header, sheet[2], strict=True))
+    assert cells["Loan 贷款编号"].value == LOAN
+    assert Decimal(str(cells["Outstanding 贷款余额"].value)) == Decimal("5000.00")
+    assert isinstance(cells["Opened 放款日期"].value, datetime)
+    dashboard_sign_in(api, "subsupplier")  # the supplier's own loans, without the borrower's risk file
+    row = next(
+        csv.DictReader(io.StringIO(api.http.get("/dashboard/loans-export/csv").content.decode("utf-8-sig")))
+    )
+    assert row["repaid_yuan"] == "" and row["risk_class"] == ""

@@ -56,6 +56,7 @@ from api.services.human import humanize, times_of
 from api.services.rows import account_names, loan_numbers, org_names
 from api.services.signers import signers
 from api.writes import Write
+from ledger.audit.workbook import XLSX_MEDIA_TYPE, loans_csv, loans_xlsx
 from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
 from ledger.monitoring.alerts import ALERT_STATES
 from ledger.protocol.dates import day_start, iso_time
@@ -430,6 +431,47 @@ def loans_page(request: Request) -> Response:
         )
 
     return _page(request, build)
+
+
+@router.get("/loans-export/{kind}")
+def loans_export(kind: str, request: Request) -> Response:
+    """The loans table as a file (CSV or Excel), in a person's terms: the same loans the page lists."""
+
+    def build(caller: Caller, session: Session, services: Services) -> Response:
+        if kind not in ("csv", "xlsx"):
+            raise NotFoundError(f"there is no loans export called {kind!r}", hint="csv or xlsx")
+        rows = loans_service.search_loans(session, services, caller)
+        humanize(session, services.settings.bank_zone, rows)
+        names, orgs = account_names(services), org_names(services)
+        table = [
+            {
+                "loan_number": r["loan_number"] or "",
+                "borrower": names.get(r["borrower"], ""),
+                "lender": orgs.get(r["lender_org"], ""),
+                "currency": r["currency"],
+                "principal_yuan": r["principal_yuan"],
+                "disbursed_yuan": r["disbursed_yuan"],
+                "repaid_yuan": r["repaid_yuan"] or "",
+                "outstanding_yuan": r["outstanding_yuan"] or "",
+                "opened": r["block_time"] or "",
+                "maturity_date": r["maturity_date"],
+                "status": STATUSES.get(int(r["status"]), ("", ""))[0],
+                "status_zh": STATUSES.get(int(r["status"]), ("", ""))[1],
+                "risk_class": "" if r["risk_class"] is None else RISK_CLASSES[int(r["risk_class"])][0],
+                "risk_class_zh": "" if r["risk_class"] is None else RISK_CLASSES[int(r["risk_class"])][1],
+                "loan_id": r["loan_id"],
+                "borrower_address": r["borrower"],
+                "block_number": r["block_number"],
+            }
+            for r in rows
+        ]
+        name = f"fundflow-loans.{kind}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        if kind == "csv":
+            return Response(loans_csv(table), media_type="text/csv; charset=utf-8", headers=headers)
+        return Response(loans_xlsx(table), media_type=XLSX_MEDIA_TYPE, headers=headers)
+
+    return _page(request, build)  # type: ignore[arg-type]
 
 
 @router.get("/loans/{loan}", response_class=HTMLResponse)

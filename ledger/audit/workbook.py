@@ -9,9 +9,10 @@ event, the CSV's columns) and the lots.
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +24,7 @@ from ledger.audit.report import EXPORT_COLUMNS, HUMAN_COLUMNS, People, trail_row
 from ledger.audit.verify import Verification
 from ledger.protocol.money import yuan_text
 
-__all__ = ["XLSX_MEDIA_TYPE", "export_xlsx"]
+__all__ = ["XLSX_MEDIA_TYPE", "export_xlsx", "loans_csv", "loans_xlsx"]
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -143,6 +144,68 @@ def export_xlsx(
         lots.cell(n, 2).number_format = lots.cell(n, 3).number_format = _MONEY
     _widths(lots, {1: 24, 2: 18, 3: 18, 5: 44, 6: 68, 7: 68})
 
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+_LOAN_HEADERS = {
+    "loan_number": "Loan 贷款编号",
+    "borrower": "Borrower 借款人",
+    "lender": "Lender 贷款行",
+    "currency": "Currency 币种",
+    "principal_yuan": "Principal 本金",
+    "disbursed_yuan": "Disbursed 已放款",
+    "repaid_yuan": "Repaid 已还款",
+    "outstanding_yuan": "Outstanding 贷款余额",
+    "opened": "Opened 放款日期",
+    "maturity_date": "Maturity 到期日",
+    "status": "Status",
+    "status_zh": "状态",
+    "risk_class": "Risk class",
+    "risk_class_zh": "五级分类",
+}
+
+
+def loans_csv(rows: list[dict[str, Any]]) -> str:
+    """A loan list (the dashboard's loans table) as CSV with a byte-order mark for Excel."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    columns = list(rows[0]) if rows else list(_LOAN_HEADERS)
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def loans_xlsx(rows: list[dict[str, Any]]) -> bytes:
+    """A loan list as a workbook: yuan as numbers, dates as dates, the rest as text."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Loans 贷款"
+    columns = list(rows[0]) if rows else list(_LOAN_HEADERS)
+    _bold_header(sheet, [_LOAN_HEADERS.get(c, c) for c in columns])
+    for row in rows:
+        values: list[Any] = []
+        for c in columns:
+            value: Any = row[c]
+            if c.endswith("_yuan"):
+                value = Decimal(value) if value else None
+            elif c == "opened":
+                value = _when(str(value))
+            elif c == "maturity_date":
+                value = date.fromisoformat(value) if value else None
+            values.append(value)
+        sheet.append(values)
+        n = sheet.max_row
+        for i, c in enumerate(columns, start=1):
+            if c.endswith("_yuan"):
+                sheet.cell(n, i).number_format = _MONEY
+            elif c == "opened":
+                sheet.cell(n, i).number_format = _WHEN
+            elif c == "maturity_date":
+                sheet.cell(n, i).number_format = "yyyy-mm-dd"
+    _widths(sheet, {1: 16, 2: 24, 3: 24, 5: 18, 6: 18, 7: 18, 8: 18, 9: 18, 10: 12})
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
