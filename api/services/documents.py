@@ -31,7 +31,6 @@ from api.services import Services
 from api.services.access import lot_visible, sees_whole_trail
 from ledger.chain.client import TxResult
 from ledger.errors import ChainError, NotFoundError, StorageError, ValidationError
-from ledger.mirror.models import Event
 from ledger.mirror.read import DocumentReference, Mirror
 from ledger.store.offchain import Document, DocumentAttachment, DocumentUpload, keccak_hex
 
@@ -225,7 +224,7 @@ def _sees_attachment(session: Session, caller: Caller, digest: str, refs: list[D
     for a in session.execute(sa.select(attach_t).where(attach_t.c.hash == digest)):
         if a.loan_id is None:
             continue
-        if a.transaction_hash not in mirrored and not _statement_on_chain(session, a.transaction_hash):
+        if a.transaction_hash not in mirrored and not _statement_on_chain(session, a):
             continue
         loan = mirror.loan(a.loan_id)
         if loan is None:
@@ -243,14 +242,12 @@ def _sees_attachment(session: Session, caller: Caller, digest: str, refs: list[D
     return False
 
 
-def _statement_on_chain(session: Session, tx_hash: str) -> bool:
+def _statement_on_chain(session: Session, attachment: Any) -> bool:
     """An evidence file named inside a payee's statement is named by no event itself: its attachment counts
     while the transaction that recorded the statement is on the mirrored chain."""
-    events_t: sa.Table = Event.__table__  # type: ignore[attr-defined]
-    found = session.execute(
-        sa.select(events_t.c.transaction_hash).where(events_t.c.transaction_hash == tx_hash).limit(1)
-    ).first()
-    return found is not None
+    return Mirror(session).has_transaction(
+        attachment.transaction_hash, attachment.loan_id, int(attachment.block_number)
+    )
 
 
 def _visible_document(session: Session, caller: Caller, digest: str) -> tuple[Any, list[DocumentReference]]:
