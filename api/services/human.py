@@ -10,7 +10,6 @@ guess.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, tzinfo
 from typing import Any
 
@@ -38,15 +37,18 @@ TIME_FIELDS = {
 _SKIP = frozenset({"args", "details", "terms", "events", "facts"})
 
 
-def _dicts(data: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(data, dict):
-        yield data
-        for key, value in data.items():
-            if key not in _SKIP and isinstance(value, dict | list):
-                yield from _dicts(value)
-    elif isinstance(data, list):
-        for item in data:
-            yield from _dicts(item)
+def _dicts(data: Any) -> list[dict[str, Any]]:
+    """Every dict in `data`, nested ones included (order does not matter); iterative, for long trails."""
+    out: list[dict[str, Any]] = []
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            out.append(item)
+            stack.extend(v for k, v in item.items() if v and isinstance(v, dict | list) and k not in _SKIP)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return out
 
 
 def times_of(session: Session, numbers: Any) -> dict[int, int]:
@@ -58,22 +60,30 @@ def humanize(session: Session, zone: tzinfo, data: Any, currency: str = "CNY") -
     """Adds the yuan and time companions to every dict in `data` (in place) and returns `data`."""
     dicts = list(_dicts(data))
     numbers = {d[k] for d in dicts for k in TIME_FIELDS if isinstance(d.get(k), int)}
-    times = times_of(session, numbers) if numbers else {}
+    # One ISO string per block, not per row: a trail's lots share a handful of blocks.
+    stamps = {n: iso_time(ts, zone) for n, ts in (times_of(session, numbers) if numbers else {}).items()}
+    amount_fields = [(name, f"{name}_yuan") for name in AMOUNT_FIELDS]
+    time_fields = list(TIME_FIELDS.items())
     for d in dicts:
         cur = d.get("currency") or currency
         money = False
-        for name in AMOUNT_FIELDS:
-            if name in d and not isinstance(d[name], bool | dict | list):
+        for name, out in amount_fields:
+            if name in d:
                 value = d[name]
-                d[f"{name}_yuan"] = yuan_text(int(value), cur) if isinstance(value, int) else None
+                if type(value) is int:
+                    d[out] = yuan_text(value, cur)
+                elif isinstance(value, bool | dict | list):
+                    continue
+                else:
+                    d[out] = yuan_text(int(value), cur) if isinstance(value, int) else None
                 money = True
         if money and not d.get("currency"):
             d["currency"] = cur
-        for name, out in TIME_FIELDS.items():
+        for name, out in time_fields:
             if name in d:
-                stamp = times.get(d[name]) if isinstance(d[name], int) else None
-                d[out] = None if stamp is None else iso_time(stamp, zone)
-        if isinstance(d.get("maturity"), int) and not isinstance(d["maturity"], bool):
+                d[out] = stamps.get(d[name])
+        maturity = d.get("maturity")
+        if type(maturity) is int:
             # A maturity is entered as a calendar day (midnight UTC): that day, whatever the bank's zone.
-            d["maturity_date"] = iso_date(d["maturity"], UTC)
+            d["maturity_date"] = iso_date(maturity, UTC)
     return data
