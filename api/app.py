@@ -34,12 +34,17 @@ __all__ = ["create_app"]
 
 DESCRIPTION = """Fundflow: a fund-flow ledger for post-loan management.
 
+**Amounts are decimal strings in yuan**: `"amount": "1000.00"` is CNY 1,000.00 (at most two decimals, no
+sign, exponent or thousands separator). A JSON number is refused with a 422 that shows the string for each
+reading (`1000` could mean CNY 10.00 in fen or CNY 1,000.00). Answers keep every amount in fen (`amount`)
+and add the yuan string beside it (`amount_yuan`) with the `currency`; every block number (`block_number`)
+gets its block's time (`block_time`, ISO 8601 in the bank's time zone, `FUNDFLOW_BANK_TIMEZONE`).
+
 Banks open loans and disburse; enterprises pay onward out of the money they hold and confirm or dispute
 what they received; auditors read and attest trails. Every write is a signed transaction on the ledger
 chain; every read comes from the indexer's SQL mirror.
 
 * Authenticate with `Authorization: Bearer <token>` (`fundflow tokens create NAME`).
-* Amounts: integer minor units (fen) or a decimal string ("1234.56"); floats are refused.
 * Send an `Idempotency-Key` header on every POST; add `?wait=true` to read your own write.
 """
 

@@ -62,6 +62,8 @@ API_SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 _UPLOAD_PATH = "/v1/documents"
+_EVIDENCE_FORM = re.compile(r"/dashboard/lots/0x[0-9a-fA-F]{64}/(confirm|dispute)")
+_FORM_OVERHEAD = 64 * 1024
 
 
 class TokenBuckets:
@@ -276,7 +278,11 @@ class RequestGuards:
                 )
                 return
 
-        limit = self.settings.document_max_bytes if path == _UPLOAD_PATH else self.settings.max_body_bytes
+        limit = self.settings.max_body_bytes
+        if path == _UPLOAD_PATH:
+            limit = self.settings.document_max_bytes
+        elif _EVIDENCE_FORM.fullmatch(path):  # a payee's form with an evidence file (and a few fields)
+            limit = self.settings.document_max_bytes + _FORM_OVERHEAD
         declared = _header(scope, b"content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             await self._too_large(send, method, path, who, limit)

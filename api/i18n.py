@@ -7,7 +7,16 @@ from markupsafe import Markup
 
 from ledger.protocol.codes import LoanStatus, RiskClass
 
-__all__ = ["LANGS", "RISK_CLASSES", "STATUSES", "Translator", "translator"]
+__all__ = [
+    "ALERT_STATE_LABELS",
+    "LANGS",
+    "RISK_CLASSES",
+    "RULE_LABELS",
+    "SEVERITY_LABELS",
+    "STATUSES",
+    "Translator",
+    "translator",
+]
 
 LANGS = ("en", "zh")
 
@@ -17,7 +26,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "term_disbursement": ("Disbursement", "放款"),
     "term_entrusted": ("Entrusted payment", "受托支付"),
     "term_payment": ("Payment", "支付"),
-    "term_confirmation": ("Confirmation", "确权"),
+    "term_confirmation": ("Confirmation of receipt", "收款确认"),
     "term_risk_class": ("Risk class", "五级分类"),
     "term_purpose": ("Purpose", "资金用途"),
     "term_declared_use": ("Declared use", "约定用途"),
@@ -38,7 +47,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "term_evidence": ("Evidence documents", "凭证文件"),
     "loans": ("Loans", "贷款列表"),
     "alerts": ("Alerts", "预警"),
-    "received": ("Payments received", "收款确权"),
+    "received": ("Payments received", "收款确认"),
     "sign_in": ("Sign in", "登录"),
     "sign_out": ("Sign out", "退出"),
     "token": ("API token", "API 令牌"),
@@ -75,15 +84,15 @@ _LABELS: dict[str, tuple[str, str]] = {
         "The loan changed on chain since; the mirror is catching up.",
         "此后链上贷款已有新记录，镜像正在同步。",
     ),
-    "confirmed": ("confirmed", "已确权"),
-    "unconfirmed": ("awaiting confirmation", "待确权"),
+    "confirmed": ("confirmed", "已确认收款"),
+    "unconfirmed": ("awaiting confirmation", "待确认收款"),
     "disputed": ("disputed", "有异议"),
     "outside_use": ("outside declared use", "超出约定用途"),
     "alert": ("alert", "预警"),
     "confirm": ("Confirm receipt", "确认收款"),
     "dispute": ("Dispute", "提出异议"),
     "dispute_reason": ("Reason for the dispute", "异议理由"),
-    "waiting": ("Waiting for your confirmation", "待您确权"),
+    "waiting": ("Waiting for your confirmation", "待您确认收款"),
     "done": ("Already answered", "已处理"),
     "nothing": ("Nothing here.", "暂无记录。"),
     "acknowledge": ("Acknowledge", "确认知悉"),
@@ -115,6 +124,74 @@ _LABELS: dict[str, tuple[str, str]] = {
     "lots_table": ("All lots", "全部批次"),
     "role": ("Role", "角色"),
     "kind": ("Kind", "类型"),
+    # --- issue 20: dates, downloads, portfolio, evidence ---
+    "date": ("Date", "日期"),
+    "opened": ("Opened", "放款日期"),
+    "times_in": ("Times are block times in", "时间为区块时间，时区"),
+    "downloads": ("Downloads", "下载"),
+    "dl_report": ("Audit report (HTML)", "审计报告（HTML）"),
+    "dl_csv": ("Trail (CSV)", "资金流向（CSV）"),
+    "dl_xlsx": ("Trail (Excel)", "资金流向（Excel）"),
+    "dl_bundle": ("Proof bundle (JSON)", "证明包（JSON）"),
+    "portfolio": ("Portfolio", "资产组合"),
+    "evidence_file": ("Evidence file (optional)", "凭证文件（可选）"),
+    "confirm_note": ("Note (optional)", "备注（可选）"),
+    "paid_out_of": ("Paid out of", "资金来源批次"),
+    "rule_any": ("any rule", "全部规则"),
+    "as_of": ("As of block time", "截至区块时间"),
+    "loans_open": ("Open loans", "存续贷款"),
+    "non_performing": ("Non-performing (substandard or worse)", "不良（次级及以下）"),
+    "by_class": ("Outstanding by risk class", "按五级分类的贷款余额"),
+    "by_type": ("Outstanding by loan type", "按贷款类型的贷款余额"),
+    "type_not_stated": ("not stated in the terms", "条款未注明"),
+    "overdue_buckets": ("Loans past maturity, by days", "逾期贷款（按逾期天数）"),
+    "overdue_note": (
+        "Days past the maturity date on the chain's clock; days past due of instalments are on each loan.",
+        "按链上时间计算的超过到期日天数；分期还款逾期天数见各笔贷款。",
+    ),
+    "top_exposures": ("Largest exposures by borrower", "借款人敞口前十"),
+    "alerts_by_rule": ("Alerts by rule and severity", "按规则与严重程度的预警"),
+    "alerts_by_month": ("Alerts raised per month", "每月新增预警"),
+    "count": ("Count", "笔数"),
+    "days": ("Days", "天数"),
+    "more_payments": ("more payments,", "笔其他支付，合计"),
+    "page": ("Page", "页"),
+    "of": ("of", "/"),
+    "previous": ("Previous", "上一页"),
+    "next": ("Next", "下一页"),
+    "since": ("From", "起始日期"),
+    "until": ("To", "截止日期"),
+}
+
+# --- issue 20: alerts in both languages (rule, severity, state) ---
+RULE_LABELS: dict[str, tuple[str, str]] = {
+    "undeclared_use": ("Use outside the declared purposes", "资金用途超出约定"),
+    "prohibited_use": ("Prohibited use of loan funds", "贷款资金违规用途"),
+    "circular_flow": ("Money flowed back", "资金回流"),
+    "rapid_pass_through": ("Rapid pass-through", "资金快进快出"),
+    "structuring": ("Payments split under the threshold", "化整为零规避受托支付"),
+    "concentration": ("Concentration on one payee", "资金集中流向单一收款方"),
+    "unconfirmed_payment": ("Payment not confirmed", "收款未确认"),
+    "disputed_payment": ("Payment disputed", "收款有异议"),
+    "late_repayment": ("Repayment past due", "还款逾期"),
+    "past_maturity": ("Past maturity", "贷款逾期未还"),
+    "collateral_cover": ("Collateral cover too low", "押品覆盖不足"),
+    "collateral_stale": ("Collateral valuation stale", "押品估值过期"),
+    "missed_inspection": ("Inspection overdue", "贷后检查逾期"),
+}
+SEVERITY_LABELS: dict[str, tuple[str, str]] = {
+    "info": ("info", "提示"),
+    "low": ("low", "低"),
+    "medium": ("medium", "中"),
+    "high": ("high", "高"),
+    "critical": ("critical", "严重"),
+}
+ALERT_STATE_LABELS: dict[str, tuple[str, str]] = {
+    "open": ("open", "未处理"),
+    "acknowledged": ("acknowledged", "已知悉"),
+    "resolved": ("resolved", "已解决"),
+    "unresolved": ("unresolved", "未解决"),
+    "all": ("all", "全部"),
 }
 
 # code -> (English, Chinese), from the protocol's enums. A loan is never shown with status NONE (no loan).

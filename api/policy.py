@@ -162,6 +162,9 @@ POLICY: dict[str, Rule] = {
                          note="own: a payment made to the caller's organisation"),
     "alert.read": _rule("see an alert", lender=YES, auditor=YES),
     "alert.handle": _rule("acknowledge or resolve alerts", **_SERVICING),
+    # -- issue 20: the portfolio view (the bank's risk view of its borrowers: no enterprise sees it)
+    "portfolio.read": _rule("see the portfolio (totals, classes, overdue, exposures, alerts)", "caller",
+                            **_lenders(OWN), auditor=YES, note="own: the bank's own loans and their alerts"),
 }  # fmt: skip
 
 # The action behind every /v1 route (OpenAPI) and every dashboard page or form.
@@ -218,6 +221,10 @@ ROUTES: dict[str, str] = {
     "GET /dashboard/received": "payments.received",
     "POST /dashboard/lots/{lot_id}/confirm": "lot.confirm",
     "POST /dashboard/lots/{lot_id}/dispute": "lot.dispute",
+    # issue 20: the loan page's download buttons (report, CSV, Excel, bundle)
+    "GET /dashboard/loans/{loan}/download/{kind}": "loan.reports",
+    "GET /dashboard/portfolio": "portfolio.read",
+    "GET /dashboard/loans-export/{kind}": "loans.list",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.
@@ -228,6 +235,7 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "repayments": "loan.repayments",
     "classifications": "loan.risk_class",
     "collateral": "loan.collateral",
+    "downloads": "loan.reports",
 }
 
 _ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}

@@ -1,5 +1,8 @@
-"""Request and response bodies of the API, with the parsing rules a bank expects: money as integer minor
-units or a decimal string (never a float), 32-byte hashes as 0x-hex, addresses checksummed."""
+"""Request and response bodies of the API, with the parsing rules a bank expects: money sent as a decimal
+string in yuan (a JSON number is refused, see `ledger.protocol.money.parse_yuan`), 32-byte hashes as 0x-hex,
+addresses checksummed. Answers keep amounts in fen (`amount`) and add the yuan string beside each
+(`amount_yuan`) with the `currency`; every block number (`block_number`) gets its time (`block_time`, ISO
+8601 in the bank's zone)."""
 
 from __future__ import annotations
 
@@ -7,11 +10,11 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from ledger.mirror.models import LoanBase, LotBase
 from ledger.protocol.codes import MAX_BATCH, MAX_MATURITY, MAX_PURPOSE, RiskClass
-from ledger.protocol.money import Amount, parse_amount
+from ledger.protocol.money import Amount, YuanAmount, parse_amount, parse_yuan
 from ledger.protocol.terms import Address, LoanTerms
 
 __all__ = [
@@ -20,6 +23,7 @@ __all__ = [
     "Hash32",
     "LoanTerms",
     "WriteResult",
+    "YuanAmount",
     "parse_amount",
     "parse_maturity",
 ]
@@ -94,6 +98,21 @@ _TERMS_EXAMPLE: dict[str, Any] = {
 # ---------------------------------------------------------------------------------------------- writes
 
 
+def _terms_amounts_in_yuan(data: Any) -> Any:
+    """The amounts inside a request's terms follow the API's rule too (decimal strings in yuan): a number
+    there is refused before LoanTerms (which also reads stored documents) sees it."""
+    terms = data.get("terms") if isinstance(data, dict) else None
+    if not isinstance(terms, dict):
+        return data
+    if "approval_threshold" in terms and terms["approval_threshold"] is not None:
+        parse_yuan(terms["approval_threshold"], "approval_threshold")
+    schedule = terms.get("repayment_schedule")
+    for item in schedule if isinstance(schedule, list) else []:
+        if isinstance(item, dict) and "amount" in item:
+            parse_yuan(item["amount"], "amount")
+    return data
+
+
 class OpenLoanRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -123,11 +142,16 @@ class OpenLoanRequest(BaseModel):
         max_length=200,
         description="The borrower's registration number; only a salted hash goes on chain.",
     )
-    principal: Amount
+    principal: YuanAmount
     currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
     allowed_purposes: list[Purpose] = Field(min_length=1)
     maturity: Maturity
     terms: LoanTerms = Field(default_factory=LoanTerms)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yuan_terms(cls, data: Any) -> Any:
+        return _terms_amounts_in_yuan(data)
 
 
 class DisburseRequest(BaseModel):
@@ -138,7 +162,7 @@ class DisburseRequest(BaseModel):
     )
 
     payee: Address
-    amount: Amount
+    amount: YuanAmount
     purpose: Purpose
     evidence_hash: Hash32 = ZERO_HASH
 
@@ -146,7 +170,7 @@ class DisburseRequest(BaseModel):
 class PaymentItem(BaseModel):
     from_lot: Hash32
     payee: Address
-    amount: Amount
+    amount: YuanAmount
     purpose: Purpose
     evidence_hash: Hash32 = ZERO_HASH
 
@@ -159,7 +183,7 @@ class PayRequest(PaymentItem):
                     "loan": "LN-2026-0001",
                     "from_lot": _EX_LOT,
                     "payee": _EX_ADDR,
-                    "amount": 12000000,
+                    "amount": "120000.00",
                     "purpose": 1,
                     "evidence_hash": _EX_HASH,
                 }
@@ -190,17 +214,63 @@ class PayBatchRequest(BaseModel):
 
 
 class ConfirmRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"evidence_hash": _EX_HASH}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"evidence_hash": _EX_HASH},
+                {"note": "Goods received in full, delivery note DN-2026-0042.", "evidence_hash": _EX_HASH},
+            ]
+        }
+    )
 
     loan: str | None = Field(None, description="Only needed while the lot is not mirrored yet.")
-    evidence_hash: Hash32 = ZERO_HASH
+    evidence_hash: Hash32 = Field(
+        ZERO_HASH, description="An uploaded document (POST /v1/documents answers its hash), or none."
+    )
+    note: str | None = Field(
+        None,
+        min_length=1,
+        max_length=8000,
+        description="Your words, kept off chain as a document; keccak256 of that document goes on chain as "
+        "the confirmation's evidence (with `evidence_hash`'s document named in it).",
+    )
 
 
 class DisputeRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"reason_hash": _EX_HASH}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "Invoice INV-7731 was for CNY 12,000.00, not 15,000.00.",
+                    "evidence_hash": _EX_HASH,
+                },
+                {"reason_hash": _EX_HASH},
+            ]
+        }
+    )
 
     loan: str | None = None
-    reason_hash: Hash32
+    reason: str | None = Field(
+        None,
+        min_length=1,
+        max_length=8000,
+        description="Why you dispute it, in your words: kept off chain as a document, its keccak256 goes on "
+        "chain as the reason hash. Give this or `reason_hash`.",
+    )
+    reason_hash: Hash32 | None = Field(None, description="keccak256 of a reason you keep yourself")
+    evidence_hash: Hash32 = Field(
+        ZERO_HASH, description="With `reason`: an uploaded document named in the dispute statement"
+    )
+
+    @model_validator(mode="after")
+    def _one_reason(self) -> DisputeRequest:
+        if (self.reason is None) == (self.reason_hash is None):
+            raise ValueError(
+                'give the reason as text ("reason": "...") or its hash ("reason_hash"), not both'
+            )
+        if self.reason is None and int(self.evidence_hash, 16) != 0:
+            raise ValueError('evidence_hash goes with "reason" (both are named in the dispute statement)')
+        return self
 
 
 class RepayRequest(BaseModel):
@@ -208,7 +278,7 @@ class RepayRequest(BaseModel):
         json_schema_extra={"examples": [{"amount": "250000.00", "evidence_hash": _EX_HASH}]}
     )
 
-    amount: Amount
+    amount: YuanAmount
     evidence_hash: Hash32 = ZERO_HASH
 
 
@@ -263,7 +333,7 @@ class CollateralRequest(BaseModel):
     )
 
     collateral_id: Hash32
-    value: Amount
+    value: YuanAmount
     evidence_hash: Hash32 = ZERO_HASH
 
 
@@ -281,6 +351,11 @@ class RestructureRequest(BaseModel):
 
     maturity: Maturity
     terms: LoanTerms
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yuan_terms(cls, data: Any) -> Any:
+        return _terms_amounts_in_yuan(data)
 
 
 class EventOut(BaseModel):
@@ -353,6 +428,16 @@ class LoanOut(LoanBase):
     risk_class: int | None = Field(  # type: ignore[assignment]
         description="RiskClass: 0 normal .. 4 loss; null for a supplier (the borrower's risk file)"
     )
+    # In a person's terms (api.services.human): yuan strings beside the fen, times beside the blocks.
+    principal_yuan: str | None = Field(None, description='principal in yuan, e.g. "5000000.00"')
+    disbursed_yuan: str | None = None
+    repaid_yuan: str | None = None
+    outstanding_yuan: str | None = None
+    block_time: str | None = Field(
+        None, description="when the loan was opened: its block's time, ISO 8601 in the bank's time zone"
+    )
+    updated_time: str | None = Field(None, description="time of the block of the loan's latest event")
+    maturity_date: str | None = Field(None, description='the maturity as a calendar day, "2027-06-30"')
 
 
 class LotOut(LotBase):
@@ -375,6 +460,17 @@ class LotOut(LotBase):
 
     purpose_label: str = ""
     holder_name: str | None = None
+    amount_yuan: str | None = Field(None, description='amount in yuan, e.g. "2000000.00"')
+    remaining_yuan: str | None = None
+    currency: str | None = Field(None, description="the loan's currency (ISO 4217)")
+    block_time: str | None = Field(
+        None, description="when the lot was recorded: its block's time, ISO 8601 in the bank's time zone"
+    )
+    confirmation_time: str | None = Field(None, description="when the payee confirmed or disputed it")
+    paid_by: str | None = Field(
+        None, description="the account that signed the payment (payments received); null if not known"
+    )
+    paid_by_name: str | None = None
 
 
 class TrailLot(LotOut):

@@ -36,7 +36,7 @@ from ledger.chain.journal import SendJournal, SignedTx
 from ledger.chain.rpc import RpcError
 from ledger.errors import ChainError, ConflictError, FundflowError
 from ledger.mirror.read import Mirror
-from ledger.store.offchain import IdempotencyRecord, canonical_json
+from ledger.store.offchain import IdempotencyRecord, canonical_json, remember_signer
 
 __all__ = ["Outcome", "Write", "WriteDep", "get_write", "run_write", "wait_for_block"]
 
@@ -270,6 +270,10 @@ def run_write(
         documents.attach(services, caller, outcome.tx)
     except sa.exc.SQLAlchemyError:  # pragma: no cover - the write is on chain; it must not answer 500
         log.exception("could not record the documents attached by transaction %s", outcome.tx.tx_hash)
+    try:  # who signed it: a payment's payer is its signer (the monitor and the pages name it)
+        remember_signer(services.engine, outcome.tx.tx_hash, caller.address)
+    except sa.exc.SQLAlchemyError:  # pragma: no cover - the write is on chain; it must not answer 500
+        log.exception("could not keep the signer of transaction %s", outcome.tx.tx_hash)
     body_out = result_body(outcome, mirrored=False)
     if idempotency_key is not None:
         _finish(services, caller, idempotency_key, status_code, body_out)

@@ -24,7 +24,7 @@ from ledger.errors import FundflowError
 from ledger.protocol.purposes import Purpose
 from ledger.store.offchain import create_token
 
-__all__ = ["DEMO_LOAN", "PARTICIPANTS", "seed_demo_via_api"]
+__all__ = ["DEMO_LOAN", "PARTICIPANTS", "SHELL_NAMES", "seed_demo_via_api"]
 
 DEMO_LOAN = "LN-2026-0001"
 PARTICIPANTS: list[tuple[str, str]] = [
@@ -36,6 +36,15 @@ PARTICIPANTS: list[tuple[str, str]] = [
     ("Greenfield Logistics", "enterprise"),
     ("Harbor Audit Partners", "auditor"),
 ]
+SHELL_NAMES = {  # the README walkthrough's shell variable for each participant's token
+    "Lakeside Commercial Bank": "BANK",
+    "Brightpath Robotics": "BORROWER",
+    "Eastwind Auto Parts": "EASTWIND",
+    "Pinecrest Electronics": "PINECREST",
+    "Northriver Steel": "STEEL",
+    "Greenfield Logistics": "LOGISTICS",
+    "Harbor Audit Partners": "AUDITOR",
+}
 
 
 def onboard_demo(

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -216,6 +217,28 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins allowed to call the API from a browser (comma-separated); none by default.",
     )
+
+    # --- issue 20: dates in the bank's time zone -------------------------------------------------------
+    bank_timezone: str = Field(
+        "Asia/Shanghai",
+        description="IANA time zone in which block times are shown to people (pages, answers, exports).",
+    )
+
+    @field_validator("bank_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone; write one like Asia/Shanghai or Europe/London"
+            ) from None
+        return value
+
+    @property
+    def bank_zone(self) -> ZoneInfo:
+        """`bank_timezone` as a tzinfo."""
+        return ZoneInfo(self.bank_timezone)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

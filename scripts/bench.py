@@ -304,7 +304,7 @@ class WriteRig:
                 "loan": self.loan_id,
                 "from_lot": self.lots["api"],
                 "payee": self.payee(),
-                "amount": 1,
+                "amount": "0.01",
                 "purpose": 1,
                 "evidence_hash": self.evidence(),
             }
@@ -318,7 +318,7 @@ class WriteRig:
                 {
                     "from_lot": p.from_lot,
                     "payee": p.payee,
-                    "amount": 1,
+                    "amount": "0.01",
                     "purpose": 1,
                     "evidence_hash": p.evidence_hash,
                 }
@@ -1179,8 +1179,15 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
         "PostgreSQL server: `FUNDFLOW_BENCH_POSTGRES` (default postgresql+psycopg://postgres@127.0.0.1:5432/test).",
         "",
     ]
+    # What people wrote under the marker (the analysis moved from the README, issue 20) survives a rerun.
+    kept = path.read_text().partition(HAND_WRITTEN)[2] if path.exists() else ""
+    if kept:
+        lines += [HAND_WRITTEN + kept.rstrip("\n"), ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+HAND_WRITTEN = "<!-- hand-written below this line: scripts/bench.py keeps it when it regenerates the page -->"
 
 
 def _scale_table(figs: dict[str, dict[str, Any]]) -> list[str]:

@@ -249,7 +249,7 @@ class ApiSender:
                 "loan": self.rig.loan,
                 "from_lot": lot,
                 "payee": self.rig.payee(),
-                "amount": 1,
+                "amount": "0.01",
                 "purpose": 1,
                 "evidence_hash": evidence(),
             }
@@ -259,7 +259,7 @@ class ApiSender:
                 {
                     "from_lot": p.from_lot,
                     "payee": p.payee,
-                    "amount": 1,
+                    "amount": "0.01",
                     "purpose": 1,
                     "evidence_hash": p.evidence_hash,
                 }

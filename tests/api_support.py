@@ -105,6 +105,7 @@ class Api:
         return self.accounts[who].address
 
     def open_loan(self, who: str = "bank", principal: Any = "1000000.00", **extra: Any) -> dict[str, Any]:
+        principal = yuan(principal)
         body = {
             "borrower": self.address("borrower"),
             "principal": principal,
@@ -116,17 +117,24 @@ class Api:
         assert r.status_code == 201, r.text
         return dict(r.json())
 
-    def disburse(self, loan: str, payee: str, amount: Any = 100000, purpose: int = 1) -> str:
+    def disburse(self, loan: str, payee: str, amount: Any = "1000.00", purpose: int = 1) -> str:
         r = self.post(
             "bank",
             f"/v1/loans/{loan}/disbursements?wait=true",
-            {"payee": self.address(payee), "amount": amount, "purpose": purpose},
+            {"payee": self.address(payee), "amount": yuan(amount), "purpose": purpose},
         )
         assert r.status_code == 201, r.text
         return str(r.json()["lot_ids"][0])
 
     def pay(
-        self, who: str, loan: str, from_lot: str, payee: str, amount: Any = 1000, purpose: int = 1, **kw: Any
+        self,
+        who: str,
+        loan: str,
+        from_lot: str,
+        payee: str,
+        amount: Any = "10.00",
+        purpose: int = 1,
+        **kw: Any,
     ) -> Any:
         return self.post(
             who,
@@ -135,11 +143,19 @@ class Api:
                 "loan": loan,
                 "from_lot": from_lot,
                 "payee": self.address(payee),
-                "amount": amount,
+                "amount": yuan(amount),
                 "purpose": purpose,
             },
             **kw,
         )
+
+
+def yuan(amount: Any) -> Any:
+    """Older tests count in fen: an int here is fen, sent as the yuan string the API takes (1 -> "0.01");
+    anything else is sent as written."""
+    from ledger.protocol.money import yuan_text
+
+    return yuan_text(amount) if isinstance(amount, int) and not isinstance(amount, bool) else amount
 
 
 def signin_csrf(http: Any) -> str:

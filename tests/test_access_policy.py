@@ -209,25 +209,30 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         .replace("{alert_id}", str(world["alerts"]["dash" if on_dashboard else "api"]))
         .replace("{digest}", digest)
         .replace("{lang}", "en")
+        .replace("{kind}", "csv")
     )
     from_lot = _lot_of(world, who, "pay")
-    payment = {"from_lot": from_lot, "payee": api.address("subsupplier"), "amount": 1, "purpose": 1}
+    payment = {"from_lot": from_lot, "payee": api.address("subsupplier"), "amount": "0.01", "purpose": 1}
     bodies: dict[str, Any] = {
         "POST /v1/loans": {
             "borrower": api.address("borrower"),
-            "principal": 5,
+            "principal": "0.05",
             "allowed_purposes": [1],
             "maturity": "2099-01-01",
         },
-        "POST /v1/loans/{loan}/disbursements": {"payee": api.address("supplier"), "amount": 1, "purpose": 1},
+        "POST /v1/loans/{loan}/disbursements": {
+            "payee": api.address("supplier"),
+            "amount": "0.01",
+            "purpose": 1,
+        },
         "POST /v1/loans/{loan}/restructure": {
             "maturity": "2099-06-30",
             "terms": {"repayment_schedule": [{"due": "2099-06-30", "amount": "1.00"}]},
         },
-        "POST /v1/loans/{loan}/repayments": {"amount": 1},
+        "POST /v1/loans/{loan}/repayments": {"amount": "0.01"},
         "POST /v1/loans/{loan}/classifications": {"risk_class": 1, "reason_hash": ZERO},
         "POST /v1/loans/{loan}/classification": {"risk_class": 1, "reason": "walked by the policy test"},
-        "POST /v1/loans/{loan}/collateral": {"collateral_id": ZERO, "value": 1},
+        "POST /v1/loans/{loan}/collateral": {"collateral_id": ZERO, "value": "0.01"},
         "POST /v1/loans/{loan}/attestations": {"report_hash": ZERO},
         "POST /v1/payments": {"loan": LOAN} | payment,
         "POST /v1/payments/batch": {"loan": LOAN, "payments": [payment]},

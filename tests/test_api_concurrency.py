@@ -33,7 +33,7 @@ def _count(api: Api, sql: str) -> int:
 def test_the_same_post_ten_times_concurrently_records_once(api: Api) -> None:
     loan = api.open_loan()["loan_id"]
     key = str(uuid.uuid4())
-    body = {"payee": api.address("supplier"), "amount": 777, "purpose": 1}
+    body = {"payee": api.address("supplier"), "amount": "7.77", "purpose": 1}
 
     def send(_: int) -> Any:
         return api.post("bank", f"/v1/loans/{loan}/disbursements?wait=true", body, key=key)
@@ -54,24 +54,24 @@ def test_reusing_a_key_with_another_body_is_409_and_the_original_still_replays(a
         api.post(
             "bank",
             f"/v1/loans/{loan}/disbursements",
-            {"payee": api.address("supplier"), "amount": 50, "purpose": 1},
+            {"payee": api.address("supplier"), "amount": "0.50", "purpose": 1},
         ).status_code
         == 201
     )
-    first = api.post("bank", path, {"amount": 5}, key="k-1")
+    first = api.post("bank", path, {"amount": "0.05"}, key="k-1")
     assert first.status_code == 201
-    r = api.post("bank", path, {"amount": 6}, key="k-1")
+    r = api.post("bank", path, {"amount": "0.06"}, key="k-1")
     assert r.status_code == 409 and r.json()["error"] == "Conflict"
     assert "already used for a different request" in r.json()["message"]
-    again = api.post("bank", path, {"amount": 5}, key="k-1")
+    again = api.post("bank", path, {"amount": "0.05"}, key="k-1")
     assert again.json()["tx_hash"] == first.json()["tx_hash"]
     # keys are per caller: another officer of the bank may use the same string
-    assert api.post("bank2", path, {"amount": 5}, key="k-1").json()["tx_hash"] != first.json()["tx_hash"]
+    assert api.post("bank2", path, {"amount": "0.05"}, key="k-1").json()["tx_hash"] != first.json()["tx_hash"]
 
 
 def test_a_refused_write_replays_its_refusal(api: Api) -> None:
     loan = api.open_loan(principal=10)["loan_id"]
-    body = {"payee": api.address("supplier"), "amount": 11, "purpose": 1}
+    body = {"payee": api.address("supplier"), "amount": "0.11", "purpose": 1}
     first = api.post("bank", f"/v1/loans/{loan}/disbursements", body, key="too-much")
     assert first.status_code == 409 and first.json()["error"] == "LedgerPrincipalExceeded"
     again = api.post("bank", f"/v1/loans/{loan}/disbursements", body, key="too-much")
@@ -88,7 +88,7 @@ def test_over_a_hundred_concurrent_writes_from_several_participants_all_land(api
             return api.post(
                 "bank",
                 f"/v1/loans/{loan}/disbursements",
-                {"payee": api.address("subsupplier"), "amount": 1, "purpose": 1},
+                {"payee": api.address("subsupplier"), "amount": "0.01", "purpose": 1},
                 key=f"d{i}",
             )
         who = ("supplier", "supplier2", "borrower")[kind]
@@ -99,7 +99,7 @@ def test_over_a_hundred_concurrent_writes_from_several_participants_all_land(api
                 "loan": loan,
                 "from_lot": lots[who],
                 "payee": api.address("subsupplier"),
-                "amount": 1,
+                "amount": "0.01",
                 "purpose": 1,
             },
             key=f"p{i}",
@@ -111,7 +111,7 @@ def test_over_a_hundred_concurrent_writes_from_several_participants_all_land(api
         :3
     ]
     assert len({r.json()["tx_hash"] for r in answers}) == 120
-    api.post("bank", f"/v1/loans/{loan}/repayments?wait=true", {"amount": 1})
+    api.post("bank", f"/v1/loans/{loan}/repayments?wait=true", {"amount": "0.01"})
     assert _count(api, "select count(*) from lots") == 3 + 120
     for who in ("supplier", "supplier2", "borrower"):
         assert api.get(who, f"/v1/lots/{lots[who]}").json()["remaining"] == 100000 - 30
@@ -150,7 +150,7 @@ def test_chain_stopped_writes_503_reads_work_and_a_retry_records_once(
 ) -> None:
     api, node = paused_api
     loan = api.open_loan()["loan_id"]
-    body = {"payee": api.address("supplier"), "amount": 42, "purpose": 1}
+    body = {"payee": api.address("supplier"), "amount": "0.42", "purpose": 1}
     _signal(node, signal.SIGSTOP)
     try:
         r = api.post("bank", f"/v1/loans/{loan}/disbursements", body, key="while-down")
@@ -181,7 +181,7 @@ def test_concurrent_writes_never_hold_two_pooled_connections_at_once(api: Api) -
     loan = api.open_loan()["loan_id"]
     small = create_db_engine(str(api.services.engine.url), pool_size=2, max_overflow=0, pool_timeout=5)
     services = dataclasses.replace(api.services, engine=small, owns_engine=False)
-    body = {"payee": api.address("supplier"), "amount": 1, "purpose": 1}
+    body = {"payee": api.address("supplier"), "amount": "0.01", "purpose": 1}
     try:
         with TestClient(create_app(services=services)) as http:
 

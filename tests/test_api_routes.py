@@ -89,13 +89,14 @@ def test_open_loan_assigns_a_number_when_none_is_given(api: Api) -> None:
 @pytest.mark.parametrize(
     ("principal", "problem"),
     [
-        (1234.5, "floats are refused"),
-        (1e5, "floats are refused"),
+        (1234.5, 'not numbers (a float loses cents): write "principal": "1234.50"'),
+        (1e5, "decimal strings in yuan, not numbers"),
         ("1e5", "is not a decimal amount"),
         ("12.345", "is not a decimal amount"),
         ("-5", "is not a decimal amount"),
-        (0, "greater than zero"),
-        (2**64, "larger than the ledger can record"),
+        ("0.00", "greater than zero"),
+        ("184467440737095516.16", "larger than the ledger can record"),  # 2**64 fen
+        (1000, 'write "principal": "10.00" for CNY 10.00, or "principal": "1000.00" for CNY 1,000.00'),
     ],
 )
 def test_open_loan_refuses_bad_amounts_with_the_field_named(api: Api, principal: Any, problem: str) -> None:
@@ -121,7 +122,7 @@ def test_open_loan_refuses_a_taken_loan_number(api: Api) -> None:
         {
             "loan_number": "LN-2026-0002",
             "borrower": api.address("borrower"),
-            "principal": 5,
+            "principal": "0.05",
             "allowed_purposes": [1],
             "maturity": "2099-01-01",
         },
@@ -133,7 +134,7 @@ def test_open_loan_with_past_maturity_is_the_contracts_422(api: Api) -> None:
     r = api.post(
         "bank",
         "/v1/loans",
-        {"borrower": api.address("borrower"), "principal": 5, "allowed_purposes": [1], "maturity": 1000},
+        {"borrower": api.address("borrower"), "principal": "0.05", "allowed_purposes": [1], "maturity": 1000},
     )
     body = _error(r, 422, "LedgerMaturityInPast")
     assert body["args"]["maturity"] == 1000 and "already in the past" in body["message"]
@@ -181,7 +182,7 @@ def test_disburse_role_matrix(
     r = api.post(
         who,
         "/v1/loans/LN-2026-0001/disbursements",
-        {"payee": api.address("supplier"), "amount": 1, "purpose": 1},
+        {"payee": api.address("supplier"), "amount": "0.01", "purpose": 1},
     )
     assert r.status_code == status, r.text
     if error:
@@ -205,7 +206,7 @@ def test_open_loan_role_matrix(api: Api, who: str, status: int) -> None:
         "/v1/loans",
         {
             "borrower": api.address("borrower"),
-            "principal": 5,
+            "principal": "0.05",
             "allowed_purposes": [1],
             "maturity": "2099-01-01",
         },
@@ -282,7 +283,7 @@ def test_pay_errors_come_from_the_contract_with_their_arguments(api: Api, funded
 
 def test_pay_batch_records_every_payment(api: Api, funded: dict[str, str]) -> None:
     payments = [
-        {"from_lot": funded["supplier_lot"], "payee": api.address(p), "amount": 100 + i, "purpose": 1}
+        {"from_lot": funded["supplier_lot"], "payee": api.address(p), "amount": f"1.{i:02d}", "purpose": 1}
         for i, p in enumerate(["subsupplier", "supplier2", "subsupplier"])
     ]
     r = api.post("supplier", "/v1/payments/batch?wait=true", {"loan": "LN-2026-0001", "payments": payments})
@@ -325,10 +326,10 @@ def test_repay_classify_collateral_attest(api: Api, funded: dict[str, str]) -> N
         "LedgerRepaymentExceedsOutstanding",
     )
     assert body["args"]["outstanding"] == 590000
-    assert _error(api.post("supplier", f"{base}/repayments", {"amount": 1}), 403, "PermissionDenied")
-    assert _error(api.post("other_bank", f"{base}/repayments", {"amount": 1}), 404, "NotFound")
+    assert _error(api.post("supplier", f"{base}/repayments", {"amount": "0.01"}), 403, "PermissionDenied")
+    assert _error(api.post("other_bank", f"{base}/repayments", {"amount": "0.01"}), 404, "NotFound")
     by_id = "/v1/loans/" + api.get("bank", base).json()["loan_id"]
-    assert _error(api.post("other_bank", f"{by_id}/repayments", {"amount": 1}), 403, "PermissionDenied")
+    assert _error(api.post("other_bank", f"{by_id}/repayments", {"amount": "0.01"}), 403, "PermissionDenied")
     assert api.get("borrower", f"{base}/repayments").json()[0]["amount"] == 10000
 
     r = api.post(
@@ -364,7 +365,7 @@ def test_repay_classify_collateral_attest(api: Api, funded: dict[str, str]) -> N
 
 
 def test_restructure_replaces_the_terms_and_their_hash(api: Api, funded: dict[str, str]) -> None:
-    terms = {"repayment_schedule": [{"due": "2028-01-31", "amount": 600000}]}
+    terms = {"repayment_schedule": [{"due": "2028-01-31", "amount": "6000.00"}]}
     r = api.post(
         "bank", "/v1/loans/LN-2026-0001/restructure?wait=true", {"maturity": "2028-06-30", "terms": terms}
     )
@@ -401,7 +402,7 @@ def test_documents_upload_download_and_verify_against_the_chain(api: Api, funded
             "loan": "LN-2026-0001",
             "from_lot": funded["supplier_lot"],
             "payee": api.address("subsupplier"),
-            "amount": 7,
+            "amount": "0.07",
             "purpose": 1,
             "evidence_hash": digest,
         },
@@ -436,7 +437,7 @@ def test_a_write_with_wait_is_visible_to_the_next_read(api: Api) -> None:
         r = api.post(
             "bank",
             f"/v1/loans/{out['loan_id']}/disbursements?wait=true",
-            {"payee": api.address("supplier"), "amount": 1 + i, "purpose": 1},
+            {"payee": api.address("supplier"), "amount": f"0.{1 + i:02d}", "purpose": 1},
         )
         assert r.json()["mirrored"] is True
         lot = r.json()["lot_ids"][0]
@@ -444,7 +445,10 @@ def test_a_write_with_wait_is_visible_to_the_next_read(api: Api) -> None:
     assert api.get("bank", f"/v1/loans/{out['loan_id']}").json()["disbursed"] == 15
     # the header form works as well
     r = api.post(
-        "bank", f"/v1/loans/{out['loan_id']}/repayments", {"amount": 1}, headers={"Fundflow-Wait": "true"}
+        "bank",
+        f"/v1/loans/{out['loan_id']}/repayments",
+        {"amount": "0.01"},
+        headers={"Fundflow-Wait": "true"},
     )
     assert r.json()["mirrored"] is True
     with api.services.engine.connect() as conn:

@@ -7,6 +7,7 @@ import re
 
 from api_support import Api, dashboard_sign_in, pay_chain
 
+from api.routes.dashboard import LOTS_PER_PAGE
 from api.services.loans import DRAWN_DEPTH, MAX_TREE_DEPTH
 
 
@@ -40,8 +41,13 @@ def test_the_loan_page_of_a_trail_deeper_than_the_tree_limit_shows_the_whole_tra
     dashboard_sign_in(api, "auditor")
     page = api.http.get("/dashboard/loans/LN-2026-0010")
     assert page.status_code == 200, page.text
-    # Every lot is in the table; the picture draws the first DRAWN_DEPTH levels and says what it left out.
-    assert re.findall(r'<tr class="[^"]*" data-lot-id="(0x[0-9a-f]{64})"', page.text) == chain
+    # Every lot is in the table, a page of LOTS_PER_PAGE at a time (issue 20); the picture draws the first
+    # DRAWN_DEPTH levels and says what it left out.
+    row = r'<tr class="[^"]*" data-lot-id="(0x[0-9a-f]{64})"'
+    second = api.http.get("/dashboard/loans/LN-2026-0010", params={"page": "2"})
+    assert 'id="lots-pager"' in page.text and "Page 1 of 2" in page.text and "Page 2 of 2" in second.text
+    assert len(re.findall(row, page.text)) == LOTS_PER_PAGE
+    assert re.findall(row, page.text) + re.findall(row, second.text) == chain
     drawn = re.findall(r'class="lot-node[^"]*" data-lot-id="(0x[0-9a-f]{64})"', page.text)
     assert drawn == chain[:DRAWN_DEPTH]
     assert (

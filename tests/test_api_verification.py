@@ -224,13 +224,13 @@ def test_json_export_carries_the_verification_trail_and_attestations(
 
 
 def test_export_in_an_unknown_format_is_422_naming_the_field(api: Api, funded: dict[str, str]) -> None:
-    r = api.get("auditor", f"{BASE}/export?format=xlsx")
+    r = api.get("auditor", f"{BASE}/export?format=ods")
     assert r.status_code == 422, r.text
     assert r.json() == {
         "error": "Validation",
-        "message": "The request is invalid: format: Input should be 'csv' or 'json'",
+        "message": "The request is invalid: format: Input should be 'csv', 'json' or 'xlsx'",
         "hint": "Correct the fields listed.",
-        "fields": [{"field": "format", "problem": "Input should be 'csv' or 'json'"}],
+        "fields": [{"field": "format", "problem": "Input should be 'csv', 'json' or 'xlsx'"}],
     }
 
 

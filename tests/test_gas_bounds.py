@@ -177,7 +177,7 @@ def test_api_batch_at_the_maximum_size_lands_and_oversize_batches_get_422(api: A
     api.open_loan(loan_number="LN-2026-0001", principal="10000.00")
     lot = api.disburse("LN-2026-0001", "supplier", "5000.00")
     spy = spy_on(api.services.client)
-    item = {"from_lot": lot, "payee": api.address("subsupplier"), "amount": 1, "purpose": 1}
+    item = {"from_lot": lot, "payee": api.address("subsupplier"), "amount": "0.01", "purpose": 1}
     r = api.post("supplier", "/v1/payments/batch", {"loan": "LN-2026-0001", "payments": [item] * MAX_BATCH})
     assert r.status_code == 201, r.text
     assert len(r.json()["lot_ids"]) == MAX_BATCH and r.json()["gas_used"] <= pay_batch_gas(

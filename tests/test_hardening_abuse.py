@@ -37,14 +37,14 @@ def _writes(api: Api, ids: dict[str, str]) -> dict[str, tuple[str, dict[str, Any
             "/v1/loans",
             {
                 "borrower": api.address("borrower"),
-                "principal": 5,
+                "principal": "0.05",
                 "allowed_purposes": [1],
                 "maturity": "2099-01-01",
             },
         ),
         "disburse": (
             f"/v1/loans/{loan}/disbursements",
-            {"payee": api.address("supplier"), "amount": 1, "purpose": 1},
+            {"payee": api.address("supplier"), "amount": "0.01", "purpose": 1},
         ),
         "restructure": (
             f"/v1/loans/{loan}/restructure",
@@ -53,16 +53,16 @@ def _writes(api: Api, ids: dict[str, str]) -> dict[str, tuple[str, dict[str, Any
                 "terms": {"repayment_schedule": [{"due": "2099-06-30", "amount": "1.00"}]},
             },
         ),
-        "repay": (f"/v1/loans/{loan}/repayments", {"amount": 1}),
+        "repay": (f"/v1/loans/{loan}/repayments", {"amount": "0.01"}),
         "classify": (f"/v1/loans/{loan}/classifications", {"risk_class": 1, "reason_hash": zero}),
-        "collateral": (f"/v1/loans/{loan}/collateral", {"collateral_id": zero, "value": 1}),
+        "collateral": (f"/v1/loans/{loan}/collateral", {"collateral_id": zero, "value": "0.01"}),
         "pay": (
             "/v1/payments",
             {
                 "loan": loan,
                 "from_lot": ids["supplier_lot"],
                 "payee": api.address("subsupplier"),
-                "amount": 1,
+                "amount": "0.01",
                 "purpose": 1,
             },
         ),
@@ -74,7 +74,7 @@ def _writes(api: Api, ids: dict[str, str]) -> dict[str, tuple[str, dict[str, Any
                     {
                         "from_lot": ids["supplier_lot"],
                         "payee": api.address("subsupplier"),
-                        "amount": 1,
+                        "amount": "0.01",
                         "purpose": 1,
                     }
                 ],
@@ -185,7 +185,7 @@ def test_expired_forged_and_revoked_tokens_get_401_and_refusals_name_only_a_fing
     assert [r.token_hash for r in revoked] == [hash_token(to_revoke)]
     body = {
         "borrower": api.address("borrower"),
-        "principal": 5,
+        "principal": "0.05",
         "allowed_purposes": [1],
         "maturity": "2099-01-01",
     }
@@ -246,7 +246,7 @@ def test_no_token_passphrase_private_key_or_webhook_secret_in_any_log_error_or_r
         api.post(
             "borrower",
             f"/v1/loans/{ids['loan']}/disbursements",
-            {"payee": api.address("supplier"), "amount": 1, "purpose": 1},
+            {"payee": api.address("supplier"), "amount": "0.01", "purpose": 1},
         )
     )
     keep(api.http.get("/v1/loans", headers={"Authorization": f"Bearer {api.tokens['bank']}x"}))  # 401

@@ -11,7 +11,7 @@ from api_support import Api
 
 pytestmark = pytest.mark.slow
 
-BIG = 2**64
+BIG_YUAN = "184467440737095516.16"  # 2**64 fen: one fen more than a uint64 holds
 
 
 def _cases(api: Api, lot: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -20,7 +20,7 @@ def _cases(api: Api, lot: str) -> list[tuple[str, str, dict[str, Any]]]:
     base = {"payee": supplier, "purpose": 1}
     loan = {
         "borrower": api.address("borrower"),
-        "principal": 100,
+        "principal": "1.00",
         "allowed_purposes": [1],
         "maturity": "2099-01-01",
     }
@@ -28,35 +28,37 @@ def _cases(api: Api, lot: str) -> list[tuple[str, str, dict[str, Any]]]:
         "loan": "LN-2026-0001",
         "from_lot": lot,
         "payee": api.address("subsupplier"),
-        "amount": 1,
+        "amount": "0.01",
         "purpose": 1,
     }
     d = "/v1/loans/LN-2026-0001/disbursements"
     return [
         ("negative amount", d, base | {"amount": -1}),
-        ("zero amount", d, base | {"amount": 0}),
-        ("amount over 2^64-1", d, base | {"amount": BIG}),
+        ("zero amount", d, base | {"amount": "0.00"}),
+        ("amount over 2^64-1", d, base | {"amount": BIG_YUAN}),
+        ("amount as a JSON integer", d, base | {"amount": 1000}),
         ("huge decimal amount", d, base | {"amount": "9" * 80 + ".00"}),
         ("float amount", d, base | {"amount": 1.5}),
         ("exponent string", d, base | {"amount": "1e3"}),
         ("exponent float", d, base | {"amount": 1e3}),
         ("three decimals", d, base | {"amount": "1.234"}),
         ("negative decimal string", d, base | {"amount": "-5.00"}),
-        ("unknown loan", "/v1/loans/LN-2026-9999/disbursements", base | {"amount": 1}),
-        ("malformed loan id", "/v1/loans/0xzz/disbursements", base | {"amount": 1}),
-        ("malformed payee", d, base | {"amount": 1, "payee": "0x1234"}),
-        ("payee not hex", d, base | {"amount": 1, "payee": "0x" + "g" * 40}),
+        ("unknown loan", "/v1/loans/LN-2026-9999/disbursements", base | {"amount": "0.01"}),
+        ("malformed loan id", "/v1/loans/0xzz/disbursements", base | {"amount": "0.01"}),
+        ("malformed payee", d, base | {"amount": "0.01", "payee": "0x1234"}),
+        ("payee not hex", d, base | {"amount": "0.01", "payee": "0x" + "g" * 40}),
         (
             "bad checksum payee",
             d,
-            base | {"amount": 1, "payee": supplier.lower()[:-1] + ("A" if supplier[-1] != "A" else "B")},
+            base | {"amount": "0.01", "payee": supplier.lower()[:-1] + ("A" if supplier[-1] != "A" else "B")},
         ),
-        ("purpose out of range", d, base | {"amount": 1, "purpose": 32}),
+        ("purpose out of range", d, base | {"amount": "0.01", "purpose": 32}),
         ("wrong currency", "/v1/loans", loan | {"currency": "XX"}),
         ("currency not ISO", "/v1/loans", loan | {"currency": "人民币"}),
         ("maturity before 1970", "/v1/loans", loan | {"maturity": "1969-12-31"}),
         ("maturity past uint40", "/v1/loans", loan | {"maturity": 2**40}),
-        ("principal over 2^64-1", "/v1/loans", loan | {"principal": BIG}),
+        ("principal over 2^64-1", "/v1/loans", loan | {"principal": BIG_YUAN}),
+        ("principal as a JSON integer", "/v1/loans", loan | {"principal": 500000}),
         ("unicode loan number", "/v1/loans", loan | {"loan_number": "LN-２０２６-0001"}),
         ("unknown lot", "/v1/payments", pay | {"from_lot": "0x" + "ab" * 32}),
         ("malformed lot", "/v1/payments", pay | {"from_lot": "0x" + "ab" * 31}),
@@ -70,13 +72,27 @@ def _cases(api: Api, lot: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 EXPECTED: dict[str, tuple[int, str, str]] = {
     # name: (status, error, a phrase the message must contain)
-    "negative amount": (422, "Validation", "amount: the amount must be greater than zero"),
+    "negative amount": (
+        422,
+        "Validation",
+        "amount: amounts are decimal strings in yuan, not numbers, greater",
+    ),
     "zero amount": (422, "Validation", "amount: the amount must be greater than zero"),
     "amount over 2^64-1": (422, "Validation", "amount: the amount is larger than the ledger can record"),
     "huge decimal amount": (422, "Validation", "is not a decimal amount"),
-    "float amount": (422, "Validation", "amount: floats are refused"),
+    "float amount": (422, "Validation", 'not numbers (a float loses cents): write "amount": "1.50"'),
     "exponent string": (422, "Validation", "amount: '1e3' is not a decimal amount"),
-    "exponent float": (422, "Validation", "amount: floats are refused"),
+    "exponent float": (422, "Validation", "amount: amounts are decimal strings in yuan, not numbers"),
+    "amount as a JSON integer": (
+        422,
+        "Validation",
+        'write "amount": "10.00" for CNY 10.00, or "amount": "1000.00" for CNY 1,000.00',
+    ),
+    "principal as a JSON integer": (
+        422,
+        "Validation",
+        'write "principal": "5000.00" for CNY 5,000.00, or "principal": "500000.00" for CNY 500,000.00',
+    ),
     "three decimals": (422, "Validation", "amount: '1.234' is not a decimal amount"),
     "negative decimal string": (422, "Validation", "amount: '-5.00' is not a decimal amount"),
     "unknown loan": (404, "NotFound", "No loan LN-2026-9999 is visible to Bank A."),

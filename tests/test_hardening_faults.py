@@ -23,7 +23,7 @@ def test_database_unreachable_is_503_with_retry_after_and_nothing_is_sent(api: A
     working = api.services.engine
     api.services.engine = create_db_engine("postgresql+psycopg://fundflow@127.0.0.1:1/none")
     try:
-        body = {"payee": api.address("supplier"), "amount": 1, "purpose": 1}
+        body = {"payee": api.address("supplier"), "amount": "0.01", "purpose": 1}
         r = api.post("bank", f"/v1/loans/{loan}/disbursements", body, key="db-down")
         assert r.status_code == 503
         assert r.headers["Retry-After"] == "5"
@@ -47,7 +47,7 @@ def test_read_only_database_refuses_an_idempotent_write_before_anything_is_sent(
     working = api.services.engine
     api.services.engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
     try:
-        body = {"payee": api.address("supplier"), "amount": 1, "purpose": 1}
+        body = {"payee": api.address("supplier"), "amount": "0.01", "purpose": 1}
         r = api.post("bank", f"/v1/loans/{loan}/disbursements", body, key="db-ro")
         assert r.status_code == 503, r.text
         assert r.headers["Retry-After"] == "5" and r.json()["error"] == "DatabaseUnavailable"

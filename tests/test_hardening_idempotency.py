@@ -56,7 +56,7 @@ def test_answer_lost_after_broadcast_retry_finds_the_mined_transaction_and_recor
 ) -> None:
     api, network = flaky
     loan = api.open_loan()["loan_id"]
-    body = {"payee": api.address("supplier"), "amount": 42, "purpose": 1}
+    body = {"payee": api.address("supplier"), "amount": "0.42", "purpose": 1}
     path = f"/v1/loans/{loan}/disbursements?wait=true"
     network.fail_next_send = "drop"
 
@@ -89,7 +89,7 @@ def test_send_lost_before_the_node_retry_rebroadcasts_the_same_signed_transactio
 ) -> None:
     api, network = flaky
     loan = api.open_loan()["loan_id"]
-    body = {"payee": api.address("supplier"), "amount": 7, "purpose": 1}
+    body = {"payee": api.address("supplier"), "amount": "0.07", "purpose": 1}
     path = f"/v1/loans/{loan}/disbursements?wait=true"
     network.fail_next_send = "swallow"
 
@@ -112,13 +112,13 @@ def test_lost_send_whose_nonce_was_reused_is_signed_anew_and_still_records_once(
 ) -> None:
     api, network = flaky
     loan = api.open_loan()["loan_id"]
-    body = {"payee": api.address("supplier"), "amount": 5, "purpose": 1}
+    body = {"payee": api.address("supplier"), "amount": "0.05", "purpose": 1}
     path = f"/v1/loans/{loan}/disbursements?wait=true"
     network.fail_next_send = "swallow"
     assert api.post("bank", path, body, key="nonce-reused").status_code == 503
     _, txs = _idem_row(api, "nonce-reused")
     # Another write of the same account takes the nonce the lost transaction was signed with.
-    other = api.post("bank", path, {**body, "amount": 1}, key="other")
+    other = api.post("bank", path, {**body, "amount": "0.01"}, key="other")
     assert other.status_code == 201, other.text
 
     retry = api.post("bank", path, body, key="nonce-reused")

@@ -42,7 +42,7 @@ def test_oversized_json_body_is_413_before_the_route_runs(api: Api, limited: Any
     http = limited(max_body_bytes=2048)
     body = {
         "borrower": api.address("borrower"),
-        "principal": 5,
+        "principal": "0.05",
         "allowed_purposes": [1],
         "maturity": "2099-01-01",
     }

@@ -237,8 +237,18 @@ def test_the_api_validates_terms_with_the_protocol_model() -> None:
     from api import schemas
 
     assert schemas.LoanTerms is LoanTerms
-    request = schemas.RestructureRequest.model_validate({"maturity": "2028-06-30", "terms": SENT})
+    # The API takes amounts as yuan strings only (issue 20): SENT's 150000 fen is "1500.00" there, and the
+    # same terms hash the same.
+    in_yuan = SENT | {
+        "repayment_schedule": [
+            {"due": "2028-01-31", "amount": "600000.5"},
+            {"due": "2027-06-30", "amount": "1500.00"},
+        ]
+    }
+    request = schemas.RestructureRequest.model_validate({"maturity": "2028-06-30", "terms": in_yuan})
     assert request.terms.hash() == SENT_HASH
+    with pytest.raises(ValueError, match='write "amount": "1500.00" for CNY 1,500.00'):
+        schemas.RestructureRequest.model_validate({"maturity": "2028-06-30", "terms": SENT})
 
 
 def test_repayments_are_kept_in_due_date_order_and_inspections_as_given() -> None:

@@ -45,8 +45,9 @@ def test_undeclared_use_raises_for_a_purpose_the_loan_does_not_allow(watch: Watc
     assert alert.severity == "high"
     assert alert.lot_ids == [bad]
     assert alert.explanation == (
-        f"{short(c.supplier.address)} paid CNY 50,000.00 to {short(c.subsupplier.address)} on "
-        f"{fmt_time(ts)} for goods (purpose 2), which is not among the loan's declared purposes."
+        f"CNY 50,000.00 was paid to {short(c.subsupplier.address)} out of the lot held by "
+        f"{short(c.supplier.address)} on {fmt_time(ts)} for goods (purpose 2), which is not among the loan's "
+        "declared purposes."  # who signed is not known (no API wrote it): only what the trail shows
     )
     assert watch.alerts(loan, "prohibited_use") == []
 
@@ -241,8 +242,9 @@ def test_disputed_payment_raises_and_stays_resolved_once_the_payee_confirms(watc
     alert = watch.only(loan, "disputed_payment")
     assert alert.severity == "high"
     assert alert.explanation == (
-        f"{short(c.supplier.address)} paid CNY 10,000.00 to {short(c.subsupplier.address)} on "
-        f"{fmt_time(ts)}; the payee disputed it on {fmt_time(watch.stamp(result))}."
+        f"CNY 10,000.00 was paid to {short(c.subsupplier.address)} out of the lot held by "
+        f"{short(c.supplier.address)} on {fmt_time(ts)}; the payee disputed it on "
+        f"{fmt_time(watch.stamp(result))}."
     )
     watch.world.ledger.confirm_lot(c.subsupplier, loan_id=loan, lot_id=child, evidence_hash=h("settled"))
     watch.sync()

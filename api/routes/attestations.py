@@ -11,10 +11,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import ParticipantDep, SessionDep
+from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.schemas import AttestRequest, WriteResult
 from api.services import attestations as attestations_service
+from api.services.human import humanize
 from api.writes import WriteDep
 
 __all__ = ["router"]
@@ -47,8 +48,12 @@ _EXAMPLE = [{"loan_id": "0x2b…", "auditor_org": "0x8e…", "head": "0x77…", 
     summary="A loan's attestations",
     responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
 )
-def list_attestations(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
-    return attestations_service.list_attestations(session, caller, loan)
+def list_attestations(
+    loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep
+) -> list[dict[str, Any]]:
+    return humanize(
+        session, services.settings.bank_zone, attestations_service.list_attestations(session, caller, loan)
+    )
 
 
 @router.post(

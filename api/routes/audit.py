@@ -99,8 +99,10 @@ _BUNDLE_EXAMPLE: dict[str, Any] = {
     "digest": "0x6a…",
 }
 _CSV_EXAMPLE = (
+    "date,event_en,event_zh,payee_name,amount_yuan,currency,purpose_en,purpose_zh,"
     "block_number,log_index,time,event,lot_id,parent_lot_id,payee,amount,purpose,declared_use,document_hash,"
     "head,transaction_hash,block_hash,verified,problems\n"
+    "2026-03-02T17:15:00+08:00,disbursement,放款,Supplier One,5000.00,CNY,raw materials,原材料采购,"
     "110,0,2026-03-02T09:15:00Z,Disbursed,0x5f…,,0x7099…,500000,1,true,0xab…,0x3c…,0xe4…,0x51…,true,\n"
 )
 _502 = {
@@ -182,9 +184,11 @@ def get_report(
 
 @router.get(
     "/{loan}/export",
-    summary="Export the verified trail as CSV (one row per event) or JSON",
-    description="Each row says whether it verified and why not. JSON adds the verification result and the "
-    "attestations (with whether the trail grew since each).",
+    summary="Export the verified trail as CSV (one row per event), JSON or an Excel workbook",
+    description="Each row says whether it verified and why not, with the date (bank's time zone), names, "
+    "amount in yuan with its currency and purpose in English and Chinese first, then the machine's columns "
+    "(block, addresses, `amount` in fen). JSON adds the verification result and the attestations (with "
+    "whether the trail grew since each); xlsx has typed cells (dates, yuan amounts, integers).",
     response_class=Response,
     responses={
         200: {
@@ -200,7 +204,9 @@ def get_export(
     caller: ParticipantDep,
     session: SessionDep,
     services: ServicesDep,
-    format: Annotated[Literal["csv", "json"], Query(description="csv or json.")] = "json",  # noqa: A002
+    format: Annotated[  # noqa: A002
+        Literal["csv", "json", "xlsx"], Query(description="csv, json or xlsx (an Excel workbook).")
+    ] = "json",
     block: _BlockQuery = None,
 ) -> Response:
     file = audit_service.export(session, services, caller, loan, format, block)

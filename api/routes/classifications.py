@@ -10,10 +10,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import ParticipantDep, SessionDep
+from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.schemas import ClassifyRequest, WriteResult
 from api.services import risk as risk_service
+from api.services.human import humanize
 from api.writes import WriteDep
 
 __all__ = ["router"]
@@ -31,8 +32,12 @@ _EXAMPLE = [{"loan_id": "0x2b…", "risk_class": 1, "reason_hash": "0x9c…", "b
     summary="A loan's classifications, oldest first",
     responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
 )
-def list_classifications(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
-    return risk_service.list_classifications(session, caller, loan)
+def list_classifications(
+    loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep
+) -> list[dict[str, Any]]:
+    return humanize(
+        session, services.settings.bank_zone, risk_service.list_classifications(session, caller, loan)
+    )
 
 
 @router.post(

@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import ParticipantDep, SessionDep
+from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.schemas import CollateralRequest, WriteResult
 from api.services import collateral as collateral_service
+from api.services.human import humanize
 from api.writes import WriteDep
 
 __all__ = ["router"]
@@ -28,8 +29,12 @@ _EXAMPLE = [{"loan_id": "0x2b…", "collateral_id": "0x4d…", "value": 35000000
     summary="A loan's collateral valuations",
     responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
 )
-def list_collateral(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
-    return collateral_service.list_collateral(session, caller, loan)
+def list_collateral(
+    loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep
+) -> list[dict[str, Any]]:
+    return humanize(
+        session, services.settings.bank_zone, collateral_service.list_collateral(session, caller, loan)
+    )
 
 
 @router.post(

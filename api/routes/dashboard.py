@@ -11,23 +11,34 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
-from eth_utils import keccak
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from sqlmodel import Session
 
-from api import policy, sessions
+from api import charts, policy, sessions
+from api.charts import svg_img
 from api.deps import AlertId, Caller, ServicesDep
 from api.errors import error_response
-from api.flow import flow_nodes, render_flow
+from api.flow import FlowRoot, flow_nodes, render_flow
 from api.guards import ASGIApp, Message, Receive, Scope, Send
-from api.i18n import RISK_CLASSES, STATUSES, Translator, translator
+from api.i18n import (
+    ALERT_STATE_LABELS,
+    RISK_CLASSES,
+    RULE_LABELS,
+    SEVERITY_LABELS,
+    STATUSES,
+    Translator,
+    translator,
+)
 from api.schemas import ConfirmRequest, DisputeRequest
 from api.services import Services
 from api.services import alerts as alerts_service
@@ -38,12 +49,17 @@ from api.services import documents as documents_service
 from api.services import loans as loans_service
 from api.services import lots as lots_service
 from api.services import payments as payments_service
+from api.services import portfolio as portfolio_service
 from api.services import repayments as repayments_service
 from api.services import risk as risk_service
+from api.services.human import humanize, times_of
 from api.services.rows import account_names, loan_numbers, org_names
+from api.services.signers import signers
 from api.writes import Write
-from ledger.errors import AuthenticationError, FundflowError, ValidationError
+from ledger.audit.workbook import XLSX_MEDIA_TYPE, loans_csv, loans_xlsx
+from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
 from ledger.monitoring.alerts import ALERT_STATES
+from ledger.protocol.dates import day_start, iso_time
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
 from ledger.store.offchain import find_token
@@ -86,8 +102,22 @@ def short(value: Any, n: int = 10) -> str:
     return text if len(text) <= n + 2 else text[:n] + "…"
 
 
+def when(iso: str | None, block: int | None = None, label: str = "block") -> Markup:
+    """A block's time as a person reads it ("2026-12-06 21:18") with the block number one click away (a
+    <details> needs no script); "–" when the mirror has not kept the block."""
+    if block is None:
+        return Markup("–")
+    if not iso:
+        return Markup('<span class="when">{} {}</span>').format(label, block)
+    return Markup(
+        '<details class="when"><summary><time datetime="{iso}">{shown}</time></summary>'
+        "{label} {block}</details>"
+    ).format(iso=iso, shown=iso[:16].replace("T", " "), label=label, block=block)
+
+
 _env.filters["money"] = money
 _env.filters["short"] = short
+_env.globals["when"] = when
 
 
 def install(app: FastAPI) -> None:
@@ -155,6 +185,7 @@ def _render(
         error=request.query_params.get("error"),
         STATUSES=STATUSES,
         RISK_CLASSES=RISK_CLASSES,
+        zone=_services(request).settings.bank_timezone,
         may=lambda action: caller is not None and policy.allowed(caller, action),
         **ctx,
     )
@@ -192,7 +223,26 @@ def _page(request: Request, build: Callable[[Caller, Session, Services], HTMLRes
         return _render(request, "error.html", status_code=status, caller=caller, problem=exc)
 
 
-async def _form(request: Request) -> dict[str, str]:
+@dataclass(frozen=True)
+class Upload:
+    """A file sent with a dashboard form (evidence for a confirmation or dispute)."""
+
+    data: bytes
+    filename: str | None
+    media_type: str
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    """A form's fields (str); a multipart form's chosen files as `Upload`s (empty file inputs left out)."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        out: dict[str, Any] = {}
+        async with request.form(max_files=2, max_fields=20) as form:
+            for key, value in form.multi_items():
+                if isinstance(value, str):
+                    out.setdefault(key, value)
+                elif value.filename:
+                    out[key] = Upload(await value.read(), value.filename, value.content_type or "")
+        return out
     body = (await request.body()).decode("utf-8", errors="replace")
     return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
 
@@ -212,7 +262,7 @@ def _back(target: str, **params: str) -> RedirectResponse:
 
 
 async def _write(
-    request: Request, action: Callable[[Caller, Session, Services, dict[str, str]], str]
+    request: Request, action: Callable[[Caller, Session, Services, dict[str, Any]], str]
 ) -> Response:
     """A form POST: session, CSRF check, then `action` in a worker thread; back to the page with a message."""
     services = _services(request)
@@ -363,6 +413,7 @@ def loans_page(request: Request) -> Response:
             status=int(status) if status.isdigit() else None,
             risk_class=int(risk) if risk.isdigit() else None,
         )
+        humanize(session, services.settings.bank_zone, rows)
         counts = alerts_service.open_alert_counts(session, caller, [r["loan_id"] for r in rows])
         if only_alerts:
             rows = [r for r in rows if counts.get(r["loan_id"])]
@@ -382,6 +433,47 @@ def loans_page(request: Request) -> Response:
     return _page(request, build)
 
 
+@router.get("/loans-export/{kind}")
+def loans_export(kind: str, request: Request) -> Response:
+    """The loans table as a file (CSV or Excel), in a person's terms: the same loans the page lists."""
+
+    def build(caller: Caller, session: Session, services: Services) -> Response:
+        if kind not in ("csv", "xlsx"):
+            raise NotFoundError(f"there is no loans export called {kind!r}", hint="csv or xlsx")
+        rows = loans_service.search_loans(session, services, caller)
+        humanize(session, services.settings.bank_zone, rows)
+        names, orgs = account_names(services), org_names(services)
+        table = [
+            {
+                "loan_number": r["loan_number"] or "",
+                "borrower": names.get(r["borrower"], ""),
+                "lender": orgs.get(r["lender_org"], ""),
+                "currency": r["currency"],
+                "principal_yuan": r["principal_yuan"],
+                "disbursed_yuan": r["disbursed_yuan"],
+                "repaid_yuan": r["repaid_yuan"] or "",
+                "outstanding_yuan": r["outstanding_yuan"] or "",
+                "opened": r["block_time"] or "",
+                "maturity_date": r["maturity_date"],
+                "status": STATUSES.get(int(r["status"]), ("", ""))[0],
+                "status_zh": STATUSES.get(int(r["status"]), ("", ""))[1],
+                "risk_class": "" if r["risk_class"] is None else RISK_CLASSES[int(r["risk_class"])][0],
+                "risk_class_zh": "" if r["risk_class"] is None else RISK_CLASSES[int(r["risk_class"])][1],
+                "loan_id": r["loan_id"],
+                "borrower_address": r["borrower"],
+                "block_number": r["block_number"],
+            }
+            for r in rows
+        ]
+        name = f"fundflow-loans.{kind}"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        if kind == "csv":
+            return Response(loans_csv(table), media_type="text/csv; charset=utf-8", headers=headers)
+        return Response(loans_xlsx(table), media_type=XLSX_MEDIA_TYPE, headers=headers)
+
+    return _page(request, build)  # type: ignore[arg-type]
+
+
 @router.get("/loans/{loan}", response_class=HTMLResponse)
 def loan_page(loan: str, request: Request) -> Response:
     selected_id = (request.query_params.get("lot") or "").lower() or None
@@ -390,7 +482,9 @@ def loan_page(loan: str, request: Request) -> Response:
         t = _lang(request)
         trail = loans_service.trail(session, services, caller, loan)
         row, loan_id, lots = trail.row, trail.row.loan_id, trail.lots
-        alerts = alerts_service.loan_alerts(session, caller, row)
+        zone = services.settings.bank_zone
+        humanize(session, zone, [trail.loan, lots], trail.loan["currency"])
+        alerts = alerts_service.readable(session, services, alerts_service.loan_alerts(session, caller, row))
         shows = {s: policy.allowed(caller, a, row) for s, a in policy.LOAN_PAGE_SECTIONS.items()}
         per_lot: dict[str, int] = {}
         for a in alerts:
@@ -409,7 +503,19 @@ def loan_page(loan: str, request: Request) -> Response:
             money=money,
             labels=t.flat(),
             selected=selected_id,
+            root=FlowRoot(
+                lender=org_names(services).get(row.lender_org, short(row.lender_org)),
+                borrower=names.get(row.borrower, short(row.borrower)),
+                principal=f"{row.currency} {money(row.principal)}",
+                opened=(trail.loan.get("block_time") or "")[:16].replace("T", " "),
+            ),
         )
+        # The table of lots, a page at a time (a trail can hold far more lots than a page can show).
+        raw_page = request.query_params.get("page") or "1"
+        page_no = int(raw_page) if raw_page.isdigit() and int(raw_page) > 0 else 1
+        pages = max(1, -(-len(lots) // LOTS_PER_PAGE))
+        page_no = min(page_no, pages)
+        table = lots[(page_no - 1) * LOTS_PER_PAGE : page_no * LOTS_PER_PAGE]
         by_id = {d["lot_id"]: d for d in lots}
         selected = by_id.get(selected_id) if selected_id else None
         detail: dict[str, Any] | None = None
@@ -420,7 +526,7 @@ def loan_page(loan: str, request: Request) -> Response:
             detail = {
                 "lot": selected,
                 "parent": parent,
-                "payer": names.get(parent["holder"], parent["holder"]) if parent else None,
+                "payer": _signer_name(session, services, names, selected["transaction_hash"]),
                 "alerts": [a for a in alerts if selected["lot_id"] in [x.lower() for x in a.lot_ids or []]],
                 "documents": [
                     {"hash": h, "label": label, "stored": stored.get(h)}
@@ -438,7 +544,8 @@ def loan_page(loan: str, request: Request) -> Response:
             caller=caller,
             loan=trail.loan,
             trail={"head": trail.head, "partial": trail.partial, **trail.counts()},
-            lots=lots,
+            lots=table,
+            lots_page={"page": page_no, "pages": pages, "total": len(lots), "size": LOTS_PER_PAGE},
             names=names,
             orgs=org_names(services),
             picture=picture,
@@ -451,17 +558,23 @@ def loan_page(loan: str, request: Request) -> Response:
             alerts=alerts,
             shows=shows,
             per_lot=per_lot,
-            verification=audit_service.verification_summary(services, caller, row),
-            attestations=attestations_service.list_attestations(session, caller, loan_id)
+            verification=_verification_with_time(
+                session, services, audit_service.verification_summary(services, caller, row)
+            ),
+            attestations=humanize(
+                session, zone, attestations_service.list_attestations(session, caller, loan_id)
+            )
             if shows["attestations"]
             else [],
-            repayments=repayments_service.list_repayments(session, caller, loan_id)
+            repayments=humanize(session, zone, repayments_service.list_repayments(session, caller, loan_id))
             if shows["repayments"]
             else [],
-            classifications=risk_service.list_classifications(session, caller, loan_id)
+            classifications=humanize(
+                session, zone, risk_service.list_classifications(session, caller, loan_id)
+            )
             if shows["classifications"]
             else [],
-            collateral=collateral_service.list_collateral(session, caller, loan_id)
+            collateral=humanize(session, zone, collateral_service.list_collateral(session, caller, loan_id))
             if shows["collateral"]
             else [],
             purposes=[describe(c, t.lang) for c in range(32) if int(row.allowed_purposes) >> c & 1],
@@ -470,6 +583,43 @@ def loan_page(loan: str, request: Request) -> Response:
         )
 
     return _page(request, build)
+
+
+DOWNLOADS = ("report", "csv", "xlsx", "bundle")
+LOTS_PER_PAGE = 200
+
+
+@router.get("/loans/{loan}/download/{kind}")
+def download(loan: str, kind: str, request: Request) -> Response:
+    """The loan page's download buttons: the same files as /v1/loans/{loan}/report, export and bundle, for
+    the signed-in caller (the same service functions decide who gets them)."""
+    services = _services(request)
+    try:
+        caller = sessions.session_caller(services, request.cookies.get(sessions.COOKIE))
+    except AuthenticationError:
+        return _signin_redirect(request)
+    try:
+        if kind not in DOWNLOADS:
+            raise NotFoundError(
+                f"there is no download called {kind!r}", hint=f"one of {', '.join(DOWNLOADS)}"
+            )
+        with Session(services.engine) as session:
+            if kind == "report":
+                file = audit_service.report(session, services, caller, loan, None)
+                name = f"fundflow-report-{loan}.html"
+                return Response(
+                    file.content,
+                    media_type=file.media_type,
+                    headers=file.all_headers() | {"Content-Disposition": f'inline; filename="{name}"'},
+                )
+            if kind == "bundle":
+                file = audit_service.bundle(session, services, caller, loan, None)
+            else:
+                file = audit_service.export(session, services, caller, loan, kind, None)  # type: ignore[arg-type]
+    except FundflowError as exc:
+        status = error_response(exc).status_code
+        return _render(request, "error.html", status_code=status, caller=caller, problem=exc)
+    return Response(file.content, media_type=file.media_type, headers=file.all_headers())
 
 
 class _Row:
@@ -495,33 +645,160 @@ def document(digest: str, request: Request) -> Response:
     return Response(file.data, media_type=file.media_type, headers=file.headers())
 
 
+# ---------------------------------------------------------------------------------------------- portfolio
+
+
+@router.get("/portfolio", response_class=HTMLResponse)
+def portfolio_page(request: Request) -> Response:
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        t = _lang(request)
+        data = portfolio_service.portfolio(session, services, caller)
+        zone = services.settings.bank_zone
+        return _render(
+            request,
+            "portfolio.html",
+            caller=caller,
+            p=data,
+            as_of=iso_time(data["as_of"], zone) if data["as_of"] else None,
+            charts=_portfolio_charts(t, data),
+        )
+
+    return _page(request, build)
+
+
+def _portfolio_charts(t: Translator, data: dict[str, Any]) -> dict[str, Markup]:
+    """The page's charts (matplotlib SVG as images), each with a text alternative saying what it shows."""
+    zh = t.lang == "zh"
+    yuan = "万元 (10,000 CNY)" if zh else "CNY 10,000"
+
+    def wan(fen: int) -> float:
+        return round(fen / 1_000_000, 2)  # fen -> 10,000 yuan, for an axis only; tables carry exact yuan
+
+    out: dict[str, Markup] = {}
+    classes = [RISK_CLASSES[c][1] + "\n" + RISK_CLASSES[c][0] for c in data["by_class"]]
+    values = [wan(v) for v in data["by_class"].values()]
+    out["by_class"] = svg_img(
+        charts.bar_chart(classes, values, unit=yuan),
+        "; ".join(f"{c.replace(chr(10), ' ')}: {v:,.2f}" for c, v in zip(classes, values, strict=True)),
+        "chart-by-class",
+    )
+    buckets = list(data["overdue"])
+    counts = [data["overdue"][b][0] for b in buckets]
+    out["overdue"] = svg_img(
+        charts.bar_chart([f"{b} {'天' if zh else 'days'}" for b in buckets], counts, unit=t("loans")),
+        "; ".join(f"{b} days: {n}" for b, n in zip(buckets, counts, strict=True)),
+        "chart-overdue",
+    )
+    if data["top"]:
+        labels = [row["name"] or short(row["borrower"], 12) for row in data["top"]]
+        amounts = [wan(row["outstanding"]) for row in data["top"]]
+        out["top"] = svg_img(
+            charts.bar_chart(labels, amounts, unit=yuan, horizontal=True),
+            "; ".join(f"{n}: {v:,.2f}" for n, v in zip(labels, amounts, strict=True)),
+            "chart-top",
+        )
+    severities = list(SEVERITY_LABELS)
+    if data["alerts_by_rule"]:
+        rules = list(data["alerts_by_rule"])
+        series = {s: [data["alerts_by_rule"][r].get(s, 0) for r in rules] for s in severities}
+        series = {(SEVERITY_LABELS[s][1] if zh else s): v for s, v in series.items() if any(v)}
+        labels = [RULE_LABELS.get(r, (r, r))[1 if zh else 0] for r in rules]
+        out["alerts_by_rule"] = svg_img(
+            charts.stacked_bars(labels, series, unit=t("alerts"), horizontal=True),
+            "; ".join(
+                f"{label}: {sum(data['alerts_by_rule'][r].values())}"
+                for label, r in zip(labels, rules, strict=True)
+            ),
+            "chart-alerts-rule",
+        )
+    if data["alerts_by_month"]:
+        months = list(data["alerts_by_month"])
+        series = {s: [data["alerts_by_month"][m].get(s, 0) for m in months] for s in severities}
+        series = {(SEVERITY_LABELS[s][1] if zh else s): v for s, v in series.items() if any(v)}
+        out["alerts_by_month"] = svg_img(
+            charts.stacked_bars(months, series, unit=t("alerts")),
+            "; ".join(f"{m}: {sum(data['alerts_by_month'][m].values())}" for m in months),
+            "chart-alerts-month",
+        )
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- alerts
 
 
 @router.get("/alerts", response_class=HTMLResponse)
 def alerts_page(request: Request) -> Response:
-    state = request.query_params.get("state") or "unresolved"
+    params = request.query_params
+    state = params.get("state") or "unresolved"
+    rule = params.get("rule") or ""
+    severity = params.get("severity") or ""
+    loan = (params.get("loan") or "").strip()
+    since, until = _day(params.get("since")), _day(params.get("until"))
 
     def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        zone = services.settings.bank_zone
         page = alerts_service.list_alerts(
             session,
             caller,
             state=state if state in ALERT_STATES else None,
             unresolved=state == "unresolved",
+            rule=rule if rule in RULE_LABELS else None,
+            severity=severity if severity in SEVERITY_LABELS else None,
+            loan=loan or None,
+            since=None if since is None else day_start(since, zone),
+            until=None if until is None else day_start(since_next(until), zone),
             limit=500,
         )
         return _render(
             request,
             "alerts.html",
             caller=caller,
-            alerts=page.items,
+            alerts=alerts_service.readable(session, services, page.items),
             numbers=loan_numbers(session, [a.loan_id for a in page.items]),
             state=state,
             states=("unresolved", *ALERT_STATES, "all"),
+            rule=rule,
+            severity=severity,
+            loan=loan,
+            since=params.get("since") or "",
+            until=params.get("until") or "",
+            RULE_LABELS=RULE_LABELS,
+            SEVERITY_LABELS=SEVERITY_LABELS,
+            ALERT_STATE_LABELS=ALERT_STATE_LABELS,
             can_act=policy.allowed(caller, "alert.handle"),
         )
 
     return _page(request, build)
+
+
+def _day(text: str | None) -> date | None:
+    """A date filter's value ("2026-03-01"); anything else is no filter (the form only sends dates)."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def since_next(day: date) -> date:
+    return day + timedelta(days=1)
+
+
+def _signer_name(session: Session, services: Services, names: dict[str, str], tx_hash: str) -> str | None:
+    signer = signers(session, services, [tx_hash]).get(tx_hash.lower())
+    return names.get(signer, signer) if signer else None
+
+
+def _verification_with_time(
+    session: Session, services: Services, summary: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    if summary is not None and isinstance(summary.get("block"), int):
+        summary["block_time"] = _iso_times(session, services, [summary["block"]]).get(summary["block"])
+    return summary
+
+
+def _iso_times(session: Session, services: Services, blocks: list[int]) -> dict[int, str]:
+    zone = services.settings.bank_zone
+    return {n: iso_time(ts, zone) for n, ts in times_of(session, blocks).items()}
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
@@ -552,6 +829,7 @@ async def resolve_alert(alert_id: AlertId, request: Request) -> Response:
 def received_page(request: Request) -> Response:
     def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
         items = payments_service.received(session, services, caller, limit=500)["items"]
+        humanize(session, services.settings.bank_zone, items)
         payer = payments_service.payers(session, services, items)
         for i in items:
             i["payer"] = payer[i["lot_id"]]
@@ -572,9 +850,12 @@ def received_page(request: Request) -> Response:
 
 @router.post("/lots/{lot_id}/confirm")
 async def confirm_lot(lot_id: str, request: Request) -> Response:
-    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, Any]) -> str:
+        note = str(form.get("note") or "").strip() or None
+        evidence = _evidence(services, caller, form.get("evidence"))
         write = Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
-        response = lots_service.confirm(session, write, lot_id, ConfirmRequest())
+        body = ConfirmRequest(note=note, evidence_hash=evidence)
+        response = lots_service.confirm(session, write, lot_id, body)
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the confirmation ({response.status_code}).")
         return f"Payment {short(lot_id)} confirmed on the ledger."
@@ -584,16 +865,33 @@ async def confirm_lot(lot_id: str, request: Request) -> Response:
 
 @router.post("/lots/{lot_id}/dispute")
 async def dispute_lot(lot_id: str, request: Request) -> Response:
-    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
-        reason = form.get("reason", "").strip()
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, Any]) -> str:
+        reason = str(form.get("reason") or "").strip()
         if not reason:
             raise ValidationError("Say why you dispute the payment.", hint="Write the reason in the form.")
-        # Only the hash of the reason goes on chain (no personal data on chain).
-        reason_hash = "0x" + keccak(text=reason).hex()
+        evidence = _evidence(services, caller, form.get("evidence"))
+        # The words and the file stay off chain (kept as documents); only their hash goes on chain.
         write = Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
-        response = lots_service.dispute(session, write, lot_id, DisputeRequest(reason_hash=reason_hash))
+        body = DisputeRequest(reason=reason, evidence_hash=evidence)
+        response = lots_service.dispute(session, write, lot_id, body)
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the dispute ({response.status_code}).")
         return f"Payment {short(lot_id)} disputed on the ledger."
 
     return await _write(request, action)
+
+
+def _evidence(services: Services, caller: Caller, upload: Any) -> str:
+    """An evidence file sent with the form, kept as a document (its hash is what the chain records)."""
+    if not isinstance(upload, Upload):
+        return "0x" + "00" * 32
+    if len(upload.data) > services.settings.document_max_bytes:
+        raise ValidationError(
+            f"The evidence file is larger than {services.settings.document_max_bytes:,} bytes.",
+            hint="Send a smaller file (a scan at a lower resolution, or a PDF).",
+        )
+    policy.require(caller, "documents.upload")
+    stored = documents_service.store(
+        services, caller, upload.data, upload.media_type or "application/octet-stream", upload.filename
+    )
+    return str(stored["hash"])

@@ -19,6 +19,7 @@ from api.schemas import (
     WriteResult,
 )
 from api.services import loans as loans_service
+from api.services.human import humanize
 from api.services.loans import MAX_TREE_DEPTH
 from api.writes import WriteDep
 from ledger.protocol.codes import LoanStatus, RiskClass
@@ -42,20 +43,22 @@ _CLASS_CODES = ", ".join(f"{int(c)} {c.en}" for c in RiskClass)
 def list_loans(
     caller: ParticipantDep,
     session: SessionDep,
+    services: ServicesDep,
     status: Annotated[int | None, Query(ge=1, le=max(LoanStatus), description=_STATUS_CODES)] = None,
     risk_class: Annotated[int | None, Query(ge=0, le=max(RiskClass), description=_CLASS_CODES)] = None,
     borrower: Annotated[str | None, Query(description="borrower address")] = None,
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    return loans_service.list_loans(
+    page = loans_service.list_loans(
         session, caller, status=status, risk_class=risk_class, borrower=borrower, offset=offset, limit=limit
     )
+    return humanize(session, services.settings.bank_zone, page)
 
 
 @router.get("/{loan}", response_model=LoanOut, summary="One loan, by id or loan number")
-def get_loan(loan: str, caller: ParticipantDep, session: SessionDep) -> dict[str, Any]:
-    return loans_service.get_loan(session, caller, loan)
+def get_loan(loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep) -> dict[str, Any]:
+    return humanize(session, services.settings.bank_zone, loans_service.get_loan(session, caller, loan))
 
 
 @router.get("/{loan}/terms", summary="The loan's structured terms and whether they match the on-chain hash")
@@ -78,7 +81,8 @@ def get_trail(
     services: ServicesDep,
     format: Annotated[Literal["tree", "flat"], Query(description="tree or flat")] = "tree",  # noqa: A002
 ) -> dict[str, Any]:
-    return loans_service.trail_answer(session, services, caller, loan, format)
+    answer = loans_service.trail_answer(session, services, caller, loan, format)
+    return humanize(session, services.settings.bank_zone, answer, answer["loan"]["currency"])
 
 
 @router.post(

@@ -1,4 +1,4 @@
-"""Lots: one lot's state; the payee confirms (确权) or disputes it."""
+"""Lots: one lot's state; the payee confirms (收款确认) or disputes it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.schemas import ConfirmRequest, DisputeRequest, LotOut, WriteResult
 from api.services import lots as lots_service
+from api.services.human import humanize
 from api.writes import WriteDep
 
 __all__ = ["router"]
@@ -24,7 +25,9 @@ router = APIRouter(
 def get_lot(
     lot_id: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep
 ) -> dict[str, Any]:
-    return lots_service.get_lot(session, services, caller, lot_id)
+    return humanize(
+        session, services.settings.bank_zone, lots_service.get_lot(session, services, caller, lot_id)
+    )
 
 
 @router.post(

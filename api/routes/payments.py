@@ -11,6 +11,7 @@ from api.deps import Offset, ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.schemas import LotOut, Page, PayBatchRequest, PayRequest, WriteResult
 from api.services import payments as payments_service
+from api.services.human import humanize
 from api.writes import WriteDep
 
 __all__ = ["router"]
@@ -31,9 +32,11 @@ def received(
     offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    return payments_service.received(
+    page = payments_service.received(
         session, services, caller, confirmation=confirmation, offset=offset, limit=limit
     )
+    payments_service.with_payers(session, services, page["items"])
+    return humanize(session, services.settings.bank_zone, page)
 
 
 @router.post(

@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import ParticipantDep, SessionDep
+from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.schemas import RepayRequest, WriteResult
 from api.services import repayments as repayments_service
+from api.services.human import humanize
 from api.writes import WriteDep
 
 __all__ = ["router"]
@@ -36,8 +37,12 @@ _EXAMPLE = [
     summary="A loan's repayments",
     responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
 )
-def list_repayments(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
-    return repayments_service.list_repayments(session, caller, loan)
+def list_repayments(
+    loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep
+) -> list[dict[str, Any]]:
+    return humanize(
+        session, services.settings.bank_zone, repayments_service.list_repayments(session, caller, loan)
+    )
 
 
 @router.post(

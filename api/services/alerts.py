@@ -7,6 +7,7 @@ Who sees and handles them is the policy's (`api.policy`: "alerts.list", "loan.al
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,14 +17,20 @@ from sqlmodel import Session
 
 from api import policy
 from api.deps import Caller
+from api.i18n import ALERT_STATE_LABELS, RULE_LABELS, SEVERITY_LABELS
 from api.services import Services
 from api.services.access import visible_loan
+from api.services.rows import account_names
 from ledger.errors import NotFoundError, PermissionDeniedError
 from ledger.mirror.read import LoanScope, Mirror
 from ledger.monitoring.alerts import Alert, AlertPublic, acknowledge, resolve
+from ledger.protocol.dates import iso_time
 
 __all__ = [
+    "AlertOut",
     "AlertPage",
+    "name_parties",
+    "readable",
     "acknowledge_alert",
     "get_alert",
     "list_alerts",
@@ -36,8 +43,21 @@ __all__ = [
 alerts_t: sa.Table = Alert.__table__  # type: ignore[attr-defined]
 
 
+class AlertOut(AlertPublic):
+    """An alert with what a person reads beside the stored text (issue 20): the rule, severity and state in
+    English and Chinese, the explanation with registered participants named, and the time of the block
+    the alert rests on in the bank's zone."""
+
+    rule_en: str = ""
+    rule_zh: str = ""
+    severity_zh: str = ""
+    state_zh: str = ""
+    explanation_named: str = ""
+    source_time: str | None = None
+
+
 class AlertPage(BaseModel):
-    items: list[AlertPublic]
+    items: list[AlertOut]
     total: int
     limit: int
     offset: int
@@ -64,6 +84,8 @@ def list_alerts(
     severity: str | None = None,
     state: str | None = None,
     unresolved: bool = False,
+    since: int | None = None,
+    until: int | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> AlertPage:
@@ -83,12 +105,54 @@ def list_alerts(
         conditions.append(alerts_t.c.state == state)
     if unresolved:
         conditions.append(alerts_t.c.state != "resolved")
+    if since is not None:  # chain time (unix seconds) the alert was first raised at
+        conditions.append(alerts_t.c.raised_chain_time >= since)
+    if until is not None:
+        conditions.append(alerts_t.c.raised_chain_time < until)
     total = session.execute(sa.select(sa.func.count()).select_from(alerts_t).where(*conditions)).scalar_one()
     rows = session.execute(
         sa.select(alerts_t).where(*conditions).order_by(alerts_t.c.id.desc()).limit(limit).offset(offset)
     ).all()
-    items = [AlertPublic.model_validate(dict(r._mapping)) for r in rows]
+    items = [AlertOut.model_validate(dict(r._mapping)) for r in rows]
     return AlertPage(items=items, total=int(total), limit=limit, offset=offset)
+
+
+_SHORT = re.compile(r"(\(?)(0x[0-9a-fA-F]{4})…([0-9a-fA-F]{4})")
+
+
+def name_parties(text: str, names: dict[str, str]) -> str:
+    """The stored text with each shortened address ("0x12ab…cd34") of a registered participant named:
+    "Supplier One (0x12ab…cd34)", or "(Supplier One, 0x12ab…cd34)" inside brackets. A short form that fits
+    no participant, or more than one, is left as it is."""
+
+    def named(m: re.Match[str]) -> str:
+        bracket, head, tail = m[1], m[2].lower(), m[3].lower()
+        fits = {n for a, n in names.items() if a.lower().startswith(head) and a.lower().endswith(tail)}
+        if len(fits) != 1:
+            return m[0]
+        name = fits.pop()
+        short = f"{m[2]}…{m[3]}"
+        return f"({name}, {short}" if bracket else f"{name} ({short})"
+
+    return _SHORT.sub(named, text)
+
+
+def readable(session: Session, services: Services, alerts: list[Any]) -> list[AlertOut]:
+    """Each alert as an AlertOut with its labels, named explanation and source block time filled in."""
+    names = account_names(services)
+    times = Mirror(session).block_times(a.source_block for a in alerts)
+    zone = services.settings.bank_zone
+    out = []
+    for a in alerts:
+        item = a if isinstance(a, AlertOut) else AlertOut.model_validate(a.model_dump())
+        item.rule_en, item.rule_zh = RULE_LABELS.get(item.rule, (item.rule, item.rule))
+        item.severity_zh = SEVERITY_LABELS.get(item.severity, ("", item.severity))[1]
+        item.state_zh = ALERT_STATE_LABELS.get(item.state, ("", item.state))[1]
+        item.explanation_named = name_parties(item.explanation, names)
+        stamp = times.get(item.source_block)
+        item.source_time = None if stamp is None else iso_time(stamp, zone)
+        out.append(item)
+    return out
 
 
 def loan_alerts(session: Session, caller: Caller, loan: Any) -> list[AlertPublic]:

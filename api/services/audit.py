@@ -18,9 +18,19 @@ from api import policy
 from api.deps import Caller
 from api.services import Services
 from api.services.access import whole_trail_loan
+from api.services.rows import account_names, org_names
 from ledger.audit.bundle import build_bundle, bundle_to_text, heads_slot
-from ledger.audit.report import REPORT_CSP, block_times, export_csv, export_json, render_html, report_hash
+from ledger.audit.report import (
+    REPORT_CSP,
+    People,
+    block_times,
+    export_csv,
+    export_json,
+    render_html,
+    report_hash,
+)
 from ledger.audit.verify import Verification, directory_documents, verify_loan
+from ledger.audit.workbook import XLSX_MEDIA_TYPE, export_xlsx
 from ledger.errors import FundflowError, ValidationError
 from ledger.store.offchain import LoanMetadata
 
@@ -33,7 +43,7 @@ meta_t: sa.Table = LoanMetadata.__table__  # type: ignore[attr-defined]
 class AuditFile:
     """A file to hand out: its content, media type, name and any extra headers."""
 
-    content: str
+    content: str | bytes
     media_type: str
     filename: str | None = None
     headers: dict[str, str] | None = None
@@ -60,6 +70,18 @@ def _label(session: Session, loan_id: str) -> str:
     """The loan number for file names, else the loan id."""
     number = session.execute(sa.select(meta_t.c.loan_number).where(meta_t.c.loan_id == loan_id)).scalar()
     return str(number or loan_id)
+
+
+def people(session: Session, services: Services, row: Any) -> People:
+    """Names, loan number, currency and the bank's zone: what puts a report or export in a person's terms."""
+    label = _label(session, row.loan_id)
+    return People(
+        names=account_names(services),
+        orgs=org_names(services),
+        loan_number=None if label == row.loan_id else label,
+        currency=str(row.currency),
+        zone=services.settings.bank_zone,
+    )
 
 
 @cache
@@ -127,7 +149,10 @@ def report(session: Session, services: Services, caller: Caller, loan: str, bloc
     result = verify(services, row.loan_id, block)
     times = block_times(services.engine, [e.block_number for e in result.events] + [result.block_number])
     page = render_html(
-        result, times=times, title=f"Fund-flow audit report: loan {_label(session, row.loan_id)}"
+        result,
+        times=times,
+        title=f"Fund-flow audit report 资金流向审计报告: loan {_label(session, row.loan_id)}",
+        people=people(session, services, row),
     )
     headers = {
         "X-Report-Hash": report_hash(page),
@@ -141,13 +166,16 @@ def export(
     services: Services,
     caller: Caller,
     loan: str,
-    format: Literal["csv", "json"],  # noqa: A002
+    format: Literal["csv", "json", "xlsx"],  # noqa: A002
     block: int | None,
 ) -> AuditFile:
     row = whole_trail_loan(session, caller, loan, "export")
     result = verify(services, row.loan_id, block)
-    times = block_times(services.engine, [e.block_number for e in result.events])
+    times = block_times(services.engine, [e.block_number for e in result.events] + [result.block_number])
+    who = people(session, services, row)
     name = f"fundflow-trail-{_label(session, row.loan_id)}-block-{result.block_number}.{format}"
     if format == "csv":
-        return AuditFile(export_csv(result, times), "text/csv; charset=utf-8", name)
-    return AuditFile(export_json(result, times), "application/json", name)
+        return AuditFile(export_csv(result, times, who, bom=True), "text/csv; charset=utf-8", name)
+    if format == "xlsx":
+        return AuditFile(export_xlsx(result, times, who), XLSX_MEDIA_TYPE, name)
+    return AuditFile(export_json(result, times, who), "application/json", name)

@@ -14,6 +14,7 @@ sandboxing CSP, so an uploaded HTML page cannot run or navigate on the API's or 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -149,6 +150,20 @@ def _hex32(value: Any) -> str | None:
     return None
 
 
+def _statement_evidence(services: Services, digest: str) -> str | None:
+    """The evidence hash a stored statement document names, if `digest` is one (small JSON, kind+text)."""
+    path = services.settings.documents_dir / digest
+    try:
+        if not path.is_file() or path.stat().st_size > 64 * 1024:
+            return None
+        body = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(body, dict) or set(body) != {"kind", "text", "evidence_hash"}:
+        return None
+    return _hex32(body["evidence_hash"])
+
+
 def attach(services: Services, caller: Caller, tx: TxResult) -> int:
     """Record the documents the caller's organisation uploaded that its write `tx` names (in an argument
     `...Hash`) as attached to the event's record: its lot (`lotId`), else its loan. Returns how many."""
@@ -160,6 +175,12 @@ def attach(services: Services, caller: Caller, tx: TxResult) -> int:
                 named.setdefault(digest, []).append(event)
     if not named:
         return 0
+    # A payee's statement (its words and an evidence file under one on-chain hash, api.services.lots)
+    # names its evidence document: that is attached to the same record as the statement.
+    for digest, events in list(named.items()):
+        nested = _statement_evidence(services, digest)
+        if nested is not None:
+            named.setdefault(nested, []).extend(events)
     rows = []
     with services.engine.begin() as conn:
         own = conn.execute(
@@ -201,7 +222,9 @@ def _sees_attachment(session: Session, caller: Caller, digest: str, refs: list[D
     mirrored = {r.transaction_hash.lower() for r in refs}
     mirror = Mirror(session)
     for a in session.execute(sa.select(attach_t).where(attach_t.c.hash == digest)):
-        if a.transaction_hash not in mirrored or a.loan_id is None:
+        if a.loan_id is None:
+            continue
+        if a.transaction_hash not in mirrored and not _statement_on_chain(session, a):
             continue
         loan = mirror.loan(a.loan_id)
         if loan is None:
@@ -217,6 +240,14 @@ def _sees_attachment(session: Session, caller: Caller, digest: str, refs: list[D
         if lot_visible(caller, loan, lot, parent.holder if parent is not None else None):
             return True
     return False
+
+
+def _statement_on_chain(session: Session, attachment: Any) -> bool:
+    """An evidence file named inside a payee's statement is named by no event itself: its attachment counts
+    while the transaction that recorded the statement is on the mirrored chain."""
+    return Mirror(session).has_transaction(
+        attachment.transaction_hash, attachment.loan_id, int(attachment.block_number)
+    )
 
 
 def _visible_document(session: Session, caller: Caller, digest: str) -> tuple[Any, list[DocumentReference]]:

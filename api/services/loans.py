@@ -123,7 +123,14 @@ def search_loans(
         newest_first=True,
     )
     numbers = loan_numbers(session, [r.loan_id for r in rows])
-    loans = [loan_view(caller, fields(r) | {"loan_number": numbers.get(r.loan_id)}) for r in rows]
+    loans = [
+        loan_view(
+            caller,
+            fields(r)
+            | {"loan_number": numbers.get(r.loan_id), "outstanding": int(r.disbursed) - int(r.repaid)},
+        )
+        for r in rows
+    ]
     if not text:
         return loans
     needle, names = text.lower(), account_names(services)

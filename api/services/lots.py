@@ -1,4 +1,5 @@
-"""Lots: one lot as its holder, payer or overseer sees it; the payee confirms (确权) or disputes a payment."""
+"""Lots: one lot as its holder, payer or overseer sees it; the payee confirms receipt (收款确认) or
+disputes a payment."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from sqlmodel import Session
 from api import policy
 from api.deps import Caller
 from api.schemas import ConfirmRequest, DisputeRequest
-from api.services import Services
+from api.services import Services, documents
 from api.services.access import find_lot, resolve_loan_id, visible_lot
 from api.services.rows import account_names, lot_out
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
 from ledger.errors import ContractRevertError, NotFoundError, PermissionDeniedError
+from ledger.protocol.canonical import canonical_json
 
 __all__ = ["confirm", "dispute", "get_lot"]
 
@@ -62,17 +64,34 @@ def _refuse_repeated_answer(session: Session, loan_id: str, lot_id: str, answer:
     )
 
 
+def statement(services: Services, caller: Caller, kind: str, text: str, evidence_hash: str | None) -> str:
+    """Keep a payee's words off chain and answer the hash that goes on chain. Text alone is kept as a UTF-8
+    document (its keccak256 is the hash); text with an evidence document is kept as a small JSON statement
+    naming both, so one on-chain hash commits to the words and the file."""
+    if evidence_hash is None or int(evidence_hash, 16) == 0:
+        data, media = text.encode("utf-8"), "text/plain; charset=utf-8"
+    else:
+        data = canonical_json({"kind": kind, "text": text, "evidence_hash": evidence_hash.lower()})
+        media = "application/json"
+    return str(
+        documents.store(services, caller, data, media, f"{kind}.{'json' if media[0] == 'a' else 'txt'}")[
+            "hash"
+        ]
+    )
+
+
 def confirm(session: Session, write: Write, lot_id: str, body: ConfirmRequest) -> JSONResponse:
     """Confirm receipt of a payment (its payee), once; a confirmation withdraws an earlier dispute."""
     caller = write.caller
     loan_id = _payee_loan(session, caller, lot_id, body.loan, "confirm payments")
+    evidence = body.evidence_hash
+    if body.note is not None:
+        evidence = statement(write.services, caller, "confirmation", body.note, body.evidence_hash)
 
     def action(ledger: LedgerContract) -> Outcome:
         # Checked here, not before: a retry with the key of a confirmation that went through replays it.
         _refuse_repeated_answer(session, loan_id, lot_id, "confirmed")
-        tx = ledger.confirm_lot(
-            caller.signer(), loan_id=loan_id, lot_id=lot_id, evidence_hash=body.evidence_hash
-        )
+        tx = ledger.confirm_lot(caller.signer(), loan_id=loan_id, lot_id=lot_id, evidence_hash=evidence)
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": [lot_id.lower()]})
 
     return write.record(body, action)
@@ -82,10 +101,14 @@ def dispute(session: Session, write: Write, lot_id: str, body: DisputeRequest) -
     """Dispute a payment (its payee), once and before confirming it."""
     caller = write.caller
     loan_id = _payee_loan(session, caller, lot_id, body.loan, "dispute payments")
+    reason = body.reason_hash
+    if body.reason is not None:  # the text stays off chain, its hash goes on chain
+        reason = statement(write.services, caller, "dispute", body.reason, body.evidence_hash)
+    assert reason is not None  # the request model requires one of the two
 
     def action(ledger: LedgerContract) -> Outcome:
         _refuse_repeated_answer(session, loan_id, lot_id, "disputed")
-        tx = ledger.dispute_lot(caller.signer(), loan_id=loan_id, lot_id=lot_id, reason_hash=body.reason_hash)
+        tx = ledger.dispute_lot(caller.signer(), loan_id=loan_id, lot_id=lot_id, reason_hash=reason)
         return Outcome(tx, {"loan_id": loan_id, "lot_ids": [lot_id.lower()]})
 
     return write.record(body, action)

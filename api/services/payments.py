@@ -13,7 +13,8 @@ from api.deps import Caller
 from api.schemas import PayBatchRequest, PayRequest
 from api.services import Services
 from api.services.access import resolve_loan_id
-from api.services.rows import account_names, created_lots, lot_out, org_names
+from api.services.rows import account_names, created_lots, lot_out
+from api.services.signers import signers
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract, PaymentSpec
 from ledger.mirror.read import Mirror
@@ -39,21 +40,26 @@ def received(
     return {"items": [lot_out(r, names) for r in rows], "total": total, "offset": offset, "limit": limit}
 
 
+def with_payers(session: Session, services: Services, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Adds `paid_by` (the signing account) and `paid_by_name` to each lot dict; None where unknown."""
+    signed = signers(session, services, [i["transaction_hash"] for i in items])
+    names = account_names(services)
+    for i in items:
+        signer = signed.get(str(i["transaction_hash"]).lower())
+        i["paid_by"], i["paid_by_name"] = signer, names.get(signer) if signer else None
+    return items
+
+
 def payers(session: Session, services: Services, items: list[dict[str, Any]]) -> dict[str, str]:
-    """Who paid each received lot (by lot id): the parent lot's holder, or the lending bank for a
-    disbursement; names where known."""
-    mirror = Mirror(session)
-    parents = mirror.lots_by_id([i["parent_lot_id"] for i in items if i["parent_lot_id"]])
-    payer_of = {lot_id: lot.holder for lot_id, lot in parents.items()}
-    names, orgs = account_names(services), org_names(services)
-    lender_of = mirror.lender_orgs({i["loan_id"] for i in items})
+    """Who paid each received lot (by lot id): the account that signed its payment or disbursement, by name
+    where it is a registered participant (a lender may pay out of the borrower's lot, so the parent lot's
+    holder is not the payer). "" when the node could not be asked."""
+    signed = signers(session, services, [i["transaction_hash"] for i in items])
+    names = account_names(services)
     out: dict[str, str] = {}
     for i in items:
-        if i["parent_lot_id"]:
-            holder = payer_of.get(i["parent_lot_id"], "")
-            out[i["lot_id"]] = names.get(holder, holder)
-        else:
-            out[i["lot_id"]] = orgs.get(lender_of.get(i["loan_id"], ""), "")
+        signer = signed.get(str(i["transaction_hash"]).lower())
+        out[i["lot_id"]] = names.get(signer, signer) if signer else ""
     return out
 
 

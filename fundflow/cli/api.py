@@ -97,7 +97,7 @@ def tokens_revoke(
 
 def seed_and_print(stack: ApiStack, operator: Any) -> None:
     """Onboard the demo participants, tell the demo story through the API, print tokens and curl lines."""
-    from fundflow.demo import DEMO_LOAN, PARTICIPANTS, onboard_demo, seed_demo_via_api
+    from fundflow.demo import DEMO_LOAN, PARTICIPANTS, SHELL_NAMES, onboard_demo, seed_demo_via_api
 
     s = stack.settings
     directory = Directory(s.participants_file)
@@ -114,15 +114,21 @@ def seed_and_print(stack: ApiStack, operator: Any) -> None:
     console.print(
         f"demo loan {DEMO_LOAN}: principal {amount('principal')} {currency}, "
         f"disbursed {amount('disbursed')}, repaid {amount('repaid')}, "
-        f"risk class {RiskClass(loan['risk_class']).name}"
+        f"risk class {RiskClass(loan['risk_class']).zh} {RiskClass(loan['risk_class']).en}"
     )
-    table = Table("participant", "role", "address")
+    table = Table("participant", "role")
+    table.add_column("address", no_wrap=True, min_width=42)  # whole, also when stdout is not a terminal
     for name, role in PARTICIPANTS:
         table.add_row(name, role, addresses[name])
     console.print(table)
     console.print("API tokens (new on each start; the old ones stay valid):")
     for name, _ in PARTICIPANTS:
         print(f"  {name:<26} {tokens[name]}")
+    # The README's walkthrough uses these shell variables.
+    variables = " ".join(f"{SHELL_NAMES[name]}={tokens[name]}" for name, _ in PARTICIPANTS)
+    print(
+        f"Shell variables for the README walkthrough (paste this line):\n  export FF={stack.url} {variables}"
+    )
     bank, auditor = tokens["Lakeside Commercial Bank"], tokens["Harbor Audit Partners"]
     supplier = tokens["Greenfield Logistics"]
     console.print(

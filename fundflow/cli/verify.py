@@ -30,6 +30,7 @@ from ledger.audit.bundle import (
     verify_bundle,
     write_bundle,
 )
+from ledger.audit.report import People
 from ledger.audit.verify import Verification, directory_documents, verify_loan
 from ledger.chain.client import ChainClient
 from ledger.chain.contract import LedgerContract
@@ -287,6 +288,18 @@ def verify_bundle_command(
         raise typer.Exit(2)
 
 
+def _people(settings: Settings) -> People:
+    """Participant names (the directory file) and the bank's zone, so CLI outputs read as the API's do."""
+    from ledger.chain.participants import Directory
+
+    directory = Directory(settings.participants_file)
+    return People(
+        names={a: p.name for p in directory for a in p.accounts.values()},
+        orgs={p.org_id: p.name for p in directory},
+        zone=settings.bank_zone,
+    )
+
+
 def report(
     loan: Annotated[str, typer.Argument(help=_LOAN_HELP)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the HTML report.")],
@@ -295,10 +308,11 @@ def report(
     """Verify the loan and write a printable HTML audit report (also written when verification fails)."""
     from ledger.audit.report import block_times, render_html, report_hash
 
-    result, engine = _verify(get_settings(), loan, block)
+    settings = get_settings()
+    result, engine = _verify(settings, loan, block)
     times = block_times(engine, [e.block_number for e in result.events] + [result.block_number])
     engine.dispose()
-    page = render_html(result, times=times)
+    page = render_html(result, times=times, people=_people(settings))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(page, encoding="utf-8")
     console.print(f"wrote {output} (report hash {report_hash(page)})", highlight=False)
@@ -307,19 +321,28 @@ def report(
 
 def export(
     loan: Annotated[str, typer.Argument(help=_LOAN_HELP)],
-    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "json",
+    fmt: Annotated[str, typer.Option("--format", help="csv, json or xlsx (xlsx needs -o).")] = "json",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="File (default: stdout).")] = None,
     block: Annotated[int | None, typer.Option(help="Verify at this block (default: the mirror's).")] = None,
 ) -> None:
-    """Export the verified trail as CSV or JSON (each row says whether it verified)."""
+    """Export the verified trail as CSV, JSON or an Excel workbook (each row says whether it verified)."""
     from ledger.audit.report import block_times, export_csv, export_json
+    from ledger.audit.workbook import export_xlsx
 
-    if fmt not in ("csv", "json"):
-        raise ValidationError(f"unknown format {fmt!r}", hint="use --format csv or --format json")
-    result, engine = _verify(get_settings(), loan, block)
-    times = block_times(engine, [e.block_number for e in result.events])
+    if fmt not in ("csv", "json", "xlsx"):
+        raise ValidationError(f"unknown format {fmt!r}", hint="use --format csv, json or xlsx")
+    if fmt == "xlsx" and output is None:
+        raise ValidationError("an Excel workbook is not text for a terminal", hint="add -o FILE.xlsx")
+    settings = get_settings()
+    result, engine = _verify(settings, loan, block)
+    times = block_times(engine, [e.block_number for e in result.events] + [result.block_number])
     engine.dispose()
-    text = export_csv(result, times) if fmt == "csv" else export_json(result, times)
+    people = _people(settings)
+    if fmt == "xlsx" and output is not None:
+        output.write_bytes(export_xlsx(result, times, people))
+        console.print(f"wrote {output}", highlight=False)
+        return
+    text = export_csv(result, times, people) if fmt == "csv" else export_json(result, times, people)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -341,7 +364,7 @@ def attest(
     result, engine = _verify(settings, loan, None)
     times = block_times(engine, [e.block_number for e in result.events] + [result.block_number])
     engine.dispose()
-    page = render_html(result, times=times)
+    page = render_html(result, times=times, people=_people(settings))
     digest = report_hash(page)
     ledger, _ = _ledger(settings)
     keystore = Keystore(settings.keystore_dir, settings.passphrase(), scrypt_n=settings.keystore_scrypt_n)

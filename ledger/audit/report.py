@@ -15,8 +15,8 @@ import html
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from eth_utils import keccak
@@ -24,11 +24,17 @@ from sqlalchemy.engine import Engine
 
 from ledger.audit.verify import DOCUMENT_FIELDS, Verification
 from ledger.mirror.read import Mirror
+from ledger.protocol.dates import iso_time
+from ledger.protocol.money import format_amount, yuan_text
+from ledger.protocol.purposes import describe
 
 __all__ = [
+    "EVENT_LABELS",
     "EXPORT_COLUMNS",
+    "HUMAN_COLUMNS",
     "REPORT_CSP",
     "AttestationView",
+    "People",
     "attestations_of",
     "block_times",
     "export_csv",
@@ -56,6 +62,64 @@ EXPORT_COLUMNS = (
     "verified",
     "problems",
 )
+
+
+# --- issue 20: outputs in a person's terms -------------------------------------------------------------
+# A person reads names, dates, yuan and labels in English and Chinese; a machine reads addresses, blocks and
+# fen. The exports carry both: these columns come first, the machine's columns (EXPORT_COLUMNS, unchanged)
+# after them.
+
+HUMAN_COLUMNS = (
+    "date",
+    "event_en",
+    "event_zh",
+    "payee_name",
+    "amount_yuan",
+    "currency",
+    "purpose_en",
+    "purpose_zh",
+)
+
+EVENT_LABELS = {  # event name -> (English, Chinese)
+    "LoanOpened": ("loan opened", "贷款发放登记"),
+    "Disbursed": ("disbursement", "放款"),
+    "Paid": ("payment", "支付"),
+    "LotConfirmed": ("receipt confirmed", "收款确认"),
+    "LotDisputed": ("payment disputed", "收款异议"),
+    "Repaid": ("repayment", "还款"),
+    "LoanClosed": ("loan closed", "贷款结清"),
+    "RiskClassified": ("risk classified", "风险分类"),
+    "CollateralValued": ("collateral valued", "押品估值"),
+    "InspectionRecorded": ("inspection recorded", "贷后检查"),
+    "LoanRestructured": ("loan restructured", "贷款重组"),
+    "TrailAttested": ("trail attested", "审计鉴证"),
+}
+
+
+@dataclass(frozen=True)
+class People:
+    """What turns the chain's identifiers into a person's terms: participant names by account address and
+    by organisation id (off chain, from the participants directory), the loan number, its currency, and the
+    bank's time zone for dates."""
+
+    names: Mapping[str, str] = field(default_factory=dict)
+    orgs: Mapping[str, str] = field(default_factory=dict)
+    loan_number: str | None = None
+    currency: str = "CNY"
+    zone: tzinfo = UTC
+
+    def name(self, address: str) -> str:
+        if not address:
+            return ""
+        return self.names.get(address) or next(
+            (n for a, n in self.names.items() if a.lower() == address.lower()), ""
+        )
+
+    def org(self, org_id: str) -> str:
+        return self.orgs.get(org_id) or self.orgs.get(org_id.lower(), "")
+
+    def date(self, timestamp: int | None) -> str:
+        return "" if timestamp is None else iso_time(timestamp, self.zone)
 
 
 @dataclass(frozen=True)
@@ -123,15 +187,32 @@ def attestations_of(
     return out
 
 
-def trail_rows(verification: Verification, times: Mapping[int, int] | None = None) -> list[dict[str, Any]]:
-    """One flat row per event, in chain order (the export's rows)."""
-    times = times or {}
+def trail_rows(
+    verification: Verification, times: Mapping[int, int] | None = None, people: People | None = None
+) -> list[dict[str, Any]]:
+    """One flat row per event, in chain order (the export's rows): HUMAN_COLUMNS, then EXPORT_COLUMNS."""
+    times, people = times or {}, people or People()
     rows = []
     for e in verification.events:
         a = e.args
         document = next((str(a[f]) for f in DOCUMENT_FIELDS if f in a), "")
+        payee = str(a.get("payee", a.get("borrower", "")))
+        raw_amount = a.get("amount", a.get("principal", a.get("value")))
+        en, zh = EVENT_LABELS.get(e.name, (e.name, e.name))
+        if e.name == "TrailAttested":
+            payee_name = people.org(str(a.get("auditorOrg", "")))
+        else:
+            payee_name = people.name(payee)
         rows.append(
             {
+                "date": people.date(times.get(e.block_number)),
+                "event_en": en,
+                "event_zh": zh,
+                "payee_name": payee_name,
+                "amount_yuan": "" if raw_amount is None else yuan_text(int(raw_amount), people.currency),
+                "currency": "" if raw_amount is None else people.currency,
+                "purpose_en": "" if "purpose" not in a else describe(int(a["purpose"]), "en"),
+                "purpose_zh": "" if "purpose" not in a else describe(int(a["purpose"]), "zh"),
                 "block_number": e.block_number,
                 "log_index": e.log_index,
                 "time": _iso(times.get(e.block_number)) or "",
@@ -153,18 +234,30 @@ def trail_rows(verification: Verification, times: Mapping[int, int] | None = Non
     return rows
 
 
-def export_csv(verification: Verification, times: Mapping[int, int] | None = None) -> str:
+def export_csv(
+    verification: Verification,
+    times: Mapping[int, int] | None = None,
+    people: People | None = None,
+    *,
+    bom: bool = False,
+) -> str:
+    """`amount` stays fen (the machine's column); `amount_yuan` + `currency` are what a person reads. `bom`
+    starts the file with a UTF-8 byte-order mark, so Excel opens the Chinese labels as written."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    if bom:
+        out.write("\ufeff")
+    writer = csv.DictWriter(out, fieldnames=HUMAN_COLUMNS + EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(trail_rows(verification, times))
+    writer.writerows(trail_rows(verification, times, people))
     return out.getvalue()
 
 
-def export_json(verification: Verification, times: Mapping[int, int] | None = None) -> str:
+def export_json(
+    verification: Verification, times: Mapping[int, int] | None = None, people: People | None = None
+) -> str:
     """The verification result plus the flat trail and the attestations, as one JSON document."""
     body = verification.to_dict()
-    body["trail"] = trail_rows(verification, times)
+    body["trail"] = trail_rows(verification, times, people)
     body["attestations"] = [a.to_dict() for a in attestations_of(verification, times)]
     return json.dumps(body, indent=2) + "\n"
 
@@ -209,6 +302,10 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _money(amount: int | None, currency: str) -> str:
+    return "" if amount is None else f"{currency} {format_amount(int(amount), currency, code=False)}"
+
+
 def _short(value: str) -> str:
     return value if len(value) <= 14 else f"{value[:10]}…{value[-4:]}"
 
@@ -219,9 +316,13 @@ def render_html(
     times: Mapping[int, int] | None = None,
     title: str | None = None,
     generated_at: datetime | None = None,
+    people: People | None = None,
 ) -> str:
-    """The printable audit report: verdict, the block proven at, problems, attestations and the trail."""
-    times = times or {}
+    """The printable audit report: verdict, the block proven at, problems, attestations and the trail, in a
+    person's terms (names, dates in the bank's zone, yuan, English and Chinese) with the machine's
+    identifiers beside them."""
+    times, p = times or {}, people or People()
+    cur = p.currency
     generated = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
     v = verification
     grew = f"yes, head now {_e(v.head_now)}" if v.trail_grew_since else "no"
@@ -236,10 +337,10 @@ def render_html(
         f"<h1>{_e(title or 'Fund-flow audit report')}</h1>",
         f"<p>{verdict} {_e(v.summary)}</p>",
         '<dl class="meta">',
-        f"<dt>Loan</dt><dd><code>{_e(v.loan_id)}</code></dd>",
+        f"<dt>Loan 贷款</dt><dd><strong>{_e(p.loan_number or '')}</strong> <code>{_e(v.loan_id)}</code></dd>",
         f"<dt>Chain / contract</dt><dd>{v.chain_id} / <code>{_e(v.contract)}</code></dd>",
-        f"<dt>Proven at block</dt><dd>{v.block_number} <code>{_e(v.block_hash)}</code>"
-        f" {_e(_iso(times.get(v.block_number)) or '')}</dd>",
+        f"<dt>Proven at block 核验区块</dt><dd>{_e(p.date(times.get(v.block_number)))} · "
+        f"block {v.block_number} <code>{_e(v.block_hash)}</code></dd>",
         f"<dt>Head (headOf)</dt><dd><code>{_e(v.head_on_chain)}</code></dd>",
         f"<dt>Head recomputed</dt><dd><code>{_e(v.head_recomputed)}</code></dd>",
         f"<dt>Trail grew since</dt><dd>{grew}</dd>",
@@ -247,59 +348,68 @@ def render_html(
         "</dl>",
     ]
     problems = v.problems()
-    parts.append("<h2>Problems</h2>")
+    parts.append("<h2>Problems 问题</h2>")
     if problems:
         parts.append('<ul class="problems bad">' + "".join(f"<li>{_e(p)}</li>" for p in problems) + "</ul>")
     else:
         parts.append("<p class='ok'>None: every event, lot and stored document matches the chain.</p>")
 
-    parts.append("<h2>Attestations</h2>")
+    parts.append("<h2>Attestations 审计鉴证</h2>")
     attestations = attestations_of(v, times)
     if attestations:
         parts.append(
-            "<table><thead><tr><th>block</th><th>time</th><th>auditor org</th><th>head attested</th>"
+            "<table><thead><tr><th>date 日期</th><th>block</th><th>auditor 审计方</th><th>head attested</th>"
             "<th>report hash</th><th>status</th></tr></thead><tbody>"
         )
         for a in attestations:
             status = "current" if a.current else f"trail grew since ({a.events_since} changes after)"
             parts.append(
-                f"<tr><td class='num'>{a.block_number}</td><td>{_e(a.time or '')}</td>"
-                f"<td class='mono'>{_e(a.auditor_org)}</td><td class='mono'>{_e(a.head)}</td>"
+                f"<tr><td>{_e(p.date(times.get(a.block_number)))}</td><td class='num'>{a.block_number}</td>"
+                f"<td>{_e(p.org(a.auditor_org))} <span class='mono'>{_e(_short(a.auditor_org))}</span></td>"
+                f"<td class='mono'>{_e(a.head)}</td>"
                 f"<td class='mono'>{_e(a.report_hash)}</td><td>{_e(status)}</td></tr>"
             )
         parts.append("</tbody></table>")
     else:
         parts.append("<p>No auditor has attested this trail yet.</p>")
 
-    parts.append("<h2>Lots</h2>")
+    parts.append("<h2>Lots 资金批次</h2>")
     parts.append(
-        "<table><thead><tr><th>lot</th><th>parent</th><th>holder</th><th>amount</th><th>remaining</th>"
-        "<th>verified</th></tr></thead><tbody>"
+        "<table><thead><tr><th>holder 持有方</th><th>amount 金额</th><th>remaining 余额</th><th>lot</th>"
+        "<th>parent</th><th>verified</th></tr></thead><tbody>"
     )
     for lot in v.lots:
         cls = "ok" if lot.ok else "bad"
+        holder, parent = lot.holder or "", lot.parent_lot_id or ""
         parts.append(
-            f"<tr><td class='mono'>{_e(lot.lot_id)}</td><td class='mono'>{_e(lot.parent_lot_id or '')}</td>"
-            f"<td class='mono'>{_e(lot.holder or '')}</td><td class='num'>{_e(lot.amount)}</td>"
-            f"<td class='num'>{_e(lot.remaining)}</td>"
+            f"<tr><td>{_e(p.name(holder))} <span class='mono'>{_e(holder)}</span></td>"
+            f"<td class='num'>{_e(_money(lot.amount, cur))}</td>"
+            f"<td class='num'>{_e(_money(lot.remaining, cur))}</td>"
+            f"<td class='mono' title='{_e(lot.lot_id)}'>{_e(_short(lot.lot_id))}</td>"
+            f"<td class='mono' title='{_e(parent)}'>{_e(_short(parent))}</td>"
             f"<td class='{cls}'>{'yes' if lot.ok else _e('; '.join(lot.problems))}</td></tr>"
         )
     parts.append("</tbody></table>")
 
-    parts.append("<h2>Trail</h2>")
+    parts.append("<h2>Trail 资金流向</h2>")
     parts.append(
-        "<table><thead><tr><th>block</th><th>log</th><th>time</th><th>event</th><th>lot</th><th>payee</th>"
-        "<th>amount</th><th>purpose</th><th>document</th><th>head</th><th>verified</th></tr></thead><tbody>"
+        "<table><thead><tr><th>date 日期</th><th>event 事项</th><th>payee 收款方</th><th>amount 金额</th>"
+        "<th>purpose 用途</th><th>block</th><th>lot</th><th>document</th><th>head</th><th>verified</th>"
+        "</tr></thead><tbody>"
     )
-    for row in trail_rows(v, times):
+    for row in trail_rows(v, times, p):
         cls = "ok" if row["verified"] == "true" else "bad"
-        purpose = row["purpose"] + ("" if row["declared_use"] in ("", "true") else " (undeclared use)")
+        purpose = f"{row['purpose_en']} {row['purpose_zh']}".strip()
+        if row["declared_use"] not in ("", "true"):
+            purpose += " (outside declared use 超出约定用途)"
+        amount = f"{cur} {format_amount(int(row['amount']), cur, code=False)}" if row["amount"] else ""
         parts.append(
-            f"<tr><td class='num'>{row['block_number']}</td><td class='num'>{row['log_index']}</td>"
-            f"<td>{_e(row['time'])}</td><td>{_e(row['event'])}</td>"
+            f"<tr><td>{_e(row['date'])}</td><td>{_e(row['event_en'])} {_e(row['event_zh'])}</td>"
+            f"<td>{_e(row['payee_name'])} <span class='mono'>{_e(_short(row['payee']))}</span></td>"
+            f"<td class='num'>{_e(amount)}</td><td>{_e(purpose)}</td>"
+            f"<td class='num'>{row['block_number']}.{row['log_index']}</td>"
             f"<td class='mono' title='{_e(row['lot_id'])}'>{_e(_short(row['lot_id']))}</td>"
-            f"<td class='mono'>{_e(row['payee'])}</td><td class='num'>{_e(row['amount'])}</td>"
-            f"<td>{_e(purpose)}</td><td class='mono' title='{_e(row['document_hash'])}'>"
+            f"<td class='mono' title='{_e(row['document_hash'])}'>"
             f"{_e(_short(row['document_hash']))}</td>"
             f"<td class='mono' title='{_e(row['head'])}'>{_e(_short(row['head']))}</td>"
             f"<td class='{cls}'>{'yes' if cls == 'ok' else _e(row['problems'])}</td></tr>"
@@ -325,7 +435,8 @@ def render_html(
             )
         parts.append("</tbody></table>")
     parts.append(
-        "<footer>Amounts are in the loan currency's minor unit. Each head is "
+        f"<footer>Amounts are in {_e(cur)} (yuan, two decimals); dates are block times in {_e(p.zone)}. "
+        "Each head is "
         "keccak256(abi.encode(previousHead, kind, fields…)); the last must equal headOf(loan) at the block "
         "proven at. Check this report offline with <code>fundflow bundle</code> / "
         "<code>fundflow verify-bundle</code>.</footer>"

@@ -52,7 +52,9 @@ def unreachable(display_url: str, exc: BaseException) -> ChainError:
     """The error for a node that cannot be reached or dropped the connection (`exc` names how)."""
     return ChainError(
         f"cannot reach the chain node at {display_url} ({type(exc).__name__})",
-        hint="start it with `fundflow chain`, or point FUNDFLOW_RPC_URL at a running node",
+        hint="the node's URL is FUNDFLOW_RPC_URL, else http://FUNDFLOW_CHAIN_HOST:FUNDFLOW_CHAIN_PORT "
+        "(127.0.0.1:8545 by default): set FUNDFLOW_RPC_URL (or FUNDFLOW_CHAIN_PORT) to where your node "
+        "listens, or start one there with `fundflow chain`",
     )
 
 

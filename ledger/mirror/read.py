@@ -542,6 +542,19 @@ class Mirror:
             str(r[0]) for r in self._rows(sa.select(accounts.c.address).where(accounts.c.org_id == org_id))
         )
 
+    # ------------------------------------------------------------------ transactions (issue 20)
+
+    def has_transaction(self, tx_hash: str, loan_id: str, block_number: int) -> bool:
+        """Whether an event of transaction `tx_hash` (on loan `loan_id`, in block `block_number`) is on the
+        mirrored chain; the loan and block narrow the search to the loan's event index."""
+        events = _t("events")
+        query = sa.select(events.c.transaction_hash).where(
+            events.c.loan_id == loan_id,
+            events.c.block_number == block_number,
+            events.c.transaction_hash == tx_hash,
+        )
+        return bool(self._rows(query.limit(1)))
+
     # ------------------------------------------------------------------ documents
 
     def document_refs(self, digest: str) -> list[DocumentReference]:

@@ -38,7 +38,7 @@ from ledger.monitoring.rules import (
 )
 from ledger.protocol.codes import LoanStatus
 from ledger.protocol.terms import TermsProvider
-from ledger.store.offchain import db_terms_provider
+from ledger.store.offchain import db_terms_provider, signers_of
 
 __all__ = ["EvaluationResult", "Monitor", "latest_chain_time", "load_facts"]
 
@@ -73,6 +73,7 @@ def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int
     numbers.update(r.block_number for r in records.collateral_valuations)
     numbers.update(r.block_number for r in records.inspections)
     stamps = mirror.block_times(numbers)
+    signed = signers_of(conn, [lot.transaction_hash for lot in lots if lot.parent_lot_id is not None])
 
     def stamp(number: int) -> int:
         if number not in stamps:
@@ -107,6 +108,7 @@ def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int
                 block_number=int(lot.block_number),
                 log_index=int(lot.log_index),
                 timestamp=stamp(lot.block_number),
+                signer=signed.get(lot.transaction_hash.lower()),
             )
             for lot in lots
         ],
@@ -124,6 +126,7 @@ def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int
         ],
         terms=terms(loan_id),
         now=now,
+        lender_accounts=frozenset(a.lower() for a in mirror.org_accounts(loan.lender_org)),
     )
 
 

@@ -104,6 +104,7 @@ class LotFact:
     block_number: int
     log_index: int
     timestamp: int
+    signer: str | None = None  # who signed the payment, where known (tx_signers); None: not known
 
     @property
     def is_disbursement(self) -> bool:
@@ -141,6 +142,7 @@ class LoanFacts:
     inspections: list[RecordFact]
     terms: LoanTerms | None
     now: int
+    lender_accounts: frozenset[str] = frozenset()  # lower-case accounts of the lending bank
 
     @property
     def outstanding(self) -> int:
@@ -156,6 +158,8 @@ class LoanFacts:
     def party(self, address: str) -> str:
         """'the borrower (0x12ab…cd34)', 'linked party 0x…', or the short address."""
         short = f"{address[:6]}…{address[-4:]}"
+        if address.lower() in self.lender_accounts:
+            return f"the lender ({short})"
         if address == self.borrower:
             return f"the borrower ({short})"
         if self.terms is not None and address in self.terms.linked_parties:
@@ -207,8 +211,18 @@ def _what(facts: LoanFacts, lot: LotFact) -> str:
     if lot.is_disbursement:
         return f"The lender disbursed {facts.money(lot.amount)} to {facts.party(lot.holder)}"
     parent = next((p for p in facts.lots if p.lot_id == lot.parent_lot_id), None)
-    payer = facts.party(parent.holder) if parent is not None else "its holder"
-    return f"{payer[0].upper()}{payer[1:]} paid {facts.money(lot.amount)} to {facts.party(lot.holder)}"
+    holder = facts.party(parent.holder) if parent is not None else "its holder"
+    if lot.signer is None:
+        # Who signed is not known here: say only what the trail shows (the lender may pay out of the
+        # borrower's lot, so the lot's holder is not necessarily the payer).
+        return (
+            f"{facts.money(lot.amount)} was paid to {facts.party(lot.holder)} out of the lot held by {holder}"
+        )
+    payer = facts.party(lot.signer)
+    out = f"{payer[0].upper()}{payer[1:]} paid {facts.money(lot.amount)} to {facts.party(lot.holder)}"
+    if parent is not None and lot.signer.lower() != parent.holder.lower():
+        out += f" out of the lot held by {holder}"
+    return out
 
 
 def undeclared_use(facts: LoanFacts, th: Thresholds) -> list[Candidate]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import BeforeValidator, ValidationInfo, WithJsonSchema
 
 from ledger.protocol.codes import MAX_AMOUNT
 
@@ -20,8 +20,11 @@ __all__ = [
     "Amount",
     "decimals",
     "format_amount",
+    "YuanAmount",
     "parse_amount",
     "parse_decimal",
+    "parse_yuan",
+    "yuan_text",
 ]
 
 ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK"})
@@ -114,3 +117,69 @@ Amount = Annotated[
     ),
 ]
 """A pydantic field type for an amount sent by a caller (see `parse_amount`)."""
+
+
+# --- issue 20: the API's one amount rule ---------------------------------------------------------------
+# `"amount": 1000` (fen, CNY 10.00) next to `"amount": "1000"` (CNY 1,000.00) made a payment of 10.00 by
+# accident. At the API an amount is written one way only: a decimal string in yuan. A number is refused with
+# the string that would mean each reading, so the caller picks, instead of us guessing.
+
+
+def yuan_text(amount: int, currency: str = "CNY") -> str:
+    """Minor units as the plain decimal string the API reads and answers with: 123456 -> "1234.56" (no
+    separators, no code; the form a caller sends back). Exact integer arithmetic."""
+    value = amount if type(amount) is int else _whole_minor_units(amount)
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        return str(value)
+    whole, fraction = divmod(abs(value), 100)
+    return f"{'-' if value < 0 else ''}{whole}.{fraction:02d}"
+
+
+def parse_yuan(value: Any, field: str = "amount") -> int:
+    """An amount as the API takes it: a decimal string in yuan ("1234.56" = 123456 fen), 1 to MAX_AMOUNT.
+    A JSON number (integer or float) is refused with a sentence showing the string to write."""
+    if isinstance(value, bool):
+        raise ValueError(f'an amount is a decimal string in yuan, e.g. "{field}": "1234.56"')
+    if isinstance(value, int):
+        if not 0 < value <= MAX_AMOUNT:
+            raise ValueError(
+                f"amounts are decimal strings in yuan, not numbers, greater than zero and at most "
+                f'{format_amount(MAX_AMOUNT)}: write e.g. "{field}": "1234.56"'
+            )
+        raise ValueError(
+            f'amounts are decimal strings in yuan, not numbers: write "{field}": "{yuan_text(value)}" for '
+            f'CNY {format_amount(value, code=False)}, or "{field}": "{value}.00" for CNY {value:,}.00'
+        )
+    if isinstance(value, float):
+        raise ValueError(
+            f'amounts are decimal strings in yuan, not numbers (a float loses cents): write "{field}": '
+            f'"{value:.2f}" for CNY {value:,.2f}'
+        )
+    if not isinstance(value, str):
+        raise ValueError(f'an amount is a decimal string in yuan, e.g. "{field}": "1234.56"')
+    amount = parse_decimal(value)
+    if amount <= 0:
+        raise ValueError("the amount must be greater than zero")
+    if amount > MAX_AMOUNT:
+        raise ValueError(f"the amount is larger than the ledger can record ({MAX_AMOUNT} fen)")
+    return amount
+
+
+def _parse_yuan_field(value: Any, info: ValidationInfo) -> int:
+    return parse_yuan(value, info.field_name or "amount")
+
+
+YuanAmount = Annotated[
+    int,
+    BeforeValidator(_parse_yuan_field),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[0-9]+(\.[0-9]{1,2})?$",
+            "description": 'A decimal string in yuan (major units): "1234.56" is CNY 1,234.56. Numbers are '
+            'refused: 1000 could mean CNY 10.00 (fen) or CNY 1,000.00, so write "10.00" or "1000.00".',
+            "examples": ["1234.56"],
+        }
+    ),
+]
+"""A pydantic field type for an amount sent to the API (see `parse_yuan`)."""

@@ -32,7 +32,10 @@ __all__ = [
     "LOAN_NUMBER_PATTERN",
     "LoanMetadata",
     "LoanOpening",
+    "TxSigner",
     "canonical_json",
+    "remember_signer",
+    "signers_of",
     "create_token",
     "db_terms_provider",
     "find_token",
@@ -333,3 +336,45 @@ def loan_id_of(engine: Engine | None, ref: str) -> str:
             hint="pass the loan's 0x-prefixed 32-byte id instead",
         )
     return ids[0]
+
+
+# --- issue 20: who signed a transaction ------------------------------------------------------------------
+
+
+class TxSigner(SQLModel, table=True):
+    """The account that signed a transaction, as the node answered `eth_getTransactionByHash`. A payment's
+    payer is whoever signed it (the lender servicing a loan may pay out of the borrower's lot); events do not
+    carry the signer, so it is asked once per transaction and kept. A transaction hash commits to its
+    signature, so the answer never changes, and a reorg cannot make a kept row wrong."""
+
+    __tablename__ = "tx_signers"
+
+    transaction_hash: str = Field(primary_key=True, sa_type=sa.String(66))
+    signer: str = Field(sa_type=sa.String(42))
+    created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+
+
+def signers_of(conn: sa.Connection | Any, tx_hashes: Any) -> dict[str, str]:
+    """Kept signers by (lower-case) transaction hash, for those among `tx_hashes` that are known."""
+    table: sa.Table = TxSigner.__table__  # type: ignore[attr-defined]
+    wanted = sorted({str(h).lower() for h in tx_hashes if h})
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        rows = conn.execute(
+            sa.select(table.c.transaction_hash, table.c.signer).where(table.c.transaction_hash.in_(part))
+        )
+        out.update({str(h): str(s) for h, s in rows})
+    return out
+
+
+def remember_signer(engine: Engine, tx_hash: str, signer: str) -> None:
+    """Keep who signed a transaction this process sent (the API signs every write with the caller's key)."""
+    table: sa.Table = TxSigner.__table__  # type: ignore[attr-defined]
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(table).values(transaction_hash=tx_hash.lower(), signer=signer, created_at=_now())
+            )
+    except sa.exc.IntegrityError:  # already kept: the same answer
+        pass
