@@ -26,6 +26,7 @@ from api.routes import (
     payments,
     repayments,
     risk,
+    visits,
 )
 from api.services import Services, open_services
 from ledger.config import Settings, get_settings
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         documents,
         alerts,
         risk,
+        visits,
     ):
         app.include_router(module.router)
     dashboard.install(app)

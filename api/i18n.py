@@ -115,6 +115,24 @@ _LABELS: dict[str, tuple[str, str]] = {
     "lots_table": ("All lots", "全部批次"),
     "role": ("Role", "角色"),
     "kind": ("Kind", "类型"),
+    # -- the post-loan file (issue 19)
+    "term_visits": ("Visits and interviews", "贷后走访与访谈"),
+    "term_site_visit_due": ("Next site visit due", "下次实地走访"),
+    "visit_kind": ("Kind", "方式"),
+    "visit_date": ("Visit date", "走访日期"),
+    "recorded_on": ("Recorded on chain", "上链日期"),
+    "place": ("Place", "地点"),
+    "attendees": ("Attendees (one per line)", "参与人员（每行一人）"),
+    "findings": ("Findings", "检查发现"),
+    "follow_up": ("Follow-up action", "后续措施"),
+    "follow_up_owner": ("Owner", "负责人"),
+    "follow_up_due": ("Due", "截止日期"),
+    "record_visit": ("Record visit", "记录走访"),
+    "overdue_by": ("overdue by", "已逾期"),
+    "days": ("day(s)", "天"),
+    "every": ("every", "每"),
+    "report_verified": ("report matches its on-chain hash", "报告与链上哈希一致"),
+    "report_problem": ("report not shown", "报告不可用"),
 }
 
 # code -> (English, Chinese), from the protocol's enums. A loan is never shown with status NONE (no loan).

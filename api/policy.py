@@ -162,6 +162,10 @@ POLICY: dict[str, Rule] = {
                          note="own: a payment made to the caller's organisation"),
     "alert.read": _rule("see an alert", lender=YES, auditor=YES),
     "alert.handle": _rule("acknowledge or resolve alerts", **_SERVICING),
+    # -- the post-loan file (issue 19): the bank's own risk view, not the borrower's file
+    "loan.visits": _rule("see visits and interviews (findings, attendees, follow-ups)", lender=YES,
+                         auditor=YES, note="the bank's internal risk view: the borrower does not see it"),
+    "loan.record_visit": _rule("record visits and interviews", **_SERVICING),
 }  # fmt: skip
 
 # The action behind every /v1 route (OpenAPI) and every dashboard page or form.
@@ -218,6 +222,11 @@ ROUTES: dict[str, str] = {
     "GET /dashboard/received": "payments.received",
     "POST /dashboard/lots/{lot_id}/confirm": "lot.confirm",
     "POST /dashboard/lots/{lot_id}/dispute": "lot.dispute",
+    # -- the post-loan file (issue 19)
+    "GET /v1/loans/{loan}/visits": "loan.visits",
+    "POST /v1/loans/{loan}/visits": "loan.record_visit",
+    "GET /v1/loans/{loan}/visit-schedule": "loan.visits",
+    "POST /dashboard/loans/{loan}/visits": "loan.record_visit",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.
@@ -228,6 +237,7 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "repayments": "loan.repayments",
     "classifications": "loan.risk_class",
     "collateral": "loan.collateral",
+    "visits": "loan.visits",
 }
 
 _ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}

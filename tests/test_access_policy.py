@@ -91,7 +91,8 @@ def test_actions_on_no_loan_are_answered_by_role_alone() -> None:
 
 def test_only_public_pages_are_open_without_a_token_and_only_a_loans_lender_services_it() -> None:
     assert [n for n, r in POLICY.items() if r.of(Rel.ANONYMOUS) is not Grant.NO] == ["public"]
-    for name in ("loan.disburse", "loan.restructure", "loan.repay", "loan.classify", "loan.value_collateral"):
+    servicing = ("loan.disburse", "loan.restructure", "loan.repay", "loan.classify", "loan.value_collateral")
+    for name in (*servicing, "loan.record_visit"):
         assert {r for r in Rel if POLICY[name].of(r) is not Grant.NO} == {Rel.LENDER}, name
 
 
@@ -101,7 +102,7 @@ def test_a_supplier_gets_none_of_the_borrowers_risk_file_but_the_borrower_does()
         rule = POLICY[name]
         assert rule.of(Rel.SUPPLIER) is Grant.NO, name
         assert {r for r in Rel if rule.of(r) is Grant.YES} == {Rel.LENDER, Rel.BORROWER, Rel.AUDITOR}, name
-    for name in ("loan.alerts", "alerts.list", "loan.suggestion"):
+    for name in ("loan.alerts", "alerts.list", "loan.suggestion", "loan.visits"):
         assert POLICY[name].of(Rel.BORROWER) is Grant.NO, name
 
 
@@ -238,6 +239,18 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         "POST /dashboard/alerts/{alert_id}/resolve": {"note": "walked by the policy test"},
         "POST /dashboard/lots/{lot_id}/dispute": {"reason": "walked by the policy test"},
         "POST /dashboard/signin": {"token": api.tokens[who]} if who else {},
+        "POST /v1/loans/{loan}/visits": {
+            "kind": "video_interview",
+            "visit_date": "2026-12-01",
+            "attendees": ["walked by the policy test"],
+            "findings": "walked by the policy test",
+        },
+        "POST /dashboard/loans/{loan}/visits": {
+            "kind": "video_interview",
+            "visit_date": "2026-12-01",
+            "attendees": "walked by the policy test",
+            "findings": "walked by the policy test",
+        },
     }
     return method, concrete, bodies.get(route, {})
 

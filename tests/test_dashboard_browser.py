@@ -294,3 +294,60 @@ def test_an_uploaded_html_page_with_a_meta_refresh_downloads_instead_of_navigati
     assert not [u for u in visited if "refreshed-by-upload" in u], visited
     assert page.url.startswith(site.url + "/dashboard/loans"), page.url
     page.context.close()
+
+
+def _alert_states(site: Site, loan: str, rule: str) -> list[str]:
+    r = site.api.get("bank", "/v1/alerts", params={"loan": loan, "rule": rule})
+    assert r.status_code == 200, r.text
+    return [a["state"] for a in r.json()["items"]]
+
+
+def test_a_site_visit_recorded_in_the_dashboard_resolves_the_missed_visit_alert(
+    browser: Any, site: Site
+) -> None:
+    """Issue 19: the loan contract schedules a site visit for yesterday; a video interview recorded through
+    the loan page's form leaves the alert open, a site visit resolves it."""
+    from datetime import UTC, datetime, timedelta
+
+    now = int(site.api.world.ledger.client.get_header().timestamp)
+    yesterday = (datetime.fromtimestamp(now, UTC).date() - timedelta(days=1)).isoformat()
+    site.api.open_loan(
+        loan_number="LN-2026-0002",
+        principal="500000.00",
+        terms={"inspection_schedule": [{"due": yesterday, "kind": "site_visit"}]},
+    )
+    site.api.disburse("LN-2026-0002", "supplier", "100000.00", purpose=1)
+    deadline = time.monotonic() + 30
+    while _alert_states(site, "LN-2026-0002", "missed_inspection") != ["open"]:
+        assert time.monotonic() < deadline, "the missed-inspection alert was never raised"
+        time.sleep(0.1)
+
+    page = _sign_in(browser, site, "bank", start="/dashboard/loans/LN-2026-0002")
+    assert "Visits and interviews" in page.inner_text("#visits")
+
+    def record(kind: str, place: str, findings: str) -> None:
+        page.select_option("#visit-kind", kind)
+        page.fill("#visit-date", yesterday)
+        page.fill("#visit-place", place)
+        page.fill("#visit-attendees", "Account manager Wang\nBorrower's CFO")
+        page.fill("#visit-findings", findings)
+        page.fill("#visit-follow-up", "Collect Q4 VAT returns")
+        page.fill("#visit-follow-up-owner", "Wang")
+        page.fill("#visit-follow-up-due", "2027-01-31")
+        page.click("#record-visit")
+        page.wait_for_load_state()
+        assert "recorded on the ledger" in page.locator(".flash.ok").inner_text()
+
+    record("video_interview", "", "CFO walked through the order book on video.")
+    assert _alert_states(site, "LN-2026-0002", "missed_inspection") == ["open"]  # no site visit yet
+    record("site_visit", "Plant 2, 88 Example Road", "Production lines running; stock matches.")
+    assert _alert_states(site, "LN-2026-0002", "missed_inspection") == ["resolved"]
+    rows = page.locator("#visit-list tbody tr")
+    assert rows.count() == 2
+    assert "site visit" in rows.nth(1).inner_text() and "实地走访" in rows.nth(1).inner_text()
+    assert "report matches its on-chain hash" in rows.nth(1).inner_text()
+    assert "Collect Q4 VAT returns (Wang, 2027-01-31)" in rows.nth(1).inner_text()
+    _shot(page, "visits")
+
+    borrower = _sign_in(browser, site, "borrower", start="/dashboard/loans/LN-2026-0002")
+    assert borrower.locator("#visits").count() == 0  # the bank's risk view, not the borrower's

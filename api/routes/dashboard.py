@@ -40,12 +40,14 @@ from api.services import lots as lots_service
 from api.services import payments as payments_service
 from api.services import repayments as repayments_service
 from api.services import risk as risk_service
+from api.services import visits as visits_service
 from api.services.rows import account_names, loan_numbers, org_names
 from api.writes import Write
 from ledger.errors import AuthenticationError, FundflowError, ValidationError
 from ledger.monitoring.alerts import ALERT_STATES
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
+from ledger.protocol.visits import VisitDetails, VisitKind
 from ledger.store.offchain import find_token
 
 __all__ = ["SECURITY_HEADERS", "install", "router"]
@@ -467,6 +469,12 @@ def loan_page(loan: str, request: Request) -> Response:
             purposes=[describe(c, t.lang) for c in range(32) if int(row.allowed_purposes) >> c & 1],
             describe=lambda code: describe(int(code), t.lang),
             base=base,
+            visits=visits_service.list_visits(session, services, caller, loan_id) if shows["visits"] else [],
+            visit_schedule=visits_service.visit_schedule(session, services, caller, loan_id)
+            if shows["visits"]
+            else {},
+            visit_kinds=list(VisitKind),
+            may_record_visit=policy.allowed(caller, "loan.record_visit", row),
         )
 
     return _page(request, build)
@@ -595,5 +603,53 @@ async def dispute_lot(lot_id: str, request: Request) -> Response:
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the dispute ({response.status_code}).")
         return f"Payment {short(lot_id)} disputed on the ledger."
+
+    return await _write(request, action)
+
+
+# ---------------------------------------------------------------------------------------------- visits
+
+
+def _visit_details(form: dict[str, str]) -> VisitDetails:
+    """The visit form as the API's request body; a bad field is a ValidationError saying which."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    follow_up = form.get("follow_up", "").strip()
+    data: dict[str, Any] = {
+        "kind": form.get("kind", ""),
+        "visit_date": form.get("visit_date", ""),
+        "place": form.get("place", ""),
+        "attendees": [line.strip() for line in form.get("attendees", "").splitlines() if line.strip()],
+        "findings": form.get("findings", ""),
+        "follow_ups": [
+            {
+                "action": follow_up,
+                "owner": form.get("follow_up_owner", "").strip(),
+                "due_date": form.get("follow_up_due", ""),
+            }
+        ]
+        if follow_up
+        else [],
+    }
+    try:
+        return VisitDetails.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the form"
+        raise ValidationError(
+            f"The visit was not recorded: {where}: {first['msg']}.", hint="Correct the field and send again."
+        ) from exc
+
+
+@router.post("/loans/{loan}/visits")
+async def record_visit(loan: str, request: Request) -> Response:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
+        visits_service.may_record(session, caller, loan)  # who may, before what was sent
+        body = _visit_details(form)
+        write = Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
+        response = visits_service.record_visit(session, write, loan, body)
+        if response.status_code >= 300:
+            raise ValidationError(f"The ledger refused the visit ({response.status_code}).")
+        return f"{body.kind.en.capitalize()} of {body.visit_date.isoformat()} recorded on the ledger."
 
     return await _write(request, action)

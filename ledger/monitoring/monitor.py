@@ -124,6 +124,7 @@ def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int
         ],
         terms=terms(loan_id),
         now=now,
+        risk_class=int(loan.risk_class),
     )
 
 

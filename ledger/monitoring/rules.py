@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from ledger.config import Settings
-from ledger.protocol.codes import LoanStatus
+from ledger.protocol.codes import InspectionKind, LoanStatus, RiskClass
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
 from ledger.protocol.terms import LoanTerms
@@ -38,6 +38,7 @@ __all__ = [
     "evaluate_rules",
     "fmt_money",
     "fmt_time",
+    "site_visit_due",
 ]
 
 DAY = 86_400
@@ -71,6 +72,8 @@ class Thresholds:
     unconfirmed_days: float = 7.0
     collateral_stale_days: float = 180.0
     prohibited_purposes: frozenset[int] = frozenset({28, 29, 30, 31})
+    # Days between site visits by risk class (正常, 关注, 次级, 可疑, 损失): bank policy, not a regulation.
+    site_visit_days: tuple[int, ...] = (90, 30, 30, 30, 30)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -85,6 +88,7 @@ class Thresholds:
             unconfirmed_days=settings.unconfirmed_days,
             collateral_stale_days=settings.collateral_stale_days,
             prohibited_purposes=frozenset(settings.prohibited_purposes),
+            site_visit_days=tuple(settings.site_visit_interval_days),
         )
 
 
@@ -141,6 +145,7 @@ class LoanFacts:
     inspections: list[RecordFact]
     terms: LoanTerms | None
     now: int
+    risk_class: int = 0
 
     @property
     def outstanding(self) -> int:
@@ -628,14 +633,20 @@ def collateral_stale(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
 
 
 def _scheduled_inspections_missed(facts: LoanFacts) -> list[Candidate]:
-    """The k-th scheduled inspection date has passed and fewer than k inspections are recorded."""
+    """The k-th scheduled inspection of a kind is past its date and fewer than k inspections of that kind
+    are recorded: only site visits satisfy a site visit, only interviews an interview."""
     assert facts.terms is not None
     today = _date(facts.now)
     out = []
+    number: dict[str, int] = defaultdict(int)
     for k, item in enumerate(sorted(facts.terms.inspection_schedule, key=lambda i: i.due_date), start=1):
-        if item.due_date >= today or len(facts.inspections) >= k:
+        number[item.kind] += 1
+        chain_kind = str(int(InspectionKind[item.kind.upper()]))
+        done = sum(1 for r in facts.inspections if r.key == chain_kind)
+        if item.due_date >= today or done >= number[item.kind]:
             continue
         overdue = (today - item.due_date).days
+        label = item.kind.replace("_", " ")
         out.append(
             Candidate(
                 rule="missed_inspection",
@@ -643,8 +654,8 @@ def _scheduled_inspections_missed(facts: LoanFacts) -> list[Candidate]:
                 loan_id=facts.loan_id,
                 cause_key=f"scheduled:{item.due_date.isoformat()}",
                 title=f"Scheduled inspection overdue by {overdue} day(s)",
-                explanation=f"The loan contract schedules inspection no. {k} ({item.kind.replace('_', ' ')}) "
-                f"by {item.due_date.isoformat()}; only {len(facts.inspections)} inspection(s) are recorded, "
+                explanation=f"The loan contract schedules inspection no. {k} ({label}) "
+                f"by {item.due_date.isoformat()}; only {done} {label}(s) are recorded, "
                 f"{overdue} day(s) after that date.",
                 source_block=facts.inspections[-1].block_number if facts.inspections else facts.block_number,
                 details={"due_date": item.due_date.isoformat(), "days_overdue": overdue, "number": k},
@@ -687,6 +698,58 @@ def missed_inspection(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     ]
 
 
+# ---------------------------------------------------------------------------------------------- site visits
+
+
+def site_visit_due(facts: LoanFacts, th: Thresholds) -> tuple[int, int, RecordFact | None] | None:
+    """(due timestamp, interval days, last site visit) of an open loan with money out, by its risk class's
+    visit frequency; None when no visit is due at all (nothing disbursed, or the loan is not open). Counts
+    from the last site visit (only `SITE_VISIT` counts; an interview or a document review does not), else
+    from the first disbursement."""
+    if not facts.is_open:
+        return None
+    out = [lot.timestamp for lot in facts.lots if lot.is_disbursement]
+    if not out:
+        return None
+    days = th.site_visit_days[min(max(facts.risk_class, 0), len(th.site_visit_days) - 1)]
+    site = str(int(InspectionKind.SITE_VISIT))
+    visits = [r for r in facts.inspections if r.key == site]
+    last = max(visits, key=lambda r: (r.block_number, r.log_index)) if visits else None
+    since = last.timestamp if last is not None else min(out)
+    return since + days * DAY, days, last
+
+
+def missed_site_visit(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """No site visit (实地走访) within the bank's visit frequency for the loan's risk class (quarterly for
+    正常, monthly for 关注 and worse by default), counted from the last site visit or the first
+    disbursement."""
+    due = site_visit_due(facts, th)
+    if due is None or facts.now <= due[0]:
+        return []
+    when, days, last = due
+    overdue = (facts.now - when) // DAY
+    risk = RiskClass(min(max(facts.risk_class, 0), 4))
+    basis = (
+        f"the last site visit was recorded on {fmt_time(last.timestamp)}"
+        if last is not None
+        else "no site visit has been recorded since the first disbursement"
+    )
+    return [
+        Candidate(
+            rule="missed_site_visit",
+            severity=Severity.MEDIUM,
+            loan_id=facts.loan_id,
+            cause_key=f"site-visit-due:{when}",
+            title=f"Site visit overdue by {overdue} day(s) (实地走访逾期)",
+            explanation=f"A loan classed {risk.en} ({risk.zh}) needs a site visit every {days} days (bank "
+            f"policy); {basis}, so one was due on {fmt_time(when)}. It is {overdue} day(s) overdue. "
+            "Interviews and document reviews do not count as site visits.",
+            source_block=last.block_number if last is not None else facts.block_number,
+            details={"due": when, "days_overdue": overdue, "interval_days": days, "risk_class": int(risk)},
+        )
+    ]
+
+
 RULES: dict[str, Rule] = {
     "undeclared_use": undeclared_use,
     "prohibited_use": prohibited_use,
@@ -701,6 +764,7 @@ RULES: dict[str, Rule] = {
     "collateral_cover": collateral_cover,
     "collateral_stale": collateral_stale,
     "missed_inspection": missed_inspection,
+    "missed_site_visit": missed_site_visit,
 }
 
 
