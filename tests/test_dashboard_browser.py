@@ -351,3 +351,32 @@ def test_a_site_visit_recorded_in_the_dashboard_resolves_the_missed_visit_alert(
 
     borrower = _sign_in(browser, site, "borrower", start="/dashboard/loans/LN-2026-0002")
     assert borrower.locator("#visits").count() == 0  # the bank's risk view, not the borrower's
+
+
+def test_the_cli_records_and_lists_visits_through_the_running_api(site: Site) -> None:
+    """Issue 19: `fundflow visits record|list` against the served API (same checks and policy)."""
+    from typer.testing import CliRunner
+
+    from fundflow.cli.main import app
+
+    runner = CliRunner()
+    common = ["--api", site.url]
+    args = ["visits", "record", "LN-2026-0001", "--kind", "site_visit", "--date", "2026-11-30"]
+    args += ["--attendee", "Account manager Wang", "--attendee", "Borrower's CFO", "--place", "Plant 2"]
+    args += ["--findings", "Stock matches the ledger.", "--follow-up", "Collect VAT returns|Wang|2027-01-31"]
+    r = runner.invoke(app, [*args, *common, "--token", site.api.tokens["bank"]])
+    assert r.exit_code == 0, r.output
+    assert "site visit (实地走访) of 2026-11-30 recorded on loan LN-2026-0001" in r.output
+
+    r = runner.invoke(app, ["visits", "list", "LN-2026-0001", *common, "--token", site.api.tokens["bank"]])
+    assert r.exit_code == 0, r.output
+    assert "Stock matches the ledger." in r.output and "verified" in r.output
+    assert "next site visit due" in r.output and "every 90 days" in r.output
+
+    r = runner.invoke(app, [*args, *common, "--token", site.api.tokens["borrower"]])
+    assert r.exit_code == 1
+    assert "The API refused (403)" in r.output
+
+    bad = [a if a != "Collect VAT returns|Wang|2027-01-31" else "no owner" for a in args]
+    r = runner.invoke(app, [*bad, *common, "--token", site.api.tokens["bank"]])
+    assert r.exit_code == 1 and "is not ACTION|OWNER|YYYY-MM-DD" in r.output

@@ -331,3 +331,7 @@ register_api_commands(app, friendly_errors)
 from fundflow.cli.verify import register_verify_commands  # noqa: E402  (the auditor's commands)
 
 register_verify_commands(app)
+
+from fundflow.cli.visits import register_visit_commands  # noqa: E402  (the post-loan file)
+
+register_visit_commands(app)
