@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from ledger.config import Settings
+from ledger.monitoring.guarantees import GuaranteeBook, GuaranteeFact, cycles_through
 from ledger.protocol.codes import InspectionKind, LoanStatus, RiskClass
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
@@ -146,6 +147,7 @@ class LoanFacts:
     terms: LoanTerms | None
     now: int
     risk_class: int = 0
+    guarantees: GuaranteeBook | None = None  # the ledger's active guarantees (the post-loan file)
 
     @property
     def outstanding(self) -> int:
@@ -750,6 +752,136 @@ def missed_site_visit(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     ]
 
 
+# ---------------------------------------------------------------------------------------------- guarantees
+
+
+def _guarantor(facts: LoanFacts, g: GuaranteeFact) -> str:
+    if g.guarantor.startswith("0x") and len(g.guarantor) == 42:
+        return facts.party(g.guarantor)
+    return f"off-ledger party {g.guarantor[:10]}…"
+
+
+def _kind_label(kind: str) -> str:
+    from ledger.protocol.guarantees import GuaranteeKind
+
+    k = GuaranteeKind(kind)
+    return f"{k.en} ({k.zh})"
+
+
+def guarantee_expiry(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A guarantee that expires before the loan matures (担保期限短于贷款期限): the last part of the loan
+    is unguaranteed."""
+    if facts.guarantees is None or not facts.is_open:
+        return []
+    maturity = _date(facts.maturity)
+    out = []
+    for g in facts.guarantees.of_loan(facts.loan_id):
+        if g.expiry >= maturity:
+            continue
+        out.append(
+            Candidate(
+                rule="guarantee_expiry",
+                severity=Severity.MEDIUM,
+                loan_id=facts.loan_id,
+                cause_key=f"guarantee:{g.record_id}",
+                title=f"Guarantee expires {(maturity - g.expiry).days} day(s) before the loan matures",
+                explanation=f"The {_kind_label(g.kind)} of {facts.money(g.amount)} by {_guarantor(facts, g)} "
+                f"expires on {g.expiry.isoformat()}; the loan matures on {maturity.isoformat()}.",
+                source_block=g.block_number,
+                details={"record_id": g.record_id, "expiry": g.expiry.isoformat()},
+            )
+        )
+    return out
+
+
+def guarantor_overdue(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A guarantor that is itself past due on a loan in this ledger (担保人自身逾期)."""
+    if facts.guarantees is None or not facts.is_open:
+        return []
+    out = []
+    for g in facts.guarantees.of_loan(facts.loan_id):
+        days = facts.guarantees.overdue.get(g.guarantor, 0)
+        if days <= 0:
+            continue
+        out.append(
+            Candidate(
+                rule="guarantor_overdue",
+                severity=Severity.HIGH,
+                loan_id=facts.loan_id,
+                cause_key=f"guarantor:{g.guarantor}",
+                title=f"Guarantor {days} day(s) past due on its own loan",
+                explanation=f"{_guarantor(facts, g).capitalize()} guarantees {facts.money(g.amount)} of this "
+                f"loan and is itself {days} day(s) past due as a borrower in this ledger.",
+                source_block=g.block_number,
+                details={"guarantor": g.guarantor, "days_past_due": days},
+            )
+        )
+    return out
+
+
+def guarantor_over_capacity(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A guarantor whose active guarantees across all loans exceed the capacity it declared (超额担保)."""
+    if facts.guarantees is None or not facts.is_open:
+        return []
+    out = []
+    for party in sorted({g.guarantor for g in facts.guarantees.of_loan(facts.loan_id)}):
+        backed = facts.guarantees.by_guarantor(party)
+        declared = [g for g in backed if g.capacity is not None]
+        if not declared:
+            continue
+        latest = max(declared, key=lambda g: (g.block_number, g.log_index))
+        capacity = int(latest.capacity or 0)
+        total = sum(g.amount for g in backed)
+        if total <= capacity:
+            continue
+        who = _guarantor(facts, latest)
+        out.append(
+            Candidate(
+                rule="guarantor_over_capacity",
+                severity=Severity.MEDIUM,
+                loan_id=facts.loan_id,
+                cause_key=f"capacity:{party}",
+                title="Guarantor above its declared capacity",
+                explanation=f"{who.capitalize()} guarantees {facts.money(total)} across {len(backed)} "
+                f"guarantee(s) on {len({g.loan_id for g in backed})} loan(s), above its declared capacity of "
+                f"{facts.money(capacity)}.",
+                source_block=max(g.block_number for g in backed),
+                details={"guarantor": party, "total": total, "capacity": capacity},
+            )
+        )
+    return out
+
+
+def guarantee_cycle(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """The borrower sits in a cycle of guarantees: mutual (互保, A backs B and B backs A) or circular (联保,
+    A backs B backs C backs A). One alert per cycle; `details.cycle` lists its members to draw."""
+    if facts.guarantees is None or not facts.is_open:
+        return []
+    out = []
+    for cycle in cycles_through(facts.guarantees.edges(), facts.borrower):
+        members = list(cycle)
+        first = members.index(min(members))
+        key = "→".join(members[first:] + members[:first])
+        own = facts.borrower.lower()
+        names = [facts.party(facts.borrower) if m == own else f"{m[:6]}…{m[-4:]}" for m in cycle]
+        kind = "Mutual guarantee (互保)" if len(cycle) == 2 else f"Guarantee circle of {len(cycle)} (联保)"
+        chain = " backs ".join([*names, names[0]])
+        out.append(
+            Candidate(
+                rule="guarantee_cycle",
+                severity=Severity.HIGH,
+                loan_id=facts.loan_id,
+                cause_key=f"cycle:{key}",
+                title=f"{kind} involving the borrower",
+                explanation=f"{chain}: the borrowers guarantee each other, so one default weakens every "
+                "guarantee in the circle.",
+                source_block=max(g.block_number for g in facts.guarantees.active),
+                details={"cycle": list(cycle)},
+            )
+        )
+    return out
+
+
 RULES: dict[str, Rule] = {
     "undeclared_use": undeclared_use,
     "prohibited_use": prohibited_use,
@@ -765,6 +897,10 @@ RULES: dict[str, Rule] = {
     "collateral_stale": collateral_stale,
     "missed_inspection": missed_inspection,
     "missed_site_visit": missed_site_visit,
+    "guarantee_expiry": guarantee_expiry,
+    "guarantor_overdue": guarantor_overdue,
+    "guarantor_over_capacity": guarantor_over_capacity,
+    "guarantee_cycle": guarantee_cycle,
 }
 
 
