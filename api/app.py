@@ -19,6 +19,7 @@ from api.routes import (
     collateral,
     dashboard,
     documents,
+    guarantees,
     health,
     loans,
     lots,
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         alerts,
         risk,
         visits,
+        guarantees,
     ):
         app.include_router(module.router)
     dashboard.install(app)

@@ -133,6 +133,11 @@ _LABELS: dict[str, tuple[str, str]] = {
     "every": ("every", "每"),
     "report_verified": ("report matches its on-chain hash", "报告与链上哈希一致"),
     "report_problem": ("report not shown", "报告不可用"),
+    "term_guarantees": ("Guarantees", "担保"),
+    "term_guarantee_circle": ("Guarantee circle: each arrow is a guarantee", "互保/联保圈：箭头表示担保关系"),
+    "guarantor": ("Guarantor", "担保人"),
+    "expiry": ("Expiry", "到期日"),
+    "released": ("released", "已解除"),
 }
 
 # code -> (English, Chinese), from the protocol's enums. A loan is never shown with status NONE (no loan).

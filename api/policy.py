@@ -166,6 +166,8 @@ POLICY: dict[str, Rule] = {
     "loan.visits": _rule("see visits and interviews (findings, attendees, follow-ups)", lender=YES,
                          auditor=YES, note="the bank's internal risk view: the borrower does not see it"),
     "loan.record_visit": _rule("record visits and interviews", **_SERVICING),
+    "loan.guarantees": _rule("see guarantees", **_RISK_FILE),
+    "loan.guarantee": _rule("record and release guarantees", **_SERVICING),
 }  # fmt: skip
 
 # The action behind every /v1 route (OpenAPI) and every dashboard page or form.
@@ -227,6 +229,9 @@ ROUTES: dict[str, str] = {
     "POST /v1/loans/{loan}/visits": "loan.record_visit",
     "GET /v1/loans/{loan}/visit-schedule": "loan.visits",
     "POST /dashboard/loans/{loan}/visits": "loan.record_visit",
+    "GET /v1/loans/{loan}/guarantees": "loan.guarantees",
+    "POST /v1/loans/{loan}/guarantees": "loan.guarantee",
+    "POST /v1/loans/{loan}/guarantees/{record_id}/release": "loan.guarantee",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.
@@ -238,6 +243,7 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "classifications": "loan.risk_class",
     "collateral": "loan.collateral",
     "visits": "loan.visits",
+    "guarantees": "loan.guarantees",
 }
 
 _ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}

@@ -40,6 +40,15 @@ ROLE = {"bank": "lender", "other_bank": "lender", "auditor": "auditor"}
 BY_ROLE = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}
 REFUSALS = {"PermissionDenied", "NotFound", "Authentication"}
 
+# A guarantee by a party off the ledger (salted reference), as the policy walk gives and releases it.
+GUARANTEE = {
+    "guarantor_ref": "0x" + "47" * 32,
+    "kind": "joint_surety",
+    "amount": "1.00",
+    "start": "2026-01-01",
+    "expiry": "2099-01-01",
+}
+
 
 def app_routes(app: FastAPI) -> set[str]:
     """Every route a caller can reach: the OpenAPI schema's operations and the dashboard's pages and forms."""
@@ -157,7 +166,8 @@ def risk_world(api: Api) -> dict[str, Any]:
         assert time.monotonic() < deadline, "the monitor raised no alerts"
         time.sleep(0.05)
     ids = sorted(a["id"] for a in alerts)
-    return {"lots": lots, "alerts": {"api": ids[0], "dash": ids[1]}}
+    guarantee = _post(api, "bank", f"/v1/loans/{LOAN}/guarantees", GUARANTEE)["record_id"]
+    return {"lots": lots, "alerts": {"api": ids[0], "dash": ids[1]}, "guarantee": guarantee}
 
 
 # ------------------------------------------------------------------------------------------------ the walk
@@ -210,6 +220,7 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         .replace("{alert_id}", str(world["alerts"]["dash" if on_dashboard else "api"]))
         .replace("{digest}", digest)
         .replace("{lang}", "en")
+        .replace("{record_id}", world["guarantee"])
     )
     from_lot = _lot_of(world, who, "pay")
     payment = {"from_lot": from_lot, "payee": api.address("subsupplier"), "amount": 1, "purpose": 1}
@@ -239,6 +250,8 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         "POST /dashboard/alerts/{alert_id}/resolve": {"note": "walked by the policy test"},
         "POST /dashboard/lots/{lot_id}/dispute": {"reason": "walked by the policy test"},
         "POST /dashboard/signin": {"token": api.tokens[who]} if who else {},
+        "POST /v1/loans/{loan}/guarantees": GUARANTEE | {"amount": "2.00"},
+        "POST /v1/loans/{loan}/guarantees/{record_id}/release": {"reason": "walked by the policy test"},
         "POST /v1/loans/{loan}/visits": {
             "kind": "video_interview",
             "visit_date": "2026-12-01",

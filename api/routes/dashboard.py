@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session
 
 from api import policy, sessions
+from api.cycles import render_cycle
 from api.deps import AlertId, Caller, ServicesDep
 from api.errors import error_response
 from api.flow import flow_nodes, render_flow
@@ -35,6 +36,7 @@ from api.services import attestations as attestations_service
 from api.services import audit as audit_service
 from api.services import collateral as collateral_service
 from api.services import documents as documents_service
+from api.services import guarantees as guarantees_service
 from api.services import loans as loans_service
 from api.services import lots as lots_service
 from api.services import payments as payments_service
@@ -475,9 +477,26 @@ def loan_page(loan: str, request: Request) -> Response:
             else {},
             visit_kinds=list(VisitKind),
             may_record_visit=policy.allowed(caller, "loan.record_visit", row),
+            guarantees=guarantees_service.list_guarantees(session, caller, loan_id)
+            if shows["guarantees"]
+            else [],
+            circles=[
+                render_cycle(
+                    [names.get(m, m[:6] + "…" + m[-4:]) for m in _checksummed(a.details.get("cycle", []))],
+                )
+                for a in alerts
+                if a.rule == "guarantee_cycle" and a.state != "resolved"
+            ],
         )
 
     return _page(request, build)
+
+
+def _checksummed(members: list[str]) -> list[str]:
+    """Cycle members as the directory keys accounts (checksummed); off-ledger references as they are."""
+    from eth_utils import to_checksum_address
+
+    return [to_checksum_address(m) if len(m) == 42 else m for m in members]
 
 
 class _Row:

@@ -21,6 +21,7 @@ from eth_utils import keccak
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ledger.protocol.canonical import canonical_json
+from ledger.protocol.money import Amount
 from ledger.protocol.terms import Address
 
 __all__ = [
@@ -75,11 +76,11 @@ class GuaranteeDetails(BaseModel):
         None, pattern=_HASH, description="else a salted reference to a party off the ledger"
     )
     kind: GuaranteeKind
-    amount: int = Field(gt=0, description="amount guaranteed, fen")
+    amount: Amount = Field(description="amount guaranteed (fen, or a yuan decimal string)")
     start: date
     expiry: date
-    capacity: int | None = Field(
-        None, gt=0, description="the guarantor's declared guarantee capacity across all loans, fen"
+    capacity: Amount | None = Field(
+        None, description="the guarantor's declared guarantee capacity across all loans (fen or yuan string)"
     )
     contract_hash: str | None = Field(None, pattern=_HASH, description="hash of the guarantee contract")
 
