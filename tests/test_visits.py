@@ -9,68 +9,30 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from api_support import Api, build_services
-from conftest import World, make_world
-from fastapi.testclient import TestClient
-from monitor_support import DAY
+from conftest import make_world
+from file_support import DAY, FileSite, file_site
 
-from api.app import create_app
 from ledger.audit.verify import directory_documents, verify_loan
 from ledger.chain.client import ChainClient
 from ledger.chain.compiler import CompiledContract
-from ledger.mirror.indexer import Indexer
-from ledger.monitoring.monitor import Monitor
 from ledger.monitoring.rules import LoanFacts, LotFact, RecordFact, Thresholds, missed_site_visit
 from ledger.protocol.visits import VisitReport
 
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class Site:
-    api: Api
-    indexer: Indexer
-    world: World
-
-    def sync(self) -> None:
-        self.indexer.run_once()
-
-    def advance(self, days: float) -> None:
-        """Move the private node's clock forward and mine a block at the new time."""
-        client = self.world.ledger.client
-        client.rpc("evm_increaseTime", [int(days * DAY)])
-        client.rpc("evm_mine")
-
-    def alerts(self, loan: str, rule: str) -> list[dict[str, Any]]:
-        r = self.api.get("bank", "/v1/alerts", params={"loan": loan, "rule": rule})
-        assert r.status_code == 200, r.text
-        return list(r.json()["items"])
-
-
 @pytest.fixture
 def site(
     private_client: ChainClient, compiled: CompiledContract, db_url: str, tmp_path: Path
-) -> Iterator[Site]:
-    world = make_world(private_client, compiled)
-    services, tokens, accounts = build_services(world, private_client, tmp_path, db_url)
-    indexer = Indexer(
-        services.engine,
-        ChainClient(private_client.rpc_url),
-        world.deployment,
-        after_batch=Monitor(Thresholds(), sweep_seconds=1).after_batch,
-    )
-    try:
-        with indexer, TestClient(create_app(services=services)) as http:
-            api = Api(http, services, world, tokens, accounts, indexer)  # type: ignore[arg-type]
-            yield Site(api, indexer, world)
-    finally:
-        services.engine.dispose()
+) -> Iterator[FileSite]:
+    """A node of this module's own: the tests move its clock by months."""
+    with file_site(make_world(private_client, compiled), private_client, db_url, tmp_path) as s:
+        yield s
 
 
 def _visit(kind: str, **extra: Any) -> dict[str, Any]:
@@ -85,7 +47,7 @@ def _visit(kind: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _open(site: Site, number: str) -> str:
+def _open(site: FileSite, number: str) -> str:
     api = site.api
     now = int(api.world.ledger.client.get_header().timestamp)
     api.open_loan(loan_number=number, principal="1000000.00", maturity=now + 720 * DAY)
@@ -93,13 +55,13 @@ def _open(site: Site, number: str) -> str:
     return number
 
 
-def _record(site: Site, loan: str, body: dict[str, Any], who: str = "bank") -> Any:
+def _record(site: FileSite, loan: str, body: dict[str, Any], who: str = "bank") -> Any:
     r = site.api.post(who, f"/v1/loans/{loan}/visits?wait=true", body)
     site.sync()
     return r
 
 
-def test_a_site_visit_clears_the_missed_site_visit_alert_and_an_interview_does_not(site: Site) -> None:
+def test_a_site_visit_clears_the_missed_site_visit_alert_and_an_interview_does_not(site: FileSite) -> None:
     loan = _open(site, "LN-2026-0190")
     site.sync()
     site.advance(89)
@@ -132,7 +94,7 @@ def test_a_site_visit_clears_the_missed_site_visit_alert_and_an_interview_does_n
     assert schedule["last_site_visit"] == visits[1]["recorded_on"]
 
 
-def test_a_special_mention_loan_is_visited_monthly(site: Site) -> None:
+def test_a_special_mention_loan_is_visited_monthly(site: FileSite) -> None:
     loan = _open(site, "LN-2026-0191")
     body = {"risk_class": "special_mention", "reason_hash": "0x" + "11" * 32}
     r = site.api.post("bank", f"/v1/loans/{loan}/classifications?wait=true", body)
@@ -148,7 +110,7 @@ def test_a_special_mention_loan_is_visited_monthly(site: Site) -> None:
     assert site.api.get("bank", f"/v1/loans/{loan}/visit-schedule").json()["interval_days"] == 30
 
 
-def test_only_the_lender_records_and_the_borrower_never_sees_visits(site: Site) -> None:
+def test_only_the_lender_records_and_the_borrower_never_sees_visits(site: FileSite) -> None:
     loan = _open(site, "LN-2026-0192")
     site.sync()
     r = site.api.post("borrower", f"/v1/loans/{loan}/visits?wait=true", _visit("site_visit"))
@@ -159,7 +121,7 @@ def test_only_the_lender_records_and_the_borrower_never_sees_visits(site: Site) 
     assert site.api.get("auditor", f"/v1/loans/{loan}/visits").status_code == 200
 
 
-def test_a_visit_report_with_bad_input_is_refused_with_what_to_fix(site: Site) -> None:
+def test_a_visit_report_with_bad_input_is_refused_with_what_to_fix(site: FileSite) -> None:
     loan = _open(site, "LN-2026-0193")
     site.sync()
     r = _record(site, loan, _visit("site_visit", place=""))
@@ -171,7 +133,7 @@ def test_a_visit_report_with_bad_input_is_refused_with_what_to_fix(site: Site) -
     assert site.api.get("bank", f"/v1/loans/{loan}/visits").json() == []
 
 
-def test_verification_names_a_tampered_visit_record_and_a_swapped_report(site: Site) -> None:
+def test_verification_names_a_tampered_visit_record_and_a_swapped_report(site: FileSite) -> None:
     loan = _open(site, "LN-2026-0194")
     assert _record(site, loan, _visit("site_visit")).status_code == 201
     api, engine = site.api, site.api.services.engine
@@ -221,7 +183,7 @@ def test_verification_names_a_tampered_visit_record_and_a_swapped_report(site: S
     assert any("hash chain breaks here" in p for p in named.problems)
 
 
-def test_the_report_hash_binds_the_loan(site: Site) -> None:
+def test_the_report_hash_binds_the_loan(site: FileSite) -> None:
     report = VisitReport.model_validate({"loan_id": "0x" + "01" * 32, **_visit("site_visit")})
     other = VisitReport.model_validate({"loan_id": "0x" + "02" * 32, **_visit("site_visit")})
     assert report.hash() != other.hash()

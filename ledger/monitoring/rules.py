@@ -761,6 +761,10 @@ def _guarantor(facts: LoanFacts, g: GuaranteeFact) -> str:
     return f"off-ledger party {g.guarantor[:10]}…"
 
 
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]  # not str.capitalize: it would lower-case a checksummed address
+
+
 def _kind_label(kind: str) -> str:
     from ledger.protocol.guarantees import GuaranteeKind
 
@@ -810,8 +814,8 @@ def guarantor_overdue(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
                 loan_id=facts.loan_id,
                 cause_key=f"guarantor:{g.guarantor}",
                 title=f"Guarantor {days} day(s) past due on its own loan",
-                explanation=f"{_guarantor(facts, g).capitalize()} guarantees {facts.money(g.amount)} of this "
-                f"loan and is itself {days} day(s) past due as a borrower in this ledger.",
+                explanation=f"{_upper_first(_guarantor(facts, g))} guarantees {facts.money(g.amount)} of "
+                f"this loan and is itself {days} day(s) past due as a borrower in this ledger.",
                 source_block=g.block_number,
                 details={"guarantor": g.guarantor, "days_past_due": days},
             )
@@ -842,7 +846,7 @@ def guarantor_over_capacity(facts: LoanFacts, th: Thresholds) -> list[Candidate]
                 loan_id=facts.loan_id,
                 cause_key=f"capacity:{party}",
                 title="Guarantor above its declared capacity",
-                explanation=f"{who.capitalize()} guarantees {facts.money(total)} across {len(backed)} "
+                explanation=f"{_upper_first(who)} guarantees {facts.money(total)} across {len(backed)} "
                 f"guarantee(s) on {len({g.loan_id for g in backed})} loan(s), above its declared capacity of "
                 f"{facts.money(capacity)}.",
                 source_block=max(g.block_number for g in backed),
