@@ -380,3 +380,25 @@ def test_the_cli_records_and_lists_visits_through_the_running_api(site: Site) ->
     bad = [a if a != "Collect VAT returns|Wang|2027-01-31" else "no owner" for a in args]
     r = runner.invoke(app, [*bad, *common, "--token", site.api.tokens["bank"]])
     assert r.exit_code == 1 and "is not ACTION|OWNER|YYYY-MM-DD" in r.output
+
+
+def test_the_cli_gives_lists_and_releases_a_guarantee_through_the_running_api(site: Site) -> None:
+    from typer.testing import CliRunner
+
+    from fundflow.cli.main import app
+
+    runner, bank = CliRunner(), ["--api", site.url, "--token", site.api.tokens["bank"]]
+    give = ["guarantees", "give", "LN-2026-0001", "--kind", "pledge", "--amount", "100000.00"]
+    give += ["--start", "2026-01-01", "--expiry", "2099-12-31", "--guarantor", site.api.address("supplier2")]
+    r = runner.invoke(app, [*give, *bank])
+    assert r.exit_code == 0, r.output
+    assert "pledge (质押) of 100000.00 recorded on loan LN-2026-0001" in r.output
+    record_id = r.output.split("guarantee ")[1].split(",")[0].strip()
+    r = runner.invoke(app, ["guarantees", "list", "LN-2026-0001", *bank])
+    assert f"{record_id}  pledge (质押) by {site.api.address('supplier2')}: 100,000.00" in r.output
+    r = runner.invoke(app, ["guarantees", "release", "LN-2026-0001", record_id, "--reason", "repaid", *bank])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["guarantees", "list", "LN-2026-0001", *bank])
+    assert "released" in r.output
+    r = runner.invoke(app, [*give[:-4], "--start", "2026-01-01", "--expiry", "2099-12-31", *bank])
+    assert r.exit_code == 1 and "exactly one" in r.output  # no guarantor named

@@ -335,3 +335,7 @@ register_verify_commands(app)
 from fundflow.cli.visits import register_visit_commands  # noqa: E402  (the post-loan file)
 
 register_visit_commands(app)
+
+from fundflow.cli.guarantees import register_guarantee_commands  # noqa: E402
+
+register_guarantee_commands(app)

@@ -100,7 +100,8 @@ def record(
     console.print(
         f"{kind.en} ({kind.zh}) of {visit_date} recorded on loan {loan}: "
         f"transaction {result.get('tx_hash')}, block {result.get('block_number')}; "
-        f"report hash {result.get('report_hash')}"
+        f"report hash {result.get('report_hash')}",
+        soft_wrap=True,
     )
 
 
@@ -124,12 +125,13 @@ def list_visits(
             f"{report.get('visit_date', '—')}  {v['kind_label']} ({v['kind_label_zh']})  "
             f"recorded on chain {v['recorded_on']}, block {v['block_number']}  report {v['report_status']}",
             highlight=False,
+            soft_wrap=True,
         )
         if report:
             console.print(f"  findings: {report['findings']}", highlight=False, soft_wrap=True)
             for f in report.get("follow_ups", []):
                 line = f"  follow-up: {f['action']} ({f['owner']}, by {f['due_date']})"
-                console.print(line, highlight=False)
+                console.print(line, highlight=False, soft_wrap=True)
     if schedule.get("site_visit_due"):
         late = f", {schedule['overdue_days']} day(s) overdue" if schedule["overdue_days"] else ""
         console.print(
