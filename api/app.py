@@ -28,6 +28,7 @@ from api.routes import (
     repayments,
     risk,
     visits,
+    writeoff,
 )
 from api.services import Services, open_services
 from ledger.config import Settings, get_settings
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         risk,
         visits,
         guarantees,
+        writeoff,
     ):
         app.include_router(module.router)
     dashboard.install(app)

@@ -138,6 +138,12 @@ _LABELS: dict[str, tuple[str, str]] = {
     "guarantor": ("Guarantor", "担保人"),
     "expiry": ("Expiry", "到期日"),
     "released": ("released", "已解除"),
+    "term_write_off": ("Write-off", "核销"),
+    "term_recovered": ("Recovered since write-off", "核销后累计清收"),
+    "write_off": ("Write off", "核销"),
+    "write_off_reason": ("Reason for the write-off", "核销理由"),
+    "received_on": ("Received on", "收回日期"),
+    "source": ("Source", "来源"),
 }
 
 # code -> (English, Chinese), from the protocol's enums. A loan is never shown with status NONE (no loan).

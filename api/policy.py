@@ -168,6 +168,9 @@ POLICY: dict[str, Rule] = {
     "loan.record_visit": _rule("record visits and interviews", **_SERVICING),
     "loan.guarantees": _rule("see guarantees", **_RISK_FILE),
     "loan.guarantee": _rule("record and release guarantees", **_SERVICING),
+    "loan.write_off": _rule("write loans off and record recoveries", **_SERVICING),
+    "loan.write_off_file": _rule("see the write-off reason and recoveries", lender=YES, auditor=YES,
+                                 note="the bank's own decision file"),
 }  # fmt: skip
 
 # The action behind every /v1 route (OpenAPI) and every dashboard page or form.
@@ -232,6 +235,10 @@ ROUTES: dict[str, str] = {
     "GET /v1/loans/{loan}/guarantees": "loan.guarantees",
     "POST /v1/loans/{loan}/guarantees": "loan.guarantee",
     "POST /v1/loans/{loan}/guarantees/{record_id}/release": "loan.guarantee",
+    "GET /v1/loans/{loan}/write-off": "loan.write_off_file",
+    "POST /v1/loans/{loan}/write-off": "loan.write_off",
+    "POST /v1/loans/{loan}/recoveries": "loan.write_off",
+    "POST /dashboard/loans/{loan}/write-off": "loan.write_off",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.
@@ -244,6 +251,7 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "collateral": "loan.collateral",
     "visits": "loan.visits",
     "guarantees": "loan.guarantees",
+    "write-off": "loan.write_off_file",
 }
 
 _ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}

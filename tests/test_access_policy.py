@@ -40,6 +40,7 @@ ROLE = {"bank": "lender", "other_bank": "lender", "auditor": "auditor"}
 BY_ROLE = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}
 REFUSALS = {"PermissionDenied", "NotFound", "Authentication"}
 
+SPARE_LOAN = "LN-2026-0309"  # LOAN's twin (same lender and borrower) for the dashboard write-off
 # A guarantee by a party off the ledger (salted reference), as the policy walk gives and releases it.
 GUARANTEE = {
     "guarantor_ref": "0x" + "47" * 32,
@@ -167,6 +168,8 @@ def risk_world(api: Api) -> dict[str, Any]:
         time.sleep(0.05)
     ids = sorted(a["id"] for a in alerts)
     guarantee = _post(api, "bank", f"/v1/loans/{LOAN}/guarantees", GUARANTEE)["record_id"]
+    api.open_loan("bank", loan_number=SPARE_LOAN, principal="5000.00")
+    _lot(api, "bank", "borrower", "500.00", loan=SPARE_LOAN)
     return {"lots": lots, "alerts": {"api": ids[0], "dash": ids[1]}, "guarantee": guarantee}
 
 
@@ -214,6 +217,8 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
     if on_dashboard and lot_use != "pay":
         lot_use = f"dash_{lot_use}"
     digest = world["documents"].get(who) or world["documents"]["bank"]
+    if route == "POST /dashboard/loans/{loan}/write-off":  # the API's write-off closed LOAN: use its twin
+        path = path.replace("{loan}", SPARE_LOAN)
     concrete = (
         path.replace("{loan}", LOAN)
         .replace("{lot_id}", _lot_of(world, who, lot_use))
@@ -252,6 +257,9 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         "POST /dashboard/signin": {"token": api.tokens[who]} if who else {},
         "POST /v1/loans/{loan}/guarantees": GUARANTEE | {"amount": "2.00"},
         "POST /v1/loans/{loan}/guarantees/{record_id}/release": {"reason": "walked by the policy test"},
+        "POST /v1/loans/{loan}/write-off": {"reason": "walked by the policy test"},
+        "POST /dashboard/loans/{loan}/write-off": {"reason": "walked by the policy test"},
+        "POST /v1/loans/{loan}/recoveries": {"amount": "1.00", "received_on": "2026-12-01", "source": "walk"},
         "POST /v1/loans/{loan}/visits": {
             "kind": "video_interview",
             "visit_date": "2026-12-01",

@@ -127,6 +127,9 @@ def test_a_visit_report_with_bad_input_is_refused_with_what_to_fix(site: FileSit
     r = _record(site, loan, _visit("site_visit", place=""))
     assert r.status_code == 422
     assert "a site visit needs its place" in r.text
+    r = _record(site, loan, _visit("site_visit", visit_date="2999-01-01"))
+    assert r.status_code == 422
+    assert r.json()["message"] == "The visit date 2999-01-01 is in the future."
     r = _record(site, loan, _visit("site_visit", photos=["0x" + "ab" * 32]))
     assert r.status_code == 422
     assert r.json()["message"] == f"Document {'0x' + 'ab' * 32} is not stored here."

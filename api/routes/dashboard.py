@@ -43,6 +43,7 @@ from api.services import payments as payments_service
 from api.services import repayments as repayments_service
 from api.services import risk as risk_service
 from api.services import visits as visits_service
+from api.services import writeoff as writeoff_service
 from api.services.rows import account_names, loan_numbers, org_names
 from api.writes import Write
 from ledger.errors import AuthenticationError, FundflowError, ValidationError
@@ -480,6 +481,10 @@ def loan_page(loan: str, request: Request) -> Response:
             guarantees=guarantees_service.list_guarantees(session, caller, loan_id)
             if shows["guarantees"]
             else [],
+            write_off_file=writeoff_service.write_off_file(session, caller, loan_id)
+            if shows["write-off"]
+            else None,
+            may_write_off=policy.allowed(caller, "loan.write_off", row) and int(row.status) == 1,
             circles=[
                 render_cycle(
                     [names.get(m, m[:6] + "…" + m[-4:]) for m in _checksummed(a.details.get("cycle", []))],
@@ -670,5 +675,20 @@ async def record_visit(loan: str, request: Request) -> Response:
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the visit ({response.status_code}).")
         return f"{body.kind.en.capitalize()} of {body.visit_date.isoformat()} recorded on the ledger."
+
+    return await _write(request, action)
+
+
+@router.post("/loans/{loan}/write-off")
+async def write_off(loan: str, request: Request) -> Response:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
+        reason = form.get("reason", "").strip()
+        if not reason:
+            raise ValidationError("Say why the loan is written off.", hint="Write the reason in the form.")
+        write = Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
+        response = writeoff_service.write_off(session, write, loan, reason)
+        if response.status_code >= 300:
+            raise ValidationError(f"The ledger refused the write-off ({response.status_code}).")
+        return "Loan written off on the ledger; its reason's hash is in the trail."
 
     return await _write(request, action)

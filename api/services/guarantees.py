@@ -12,43 +12,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from api.deps import Caller
+from api.services import filecontents
 from api.services.access import check_lender, loan_for, resolve_loan_id
 from api.services.rows import records
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
 from ledger.errors import NotFoundError, ValidationError
 from ledger.mirror.read import Mirror
-from ledger.protocol.canonical import canonical_json
 from ledger.protocol.codes import FileRecordKind
-from ledger.protocol.guarantees import Guarantee, GuaranteeDetails, GuaranteeRelease, content_hash
-from ledger.store.offchain import FileContent
+from ledger.protocol.guarantees import Guarantee, GuaranteeDetails, GuaranteeRelease
 
 __all__ = ["give", "list_guarantees", "release"]
-
-contents_t: sa.Table = FileContent.__table__  # type: ignore[attr-defined]
-
-
-def _keep(session: Session, caller: Caller, document: dict[str, Any]) -> str:
-    """Store a record's canonical JSON under its hash (the same content twice is one row)."""
-    digest = content_hash(canonical_json(document))
-    exists = session.execute(sa.select(contents_t.c.hash).where(contents_t.c.hash == digest)).first()
-    if exists is None:
-        session.execute(
-            sa.insert(contents_t).values(
-                hash=digest,
-                schema_name=document["schema"],
-                content=document,
-                created_by=caller.address,
-                created_at=datetime.now(UTC),
-            )
-        )
-        session.commit()
-    return digest
 
 
 def give(session: Session, write: Write, loan: str, body: GuaranteeDetails) -> JSONResponse:
@@ -56,7 +34,7 @@ def give(session: Session, write: Write, loan: str, body: GuaranteeDetails) -> J
     loan_id = resolve_loan_id(session, loan, caller)
     check_lender(session, caller, loan_id, "loan.guarantee")
     guarantee = Guarantee(loan_id=loan_id, **body.model_dump())
-    record_id = _keep(session, caller, guarantee.document())
+    record_id = filecontents.keep(session, caller, guarantee.document())
 
     def action(ledger: LedgerContract) -> Outcome:
         tx = ledger.file_record(
@@ -86,7 +64,7 @@ def release(session: Session, write: Write, loan: str, record_id: str, reason: s
     released = GuaranteeRelease(
         loan_id=loan_id, record_id=record_id, released_on=datetime.now(UTC).date(), reason=reason
     )
-    digest = _keep(session, caller, released.document())
+    digest = filecontents.keep(session, caller, released.document())
 
     def action(ledger: LedgerContract) -> Outcome:
         tx = ledger.file_record(
@@ -101,15 +79,6 @@ def release(session: Session, write: Write, loan: str, record_id: str, reason: s
     return write.record({"reason": reason}, action, path=f"/v1/loans/{loan_id}/guarantees/{record_id}")
 
 
-def _content(session: Session, digest: str) -> tuple[str, dict[str, Any] | None]:
-    row = session.execute(sa.select(contents_t.c.content).where(contents_t.c.hash == digest)).first()
-    if row is None:
-        return "not stored", None
-    if not isinstance(row.content, dict) or content_hash(canonical_json(row.content)) != digest:
-        return "altered", None
-    return "verified", row.content
-
-
 def list_guarantees(session: Session, caller: Caller, loan: str) -> list[dict[str, Any]]:
     """The loan's guarantees in chain order: each with its content (if it checks out) and release."""
     row = loan_for(session, caller, loan, "loan.guarantees")
@@ -120,7 +89,7 @@ def list_guarantees(session: Session, caller: Caller, loan: str) -> list[dict[st
         day = stamps.get(r["block_number"])
         on = datetime.fromtimestamp(day, UTC).date().isoformat() if day is not None else None
         if r["record_kind"] == FileRecordKind.GUARANTEE:
-            status, content = _content(session, r["content_hash"])
+            status, content = filecontents.read(session, r["content_hash"])
             if content is not None and content.get("loan_id") != row.loan_id:
                 status, content = "another loan's record", None
             details = None
@@ -142,7 +111,7 @@ def list_guarantees(session: Session, caller: Caller, loan: str) -> list[dict[st
                 "released": None,
             }
         elif r["record_kind"] == FileRecordKind.GUARANTEE_RELEASED and r["record_id"] in out:
-            status, content = _content(session, r["content_hash"])
+            status, content = filecontents.read(session, r["content_hash"])
             out[r["record_id"]]["released"] = {
                 "recorded_on": on,
                 "block_number": r["block_number"],

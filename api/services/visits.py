@@ -57,6 +57,12 @@ def may_record(session: Session, caller: Caller, loan: str) -> str:
 def record_visit(session: Session, write: Write, loan: str, body: VisitDetails) -> JSONResponse:
     caller = write.caller
     loan_id = may_record(session, caller, loan)
+    today = datetime.now(UTC).date()
+    if (body.visit_date - today).days > 1:  # a day's slack for time zones east of UTC
+        raise ValidationError(
+            f"The visit date {body.visit_date.isoformat()} is in the future.",
+            hint="Record a visit once it has taken place, with the day it took place.",
+        )
     named = [*body.photos, *body.documents]
     kept = documents_service.stored(session, named)
     missing = [h for h in named if h not in kept]

@@ -12,7 +12,6 @@ chain): no personal data on chain, and none in the content either.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -136,7 +135,3 @@ class GuaranteeRelease(BaseModel):
 
     def canonical(self) -> bytes:
         return canonical_json(self.document())
-
-
-def is_hash(value: str) -> bool:
-    return re.fullmatch(_HASH, value) is not None
