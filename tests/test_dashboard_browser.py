@@ -402,3 +402,20 @@ def test_the_cli_gives_lists_and_releases_a_guarantee_through_the_running_api(si
     assert "released" in r.output
     r = runner.invoke(app, [*give[:-4], "--start", "2026-01-01", "--expiry", "2099-12-31", *bank])
     assert r.exit_code == 1 and "exactly one" in r.output  # no guarantor named
+
+
+def test_the_cli_writes_off_and_records_recoveries_through_the_running_api(site: Site) -> None:
+    from typer.testing import CliRunner
+
+    from fundflow.cli.main import app
+
+    runner, bank = CliRunner(), ["--api", site.url, "--token", site.api.tokens["bank"]]
+    r = runner.invoke(app, ["recoveries", "list", "LN-2026-0001", *bank])
+    assert r.exit_code == 0 and "not written off" in r.output
+    r = runner.invoke(app, ["write-off", "LN-2026-0001", "--reason", "Borrower insolvent", *bank])
+    assert r.exit_code == 0, r.output
+    rec = ["recoveries", "record", "LN-2026-0001", "--amount", "1500.00", "--date", "2026-12-01"]
+    r = runner.invoke(app, [*rec, "--source", "collateral auction", *bank])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["recoveries", "list", "LN-2026-0001", *bank])
+    assert "Borrower insolvent" in r.output and "recovered since write-off: CNY 1,500.00" in r.output

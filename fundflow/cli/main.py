@@ -339,3 +339,7 @@ register_visit_commands(app)
 from fundflow.cli.guarantees import register_guarantee_commands  # noqa: E402
 
 register_guarantee_commands(app)
+
+from fundflow.cli.writeoff import register_write_off_commands  # noqa: E402
+
+register_write_off_commands(app)
