@@ -15,6 +15,10 @@ down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# The document arguments of the events this revision adds (0008's `_DOCUMENT_ARGUMENTS` names the older
+# ones). RecordFiled is new, so no mirrored row needs its refs filled in: the projection writes them.
+_DOCUMENT_ARGUMENTS = {"RecordFiled": ("contentHash",)}
+
 
 def upgrade() -> None:
     op.create_table(
