@@ -25,6 +25,7 @@ from api.routes import (
     lots,
     participants,
     payments,
+    preservation,
     repayments,
     risk,
     visits,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         visits,
         guarantees,
         writeoff,
+        preservation,
     ):
         app.include_router(module.router)
     dashboard.install(app)

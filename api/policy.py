@@ -169,6 +169,9 @@ POLICY: dict[str, Rule] = {
     "loan.guarantees": _rule("see guarantees", **_RISK_FILE),
     "loan.guarantee": _rule("record and release guarantees", **_SERVICING),
     "loan.write_off": _rule("write loans off and record recoveries", **_SERVICING),
+    "loan.preservation": _rule("file asset-preservation cases", **_SERVICING),
+    "loan.preservation_file": _rule("see asset-preservation cases", lender=YES, auditor=YES,
+                                    note="the bank's own legal file"),
     "loan.write_off_file": _rule("see the write-off reason and recoveries", lender=YES, auditor=YES,
                                  note="the bank's own decision file"),
 }  # fmt: skip
@@ -239,6 +242,8 @@ ROUTES: dict[str, str] = {
     "POST /v1/loans/{loan}/write-off": "loan.write_off",
     "POST /v1/loans/{loan}/recoveries": "loan.write_off",
     "POST /dashboard/loans/{loan}/write-off": "loan.write_off",
+    "GET /v1/loans/{loan}/preservation": "loan.preservation_file",
+    "POST /v1/loans/{loan}/preservation": "loan.preservation",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.

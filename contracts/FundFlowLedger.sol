@@ -397,8 +397,8 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
     // ================================================================ the post-loan file (issue 19)
 
     /// @dev The highest record kind {fileRecord} accepts (0 guarantee given, 1 guarantee released,
-    /// 2 recovery after write-off).
-    uint8 private constant _MAX_RECORD_KIND = 2;
+    /// 2 recovery after write-off, 3 asset-preservation case).
+    uint8 private constant _MAX_RECORD_KIND = 3;
 
     /// @inheritdoc IFundFlowLedger
     function fileRecord(

@@ -139,6 +139,9 @@ class Settings(BaseSettings):
         description="Days between site visits (实地走访) per risk class 正常, 关注, 次级, 可疑, 损失 "
         "(JSON list of five; default quarterly for normal, monthly for special mention and worse).",
     )
+    preservation_warning_days: int = Field(
+        7, ge=0, description="Days before an asset-preservation deadline lapses that it alerts (保全期限)."
+    )
     monitor_sweep_hours: float = Field(
         1.0,
         gt=0,

@@ -258,6 +258,13 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         "POST /v1/loans/{loan}/guarantees": GUARANTEE | {"amount": "2.00"},
         "POST /v1/loans/{loan}/guarantees/{record_id}/release": {"reason": "walked by the policy test"},
         "POST /v1/loans/{loan}/write-off": {"reason": "walked by the policy test"},
+        "POST /v1/loans/{loan}/preservation": {
+            "case_ref": "walk-1",
+            "kind": "litigation",
+            "court": "walked by the policy test",
+            "ruling_date": "2026-12-01",
+            "seized_assets": ["walked by the policy test"],
+        },
         "POST /dashboard/loans/{loan}/write-off": {"reason": "walked by the policy test"},
         "POST /v1/loans/{loan}/recoveries": {"amount": "1.00", "received_on": "2026-12-01", "source": "walk"},
         "POST /v1/loans/{loan}/visits": {

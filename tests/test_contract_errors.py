@@ -213,9 +213,9 @@ def test_record_inspection_with_unknown_kind_reverts_with_ledger_invalid_inspect
 
 
 def test_file_record_with_unknown_kind_reverts_with_ledger_invalid_record_kind(scene: Scene) -> None:
-    with reverts("LedgerInvalidRecordKind", recordKind=3):
+    with reverts("LedgerInvalidRecordKind", recordKind=4):
         scene.ledger.file_record(
-            scene.cast.bank, loan_id=scene.loan_id, record_kind=3, record_id=h("g"), content_hash=h("c")
+            scene.cast.bank, loan_id=scene.loan_id, record_kind=4, record_id=h("g"), content_hash=h("c")
         )
 
 

@@ -297,7 +297,8 @@ interface IFundFlowLedger {
     /// @notice Emitted when the lender files a record in the loan's post-loan file (a guarantee given or
     /// released); the record's details stay off chain as canonical JSON whose keccak256 is `contentHash`
     /// @param loanId The loan the record belongs to
-    /// @param recordKind 0 = guarantee given, 1 = guarantee released, 2 = recovery after write-off
+    /// @param recordKind 0 = guarantee given, 1 = guarantee released, 2 = recovery after write-off,
+    /// 3 = asset-preservation case filed or updated (the latest record with its id is the case)
     /// @param recordId The record's id, chosen by the lender (a later record with the same id supersedes it)
     /// @param contentHash keccak256 of the record's canonical JSON
     /// @param actor The account that filed it
@@ -311,7 +312,7 @@ interface IFundFlowLedger {
         bytes32 head
     );
 
-    /// @notice Thrown when a post-loan file record kind is not 0, 1 or 2
+    /// @notice Thrown when a post-loan file record kind is not 0 to 3
     /// @param recordKind The value given
     error LedgerInvalidRecordKind(uint8 recordKind);
 

@@ -28,6 +28,7 @@ from ledger.config import Settings
 from ledger.mirror.read import Mirror
 from ledger.monitoring.alerts import SYSTEM, Alert, WebhookDelivery, alert_payload
 from ledger.monitoring.guarantees import load_book
+from ledger.monitoring.preservation import load_cases
 from ledger.monitoring.rules import (
     RULES,
     Candidate,
@@ -133,6 +134,7 @@ def load_facts(
         guarantees=load_book(conn, lambda party: _borrower_days_past_due(conn, party, terms, now))
         if guarantees
         else None,
+        preservation=load_cases(conn, loan_id),
     )
 
 
@@ -217,7 +219,9 @@ class Monitor:
         if now is not None and (self._last_sweep is None or now - self._last_sweep >= self.sweep_seconds):
             ids.update(Mirror(conn).loan_ids(status=LoanStatus.OPEN))
             self._last_sweep = now
-        if ids:  # a guarantee given or released on one loan changes its guarantors' circles on others
+        # A guarantee given or released on one loan changes its guarantors' circles on others; a preservation
+        # deadline runs on a written-off loan too (the sweep covers open loans only).
+        if ids:
             ids.update(_loans_with_guarantees(conn))
         return self.evaluate(conn, ids, now=now)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from ledger.config import Settings
 from ledger.monitoring.guarantees import GuaranteeBook, GuaranteeFact, cycles_through
+from ledger.monitoring.preservation import CaseFact
 from ledger.protocol.codes import InspectionKind, LoanStatus, RiskClass
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
@@ -75,6 +76,7 @@ class Thresholds:
     prohibited_purposes: frozenset[int] = frozenset({28, 29, 30, 31})
     # Days between site visits by risk class (正常, 关注, 次级, 可疑, 损失): bank policy, not a regulation.
     site_visit_days: tuple[int, ...] = (90, 30, 30, 30, 30)
+    preservation_warning_days: int = 7  # an asset-preservation deadline alerts this many days ahead
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -90,6 +92,7 @@ class Thresholds:
             collateral_stale_days=settings.collateral_stale_days,
             prohibited_purposes=frozenset(settings.prohibited_purposes),
             site_visit_days=tuple(settings.site_visit_interval_days),
+            preservation_warning_days=settings.preservation_warning_days,
         )
 
 
@@ -148,6 +151,7 @@ class LoanFacts:
     now: int
     risk_class: int = 0
     guarantees: GuaranteeBook | None = None  # the ledger's active guarantees (the post-loan file)
+    preservation: tuple[CaseFact, ...] = ()  # the loan's asset-preservation cases
 
     @property
     def outstanding(self) -> int:
@@ -886,6 +890,43 @@ def guarantee_cycle(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- preservation
+
+
+def preservation_deadline(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """An asset-preservation deadline not met that lapses within N days, or has lapsed (财产保全期限): a
+    pre-suit preservation is lifted without a lawsuit within 30 days of the ruling; a seizure's term ends."""
+    if facts.status == LoanStatus.REPAID:
+        return []
+    today = _date(facts.now)
+    out = []
+    for c in facts.preservation:
+        case = c.case
+        for d in case.all_deadlines():
+            if d.met_on is not None:
+                continue
+            left = (d.due_date - today).days
+            if left > th.preservation_warning_days:
+                continue
+            when = f"lapsed {-left} day(s) ago" if left < 0 else f"lapses in {left} day(s)"
+            if left == 0:
+                when = "lapses today"
+            out.append(
+                Candidate(
+                    rule="preservation_deadline",
+                    severity=Severity.HIGH if left <= 0 else Severity.MEDIUM,
+                    loan_id=facts.loan_id,
+                    cause_key=f"{c.record_id}:{d.due_date.isoformat()}:{d.what}",
+                    title=f"Preservation deadline {when} (保全期限)",
+                    explanation=f"Case {case.case_ref} ({case.kind.en}, {case.kind.zh}) at {case.court}: "
+                    f"{d.what} by {d.due_date.isoformat()}; it {when}.",
+                    source_block=c.block_number,
+                    details={"case_ref": case.case_ref, "what": d.what, "due_date": d.due_date.isoformat()},
+                )
+            )
+    return out
+
+
 RULES: dict[str, Rule] = {
     "undeclared_use": undeclared_use,
     "prohibited_use": prohibited_use,
@@ -905,6 +946,7 @@ RULES: dict[str, Rule] = {
     "guarantor_overdue": guarantor_overdue,
     "guarantor_over_capacity": guarantor_over_capacity,
     "guarantee_cycle": guarantee_cycle,
+    "preservation_deadline": preservation_deadline,
 }
 
 

@@ -159,6 +159,7 @@ class FileRecordKind(IntEnum):
     GUARANTEE = 0  # a guarantee given (保证, 抵押, 质押)
     GUARANTEE_RELEASED = 1  # that guarantee released
     RECOVERY = 2  # money recovered after write-off (核销后清收)
+    PRESERVATION_CASE = 3  # an asset-preservation case (财产保全) filed or updated; the latest is the case
 
 
 MAX_RECORD_KIND = max(FileRecordKind)
