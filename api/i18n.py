@@ -139,6 +139,8 @@ _LABELS: dict[str, tuple[str, str]] = {
     "expiry": ("Expiry", "到期日"),
     "released": ("released", "已解除"),
     "term_write_off": ("Write-off", "核销"),
+    "term_preservation": ("Asset preservation", "财产保全"),
+    "open_deadline": ("not met", "未完成"),
     "term_recovered": ("Recovered since write-off", "核销后累计清收"),
     "write_off": ("Write off", "核销"),
     "write_off_reason": ("Reason for the write-off", "核销理由"),

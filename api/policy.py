@@ -257,6 +257,7 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "visits": "loan.visits",
     "guarantees": "loan.guarantees",
     "write-off": "loan.write_off_file",
+    "preservation": "loan.preservation_file",
 }
 
 _ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from api_support import dashboard_sign_in
 from conftest import World
 from file_support import DAY, FileSite, eventually, file_site
 
@@ -68,6 +69,9 @@ def test_a_pre_suit_preservation_alerts_before_the_lawsuit_deadline_and_clears_o
     (case,) = site.api.get("auditor", f"/v1/loans/{loan}/preservation").json()
     assert case["filings"] == 3 and case["content_status"] == "verified"
     assert case["case"]["deadlines"][-1]["met_on"] == _day(site, 0)
+    dashboard_sign_in(site.api, "bank")
+    page = site.api.http.get(f"/dashboard/loans/{loan}").text
+    assert 'id="preservation"' in page and "Plant 2 (sealed)" in page and f"✓ {_day(site, 0)}" in page
     assert site.api.get("borrower", f"/v1/loans/{loan}/preservation").status_code == 403
 
 

@@ -40,6 +40,7 @@ from api.services import guarantees as guarantees_service
 from api.services import loans as loans_service
 from api.services import lots as lots_service
 from api.services import payments as payments_service
+from api.services import preservation as preservation_service
 from api.services import repayments as repayments_service
 from api.services import risk as risk_service
 from api.services import visits as visits_service
@@ -484,6 +485,9 @@ def loan_page(loan: str, request: Request) -> Response:
             write_off_file=writeoff_service.write_off_file(session, caller, loan_id)
             if shows["write-off"]
             else None,
+            preservation_cases=preservation_service.list_cases(session, caller, loan_id)
+            if shows["preservation"]
+            else [],
             may_write_off=policy.allowed(caller, "loan.write_off", row) and int(row.status) == 1,
             circles=[
                 render_cycle(
