@@ -19,13 +19,17 @@ from api.routes import (
     collateral,
     dashboard,
     documents,
+    guarantees,
     health,
     loans,
     lots,
     participants,
     payments,
+    preservation,
     repayments,
     risk,
+    visits,
+    writeoff,
 )
 from api.services import Services, open_services
 from ledger.config import Settings, get_settings
@@ -89,6 +93,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         documents,
         alerts,
         risk,
+        visits,
+        guarantees,
+        writeoff,
+        preservation,
     ):
         app.include_router(module.router)
     dashboard.install(app)

@@ -84,6 +84,10 @@ _REVERTS: dict[str, tuple[int, Callable[[dict[str, Any]], str]]] = {
         lambda a: f"Risk class {a.get('riskClass')} does not exist; use 0 (normal) to 4 (loss).",
     ),
     "LedgerInvalidInspectionKind": (422, lambda a: f"Inspection kind {a.get('kind')} does not exist."),
+    "LedgerInvalidRecordKind": (
+        422,
+        lambda a: f"Post-loan file record kind {a.get('recordKind')} does not exist.",
+    ),
     "LedgerInvalidClosingStatus": (422, lambda a: "A loan can only be closed as repaid or written off."),
     "LedgerEmptyBatch": (422, lambda a: "The batch contains no payments."),
     "LedgerBatchTooLarge": (

@@ -165,6 +165,18 @@ POLICY: dict[str, Rule] = {
     # -- issue 20: the portfolio view (the bank's risk view of its borrowers: no enterprise sees it)
     "portfolio.read": _rule("see the portfolio (totals, classes, overdue, exposures, alerts)", "caller",
                             **_lenders(OWN), auditor=YES, note="own: the bank's own loans and their alerts"),
+    # -- the post-loan file (issue 19): the bank's own risk view, not the borrower's file
+    "loan.visits": _rule("see visits and interviews (findings, attendees, follow-ups)", lender=YES,
+                         auditor=YES, note="the bank's internal risk view: the borrower does not see it"),
+    "loan.record_visit": _rule("record visits and interviews", **_SERVICING),
+    "loan.guarantees": _rule("see guarantees", **_RISK_FILE),
+    "loan.guarantee": _rule("record and release guarantees", **_SERVICING),
+    "loan.write_off": _rule("write loans off and record recoveries", **_SERVICING),
+    "loan.preservation": _rule("file asset-preservation cases", **_SERVICING),
+    "loan.preservation_file": _rule("see asset-preservation cases", lender=YES, auditor=YES,
+                                    note="the bank's own legal file"),
+    "loan.write_off_file": _rule("see the write-off reason and recoveries", lender=YES, auditor=YES,
+                                 note="the bank's own decision file"),
 }  # fmt: skip
 
 # The action behind every /v1 route (OpenAPI) and every dashboard page or form.
@@ -225,6 +237,20 @@ ROUTES: dict[str, str] = {
     "GET /dashboard/loans/{loan}/download/{kind}": "loan.reports",
     "GET /dashboard/portfolio": "portfolio.read",
     "GET /dashboard/loans-export/{kind}": "loans.list",
+    # -- the post-loan file (issue 19)
+    "GET /v1/loans/{loan}/visits": "loan.visits",
+    "POST /v1/loans/{loan}/visits": "loan.record_visit",
+    "GET /v1/loans/{loan}/visit-schedule": "loan.visits",
+    "POST /dashboard/loans/{loan}/visits": "loan.record_visit",
+    "GET /v1/loans/{loan}/guarantees": "loan.guarantees",
+    "POST /v1/loans/{loan}/guarantees": "loan.guarantee",
+    "POST /v1/loans/{loan}/guarantees/{record_id}/release": "loan.guarantee",
+    "GET /v1/loans/{loan}/write-off": "loan.write_off_file",
+    "POST /v1/loans/{loan}/write-off": "loan.write_off",
+    "POST /v1/loans/{loan}/recoveries": "loan.write_off",
+    "POST /dashboard/loans/{loan}/write-off": "loan.write_off",
+    "GET /v1/loans/{loan}/preservation": "loan.preservation_file",
+    "POST /v1/loans/{loan}/preservation": "loan.preservation",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.
@@ -236,6 +262,10 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "classifications": "loan.risk_class",
     "collateral": "loan.collateral",
     "downloads": "loan.reports",
+    "visits": "loan.visits",
+    "guarantees": "loan.guarantees",
+    "write-off": "loan.write_off_file",
+    "preservation": "loan.preservation_file",
 }
 
 _ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}

@@ -394,6 +394,28 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         emit TrailAttested(loanId, _orgOf[msg.sender], head, reportHash);
     }
 
+    // ================================================================ the post-loan file (issue 19)
+
+    /// @dev The highest record kind {fileRecord} accepts (0 guarantee given, 1 guarantee released,
+    /// 2 recovery after write-off, 3 asset-preservation case).
+    uint8 private constant _MAX_RECORD_KIND = 3;
+
+    /// @inheritdoc IFundFlowLedger
+    function fileRecord(
+        LoanId loanId,
+        uint8 recordKind,
+        bytes32 recordId,
+        bytes32 contentHash
+    ) external whenNotPaused onlyServicer(loanId) {
+        if (recordKind > _MAX_RECORD_KIND) revert LedgerInvalidRecordKind(recordKind);
+        if (recordId == 0 || contentHash == 0) revert LedgerZeroId();
+        bytes32 head = _extendLoan(
+            loanId,
+            abi.encode(EventKind.RecordFiled, loanId, recordKind, recordId, contentHash, msg.sender)
+        );
+        emit RecordFiled(loanId, recordKind, recordId, contentHash, msg.sender, head);
+    }
+
     // ================================================================ reads
 
     /// @inheritdoc IFundFlowLedger

@@ -262,8 +262,98 @@ def seed_demo_via_api(
         },
         "classify",
     )
+    _post_loan_file(api, addresses, year)
     report = api.upload(auditor, "audit-report.txt", "Trail of LN-2026-0001 verified against the chain")
     api.post(auditor, f"{loan}/attestations", {"report_hash": report}, "attest")
     final = http.get(loan, headers={"Authorization": f"Bearer {tokens[auditor]}"})
     final.raise_for_status()
     return dict(final.json())
+
+
+SECOND_LOAN = "LN-2026-0002"
+
+
+def _post_loan_file(api: _Client, addresses: dict[str, str], year: int) -> None:
+    """The post-loan file (issue 19): a video interview and a site visit on the demo loan; Eastwind Auto Parts
+    guarantees it and borrows too, guaranteed back by Brightpath Robotics (a mutual guarantee, 互保, which
+    the monitor raises on both loans); the second loan's scheduled site visit was due yesterday (a missed
+    visit), and recording it resolves the alert."""
+    bank, borrower, core = "Lakeside Commercial Bank", "Brightpath Robotics", "Eastwind Auto Parts"
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86_400))
+    loan = f"/v1/loans/{DEMO_LOAN}"
+    interview = {
+        "kind": "video_interview",
+        "visit_date": today,
+        "attendees": ["Account manager Wang (Lakeside)", "CFO (Brightpath)"],
+        "findings": "Order book reviewed on video; two new OEM contracts signed.",
+    }
+    api.post(bank, f"{loan}/visits", interview, "visit-interview")
+    site_visit = {
+        "kind": "site_visit",
+        "visit_date": today,
+        "place": "Brightpath Robotics, assembly plant 2",
+        "attendees": ["Account manager Wang (Lakeside)", "Plant manager (Brightpath)"],
+        "findings": "Both assembly lines running; purchased equipment installed and tagged.",
+        "follow_ups": [
+            {"action": "Collect the Q4 VAT returns", "owner": "Manager Wang", "due_date": f"{year}-01-31"}
+        ],
+    }
+    api.post(bank, f"{loan}/visits", site_visit, "visit-site")
+    api.post(
+        bank,
+        f"{loan}/guarantees",
+        {
+            "guarantor": addresses[core],
+            "kind": "joint_surety",
+            "amount": "3000000.00",
+            "start": today,
+            "expiry": f"{year + 2}-06-30",
+            "capacity": "10000000.00",
+        },
+        "guarantee-core",
+    )
+    api.post(
+        bank,
+        "/v1/loans",
+        {
+            "loan_number": SECOND_LOAN,
+            "borrower": addresses[core],
+            "principal": "2000000.00",
+            "allowed_purposes": [Purpose.RAW_MATERIALS, Purpose.EQUIPMENT],
+            "maturity": f"{year + 1}-03-31",
+            "terms": {"inspection_schedule": [{"due": yesterday, "kind": "site_visit"}]},
+        },
+        "open-2",
+    )
+    second = f"/v1/loans/{SECOND_LOAN}"
+    api.post(
+        bank,
+        f"{second}/disbursements",
+        {"payee": addresses["Northriver Steel"], "amount": "800000.00", "purpose": Purpose.RAW_MATERIALS},
+        "t1-second",
+    )
+    api.post(
+        bank,
+        f"{second}/guarantees",
+        {
+            "guarantor": addresses[borrower],
+            "kind": "joint_surety",
+            "amount": "2000000.00",
+            "start": today,
+            "expiry": f"{year + 1}-03-31",
+        },
+        "guarantee-back",
+    )
+    api.post(
+        bank,
+        f"{second}/visits",
+        {
+            "kind": "site_visit",
+            "visit_date": today,
+            "place": "Eastwind Auto Parts, stamping plant",
+            "attendees": ["Account manager Li (Lakeside)"],
+            "findings": "Made a day after the contract's date: the steel coil in stock matches the invoice.",
+        },
+        "visit-second",
+    )

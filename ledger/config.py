@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PositiveInt, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -132,6 +132,16 @@ class Settings(BaseSettings):
         default_factory=lambda: [28, 29, 30, 31],
         description="Purpose codes never allowed (JSON list; default real estate, securities, onward "
         "lending, repaying other debt).",
+    )
+    site_visit_interval_days: list[PositiveInt] = Field(
+        default_factory=lambda: [90, 30, 30, 30, 30],
+        min_length=5,
+        max_length=5,
+        description="Days between site visits (实地走访) per risk class 正常, 关注, 次级, 可疑, 损失 "
+        "(JSON list of five; default quarterly for normal, monthly for special mention and worse).",
+    )
+    preservation_warning_days: int = Field(
+        7, ge=0, description="Days before an asset-preservation deadline lapses that it alerts (保全期限)."
     )
     monitor_sweep_hours: float = Field(
         1.0,

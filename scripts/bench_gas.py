@@ -201,6 +201,12 @@ def _one_round(ledger: LedgerContract, client: ChainClient, cast: dict, token: s
         ledger.record_inspection(bank, loan_id=loan, kind=0, report_hash=rand32()).gas_used,
     )
     record(
+        "file record (guarantee)",
+        ledger.file_record(
+            bank, loan_id=loan, record_kind=0, record_id=rand32(), content_hash=rand32()
+        ).gas_used,
+    )
+    record(
         "attest",
         ledger.attest(auditor, loan_id=loan, head=ledger.head_of(loan), report_hash=rand32()).gas_used,
     )

@@ -311,6 +311,9 @@ WRITE_CALLS: dict[str, WriteCall] = {
     "recordInspection": lambda s, a: s.ledger.record_inspection(
         a, loan_id=s.loan_id, kind=0, report_hash=h("site-visit")
     ),
+    "fileRecord": lambda s, a: s.ledger.file_record(
+        a, loan_id=s.loan_id, record_kind=0, record_id=h("guarantee"), content_hash=h("guarantee")
+    ),
     "restructure": lambda s, a: s.ledger.restructure(
         a, loan_id=s.loan_id, maturity=chain_time(s.ledger.client) + 2 * 365 * 86400, terms_hash=h("terms:v2")
     ),
@@ -339,6 +342,7 @@ AUTHORIZED_CALLER: dict[str, str] = {
     "classify": "bank",
     "valueCollateral": "bank",
     "recordInspection": "bank",
+    "fileRecord": "bank",
     "restructure": "bank",
     "attest": "auditor",
 }

@@ -40,6 +40,16 @@ ROLE = {"bank": "lender", "other_bank": "lender", "auditor": "auditor"}
 BY_ROLE = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}
 REFUSALS = {"PermissionDenied", "NotFound", "Authentication"}
 
+SPARE_LOAN = "LN-2026-0309"  # LOAN's twin (same lender and borrower) for the dashboard write-off
+# A guarantee by a party off the ledger (salted reference), as the policy walk gives and releases it.
+GUARANTEE = {
+    "guarantor_ref": "0x" + "47" * 32,
+    "kind": "joint_surety",
+    "amount": "1.00",
+    "start": "2026-01-01",
+    "expiry": "2099-01-01",
+}
+
 
 def app_routes(app: FastAPI) -> set[str]:
     """Every route a caller can reach: the OpenAPI schema's operations and the dashboard's pages and forms."""
@@ -91,7 +101,8 @@ def test_actions_on_no_loan_are_answered_by_role_alone() -> None:
 
 def test_only_public_pages_are_open_without_a_token_and_only_a_loans_lender_services_it() -> None:
     assert [n for n, r in POLICY.items() if r.of(Rel.ANONYMOUS) is not Grant.NO] == ["public"]
-    for name in ("loan.disburse", "loan.restructure", "loan.repay", "loan.classify", "loan.value_collateral"):
+    servicing = ("loan.disburse", "loan.restructure", "loan.repay", "loan.classify", "loan.value_collateral")
+    for name in (*servicing, "loan.record_visit"):
         assert {r for r in Rel if POLICY[name].of(r) is not Grant.NO} == {Rel.LENDER}, name
 
 
@@ -101,7 +112,7 @@ def test_a_supplier_gets_none_of_the_borrowers_risk_file_but_the_borrower_does()
         rule = POLICY[name]
         assert rule.of(Rel.SUPPLIER) is Grant.NO, name
         assert {r for r in Rel if rule.of(r) is Grant.YES} == {Rel.LENDER, Rel.BORROWER, Rel.AUDITOR}, name
-    for name in ("loan.alerts", "alerts.list", "loan.suggestion"):
+    for name in ("loan.alerts", "alerts.list", "loan.suggestion", "loan.visits"):
         assert POLICY[name].of(Rel.BORROWER) is Grant.NO, name
 
 
@@ -156,7 +167,10 @@ def risk_world(api: Api) -> dict[str, Any]:
         assert time.monotonic() < deadline, "the monitor raised no alerts"
         time.sleep(0.05)
     ids = sorted(a["id"] for a in alerts)
-    return {"lots": lots, "alerts": {"api": ids[0], "dash": ids[1]}}
+    guarantee = _post(api, "bank", f"/v1/loans/{LOAN}/guarantees", GUARANTEE)["record_id"]
+    api.open_loan("bank", loan_number=SPARE_LOAN, principal="5000.00")
+    _lot(api, "bank", "borrower", "500.00", loan=SPARE_LOAN)
+    return {"lots": lots, "alerts": {"api": ids[0], "dash": ids[1]}, "guarantee": guarantee}
 
 
 # ------------------------------------------------------------------------------------------------ the walk
@@ -203,6 +217,8 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
     if on_dashboard and lot_use != "pay":
         lot_use = f"dash_{lot_use}"
     digest = world["documents"].get(who) or world["documents"]["bank"]
+    if route == "POST /dashboard/loans/{loan}/write-off":  # the API's write-off closed LOAN: use its twin
+        path = path.replace("{loan}", SPARE_LOAN)
     concrete = (
         path.replace("{loan}", LOAN)
         .replace("{lot_id}", _lot_of(world, who, lot_use))
@@ -210,6 +226,7 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         .replace("{digest}", digest)
         .replace("{lang}", "en")
         .replace("{kind}", "csv")
+        .replace("{record_id}", world["guarantee"])
     )
     from_lot = _lot_of(world, who, "pay")
     payment = {"from_lot": from_lot, "payee": api.address("subsupplier"), "amount": "0.01", "purpose": 1}
@@ -243,6 +260,30 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         "POST /dashboard/alerts/{alert_id}/resolve": {"note": "walked by the policy test"},
         "POST /dashboard/lots/{lot_id}/dispute": {"reason": "walked by the policy test"},
         "POST /dashboard/signin": {"token": api.tokens[who]} if who else {},
+        "POST /v1/loans/{loan}/guarantees": GUARANTEE | {"amount": "2.00"},
+        "POST /v1/loans/{loan}/guarantees/{record_id}/release": {"reason": "walked by the policy test"},
+        "POST /v1/loans/{loan}/write-off": {"reason": "walked by the policy test"},
+        "POST /v1/loans/{loan}/preservation": {
+            "case_ref": "walk-1",
+            "kind": "litigation",
+            "court": "walked by the policy test",
+            "ruling_date": "2026-12-01",
+            "seized_assets": ["walked by the policy test"],
+        },
+        "POST /dashboard/loans/{loan}/write-off": {"reason": "walked by the policy test"},
+        "POST /v1/loans/{loan}/recoveries": {"amount": "1.00", "received_on": "2026-12-01", "source": "walk"},
+        "POST /v1/loans/{loan}/visits": {
+            "kind": "video_interview",
+            "visit_date": "2026-12-01",
+            "attendees": ["walked by the policy test"],
+            "findings": "walked by the policy test",
+        },
+        "POST /dashboard/loans/{loan}/visits": {
+            "kind": "video_interview",
+            "visit_date": "2026-12-01",
+            "attendees": "walked by the policy test",
+            "findings": "walked by the policy test",
+        },
     }
     return method, concrete, bodies.get(route, {})
 

@@ -141,15 +141,23 @@ def test_up_stack_tells_the_demo_story_through_the_api_once(
             loans = http.get("/v1/loans").json()["items"]
             trail = http.get("/v1/loans/LN-2026-0001/trail").json()
             alerts = http.get("/v1/alerts", params={"loan": "LN-2026-0001"}).json()["items"]
+            second = http.get("/v1/alerts", params={"loan": "LN-2026-0002", "limit": 100}).json()["items"]
+            visits = http.get("/v1/loans/LN-2026-0001/visits").json()
     finally:
         stack.stop()
-    assert len(loans) == 1
+    assert len(loans) == 2  # the demo loan and the guarantor's own (issue 19)
     lots = _flatten(trail)
     assert len(lots) >= 6
     assert any(lot["declared_use"] is False for lot in lots)  # the securities payment, flagged
     assert any(lot["confirmation"] == "disputed" for lot in lots)
     assert any(lot["confirmation"] == "confirmed" for lot in lots)
     assert {"prohibited_use", "disputed_payment"} <= {a["rule"] for a in alerts}
+    # the post-loan file: a mutual guarantee (互保) on both loans, a missed site visit resolved by the visit
+    assert [a["state"] for a in alerts if a["rule"] == "guarantee_cycle"] == ["open"]
+    assert [a["state"] for a in second if a["rule"] == "guarantee_cycle"] == ["open"]
+    assert [a["state"] for a in second if a["rule"] == "missed_inspection"] == ["resolved"]
+    assert [v["chain_kind"] for v in visits] == ["interview", "site_visit"]
+    assert all(v["report_status"] == "verified" for v in visits)
 
 
 def _flatten(trail: dict) -> list[dict]:

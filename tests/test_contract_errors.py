@@ -212,6 +212,30 @@ def test_record_inspection_with_unknown_kind_reverts_with_ledger_invalid_inspect
         scene.ledger.record_inspection(scene.cast.bank, loan_id=scene.loan_id, kind=3, report_hash=h("r"))
 
 
+def test_file_record_with_unknown_kind_reverts_with_ledger_invalid_record_kind(scene: Scene) -> None:
+    with reverts("LedgerInvalidRecordKind", recordKind=4):
+        scene.ledger.file_record(
+            scene.cast.bank, loan_id=scene.loan_id, record_kind=4, record_id=h("g"), content_hash=h("c")
+        )
+
+
+_ZERO32 = "0x" + "00" * 32
+
+
+@pytest.mark.parametrize(("record_id", "content_hash"), [(_ZERO32, h("c")), (h("g"), _ZERO32)])
+def test_file_record_without_an_id_or_a_hash_reverts_with_ledger_zero_id(
+    scene: Scene, record_id: str, content_hash: str
+) -> None:
+    with reverts("LedgerZeroId"):
+        scene.ledger.file_record(
+            scene.cast.bank,
+            loan_id=scene.loan_id,
+            record_kind=0,
+            record_id=record_id,
+            content_hash=content_hash,
+        )
+
+
 @pytest.mark.parametrize("status", [LoanStatus.NONE, LoanStatus.OPEN, 4, 255])
 def test_close_loan_with_non_closing_status_reverts_with_ledger_invalid_closing_status(
     scene: Scene, status: int

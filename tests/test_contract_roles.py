@@ -87,6 +87,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "classify": _SERVICING,
     "valueCollateral": _SERVICING,
     "recordInspection": _SERVICING,
+    "fileRecord": _SERVICING,
     "restructure": _SERVICING,
     "attest": (
         NEEDS_AUDITOR,
@@ -121,6 +122,7 @@ EVENT_OF: dict[str, str] = {
     "classify": "RiskClassified",
     "valueCollateral": "CollateralValued",
     "recordInspection": "InspectionRecorded",
+    "fileRecord": "RecordFiled",
     "restructure": "LoanRestructured",
     "attest": "TrailAttested",
 }

@@ -294,3 +294,128 @@ def test_an_uploaded_html_page_with_a_meta_refresh_downloads_instead_of_navigati
     assert not [u for u in visited if "refreshed-by-upload" in u], visited
     assert page.url.startswith(site.url + "/dashboard/loans"), page.url
     page.context.close()
+
+
+def _alert_states(site: Site, loan: str, rule: str) -> list[str]:
+    r = site.api.get("bank", "/v1/alerts", params={"loan": loan, "rule": rule})
+    assert r.status_code == 200, r.text
+    return [a["state"] for a in r.json()["items"]]
+
+
+def test_a_site_visit_recorded_in_the_dashboard_resolves_the_missed_visit_alert(
+    browser: Any, site: Site
+) -> None:
+    """Issue 19: the loan contract schedules a site visit for yesterday; a video interview recorded through
+    the loan page's form leaves the alert open, a site visit resolves it."""
+    from datetime import UTC, datetime, timedelta
+
+    now = int(site.api.world.ledger.client.get_header().timestamp)
+    yesterday = (datetime.fromtimestamp(now, UTC).date() - timedelta(days=1)).isoformat()
+    site.api.open_loan(
+        loan_number="LN-2026-0002",
+        principal="500000.00",
+        terms={"inspection_schedule": [{"due": yesterday, "kind": "site_visit"}]},
+    )
+    site.api.disburse("LN-2026-0002", "supplier", "100000.00", purpose=1)
+    deadline = time.monotonic() + 30
+    while _alert_states(site, "LN-2026-0002", "missed_inspection") != ["open"]:
+        assert time.monotonic() < deadline, "the missed-inspection alert was never raised"
+        time.sleep(0.1)
+
+    page = _sign_in(browser, site, "bank", start="/dashboard/loans/LN-2026-0002")
+    assert "Visits and interviews" in page.inner_text("#visits")
+
+    def record(kind: str, place: str, findings: str) -> None:
+        page.select_option("#visit-kind", kind)
+        page.fill("#visit-date", yesterday)
+        page.fill("#visit-place", place)
+        page.fill("#visit-attendees", "Account manager Wang\nBorrower's CFO")
+        page.fill("#visit-findings", findings)
+        page.fill("#visit-follow-up", "Collect Q4 VAT returns")
+        page.fill("#visit-follow-up-owner", "Wang")
+        page.fill("#visit-follow-up-due", "2027-01-31")
+        page.click("#record-visit")
+        page.wait_for_load_state()
+        assert "recorded on the ledger" in page.locator(".flash.ok").inner_text()
+
+    record("video_interview", "", "CFO walked through the order book on video.")
+    assert _alert_states(site, "LN-2026-0002", "missed_inspection") == ["open"]  # no site visit yet
+    record("site_visit", "Plant 2, 88 Example Road", "Production lines running; stock matches.")
+    assert _alert_states(site, "LN-2026-0002", "missed_inspection") == ["resolved"]
+    rows = page.locator("#visit-list tbody tr")
+    assert rows.count() == 2
+    assert "site visit" in rows.nth(1).inner_text() and "实地走访" in rows.nth(1).inner_text()
+    assert "report matches its on-chain hash" in rows.nth(1).inner_text()
+    assert "Collect Q4 VAT returns (Wang, 2027-01-31)" in rows.nth(1).inner_text()
+    _shot(page, "visits")
+
+    borrower = _sign_in(browser, site, "borrower", start="/dashboard/loans/LN-2026-0002")
+    assert borrower.locator("#visits").count() == 0  # the bank's risk view, not the borrower's
+
+
+def test_the_cli_records_and_lists_visits_through_the_running_api(site: Site) -> None:
+    """Issue 19: `fundflow visits record|list` against the served API (same checks and policy)."""
+    from typer.testing import CliRunner
+
+    from fundflow.cli.main import app
+
+    runner = CliRunner()
+    common = ["--api", site.url]
+    args = ["visits", "record", "LN-2026-0001", "--kind", "site_visit", "--date", "2026-11-30"]
+    args += ["--attendee", "Account manager Wang", "--attendee", "Borrower's CFO", "--place", "Plant 2"]
+    args += ["--findings", "Stock matches the ledger.", "--follow-up", "Collect VAT returns|Wang|2027-01-31"]
+    r = runner.invoke(app, [*args, *common, "--token", site.api.tokens["bank"]])
+    assert r.exit_code == 0, r.output
+    assert "site visit (实地走访) of 2026-11-30 recorded on loan LN-2026-0001" in r.output
+
+    r = runner.invoke(app, ["visits", "list", "LN-2026-0001", *common, "--token", site.api.tokens["bank"]])
+    assert r.exit_code == 0, r.output
+    assert "Stock matches the ledger." in r.output and "verified" in r.output
+    assert "next site visit due" in r.output and "every 90 days" in r.output
+
+    r = runner.invoke(app, [*args, *common, "--token", site.api.tokens["borrower"]])
+    assert r.exit_code == 1
+    assert "The API refused (403)" in r.output
+
+    bad = [a if a != "Collect VAT returns|Wang|2027-01-31" else "no owner" for a in args]
+    r = runner.invoke(app, [*bad, *common, "--token", site.api.tokens["bank"]])
+    assert r.exit_code == 1 and "is not ACTION|OWNER|YYYY-MM-DD" in r.output
+
+
+def test_the_cli_gives_lists_and_releases_a_guarantee_through_the_running_api(site: Site) -> None:
+    from typer.testing import CliRunner
+
+    from fundflow.cli.main import app
+
+    runner, bank = CliRunner(), ["--api", site.url, "--token", site.api.tokens["bank"]]
+    give = ["guarantees", "give", "LN-2026-0001", "--kind", "pledge", "--amount", "100000.00"]
+    give += ["--start", "2026-01-01", "--expiry", "2099-12-31", "--guarantor", site.api.address("supplier2")]
+    r = runner.invoke(app, [*give, *bank])
+    assert r.exit_code == 0, r.output
+    assert "pledge (质押) of 100000.00 recorded on loan LN-2026-0001" in r.output
+    record_id = r.output.split("guarantee ")[1].split(",")[0].strip()
+    r = runner.invoke(app, ["guarantees", "list", "LN-2026-0001", *bank])
+    assert f"{record_id}  pledge (质押) by {site.api.address('supplier2')}: 100,000.00" in r.output
+    r = runner.invoke(app, ["guarantees", "release", "LN-2026-0001", record_id, "--reason", "repaid", *bank])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["guarantees", "list", "LN-2026-0001", *bank])
+    assert "released" in r.output
+    r = runner.invoke(app, [*give[:-4], "--start", "2026-01-01", "--expiry", "2099-12-31", *bank])
+    assert r.exit_code == 1 and "exactly one" in r.output  # no guarantor named
+
+
+def test_the_cli_writes_off_and_records_recoveries_through_the_running_api(site: Site) -> None:
+    from typer.testing import CliRunner
+
+    from fundflow.cli.main import app
+
+    runner, bank = CliRunner(), ["--api", site.url, "--token", site.api.tokens["bank"]]
+    r = runner.invoke(app, ["recoveries", "list", "LN-2026-0001", *bank])
+    assert r.exit_code == 0 and "not written off" in r.output
+    r = runner.invoke(app, ["write-off", "LN-2026-0001", "--reason", "Borrower insolvent", *bank])
+    assert r.exit_code == 0, r.output
+    rec = ["recoveries", "record", "LN-2026-0001", "--amount", "1500.00", "--date", "2026-12-01"]
+    r = runner.invoke(app, [*rec, "--source", "collateral auction", *bank])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["recoveries", "list", "LN-2026-0001", *bank])
+    assert "Borrower insolvent" in r.output and "recovered since write-off: CNY 1,500.00" in r.output

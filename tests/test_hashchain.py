@@ -76,6 +76,7 @@ def history(client: ChainClient, compiled: CompiledContract) -> History:
         cast.bank, loan_id=loan, collateral_id=h("plant"), value=9_000_000, evidence_hash=h("appraisal")
     )
     ledger.record_inspection(cast.bank, loan_id=loan, kind=1, report_hash=h("review"))
+    ledger.file_record(cast.bank, loan_id=loan, record_kind=0, record_id=h("guarantee"), content_hash=h("g"))
     ledger.restructure(
         cast.bank2, loan_id=loan, maturity=chain_time(client) + 2 * 365 * 86400, terms_hash=h("terms:v2")
     )

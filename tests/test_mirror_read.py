@@ -325,8 +325,12 @@ def test_a_reorg_removes_the_document_refs_of_orphaned_blocks(db_engine: Engine,
 
 
 def _migration_0008() -> ModuleType:
-    path = next((MIGRATIONS_DIR / "versions").glob("0008_*.py"))
-    spec = importlib.util.spec_from_file_location("migration_0008", path)
+    return _migration("0008")
+
+
+def _migration(revision: str) -> ModuleType:
+    path = next((MIGRATIONS_DIR / "versions").glob(f"{revision}_*.py"))
+    spec = importlib.util.spec_from_file_location(f"migration_{revision}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -334,7 +338,7 @@ def _migration_0008() -> ModuleType:
 
 
 def test_migration_0008_names_the_document_arguments_of_the_abi(compiled: CompiledContract) -> None:
-    frozen = _migration_0008()._DOCUMENT_ARGUMENTS
+    frozen = _migration_0008()._DOCUMENT_ARGUMENTS | _migration("0013")._DOCUMENT_ARGUMENTS
     assert frozen == document_arguments(EventDecoder(compiled.abi))
     assert "LoanOpened" in frozen and "borrowerRef" not in frozen["LoanOpened"]
 

@@ -425,7 +425,7 @@ def test_missed_inspection_follows_an_inspection_schedule(watch: Watch) -> None:
     assert watch.alerts(inspected) == []  # near miss
     assert watch.only(loan, "missed_inspection").explanation == (
         f"The loan contract schedules inspection no. 1 (site visit) by {schedule[0]['due']}; only 0 "
-        "inspection(s) are recorded, 5 day(s) after that date."
+        "site visit(s) are recorded, 5 day(s) after that date."
     )
 
 

@@ -115,6 +115,9 @@ def test_tampering_any_served_loan_or_lot_column_fails_verification_naming_it(
         evidence_hash=h("appraisal"),
     )
     ledger.record_inspection(bank, loan_id=trail.loan_id, kind=0, report_hash=h("site visit"))
+    ledger.file_record(
+        bank, loan_id=trail.loan_id, record_kind=0, record_id=h("guarantee 1"), content_hash=h("guarantee")
+    )
     ledger.restructure(
         bank, loan_id=trail.loan_id, maturity=int(time.time()) + 500 * 86400, terms_hash=h("new terms")
     )

@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from api import charts, policy, sessions
 from api.charts import svg_img
+from api.cycles import render_cycle
 from api.deps import AlertId, Caller, ServicesDep
 from api.errors import error_response
 from api.flow import FlowRoot, flow_nodes, render_flow
@@ -46,12 +47,16 @@ from api.services import attestations as attestations_service
 from api.services import audit as audit_service
 from api.services import collateral as collateral_service
 from api.services import documents as documents_service
+from api.services import guarantees as guarantees_service
 from api.services import loans as loans_service
 from api.services import lots as lots_service
 from api.services import payments as payments_service
 from api.services import portfolio as portfolio_service
+from api.services import preservation as preservation_service
 from api.services import repayments as repayments_service
 from api.services import risk as risk_service
+from api.services import visits as visits_service
+from api.services import writeoff as writeoff_service
 from api.services.human import humanize, times_of
 from api.services.rows import account_names, loan_numbers, org_names
 from api.services.signers import signers
@@ -62,6 +67,7 @@ from ledger.monitoring.alerts import ALERT_STATES
 from ledger.protocol.dates import day_start, iso_time
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
+from ledger.protocol.visits import VisitDetails, VisitKind
 from ledger.store.offchain import find_token
 
 __all__ = ["SECURITY_HEADERS", "install", "router"]
@@ -580,6 +586,29 @@ def loan_page(loan: str, request: Request) -> Response:
             purposes=[describe(c, t.lang) for c in range(32) if int(row.allowed_purposes) >> c & 1],
             describe=lambda code: describe(int(code), t.lang),
             base=base,
+            visits=visits_service.list_visits(session, services, caller, loan_id) if shows["visits"] else [],
+            visit_schedule=visits_service.visit_schedule(session, services, caller, loan_id)
+            if shows["visits"]
+            else {},
+            visit_kinds=list(VisitKind),
+            may_record_visit=policy.allowed(caller, "loan.record_visit", row),
+            guarantees=guarantees_service.list_guarantees(session, caller, loan_id)
+            if shows["guarantees"]
+            else [],
+            write_off_file=writeoff_service.write_off_file(session, caller, loan_id)
+            if shows["write-off"]
+            else None,
+            preservation_cases=preservation_service.list_cases(session, caller, loan_id)
+            if shows["preservation"]
+            else [],
+            may_write_off=policy.allowed(caller, "loan.write_off", row) and int(row.status) == 1,
+            circles=[
+                render_cycle(
+                    [names.get(m, m[:6] + "…" + m[-4:]) for m in _checksummed(a.details.get("cycle", []))],
+                )
+                for a in alerts
+                if a.rule == "guarantee_cycle" and a.state != "resolved"
+            ],
         )
 
     return _page(request, build)
@@ -620,6 +649,13 @@ def download(loan: str, kind: str, request: Request) -> Response:
         status = error_response(exc).status_code
         return _render(request, "error.html", status_code=status, caller=caller, problem=exc)
     return Response(file.content, media_type=file.media_type, headers=file.all_headers())
+
+
+def _checksummed(members: list[str]) -> list[str]:
+    """Cycle members as the directory keys accounts (checksummed); off-ledger references as they are."""
+    from eth_utils import to_checksum_address
+
+    return [to_checksum_address(m) if len(m) == 42 else m for m in members]
 
 
 class _Row:
@@ -895,3 +931,66 @@ def _evidence(services: Services, caller: Caller, upload: Any) -> str:
         services, caller, upload.data, upload.media_type or "application/octet-stream", upload.filename
     )
     return str(stored["hash"])
+
+
+# ---------------------------------------------------------------------------------------------- visits
+
+
+def _visit_details(form: dict[str, str]) -> VisitDetails:
+    """The visit form as the API's request body; a bad field is a ValidationError saying which."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    follow_up = form.get("follow_up", "").strip()
+    data: dict[str, Any] = {
+        "kind": form.get("kind", ""),
+        "visit_date": form.get("visit_date", ""),
+        "place": form.get("place", ""),
+        "attendees": [line.strip() for line in form.get("attendees", "").splitlines() if line.strip()],
+        "findings": form.get("findings", ""),
+        "follow_ups": [
+            {
+                "action": follow_up,
+                "owner": form.get("follow_up_owner", "").strip(),
+                "due_date": form.get("follow_up_due", ""),
+            }
+        ]
+        if follow_up
+        else [],
+    }
+    try:
+        return VisitDetails.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the form"
+        raise ValidationError(
+            f"The visit was not recorded: {where}: {first['msg']}.", hint="Correct the field and send again."
+        ) from exc
+
+
+@router.post("/loans/{loan}/visits")
+async def record_visit(loan: str, request: Request) -> Response:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
+        visits_service.may_record(session, caller, loan)  # who may, before what was sent
+        body = _visit_details(form)
+        write = Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
+        response = visits_service.record_visit(session, write, loan, body)
+        if response.status_code >= 300:
+            raise ValidationError(f"The ledger refused the visit ({response.status_code}).")
+        return f"{body.kind.en.capitalize()} of {body.visit_date.isoformat()} recorded on the ledger."
+
+    return await _write(request, action)
+
+
+@router.post("/loans/{loan}/write-off")
+async def write_off(loan: str, request: Request) -> Response:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
+        reason = form.get("reason", "").strip()
+        if not reason:
+            raise ValidationError("Say why the loan is written off.", hint="Write the reason in the form.")
+        write = Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
+        response = writeoff_service.write_off(session, write, loan, reason)
+        if response.status_code >= 300:
+            raise ValidationError(f"The ledger refused the write-off ({response.status_code}).")
+        return "Loan written off on the ledger; its reason's hash is in the trail."
+
+    return await _write(request, action)

@@ -83,7 +83,8 @@ interface IFundFlowLedger {
         RiskClassified,
         CollateralValued,
         InspectionRecorded,
-        LoanRestructured
+        LoanRestructured,
+        RecordFiled
     }
 
     /// @notice Loan status. A loan is opened `Open`; its lender closes it as `Repaid` (nothing outstanding)
@@ -290,6 +291,34 @@ interface IFundFlowLedger {
     /// @param head The head verified (the loan's head at the time of attesting)
     /// @param reportHash Hash of the audit report
     event TrailAttested(LoanId indexed loanId, OrgId indexed auditorOrg, bytes32 head, bytes32 reportHash);
+
+    // ---------------------------------------------------------------- the post-loan file (issue 19)
+
+    /// @notice Emitted when the lender files a record in the loan's post-loan file (a guarantee given or
+    /// released); the record's details stay off chain as canonical JSON whose keccak256 is `contentHash`
+    /// @param loanId The loan the record belongs to
+    /// @param recordKind 0 = guarantee given, 1 = guarantee released, 2 = recovery after write-off,
+    /// 3 = asset-preservation case filed or updated (the latest record with its id is the case)
+    /// @param recordId The record's id, chosen by the lender (a later record with the same id supersedes it)
+    /// @param contentHash keccak256 of the record's canonical JSON
+    /// @param actor The account that filed it
+    /// @param head The loan's head after this step
+    event RecordFiled(
+        LoanId indexed loanId,
+        uint8 indexed recordKind,
+        bytes32 indexed recordId,
+        bytes32 contentHash,
+        address actor,
+        bytes32 head
+    );
+
+    /// @notice Thrown when a post-loan file record kind is not 0 to 3
+    /// @param recordKind The value given
+    error LedgerInvalidRecordKind(uint8 recordKind);
+
+    /// @notice Lender: file a record in the loan's post-loan file (the loan need not be open: a guarantee
+    /// is released after repayment). `recordId` and `contentHash` must be set.
+    function fileRecord(LoanId loanId, uint8 recordKind, bytes32 recordId, bytes32 contentHash) external;
 
     // ---------------------------------------------------------------- errors: arguments
 

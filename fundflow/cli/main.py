@@ -331,3 +331,15 @@ register_api_commands(app, friendly_errors)
 from fundflow.cli.verify import register_verify_commands  # noqa: E402  (the auditor's commands)
 
 register_verify_commands(app)
+
+from fundflow.cli.visits import register_visit_commands  # noqa: E402  (the post-loan file)
+
+register_visit_commands(app)
+
+from fundflow.cli.guarantees import register_guarantee_commands  # noqa: E402
+
+register_guarantee_commands(app)
+
+from fundflow.cli.writeoff import register_write_off_commands  # noqa: E402
+
+register_write_off_commands(app)

@@ -170,6 +170,14 @@ EVENT_INPUTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
         ("reportHash", "bytes32", False),
         ("head", "bytes32", False),
     ),
+    "RecordFiled": (
+        ("loanId", "bytes32", True),
+        ("recordKind", "uint8", True),
+        ("recordId", "bytes32", True),
+        ("contentHash", "bytes32", False),
+        ("actor", "address", False),
+        ("head", "bytes32", False),
+    ),
     "LoanRestructured": (
         ("loanId", "bytes32", True),
         ("maturity", "uint40", False),

@@ -256,6 +256,13 @@ RECORD_FACTS: dict[str, RecordFacts] = {
         maturity=_arg("LoanRestructured", "maturity"),
         terms_hash=_arg("LoanRestructured", "termsHash"),
     ),
+    "file_records": _record(
+        ("RecordFiled",),
+        record_kind=_arg("RecordFiled", "recordKind"),
+        record_id=_arg("RecordFiled", "recordId"),
+        content_hash=_arg("RecordFiled", "contentHash"),
+        actor=_arg("RecordFiled", "actor"),
+    ),
     "attestations": _record(
         ("TrailAttested",),
         auditor_org=_arg("TrailAttested", "auditorOrg"),

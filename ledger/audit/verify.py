@@ -55,7 +55,7 @@ __all__ = [
 
 # Event fields that carry the hash of an off-chain document (the verification itself reads them from the ABI,
 # `ledger.mirror.projections.document_arguments`; this list names them for readers of a `Verification`).
-DOCUMENT_FIELDS = ("evidenceHash", "reasonHash", "reportHash", "termsHash")
+DOCUMENT_FIELDS = ("evidenceHash", "reasonHash", "reportHash", "termsHash", "contentHash")
 ZERO = ZERO_HEAD
 
 DocumentLike = bytes | Path | Callable[[], bytes]

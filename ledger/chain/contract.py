@@ -422,6 +422,19 @@ class LedgerContract:
     ) -> TxResult:
         return self.transact(lender, "recordInspection", as_bytes32(loan_id), kind, as_bytes32(report_hash))
 
+    def file_record(
+        self, lender: LocalAccount, *, loan_id: str, record_kind: int, record_id: str, content_hash: str
+    ) -> TxResult:
+        """A record in the loan's post-loan file (`FileRecordKind`): its id and its content's hash."""
+        return self.transact(
+            lender,
+            "fileRecord",
+            as_bytes32(loan_id),
+            record_kind,
+            as_bytes32(record_id),
+            as_bytes32(content_hash),
+        )
+
     def restructure(self, lender: LocalAccount, *, loan_id: str, maturity: int, terms_hash: str) -> TxResult:
         return self.transact(lender, "restructure", as_bytes32(loan_id), maturity, as_bytes32(terms_hash))
 

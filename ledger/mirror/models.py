@@ -48,6 +48,8 @@ __all__ = [
     "RepaymentPublic",
     "Restructuring",
     "RestructuringPublic",
+    "FileRecord",
+    "FileRecordPublic",
     "RoleGrant",
     "Uint64",
     "uint64",
@@ -395,6 +397,23 @@ class InspectionPublic(InspectionBase):
     pass
 
 
+class FileRecordBase(_LoanRecord):
+    """A record in the loan's post-loan file (`RecordFiled`); its content is off chain (`content_hash`)."""
+
+    record_kind: int = Field(description="FileRecordKind: 0 guarantee given, 1 guarantee released")
+    record_id: str = _hex(index=True)
+    content_hash: str = _hex()
+    actor: str = _hex(42)
+
+
+class FileRecord(FileRecordBase, table=True):
+    __tablename__ = "file_records"
+
+
+class FileRecordPublic(FileRecordBase):
+    pass
+
+
 class RestructuringBase(_LoanRecord):
     maturity: int = _bigint()
     terms_hash: str = _hex()
@@ -468,6 +487,7 @@ LOAN_RECORD_TABLES = (
     "inspections",
     "restructurings",
     "attestations",
+    "file_records",
     "document_refs",
     "loans",
 )

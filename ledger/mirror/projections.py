@@ -376,6 +376,15 @@ class _Batch:
             )
         elif name == "InspectionRecorded":
             self._record("inspections", event, kind=args["kind"], report_hash=args["reportHash"])
+        elif name == "RecordFiled":
+            self._record(
+                "file_records",
+                event,
+                record_kind=args["recordKind"],
+                record_id=args["recordId"],
+                content_hash=args["contentHash"],
+                actor=args["actor"],
+            )
         elif name == "LoanRestructured":
             loan["maturity"] = args["maturity"]
             loan["terms_hash"] = args["termsHash"]

@@ -32,6 +32,7 @@ from ledger.mirror.models import (
     ClassificationPublic,
     CollateralValuationPublic,
     ConfirmationPublic,
+    FileRecordPublic,
     InspectionPublic,
     LoanPublic,
     LotPublic,
@@ -66,6 +67,7 @@ RECORD_KINDS: dict[str, type[SQLModel]] = {
     "inspections": InspectionPublic,
     "restructurings": RestructuringPublic,
     "attestations": AttestationPublic,
+    "file_records": FileRecordPublic,
 }
 
 _M = TypeVar("_M", bound=SQLModel)
@@ -195,6 +197,7 @@ class LoanRecords:
     inspections: tuple[InspectionPublic, ...] = ()
     restructurings: tuple[RestructuringPublic, ...] = ()
     attestations: tuple[AttestationPublic, ...] = ()
+    file_records: tuple[FileRecordPublic, ...] = ()
 
     def of(self, kind: str) -> tuple[SQLModel, ...]:
         """The records of one kind, by its table name (a key of `RECORD_KINDS`)."""

@@ -27,6 +27,8 @@ import sqlalchemy as sa
 from ledger.config import Settings
 from ledger.mirror.read import Mirror
 from ledger.monitoring.alerts import SYSTEM, Alert, WebhookDelivery, alert_payload
+from ledger.monitoring.guarantees import load_book
+from ledger.monitoring.preservation import load_cases
 from ledger.monitoring.rules import (
     RULES,
     Candidate,
@@ -35,6 +37,7 @@ from ledger.monitoring.rules import (
     RecordFact,
     Rule,
     Thresholds,
+    days_past_due,
 )
 from ledger.protocol.codes import LoanStatus
 from ledger.protocol.terms import TermsProvider
@@ -58,8 +61,11 @@ def latest_chain_time(conn: sa.Connection) -> int | None:
     return Mirror(conn).latest_block_time()
 
 
-def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int) -> LoanFacts | None:
-    """One loan's facts from the mirror, with block timestamps; None when the loan is not (any more) there."""
+def load_facts(
+    conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int, *, guarantees: bool = True
+) -> LoanFacts | None:
+    """One loan's facts from the mirror, with block timestamps; None when the loan is not (any more) there.
+    With `guarantees`, the ledger's active guarantees and their guarantors' own days past due too."""
     mirror = Mirror(conn)
     loan = mirror.loan(loan_id)
     if loan is None:
@@ -127,7 +133,35 @@ def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int
         terms=terms(loan_id),
         now=now,
         lender_accounts=frozenset(a.lower() for a in mirror.org_accounts(loan.lender_org)),
+        risk_class=int(loan.risk_class),
+        guarantees=load_book(conn, lambda party: _borrower_days_past_due(conn, party, terms, now))
+        if guarantees
+        else None,
+        preservation=load_cases(conn, loan_id),
     )
+
+
+def _borrower_days_past_due(conn: sa.Connection, borrower: str, terms: TermsProvider, now: int) -> int:
+    """The most days past due of `borrower`'s open loans in this ledger (0 if none is late)."""
+    loans = sa.table("loans", sa.column("loan_id"), sa.column("borrower"), sa.column("status"))
+    ids = conn.execute(
+        sa.select(loans.c.loan_id).where(
+            sa.func.lower(loans.c.borrower) == borrower.lower(), loans.c.status == int(LoanStatus.OPEN)
+        )
+    ).scalars()
+    days = 0
+    for loan_id in ids:
+        facts = load_facts(conn, str(loan_id), terms, now, guarantees=False)
+        if facts is not None:
+            days = max(days, days_past_due(facts))
+    return days
+
+
+def _loans_with_guarantees(conn: sa.Connection) -> set[str]:
+    if not sa.inspect(conn).has_table("file_records"):
+        return set()
+    records = sa.table("file_records", sa.column("loan_id"))
+    return {str(i) for i in conn.execute(sa.select(records.c.loan_id).distinct()).scalars()}
 
 
 @dataclass
@@ -188,6 +222,10 @@ class Monitor:
         if now is not None and (self._last_sweep is None or now - self._last_sweep >= self.sweep_seconds):
             ids.update(Mirror(conn).loan_ids(status=LoanStatus.OPEN))
             self._last_sweep = now
+        # A guarantee given or released on one loan changes its guarantors' circles on others; a preservation
+        # deadline runs on a written-off loan too (the sweep covers open loans only).
+        if ids:
+            ids.update(_loans_with_guarantees(conn))
         return self.evaluate(conn, ids, now=now)
 
     def _clock(self, conn: sa.Connection) -> int | None:

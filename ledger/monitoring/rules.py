@@ -21,7 +21,9 @@ from enum import StrEnum
 from typing import Any
 
 from ledger.config import Settings
-from ledger.protocol.codes import LoanStatus
+from ledger.monitoring.guarantees import GuaranteeBook, GuaranteeFact, cycles_through
+from ledger.monitoring.preservation import CaseFact
+from ledger.protocol.codes import InspectionKind, LoanStatus, RiskClass
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
 from ledger.protocol.terms import LoanTerms
@@ -38,6 +40,7 @@ __all__ = [
     "evaluate_rules",
     "fmt_money",
     "fmt_time",
+    "site_visit_due",
 ]
 
 DAY = 86_400
@@ -71,6 +74,9 @@ class Thresholds:
     unconfirmed_days: float = 7.0
     collateral_stale_days: float = 180.0
     prohibited_purposes: frozenset[int] = frozenset({28, 29, 30, 31})
+    # Days between site visits by risk class (正常, 关注, 次级, 可疑, 损失): bank policy, not a regulation.
+    site_visit_days: tuple[int, ...] = (90, 30, 30, 30, 30)
+    preservation_warning_days: int = 7  # an asset-preservation deadline alerts this many days ahead
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -85,6 +91,8 @@ class Thresholds:
             unconfirmed_days=settings.unconfirmed_days,
             collateral_stale_days=settings.collateral_stale_days,
             prohibited_purposes=frozenset(settings.prohibited_purposes),
+            site_visit_days=tuple(settings.site_visit_interval_days),
+            preservation_warning_days=settings.preservation_warning_days,
         )
 
 
@@ -143,6 +151,9 @@ class LoanFacts:
     terms: LoanTerms | None
     now: int
     lender_accounts: frozenset[str] = frozenset()  # lower-case accounts of the lending bank
+    risk_class: int = 0
+    guarantees: GuaranteeBook | None = None  # the ledger's active guarantees (the post-loan file)
+    preservation: tuple[CaseFact, ...] = ()  # the loan's asset-preservation cases
 
     @property
     def outstanding(self) -> int:
@@ -642,14 +653,20 @@ def collateral_stale(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
 
 
 def _scheduled_inspections_missed(facts: LoanFacts) -> list[Candidate]:
-    """The k-th scheduled inspection date has passed and fewer than k inspections are recorded."""
+    """The k-th scheduled inspection of a kind is past its date and fewer than k inspections of that kind
+    are recorded: only site visits satisfy a site visit, only interviews an interview."""
     assert facts.terms is not None
     today = _date(facts.now)
     out = []
+    number: dict[str, int] = defaultdict(int)
     for k, item in enumerate(sorted(facts.terms.inspection_schedule, key=lambda i: i.due_date), start=1):
-        if item.due_date >= today or len(facts.inspections) >= k:
+        number[item.kind] += 1
+        chain_kind = str(int(InspectionKind[item.kind.upper()]))
+        done = sum(1 for r in facts.inspections if r.key == chain_kind)
+        if item.due_date >= today or done >= number[item.kind]:
             continue
         overdue = (today - item.due_date).days
+        label = item.kind.replace("_", " ")
         out.append(
             Candidate(
                 rule="missed_inspection",
@@ -657,8 +674,8 @@ def _scheduled_inspections_missed(facts: LoanFacts) -> list[Candidate]:
                 loan_id=facts.loan_id,
                 cause_key=f"scheduled:{item.due_date.isoformat()}",
                 title=f"Scheduled inspection overdue by {overdue} day(s)",
-                explanation=f"The loan contract schedules inspection no. {k} ({item.kind.replace('_', ' ')}) "
-                f"by {item.due_date.isoformat()}; only {len(facts.inspections)} inspection(s) are recorded, "
+                explanation=f"The loan contract schedules inspection no. {k} ({label}) "
+                f"by {item.due_date.isoformat()}; only {done} {label}(s) are recorded, "
                 f"{overdue} day(s) after that date.",
                 source_block=facts.inspections[-1].block_number if facts.inspections else facts.block_number,
                 details={"due_date": item.due_date.isoformat(), "days_overdue": overdue, "number": k},
@@ -701,6 +718,229 @@ def missed_inspection(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     ]
 
 
+# ---------------------------------------------------------------------------------------------- site visits
+
+
+def site_visit_due(facts: LoanFacts, th: Thresholds) -> tuple[int, int, RecordFact | None] | None:
+    """(due timestamp, interval days, last site visit) of an open loan with money out, by its risk class's
+    visit frequency; None when no visit is due at all (nothing disbursed, or the loan is not open). Counts
+    from the last site visit (only `SITE_VISIT` counts; an interview or a document review does not), else
+    from the first disbursement."""
+    if not facts.is_open:
+        return None
+    out = [lot.timestamp for lot in facts.lots if lot.is_disbursement]
+    if not out:
+        return None
+    days = th.site_visit_days[min(max(facts.risk_class, 0), len(th.site_visit_days) - 1)]
+    site = str(int(InspectionKind.SITE_VISIT))
+    visits = [r for r in facts.inspections if r.key == site]
+    last = max(visits, key=lambda r: (r.block_number, r.log_index)) if visits else None
+    since = last.timestamp if last is not None else min(out)
+    return since + days * DAY, days, last
+
+
+def missed_site_visit(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """No site visit (实地走访) within the bank's visit frequency for the loan's risk class (quarterly for
+    正常, monthly for 关注 and worse by default), counted from the last site visit or the first
+    disbursement."""
+    due = site_visit_due(facts, th)
+    if due is None or facts.now <= due[0]:
+        return []
+    when, days, last = due
+    overdue = (facts.now - when) // DAY
+    risk = RiskClass(min(max(facts.risk_class, 0), 4))
+    basis = (
+        f"the last site visit was recorded on {fmt_time(last.timestamp)}"
+        if last is not None
+        else "no site visit has been recorded since the first disbursement"
+    )
+    return [
+        Candidate(
+            rule="missed_site_visit",
+            severity=Severity.MEDIUM,
+            loan_id=facts.loan_id,
+            cause_key=f"site-visit-due:{when}",
+            title=f"Site visit overdue by {overdue} day(s) (实地走访逾期)",
+            explanation=f"A loan classed {risk.en} ({risk.zh}) needs a site visit every {days} days (bank "
+            f"policy); {basis}, so one was due on {fmt_time(when)}. It is {overdue} day(s) overdue. "
+            "Interviews and document reviews do not count as site visits.",
+            source_block=last.block_number if last is not None else facts.block_number,
+            details={"due": when, "days_overdue": overdue, "interval_days": days, "risk_class": int(risk)},
+        )
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- guarantees
+
+
+def _guarantor(facts: LoanFacts, g: GuaranteeFact) -> str:
+    if g.guarantor.startswith("0x") and len(g.guarantor) == 42:
+        return facts.party(g.guarantor)
+    return f"off-ledger party {g.guarantor[:10]}…"
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]  # not str.capitalize: it would lower-case a checksummed address
+
+
+def _kind_label(kind: str) -> str:
+    from ledger.protocol.guarantees import GuaranteeKind
+
+    k = GuaranteeKind(kind)
+    return f"{k.en} ({k.zh})"
+
+
+def guarantee_expiry(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A guarantee that expires before the loan matures (担保期限短于贷款期限): the last part of the loan
+    is unguaranteed."""
+    if facts.guarantees is None or not facts.is_open:
+        return []
+    maturity = _date(facts.maturity)
+    out = []
+    for g in facts.guarantees.of_loan(facts.loan_id):
+        if g.expiry >= maturity:
+            continue
+        out.append(
+            Candidate(
+                rule="guarantee_expiry",
+                severity=Severity.MEDIUM,
+                loan_id=facts.loan_id,
+                cause_key=f"guarantee:{g.record_id}",
+                title=f"Guarantee expires {(maturity - g.expiry).days} day(s) before the loan matures",
+                explanation=f"The {_kind_label(g.kind)} of {facts.money(g.amount)} by {_guarantor(facts, g)} "
+                f"expires on {g.expiry.isoformat()}; the loan matures on {maturity.isoformat()}.",
+                source_block=g.block_number,
+                details={"record_id": g.record_id, "expiry": g.expiry.isoformat()},
+            )
+        )
+    return out
+
+
+def guarantor_overdue(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A guarantor that is itself past due on a loan in this ledger (担保人自身逾期)."""
+    if facts.guarantees is None or not facts.is_open:
+        return []
+    out = []
+    for g in facts.guarantees.of_loan(facts.loan_id):
+        days = facts.guarantees.overdue.get(g.guarantor, 0)
+        if days <= 0:
+            continue
+        out.append(
+            Candidate(
+                rule="guarantor_overdue",
+                severity=Severity.HIGH,
+                loan_id=facts.loan_id,
+                cause_key=f"guarantor:{g.guarantor}",
+                title=f"Guarantor {days} day(s) past due on its own loan",
+                explanation=f"{_upper_first(_guarantor(facts, g))} guarantees {facts.money(g.amount)} of "
+                f"this loan and is itself {days} day(s) past due as a borrower in this ledger.",
+                source_block=g.block_number,
+                details={"guarantor": g.guarantor, "days_past_due": days},
+            )
+        )
+    return out
+
+
+def guarantor_over_capacity(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A guarantor whose active guarantees across all loans exceed the capacity it declared (超额担保)."""
+    if facts.guarantees is None or not facts.is_open:
+        return []
+    out = []
+    for party in sorted({g.guarantor for g in facts.guarantees.of_loan(facts.loan_id)}):
+        backed = facts.guarantees.by_guarantor(party)
+        declared = [g for g in backed if g.capacity is not None]
+        if not declared:
+            continue
+        latest = max(declared, key=lambda g: (g.block_number, g.log_index))
+        capacity = int(latest.capacity or 0)
+        total = sum(g.amount for g in backed)
+        if total <= capacity:
+            continue
+        who = _guarantor(facts, latest)
+        out.append(
+            Candidate(
+                rule="guarantor_over_capacity",
+                severity=Severity.MEDIUM,
+                loan_id=facts.loan_id,
+                cause_key=f"capacity:{party}",
+                title="Guarantor above its declared capacity",
+                explanation=f"{_upper_first(who)} guarantees {facts.money(total)} across {len(backed)} "
+                f"guarantee(s) on {len({g.loan_id for g in backed})} loan(s), above its declared capacity of "
+                f"{facts.money(capacity)}.",
+                source_block=max(g.block_number for g in backed),
+                details={"guarantor": party, "total": total, "capacity": capacity},
+            )
+        )
+    return out
+
+
+def guarantee_cycle(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """The borrower sits in a cycle of guarantees: mutual (互保, A backs B and B backs A) or circular (联保,
+    A backs B backs C backs A). One alert per cycle; `details.cycle` lists its members to draw."""
+    if facts.guarantees is None or not facts.is_open:
+        return []
+    out = []
+    for cycle in cycles_through(facts.guarantees.edges(), facts.borrower):
+        members = list(cycle)
+        first = members.index(min(members))
+        key = "→".join(members[first:] + members[:first])
+        own = facts.borrower.lower()
+        names = [facts.party(facts.borrower) if m == own else f"{m[:6]}…{m[-4:]}" for m in cycle]
+        kind = "Mutual guarantee (互保)" if len(cycle) == 2 else f"Guarantee circle of {len(cycle)} (联保)"
+        chain = " backs ".join([*names, names[0]])
+        out.append(
+            Candidate(
+                rule="guarantee_cycle",
+                severity=Severity.HIGH,
+                loan_id=facts.loan_id,
+                cause_key=f"cycle:{key}",
+                title=f"{kind} involving the borrower",
+                explanation=f"{chain}: the borrowers guarantee each other, so one default weakens every "
+                "guarantee in the circle.",
+                source_block=max(g.block_number for g in facts.guarantees.active),
+                details={"cycle": list(cycle)},
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- preservation
+
+
+def preservation_deadline(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """An asset-preservation deadline not met that lapses within N days, or has lapsed (财产保全期限): a
+    pre-suit preservation is lifted without a lawsuit within 30 days of the ruling; a seizure's term ends."""
+    if facts.status == LoanStatus.REPAID:
+        return []
+    today = _date(facts.now)
+    out = []
+    for c in facts.preservation:
+        case = c.case
+        for d in case.all_deadlines():
+            if d.met_on is not None:
+                continue
+            left = (d.due_date - today).days
+            if left > th.preservation_warning_days:
+                continue
+            when = f"lapsed {-left} day(s) ago" if left < 0 else f"lapses in {left} day(s)"
+            if left == 0:
+                when = "lapses today"
+            out.append(
+                Candidate(
+                    rule="preservation_deadline",
+                    severity=Severity.HIGH if left <= 0 else Severity.MEDIUM,
+                    loan_id=facts.loan_id,
+                    cause_key=f"{c.record_id}:{d.due_date.isoformat()}:{d.what}",
+                    title=f"Preservation deadline {when} (保全期限)",
+                    explanation=f"Case {case.case_ref} ({case.kind.en}, {case.kind.zh}) at {case.court}: "
+                    f"{d.what} by {d.due_date.isoformat()}; it {when}.",
+                    source_block=c.block_number,
+                    details={"case_ref": case.case_ref, "what": d.what, "due_date": d.due_date.isoformat()},
+                )
+            )
+    return out
+
+
 RULES: dict[str, Rule] = {
     "undeclared_use": undeclared_use,
     "prohibited_use": prohibited_use,
@@ -715,6 +955,12 @@ RULES: dict[str, Rule] = {
     "collateral_cover": collateral_cover,
     "collateral_stale": collateral_stale,
     "missed_inspection": missed_inspection,
+    "missed_site_visit": missed_site_visit,
+    "guarantee_expiry": guarantee_expiry,
+    "guarantor_overdue": guarantor_overdue,
+    "guarantor_over_capacity": guarantor_over_capacity,
+    "guarantee_cycle": guarantee_cycle,
+    "preservation_deadline": preservation_deadline,
 }
 
 

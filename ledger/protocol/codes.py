@@ -24,8 +24,10 @@ __all__ = [
     "MAX_INSPECTION_KIND",
     "MAX_MATURITY",
     "MAX_PURPOSE",
+    "MAX_RECORD_KIND",
     "OPERATOR_ROLE",
     "EventKind",
+    "FileRecordKind",
     "InspectionKind",
     "LoanStatus",
     "RiskClass",
@@ -135,6 +137,7 @@ class EventKind(IntEnum):
     CollateralValued = 9
     InspectionRecorded = 10
     LoanRestructured = 11
+    RecordFiled = 12  # the post-loan file (issue 19)
 
 
 class InspectionKind(IntEnum):
@@ -144,3 +147,20 @@ class InspectionKind(IntEnum):
     SITE_VISIT = 0
     DOCUMENT_REVIEW = 1
     INTERVIEW = 2
+
+
+# ------------------------------------------------------------------------------------- the post-loan file
+
+
+class FileRecordKind(IntEnum):
+    """The `recordKind` of `fileRecord` / `RecordFiled` (IFundFlowLedger's NatSpec): what a record in the
+    loan's post-loan file is. Its details are off chain (canonical JSON, keccak256 = `contentHash`)."""
+
+    GUARANTEE = 0  # a guarantee given (保证, 抵押, 质押)
+    GUARANTEE_RELEASED = 1  # that guarantee released
+    RECOVERY = 2  # money recovered after write-off (核销后清收)
+    PRESERVATION_CASE = 3  # an asset-preservation case (财产保全) filed or updated; the latest is the case
+
+
+MAX_RECORD_KIND = max(FileRecordKind)
+"""The highest record kind the contract accepts (LedgerInvalidRecordKind)."""

@@ -27,6 +27,7 @@ __all__ = [
     "Document",
     "DocumentAttachment",
     "DocumentUpload",
+    "FileContent",
     "IdempotencyRecord",
     "LOAN_ID_PATTERN",
     "LOAN_NUMBER_PATTERN",
@@ -157,6 +158,19 @@ class LoanMetadata(SQLModel, table=True):
     created_by: str = Field(sa_type=sa.String(42))
     created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+
+
+class FileContent(SQLModel, table=True):
+    """The off-chain content of a post-loan file record (`RecordFiled.contentHash`): its canonical JSON
+    document, keyed by keccak256 of it. Readers recompute the hash and ignore a row that no longer matches."""
+
+    __tablename__ = "file_contents"
+
+    hash: str = Field(primary_key=True, sa_type=sa.String(66))
+    schema_name: str = Field(sa_type=sa.String(64))
+    content: dict[str, Any] = Field(default_factory=dict, sa_type=_JSON)
+    created_by: str = Field(sa_type=sa.String(42))
+    created_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
 
 
 class LoanOpening(SQLModel, table=True):
