@@ -29,7 +29,14 @@ from ledger.chain.contract import LedgerContract
 from ledger.errors import NotFoundError, ValidationError
 from ledger.monitoring.alerts import Alert
 from ledger.monitoring.monitor import Monitor
-from ledger.monitoring.rules import LOAN_WRITTEN_OFF, LoanFacts, Severity, days_past_due
+from ledger.monitoring.rules import (
+    LOAN_WRITTEN_OFF,
+    LoanFacts,
+    Severity,
+    Thresholds,
+    cover_items,
+    days_past_due,
+)
 from ledger.protocol.codes import LoanStatus, RiskClass
 
 __all__ = [
@@ -99,10 +106,9 @@ def reason_hash(reason: str) -> str:
 def _cover(facts: LoanFacts) -> Decimal | None:
     if facts.outstanding <= 0:
         return None
-    latest: dict[str, int] = {}
-    for v in facts.valuations:
-        latest[v.key] = v.amount
-    return Decimal(sum(latest.values())) / Decimal(facts.outstanding)
+    # the register's effective value (haircuts, released items left out), as the collateral_cover rule
+    value = sum(i.effective for i in cover_items(facts, Thresholds()))
+    return Decimal(value) / Decimal(facts.outstanding)
 
 
 def suggest(facts: LoanFacts, alerts: list[Alert]) -> Suggestion:

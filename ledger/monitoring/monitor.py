@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from ledger.mirror.read import Mirror
 from ledger.monitoring.alerts import SYSTEM, Alert, WebhookDelivery, alert_payload
 from ledger.monitoring.guarantees import load_book
 from ledger.monitoring.preservation import load_cases
+from ledger.monitoring.register import load_appraisals, load_items
 from ledger.monitoring.rules import (
     RULES,
     Candidate,
@@ -78,6 +79,10 @@ def load_facts(
     numbers.update(r.block_number for r in records.repayments)
     numbers.update(r.block_number for r in records.collateral_valuations)
     numbers.update(r.block_number for r in records.inspections)
+    items = load_items(conn, loan_id)
+    appraisals = load_appraisals(conn, loan_id)
+    numbers.update(f.first_block for f in items)
+    numbers.update(a.block_number for a in appraisals)
     stamps = mirror.block_times(numbers)
     signed = signers_of(conn, [lot.transaction_hash for lot in lots if lot.parent_lot_id is not None])
 
@@ -125,6 +130,12 @@ def load_facts(
         valuations=[
             RecordFact(r.block_number, r.log_index, stamp(r.block_number), int(r.value), str(r.collateral_id))
             for r in records.collateral_valuations
+        ]
+        + [  # an engaged appraiser's signed valuations, content checked (the register's items)
+            RecordFact(
+                a.block_number, a.log_index, stamp(a.block_number), a.appraisal.value, a.appraisal.item_id
+            )
+            for a in appraisals
         ],
         inspections=[
             RecordFact(r.block_number, r.log_index, stamp(r.block_number), 0, str(r.kind))
@@ -138,6 +149,7 @@ def load_facts(
         if guarantees
         else None,
         preservation=load_cases(conn, loan_id),
+        collateral_items=tuple(replace(f, registered_at=stamp(f.first_block)) for f in items),
     )
 
 
