@@ -26,6 +26,7 @@ from api.routes import (
     participants,
     payments,
     preservation,
+    register,
     repayments,
     risk,
     visits,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         guarantees,
         writeoff,
         preservation,
+        register,
     ):
         app.include_router(module.router)
     dashboard.install(app)

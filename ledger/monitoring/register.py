@@ -1,7 +1,7 @@
 """The collateral register for the monitoring rules and the access policy, read from the mirrored post-loan
 file: each item's latest record whose content still hashes to its on-chain `contentHash`, the appraisers'
-signed valuations (content checked the same way), and which third parties are engaged on a loan (from the
-record kinds alone: the chain's own account of it). Missing or altered content is left out, never asserted."""
+signed valuations (content checked the same way). Missing or altered content is left out, never asserted.
+Which third parties are engaged is `Mirror.engagements` (record kinds alone: the chain's own account)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from ledger.protocol.canonical import canonical_json
 from ledger.protocol.codes import FileRecordKind
-from ledger.protocol.collateral import Appraisal, CollateralItem, PartyRole
+from ledger.protocol.collateral import Appraisal, CollateralItem
 from ledger.protocol.guarantees import content_hash
 
-__all__ = ["AppraisalFact", "ItemFact", "engaged_loans", "engagements", "load_appraisals", "load_items"]
+__all__ = ["AppraisalFact", "ItemFact", "load_appraisals", "load_items"]
 
 T = TypeVar("T")
 
@@ -113,43 +113,3 @@ def load_appraisals(conn: sa.Connection, loan_id: str) -> tuple[AppraisalFact, .
             continue
         out.append(AppraisalFact(a, int(r.block_number), int(r.log_index), str(r.actor)))
     return tuple(out)
-
-
-def engagements(conn: sa.Connection, loan_id: str) -> dict[str, set[PartyRole]]:
-    """org id -> the roles it is engaged in on the loan now, replayed from the record kinds in chain order
-    (4-6 engage, 7 ends every engagement of the firm), as the contract keeps them."""
-    if not _has_tables(conn):
-        return {}
-    kinds = [int(k) for k in range(FileRecordKind.APPRAISER_ENGAGED, FileRecordKind.ENGAGEMENT_ENDED + 1)]
-    roles: dict[str, set[PartyRole]] = {}
-    for r in conn.execute(
-        sa.select(_records.c.record_kind, _records.c.record_id)
-        .where(_records.c.loan_id == loan_id, _records.c.record_kind.in_(kinds))
-        .order_by(_records.c.block_number, _records.c.log_index)
-    ):
-        org = str(r.record_id).lower()
-        role = PartyRole.of_kind(int(r.record_kind))
-        if role is None:
-            roles[org] = set()
-        else:
-            roles.setdefault(org, set()).add(role)
-    return {org: rs for org, rs in roles.items() if rs}
-
-
-def engaged_loans(conn: sa.Connection, org_id: str) -> dict[str, set[PartyRole]]:
-    """loan id -> the roles `org_id` is engaged in on it now."""
-    if not _has_tables(conn):
-        return {}
-    ids = conn.execute(
-        sa.select(_records.c.loan_id)
-        .where(sa.func.lower(_records.c.record_id) == org_id.lower(),
-               _records.c.record_kind.between(int(FileRecordKind.APPRAISER_ENGAGED),
-                                              int(FileRecordKind.ENGAGEMENT_ENDED)))
-        .distinct()
-    ).scalars()  # fmt: skip
-    out = {}
-    for loan_id in ids:
-        roles = engagements(conn, str(loan_id)).get(org_id.lower())
-        if roles:
-            out[str(loan_id)] = roles
-    return out
