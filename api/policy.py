@@ -145,8 +145,9 @@ POLICY: dict[str, Rule] = {
     "alerts.list": _rule("see monitoring alerts", "caller", **_lenders(OWN), auditor=YES,
                          note="own: the alerts of the bank's loans"),
     "documents.upload": _rule("upload documents", "caller", **_lenders(YES), **_enterprises(YES),
-                              auditor=YES),
+                              auditor=YES, **_third_parties(YES)),
     "documents.read": _rule("read documents", "caller", **_lenders(OWN), **_enterprises(OWN), auditor=OWN,
+                            **_third_parties(OWN),
                             note="own: decided per document by the documents service: its uploaders, and who "
                             "sees a record the uploader attached it to (an auditor sees every record)"),
     # -- one loan: what is seen

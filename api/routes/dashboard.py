@@ -53,6 +53,7 @@ from api.services import lots as lots_service
 from api.services import payments as payments_service
 from api.services import portfolio as portfolio_service
 from api.services import preservation as preservation_service
+from api.services import register as register_service
 from api.services import repayments as repayments_service
 from api.services import risk as risk_service
 from api.services import visits as visits_service
@@ -601,6 +602,12 @@ def loan_page(loan: str, request: Request) -> Response:
             preservation_cases=preservation_service.list_cases(session, caller, loan_id)
             if shows["preservation"]
             else [],
+            register=register_service.list_register(session, caller, loan_id)
+            if shows["collateral-register"]
+            else None,
+            engagements=register_service.list_engagements(session, caller, loan_id)
+            if shows["engagements"]
+            else None,
             may_write_off=policy.allowed(caller, "loan.write_off", row) and int(row.status) == 1,
             circles=[
                 render_cycle(
