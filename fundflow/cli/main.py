@@ -346,3 +346,7 @@ register_guarantee_commands(app)
 from fundflow.cli.writeoff import register_write_off_commands  # noqa: E402
 
 register_write_off_commands(app)
+
+from fundflow.cli.register import register_register_commands  # noqa: E402  (issue 19, second half)
+
+register_register_commands(app)
