@@ -214,6 +214,11 @@ def test_a_tampered_engagement_item_or_appraisal_is_named_and_not_believed(site:
     item = _register(site, loan)
     _engage(site, loan, "Westlake Appraisal Co", "appraiser")
     _ok(_appraise(site, loan, item, "900000.00"))
+    # the audit export names each record in the banker's words, and who signed the valuation
+    csv = site.api.get("auditor", f"/v1/loans/{loan}/export", params={"format": "csv"}).text
+    assert "collateral item registered or changed,押品登记或变更,Bank A" in csv
+    assert "appraiser engaged,委托评估机构,Bank A" in csv
+    assert "collateral appraised,押品评估,Westlake Appraisal Co" in csv
     engine = site.api.services.engine
     loan_id = site.api.get("bank", f"/v1/loans/{loan}").json()["loan_id"]
     # the appraisal's content edited off chain: shown as altered, and no longer the item's value
