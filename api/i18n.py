@@ -209,6 +209,9 @@ _LABELS: dict[str, tuple[str, str]] = {
     "role_appraiser": ("appraiser", "评估机构"),
     "role_law_firm": ("law firm", "律师事务所"),
     "role_collection_agency": ("collection agency", "催收机构"),
+    "valued_on": ("Valued on", "评估基准日"),
+    "method": ("Method", "评估方法"),
+    "sign_valuation": ("Sign the valuation", "签署评估"),
 }
 
 # --- issue 20: alerts in both languages (rule, severity, state) ---

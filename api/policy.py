@@ -287,6 +287,7 @@ ROUTES: dict[str, str] = {
     "GET /v1/loans/{loan}/engagements": "loan.engagements",
     "POST /v1/loans/{loan}/engagements": "loan.engage",
     "POST /v1/loans/{loan}/engagements/{participant}/end": "loan.engage",
+    "POST /dashboard/loans/{loan}/collateral-register/{item_id}/appraisals": "loan.appraise",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.

@@ -335,6 +335,11 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
             "ended_on": "2026-12-01",
             "reason": "walked by the policy test",
         },
+        "POST /dashboard/loans/{loan}/collateral-register/{item_id}/appraisals": {
+            "value": "1.00",
+            "valued_on": "2026-12-01",
+            "method": "walked by the policy test",
+        },
         "POST /dashboard/loans/{loan}/visits": {
             "kind": "video_interview",
             "visit_date": "2026-12-01",

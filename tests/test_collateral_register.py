@@ -7,6 +7,7 @@ sees only what its engagement covers; a tampered engagement, item or appraisal i
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from api_support import add_third_party
+from api_support import add_third_party, dashboard_sign_in
 from conftest import World
 from file_support import FileSite, eventually, file_site
 
@@ -270,3 +271,29 @@ def test_a_tampered_engagement_item_or_appraisal_is_named_and_not_believed(site:
         with engine.begin() as conn:
             conn.execute(sa.update(events).where(*_at(events, row)).values(args=args))
         assert all(e.ok for e in verify_loan(engine, site.world.ledger, loan_id).events), kind
+
+
+def test_an_engaged_appraiser_signs_a_valuation_on_the_loan_page(site: FileSite) -> None:
+    loan = _loan(site, "LN-2026-1965")
+    item = _register(site, loan)
+    api = site.api
+    csrf = dashboard_sign_in(api, "appraiser")
+    assert api.http.get(f"/dashboard/loans/{loan}").status_code == 404  # not engaged: not its loan
+    _engage(site, loan, "Westlake Appraisal Co", "appraiser")
+    page = api.http.get(f"/dashboard/loans/{loan}").text
+    action = f"/dashboard/loans/{api.get('bank', f'/v1/loans/{loan}').json()['loan_id']}"
+    action += f"/collateral-register/{item}/appraisals"
+    assert f'action="{action}"' in page and 'id="collateral-register"' in page
+    assert re.search(r'id="lots">.*?<tbody>\s*</tbody>', page, re.S)  # the register, not the trail's lots
+    form = {"csrf": csrf, "back": f"/dashboard/loans/{loan}", "value": "800000.00", "valued_on": _today()}
+    r = api.http.post(action, data=form | {"method": "market comparison"}, follow_redirects=False)
+    assert r.status_code == 303 and "msg=" in r.headers["location"], r.headers.get("location")
+    (entry,) = api.get("auditor", f"/v1/loans/{loan}/collateral-register").json()["items"]
+    assert (entry["latest_source"], entry["effective_value"]) == ("appraiser", "560000.00")
+    page = api.http.get(f"/dashboard/loans/{loan}").text
+    assert "Westlake Appraisal Co" in page and "560000.00" in page
+    r = api.http.post(action, data=form | {"value": "800000", "method": ""}, follow_redirects=False)
+    assert "error=" in r.headers["location"]  # a bad form field is said back, nothing is signed
+    # the lender sees the register but has no appraisal form: its own estimate is the collateral form
+    dashboard_sign_in(api, "bank")
+    assert f'action="{action}"' not in api.http.get(f"/dashboard/loans/{loan}").text
