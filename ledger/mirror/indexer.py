@@ -473,6 +473,19 @@ class Indexer:
             except ChainError as exc:
                 hi = self._shrink(exc, lo, hi)
 
+    def _logs_of_block(self, header: BlockHeader) -> list[dict[str, Any]]:
+        """The ledger's logs in exactly the block `header` names; `ChainMoved` if the node lost it."""
+        try:
+            return self.client.get_logs(
+                self.deployment.address, header.number, header.number, block_hash=header.hash
+            )
+        except RpcError:
+            if self.client.get_header_by_hash(header.hash) is None:
+                raise ChainMoved(
+                    f"block {header.number} ({header.hash}) is not on the node any more"
+                ) from None
+            raise
+
     def _fetch_decoded(self, worker: DecodeWorker, lo: int, hi: int) -> _Fetched:
         """`_fetch` through the decoding worker: the node's answer goes to it unparsed, the rows come back."""
         headers = self._headers(lo, hi)
@@ -496,18 +509,21 @@ class Indexer:
         return headers
 
     def _fetch(self, lo: int, hi: int) -> _Fetched:
-        """Logs and headers of [lo, hi'] (hi' <= hi). Following the tip block by block, both come in one
-        JSON-RPC round trip (a single block's logs are never refused for size). A range's headers are asked
-        before its logs: a node answers one request at a time, and headers asked after the logs waited
-        behind the other fetching thread's eth_getLogs."""
+        """Logs and headers of [lo, hi'] (hi' <= hi). A range's headers are always asked before its logs,
+        in a separate request: a JSON-RPC batch is not atomic (Hardhat answers its calls concurrently), and
+        logs read from a block that was replaced before its header was read get committed under the new
+        header; when the old block had no ledger logs nothing can notice, and the new block's events are
+        lost for good (issue 24). Headers first, a replaced block shows in the logs (they name another
+        block hash, `ChainMoved`) or in the next parent-hash check (the stale header is undone as a reorg).
+        Following the tip, the one block's logs are asked by its hash (EIP-234), so they are exactly that
+        header's logs or an error. (Headers first also keeps them out of the queue behind the other fetching
+        thread's eth_getLogs.)"""
         if hi == lo:
-            query = {"address": self.deployment.address, "fromBlock": hex(lo), "toBlock": hex(lo)}
-            logs, raw_header = self.client.batch(
-                [("eth_getLogs", [query]), ("eth_getBlockByNumber", [hex(lo), False])]
-            )
+            raw_header = self.client.rpc("eth_getBlockByNumber", [hex(lo), False])
             if raw_header is None:
                 raise ChainMoved(f"block {lo} is not on the node any more")
-            return _Fetched(lo, hi, [BlockHeader.from_rpc(raw_header)], logs=list(logs))
+            header = BlockHeader.from_rpc(raw_header)
+            return _Fetched(lo, hi, [header], logs=self._logs_of_block(header))
         worker = self._worker
         if worker is not None and not worker.alive():
             self._drop_worker("the decoding worker process exited")
