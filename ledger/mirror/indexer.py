@@ -6,8 +6,9 @@ Rules (from Shovel, Ponder and Chainlink's log poller):
   natural keys would refuse it anyway).
 - Every processed header is kept. A batch whose first parent hash differs from the checkpoint, or a
   checkpoint that is no longer on the node's chain, is a reorg: walk back to the newest stored block the
-  node still has, delete everything above it, rebuild the affected loans from the raw events that remain,
-  in one transaction. Deeper than `max_reorg_depth` stops with `ReorgTooDeepError`.
+  node still has, delete everything above it and undo the projections' changes from the images kept for
+  the newest blocks (`Projector.undo`: the cost of the orphaned blocks, not of the loans), in one
+  transaction. Deeper than `max_reorg_depth` stops with `ReorgTooDeepError`.
 - `eth_getLogs` ranges double on success and halve when the node refuses; every log must carry the hash of
   the header fetched for its height, else the chain moved under us and the batch is retried.
 - Each loan's hash chain is recomputed; a break raises `MirrorIntegrityError` and the indexer stops.
@@ -580,7 +581,13 @@ class Indexer:
                 )
             insert_rows(conn, t["blocks"], block_rows)
             insert_values(conn, t["events"], EVENT_COLUMNS, event_rows)
-            self.projector.apply(conn, events, decoded.checked_after)
+            # Images of what the newest blocks change in place, for a reorg undo (`Projector.undo`); older
+            # ones can no longer be undone (`max_reorg_depth`), so they go.
+            keep = hi - self.max_reorg_depth
+            journal = range(max(lo, keep + 1), hi + 1)
+            self.projector.apply(conn, events, decoded.checked_after, journal=journal)
+            images = t["undo_images"]
+            conn.execute(sa.delete(images).where(images.c.block_number <= keep))
             if self.after_batch is not None:
                 touched = {e.args["loanId"] for e in events if "loanId" in e.args}
                 self.after_batch(conn, sorted(touched))
@@ -655,7 +662,7 @@ class Indexer:
         log.warning("reorg: undid %d block(s) above %d (%s)", depth, ancestor, ancestor_hash)
 
     def rollback_to(self, number: int, block_hash: str) -> None:
-        """Delete blocks, events and projections above block `number` and rebuild what they touched."""
+        """Delete blocks, events and projections above block `number` and undo what they changed."""
         cp = self.checkpoint
         t = self._t
         events, blocks = t["events"], t["blocks"]
@@ -683,7 +690,15 @@ class Indexer:
             conn.execute(
                 sa.delete(blocks).where(blocks.c.chain_id == self.chain_id, blocks.c.number > number)
             )
-            self.projector.rebuild(conn, loan_ids, participants=participants)
+            # What the orphaned blocks changed, put back from their images; replaying the touched loans'
+            # whole history only when the images do not reach back (indexed before migration 0010).
+            if not self.projector.undo(conn, number, cp.block_number, loan_ids):
+                log.warning(
+                    "reorg: no undo images back to block %d; rebuilding the touched loans", number + 1
+                )
+                self.projector.rebuild(conn, loan_ids, participants=participants)
+                images = t["undo_images"]
+                conn.execute(sa.delete(images).where(images.c.block_number > number))
             if self.after_batch is not None:
                 self.after_batch(conn, sorted(loan_ids))
             moved = conn.execute(
@@ -711,3 +726,6 @@ class Indexer:
                 )
             ]
             self.projector.rebuild(conn, loan_ids, participants=True)
+            conn.execute(
+                sa.delete(self._t["undo_images"])
+            )  # images of the old code's rows: not to be restored
