@@ -48,6 +48,8 @@ from ledger.mirror.decoding import (
     decode_answer,
 )
 from ledger.mirror.projections import LOAN_EVENTS, PARTICIPANT_EVENTS, Projector, chunks
+from ledger.mirror.read import event_from_row
+from ledger.protocol.events import DecodedEvent
 from ledger.store.db import IndexerLock
 
 __all__ = ["BatchProgress", "Indexer", "StoredCheckpoint"]
@@ -66,6 +68,16 @@ _REFUSALS = (
     "too large",
 )
 _HEADER_BATCH = 500
+_EVENT_ROW = (
+    "name",
+    "args",
+    "address",
+    "block_number",
+    "block_hash",
+    "transaction_hash",
+    "log_index",
+    "transaction_index",
+)
 
 
 @dataclass(frozen=True)
@@ -152,7 +164,7 @@ class Indexer:
         max_logs_per_batch: int = 5_000,
         decode_worker_min_logs: int = 2_000,
         on_progress: Callable[[BatchProgress], None] | None = None,
-        after_batch: Callable[[sa.Connection, list[str]], object] | None = None,
+        after_batch: Callable[[sa.Connection, list[str], list[DecodedEvent]], object] | None = None,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -167,8 +179,9 @@ class Indexer:
         # (`ledger.mirror.decoding`); 0 never starts it. Following the tip always decodes in-process.
         self.decode_worker_min_logs = decode_worker_min_logs
         self.on_progress = on_progress
-        # Called inside each batch's (and each reorg undo's) transaction with the loan ids it touched, so
-        # derived state such as monitoring alerts commits or rolls back with the rows it rests on.
+        # Called inside each batch's (and each reorg undo's) transaction with the loan ids it touched and the
+        # loans' events it applied (or removed), so derived state such as monitoring alerts commits or rolls
+        # back with the rows it rests on, and costs what changed.
         self.after_batch = after_batch
         # One decoder and hash chain serve both the decoding of ranges and the projections' rebuilds.
         self.range_decoder = RangeDecoder(deployment.abi, deployment.chain_id)
@@ -589,8 +602,8 @@ class Indexer:
             images = t["undo_images"]
             conn.execute(sa.delete(images).where(images.c.block_number <= keep))
             if self.after_batch is not None:
-                touched = {e.args["loanId"] for e in events if "loanId" in e.args}
-                self.after_batch(conn, sorted(touched))
+                mine = [e for e in events if "loanId" in e.args]
+                self.after_batch(conn, sorted({e.args["loanId"] for e in mine}), mine)
         self._checkpoint = StoredCheckpoint(hi, headers[-1].hash, cp.start_block)
         if self.on_progress is not None:
             self.on_progress(BatchProgress(lo, hi, target, cp.start_block, hi - lo + 1, len(event_rows)))
@@ -686,6 +699,16 @@ class Indexer:
                 ).scalar_one()
                 > 0
             )
+            removed: list[DecodedEvent] = []
+            if self.after_batch is not None:  # the loans' orphaned events, for what the monitor re-checks
+                removed = [
+                    event_from_row(row, self.projector.codec)
+                    for row in conn.execute(
+                        sa.select(*(events.c[c] for c in _EVENT_ROW))
+                        .where(*orphaned, events.c.loan_id.is_not(None))
+                        .order_by(events.c.block_number, events.c.log_index)
+                    )
+                ]
             conn.execute(sa.delete(events).where(*orphaned))
             conn.execute(
                 sa.delete(blocks).where(blocks.c.chain_id == self.chain_id, blocks.c.number > number)
@@ -700,7 +723,7 @@ class Indexer:
                 images = t["undo_images"]
                 conn.execute(sa.delete(images).where(images.c.block_number > number))
             if self.after_batch is not None:
-                self.after_batch(conn, sorted(loan_ids))
+                self.after_batch(conn, sorted(loan_ids), removed)
             moved = conn.execute(
                 sa.update(t["checkpoint"])
                 .where(t["checkpoint"].c.id == 1, t["checkpoint"].c.block_number == cp.block_number)

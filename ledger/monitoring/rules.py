@@ -28,6 +28,8 @@ from ledger.protocol.terms import LoanTerms
 
 __all__ = [
     "RULES",
+    "RULE_SCOPES",
+    "Scope",
     "Candidate",
     "LoanFacts",
     "LotFact",
@@ -701,6 +703,46 @@ RULES: dict[str, Rule] = {
     "collateral_cover": collateral_cover,
     "collateral_stale": collateral_stale,
     "missed_inspection": missed_inspection,
+}
+
+
+# ---------------------------------------------------------------------------------------------- scopes
+
+
+class Scope(StrEnum):
+    """What of a loan a rule reads, so that after a batch the monitor hands it only what the batch changed
+    and the bounded context those facts need (issue 24), and reconciles only the causes that could change.
+    A rule without a scope is handed the whole loan whenever a batch touches it (right, but its cost grows
+    with the loan)."""
+
+    LOAN = "loan"
+    """Reads the loan and its records, never its lots: handed the loan with no lots, every time."""
+    LOT = "lot"
+    """One cause per lot (its id), from that lot, its ancestors (up to `circular_flow_hops` + 2 levels) and
+    the loan: handed the lots the batch added or changed, with their ancestors."""
+    DISBURSEMENT = "disbursement"
+    """One cause per disbursement (its lot id), from its payments within `pass_through_hours`: handed the
+    disbursements whose window a changed lot falls in, with their payments in it."""
+    NEAR_THRESHOLD = "near_threshold"
+    """From the lots just under the terms' approval threshold: handed all of them, when a batch made one."""
+    PAYEE = "payee"
+    """One cause per payee (its address), from the lots it received: handed them, for the batch's payees."""
+
+
+RULE_SCOPES: dict[str, Scope] = {
+    "undeclared_use": Scope.LOT,
+    "prohibited_use": Scope.LOT,
+    "circular_flow": Scope.LOT,
+    "rapid_pass_through": Scope.DISBURSEMENT,
+    "structuring": Scope.NEAR_THRESHOLD,
+    "concentration": Scope.PAYEE,
+    "unconfirmed_payment": Scope.LOT,
+    "disputed_payment": Scope.LOT,
+    "late_repayment": Scope.LOAN,
+    "past_maturity": Scope.LOAN,
+    "collateral_cover": Scope.LOAN,
+    "collateral_stale": Scope.LOAN,
+    "missed_inspection": Scope.LOAN,
 }
 
 
