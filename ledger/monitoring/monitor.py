@@ -340,10 +340,11 @@ class Monitor:
         now_at = stamp(tip) if tip >= 0 else clock
 
         # Disbursements whose pass-through window a changed lot falls in, with their payments in it. A lot
-        # an undo removed was stamped after the new tip.
+        # an undo removed was stamped after the new tip. (This slice, the near-threshold lots and the payees'
+        # lots are what rules comparing with the terms read: without terms there is nothing to compare.)
         window = int(th.pass_through_hours * 3600)
         disbursements: dict[str, list[Any]] = {}
-        for lot_id in change.lots:
+        for lot_id in change.lots if loan_terms is not None else ():
             lot = lots.get(lot_id)
             parent_id = lot.parent_lot_id if lot is not None else change.parent_of.get(lot_id)
             d = lot if lot is not None and lot.parent_lot_id is None else lots.get(parent_id or "")

@@ -713,7 +713,9 @@ class Scope(StrEnum):
     """What of a loan a rule reads, so that after a batch the monitor hands it only what the batch changed
     and the bounded context those facts need (issue 24), and reconciles only the causes that could change.
     A rule without a scope is handed the whole loan whenever a batch touches it (right, but its cost grows
-    with the loan)."""
+    with the loan). The DISBURSEMENT, NEAR_THRESHOLD and PAYEE slices are loaded only for a loan with terms
+    (their rules compare with the terms' payees and threshold); their size is the rule's own subject (the
+    payments within the window, the near-threshold lots, a payee's lots: the lots its alert lists)."""
 
     LOAN = "loan"
     """Reads the loan and its records, never its lots: handed the loan with no lots, every time."""
