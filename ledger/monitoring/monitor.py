@@ -1,7 +1,8 @@
 """The monitor: keeps the `alerts` table equal to what the rules say about the mirrored loans.
 
-The indexer calls `Monitor.after_batch(conn, loan_ids)` inside the transaction of every batch and of every
-reorg undo, so alerts commit (or roll back) with the rows they rest on. For each affected loan the monitor
+The indexer calls `Monitor.after_batch(conn, loan_ids, events)` inside the transaction of every batch and of
+every reorg undo, so alerts commit (or roll back) with the rows they rest on. For each affected loan the
+monitor
 
 - deletes alerts whose events are gone (loan gone, or `source_block` above the newest block still mirrored),
 - inserts an open alert (and its webhook outbox rows) for each new cause,
