@@ -290,7 +290,12 @@ class Mirror:
     def latest_block_time(self) -> int | None:
         """The newest mirrored block's timestamp: the chain's clock as the mirror knows it."""
         blocks = _t("blocks")
-        row = self.db.execute(sa.select(blocks.c.timestamp).order_by(blocks.c.number.desc()).limit(1)).first()
+        row = self.db.execute(
+            sa.select(blocks.c.timestamp)
+            .where(blocks.c.chain_id == _mirrored_chain())  # by the key; without it, every block is read
+            .order_by(blocks.c.number.desc())
+            .limit(1)
+        ).first()
         return None if row is None else int(row[0])
 
     def block_times(self, numbers: Iterable[int]) -> dict[int, int]:
