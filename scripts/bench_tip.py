@@ -4,13 +4,13 @@
     .venv/bin/python scripts/bench_tip.py --sizes 1000 10000 --json var/bench/tip.json
 
 For each size, a fresh ledger on its own Hardhat node gets one loan with that many events (payBatch, 200
-payments a transaction: `bench_indexer.generate`), mirrored into a fresh SQLite file. Then, `--reps` times,
-the sizes taking turns:
-one `pay` is mined and indexed (the forward step: `Indexer.run_once()`, node round trips included), and that
-block is undone (`Indexer.rollback_to` its parent: the one-block reorg undo, as `_undo_reorg` calls it) and
-indexed again. Both with the plain indexer and with the monitor `fundflow index` runs (`Monitor.after_batch`,
-the loan without structured terms, as the generated loan has none; its first batch, the monitor's sweep, is
-not timed). Medians in ms; the target is the largest size within 2x of the smallest.
+payments a transaction: `bench_indexer.generate`), mirrored into a fresh SQLite file (`--db postgres`: a
+fresh PostgreSQL database on 127.0.0.1:5432). Then, `--reps` times, the sizes taking turns: one `pay` is
+mined and indexed (the forward step: `Indexer.run_once()`, node round trips included), and that block is
+undone (`Indexer.rollback_to` its parent: the one-block reorg undo, as `_undo_reorg` calls it) and indexed
+again. Both with the plain indexer and with the monitor `fundflow index` runs (`Monitor.after_batch`, the
+loan without structured terms, as the generated loan has none; its first batch, the monitor's sweep, is not
+timed). Medians in ms; the target is the largest size within 2x of the smallest.
 Writes {figure: {value, unit}} to --json. Not part of `make test`.
 """
 
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_indexer import generate, h  # noqa: E402
+from bench_indexer import fresh_pg, generate, h  # noqa: E402
 
 from ledger.chain.client import ChainClient  # noqa: E402
 from ledger.chain.localchain import LocalChain  # noqa: E402
@@ -59,12 +59,17 @@ class _Loan:
     undo: dict[str, list[float]] = field(default_factory=lambda: {"plain": [], "monitor": []})
 
 
-def build(size: int, stack: ExitStack, db_dir: Path) -> _Loan:
+def build(size: int, stack: ExitStack, db_dir: Path, db: str) -> _Loan:
     node = stack.enter_context(LocalChain())
     client = ChainClient(node.url, tx_timeout=600)
     stack.callback(client.close)
     deployment, ledger, payee, loan_id, lot_id = generate(client, size - 2, 200)
-    engine = create_db_engine(f"sqlite:///{db_dir / f'tip-{size}.db'}")
+    if db == "postgres":
+        url, drop = fresh_pg()
+        stack.callback(drop)
+    else:
+        url = f"sqlite:///{db_dir / f'tip-{size}.db'}"
+    engine = create_db_engine(url)
     stack.callback(engine.dispose)
     migrate(engine)
     with Indexer(engine, client, deployment) as indexer:
@@ -104,11 +109,12 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench" / "tip.json")
     args = parser.parse_args()
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        loans = [build(size, stack, Path(tmp)) for size in args.sizes]
+        loans = [build(size, stack, Path(tmp), args.db) for size in args.sizes]
         # The sizes take turns, so a load spike on this shared machine hits them alike.
         for rep in range(args.reps + 1):
             for loan in loans:
