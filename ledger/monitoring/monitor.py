@@ -287,14 +287,19 @@ class Monitor:
                 facts = load_facts(conn, loan_id, terms, clock)
                 self._evaluate_loan(conn, loan_id, facts, top, clock, result)
                 continue
+            # The alerts of the causes in scope: one query per set of causes (the rules of a scope share it).
             t = _alerts()
+            by_keys: dict[frozenset[str] | None, list[str]] = {}
+            for name, _, causes in runs:
+                if causes is None or causes:
+                    by_keys.setdefault(None if causes is None else frozenset(causes), []).append(name)
             rows: list[Any] = []
-            for name, _, keys in runs:
-                mine = sa.select(t).where(t.c.rule == name, t.c.loan_id == loan_id)
-                if keys is None:
+            for shared, names in by_keys.items():
+                mine = sa.select(t).where(t.c.loan_id == loan_id, t.c.rule.in_(names))
+                if shared is None:
                     rows.extend(conn.execute(mine).all())
                     continue
-                ordered = sorted(keys)
+                ordered = sorted(shared)
                 for start in range(0, len(ordered), 500):
                     part = ordered[start : start + 500]
                     rows.extend(conn.execute(mine.where(t.c.cause_key.in_(part))).all())
