@@ -371,6 +371,8 @@ class _Batch:
         loan = self.loans.get(loan_id)
         if loan is None:
             raise _integrity(event, f"loan {loan_id} was never opened in the mirror")
+        # Every event of a loan after its opening may change the loan's row (totals, head, counts): imaged.
+        self.image("loans", {"loan_id": loan_id}, loan, event.block_number)
         if name == "TrailAttested":
             if args["head"] != loan["head"]:
                 raise _integrity(event, f"attests head {args['head']} but the loan's head is {loan['head']}")
@@ -382,7 +384,6 @@ class _Batch:
                 report_hash=args["reportHash"],
             )
             return
-        self.image("loans", {"loan_id": loan_id}, loan, event.block_number)
         loan["head"] = self._verify(event, loan["head"], checked_after)
         loan["event_count"] += 1
         loan["updated_block"] = event.block_number
