@@ -7,9 +7,11 @@
 Sections: gas (scripts/bench_gas.py), writes (library and API vs a plain web3.py loop), indexer
 (scripts/bench_indexer.py: backfill, freshness, peak RSS), reads (trail and list latency on PostgreSQL at
 growing scale, API memory under load), verify (scripts/bench_verify.py), portability (writes and indexer on
-anvil), api (scripts/bench_api.py, when it exists). The helper scripts run as subprocesses whose output goes
-to var/bench/logs/; their JSON is folded into var/bench/results.json, and docs/benchmarks.md is regenerated
-from it. Machines here are shared: read the ratios, not the absolute numbers.
+anvil), api (scripts/bench_api.py, when it exists), tip (scripts/bench_tip.py: one block's forward step
+and one-block undo, plain and with the monitor, on loans of growing size). The helper scripts run as
+subprocesses whose output goes to var/bench/logs/; their JSON is folded into var/bench/results.json, and
+docs/benchmarks.md is regenerated from it. Machines here are shared: read the ratios, not the absolute
+numbers.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from ledger.store.db import create_db_engine, migrate  # noqa: E402
 
 console = Console()
 PY = sys.executable
-SECTIONS = ("gas", "writes", "indexer", "reads", "verify", "portability", "api")
+SECTIONS = ("gas", "writes", "indexer", "reads", "verify", "portability", "api", "tip")
 PG_SERVER = os.environ.get("FUNDFLOW_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -1109,6 +1111,12 @@ runs in a spawned child process that reports its peak RSS (VmHWM of /proc/self/s
 across exec, so the child reported the benchmark's own ~440 MiB); baseline = an idle child with the same
 imports. API: peak RSS (VmHWM) of the reads API process (uvicorn, its own process) after the query runs
 and the 4-process read load on the largest database, baseline = its RSS right after start-up.""",
+    "tip": """`scripts/bench_tip.py` (issue 24): one loan of N events (payBatch, 200 payments a
+transaction) on its own Hardhat node, mirrored into a fresh SQLite file; then, repeated, one `pay` mined and
+indexed (forward step, `Indexer.run_once()` with its node round trips) and that block undone
+(`Indexer.rollback_to` its parent: the one-block reorg undo) and indexed again; plain, and with the monitor
+`fundflow index` runs (the loan has no structured terms; the monitor's first batch, its sweep, is not timed).
+Median ms; baseline: the same figure on the 1,000-event loan. N = 1k, 10k, 100k (QUICK: 1k, 10k).""",
     "portability": """The writes and indexer sections again on anvil (npm `@foundry-rs/anvil`, free gas
 like the Hardhat config); ratios are against the baselines measured on anvil in the same run.""",
     "api": """`scripts/bench_api.py`, the API benchmark, like for like, on Hardhat and on anvil: the
@@ -1143,7 +1151,7 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
         "and keep the others', so a page can mix a full run of some sections with a QUICK run of the rest.",
         "",
     ]
-    order = ["gas", "writes", "indexer", "reads", "verify", "memory", "portability", "api"]
+    order = ["gas", "writes", "indexer", "reads", "verify", "memory", "portability", "api", "tip"]
     for section in order:
         figs = {k: v for k, v in res.figures.items() if v["section"] == section}
         notes = res.notes.get(section, [])
@@ -1218,6 +1226,43 @@ def _scale_table(figs: dict[str, dict[str, Any]]) -> list[str]:
     return [*out, ""]
 
 
+# ---------------------------------------------------------------------------------------------- tip
+
+
+def section_tip(res: Results, out: Path, quick: bool) -> None:
+    """scripts/bench_tip.py: one block at the tip (forward step, one-block undo), plain and with the monitor,
+    on one loan of 1k, 10k, 100k events (QUICK: 1k, 10k); each figure against the smallest loan's."""
+    sizes = [1_000, 10_000] if quick else [1_000, 10_000, 100_000]
+    path = out / "tip.json"
+    args = ["--sizes", *map(str, sizes), "--reps", "5" if quick else "9", "--json", str(path)]
+    with progress_bar(f"tip: bench_tip.py --sizes {' '.join(map(str, sizes))}", None):
+        ok = run_script("bench_tip.py", args, out / "logs/tip.log")
+    if not ok:
+        res.note("tip", "scripts/bench_tip.py failed: see var/bench/logs/tip.log")
+        return
+    figs = json.loads(path.read_text())
+    verdicts = []
+    for what in ("forward_plain", "forward_monitor", "undo_plain", "undo_monitor"):
+        smallest = figs[f"{what}_{sizes[0]}"]["value"]
+        for size in sizes:
+            fig = figs[f"{what}_{size}"]
+            res.add(
+                "tip",
+                f"tip.{what}@{size:,}",
+                fig["value"],
+                "ms",
+                baseline=smallest if size != sizes[0] else None,
+                baseline_name=f"the same on a {sizes[0]:,}-event loan" if size != sizes[0] else None,
+                samples=5 if quick else 9,
+                events=fig["events"],
+            )
+        ratio = figs[f"{what}_{sizes[-1]}"]["value"] / smallest if smallest else None
+        if ratio is not None:
+            mark = "✓" if ratio <= 2 else "✗"
+            verdicts.append(f"{what.replace('_', ' ')} {sizes[-1]:,} vs {sizes[0]:,}: {ratio:.2f}x {mark}")
+    res.note("tip", "Target (issue 24): the largest loan within 2x of the smallest. " + "; ".join(verdicts))
+
+
 RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "gas": section_gas,
     "writes": section_writes,
@@ -1226,6 +1271,7 @@ RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "verify": section_verify,
     "portability": section_portability,
     "api": section_api,
+    "tip": section_tip,
 }
 
 

@@ -30,6 +30,8 @@ from ledger.protocol.terms import LoanTerms
 
 __all__ = [
     "RULES",
+    "RULE_SCOPES",
+    "Scope",
     "Candidate",
     "LoanFacts",
     "LotFact",
@@ -961,6 +963,55 @@ RULES: dict[str, Rule] = {
     "guarantor_over_capacity": guarantor_over_capacity,
     "guarantee_cycle": guarantee_cycle,
     "preservation_deadline": preservation_deadline,
+}
+
+
+# ---------------------------------------------------------------------------------------------- scopes
+
+
+class Scope(StrEnum):
+    """What of a loan a rule reads, so that after a batch the monitor hands it only what the batch changed
+    and the bounded context those facts need (issue 24), and reconciles only the causes that could change.
+    A rule without a scope is handed the whole loan whenever a batch touches it (right, but its cost grows
+    with the loan). The DISBURSEMENT, NEAR_THRESHOLD and PAYEE slices are loaded only for a loan with terms
+    (their rules compare with the terms' payees and threshold); their size is the rule's own subject (the
+    payments within the window, the near-threshold lots, a payee's lots: the lots its alert lists)."""
+
+    LOAN = "loan"
+    """Reads the loan and its records, never its lots: handed the loan with no lots, every time."""
+    LOT = "lot"
+    """One cause per lot (its id), from that lot, its ancestors (up to `circular_flow_hops` + 2 levels) and
+    the loan: handed the lots the batch added or changed, with their ancestors."""
+    DISBURSEMENT = "disbursement"
+    """One cause per disbursement (its lot id), from its payments within `pass_through_hours`: handed the
+    disbursements whose window a changed lot falls in, with their payments in it."""
+    NEAR_THRESHOLD = "near_threshold"
+    """From the lots just under the terms' approval threshold: handed all of them, when a batch made one."""
+    PAYEE = "payee"
+    """One cause per payee (its address), from the lots it received: handed them, for the batch's payees."""
+
+
+RULE_SCOPES: dict[str, Scope] = {
+    "undeclared_use": Scope.LOT,
+    "prohibited_use": Scope.LOT,
+    "circular_flow": Scope.LOT,
+    "rapid_pass_through": Scope.DISBURSEMENT,
+    "structuring": Scope.NEAR_THRESHOLD,
+    "concentration": Scope.PAYEE,
+    "unconfirmed_payment": Scope.LOT,
+    "disputed_payment": Scope.LOT,
+    "late_repayment": Scope.LOAN,
+    "past_maturity": Scope.LOAN,
+    "collateral_cover": Scope.LOAN,
+    "collateral_stale": Scope.LOAN,
+    "missed_inspection": Scope.LOAN,
+    # The post-loan file (issue 19): each reads the loan's records, class and the guarantee book, no lots.
+    "missed_site_visit": Scope.LOAN,
+    "guarantee_expiry": Scope.LOAN,
+    "guarantor_overdue": Scope.LOAN,
+    "guarantor_over_capacity": Scope.LOAN,
+    "guarantee_cycle": Scope.LOAN,
+    "preservation_deadline": Scope.LOAN,
 }
 
 
