@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         risk,
     ):
         app.include_router(module.router)
+    app.include_router(risk.proposals_router)  # maker-checker approvals (issue 18)
     dashboard.install(app)
     docs.install(app)
     return app

@@ -162,6 +162,8 @@ POLICY: dict[str, Rule] = {
                          note="own: a payment made to the caller's organisation"),
     "alert.read": _rule("see an alert", lender=YES, auditor=YES),
     "alert.handle": _rule("acknowledge or resolve alerts", **_SERVICING),
+    # -- loan servicing (issue 18)
+    "loan.classification_proposals": _rule("see class-change proposals (maker-checker)", **_SERVICING),
 }  # fmt: skip
 
 # The action behind every /v1 route (OpenAPI) and every dashboard page or form.
@@ -185,7 +187,6 @@ ROUTES: dict[str, str] = {
     "GET /v1/loans/{loan}/repayments": "loan.repayments",
     "POST /v1/loans/{loan}/repayments": "loan.repay",
     "GET /v1/loans/{loan}/classifications": "loan.risk_class",
-    "POST /v1/loans/{loan}/classifications": "loan.classify",
     "GET /v1/loans/{loan}/collateral": "loan.collateral",
     "POST /v1/loans/{loan}/collateral": "loan.value_collateral",
     "GET /v1/loans/{loan}/attestations": "loan.attestations",
@@ -203,6 +204,10 @@ ROUTES: dict[str, str] = {
     "POST /v1/alerts/{alert_id}/resolve": "alert.handle",
     "GET /v1/loans/{loan}/classification-suggestion": "loan.suggestion",
     "POST /v1/loans/{loan}/classification": "loan.classify",
+    # -- loan servicing (issue 18)
+    "GET /v1/loans/{loan}/classification-proposals": "loan.classification_proposals",
+    "POST /v1/classification-proposals/{proposal_id}/approve": "loan.classify",
+    "POST /v1/classification-proposals/{proposal_id}/reject": "loan.classify",
     "GET /dashboard": "public",
     "GET /dashboard/": "public",
     "GET /dashboard/signin": "public",

@@ -255,6 +255,55 @@ class ClassificationWithReason(BaseModel):
     )
 
 
+# ---- loan servicing (issue 18)
+
+
+class ClassificationProposalRequest(ClassificationWithReason):
+    """A class change proposed by one lender account; a second account of the same bank approves it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "risk_class": "substandard",
+                    "reason": "Main customer filed for bankruptcy on 3 March; receivables at risk.",
+                }
+            ]
+        }
+    )
+
+    capacity_assessed: bool = Field(
+        False,
+        description="upgrading a non-performing loan: the lender assessed that the debtor can keep paying "
+        "(say how in the reason)",
+    )
+    credit_impaired: bool = Field(
+        False, description="the asset is credit-impaired (puts it at 次级 or below)"
+    )
+
+
+class RepayAllocatedRequest(BaseModel):
+    """A repayment in yuan; the API applies it to penalty, interest and principal in the configured order from
+    the loan's schedule and records the split on chain."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"amount": "12500.00", "evidence_hash": _EX_HASH}]}
+    )
+
+    amount: Amount
+    evidence_hash: Hash32 = ZERO_HASH
+
+
+TERMS_CHANGES = {
+    "extension": 0,
+    "grace_period": 1,
+    "other": 2,
+    "collateral_released": 3,
+    "collateral_substituted": 4,
+}
+"""`TermsChanged.change`: what a change of terms changed (collateral release or substitution counts too)."""
+
+
 class CollateralRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -276,11 +325,24 @@ class AttestRequest(BaseModel):
 
 class RestructureRequest(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"maturity": "2028-06-30", "terms": _TERMS_EXAMPLE}]}
+        json_schema_extra={
+            "examples": [{"maturity": "2028-06-30", "terms": _TERMS_EXAMPLE, "financial_difficulty": False}]
+        }
     )
 
     maturity: Maturity
     terms: LoanTerms
+    # ---- issue 18: a change of terms says what changed and whether the debtor is in financial difficulty
+    change: Literal["extension", "grace_period", "other", "collateral_released", "collateral_substituted"] = (
+        Field(
+            "extension",
+            description="what changed; releasing or substituting collateral is a change of terms too",
+        )
+    )
+    financial_difficulty: bool = Field(
+        description="whether the debtor is in financial difficulty: then the loan becomes a restructured "
+        "asset (at least 关注, observation period; days past due are never reset)"
+    )
 
 
 class EventOut(BaseModel):

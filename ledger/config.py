@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -147,6 +148,25 @@ class Settings(BaseSettings):
         25, ge=1, description="Attempts per webhook delivery before it is marked failed."
     )
 
+    # ---- loan servicing (issue 18; ledger/protocol/servicing.py)
+    penalty_rate_multiplier: Decimal = Field(
+        Decimal("1.5"),
+        ge=1,
+        le=10,
+        description="Penalty interest (罚息) rate on overdue amounts = the contract rate x this, unless the "
+        "loan's terms state a penalty_rate.",
+    )
+    repayment_allocation_order: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["penalty", "interest", "principal"],
+        description="Order a repayment pays what is due (comma-separated: penalty,interest,principal); "
+        "anything left pays principal ahead of schedule.",
+    )
+    classification_single_person: bool = Field(
+        False,
+        description="dev only: one lender account may propose and approve its own class change "
+        "(maker-checker needs two people everywhere else).",
+    )
+
     keystore_dir: Path = Field(
         default_factory=lambda data: data["data_dir"] / "keystore",
         description="Encrypted participant keystores (eth-account JSON v3, scrypt).",
@@ -262,8 +282,25 @@ class Settings(BaseSettings):
             raise ValueError("operator_key must be 32 bytes as hex (0x followed by 64 hex digits)")
         return SecretStr(key)
 
+    @field_validator("repayment_allocation_order", mode="before")
+    @classmethod
+    def _split_order(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if sorted(value) != ["interest", "penalty", "principal"]:
+            raise ValueError(
+                "name each of penalty, interest and principal once, e.g. penalty,interest,principal"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check_env(self) -> Settings:
+        if self.classification_single_person and self.env != "dev":
+            raise ConfigError(
+                "FUNDFLOW_CLASSIFICATION_SINGLE_PERSON is set outside dev: a class change needs a second "
+                "person to approve it (maker-checker).",
+                hint="Unset FUNDFLOW_CLASSIFICATION_SINGLE_PERSON, or run with FUNDFLOW_ENV=dev.",
+            )
         if self.env == "prod":
             if self.operator_key is not None and self.operator_key.get_secret_value() == HARDHAT_DEV_KEY:
                 raise ConfigError(

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ from ledger.monitoring.rules import (
     LotFact,
     RecordFact,
     Rule,
+    TermsChangeFact,
     Thresholds,
 )
 from ledger.protocol.codes import LoanStatus
@@ -58,20 +60,29 @@ def latest_chain_time(conn: sa.Connection) -> int | None:
     return Mirror(conn).latest_block_time()
 
 
-def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int) -> LoanFacts | None:
+def load_facts(
+    conn: sa.Connection,
+    loan_id: str,
+    terms: TermsProvider,
+    now: int,
+    penalty_rate_multiplier: Decimal = Decimal("1.5"),
+) -> LoanFacts | None:
     """One loan's facts from the mirror, with block timestamps; None when the loan is not (any more) there."""
     mirror = Mirror(conn)
     loan = mirror.loan(loan_id)
     if loan is None:
         return None
     lots = mirror.lots(loan_id)
-    records = mirror.records(loan_id, ("repayments", "collateral_valuations", "inspections"))
+    records = mirror.records(
+        loan_id, ("repayments", "collateral_valuations", "inspections", "restructurings", "classifications")
+    )
     numbers = {loan.block_number}
     numbers.update(lot.block_number for lot in lots)
     numbers.update(lot.confirmation_block for lot in lots if lot.confirmation_block is not None)
     numbers.update(r.block_number for r in records.repayments)
     numbers.update(r.block_number for r in records.collateral_valuations)
     numbers.update(r.block_number for r in records.inspections)
+    numbers.update(r.block_number for r in records.restructurings)
     stamps = mirror.block_times(numbers)
 
     def stamp(number: int) -> int:
@@ -111,7 +122,14 @@ def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int
             for lot in lots
         ],
         repayments=[
-            RecordFact(r.block_number, r.log_index, stamp(r.block_number), int(r.amount))
+            RecordFact(
+                r.block_number,
+                r.log_index,
+                stamp(r.block_number),
+                int(r.amount),
+                interest=int(r.interest or 0),
+                penalty=int(r.penalty or 0),
+            )
             for r in records.repayments
         ],
         valuations=[
@@ -124,6 +142,22 @@ def load_facts(conn: sa.Connection, loan_id: str, terms: TermsProvider, now: int
         ],
         terms=terms(loan_id),
         now=now,
+        risk_class=int(loan.risk_class),
+        terms_changes=[
+            TermsChangeFact(
+                r.block_number,
+                r.log_index,
+                stamp(r.block_number),
+                int(r.maturity),
+                r.change_kind,
+                r.financial_difficulty,
+                None if r.previous_maturity is None else int(r.previous_maturity),
+                None if r.outstanding is None else int(r.outstanding),
+            )
+            for r in records.restructurings
+        ],
+        class_history=[(int(r.block_number), int(r.risk_class)) for r in records.classifications],
+        penalty_rate_multiplier=penalty_rate_multiplier,
     )
 
 
@@ -195,7 +229,7 @@ class Monitor:
     def facts(self, conn: sa.Connection, loan_id: str, *, now: int | None = None) -> LoanFacts | None:
         clock = now if now is not None else self._clock(conn)
         terms = self.terms or db_terms_provider(conn)
-        return load_facts(conn, loan_id, terms, clock or 0)
+        return load_facts(conn, loan_id, terms, clock or 0, self.thresholds.penalty_rate_multiplier)
 
     def evaluate(
         self, conn: sa.Connection, loan_ids: Iterable[str], *, now: int | None = None

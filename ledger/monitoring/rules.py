@@ -24,6 +24,7 @@ from ledger.config import Settings
 from ledger.protocol.codes import LoanStatus
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
+from ledger.protocol.servicing import DayCount, PaymentRecord, Position, position
 from ledger.protocol.terms import LoanTerms
 
 __all__ = [
@@ -31,10 +32,14 @@ __all__ = [
     "Candidate",
     "LoanFacts",
     "LotFact",
+    "PastDue",
     "RecordFact",
     "Severity",
+    "TermsChangeFact",
     "Thresholds",
     "days_past_due",
+    "past_due",
+    "servicing_position",
     "evaluate_rules",
     "fmt_money",
     "fmt_time",
@@ -71,6 +76,7 @@ class Thresholds:
     unconfirmed_days: float = 7.0
     collateral_stale_days: float = 180.0
     prohibited_purposes: frozenset[int] = frozenset({28, 29, 30, 31})
+    penalty_rate_multiplier: Decimal = Decimal("1.5")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -85,6 +91,7 @@ class Thresholds:
             unconfirmed_days=settings.unconfirmed_days,
             collateral_stale_days=settings.collateral_stale_days,
             prohibited_purposes=frozenset(settings.prohibited_purposes),
+            penalty_rate_multiplier=settings.penalty_rate_multiplier,
         )
 
 
@@ -120,6 +127,24 @@ class RecordFact:
     timestamp: int
     amount: int = 0
     key: str = ""
+    # issue 18: a repayment's parts applied to interest and penalty interest (`amount` is its principal)
+    interest: int = 0
+    penalty: int = 0
+
+
+@dataclass(frozen=True)
+class TermsChangeFact:
+    """A change of terms (`TermsChanged`; a legacy `LoanRestructured` has `change` and `financial_difficulty`
+    None: it said neither)."""
+
+    block_number: int
+    log_index: int
+    timestamp: int
+    maturity: int
+    change: int | None
+    financial_difficulty: bool | None
+    previous_maturity: int | None = None
+    outstanding: int | None = None  # principal outstanding when the terms changed
 
 
 @dataclass(frozen=True)
@@ -141,6 +166,11 @@ class LoanFacts:
     inspections: list[RecordFact]
     terms: LoanTerms | None
     now: int
+    # issue 18
+    risk_class: int = 0
+    terms_changes: list[TermsChangeFact] = field(default_factory=list)
+    class_history: list[tuple[int, int]] = field(default_factory=list)  # (block, class) of RiskClassified
+    penalty_rate_multiplier: Decimal = Decimal("1.5")
 
     @property
     def outstanding(self) -> int:
@@ -478,25 +508,120 @@ def disputed_payment(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
 
 
 def _unpaid_installments(facts: LoanFacts) -> list[tuple[date, int, int, int]]:
-    """(due date, installment amount, cumulative due, days past due) of installments still short."""
+    """(due date, installment amount, cumulative due, days past due) of principal installments still short."""
     if facts.terms is None or not facts.is_open:
         return []
     today = _date(facts.now)
     cumulative = 0
     out = []
-    for item in facts.terms.repayment_schedule:
-        cumulative += item.amount
+    for item in facts.terms.schedule(facts.principal):
+        if not item.principal:
+            continue
+        cumulative += item.principal
         if item.due_date < today and facts.repaid < cumulative:
-            out.append((item.due_date, item.amount, cumulative, (today - item.due_date).days))
+            out.append((item.due_date, item.principal, cumulative, (today - item.due_date).days))
     return out
 
 
+def servicing_position(facts: LoanFacts, as_of: date | None = None) -> Position | None:
+    """The loan's schedule position (`ledger.protocol.servicing.position`) on `as_of` (default: the chain's
+    date), None without a schedule in the terms. Repayments are dated by their block (UTC)."""
+    if facts.terms is None:
+        return None
+    schedule = facts.terms.schedule(facts.principal)
+    if not schedule:
+        return None
+    it = facts.terms.interest
+    rate = Decimal(0)
+    if it is not None:
+        rate = (
+            it.penalty_rate if it.penalty_rate is not None else it.annual_rate * facts.penalty_rate_multiplier
+        )
+    payments = [PaymentRecord(_date(r.timestamp), r.amount, r.interest, r.penalty) for r in facts.repayments]
+    return position(
+        schedule,
+        payments,
+        as_of or _date(facts.now),
+        penalty_rate=rate,
+        day_count=it.day_count if it else DayCount.ACT_365,
+        grace_days=it.grace_days if it else 0,
+    )
+
+
+@dataclass(frozen=True)
+class PastDue:
+    """Days past due and what they count from: the oldest unpaid principal or interest, or the maturity."""
+
+    days: int
+    since: date | None = None
+    what: str = ""
+
+    def text(self) -> str:
+        return (
+            f"{self.days} day(s) past due since {self.since.isoformat()} ({self.what})" if self.since else ""
+        )
+
+
+def past_due(facts: LoanFacts) -> PastDue:
+    """Days past due from the oldest scheduled principal or interest unpaid after its due date, or from the
+    maturity with principal outstanding, whichever is older (calendar dates of the chain's clock, UTC).
+    A change of terms never resets it: what was scheduled and not paid stays past due."""
+    if not facts.is_open:
+        return PastDue(0)
+    candidates: list[PastDue] = []
+    pos = servicing_position(facts)
+    if pos is not None and pos.oldest_overdue is not None:
+        o = pos.oldest_overdue
+        candidates.append(PastDue(o.days, o.due_date, f"{o.kind} due {o.due_date.isoformat()} unpaid"))
+    if facts.outstanding > 0 and facts.now > facts.maturity:
+        matured = _date(facts.maturity)
+        days = (_date(facts.now) - matured).days
+        if days > 0:
+            candidates.append(PastDue(days, matured, f"principal outstanding after maturity {matured}"))
+    today = _date(facts.now)
+    # A change of terms never resets days past due: a maturity already passed when the terms changed keeps
+    # counting until the principal outstanding then is repaid; arrears the new terms carry over likewise.
+    for c in facts.terms_changes:
+        if c.previous_maturity is None or not c.outstanding or c.previous_maturity >= c.timestamp:
+            continue
+        repaid_since = sum(
+            r.amount
+            for r in facts.repayments
+            if (r.block_number, r.log_index) > (c.block_number, c.log_index)
+        )
+        if repaid_since < c.outstanding:
+            old = _date(c.previous_maturity)
+            candidates.append(
+                PastDue(
+                    (today - old).days,
+                    old,
+                    f"principal outstanding after the original maturity {old}, terms changed on "
+                    f"{_date(c.timestamp)} (a change of terms never resets days past due)",
+                )
+            )
+    carried = facts.terms.carried_arrears if facts.terms is not None else None
+    if carried is not None and facts.terms_changes:
+        last = facts.terms_changes[-1]
+        paid_since = sum(
+            r.amount + r.interest
+            for r in facts.repayments
+            if (r.block_number, r.log_index) > (last.block_number, last.log_index)
+        )
+        if paid_since < carried.amount and carried.since < today:
+            candidates.append(
+                PastDue(
+                    (today - carried.since).days,
+                    carried.since,
+                    f"arrears of {facts.money(carried.amount)} carried over by the change of terms, "
+                    f"due since {carried.since}",
+                )
+            )
+    return max(candidates, key=lambda p: p.days, default=PastDue(0))
+
+
 def days_past_due(facts: LoanFacts) -> int:
-    """Days since the oldest unpaid installment fell due, or since maturity with principal outstanding."""
-    days = [d for *_, d in _unpaid_installments(facts)]
-    if facts.is_open and facts.outstanding > 0 and facts.now > facts.maturity:
-        days.append((facts.now - facts.maturity) // DAY)
-    return max(days, default=0)
+    """Days past due (see `past_due`)."""
+    return past_due(facts).days
 
 
 def _dpd_severity(days: int) -> Severity:

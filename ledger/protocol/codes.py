@@ -135,6 +135,9 @@ class EventKind(IntEnum):
     CollateralValued = 9
     InspectionRecorded = 10
     LoanRestructured = 11
+    # ---- loan servicing (issue 18)
+    RepaymentApplied = 12
+    TermsChanged = 13
 
 
 class InspectionKind(IntEnum):
