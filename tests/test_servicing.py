@@ -408,7 +408,7 @@ def test_a_non_performing_loan_is_upgraded_only_when_the_cure_conditions_hold() 
         [DebtorLoan(OTHER, RiskClass.DOUBTFUL, 0)],
     )
     assert blocked.floor == RiskClass.SUBSTANDARD
-    assert "other non-performing debt" in blocked.cure_missing[-1]
+    assert blocked.criteria[0].code == "debtor_non_performing"
 
 
 # ---------------------------------------------------------------------------------------------- per debtor
