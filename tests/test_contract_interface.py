@@ -77,7 +77,7 @@ def test_every_ledger_error_and_event_has_a_notice_and_documents_each_argument(
 ) -> None:
     output = json.loads(compiled.metadata)["output"]
     entries = [e for e in interface.abi if e["type"] in ("error", "event")]
-    assert len([e for e in entries if e["type"] == "error"]) == 31 and len(entries) == 46
+    assert len([e for e in entries if e["type"] == "error"]) == 32 and len(entries) == 49
     undocumented = []
     for entry in entries:
         kind, signature = entry["type"], _signature(entry)

@@ -88,6 +88,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "valueCollateral": _SERVICING,
     "recordInspection": _SERVICING,
     "restructure": _SERVICING,
+    "repayAllocated": _SERVICING,
+    "changeTerms": _SERVICING,
     "attest": (
         NEEDS_AUDITOR,
         NEEDS_AUDITOR,
@@ -123,6 +125,8 @@ EVENT_OF: dict[str, str] = {
     "recordInspection": "InspectionRecorded",
     "restructure": "LoanRestructured",
     "attest": "TrailAttested",
+    "repayAllocated": "RepaymentApplied",
+    "changeTerms": "TermsChanged",
 }
 
 _ROLE_IDS = {"OPERATOR_ROLE": OPERATOR_ROLE, "LENDER_ROLE": LENDER_ROLE, "AUDITOR_ROLE": AUDITOR_ROLE}

@@ -237,7 +237,9 @@ def test_the_api_validates_terms_with_the_protocol_model() -> None:
     from api import schemas
 
     assert schemas.LoanTerms is LoanTerms
-    request = schemas.RestructureRequest.model_validate({"maturity": "2028-06-30", "terms": SENT})
+    request = schemas.RestructureRequest.model_validate(
+        {"maturity": "2028-06-30", "terms": SENT, "financial_difficulty": False}
+    )
     assert request.terms.hash() == SENT_HASH
 
 

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
+from api import policy
 from api.deps import Caller
 from api.schemas import ClassificationProposalRequest
 from api.services import Services
@@ -174,6 +175,7 @@ def list_proposals(session: Session, caller: Caller, loan: str) -> list[dict[str
 def approve(session: Session, write: Write, proposal_id: int) -> JSONResponse:
     """Approve a proposal (a second lender account of the same bank) and send the class on chain."""
     caller, services = write.caller, write.services
+    policy.require_role(caller, "loan.classify")
     p = _proposal_row(session, caller, proposal_id)
     check_lender(session, caller, p.loan_id, "loan.classify")
 
@@ -205,6 +207,7 @@ def approve(session: Session, write: Write, proposal_id: int) -> JSONResponse:
 
 def reject(session: Session, services: Services, caller: Caller, proposal_id: int) -> dict[str, Any]:
     """Reject (or, by its proposer, withdraw) a proposal."""
+    policy.require_role(caller, "loan.classify")
     p = _proposal_row(session, caller, proposal_id)
     check_lender(session, caller, p.loan_id, "loan.classify")
     session.close()

@@ -70,7 +70,8 @@ library IdLib {
 /// confirms what it received; AUDITOR_ROLE attests trails. A loan belongs to the lender's organisation, so
 /// any account of that bank holding LENDER_ROLE can service it.
 interface IFundFlowLedger {
-    /// @notice The kind tag mixed into each hash-chain step, so two kinds of change never hash alike.
+    /// @notice The kind tag mixed into each hash-chain step, so two kinds of change never hash alike. New kinds
+    /// are appended (RepaymentApplied and TermsChanged, loan servicing), so earlier kinds keep their values.
     enum EventKind {
         None,
         LoanOpened,
@@ -84,7 +85,6 @@ interface IFundFlowLedger {
         CollateralValued,
         InspectionRecorded,
         LoanRestructured,
-        // ---- loan servicing (issue 18): appended, so earlier kinds keep their values
         RepaymentApplied,
         TermsChanged
     }
@@ -593,6 +593,7 @@ interface IFundFlowLedger {
     );
 
     /// @notice Thrown when a change of terms names a kind outside 0-4
+    /// @param change The kind given
     error LedgerInvalidTermsChange(uint8 change);
 
     /// @notice Lender: record a repayment split into principal, interest and penalty interest (amounts may be

@@ -215,8 +215,6 @@ def _cover(facts: LoanFacts) -> Decimal | None:
     latest: dict[str, int] = {}
     for v in facts.valuations:
         latest[v.key] = v.amount
-    if not latest:
-        return None
     return Decimal(sum(latest.values())) / Decimal(facts.outstanding)
 
 
@@ -475,7 +473,7 @@ def suggest(
     if required is None:
         unchecked.append("collateral cover: the terms state no required cover")
     elif cover is None:
-        unchecked.append("collateral cover: no valuation recorded")
+        unchecked.append("collateral cover: nothing outstanding to cover")
     elif cover < required:
         criteria.append(
             Criterion(
