@@ -408,6 +408,7 @@ def suggest(
         before = replace(
             facts,
             now=first.timestamp,
+            maturity=first.previous_maturity if first.previous_maturity is not None else facts.maturity,
             repayments=[r for r in facts.repayments if r.block_number < first.block_number],
             terms_changes=[c for c in facts.terms_changes if c.block_number < first.block_number],
         )

@@ -1,0 +1,147 @@
+"""Loan servicing end to end (issue 18): on the Hardhat node, through the indexer, into SQLite and PostgreSQL.
+
+A repayment's split goes on chain and the mirror keeps the same split; days past due count from an unpaid
+interest date on the chain's calendar; an extension under financial difficulty keeps the days past due and
+the floor; one non-performing loan of a non-retail debtor makes its other loan non-performing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from conftest import World, h
+from monitor_support import DAY, Watch, watching
+
+from ledger.monitoring.classification import suggest_classification
+from ledger.monitoring.rules import servicing_position
+from ledger.protocol.codes import RiskClass
+from ledger.protocol.servicing import ScheduleMethod, allocate
+from ledger.protocol.terms import InterestTerms, LoanTerms, LoanType
+
+
+@pytest.fixture
+def watch(world: World, db_url: str) -> Iterator[Watch]:
+    with watching(world, db_url) as w:
+        yield w
+
+
+def _today(watch: Watch) -> datetime:
+    return datetime.fromtimestamp(watch.chain_time(), UTC)
+
+
+def test_a_late_interest_payment_is_split_on_chain_and_mirrored_with_the_same_split(watch: Watch) -> None:
+    c = watch.world.cast
+    today = _today(watch).date()
+    terms = LoanTerms(
+        loan_type=LoanType.WORKING_CAPITAL,
+        interest=InterestTerms(
+            method=ScheduleMethod.INTEREST_ONLY,
+            annual_rate=Decimal("0.0435"),
+            start_date=today,
+            first_due_date=today + timedelta(days=10),
+            periods=12,
+        ),
+    )
+    loan = watch.open_loan("late-interest", terms, principal=1_000_000_00)
+    watch.disburse(loan, c.supplier, 1_000_000_00)
+    first = terms.schedule(1_000_000_00)[0]
+    assert (first.principal, first.interest) == (0, 1_191_78)  # 1,000,000.00 x 4.35% x 10/365 = 1,191.78
+    watch.advance(15 * DAY)
+    watch.sync()
+    with watch.engine.connect() as conn:
+        s = suggest_classification(conn, loan, watch.monitor)
+        facts = watch.monitor.facts(conn, loan)
+    assert facts is not None
+    days = (_today(watch).date() - first.due_date).days
+    assert (s.days_past_due, s.past_due_since, s.floor) == (days, first.due_date, RiskClass.SPECIAL_MENTION)
+    assert f"interest due {first.due_date} unpaid" in s.reasons[0]
+    pos = servicing_position(facts)
+    assert pos is not None and pos.interest_due == first.interest and pos.penalty_due > 0
+    split = allocate(pos.interest_due + pos.penalty_due + 1_00, pos, facts.outstanding)
+    assert (split.penalty, split.interest, split.principal) == (pos.penalty_due, first.interest, 1_00)
+    result = watch.world.ledger.repay_allocated(
+        c.bank,
+        loan_id=loan,
+        principal=split.principal,
+        interest=split.interest,
+        penalty=split.penalty,
+        evidence_hash=h("bank slip"),
+    )
+    event = result.event("RepaymentApplied")
+    assert (event.args["principal"], event.args["interest"], event.args["penalty"]) == (
+        1_00,
+        first.interest,
+        pos.penalty_due,
+    )
+    assert event.args["outstanding"] == 1_000_000_00 - 1_00
+    watch.sync()
+    t = sa.table(
+        "repayments", sa.column("loan_id"), sa.column("amount"), sa.column("interest"), sa.column("penalty")
+    )
+    with watch.engine.connect() as conn:
+        row = conn.execute(sa.select(t.c.amount, t.c.interest, t.c.penalty).where(t.c.loan_id == loan)).one()
+        after = suggest_classification(conn, loan, watch.monitor)
+    assert tuple(int(v) for v in row) == (1_00, first.interest, pos.penalty_due)  # the chain's split, as is
+    assert (after.days_past_due, after.risk_class) == (0, RiskClass.NORMAL)
+    assert watch.world.ledger.get_loan(loan).repaid == 1_00  # only principal lowers what is outstanding
+
+
+def test_an_extension_under_financial_difficulty_keeps_days_past_due_and_the_floor(watch: Watch) -> None:
+    c = watch.world.cast
+    maturity = watch.chain_time() + 2 * DAY
+    loan = watch.open_loan("extended", LoanTerms(loan_type=LoanType.WORKING_CAPITAL), maturity=maturity)
+    watch.disburse(loan, c.supplier, 500_000_00)
+    watch.advance(100 * DAY)
+    watch.sync()
+    with watch.engine.connect() as conn:
+        before = suggest_classification(conn, loan, watch.monitor)
+    assert before.floor == RiskClass.SUBSTANDARD and before.days_past_due > 90
+    new_terms = LoanTerms(loan_type=LoanType.WORKING_CAPITAL)
+    watch.terms[loan] = new_terms
+    watch.world.ledger.change_terms(
+        c.bank,
+        loan_id=loan,
+        maturity=watch.chain_time() + 730 * DAY,
+        terms_hash=new_terms.hash(),
+        change=0,
+        financial_difficulty=True,
+    )
+    watch.sync()
+    with watch.engine.connect() as conn:
+        after = suggest_classification(conn, loan, watch.monitor)
+    matured = datetime.fromtimestamp(maturity, UTC).date()
+    assert (after.days_past_due, after.past_due_since) == (before.days_past_due, matured)  # never reset
+    assert after.floor == RiskClass.SUBSTANDARD
+    codes = [cr.code for cr in after.criteria]
+    assert codes[0] == "days_past_due" and "restructured" in codes and "restructured_non_performing" in codes
+    assert after.observation is not None and after.observation.non_performing_at_restructuring
+    t = sa.table(
+        "restructurings", sa.column("loan_id"), sa.column("change_kind"), sa.column("financial_difficulty")
+    )
+    with watch.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(t.c.change_kind, t.c.financial_difficulty).where(t.c.loan_id == loan)
+        ).one()
+    assert (row.change_kind, bool(row.financial_difficulty)) == (0, True)
+
+
+def test_one_non_performing_loan_of_a_non_retail_debtor_makes_the_other_non_performing(watch: Watch) -> None:
+    c = watch.world.cast
+    terms = LoanTerms(loan_type=LoanType.SUPPLY_CHAIN)
+    late = watch.open_loan("debtor-late", terms, maturity=watch.chain_time() + DAY)
+    sound = watch.open_loan("debtor-sound", LoanTerms(loan_type=LoanType.WORKING_CAPITAL))
+    watch.disburse(late, c.supplier, 100_000_00)
+    watch.disburse(sound, c.supplier, 100_000_00)
+    watch.advance(95 * DAY)
+    watch.sync()
+    with watch.engine.connect() as conn:
+        bad = suggest_classification(conn, late, watch.monitor)
+        other = suggest_classification(conn, sound, watch.monitor)
+    assert bad.floor == RiskClass.SUBSTANDARD
+    assert other.days_past_due == 0
+    assert other.floor == RiskClass.SUBSTANDARD
+    assert other.criteria[0].code == "debtor_non_performing" and late[:10] in other.criteria[0].text
+    assert other.debtor_days_past_due == bad.days_past_due
