@@ -233,6 +233,7 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "repayments": "loan.repayments",
     "classifications": "loan.risk_class",
     "collateral": "loan.collateral",
+    "servicing": "loan.suggestion",  # issue 18: days past due, floor and criteria, observation period
 }
 
 _ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}

@@ -461,6 +461,9 @@ def loan_page(loan: str, request: Request) -> Response:
             classifications=risk_service.list_classifications(session, caller, loan_id)
             if shows["classifications"]
             else [],
+            servicing=risk_service.suggestion(session, services, caller, loan_id)
+            if shows["servicing"]
+            else None,
             collateral=collateral_service.list_collateral(session, caller, loan_id)
             if shows["collateral"]
             else [],

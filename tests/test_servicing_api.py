@@ -1,0 +1,94 @@
+"""Loan servicing through the API and the dashboard (issue 18): a repayment in yuan is applied from the loan's
+schedule (penalty, interest, principal) and recorded on chain with its split; the suggestion shows days past
+due with the date they count from and the named criteria; the loan page shows them to the lender only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from api_support import Api, dashboard_sign_in
+
+from ledger.protocol.servicing import DayCount, period_interest
+
+
+def _chain_date(api: Api) -> datetime:
+    return datetime.fromtimestamp(api.world.ledger.client.get_header().timestamp, UTC)
+
+
+def test_a_repayment_pays_penalty_then_interest_then_principal_and_the_split_is_on_chain(api: Api) -> None:
+    today = _chain_date(api).date()
+    start, first_due = today - timedelta(days=40), today - timedelta(days=10)
+    terms = {
+        "loan_type": "working_capital",
+        "interest": {
+            "method": "interest_only",
+            "annual_rate": "0.0600",
+            "start_date": start.isoformat(),
+            "first_due_date": first_due.isoformat(),
+            "periods": 12,
+        },
+    }
+    api.open_loan(loan_number="LN-2026-0801", principal="100000.00", terms=terms)
+    api.disburse("LN-2026-0801", "supplier", "100000.00")
+    interest = period_interest(100_000_00, Decimal("0.06"), 30, DayCount.ACT_365)  # 30 days at 6%
+    assert interest == 493_15
+
+    s = api.get("bank", "/v1/loans/LN-2026-0801/classification-suggestion").json()
+    assert s["days_past_due"] == 10 and s["past_due_since"] == first_due.isoformat()
+    assert s["past_due_what"] == f"interest due {first_due.isoformat()} unpaid"
+    assert (s["floor_class"], s["criteria"][0]["code"], s["criteria"][0]["kind"]) == (
+        1,
+        "days_past_due",
+        "rule",
+    )
+    assert s["criteria"][0]["text_zh"] == "逾期（10天）"
+    assert "credit impairment is not recorded on chain: state it with a proposal" in s["unchecked"]
+
+    r = api.post("bank", "/v1/loans/LN-2026-0801/repayments?wait=true", {"amount": "1000.00"})
+    assert r.status_code == 201, r.text
+    got = r.json()
+    penalty = got["penalty"]
+    assert penalty > 0  # 10 days at 9% (1.5 x 6%) on 493.15
+    assert (got["interest"], got["principal"]) == (interest, 1000_00 - interest - penalty)
+    assert got["prepaid_principal"] == got["principal"]  # nothing principal was due yet
+    event = next(e for e in got["events"] if e["name"] == "RepaymentApplied")
+    assert (event["args"]["principal"], event["args"]["interest"], event["args"]["penalty"]) == (
+        got["principal"],
+        interest,
+        penalty,
+    )
+    listed = api.get("borrower", "/v1/loans/LN-2026-0801/repayments").json()
+    assert (listed[0]["amount"], listed[0]["interest"], listed[0]["penalty"]) == (
+        got["principal"],
+        interest,
+        penalty,
+    )
+    after = api.get("auditor", "/v1/loans/LN-2026-0801/classification-suggestion").json()
+    assert (after["days_past_due"], after["risk_class"]) == (0, 0)
+
+    dashboard_sign_in(api, "bank")
+    page = api.http.get("/dashboard/loans/LN-2026-0801")
+    assert page.status_code == 200
+    assert 'id="servicing"' in page.text and "Days past due" in page.text and "逾期天数" in page.text
+    dashboard_sign_in(api, "supplier")
+    assert 'id="servicing"' not in api.http.get("/dashboard/loans/LN-2026-0801").text
+
+
+def test_a_restructuring_says_whether_the_debtor_is_in_financial_difficulty(api: Api) -> None:
+    api.open_loan(loan_number="LN-2026-0802", principal="5000.00")
+    body = {"maturity": "2099-06-30", "terms": {"loan_type": "working_capital"}}
+    r = api.post("bank", "/v1/loans/LN-2026-0802/restructure", body)
+    assert r.status_code == 422 and "financial_difficulty" in r.text
+    r = api.post(
+        "bank",
+        "/v1/loans/LN-2026-0802/restructure?wait=true",
+        body | {"financial_difficulty": True, "change": "collateral_substituted"},
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["change"], r.json()["financial_difficulty"]) == ("collateral_substituted", True)
+    event = next(e for e in r.json()["events"] if e["name"] == "TermsChanged")
+    assert (event["args"]["change"], event["args"]["financialDifficulty"]) == (4, True)
+    s = api.get("bank", "/v1/loans/LN-2026-0802/classification-suggestion").json()
+    assert s["floor_class"] == 1 and s["criteria"][0]["code"] == "restructured"
+    assert s["observation"]["restructured_on"] == _chain_date(api).date().isoformat()
