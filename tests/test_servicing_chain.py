@@ -1,6 +1,7 @@
 """Loan servicing end to end (issue 18): on the Hardhat node, through the indexer, into SQLite and PostgreSQL.
 
-A repayment's split goes on chain and the mirror keeps the same split; days past due count from an unpaid
+(On a node of the module's own: the tests move its clock by months.) A repayment's split goes on chain and
+the mirror keeps the same split; days past due count from an unpaid
 interest date on the chain's calendar; an extension under financial difficulty keeps the days past due and
 the floor; one non-performing loan of a non-retail debtor makes its other loan non-performing."""
 
@@ -12,9 +13,11 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from conftest import World, h
+from conftest import h, make_world
 from monitor_support import DAY, Watch, watching
 
+from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
 from ledger.monitoring.classification import suggest_classification
 from ledger.monitoring.rules import servicing_position
 from ledger.protocol.codes import RiskClass
@@ -23,8 +26,10 @@ from ledger.protocol.terms import InterestTerms, LoanTerms, LoanType
 
 
 @pytest.fixture
-def watch(world: World, db_url: str) -> Iterator[Watch]:
-    with watching(world, db_url) as w:
+def watch(private_client: ChainClient, compiled: CompiledContract, db_url: str) -> Iterator[Watch]:
+    """On the module's own node: these tests move the chain's clock by months, which the session node's
+    other users (maturities from the wall clock) must not see."""
+    with watching(make_world(private_client, compiled), db_url) as w:
         yield w
 
 
@@ -58,6 +63,9 @@ def test_a_late_interest_payment_is_split_on_chain_and_mirrored_with_the_same_sp
     days = (_today(watch).date() - first.due_date).days
     assert (s.days_past_due, s.past_due_since, s.floor) == (days, first.due_date, RiskClass.SPECIAL_MENTION)
     assert f"interest due {first.due_date} unpaid" in s.reasons[0]
+    alert = watch.only(loan, "late_interest")
+    assert alert.title == f"Interest {days} day(s) past due"
+    assert f"due on {first.due_date}" in alert.explanation
     pos = servicing_position(facts)
     assert pos is not None and pos.interest_due == first.interest and pos.penalty_due > 0
     split = allocate(pos.interest_due + pos.penalty_due + 1_00, pos, facts.outstanding)
@@ -86,6 +94,7 @@ def test_a_late_interest_payment_is_split_on_chain_and_mirrored_with_the_same_sp
         after = suggest_classification(conn, loan, watch.monitor)
     assert tuple(int(v) for v in row) == (1_00, first.interest, pos.penalty_due)  # the chain's split, as is
     assert (after.days_past_due, after.risk_class) == (0, RiskClass.NORMAL)
+    assert watch.only(loan, "late_interest").resolved_by == "system"  # paid: the cause is gone
     assert watch.world.ledger.get_loan(loan).repaid == 1_00  # only principal lowers what is outstanding
 
 

@@ -650,6 +650,39 @@ def late_repayment(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     return out
 
 
+def late_interest(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """Scheduled interest not (fully) paid after its due date (needs an interest schedule in the terms);
+    repayments' interest parts are applied to the interest dates oldest first."""
+    if facts.terms is None or facts.terms.interest is None or not facts.is_open:
+        return []
+    today = _date(facts.now)
+    paid = sum(r.interest for r in facts.repayments)
+    out = []
+    cumulative = 0
+    for item in facts.terms.schedule(facts.principal):
+        cumulative += item.interest
+        if not item.interest or item.due_date >= today or paid >= cumulative:
+            continue
+        short = min(item.interest, cumulative - paid)
+        days = (today - item.due_date).days
+        out.append(
+            Candidate(
+                rule="late_interest",
+                severity=_dpd_severity(days),
+                loan_id=facts.loan_id,
+                cause_key=f"interest:{item.due_date.isoformat()}",
+                title=f"Interest {days} day(s) past due",
+                explanation=f"The interest of {facts.money(item.interest)} due on "
+                f"{item.due_date.isoformat()} is {days} day(s) past due, {facts.money(short)} of it "
+                "unpaid. Days past due count from unpaid interest as from unpaid principal (2023 "
+                "classification rules).",
+                source_block=facts.block_number,
+                details={"due_date": item.due_date.isoformat(), "days_past_due": days, "shortfall": short},
+            )
+        )
+    return out
+
+
 def past_maturity(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     """An open loan past its maturity with principal still outstanding."""
     if not facts.is_open or facts.outstanding <= 0 or facts.now <= facts.maturity:
@@ -822,6 +855,7 @@ RULES: dict[str, Rule] = {
     "unconfirmed_payment": unconfirmed_payment,
     "disputed_payment": disputed_payment,
     "late_repayment": late_repayment,
+    "late_interest": late_interest,  # issue 18
     "past_maturity": past_maturity,
     "collateral_cover": collateral_cover,
     "collateral_stale": collateral_stale,
