@@ -141,6 +141,9 @@ def test_up_stack_tells_the_demo_story_through_the_api_once(
             loans = http.get("/v1/loans").json()["items"]
             trail = http.get("/v1/loans/LN-2026-0001/trail").json()
             alerts = http.get("/v1/alerts", params={"loan": "LN-2026-0001"}).json()["items"]
+            repayments = http.get("/v1/loans/LN-2026-0001/repayments").json()
+            suggestion = http.get("/v1/loans/LN-2026-0001/classification-suggestion").json()
+            summary = http.get("/v1/loans/LN-2026-0001").json()
     finally:
         stack.stop()
     assert len(loans) == 1
@@ -150,6 +153,12 @@ def test_up_stack_tells_the_demo_story_through_the_api_once(
     assert any(lot["confirmation"] == "disputed" for lot in lots)
     assert any(lot["confirmation"] == "confirmed" for lot in lots)
     assert {"prohibited_use", "disputed_payment"} <= {a["rule"] for a in alerts}
+    # servicing (issue 18): the late interest paid with penalty, an extension under financial difficulty, the
+    # class proposed and approved by a second account
+    assert repayments[0]["interest"] > 0 and repayments[0]["penalty"] > 0
+    assert suggestion["observation"] is not None and suggestion["observation"]["start"] is not None
+    assert suggestion["days_past_due"] == 0 and suggestion["floor_class"] == 1
+    assert summary["risk_class"] == 1
 
 
 def _flatten(trail: dict) -> list[dict]:

@@ -97,7 +97,7 @@ def tokens_revoke(
 
 def seed_and_print(stack: ApiStack, operator: Any) -> None:
     """Onboard the demo participants, tell the demo story through the API, print tokens and curl lines."""
-    from fundflow.demo import DEMO_LOAN, PARTICIPANTS, onboard_demo, seed_demo_via_api
+    from fundflow.demo import DEMO_LOAN, PARTICIPANTS, RISK_OFFICER, onboard_demo, seed_demo_via_api
 
     s = stack.settings
     directory = Directory(s.participants_file)
@@ -106,6 +106,10 @@ def seed_and_print(stack: ApiStack, operator: Any) -> None:
     )
     with httpx.Client(base_url=stack.url, timeout=60) as http:
         loan = seed_demo_via_api(http, tokens, addresses)
+        suggestion = http.get(
+            f"/v1/loans/{DEMO_LOAN}/classification-suggestion",
+            headers={"Authorization": f"Bearer {tokens[PARTICIPANTS[0][0]]}"},
+        ).json()
     currency = loan["currency"]
 
     def amount(key: str) -> str:
@@ -116,12 +120,20 @@ def seed_and_print(stack: ApiStack, operator: Any) -> None:
         f"disbursed {amount('disbursed')}, repaid {amount('repaid')}, "
         f"risk class {RiskClass(loan['risk_class']).name}"
     )
+    observation = suggestion.get("observation") or {}
+    if observation:
+        console.print(
+            f"restructured on {observation['restructured_on']} (financial difficulty): observation period "
+            f"from {observation['start']} to at least {observation['earliest_end']}; "
+            f"{suggestion['days_past_due']} day(s) past due; floor {suggestion['floor_label']}",
+            highlight=False,
+        )
     table = Table("participant", "role", "address")
     for name, role in PARTICIPANTS:
         table.add_row(name, role, addresses[name])
     console.print(table)
     console.print("API tokens (new on each start; the old ones stay valid):")
-    for name, _ in PARTICIPANTS:
+    for name in [n for n, _ in PARTICIPANTS] + [RISK_OFFICER]:
         print(f"  {name:<26} {tokens[name]}")
     bank, auditor = tokens["Lakeside Commercial Bank"], tokens["Harbor Audit Partners"]
     supplier = tokens["Greenfield Logistics"]
