@@ -161,6 +161,18 @@ class Settings(BaseSettings):
         description="Order a repayment pays what is due (comma-separated: penalty,interest,principal); "
         "anything left pays principal ahead of schedule.",
     )
+    loan_type_policies: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Per-bank overrides of the loan types' purpose sets and entrusted-payment thresholds "
+        "(JSON: "
+        '{"<bank org id>|*": {"working_capital": {"entrusted_above": "10000000.00", "prohibited": [28]}}}; '
+        "see ledger/protocol/loantypes.py for the defaults).",
+    )
+    self_paid_report_days: float = Field(
+        30.0,
+        gt=0,
+        description="Days a borrower has to report (record) its payments out of a self-paid tranche.",
+    )
     classification_single_person: bool = Field(
         False,
         description="dev only: one lender account may propose and approve its own class change "
@@ -281,6 +293,17 @@ class Settings(BaseSettings):
             # Never echo the value: it is a secret even when malformed.
             raise ValueError("operator_key must be 32 bytes as hex (0x followed by 64 hex digits)")
         return SecretStr(key)
+
+    @field_validator("loan_type_policies")
+    @classmethod
+    def _check_policies(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from ledger.protocol.loantypes import parse_policies  # validated at start, used by the rules
+
+        try:
+            parse_policies(value)
+        except (ValueError, KeyError, ArithmeticError) as exc:
+            raise ValueError(f"loan_type_policies: {exc}") from exc
+        return value
 
     @field_validator("repayment_allocation_order", mode="before")
     @classmethod

@@ -13,7 +13,7 @@ one), and every "within N hours" or "older than N days" compares block timestamp
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -22,10 +22,11 @@ from typing import Any
 
 from ledger.config import Settings
 from ledger.protocol.codes import LoanStatus
+from ledger.protocol.loantypes import LoanTypePolicy, parse_policies, policy_for
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
 from ledger.protocol.servicing import DayCount, PaymentRecord, Position, position
-from ledger.protocol.terms import LoanTerms
+from ledger.protocol.terms import LoanTerms, LoanType
 
 __all__ = [
     "RULES",
@@ -77,6 +78,19 @@ class Thresholds:
     collateral_stale_days: float = 180.0
     prohibited_purposes: frozenset[int] = frozenset({28, 29, 30, 31})
     penalty_rate_multiplier: Decimal = Decimal("1.5")
+    loan_type_policies: Mapping[str, Mapping[LoanType, LoanTypePolicy]] = field(default_factory=dict)
+    self_paid_report_days: float = 30.0
+
+    def policy(self, facts: LoanFacts) -> LoanTypePolicy | None:
+        """The lender's policy for the loan's type; None when the terms name no type."""
+        if facts.terms is None or facts.terms.loan_type is None:
+            return None
+        return policy_for(facts.terms.loan_type, facts.lender_org, self.loan_type_policies)
+
+    def prohibited(self, facts: LoanFacts) -> frozenset[int]:
+        """Prohibited purposes: the loan type's (a development loan may pay for land), else the setting."""
+        policy = self.policy(facts)
+        return policy.prohibited if policy is not None else self.prohibited_purposes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -92,6 +106,8 @@ class Thresholds:
             collateral_stale_days=settings.collateral_stale_days,
             prohibited_purposes=frozenset(settings.prohibited_purposes),
             penalty_rate_multiplier=settings.penalty_rate_multiplier,
+            loan_type_policies=parse_policies(settings.loan_type_policies),
+            self_paid_report_days=settings.self_paid_report_days,
         )
 
 
@@ -245,7 +261,7 @@ def undeclared_use(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     """A payment whose purpose the loan does not allow (prohibited purposes are `prohibited_use`'s)."""
     out = []
     for lot in facts.lots:
-        if lot.declared_use or lot.purpose in th.prohibited_purposes:
+        if lot.declared_use or lot.purpose in th.prohibited(facts):
             continue
         out.append(
             Candidate(
@@ -269,8 +285,9 @@ def prohibited_use(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     """A payment into a prohibited sector (real estate, securities, onward lending, other debt by default),
     whether or not the loan's purpose set allowed it."""
     out = []
+    banned = th.prohibited(facts)
     for lot in facts.lots:
-        if lot.purpose not in th.prohibited_purposes:
+        if lot.purpose not in banned:
             continue
         allowed = (
             "" if not lot.declared_use else " The loan's purpose set allows it, but the sector is banned."
@@ -650,6 +667,72 @@ def late_repayment(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     return out
 
 
+def entrusted_payment_required(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A self-paid disbursement (to the borrower) above what the loan type lets a borrower pay itself: the
+    rule wanted the bank to pay the counterparty (受托支付). Needs the loan type in the terms."""
+    policy = th.policy(facts)
+    if policy is None:
+        return []
+    total = facts.terms.total_investment if facts.terms is not None else None
+    limit = policy.entrusted_limit(total)
+    if limit is None:
+        return []
+    kind = policy.loan_type.value.replace("_", " ")
+    out = []
+    for lot in facts.lots:
+        if not lot.is_disbursement or lot.entrusted is not False or lot.amount <= limit:
+            continue
+        out.append(
+            Candidate(
+                rule="entrusted_payment_required",
+                severity=Severity.HIGH,
+                loan_id=facts.loan_id,
+                cause_key=lot.lot_id,
+                title=f"Self-paid disbursement of {facts.money(lot.amount)} should have been entrusted "
+                "(受托支付)",
+                explanation=f"{facts.money(lot.amount)} was disbursed to the borrower on "
+                f"{fmt_time(lot.timestamp)} for it to pay itself, above the {facts.money(limit)} a "
+                f"{kind} loan allows: {policy.rule}.",
+                lot_ids=(lot.lot_id,),
+                source_block=lot.block_number,
+                details={"amount": lot.amount, "limit": limit, "loan_type": policy.loan_type.value},
+            )
+        )
+    return out
+
+
+def self_paid_report_overdue(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A self-paid tranche out of which the borrower has recorded no payment within the report window: the
+    bank's after-the-fact check of self-paid loans has nothing to check."""
+    if not facts.is_open:
+        return []
+    window = th.self_paid_report_days * DAY
+    out = []
+    for lot in facts.lots:
+        if not lot.is_disbursement or lot.entrusted is not False or lot.remaining != lot.amount:
+            continue
+        if facts.now - lot.timestamp <= window:
+            continue
+        days = (facts.now - lot.timestamp) // DAY
+        out.append(
+            Candidate(
+                rule="self_paid_report_overdue",
+                severity=Severity.MEDIUM,
+                loan_id=facts.loan_id,
+                cause_key=lot.lot_id,
+                title=f"No payment reported out of a self-paid tranche after {days} day(s)",
+                explanation=f"{facts.money(lot.amount)} was disbursed to the borrower on "
+                f"{fmt_time(lot.timestamp)} (self-paid, 自主支付); no payment out of it has been recorded "
+                f"in the {th.self_paid_report_days:g} days the borrower has to report how it used the money, "
+                "so the bank cannot check accounts, vouchers or splitting under a threshold (化整为零).",
+                lot_ids=(lot.lot_id,),
+                source_block=lot.block_number,
+                details={"amount": lot.amount, "days": days},
+            )
+        )
+    return out
+
+
 def late_interest(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     """Scheduled interest not (fully) paid after its due date (needs an interest schedule in the terms);
     repayments' interest parts are applied to the interest dates oldest first."""
@@ -856,6 +939,8 @@ RULES: dict[str, Rule] = {
     "disputed_payment": disputed_payment,
     "late_repayment": late_repayment,
     "late_interest": late_interest,  # issue 18
+    "entrusted_payment_required": entrusted_payment_required,  # issue 18
+    "self_paid_report_overdue": self_paid_report_overdue,  # issue 18
     "past_maturity": past_maturity,
     "collateral_cover": collateral_cover,
     "collateral_stale": collateral_stale,

@@ -193,6 +193,11 @@ class LoanTerms(BaseModel):
     # ---- loan servicing (issue 18)
     loan_type: LoanType | None = Field(None, description="chosen at opening; personal types are retail")
     interest: InterestTerms | None = Field(None, description="rate, day count and schedule method")
+    total_investment: Amount | None = Field(
+        None,
+        description="fixed-asset and project loans: the project's total investment (the entrusted-payment "
+        "5% rule)",
+    )
     carried_arrears: CarriedArrears | None = Field(
         None, description="set by a change of terms: arrears that stay past due (never reset)"
     )
