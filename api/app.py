@@ -24,6 +24,7 @@ from api.routes import (
     lots,
     participants,
     payments,
+    portfolio,
     repayments,
     risk,
 )
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     ):
         app.include_router(module.router)
     app.include_router(risk.proposals_router)  # maker-checker approvals (issue 18)
+    app.include_router(portfolio.router)  # class migration (issue 18)
     dashboard.install(app)
     docs.install(app)
     return app

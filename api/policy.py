@@ -163,6 +163,8 @@ POLICY: dict[str, Rule] = {
     "alert.read": _rule("see an alert", lender=YES, auditor=YES),
     "alert.handle": _rule("acknowledge or resolve alerts", **_SERVICING),
     # -- loan servicing (issue 18)
+    "portfolio.migration": _rule("see class migration (迁徙率)", "caller", **_lenders(OWN), auditor=YES,
+                                 note="own: the bank's own loans"),
     "loan.classification_proposals": _rule("see class-change proposals (maker-checker)", **_SERVICING),
 }  # fmt: skip
 
@@ -208,6 +210,9 @@ ROUTES: dict[str, str] = {
     "GET /v1/loans/{loan}/classification-proposals": "loan.classification_proposals",
     "POST /v1/classification-proposals/{proposal_id}/approve": "loan.classify",
     "POST /v1/classification-proposals/{proposal_id}/reject": "loan.classify",
+    "GET /v1/portfolio/migration": "portfolio.migration",
+    "GET /v1/portfolio/migration.csv": "portfolio.migration",
+    "GET /dashboard/migration": "portfolio.migration",
     "GET /dashboard": "public",
     "GET /dashboard/": "public",
     "GET /dashboard/signin": "public",

@@ -92,3 +92,39 @@ def test_a_restructuring_says_whether_the_debtor_is_in_financial_difficulty(api:
     s = api.get("bank", "/v1/loans/LN-2026-0802/classification-suggestion").json()
     assert s["floor_class"] == 1 and s["criteria"][0]["code"] == "restructured"
     assert s["observation"]["restructured_on"] == _chain_date(api).date().isoformat()
+
+
+def test_the_migration_matrix_is_a_lenders_own_an_auditors_for_all_and_comes_as_csv_and_a_page(
+    api: Api,
+) -> None:
+    api.open_loan(loan_number="LN-2026-0803", principal="5000.00")
+    api.disburse("LN-2026-0803", "supplier", "5000.00")
+    today = _chain_date(api).date()
+    params = {
+        "start": (today + timedelta(days=1)).isoformat(),
+        "end": (today + timedelta(days=30)).isoformat(),
+    }
+    mine = api.get("bank", "/v1/portfolio/migration", params=params)
+    assert mine.status_code == 200, mine.text
+    body = mine.json()
+    assert (body["loans"], body["rows"][0]["from"], body["classes"]["substandard"]) == (
+        1,
+        "normal",
+        "次级 (substandard)",
+    )
+    assert body["rows"][0]["to"]["normal"] == {"loans": 1, "balance": 5000_00, "rate": "1.0000"}
+    assert api.get("other_bank", "/v1/portfolio/migration", params=params).json()["loans"] == 0
+    assert api.get("auditor", "/v1/portfolio/migration", params=params).json()["loans"] >= 1
+    refused = api.get("supplier", "/v1/portfolio/migration", params=params)
+    assert refused.status_code == 403 and refused.json()["error"] == "PermissionDenied"
+    backwards = api.get(
+        "bank", "/v1/portfolio/migration", params={"start": params["end"], "end": params["start"]}
+    )
+    assert backwards.status_code == 422 and "before it starts" in backwards.json()["message"]
+    csv_text = api.get("bank", "/v1/portfolio/migration.csv", params=params).text
+    lines = csv_text.splitlines()
+    assert lines[0] == "period_start,period_end,from,to,loans,balance_CNY,rate"
+    assert f"{params['start']},{params['end']},正常 (normal),正常 (normal),1,5000.00,1.0000" in lines
+    dashboard_sign_in(api, "bank")
+    page = api.http.get("/dashboard/migration", params=params)
+    assert page.status_code == 200 and 'id="migration"' in page.text and "100.00%" in page.text

@@ -19,6 +19,7 @@ from monitor_support import DAY, Watch, watching
 from ledger.chain.client import ChainClient
 from ledger.chain.compiler import CompiledContract
 from ledger.monitoring.classification import suggest_classification
+from ledger.monitoring.migration import migration_matrix
 from ledger.monitoring.rules import servicing_position
 from ledger.protocol.codes import RiskClass
 from ledger.protocol.servicing import ScheduleMethod, allocate
@@ -154,3 +155,44 @@ def test_one_non_performing_loan_of_a_non_retail_debtor_makes_the_other_non_perf
     assert other.floor == RiskClass.SUBSTANDARD
     assert other.criteria[0].code == "debtor_non_performing" and late[:10] in other.criteria[0].text
     assert other.debtor_days_past_due == bad.days_past_due
+
+
+def test_the_migration_matrix_counts_each_loans_class_at_the_start_and_the_end_of_the_period(
+    watch: Watch,
+) -> None:
+    c = watch.world.cast
+    stays = watch.open_loan("m-stays")
+    worsens = watch.open_loan("m-worsens")
+    repaid = watch.open_loan("m-repaid")
+    for loan, amount in ((stays, 100_000_00), (worsens, 300_000_00), (repaid, 50_000_00)):
+        watch.disburse(loan, c.supplier, amount)
+    watch.advance(2 * DAY)
+    start = _today(watch).date()  # the period starts at 00:00 of this day, after the three disbursements
+    watch.advance(DAY)
+    watch.world.ledger.classify(c.bank, loan_id=worsens, risk_class=RiskClass.SUBSTANDARD, reason_hash=h("r"))
+    watch.world.ledger.repay(c.bank, loan_id=repaid, amount=50_000_00, evidence_hash=h("slip"))
+    watch.world.ledger.close_loan(c.bank, loan_id=repaid, status=2, reason_hash=h("closed"))
+    watch.advance(DAY)
+    end = _today(watch).date()
+    watch.sync()
+    with watch.engine.connect() as conn:
+        m = migration_matrix(
+            conn,
+            start=int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()),
+            end=int(datetime(end.year, end.month, end.day, 23, 59, 59, tzinfo=UTC).timestamp()),
+            lender_orgs=[c.bank_org],
+        )
+        other = migration_matrix(conn, start=0, end=2**40, lender_orgs=[c.other_bank_org])
+    assert m.loans == 3
+    assert m.counts["normal"] == {
+        "normal": 1,
+        "special_mention": 0,
+        "substandard": 1,
+        "doubtful": 0,
+        "loss": 0,
+        "repaid": 1,
+    }
+    assert (m.balances["normal"]["substandard"], m.balances["normal"]["repaid"]) == (300_000_00, 50_000_00)
+    assert m.rate("normal", "substandard") == Decimal("0.6667")  # 300,000 of 450,000
+    assert m.rate("substandard", "normal") is None  # nothing started there
+    assert other.loans == 0

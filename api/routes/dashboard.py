@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -38,6 +39,7 @@ from api.services import documents as documents_service
 from api.services import loans as loans_service
 from api.services import lots as lots_service
 from api.services import payments as payments_service
+from api.services import portfolio as portfolio_service
 from api.services import repayments as repayments_service
 from api.services import risk as risk_service
 from api.services.rows import account_names, loan_numbers, org_names
@@ -546,6 +548,31 @@ async def resolve_alert(alert_id: AlertId, request: Request) -> Response:
         return f"Alert {alert_id} resolved."
 
     return await _write(request, action)
+
+
+# ---------------------------------------------------------------------------------------------- migration
+
+
+@router.get("/migration", response_class=HTMLResponse)
+def migration_page(request: Request) -> Response:
+    """The class migration matrix (迁徙率) for a period (default: the 90 days to the chain's date, UTC)."""
+
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        try:
+            end = date.fromisoformat(request.query_params["end"]) if request.query_params.get("end") else None
+            start = (
+                date.fromisoformat(request.query_params["start"])
+                if request.query_params.get("start")
+                else None
+            )
+        except ValueError as exc:
+            raise ValidationError(
+                "dates are YYYY-MM-DD", hint="e.g. ?start=2026-01-01&end=2026-03-31"
+            ) from exc
+        data = portfolio_service.migration(session, caller, start=start, end=end)
+        return _render(request, "migration.html", caller=caller, m=data)
+
+    return _page(request, build)
 
 
 # ---------------------------------------------------------------------------------------------- received
