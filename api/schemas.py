@@ -215,27 +215,6 @@ class RepayRequest(BaseModel):
 RISK_CLASSES = {c.name.lower(): int(c) for c in RiskClass}
 
 
-def _risk(value: Any) -> int:
-    if isinstance(value, str) and value.lower() in RISK_CLASSES:
-        return RISK_CLASSES[value.lower()]
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= max(RiskClass):
-        return value
-    raise ValueError(f"risk class is one of {', '.join(RISK_CLASSES)} (or 0-4)")
-
-
-class ClassifyRequest(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"risk_class": "special_mention", "reason_hash": _EX_HASH}]}
-    )
-
-    risk_class: Annotated[
-        int,
-        BeforeValidator(_risk),
-        WithJsonSchema({"anyOf": [{"type": "string", "enum": list(RISK_CLASSES)}, {"type": "integer"}]}),
-    ]
-    reason_hash: Hash32
-
-
 def _risk_name(value: Any) -> Any:
     """'substandard' (any case) or the RiskClass number; the range is checked by the field."""
     return RISK_CLASSES.get(value.lower(), value) if isinstance(value, str) else value
