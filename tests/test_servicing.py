@@ -428,3 +428,19 @@ def test_one_non_performing_loan_of_a_non_retail_debtor_makes_its_other_loans_no
     ).floor == (RiskClass.NORMAL)
     # a performing other loan changes nothing
     assert suggest(f, [], [DebtorLoan(OTHER, RiskClass.SPECIAL_MENTION, 30)]).floor == RiskClass.NORMAL
+
+
+def test_one_person_classification_is_a_dev_only_setting() -> None:
+    from ledger.config import Settings
+    from ledger.errors import ConfigError
+
+    assert Settings(env="dev", classification_single_person=True).classification_single_person
+    with pytest.raises(ConfigError, match="maker-checker"):
+        Settings(env="test", classification_single_person=True)
+    assert Settings(repayment_allocation_order="interest, penalty,principal").repayment_allocation_order == [
+        "interest",
+        "penalty",
+        "principal",
+    ]
+    with pytest.raises(Exception, match="name each of penalty, interest and principal once"):
+        Settings(repayment_allocation_order="interest,interest,principal")
