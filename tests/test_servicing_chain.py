@@ -154,7 +154,10 @@ def test_one_non_performing_loan_of_a_non_retail_debtor_makes_the_other_non_perf
     assert other.days_past_due == 0
     assert other.floor == RiskClass.SUBSTANDARD
     assert other.criteria[0].code == "debtor_non_performing" and late[:10] in other.criteria[0].text
-    assert other.debtor_days_past_due == bad.days_past_due
+    assert (other.debtor_days_past_due, other.debtor_past_due_since) == (
+        bad.days_past_due,
+        bad.past_due_since,
+    )
 
 
 def test_the_migration_matrix_counts_each_loans_class_at_the_start_and_the_end_of_the_period(

@@ -84,6 +84,7 @@ def suggestion_out(s: Suggestion, current_class: int) -> dict[str, Any]:
         "past_due_since": s.past_due_since.isoformat() if s.past_due_since else None,
         "past_due_what": s.past_due_what or None,
         "debtor_days_past_due": s.debtor_days_past_due,
+        "debtor_past_due_since": s.debtor_past_due_since.isoformat() if s.debtor_past_due_since else None,
         "retail": s.retail,
         "observation": None
         if obs is None

@@ -153,6 +153,7 @@ class DebtorLoan:
     loan_id: str
     risk_class: RiskClass
     days_past_due: int
+    past_due_since: date | None = None
 
     @property
     def non_performing(self) -> bool:
@@ -377,7 +378,7 @@ def suggest(
     others = [o for o in debtor_loans if o.loan_id != facts.loan_id]
     if others and max(o.days_past_due for o in others) > pd.days:
         worst = max(others, key=lambda o: o.days_past_due)
-        debtor_pd = PastDue(worst.days_past_due, None, f"loan {worst.loan_id[:10]}…")
+        debtor_pd = PastDue(worst.days_past_due, worst.past_due_since, f"loan {worst.loan_id[:10]}…")
     if impaired:
         criteria.append(
             Criterion("credit_impaired", NPL, "credit impairment stated by the lender", "信用减值")
@@ -546,7 +547,8 @@ def debtor_loans(conn: sa.Connection, facts: LoanFacts, monitor: Monitor) -> lis
         other = monitor.facts(conn, loan.loan_id, now=facts.now)
         if other is None:
             continue
-        out.append(DebtorLoan(loan.loan_id, RiskClass(int(loan.risk_class)), past_due(other).days))
+        pd = past_due(other)
+        out.append(DebtorLoan(loan.loan_id, RiskClass(int(loan.risk_class)), pd.days, pd.since))
     return out
 
 
