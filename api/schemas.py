@@ -7,7 +7,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from ledger.mirror.models import LoanBase, LotBase
 from ledger.protocol.codes import MAX_BATCH, MAX_MATURITY, MAX_PURPOSE, RiskClass
@@ -125,9 +125,20 @@ class OpenLoanRequest(BaseModel):
     )
     principal: Amount
     currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
-    allowed_purposes: list[Purpose] = Field(min_length=1)
+    allowed_purposes: list[Purpose] | None = Field(
+        None,
+        min_length=1,
+        description="purpose codes the loan allows; left out, the default set of the terms' loan_type "
+        "(the bank's setting)",
+    )
     maturity: Maturity
     terms: LoanTerms = Field(default_factory=LoanTerms)
+
+    @model_validator(mode="after")
+    def _purposes_or_type(self) -> OpenLoanRequest:
+        if self.allowed_purposes is None and self.terms.loan_type is None:
+            raise ValueError("give allowed_purposes, or a terms.loan_type whose default purposes apply")
+        return self
 
 
 class DisburseRequest(BaseModel):

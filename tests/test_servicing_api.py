@@ -128,3 +128,21 @@ def test_the_migration_matrix_is_a_lenders_own_an_auditors_for_all_and_comes_as_
     dashboard_sign_in(api, "bank")
     page = api.http.get("/dashboard/migration", params=params)
     assert page.status_code == 200 and 'id="migration"' in page.text and "100.00%" in page.text
+
+
+def test_a_loan_opened_with_a_type_and_no_purposes_gets_the_types_default_set(api: Api) -> None:
+    body = {
+        "loan_number": "LN-2026-0804",
+        "borrower": api.address("borrower"),
+        "principal": "5000.00",
+        "maturity": "2099-01-01",
+        "terms": {"loan_type": "working_capital"},
+    }
+    r = api.post("bank", "/v1/loans?wait=true", body)
+    assert r.status_code == 201, r.text
+    loan = api.get("bank", "/v1/loans/LN-2026-0804").json()
+    codes = {c for c in range(32) if int(loan["allowed_purposes"]) >> c & 1}
+    assert codes == {1, 2, 4, 5, 6, 7, 9, 10, 11}  # operating uses; no construction, no real estate
+    r = api.post("bank", "/v1/loans", body | {"loan_number": "LN-2026-0805", "terms": {}})
+    assert r.status_code == 422
+    assert "give allowed_purposes, or a terms.loan_type" in r.text

@@ -40,6 +40,7 @@ from ledger.mirror.models import LoanPublic
 from ledger.mirror.read import Mirror
 from ledger.monitoring.monitor import Monitor
 from ledger.monitoring.rules import past_due, servicing_position
+from ledger.protocol.loantypes import parse_policies, policy_for
 from ledger.protocol.terms import CarriedArrears
 from ledger.store.offchain import LoanMetadata, LoanOpening, terms_hash
 
@@ -363,6 +364,11 @@ def open_loan(session: Session, write: Write, body: OpenLoanRequest) -> JSONResp
     policy.require(caller, "loans.open")
     terms = body.terms.document()
     thash = terms_hash(terms)
+    purposes = body.allowed_purposes
+    if purposes is None:  # the loan type's default set, as this bank configured it
+        assert body.terms.loan_type is not None  # the request model makes sure
+        table = parse_policies(services.settings.loan_type_policies)
+        purposes = sorted(policy_for(body.terms.loan_type, caller.org_id, table).allowed)
 
     def action(ledger: LedgerContract) -> Outcome:
         opening = _reserve_opening(services, caller, body.loan_number, write.idempotency_key)
@@ -378,7 +384,7 @@ def open_loan(session: Session, write: Write, body: OpenLoanRequest) -> JSONResp
                 borrower_ref=borrower_ref,
                 principal=body.principal,
                 currency=body.currency,
-                allowed_purposes=body.allowed_purposes,
+                allowed_purposes=purposes,
                 maturity=body.maturity,
                 terms_hash=thash,
             )
