@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.errors import ValidationError
-from ledger.monitoring.classification import DebtorLoan, check_against_floor, suggest
+from ledger.monitoring.classification import DebtorLoan, Suggestion, check_against_floor, suggest
 from ledger.monitoring.rules import LoanFacts, RecordFact, TermsChangeFact, past_due, servicing_position
 from ledger.protocol.codes import LoanStatus, RiskClass
 from ledger.protocol.servicing import (
@@ -444,3 +444,48 @@ def test_one_person_classification_is_a_dev_only_setting() -> None:
     ]
     with pytest.raises(Exception, match="name each of penalty, interest and principal once"):
         Settings(repayment_allocation_order="interest,interest,principal")
+
+
+def test_a_loan_non_performing_when_restructured_stays_so_until_the_period_ends_and_it_is_cured() -> None:
+    changed = date(2025, 1, 15)
+    base = _schedule_terms(date(2025, 2, 1))
+    terms = LoanTerms(
+        **{**base.model_dump(), "carried_arrears": {"since": date(2024, 12, 1), "amount": 5_000_00}}
+    )
+    items = terms.schedule(1_200_000_00)
+    change = TermsChangeFact(
+        block_number=50,
+        log_index=0,
+        timestamp=ts(changed),
+        maturity=ts(date(2027, 12, 31)),
+        change=1,
+        financial_difficulty=True,
+        previous_maturity=ts(date(2027, 12, 31)),
+        outstanding=1_200_000_00,
+    )
+    history = [(40, int(RiskClass.SUBSTANDARD))]  # classified 次级 before the change
+    arrears = [(changed + timedelta(days=3), 0, 5_000_00)]  # the carried arrears, paid after the change
+
+    def at(n: int) -> Suggestion:
+        paid = arrears + [(i.due_date, i.principal, i.interest) for i in items[:n]]
+        today = items[n - 1].due_date + timedelta(days=1)
+        return suggest(
+            facts(
+                terms,
+                today,
+                repaid=paid,
+                changes=[change],
+                risk_class=RiskClass.SUBSTANDARD,
+                class_history=history,
+            ),
+            [],
+        )
+
+    during = at(4)
+    assert during.observation is not None and during.observation.non_performing_at_restructuring
+    assert during.floor == RiskClass.SUBSTANDARD
+    assert "restructured_non_performing" in {c.code for c in during.criteria}
+    after = at(16)  # past the year (and two periods) since 2025-02-01, every payment on time
+    assert after.observation is not None and after.observation.ended
+    assert not {"restructured", "restructured_non_performing"} & {c.code for c in after.criteria}
+    assert (after.cured, after.floor) == (True, RiskClass.NORMAL)

@@ -435,13 +435,15 @@ def suggest(
                     "重组资产（观察期内）",
                 )
             )
-        if npl_then:
+        # Non-performing when restructured: stays so through the observation period, and after it until
+        # the upgrade conditions hold.
+        if npl_then and (not observation.ended or _cure(facts, others, retail)):
             criteria.append(
                 Criterion(
                     "restructured_non_performing",
                     NPL,
-                    "non-performing when restructured: stays non-performing until the upgrade "
-                    "conditions hold",
+                    "non-performing when restructured: stays non-performing through the observation period "
+                    "and until the upgrade conditions hold",
                     "重组前已不良",
                 )
             )
