@@ -199,3 +199,16 @@ def test_the_migration_matrix_counts_each_loans_class_at_the_start_and_the_end_o
     assert m.rate("normal", "substandard") == Decimal("0.6667")  # 300,000 of 450,000
     assert m.rate("substandard", "normal") is None  # nothing started there
     assert other.loans == 0
+
+
+def test_repayments_stay_within_the_gas_budget(watch: Watch) -> None:
+    """Issue 18: a repayment costs at most 1.3x the 45,000 gas `repay` cost before the split went on chain."""
+    c = watch.world.cast
+    loan = watch.open_loan("gas")
+    watch.disburse(loan, c.supplier, 1_000_000_00)
+    budget = 45_000 * 13 // 10
+    plain = watch.world.ledger.repay(c.bank, loan_id=loan, amount=1_000_00, evidence_hash=h("slip-1"))
+    split = watch.world.ledger.repay_allocated(
+        c.bank, loan_id=loan, principal=1_000_00, interest=2_345_67, penalty=89_01, evidence_hash=h("slip-2")
+    )
+    assert plain.gas_used <= budget and split.gas_used <= budget, (plain.gas_used, split.gas_used)
