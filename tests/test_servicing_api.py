@@ -11,6 +11,8 @@ from api_support import Api, dashboard_sign_in
 
 from ledger.protocol.servicing import DayCount, period_interest
 
+ZERO_HASH = "0x" + "00" * 32
+
 
 def _chain_date(api: Api) -> datetime:
     return datetime.fromtimestamp(api.world.ledger.client.get_header().timestamp, UTC)
@@ -146,3 +148,28 @@ def test_a_loan_opened_with_a_type_and_no_purposes_gets_the_types_default_set(ap
     r = api.post("bank", "/v1/loans", body | {"loan_number": "LN-2026-0805", "terms": {}})
     assert r.status_code == 422
     assert "give allowed_purposes, or a terms.loan_type" in r.text
+
+
+def test_a_split_is_refused_while_the_mirror_has_not_seen_the_loans_last_change(api: Api) -> None:
+    today = _chain_date(api).date()
+    terms = {
+        "loan_type": "working_capital",
+        "interest": {
+            "method": "interest_only",
+            "annual_rate": "0.05",
+            "start_date": (today - timedelta(days=40)).isoformat(),
+            "first_due_date": (today - timedelta(days=10)).isoformat(),
+            "periods": 6,
+        },
+    }
+    api.open_loan(loan_number="LN-2026-0806", principal="100000.00", terms=terms)
+    api.disburse("LN-2026-0806", "supplier", "100000.00")
+    loan_id = api.get("bank", "/v1/loans/LN-2026-0806").json()["loan_id"]
+    api.indexer.stop_event.set()  # the mirror stops here (the fixture closes the indexer afterwards)
+    api.indexer.thread.join(timeout=30)
+    api.world.ledger.repay_allocated(
+        api.accounts["bank"], loan_id=loan_id, principal=0, interest=1_00, penalty=0, evidence_hash=ZERO_HASH
+    )
+    r = api.post("bank", "/v1/loans/LN-2026-0806/repayments", {"amount": "500.00"})
+    assert r.status_code == 409, r.text
+    assert "changed on chain after the mirror's last view of it" in r.json()["message"]

@@ -23,6 +23,8 @@ from api.services.access import check_lender, loan_for, resolve_loan_id
 from api.services.rows import records
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
+from ledger.errors import ConflictError
+from ledger.mirror.read import Mirror
 from ledger.monitoring.monitor import Monitor
 from ledger.monitoring.rules import servicing_position
 from ledger.protocol.servicing import Allocation, allocate
@@ -43,6 +45,16 @@ def plan_repayment(session: Session, services: Services, loan_id: str, amount: i
     pos = servicing_position(facts, datetime.fromtimestamp(now, UTC).date())
     if pos is None:
         return Allocation(amount, 0, 0, amount)
+    if facts.terms is not None and facts.terms.interest is not None:
+        # The split is worked out from the mirror: it must have seen the loan's every change (an earlier
+        # repayment not mirrored yet would be asked for again).
+        mirrored = Mirror(session).loan(loan_id)
+        if mirrored is None or mirrored.head.lower() != services.ledger.head_of(loan_id).lower():
+            raise ConflictError(
+                f"loan {loan_id} changed on chain after the mirror's last view of it, so what is due cannot "
+                "be worked out yet",
+                hint="retry in a moment (send the previous write with ?wait=true to wait for the mirror)",
+            )
     order = services.settings.repayment_allocation_order
     owed = pos.penalty_due + pos.interest_due + facts.outstanding
     if amount > owed:  # the contract refuses the excess principal, naming what is outstanding
