@@ -637,12 +637,33 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         _requireOpen(loanId, loan.status);
         if (change > _MAX_TERMS_CHANGE) revert LedgerInvalidTermsChange(change);
         if (maturity <= block.timestamp) revert LedgerMaturityInPast(maturity, block.timestamp);
+        // What stood before the change goes into the event: days past due are never reset by it.
+        uint40 previousMaturity = loan.maturity;
+        uint256 outstanding = loan.disbursed - loan.repaid;
         loan.maturity = maturity;
         loan.termsHash = termsHash;
         bytes32 head = _extendLoan(
             loanId,
-            abi.encode(EventKind.TermsChanged, loanId, maturity, termsHash, change, financialDifficulty)
+            abi.encode(
+                EventKind.TermsChanged,
+                loanId,
+                maturity,
+                termsHash,
+                change,
+                financialDifficulty,
+                previousMaturity,
+                outstanding
+            )
         );
-        emit TermsChanged(loanId, maturity, termsHash, change, financialDifficulty, head);
+        emit TermsChanged(
+            loanId,
+            maturity,
+            termsHash,
+            change,
+            financialDifficulty,
+            previousMaturity,
+            outstanding,
+            head
+        );
     }
 }

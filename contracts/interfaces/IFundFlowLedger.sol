@@ -582,6 +582,8 @@ interface IFundFlowLedger {
     /// @param change 0 = extension, 1 = grace period, 2 = other change of terms, 3 = collateral released,
     /// 4 = collateral substituted
     /// @param financialDifficulty Whether the change is granted to a debtor in financial difficulty
+    /// @param previousMaturity The maturity before the change (days past due count on from it if it had passed)
+    /// @param outstanding Principal outstanding at the change (disbursed minus repaid)
     /// @param head The loan's head after this step
     event TermsChanged(
         LoanId indexed loanId,
@@ -589,6 +591,8 @@ interface IFundFlowLedger {
         bytes32 termsHash,
         uint8 change,
         bool financialDifficulty,
+        uint40 previousMaturity,
+        uint256 outstanding,
         bytes32 head
     );
 

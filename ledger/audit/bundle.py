@@ -187,6 +187,8 @@ EVENT_INPUTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
         ("termsHash", "bytes32", False),
         ("change", "uint8", False),
         ("financialDifficulty", "bool", False),
+        ("previousMaturity", "uint40", False),
+        ("outstanding", "uint256", False),
         ("head", "bytes32", False),
     ),
 }

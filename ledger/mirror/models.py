@@ -402,8 +402,9 @@ class RestructuringBase(_LoanRecord):
     # None for a `LoanRestructured`, which said neither
     change_kind: int | None = Field(default=None)
     financial_difficulty: bool | None = Field(default=None)
-    # the maturity before the change and the principal outstanding at it: days past due are never reset, so
-    # a maturity already passed keeps counting until that principal is repaid
+    # the maturity before the change and the principal outstanding at it (TermsChanged carries both; for a
+    # LoanRestructured, the loan's state before it): days past due are never reset, so a maturity already
+    # passed keeps counting until that principal is repaid
     previous_maturity: int | None = _bigint(default=None)
     outstanding: int | None = _amount(default=None)
 

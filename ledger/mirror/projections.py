@@ -373,7 +373,12 @@ class _Batch:
                 evidence_hash=args["evidenceHash"],
             )
         elif name == "TermsChanged":
-            previous = loan["maturity"]
+            if loan["disbursed"] - loan["repaid"] != args["outstanding"]:
+                raise _integrity(
+                    event,
+                    f"states {args['outstanding']} outstanding, the mirror has "
+                    f"{loan['disbursed'] - loan['repaid']}",
+                )
             loan["maturity"] = args["maturity"]
             loan["terms_hash"] = args["termsHash"]
             self._record(
@@ -383,8 +388,8 @@ class _Batch:
                 terms_hash=args["termsHash"],
                 change_kind=args["change"],
                 financial_difficulty=args["financialDifficulty"],
-                previous_maturity=previous,
-                outstanding=loan["disbursed"] - loan["repaid"],
+                previous_maturity=args["previousMaturity"],
+                outstanding=args["outstanding"],
             )
         elif name == "LoanClosed":
             loan["status"] = args["status"]

@@ -5,7 +5,8 @@
 - `restructurings.change_kind`, `restructurings.financial_difficulty`: what a `TermsChanged` changed and
   whether the debtor was in financial difficulty (NULL for a `LoanRestructured`, which said neither);
   `previous_maturity`, `outstanding`: the maturity before the change and the principal outstanding at it (days
-  past due are never reset by a change of terms). NULL for rows mirrored before this revision.
+  past due are never reset by a change of terms): `TermsChanged` carries both; for a `LoanRestructured` the
+  projection takes them from the loan's state before it. NULL for rows mirrored before this revision.
 - `classification_proposals`: maker-checker; a class change proposed with a written reason by one lender
   account, sent on chain when a second account of the same bank approves it.
 
