@@ -177,6 +177,10 @@ POLICY: dict[str, Rule] = {
                                     note="the bank's own legal file"),
     "loan.write_off_file": _rule("see the write-off reason and recoveries", lender=YES, auditor=YES,
                                  note="the bank's own decision file"),
+    # -- loan servicing (issue 18)
+    "portfolio.migration": _rule("see class migration (迁徙率)", "caller", **_lenders(OWN), auditor=YES,
+                                 note="own: the bank's own loans"),
+    "loan.classification_proposals": _rule("see class-change proposals (maker-checker)", **_SERVICING),
 }  # fmt: skip
 
 # The action behind every /v1 route (OpenAPI) and every dashboard page or form.
@@ -200,7 +204,6 @@ ROUTES: dict[str, str] = {
     "GET /v1/loans/{loan}/repayments": "loan.repayments",
     "POST /v1/loans/{loan}/repayments": "loan.repay",
     "GET /v1/loans/{loan}/classifications": "loan.risk_class",
-    "POST /v1/loans/{loan}/classifications": "loan.classify",
     "GET /v1/loans/{loan}/collateral": "loan.collateral",
     "POST /v1/loans/{loan}/collateral": "loan.value_collateral",
     "GET /v1/loans/{loan}/attestations": "loan.attestations",
@@ -218,6 +221,13 @@ ROUTES: dict[str, str] = {
     "POST /v1/alerts/{alert_id}/resolve": "alert.handle",
     "GET /v1/loans/{loan}/classification-suggestion": "loan.suggestion",
     "POST /v1/loans/{loan}/classification": "loan.classify",
+    # -- loan servicing (issue 18)
+    "GET /v1/loans/{loan}/classification-proposals": "loan.classification_proposals",
+    "POST /v1/classification-proposals/{proposal_id}/approve": "loan.classify",
+    "POST /v1/classification-proposals/{proposal_id}/reject": "loan.classify",
+    "GET /v1/portfolio/migration": "portfolio.migration",
+    "GET /v1/portfolio/migration.csv": "portfolio.migration",
+    "GET /dashboard/migration": "portfolio.migration",
     "GET /dashboard": "public",
     "GET /dashboard/": "public",
     "GET /dashboard/signin": "public",
@@ -266,6 +276,7 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "guarantees": "loan.guarantees",
     "write-off": "loan.write_off_file",
     "preservation": "loan.preservation_file",
+    "servicing": "loan.suggestion",  # issue 18: days past due, floor and criteria, observation period
 }
 
 _ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}

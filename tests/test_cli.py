@@ -143,6 +143,9 @@ def test_up_stack_tells_the_demo_story_through_the_api_once(
             alerts = http.get("/v1/alerts", params={"loan": "LN-2026-0001"}).json()["items"]
             second = http.get("/v1/alerts", params={"loan": "LN-2026-0002", "limit": 100}).json()["items"]
             visits = http.get("/v1/loans/LN-2026-0001/visits").json()
+            repayments = http.get("/v1/loans/LN-2026-0001/repayments").json()
+            suggestion = http.get("/v1/loans/LN-2026-0001/classification-suggestion").json()
+            summary = http.get("/v1/loans/LN-2026-0001").json()
     finally:
         stack.stop()
     assert len(loans) == 2  # the demo loan and the guarantor's own (issue 19)
@@ -158,6 +161,12 @@ def test_up_stack_tells_the_demo_story_through_the_api_once(
     assert [a["state"] for a in second if a["rule"] == "missed_inspection"] == ["resolved"]
     assert [v["chain_kind"] for v in visits] == ["interview", "site_visit"]
     assert all(v["report_status"] == "verified" for v in visits)
+    # servicing (issue 18): the late interest paid with penalty, an extension under financial difficulty, the
+    # class proposed and approved by a second account
+    assert repayments[0]["interest"] > 0 and repayments[0]["penalty"] > 0
+    assert suggestion["observation"] is not None and suggestion["observation"]["start"] is not None
+    assert suggestion["days_past_due"] == 0 and suggestion["floor_class"] == 1
+    assert summary["risk_class"] == 1
 
 
 def _flatten(trail: dict) -> list[dict]:

@@ -61,6 +61,12 @@ def _args(abi: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
         yield from walk(f"{name}->", entry.get("outputs", []))
 
 
+# The interface's size, pinned: a new error or event must come with its NatSpec (this test) and be counted
+# here. 31 errors / 46 entries before the post-loan file (+1 error, +1 event) and servicing (+1, +2).
+ERRORS = 33
+ENTRIES = 51
+
+
 @pytest.fixture(scope="module")
 def interface() -> CompiledContract:
     return load_contract("IFundFlowLedger")
@@ -77,7 +83,7 @@ def test_every_ledger_error_and_event_has_a_notice_and_documents_each_argument(
 ) -> None:
     output = json.loads(compiled.metadata)["output"]
     entries = [e for e in interface.abi if e["type"] in ("error", "event")]
-    assert len([e for e in entries if e["type"] == "error"]) == 32 and len(entries) == 48
+    assert len([e for e in entries if e["type"] == "error"]) == ERRORS and len(entries) == ENTRIES
     undocumented = []
     for entry in entries:
         kind, signature = entry["type"], _signature(entry)

@@ -89,6 +89,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "recordInspection": _SERVICING,
     "fileRecord": _SERVICING,
     "restructure": _SERVICING,
+    "repayAllocated": _SERVICING,
+    "changeTerms": _SERVICING,
     "attest": (
         NEEDS_AUDITOR,
         NEEDS_AUDITOR,
@@ -125,6 +127,8 @@ EVENT_OF: dict[str, str] = {
     "fileRecord": "RecordFiled",
     "restructure": "LoanRestructured",
     "attest": "TrailAttested",
+    "repayAllocated": "RepaymentApplied",
+    "changeTerms": "TermsChanged",
 }
 
 _ROLE_IDS = {"OPERATOR_ROLE": OPERATOR_ROLE, "LENDER_ROLE": LENDER_ROLE, "AUDITOR_ROLE": AUDITOR_ROLE}

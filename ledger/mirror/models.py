@@ -347,9 +347,12 @@ class ConfirmationPublic(ConfirmationBase):
 
 
 class RepaymentBase(_LoanRecord):
-    amount: int = _amount()
+    amount: int = _amount()  # the part applied to principal
     outstanding: int = _amount()
     evidence_hash: str = _hex()
+    # issue 18: the rest of the split a `RepaymentApplied` records (0 for a principal-only `Repaid`)
+    interest: int = _amount(default=0)
+    penalty: int = _amount(default=0)
 
 
 class Repayment(RepaymentBase, table=True):
@@ -420,6 +423,15 @@ class FileRecordPublic(FileRecordBase):
 class RestructuringBase(_LoanRecord):
     maturity: int = _bigint()
     terms_hash: str = _hex()
+    # issue 18 (`TermsChanged`): what changed (TermsChange) and whether the debtor is in financial difficulty;
+    # None for a `LoanRestructured`, which said neither
+    change_kind: int | None = Field(default=None)
+    financial_difficulty: bool | None = Field(default=None)
+    # the maturity before the change and the principal outstanding at it (TermsChanged carries both; for a
+    # LoanRestructured, the loan's state before it): days past due are never reset, so a maturity already
+    # passed keeps counting until that principal is repaid
+    previous_maturity: int | None = _bigint(default=None)
+    outstanding: int | None = _amount(default=None)
 
 
 class Restructuring(RestructuringBase, table=True):

@@ -439,8 +439,46 @@ class _Batch:
                 "repayments",
                 event,
                 amount=args["amount"],
+                interest=0,
+                penalty=0,
                 outstanding=args["outstanding"],
                 evidence_hash=args["evidenceHash"],
+            )
+        elif name == "RepaymentApplied":
+            loan["repaid"] += args["principal"]
+            if loan["disbursed"] - loan["repaid"] != args["outstanding"]:
+                raise _integrity(
+                    event,
+                    f"states {args['outstanding']} outstanding, the mirror has "
+                    f"{loan['disbursed'] - loan['repaid']}",
+                )
+            self._record(
+                "repayments",
+                event,
+                amount=args["principal"],
+                interest=args["interest"],
+                penalty=args["penalty"],
+                outstanding=args["outstanding"],
+                evidence_hash=args["evidenceHash"],
+            )
+        elif name == "TermsChanged":
+            if loan["disbursed"] - loan["repaid"] != args["outstanding"]:
+                raise _integrity(
+                    event,
+                    f"states {args['outstanding']} outstanding, the mirror has "
+                    f"{loan['disbursed'] - loan['repaid']}",
+                )
+            loan["maturity"] = args["maturity"]
+            loan["terms_hash"] = args["termsHash"]
+            self._record(
+                "restructurings",
+                event,
+                maturity=args["maturity"],
+                terms_hash=args["termsHash"],
+                change_kind=args["change"],
+                financial_difficulty=args["financialDifficulty"],
+                previous_maturity=args["previousMaturity"],
+                outstanding=args["outstanding"],
             )
         elif name == "LoanClosed":
             loan["status"] = args["status"]
@@ -470,9 +508,19 @@ class _Batch:
                 actor=args["actor"],
             )
         elif name == "LoanRestructured":
+            previous = loan["maturity"]
             loan["maturity"] = args["maturity"]
             loan["terms_hash"] = args["termsHash"]
-            self._record("restructurings", event, maturity=args["maturity"], terms_hash=args["termsHash"])
+            self._record(
+                "restructurings",
+                event,
+                maturity=args["maturity"],
+                terms_hash=args["termsHash"],
+                change_kind=None,
+                financial_difficulty=None,
+                previous_maturity=previous,
+                outstanding=loan["disbursed"] - loan["repaid"],
+            )
 
     def _verify(self, event: DecodedEvent, previous: str, checked_after: str | None) -> str:
         if checked_after is not None and checked_after == previous:

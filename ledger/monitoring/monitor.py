@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,6 +50,7 @@ from ledger.monitoring.rules import (
     RecordFact,
     Rule,
     Scope,
+    TermsChangeFact,
     Thresholds,
     days_past_due,
 )
@@ -83,6 +85,7 @@ def load_facts(
     *,
     guarantees: bool = True,
     with_lots: bool = True,
+    penalty_rate_multiplier: Decimal = Decimal("1.5"),
 ) -> LoanFacts | None:
     """One loan's facts from the mirror, with block timestamps; None when the loan is not (any more) there.
     With `guarantees`, the ledger's active guarantees and their guarantors' own days past due too; without
@@ -92,16 +95,33 @@ def load_facts(
     if loan is None:
         return None
     lots = mirror.lots(loan_id) if with_lots else []
-    records = mirror.records(loan_id, ("repayments", "collateral_valuations", "inspections"))
+    records = mirror.records(loan_id, _RECORD_KINDS)
     numbers = {loan.block_number}
     numbers.update(lot.block_number for lot in lots)
     numbers.update(lot.confirmation_block for lot in lots if lot.confirmation_block is not None)
     numbers.update(r.block_number for r in records.repayments)
     numbers.update(r.block_number for r in records.collateral_valuations)
     numbers.update(r.block_number for r in records.inspections)
+    numbers.update(r.block_number for r in records.restructurings)
     stamp = _stamps(mirror, numbers)
     signed = signers_of(conn, [lot.transaction_hash for lot in lots if lot.parent_lot_id is not None])
-    return _loan_facts(conn, mirror, loan, lots, records, stamp, terms, now, signed, guarantees=guarantees)
+    return _loan_facts(
+        conn,
+        mirror,
+        loan,
+        lots,
+        records,
+        stamp,
+        terms,
+        now,
+        signed,
+        guarantees=guarantees,
+        penalty_rate_multiplier=penalty_rate_multiplier,
+    )
+
+
+# The records the rules read: servicing (repayments, restructurings, classifications) and the post-loan file.
+_RECORD_KINDS = ("repayments", "collateral_valuations", "inspections", "restructurings", "classifications")
 
 
 def _stamps(mirror: Mirror, numbers: Iterable[int | None]) -> Callable[[int], int]:
@@ -147,6 +167,7 @@ def _loan_facts(
     signed: Mapping[str, str],
     *,
     guarantees: bool = True,
+    penalty_rate_multiplier: Decimal = Decimal("1.5"),
 ) -> LoanFacts:
     """The rules' view of one loan from its mirrored rows; `terms` gives any loan's terms (the guarantee
     book asks for the guarantors' own loans)."""
@@ -164,7 +185,14 @@ def _loan_facts(
         opened_at=stamp(loan.block_number),
         lots=[_lot_fact(lot, stamp, signed) for lot in lots],
         repayments=[
-            RecordFact(r.block_number, r.log_index, stamp(r.block_number), int(r.amount))
+            RecordFact(
+                r.block_number,
+                r.log_index,
+                stamp(r.block_number),
+                int(r.amount),
+                interest=int(r.interest or 0),
+                penalty=int(r.penalty or 0),
+            )
             for r in records.repayments
         ],
         valuations=[
@@ -179,14 +207,34 @@ def _loan_facts(
         now=now,
         lender_accounts=frozenset(a.lower() for a in mirror.org_accounts(loan.lender_org)),
         risk_class=int(loan.risk_class),
-        guarantees=load_book(conn, lambda party: _borrower_days_past_due(conn, party, terms, now))
+        guarantees=load_book(
+            conn,
+            lambda party: _borrower_days_past_due(conn, party, terms, now, penalty_rate_multiplier),
+        )
         if guarantees
         else None,
         preservation=load_cases(conn, loan.loan_id),
+        terms_changes=[
+            TermsChangeFact(
+                r.block_number,
+                r.log_index,
+                stamp(r.block_number),
+                int(r.maturity),
+                r.change_kind,
+                r.financial_difficulty,
+                None if r.previous_maturity is None else int(r.previous_maturity),
+                None if r.outstanding is None else int(r.outstanding),
+            )
+            for r in records.restructurings
+        ],
+        class_history=[(int(r.block_number), int(r.risk_class)) for r in records.classifications],
+        penalty_rate_multiplier=penalty_rate_multiplier,
     )
 
 
-def _borrower_days_past_due(conn: sa.Connection, borrower: str, terms: TermsProvider, now: int) -> int:
+def _borrower_days_past_due(
+    conn: sa.Connection, borrower: str, terms: TermsProvider, now: int, multiplier: Decimal
+) -> int:
     """The most days past due of `borrower`'s open loans in this ledger (0 if none is late)."""
     loans = sa.table("loans", sa.column("loan_id"), sa.column("borrower"), sa.column("status"))
     ids = conn.execute(
@@ -196,7 +244,15 @@ def _borrower_days_past_due(conn: sa.Connection, borrower: str, terms: TermsProv
     ).scalars()
     days = 0
     for loan_id in ids:
-        facts = load_facts(conn, str(loan_id), terms, now, guarantees=False, with_lots=False)
+        facts = load_facts(
+            conn,
+            str(loan_id),
+            terms,
+            now,
+            guarantees=False,
+            with_lots=False,
+            penalty_rate_multiplier=multiplier,
+        )
         if facts is not None:
             days = max(days, days_past_due(facts))
     return days
@@ -291,7 +347,9 @@ class Monitor:
     def facts(self, conn: sa.Connection, loan_id: str, *, now: int | None = None) -> LoanFacts | None:
         clock = now if now is not None else self._clock(conn)
         terms = self.terms or db_terms_provider(conn)
-        return load_facts(conn, loan_id, terms, clock or 0)
+        return load_facts(
+            conn, loan_id, terms, clock or 0, penalty_rate_multiplier=self.thresholds.penalty_rate_multiplier
+        )
 
     def evaluate(
         self, conn: sa.Connection, loan_ids: Iterable[str], *, now: int | None = None
@@ -306,7 +364,9 @@ class Monitor:
         terms = self.terms or db_terms_provider(conn)
         tip = Mirror(conn).tip()
         for loan_id in ids:
-            facts = load_facts(conn, loan_id, terms, clock)
+            facts = load_facts(
+                conn, loan_id, terms, clock, penalty_rate_multiplier=self.thresholds.penalty_rate_multiplier
+            )
             self._evaluate_loan(conn, loan_id, facts, -1 if tip is None else int(tip), clock, result)
         return result
 
@@ -339,7 +399,13 @@ class Monitor:
             if change is not None and not change.whole and not whole:
                 runs = self._slices(conn, mirror, loan_id, change, terms, clock, top)
             if runs is None:
-                facts = load_facts(conn, loan_id, terms, clock)
+                facts = load_facts(
+                    conn,
+                    loan_id,
+                    terms,
+                    clock,
+                    penalty_rate_multiplier=self.thresholds.penalty_rate_multiplier,
+                )
                 self._evaluate_loan(conn, loan_id, facts, top, clock, result)
                 continue
             # The alerts of the causes in scope: one query per set of causes (the rules of a scope share it).
@@ -378,7 +444,7 @@ class Monitor:
             return None
         th = self.thresholds
         loan_terms = terms(loan_id)
-        records = mirror.records(loan_id, ("repayments", "collateral_valuations", "inspections"))
+        records = mirror.records(loan_id, _RECORD_KINDS)
 
         def of_loan(rows: Iterable[Any]) -> dict[str, Any]:
             return {r.lot_id: r for r in rows if r.loan_id == loan_id}
@@ -394,7 +460,12 @@ class Monitor:
             lots.update(found)
             frontier = {r.parent_lot_id for r in found.values() if r.parent_lot_id}
         numbers: set[int | None] = {loan.block_number, tip}
-        for kind in (records.repayments, records.collateral_valuations, records.inspections):
+        for kind in (
+            records.repayments,
+            records.collateral_valuations,
+            records.inspections,
+            records.restructurings,
+        ):
             numbers.update(r.block_number for r in kind)
         for r in lots.values():
             numbers.update((r.block_number, r.confirmation_block))
@@ -438,7 +509,18 @@ class Monitor:
 
         rows_seen = [*lots.values(), *extra]
         signed = signers_of(conn, [r.transaction_hash for r in rows_seen if r.parent_lot_id is not None])
-        base = _loan_facts(conn, mirror, loan, [], records, stamp, terms, clock, signed)
+        base = _loan_facts(
+            conn,
+            mirror,
+            loan,
+            [],
+            records,
+            stamp,
+            terms,
+            clock,
+            signed,
+            penalty_rate_multiplier=self.thresholds.penalty_rate_multiplier,
+        )
 
         def facts(rows: Iterable[Any]) -> LoanFacts:
             ordered = sorted(
@@ -448,7 +530,8 @@ class Monitor:
 
         slices: dict[Scope, tuple[LoanFacts, set[str] | None]] = {
             Scope.LOAN: (base, None),
-            Scope.LOT: (facts(lots.values()), set(change.lots)),
+            # A payment changes its parent too (remaining, answer): the parent's causes are re-checked.
+            Scope.LOT: (facts(lots.values()), set(change.lots) | (change.parents & lots.keys())),
             Scope.DISBURSEMENT: (
                 facts(r for rows in disbursements.values() for r in rows),
                 {i for i in change.lots | change.parents if i in disbursements or i not in lots},
