@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -58,6 +59,17 @@ _TAKE_OVER = (
     sa.update(idem_t)
     .where(idem_t.c.id == sa.bindparam("w_id"), idem_t.c.state == "unconfirmed")
     .values(state="pending")
+)
+# A pending row whose lease ran out: its sender died (a replica killed mid-write). created_at is the time the
+# key was last claimed; taking it over claims it anew, so of several retries exactly one resumes.
+_TAKE_OVER_STALE = (
+    sa.update(idem_t)
+    .where(
+        idem_t.c.id == sa.bindparam("w_id"),
+        idem_t.c.state == "pending",
+        idem_t.c.created_at < sa.bindparam("w_cutoff"),
+    )
+    .values(created_at=sa.bindparam("w_now"))
 )
 
 
@@ -156,6 +168,19 @@ def _reserve(services: Services, caller: Caller, key: str, digest: str) -> dict[
             if taken == 1:
                 return dict(row._mapping) | {"state": "resume"}
             continue
+        if row.state == "pending" and _lease_ran_out(services, row.created_at):
+            # Its sender is gone (a replica killed mid-write): every transaction it signed was journaled
+            # before broadcast, so resuming resends exactly those, and a sender that signed none sent none.
+            now = datetime.now(UTC)
+            cutoff = now - timedelta(seconds=services.settings.idempotency_lease)
+            with services.engine.begin() as conn:
+                taken = conn.execute(
+                    _TAKE_OVER_STALE, {"w_id": row.id, "w_cutoff": cutoff, "w_now": now}
+                ).rowcount
+            if taken == 1:
+                log.warning("taking over an Idempotency-Key whose sender stopped mid-write")
+                return dict(row._mapping) | {"state": "resume"}
+            continue
         if time.monotonic() >= deadline:
             raise ConflictError(
                 f"A request with Idempotency-Key {key!r} is still being processed.",
@@ -165,9 +190,13 @@ def _reserve(services: Services, caller: Caller, key: str, digest: str) -> dict[
 
 
 def _created() -> dict[str, Any]:
-    from datetime import UTC, datetime
-
     return {"created_at": datetime.now(UTC)}
+
+
+def _lease_ran_out(services: Services, claimed_at: datetime) -> bool:
+    if claimed_at.tzinfo is None:  # SQLite hands back naive UTC
+        claimed_at = claimed_at.replace(tzinfo=UTC)
+    return datetime.now(UTC) - claimed_at > timedelta(seconds=services.settings.idempotency_lease)
 
 
 def _finish(services: Services, caller: Caller, key: str, status: int, body: dict[str, Any]) -> None:
