@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
