@@ -12,7 +12,6 @@ Every child runs in one process group of its own and gets SIGKILL from the kerne
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import secrets
 import shutil
@@ -27,7 +26,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from ledger.chain.localchain import LocalChain, free_port
+from ledger.chain.localchain import LocalChain, die_with_parent, free_port
 from ledger.config import Settings
 from ledger.errors import FundflowError
 from ledger.store.db import create_db_engine, migrate
@@ -35,12 +34,6 @@ from ledger.store.db import create_db_engine, migrate
 __all__ = ["DEFAULT_SERVER_URL", "Cluster", "Member", "haproxy_config"]
 
 DEFAULT_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    with contextlib.suppress(OSError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
@@ -164,7 +157,9 @@ class Cluster:
 
     def _start_chain(self) -> None:
         if self.settings.starts_local_chain:
-            self.chain = LocalChain(self.settings.chain_port, log_path=self.dir / "chain.log").start()
+            self.chain = LocalChain(
+                self.settings.chain_port, log_path=self.dir / "chain.log", die_with_parent=True
+            ).start()
 
     @property
     def chain_url(self) -> str:
@@ -243,7 +238,7 @@ class Cluster:
                 stdin=subprocess.DEVNULL,
                 env=self.env(member.name),
                 process_group=self._pgid or 0,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         finally:
             out.close()
@@ -271,13 +266,12 @@ class Cluster:
         self._spawn(Member("haproxy", [binary, "-db", "-f", str(config)], self.dir / "haproxy.log"))
         self.wait_for(lambda: self._answers(self.url), 20, f"HAProxy on {self.url}")
 
-    def seed_demo(self) -> tuple[dict[str, str], dict[str, str], dict[str, object]]:
-        """Onboard the demo cast (operator, on chain) and tell the demo story through the balancer:
-        (tokens, addresses, the demo loan)."""
+    def onboard(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Register the demo cast on chain (operator) with an API token each: (tokens, addresses)."""
         from eth_account import Account
 
         from fundflow.compose import chain_client
-        from fundflow.demo import onboard_demo, seed_demo_via_api
+        from fundflow.demo import onboard_demo
         from ledger.chain.deploy import Deployment, connect
         from ledger.chain.keystore import Keystore
         from ledger.chain.participants import Directory
@@ -288,7 +282,7 @@ class Cluster:
         keystore = Keystore(s.keystore_dir, s.passphrase(), scrypt_n=s.keystore_scrypt_n)
         engine = create_db_engine(self.database_url)
         try:
-            tokens, addresses = onboard_demo(
+            return onboard_demo(
                 ledger,
                 Account.from_key(s.operator_key.get_secret_value()),
                 Directory(s.participants_file),
@@ -297,9 +291,20 @@ class Cluster:
             )
         finally:
             engine.dispose()
+
+    def seed_demo(self) -> tuple[dict[str, str], dict[str, str], dict[str, object]]:
+        """Onboard the demo cast and tell the demo story through the balancer: (tokens, addresses, loan)."""
+        from fundflow.demo import seed_demo_via_api
+
+        tokens, addresses = self.onboard()
         with httpx.Client(base_url=self.url, timeout=60) as http:
             loan = seed_demo_via_api(http, tokens, addresses)
         return tokens, addresses, loan
+
+    @property
+    def database(self) -> str | None:
+        """The name of the database the cluster created (dropped by `stop`)."""
+        return self._database
 
     # ------------------------------------------------------------------------------------------ watch
 

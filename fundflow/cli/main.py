@@ -270,7 +270,8 @@ def _up_cluster(settings: Settings, replicas: int) -> None:
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         cluster.start()
-        console.print(f"local chain: [bold]{cluster.chain_url}[/]; database {mask_url(cluster.database_url)}")
+        console.print(f"local chain: [bold]{cluster.chain_url}[/]", highlight=False)
+        console.print(f"database {cluster.database} on {mask_url(server)} (dropped on exit)", highlight=False)
         for name, m in cluster.members.items():
             where = f"127.0.0.1:{m.port}" if m.port else ""
             console.print(f"  {name:<10} pid {m.pid:<8} {where}", highlight=False)
