@@ -56,31 +56,33 @@ class Member:
         return self.process is not None and self.process.poll() is None
 
 
-def haproxy_config(port: int, replicas: list[tuple[str, int]], *, stats_socket: Path | None = None) -> str:
+def haproxy_config(port: int, replicas: list[tuple[str, int]]) -> str:
     """HAProxy in front of the replicas. Requests are hashed on the Authorization header (consistent hashing):
-    each participant's writes go to one replica while it is up, so its nonce counter stays right; a replica
-    that fails its health check is taken out within a second and its participants move to the others.
-    Requests without the header (health, dashboard sign-in) go round robin."""
+    each participant's writes go to one replica while it is up, so the nonce counter of its key, kept per
+    process, stays right; requests without the header (health, dashboard sign-in) go round robin. A replica
+    that fails three health checks a second apart is taken out and its participants move to the others; a
+    request whose connection a dead replica refused goes to another at once (nothing reached the dead one).
+    A request a replica accepted is never replayed by the balancer: the client retries it with its
+    Idempotency-Key, which the replicas share through the database."""
     servers = "\n".join(
-        f"    server {name} 127.0.0.1:{p} check inter 500ms fall 1 rise 2 observe layer7 error-limit 1 "
-        "on-error mark-down"
-        for name, p in replicas
+        f"    server {name} 127.0.0.1:{p} check inter 1s fall 3 rise 2" for name, p in replicas
     )
-    socket_line = f"    stats socket {stats_socket} mode 600 level admin\n" if stats_socket else ""
     return f"""# written by `fundflow up --replicas`; regenerated on every start
 global
     maxconn 4096
-{socket_line}
+
 defaults
     mode http
     timeout connect 2s
     timeout client 120s
     timeout server 120s
-    # a replica that refuses the connection (dead) is retried on another; a request it accepted is not
-    # replayed by the balancer: the client retries with its Idempotency-Key
+    timeout check 5s
     retries 2
     option redispatch
-    retry-on conn-failure empty-response
+    retry-on conn-failure
+    # one connection per request to the replicas: uvicorn closes idle kept-alive connections after 5 s, and a
+    # request sent on one just as it closes would come back as a 502
+    option http-server-close
 
 frontend api
     bind 127.0.0.1:{port}

@@ -58,7 +58,7 @@ from ledger.store.db import create_db_engine, migrate  # noqa: E402
 
 console = Console()
 PY = sys.executable
-SECTIONS = ("gas", "writes", "indexer", "reads", "verify", "portability", "api")
+SECTIONS = ("gas", "writes", "indexer", "reads", "verify", "portability", "api", "cluster")
 PG_SERVER = os.environ.get("FUNDFLOW_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -1111,6 +1111,12 @@ imports. API: peak RSS (VmHWM) of the reads API process (uvicorn, its own proces
 and the 4-process read load on the largest database, baseline = its RSS right after start-up.""",
     "portability": """The writes and indexer sections again on anvil (npm `@foundry-rs/anvil`, free gas
 like the Hardhat config); ratios are against the baselines measured on anvil in the same run.""",
+    "cluster": """`scripts/bench_cluster.py`: locust (headless, 127.0.0.1) against `fundflow up --replicas`
+(HAProxy, PostgreSQL, a leader and a standby indexer, Hardhat), 1 replica vs 2, fresh cluster each. Mix per
+user (an enterprise paying its ring neighbour): payment 6, batch of 2 payments 2/1, list received + confirm 2,
+trail 3, list loans 3, verification 1, 50-150 ms think time. Levels of 1..32 users (QUICK 2 and 8), 30 s
+each (QUICK 15 s). Ratio = 2 replicas / 1 replica at the same level. The knee: the first level whose
+throughput grew <15% while p95 grew >=50%.""",
     "api": """`scripts/bench_api.py`, the API benchmark, like for like, on Hardhat and on anvil: the
 product's own server (`fundflow serve`, uvicorn, its own process, SQLite, idempotency rows, decoded events
 in every answer) against a plain web3.py loop (web3's contract object encodes, eth-account signs,
@@ -1143,7 +1149,7 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
         "and keep the others', so a page can mix a full run of some sections with a QUICK run of the rest.",
         "",
     ]
-    order = ["gas", "writes", "indexer", "reads", "verify", "memory", "portability", "api"]
+    order = ["gas", "writes", "indexer", "reads", "verify", "memory", "portability", "api", "cluster"]
     for section in order:
         figs = {k: v for k, v in res.figures.items() if v["section"] == section}
         notes = res.notes.get(section, [])
@@ -1211,6 +1217,51 @@ def _scale_table(figs: dict[str, dict[str, Any]]) -> list[str]:
     return [*out, ""]
 
 
+def section_cluster(res: Results, out: Path, quick: bool) -> None:
+    """scripts/bench_cluster.py: locust against `fundflow up --replicas` behind HAProxy, 1 replica vs 2."""
+    path = out / "cluster.json"
+    path.unlink(missing_ok=True)
+    args = ["--out", str(out)] + (["--quick"] if quick else [])
+    with progress_bar(f"cluster: bench_cluster.py {' '.join(args[2:])}", None):
+        ok = run_script("bench_cluster.py", args, out / "logs/cluster.log")
+    if not ok or not path.exists():
+        res.note(
+            "cluster", f"scripts/bench_cluster.py failed or wrote no JSON; see {out / 'logs/cluster.log'}."
+        )
+        return
+    report = json.loads(path.read_text())
+    runs = report["runs"]
+    single = {lv["users"]: lv["kinds"] for lv in runs["1"]["levels"]}
+    for replicas, run in runs.items():
+        res.note(
+            "cluster", f"{replicas} replica(s): knee at {run['knee_users'] or 'none up to the top'} users."
+        )
+        for level in run["levels"]:
+            users = level["users"]
+            for kind, fig in level["kinds"].items():
+                name = f"cluster.r{replicas}.u{users}.{kind.replace(' ', '_')}"
+                base = single.get(users, {}).get(kind) if replicas != "1" else None
+                extra = {"p95_ms": fig["p95_ms"], "p99_ms": fig["p99_ms"], "failures": fig["failures"]}
+                res.add(
+                    "cluster",
+                    f"{name}.per_s",
+                    fig["per_s"],
+                    "req/s",
+                    baseline=base["per_s"] if base else None,
+                    baseline_name=f"cluster.r1.u{users}.{kind.replace(' ', '_')}.per_s" if base else None,
+                    **extra,
+                )
+                res.add(
+                    "cluster",
+                    f"{name}.p50",
+                    fig["p50_ms"],
+                    "ms",
+                    baseline=base["p50_ms"] if base else None,
+                    baseline_name=f"cluster.r1.u{users}.{kind.replace(' ', '_')}.p50" if base else None,
+                    **extra,
+                )
+
+
 RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "gas": section_gas,
     "writes": section_writes,
@@ -1219,6 +1270,7 @@ RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "verify": section_verify,
     "portability": section_portability,
     "api": section_api,
+    "cluster": section_cluster,
 }
 
 
