@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--replicas", type=int, default=2, help="N, compared with 1")
     args = parser.parse_args()
-    users = [2, 8] if args.quick else [1, 2, 4, 8, 16, 32]
+    users = [2, 8, 24] if args.quick else [1, 2, 4, 8, 16, 32, 64]
     seconds = 15 if args.quick else 30
     work = args.out / "cluster"
     work.mkdir(parents=True, exist_ok=True)
