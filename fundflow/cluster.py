@@ -127,6 +127,12 @@ class Cluster:
     def start(self) -> Cluster:
         if self.replicas < 1:
             raise FundflowError("a cluster needs at least one API replica", hint="--replicas 2")
+        if not self.settings.starts_local_chain:
+            # It deploys a fresh ledger on every start: never on a shared network.
+            raise FundflowError(
+                "the cluster runs on a local chain of its own, and FUNDFLOW_RPC_URL is set",
+                hint="unset FUNDFLOW_RPC_URL for `fundflow up --replicas`",
+            )
         haproxy = shutil.which("haproxy") or next(
             (p for p in ("/usr/sbin/haproxy", "/usr/bin/haproxy") if Path(p).exists()), None
         )
@@ -158,10 +164,9 @@ class Cluster:
         return self
 
     def _start_chain(self) -> None:
-        if self.settings.starts_local_chain:
-            self.chain = LocalChain(
-                self.settings.chain_port, log_path=self.dir / "chain.log", die_with_parent=True
-            ).start()
+        self.chain = LocalChain(
+            self.settings.chain_port, log_path=self.dir / "chain.log", die_with_parent=True
+        ).start()
 
     @property
     def chain_url(self) -> str:
@@ -363,7 +368,8 @@ class Cluster:
     def stop(self) -> None:
         """Stop everything: the balancer first (no new requests), then replicas and indexers, the chain, and
         drop the cluster's database."""
-        order = sorted(self.members.values(), key=lambda m: (m.name != "haproxy", m.name.startswith("idx")))
+        members = self.members.values()
+        order = sorted(members, key=lambda m: (m.name != "haproxy", m.name.startswith("indexer")))
         for m in order:
             if m.running:
                 with contextlib.suppress(ProcessLookupError):
