@@ -222,8 +222,8 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a write holds its Idempotency-Key while it is being processed. A replica that "
         "died mid-write leaves its key pending; a retry with the same key takes it over once the lease ran "
-        "out (resending the write's journaled transactions unchanged, never new ones). Keep it above the "
-        "longest write (a batch waits tx_timeout per transaction).",
+        "out (resending the write's journaled transactions unchanged). Each transaction journaled renews it; "
+        "a sender stalled past it stops before its next broadcast. Keep it above tx_timeout.",
     )
 
     @field_validator("cors_origins", mode="before")

@@ -77,3 +77,32 @@ def test_a_retry_within_the_lease_is_told_the_write_is_still_in_progress(
     assert retry.status_code == 409, retry.text
     assert "still being processed" in retry.json()["message"]
     assert int(api.world.ledger.get_loan(loan).disbursed) == 42000
+
+
+def test_a_sender_stalled_past_its_lease_sends_nothing_once_a_retry_took_its_key(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other half of the lease: a sender that was only stalled (not dead) when a retry took its key over
+    must not broadcast. Its next journal record finds the claim gone and stops before the broadcast."""
+    from ledger.chain.journal import SendJournal
+
+    loan = api.open_loan()["loan_id"]
+    body = {"payee": api.address("supplier"), "amount": "420.00", "purpose": 1}
+    path = f"/v1/loans/{loan}/disbursements?wait=true"
+    taken_at = datetime.now(UTC) + timedelta(seconds=5)
+    original = SendJournal.add
+
+    def retry_takes_the_key_first(journal: SendJournal, tx: Any) -> None:
+        with api.services.engine.begin() as conn:  # what _TAKE_OVER_STALE does for a retry
+            conn.execute(sa.update(idem).where(idem.c.key == "stalled").values(created_at=taken_at))
+        original(journal, tx)
+
+    monkeypatch.setattr(SendJournal, "add", retry_takes_the_key_first)
+    answer = api.post("bank", path, body, key="stalled")
+
+    assert answer.status_code == 409, answer.text
+    assert "taken over by a retry" in answer.json()["message"]
+    assert int(api.world.ledger.get_loan(loan).disbursed) == 0  # nothing was broadcast
+    with api.services.engine.connect() as conn:
+        row = conn.execute(sa.select(idem.c.state, idem.c.txs).where(idem.c.key == "stalled")).one()
+    assert row.state == "pending" and row.txs is None  # the retry's row, untouched by the stalled sender
