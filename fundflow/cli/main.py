@@ -266,8 +266,11 @@ def _up_cluster(settings: Settings, replicas: int) -> None:
 
     server = os.environ.get("FUNDFLOW_CLUSTER_DATABASE_URL") or DEFAULT_SERVER_URL
     cluster = Cluster(settings, replicas=replicas, server_url=server)
-    # SIGTERM ends the run like Ctrl-C, through the finally below.
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM ends the run like Ctrl-C, through the finally below
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         cluster.start()
         console.print(f"local chain: [bold]{cluster.chain_url}[/]", highlight=False)
@@ -296,8 +299,14 @@ def _up_cluster(settings: Settings, replicas: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        cluster.stop()
+        # A second Ctrl-C (make forwards one, impatient hands press twice) must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            cluster.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         console.print("stopped.")
 
 
