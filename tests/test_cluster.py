@@ -381,6 +381,10 @@ def test_stopping_fundflow_up_replicas_leaves_no_process_behind(tmp_path: Path, 
     try:
         if how == "ctrl-c":
             os.killpg(process.pid, signal.SIGINT)  # what the terminal sends its foreground job
+            time.sleep(1.0)
+            # pressed again while it cleans up (make forwards one too): the clean-up must still finish
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
         else:
             process.kill()
         process.wait(timeout=60)
