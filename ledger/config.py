@@ -259,6 +259,15 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins allowed to call the API from a browser (comma-separated); none by default.",
     )
+    # --- issue 23: API replicas that die mid-write
+    idempotency_lease: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a write holds its Idempotency-Key while it is being processed. A replica that "
+        "died mid-write leaves its key pending; a retry with the same key takes it over once the lease ran "
+        "out (resending the write's journaled transactions unchanged). Each transaction journaled renews it; "
+        "a sender stalled past it stops before its next broadcast. Keep it above tx_timeout.",
+    )
 
     # --- issue 20: dates in the bank's time zone -------------------------------------------------------
     bank_timezone: str = Field(

@@ -60,7 +60,7 @@ from ledger.store.db import create_db_engine, migrate  # noqa: E402
 
 console = Console()
 PY = sys.executable
-SECTIONS = ("gas", "writes", "indexer", "reads", "verify", "portability", "api", "tip")
+SECTIONS = ("gas", "writes", "indexer", "reads", "verify", "portability", "api", "tip", "cluster")
 PG_SERVER = os.environ.get("FUNDFLOW_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -1119,6 +1119,12 @@ indexed (forward step, `Indexer.run_once()` with its node round trips) and that 
 Median ms; baseline: the same figure on the 1,000-event loan. N = 1k, 10k, 100k (QUICK: 1k, 10k).""",
     "portability": """The writes and indexer sections again on anvil (npm `@foundry-rs/anvil`, free gas
 like the Hardhat config); ratios are against the baselines measured on anvil in the same run.""",
+    "cluster": """`scripts/bench_cluster.py`: locust (headless, 127.0.0.1) against `fundflow up --replicas`
+(HAProxy, PostgreSQL, a leader and a standby indexer, Hardhat), 1 replica vs 2, a fresh cluster each. Each
+user is an enterprise paying its ring neighbour; task weights: payment 6, batch of 2 payments 1, list
+received + confirm 2, trail 3, list loans 3, verification 1; 50-150 ms think time. Levels of 1..64 users
+(QUICK 2, 8, 24), 30 s each (QUICK 15 s). Ratio = 2 replicas / 1 replica at the same level. The knee: the
+first level whose throughput grew <15% while p95 grew >=50%.""",
     "api": """`scripts/bench_api.py`, the API benchmark, like for like, on Hardhat and on anvil: the
 product's own server (`fundflow serve`, uvicorn, its own process, SQLite, idempotency rows, decoded events
 in every answer) against a plain web3.py loop (web3's contract object encodes, eth-account signs,
@@ -1151,7 +1157,7 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
         "and keep the others', so a page can mix a full run of some sections with a QUICK run of the rest.",
         "",
     ]
-    order = ["gas", "writes", "indexer", "reads", "verify", "memory", "portability", "api", "tip"]
+    order = ["gas", "writes", "indexer", "reads", "verify", "memory", "portability", "api", "tip", "cluster"]
     for section in order:
         figs = {k: v for k, v in res.figures.items() if v["section"] == section}
         notes = res.notes.get(section, [])
@@ -1263,6 +1269,48 @@ def section_tip(res: Results, out: Path, quick: bool) -> None:
     res.note("tip", "Target (issue 24): the largest loan within 2x of the smallest. " + "; ".join(verdicts))
 
 
+# ---------------------------------------------------------------------------------------------- cluster
+
+
+def section_cluster(res: Results, out: Path, quick: bool) -> None:
+    """scripts/bench_cluster.py: locust against `fundflow up --replicas` behind HAProxy, 1 replica vs 2."""
+    path = out / "cluster.json"
+    path.unlink(missing_ok=True)
+    args = ["--out", str(out)] + (["--quick"] if quick else [])
+    with progress_bar(f"cluster: bench_cluster.py {' '.join(args[2:])}", None):
+        ok = run_script("bench_cluster.py", args, out / "logs/cluster.log")
+    if not ok or not path.exists():
+        res.note(
+            "cluster", f"scripts/bench_cluster.py failed or wrote no JSON; see {out / 'logs/cluster.log'}."
+        )
+        return
+    report = json.loads(path.read_text())
+    runs = report["runs"]
+    top = max(report["users"])
+    base_run = {lv["users"]: lv["kinds"] for lv in runs["1"]["levels"]}
+    for replicas, run in runs.items():
+        knee = run["knee_users"] or "none up to the top level"
+        res.note("cluster", f"{replicas} replica(s): knee at {knee} users.")
+        for level in run["levels"]:
+            users = level["users"]
+            # every level's total; each request kind at the highest level only (the page stays readable)
+            kinds = level["kinds"] if users == top else {"total": level["kinds"]["total"]}
+            for kind, fig in kinds.items():
+                stem = f"u{users}.{kind.replace(' ', '_')}"
+                base = base_run.get(users, {}).get(kind) if replicas != "1" else None
+                for key, unit in (("per_s", "req/s"), ("p50_ms", "ms"), ("p95_ms", "ms"), ("p99_ms", "ms")):
+                    res.add(
+                        "cluster",
+                        f"cluster.r{replicas}.{stem}.{key}",
+                        fig[key],
+                        unit,
+                        baseline=base[key] if base else None,
+                        baseline_name=f"cluster.r1.{stem}.{key}" if base else None,
+                        failures=fig["failures"],
+                        requests=fig["requests"],
+                    )
+
+
 RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "gas": section_gas,
     "writes": section_writes,
@@ -1272,6 +1320,7 @@ RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "portability": section_portability,
     "api": section_api,
     "tip": section_tip,
+    "cluster": section_cluster,
 }
 
 
