@@ -14,11 +14,12 @@ NPX := npx --no-install
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help setup compile test lint bench run clean slither .venv node_modules
+.PHONY: help setup compile test lint bench run cluster haproxy clean slither .venv node_modules
 
 help:
 	@echo "make setup    install the Python venv (.venv) and node_modules"
 	@echo "make run      start a local chain, deploy, seed a demo, index and serve the API"
+	@echo "make cluster  the same on PostgreSQL: REPLICAS=2 API replicas behind HAProxy, leader + standby indexer"
 	@echo "make test     run the whole test suite"
 	@echo "make lint     ruff check, ruff format --check, mypy"
 	@echo "make compile  compile contracts/ with Hardhat (offline solc-js)"
@@ -47,7 +48,7 @@ compile: $(NODE_STAMP)
 
 # The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download); a CJK font
 # makes the Chinese labels legible in their screenshots.
-test: setup
+test: setup haproxy
 	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || (apt-get update && apt-get install -y chromium fonts-wqy-zenhei)
 	$(PYTEST)
 
@@ -62,6 +63,15 @@ bench: setup
 
 run: setup
 	$(FUNDFLOW) up
+
+# The cluster (and its tests) put Debian's HAProxy in front of the API replicas.
+haproxy:
+	test -x /usr/sbin/haproxy || command -v haproxy >/dev/null || (apt-get update && apt-get install -y haproxy)
+
+# Needs a PostgreSQL server: FUNDFLOW_CLUSTER_DATABASE_URL (default postgres@127.0.0.1:5432); it creates a
+# database of its own there and drops it on Ctrl-C.
+cluster: setup haproxy
+	$(FUNDFLOW) up --replicas $(or $(REPLICAS),2)
 
 clean:
 	rm -rf artifacts cache var test-artifacts .pytest_cache .mypy_cache .ruff_cache .hypothesis

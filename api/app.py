@@ -15,6 +15,7 @@ from api.routes import (
     alerts,
     attestations,
     audit,
+    class_migration,
     classifications,
     collateral,
     dashboard,
@@ -101,6 +102,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         register,
     ):
         app.include_router(module.router)
+    app.include_router(risk.proposals_router)  # maker-checker approvals (issue 18)
+    app.include_router(class_migration.router)  # class migration, 迁徙率 (issue 18)
     dashboard.install(app)
     docs.install(app)
     return app

@@ -206,6 +206,10 @@ POLICY: dict[str, Rule] = {
     "loan.engagements": _rule("see which third parties are engaged", lender=YES, auditor=YES,
                               **_third_parties(OWN), note="own: a third party sees its own engagement"),
     "loan.engage": _rule("engage and release appraisers, law firms and collection agencies", **_SERVICING),
+    # -- loan servicing (issue 18)
+    "portfolio.migration": _rule("see class migration (迁徙率)", "caller", **_lenders(OWN), auditor=YES,
+                                 note="own: the bank's own loans"),
+    "loan.classification_proposals": _rule("see class-change proposals (maker-checker)", **_SERVICING),
 }  # fmt: skip
 
 # The action behind every /v1 route (OpenAPI) and every dashboard page or form.
@@ -229,7 +233,6 @@ ROUTES: dict[str, str] = {
     "GET /v1/loans/{loan}/repayments": "loan.repayments",
     "POST /v1/loans/{loan}/repayments": "loan.repay",
     "GET /v1/loans/{loan}/classifications": "loan.risk_class",
-    "POST /v1/loans/{loan}/classifications": "loan.classify",
     "GET /v1/loans/{loan}/collateral": "loan.collateral",
     "POST /v1/loans/{loan}/collateral": "loan.value_collateral",
     "GET /v1/loans/{loan}/attestations": "loan.attestations",
@@ -247,6 +250,13 @@ ROUTES: dict[str, str] = {
     "POST /v1/alerts/{alert_id}/resolve": "alert.handle",
     "GET /v1/loans/{loan}/classification-suggestion": "loan.suggestion",
     "POST /v1/loans/{loan}/classification": "loan.classify",
+    # -- loan servicing (issue 18)
+    "GET /v1/loans/{loan}/classification-proposals": "loan.classification_proposals",
+    "POST /v1/classification-proposals/{proposal_id}/approve": "loan.classify",
+    "POST /v1/classification-proposals/{proposal_id}/reject": "loan.classify",
+    "GET /v1/portfolio/migration": "portfolio.migration",
+    "GET /v1/portfolio/migration.csv": "portfolio.migration",
+    "GET /dashboard/migration": "portfolio.migration",
     "GET /dashboard": "public",
     "GET /dashboard/": "public",
     "GET /dashboard/signin": "public",
@@ -305,6 +315,7 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "preservation": "loan.preservation_file",
     "collateral-register": "loan.collateral",
     "engagements": "loan.engagements",
+    "servicing": "loan.suggestion",  # issue 18: days past due, floor and criteria, observation period
 }
 
 _ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR,

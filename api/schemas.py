@@ -144,7 +144,12 @@ class OpenLoanRequest(BaseModel):
     )
     principal: YuanAmount
     currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
-    allowed_purposes: list[Purpose] = Field(min_length=1)
+    allowed_purposes: list[Purpose] | None = Field(
+        None,
+        min_length=1,
+        description="purpose codes the loan allows; left out, the default set of the terms' loan_type "
+        "(the bank's setting)",
+    )
     maturity: Maturity
     terms: LoanTerms = Field(default_factory=LoanTerms)
 
@@ -152,6 +157,12 @@ class OpenLoanRequest(BaseModel):
     @classmethod
     def _yuan_terms(cls, data: Any) -> Any:
         return _terms_amounts_in_yuan(data)
+
+    @model_validator(mode="after")
+    def _purposes_or_type(self) -> OpenLoanRequest:
+        if self.allowed_purposes is None and self.terms.loan_type is None:
+            raise ValueError("give allowed_purposes, or a terms.loan_type whose default purposes apply")
+        return self
 
 
 class DisburseRequest(BaseModel):
@@ -285,27 +296,6 @@ class RepayRequest(BaseModel):
 RISK_CLASSES = {c.name.lower(): int(c) for c in RiskClass}
 
 
-def _risk(value: Any) -> int:
-    if isinstance(value, str) and value.lower() in RISK_CLASSES:
-        return RISK_CLASSES[value.lower()]
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= max(RiskClass):
-        return value
-    raise ValueError(f"risk class is one of {', '.join(RISK_CLASSES)} (or 0-4)")
-
-
-class ClassifyRequest(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"risk_class": "special_mention", "reason_hash": _EX_HASH}]}
-    )
-
-    risk_class: Annotated[
-        int,
-        BeforeValidator(_risk),
-        WithJsonSchema({"anyOf": [{"type": "string", "enum": list(RISK_CLASSES)}, {"type": "integer"}]}),
-    ]
-    reason_hash: Hash32
-
-
 def _risk_name(value: Any) -> Any:
     """'substandard' (any case) or the RiskClass number; the range is checked by the field."""
     return RISK_CLASSES.get(value.lower(), value) if isinstance(value, str) else value
@@ -323,6 +313,55 @@ class ClassificationWithReason(BaseModel):
     reason: str | None = Field(
         None, max_length=8000, description="required when the class differs from the suggestion"
     )
+
+
+# ---- loan servicing (issue 18)
+
+
+class ClassificationProposalRequest(ClassificationWithReason):
+    """A class change proposed by one lender account; a second account of the same bank approves it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "risk_class": "substandard",
+                    "reason": "Main customer filed for bankruptcy on 3 March; receivables at risk.",
+                }
+            ]
+        }
+    )
+
+    capacity_assessed: bool = Field(
+        False,
+        description="upgrading a non-performing loan: the lender assessed that the debtor can keep paying "
+        "(say how in the reason)",
+    )
+    credit_impaired: bool = Field(
+        False, description="the asset is credit-impaired (puts it at 次级 or below)"
+    )
+
+
+class RepayAllocatedRequest(BaseModel):
+    """A repayment in yuan; the API applies it to penalty, interest and principal in the configured order from
+    the loan's schedule and records the split on chain."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"amount": "12500.00", "evidence_hash": _EX_HASH}]}
+    )
+
+    amount: Amount
+    evidence_hash: Hash32 = ZERO_HASH
+
+
+TERMS_CHANGES = {
+    "extension": 0,
+    "grace_period": 1,
+    "other": 2,
+    "collateral_released": 3,
+    "collateral_substituted": 4,
+}
+"""`TermsChanged.change`: what a change of terms changed (collateral release or substitution counts too)."""
 
 
 class CollateralRequest(BaseModel):
@@ -346,11 +385,24 @@ class AttestRequest(BaseModel):
 
 class RestructureRequest(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"maturity": "2028-06-30", "terms": _TERMS_EXAMPLE}]}
+        json_schema_extra={
+            "examples": [{"maturity": "2028-06-30", "terms": _TERMS_EXAMPLE, "financial_difficulty": False}]
+        }
     )
 
     maturity: Maturity
     terms: LoanTerms
+    # ---- issue 18: a change of terms says what changed and whether the debtor is in financial difficulty
+    change: Literal["extension", "grace_period", "other", "collateral_released", "collateral_substituted"] = (
+        Field(
+            "extension",
+            description="what changed; releasing or substituting collateral is a change of terms too",
+        )
+    )
+    financial_difficulty: bool = Field(
+        description="whether the debtor is in financial difficulty: then the loan becomes a restructured "
+        "asset (at least 关注, observation period; days past due are never reset)"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -57,8 +58,37 @@ _DELETE = sa.delete(idem_t).where(_ROW)
 _TAKE_OVER = (
     sa.update(idem_t)
     .where(idem_t.c.id == sa.bindparam("w_id"), idem_t.c.state == "unconfirmed")
-    .values(state="pending")
+    .values(state="pending", created_at=sa.bindparam("w_now"))
 )
+# A pending row whose lease ran out: its sender died (a replica killed mid-write). created_at is the time the
+# key was last claimed; taking it over claims it anew, so of several retries exactly one resumes.
+_TAKE_OVER_STALE = (
+    sa.update(idem_t)
+    .where(
+        idem_t.c.id == sa.bindparam("w_id"),
+        idem_t.c.state == "pending",
+        idem_t.c.created_at < sa.bindparam("w_cutoff"),
+    )
+    .values(created_at=sa.bindparam("w_now"))
+)
+
+
+# Journal a write's transactions only while its claim on the key holds (created_at still the time this
+# process claimed it); each record renews the claim, so the lease runs from the write's last progress.
+_RECORD_CLAIMED = (
+    sa.update(idem_t)
+    .where(_ROW, idem_t.c.state == "pending", idem_t.c.created_at == sa.bindparam("w_claimed"))
+    .values(txs=sa.bindparam("w_txs"), created_at=sa.bindparam("w_now"))
+)
+
+
+@dataclass
+class _Claim:
+    """This process's hold on an Idempotency-Key: when it was taken (or last renewed), and whether a retry
+    took it over because the lease ran out while this process was stalled."""
+
+    at: datetime | None = None
+    lost: bool = False
 
 
 def _row(caller: Caller, key: str) -> dict[str, str]:
@@ -123,19 +153,23 @@ def request_hash(method: str, path: str, body: BaseModel | dict[str, Any] | None
     ).hexdigest()
 
 
-def _reserve(services: Services, caller: Caller, key: str, digest: str) -> dict[str, Any] | None:
+def _reserve(
+    services: Services, caller: Caller, key: str, digest: str, claim: _Claim
+) -> dict[str, Any] | None:
     """Reserve the key; None if we are the sender of a new request, the row with state "resume" if we take
     over an unconfirmed one (its transactions were signed, their fate unknown), else the stored row once it
-    is done."""
+    is done. `claim.at` is set when the key is ours."""
     deadline = time.monotonic() + PENDING_WAIT_SECONDS
     while True:
         try:
+            created = _created()
             with services.engine.begin() as conn:
                 conn.execute(
                     _INSERT,
                     {"caller": caller.address, "key": key, "request_hash": digest, "state": "pending"}
-                    | _created(),
+                    | created,
                 )
+            claim.at = created["created_at"]
             return None
         except sa.exc.IntegrityError:
             pass
@@ -151,9 +185,25 @@ def _reserve(services: Services, caller: Caller, key: str, digest: str) -> dict[
         if row.state == "done":
             return dict(row._mapping)
         if row.state == "unconfirmed":
+            now = datetime.now(UTC)
             with services.engine.begin() as conn:
-                taken = conn.execute(_TAKE_OVER, {"w_id": row.id}).rowcount
+                taken = conn.execute(_TAKE_OVER, {"w_id": row.id, "w_now": now}).rowcount
             if taken == 1:
+                claim.at = now
+                return dict(row._mapping) | {"state": "resume"}
+            continue
+        if row.state == "pending" and _lease_ran_out(services, row.created_at):
+            # Its sender is gone (a replica killed mid-write): every transaction it signed was journaled
+            # before broadcast, so resuming resends exactly those, and a sender that signed none sent none.
+            now = datetime.now(UTC)
+            cutoff = now - timedelta(seconds=services.settings.idempotency_lease)
+            with services.engine.begin() as conn:
+                taken = conn.execute(
+                    _TAKE_OVER_STALE, {"w_id": row.id, "w_cutoff": cutoff, "w_now": now}
+                ).rowcount
+            if taken == 1:
+                log.warning("taking over an Idempotency-Key whose sender stopped mid-write")
+                claim.at = now
                 return dict(row._mapping) | {"state": "resume"}
             continue
         if time.monotonic() >= deadline:
@@ -165,17 +215,37 @@ def _reserve(services: Services, caller: Caller, key: str, digest: str) -> dict[
 
 
 def _created() -> dict[str, Any]:
-    from datetime import UTC, datetime
-
     return {"created_at": datetime.now(UTC)}
+
+
+def _lease_ran_out(services: Services, claimed_at: datetime) -> bool:
+    if claimed_at.tzinfo is None:  # SQLite hands back naive UTC
+        claimed_at = claimed_at.replace(tzinfo=UTC)
+    return datetime.now(UTC) - claimed_at > timedelta(seconds=services.settings.idempotency_lease)
 
 
 def _finish(services: Services, caller: Caller, key: str, status: int, body: dict[str, Any]) -> None:
     _update(services, caller, key, state="done", response_status=status, response_body=body)
 
 
-def _record_txs(services: Services, caller: Caller, key: str, txs: list[SignedTx]) -> None:
-    _update(services, caller, key, txs=[{"tx_hash": t.tx_hash, "raw": t.raw} for t in txs])
+def _record_txs(services: Services, caller: Caller, key: str, txs: list[SignedTx], claim: _Claim) -> None:
+    """Journal `txs` before the newest is broadcast, if the key is still ours; raising stops the broadcast."""
+    now = datetime.now(UTC)
+    values = {
+        "w_txs": [{"tx_hash": t.tx_hash, "raw": t.raw} for t in txs],
+        "w_claimed": claim.at,
+        "w_now": now,
+    }
+    with services.engine.begin() as conn:
+        kept = conn.execute(_RECORD_CLAIMED, _row(caller, key) | values).rowcount == 1
+    if not kept:
+        claim.lost = True
+        raise ConflictError(
+            f"The Idempotency-Key {key!r} was taken over by a retry while this request was stalled past "
+            "its lease; this request stopped before sending anything more.",
+            hint="Retry with the same Idempotency-Key to get the write's answer.",
+        )
+    claim.at = now
 
 
 def _leave_unconfirmed(services: Services, caller: Caller, key: str) -> None:
@@ -220,11 +290,12 @@ def run_write(
     one, the plain contract."""
     digest = request_hash(method, path, body)
     journal: SendJournal | None = None
+    claim = _Claim()
     if idempotency_key is not None:
-        stored = _reserve(services, caller, idempotency_key, digest)
+        stored = _reserve(services, caller, idempotency_key, digest, claim)
         key = idempotency_key
         recorded = [SignedTx(t["tx_hash"], t["raw"]) for t in (stored or {}).get("txs") or []]
-        journal = SendJournal(recorded, lambda txs: _record_txs(services, caller, key, txs))
+        journal = SendJournal(recorded, lambda txs: _record_txs(services, caller, key, txs, claim))
         if stored is not None and stored["state"] == "resume":
             log.info("resuming an unconfirmed write (%d recorded transactions)", len(recorded))
             stored = None
@@ -240,6 +311,7 @@ def run_write(
         refused = isinstance(exc, RpcError) and exc.method == "eth_sendRawTransaction"
         if (
             idempotency_key is not None
+            and not claim.lost
             and journal is not None
             and journal.signed
             and not (refused and len(journal.signed) == 1)
@@ -249,18 +321,19 @@ def run_write(
             return _in_flight_response(exc, idempotency_key)
         # Nothing was signed (sends are estimated first), or the node answered the only send with a
         # refusal: nothing reached the chain, so a retry may send.
-        if idempotency_key is not None:
+        if idempotency_key is not None and not claim.lost:
             _release(services, caller, idempotency_key)
         raise
     except FundflowError as exc:
-        if idempotency_key is not None:
+        # A lost claim: the key is the retry's now, and this request leaves its row alone.
+        if idempotency_key is not None and not claim.lost:
             failed = error_response(exc)
             import json
 
             _finish(services, caller, idempotency_key, failed.status_code, json.loads(bytes(failed.body)))
         raise
     except BaseException:
-        if idempotency_key is not None:
+        if idempotency_key is not None and not claim.lost:
             if journal is not None and journal.signed:
                 _leave_unconfirmed(services, caller, idempotency_key)
             else:

@@ -648,4 +648,76 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
         if (purpose > _MAX_PURPOSE) revert LedgerInvalidPurpose(purpose);
         return (allowed >> purpose) & 1 == 1;
     }
+
+    // ================================================================ loan servicing (issue 18)
+
+    uint8 private constant _MAX_TERMS_CHANGE = 4;
+
+    /// @inheritdoc IFundFlowLedger
+    function repayAllocated(
+        LoanId loanId,
+        uint256 principal,
+        uint256 interest,
+        uint256 penalty,
+        bytes32 evidenceHash
+    ) external whenNotPaused onlyServicer(loanId) {
+        Loan storage loan = _loans[loanId];
+        _requireOpen(loanId, loan.status);
+        // Each part fits the amount type; zero parts are fine, an all-zero repayment is not.
+        if (principal > type(uint64).max) revert LedgerAmountTooLarge(principal, type(uint64).max);
+        if (interest > type(uint64).max) revert LedgerAmountTooLarge(interest, type(uint64).max);
+        if (penalty > type(uint64).max) revert LedgerAmountTooLarge(penalty, type(uint64).max);
+        if (principal + interest + penalty == 0) revert LedgerZeroAmount();
+        uint256 outstanding = loan.disbursed - loan.repaid;
+        if (principal > outstanding) revert LedgerRepaymentExceedsOutstanding(loanId, outstanding, principal);
+        if (principal != 0) loan.repaid += uint64(principal); // interest-only payments leave the slot alone
+        outstanding -= principal;
+        bytes32 head = _extendLoan(
+            loanId,
+            abi.encode(EventKind.RepaymentApplied, loanId, principal, interest, penalty, outstanding, evidenceHash)
+        );
+        emit RepaymentApplied(loanId, principal, interest, penalty, outstanding, evidenceHash, head);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function changeTerms(
+        LoanId loanId,
+        uint40 maturity,
+        bytes32 termsHash,
+        uint8 change,
+        bool financialDifficulty
+    ) external whenNotPaused onlyServicer(loanId) {
+        Loan storage loan = _loans[loanId];
+        _requireOpen(loanId, loan.status);
+        if (change > _MAX_TERMS_CHANGE) revert LedgerInvalidTermsChange(change);
+        if (maturity <= block.timestamp) revert LedgerMaturityInPast(maturity, block.timestamp);
+        // What stood before the change goes into the event: days past due are never reset by it.
+        uint40 previousMaturity = loan.maturity;
+        uint256 outstanding = loan.disbursed - loan.repaid;
+        loan.maturity = maturity;
+        loan.termsHash = termsHash;
+        bytes32 head = _extendLoan(
+            loanId,
+            abi.encode(
+                EventKind.TermsChanged,
+                loanId,
+                maturity,
+                termsHash,
+                change,
+                financialDifficulty,
+                previousMaturity,
+                outstanding
+            )
+        );
+        emit TermsChanged(
+            loanId,
+            maturity,
+            termsHash,
+            change,
+            financialDifficulty,
+            previousMaturity,
+            outstanding,
+            head
+        );
+    }
 }

@@ -1,6 +1,13 @@
 """The demo story, told through the HTTP API: a tech company's R&D project loan paid out in tranches,
 entrusted payments to suppliers, onward payments, confirmations, a dispute, a payment outside the declared
-use, repayments, a classification, a collateral valuation and an audit attestation.
+use, a collateral valuation, servicing (quarterly interest at 4.35%; the first quarter's interest paid late,
+with penalty interest; a principal repayment; an extension granted because the borrower is in financial
+difficulty), the resulting class proposed by the loan officer and approved by the bank's risk officer
+(maker-checker), and an audit attestation.
+
+The loan was booked in the bank's core system four months before it was brought onto the ledger (a pilot
+migration): its interest runs from that value date, so its first quarterly interest date has already passed
+when the story starts.
 
 Participants are onboarded on chain by the operator (library call: registering organisations is not an API
 action); everything else goes through `http` (an httpx client pointed at the running API). Every POST carries
@@ -10,6 +17,7 @@ a fixed Idempotency-Key, so seeding again records nothing twice.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,7 +32,7 @@ from ledger.errors import FundflowError
 from ledger.protocol.purposes import Purpose
 from ledger.store.offchain import create_token
 
-__all__ = ["DEMO_LOAN", "PARTICIPANTS", "SHELL_NAMES", "seed_demo_via_api"]
+__all__ = ["DEMO_LOAN", "PARTICIPANTS", "RISK_OFFICER", "SHELL_NAMES", "seed_demo_via_api"]
 
 DEMO_LOAN = "LN-2026-0001"
 PARTICIPANTS: list[tuple[str, str]] = [
@@ -47,6 +55,8 @@ SHELL_NAMES = {  # the README walkthrough's shell variable for each participant'
     "Harbor Audit Partners": "AUDITOR",
     "Westlake Appraisal Co": "APPRAISER",
 }
+RISK_OFFICER = "Lakeside Commercial Bank (risk officer)"
+"""A second lender account of the bank: approves the loan officer's class changes (maker-checker)."""
 
 
 def onboard_demo(
@@ -59,6 +69,11 @@ def onboard_demo(
         _, address = onboard(ledger, operator, directory, keystore, name=name, role=role)
         addresses[name] = address
         tokens[name] = create_token(engine, participant=name, key_name=slugify(name), address=address)
+    bank = PARTICIPANTS[0][0]
+    key = slugify(bank) + "-risk"
+    _, address = onboard(ledger, operator, directory, keystore, name=bank, role="lender", key_name=key)
+    addresses[RISK_OFFICER] = address
+    tokens[RISK_OFFICER] = create_token(engine, participant=bank, key_name=key, address=address)
     return tokens, addresses
 
 
@@ -104,6 +119,25 @@ def seed_demo_via_api(
 
     contract = api.upload(bank, "loan-contract.txt", "R&D project loan agreement LN-2026-0001 (demo)")
     year = time.gmtime().tm_year + 1
+    today = datetime.now(UTC).date()
+    interest = {
+        "method": "interest_only",  # 先息后本: interest quarterly, principal at the end
+        "annual_rate": "0.0435",
+        "day_count": "ACT/365",
+        "start_date": (today - timedelta(days=120)).isoformat(),  # value date in the core system
+        "first_due_date": (today - timedelta(days=30)).isoformat(),
+        "periods": 8,
+        "period_months": 3,
+        "grace_days": 3,
+    }
+    terms: dict[str, Any] = {
+        "loan_type": "project",
+        "interest": interest,
+        "inspection_schedule": [{"due": f"{year}-03-31", "kind": "site_visit"}],
+        "counterparties": [addresses[electronics], addresses[core], addresses[steel]],
+        "approval_threshold": "1000000.00",
+        "contract_document": contract,
+    }
     api.post(
         bank,
         "/v1/loans",
@@ -121,16 +155,7 @@ def seed_demo_via_api(
                 Purpose.LOGISTICS,
             ],
             "maturity": f"{year + 1}-06-30",
-            "terms": {
-                "repayment_schedule": [
-                    {"due": f"{year}-06-30", "amount": "3000000.00"},
-                    {"due": f"{year + 1}-06-30", "amount": "5000000.00"},
-                ],
-                "inspection_schedule": [{"due": f"{year}-03-31", "kind": "site_visit"}],
-                "counterparties": [addresses[electronics], addresses[core], addresses[steel]],
-                "approval_threshold": "1000000.00",
-                "contract_document": contract,
-            },
+            "terms": terms,
         },
         "open",
     )
@@ -253,17 +278,36 @@ def seed_demo_via_api(
         {"collateral_id": "0x" + keccak(text="demo:patents").hex(), "value": "5000000.00"},
         "collateral",
     )
-    api.post(bank, f"{loan}/repayments", {"amount": "500000.00"}, "repay-1")
+    # The first quarter's interest (due 30 days ago) is paid late: the API applies the amount to penalty
+    # interest, then interest, then principal, and the split goes on chain.
+    api.post(bank, f"{loan}/repayments", {"amount": "100000.00"}, "repay-1")
     api.post(bank, f"{loan}/repayments", {"amount": "250000.00"}, "repay-2")
+    # The borrower's main customer delays payment: the bank extends the loan by a year for a debtor in
+    # financial difficulty. A restructured asset: at least 关注, observation period, days past due kept.
+    extended = {**terms, "interest": {**interest, "periods": 12}}
     api.post(
         bank,
-        f"{loan}/classifications",
+        f"{loan}/restructure",
+        {
+            "maturity": f"{year + 2}-06-30",
+            "terms": extended,
+            "change": "extension",
+            "financial_difficulty": True,
+        },
+        "extend",
+    )
+    proposal = api.post(
+        bank,
+        f"{loan}/classification",
         {
             "risk_class": "special_mention",
-            "reason_hash": "0x" + keccak(text="demo:undeclared-use-memo").hex(),
+            "reason": "Restructured: one-year extension granted on the borrower's financial difficulty (main "
+            "customer delays payment); first-quarter interest was paid 30 days late; funds were once used "
+            "outside the declared purposes.",
         },
-        "classify",
+        "propose-class",
     )
+    api.post(RISK_OFFICER, f"/v1/classification-proposals/{proposal['id']}/approve", {}, "approve-class")
     _post_loan_file(api, addresses, year)
     report = api.upload(auditor, "audit-report.txt", "Trail of LN-2026-0001 verified against the chain")
     api.post(auditor, f"{loan}/attestations", {"report_hash": report}, "attest")

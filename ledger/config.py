@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -158,6 +159,37 @@ class Settings(BaseSettings):
         25, ge=1, description="Attempts per webhook delivery before it is marked failed."
     )
 
+    # ---- loan servicing (issue 18; ledger/protocol/servicing.py)
+    penalty_rate_multiplier: Decimal = Field(
+        Decimal("1.5"),
+        ge=1,
+        le=10,
+        description="Penalty interest (罚息) rate on overdue amounts = the contract rate x this, unless the "
+        "loan's terms state a penalty_rate.",
+    )
+    repayment_allocation_order: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["penalty", "interest", "principal"],
+        description="Order a repayment pays what is due (comma-separated: penalty,interest,principal); "
+        "anything left pays principal ahead of schedule.",
+    )
+    loan_type_policies: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Per-bank overrides of the loan types' purpose sets and entrusted-payment thresholds "
+        "(JSON: "
+        '{"<bank org id>|*": {"working_capital": {"entrusted_above": "10000000.00", "prohibited": [28]}}}; '
+        "see ledger/protocol/loantypes.py for the defaults).",
+    )
+    self_paid_report_days: float = Field(
+        30.0,
+        gt=0,
+        description="Days a borrower has to report (record) its payments out of a self-paid tranche.",
+    )
+    classification_single_person: bool = Field(
+        False,
+        description="dev only: one lender account may propose and approve its own class change "
+        "(maker-checker needs two people everywhere else).",
+    )
+
     keystore_dir: Path = Field(
         default_factory=lambda data: data["data_dir"] / "keystore",
         description="Encrypted participant keystores (eth-account JSON v3, scrypt).",
@@ -227,6 +259,15 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Origins allowed to call the API from a browser (comma-separated); none by default.",
     )
+    # --- issue 23: API replicas that die mid-write
+    idempotency_lease: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds a write holds its Idempotency-Key while it is being processed. A replica that "
+        "died mid-write leaves its key pending; a retry with the same key takes it over once the lease ran "
+        "out (resending the write's journaled transactions unchanged). Each transaction journaled renews it; "
+        "a sender stalled past it stops before its next broadcast. Keep it above tx_timeout.",
+    )
 
     # --- issue 20: dates in the bank's time zone -------------------------------------------------------
     bank_timezone: str = Field(
@@ -295,8 +336,36 @@ class Settings(BaseSettings):
             raise ValueError("operator_key must be 32 bytes as hex (0x followed by 64 hex digits)")
         return SecretStr(key)
 
+    @field_validator("loan_type_policies")
+    @classmethod
+    def _check_policies(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from ledger.protocol.loantypes import parse_policies  # validated at start, used by the rules
+
+        try:
+            parse_policies(value)
+        except (ValueError, KeyError, ArithmeticError) as exc:
+            raise ValueError(f"loan_type_policies: {exc}") from exc
+        return value
+
+    @field_validator("repayment_allocation_order", mode="before")
+    @classmethod
+    def _split_order(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if sorted(value) != ["interest", "penalty", "principal"]:
+            raise ValueError(
+                "name each of penalty, interest and principal once, e.g. penalty,interest,principal"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check_env(self) -> Settings:
+        if self.classification_single_person and self.env != "dev":
+            raise ConfigError(
+                "FUNDFLOW_CLASSIFICATION_SINGLE_PERSON is set outside dev: a class change needs a second "
+                "person to approve it (maker-checker).",
+                hint="Unset FUNDFLOW_CLASSIFICATION_SINGLE_PERSON, or run with FUNDFLOW_ENV=dev.",
+            )
         if self.env == "prod":
             if self.operator_key is not None and self.operator_key.get_secret_value() == HARDHAT_DEV_KEY:
                 raise ConfigError(

@@ -7,9 +7,11 @@
 Sections: gas (scripts/bench_gas.py), writes (library and API vs a plain web3.py loop), indexer
 (scripts/bench_indexer.py: backfill, freshness, peak RSS), reads (trail and list latency on PostgreSQL at
 growing scale, API memory under load), verify (scripts/bench_verify.py), portability (writes and indexer on
-anvil), api (scripts/bench_api.py, when it exists). The helper scripts run as subprocesses whose output goes
-to var/bench/logs/; their JSON is folded into var/bench/results.json, and docs/benchmarks.md is regenerated
-from it. Machines here are shared: read the ratios, not the absolute numbers.
+anvil), api (scripts/bench_api.py, when it exists), tip (scripts/bench_tip.py: one block's forward step
+and one-block undo, plain and with the monitor, on loans of growing size). The helper scripts run as
+subprocesses whose output goes to var/bench/logs/; their JSON is folded into var/bench/results.json, and
+docs/benchmarks.md is regenerated from it. Machines here are shared: read the ratios, not the absolute
+numbers.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from ledger.store.db import create_db_engine, migrate  # noqa: E402
 
 console = Console()
 PY = sys.executable
-SECTIONS = ("gas", "writes", "indexer", "reads", "verify", "portability", "api")
+SECTIONS = ("gas", "writes", "indexer", "reads", "verify", "portability", "api", "tip", "cluster")
 PG_SERVER = os.environ.get("FUNDFLOW_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -1109,8 +1111,20 @@ runs in a spawned child process that reports its peak RSS (VmHWM of /proc/self/s
 across exec, so the child reported the benchmark's own ~440 MiB); baseline = an idle child with the same
 imports. API: peak RSS (VmHWM) of the reads API process (uvicorn, its own process) after the query runs
 and the 4-process read load on the largest database, baseline = its RSS right after start-up.""",
+    "tip": """`scripts/bench_tip.py` (issue 24): one loan of N events (payBatch, 200 payments a
+transaction) on its own Hardhat node, mirrored into a fresh SQLite file; then, repeated, one `pay` mined and
+indexed (forward step, `Indexer.run_once()` with its node round trips) and that block undone
+(`Indexer.rollback_to` its parent: the one-block reorg undo) and indexed again; plain, and with the monitor
+`fundflow index` runs (the loan has no structured terms; the monitor's first batch, its sweep, is not timed).
+Median ms; baseline: the same figure on the 1,000-event loan. N = 1k, 10k, 100k (QUICK: 1k, 10k).""",
     "portability": """The writes and indexer sections again on anvil (npm `@foundry-rs/anvil`, free gas
 like the Hardhat config); ratios are against the baselines measured on anvil in the same run.""",
+    "cluster": """`scripts/bench_cluster.py`: locust (headless, 127.0.0.1) against `fundflow up --replicas`
+(HAProxy, PostgreSQL, a leader and a standby indexer, Hardhat), 1 replica vs 2, a fresh cluster each. Each
+user is an enterprise paying its ring neighbour; task weights: payment 6, batch of 2 payments 1, list
+received + confirm 2, trail 3, list loans 3, verification 1; 50-150 ms think time. Levels of 1..64 users
+(QUICK 2, 8, 24), 30 s each (QUICK 15 s). Ratio = 2 replicas / 1 replica at the same level. The knee: the
+first level whose throughput grew <15% while p95 grew >=50%.""",
     "api": """`scripts/bench_api.py`, the API benchmark, like for like, on Hardhat and on anvil: the
 product's own server (`fundflow serve`, uvicorn, its own process, SQLite, idempotency rows, decoded events
 in every answer) against a plain web3.py loop (web3's contract object encodes, eth-account signs,
@@ -1143,7 +1157,7 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
         "and keep the others', so a page can mix a full run of some sections with a QUICK run of the rest.",
         "",
     ]
-    order = ["gas", "writes", "indexer", "reads", "verify", "memory", "portability", "api"]
+    order = ["gas", "writes", "indexer", "reads", "verify", "memory", "portability", "api", "tip", "cluster"]
     for section in order:
         figs = {k: v for k, v in res.figures.items() if v["section"] == section}
         notes = res.notes.get(section, [])
@@ -1218,6 +1232,85 @@ def _scale_table(figs: dict[str, dict[str, Any]]) -> list[str]:
     return [*out, ""]
 
 
+# ---------------------------------------------------------------------------------------------- tip
+
+
+def section_tip(res: Results, out: Path, quick: bool) -> None:
+    """scripts/bench_tip.py: one block at the tip (forward step, one-block undo), plain and with the monitor,
+    on one loan of 1k, 10k, 100k events (QUICK: 1k, 10k); each figure against the smallest loan's."""
+    sizes = [1_000, 10_000] if quick else [1_000, 10_000, 100_000]
+    path = out / "tip.json"
+    args = ["--sizes", *map(str, sizes), "--reps", "5" if quick else "9", "--json", str(path)]
+    with progress_bar(f"tip: bench_tip.py --sizes {' '.join(map(str, sizes))}", None):
+        ok = run_script("bench_tip.py", args, out / "logs/tip.log")
+    if not ok:
+        res.note("tip", "scripts/bench_tip.py failed: see var/bench/logs/tip.log")
+        return
+    figs = json.loads(path.read_text())
+    verdicts = []
+    for what in ("forward_plain", "forward_monitor", "undo_plain", "undo_monitor"):
+        smallest = figs[f"{what}_{sizes[0]}"]["value"]
+        for size in sizes:
+            fig = figs[f"{what}_{size}"]
+            res.add(
+                "tip",
+                f"tip.{what}@{size:,}",
+                fig["value"],
+                "ms",
+                baseline=smallest if size != sizes[0] else None,
+                baseline_name=f"the same on a {sizes[0]:,}-event loan" if size != sizes[0] else None,
+                samples=5 if quick else 9,
+                events=fig["events"],
+            )
+        ratio = figs[f"{what}_{sizes[-1]}"]["value"] / smallest if smallest else None
+        if ratio is not None:
+            mark = "✓" if ratio <= 2 else "✗"
+            verdicts.append(f"{what.replace('_', ' ')} {sizes[-1]:,} vs {sizes[0]:,}: {ratio:.2f}x {mark}")
+    res.note("tip", "Target (issue 24): the largest loan within 2x of the smallest. " + "; ".join(verdicts))
+
+
+# ---------------------------------------------------------------------------------------------- cluster
+
+
+def section_cluster(res: Results, out: Path, quick: bool) -> None:
+    """scripts/bench_cluster.py: locust against `fundflow up --replicas` behind HAProxy, 1 replica vs 2."""
+    path = out / "cluster.json"
+    path.unlink(missing_ok=True)
+    args = ["--out", str(out)] + (["--quick"] if quick else [])
+    with progress_bar(f"cluster: bench_cluster.py {' '.join(args[2:])}", None):
+        ok = run_script("bench_cluster.py", args, out / "logs/cluster.log")
+    if not ok or not path.exists():
+        res.note(
+            "cluster", f"scripts/bench_cluster.py failed or wrote no JSON; see {out / 'logs/cluster.log'}."
+        )
+        return
+    report = json.loads(path.read_text())
+    runs = report["runs"]
+    top = max(report["users"])
+    base_run = {lv["users"]: lv["kinds"] for lv in runs["1"]["levels"]}
+    for replicas, run in runs.items():
+        knee = run["knee_users"] or "none up to the top level"
+        res.note("cluster", f"{replicas} replica(s): knee at {knee} users.")
+        for level in run["levels"]:
+            users = level["users"]
+            # every level's total; each request kind at the highest level only (the page stays readable)
+            kinds = level["kinds"] if users == top else {"total": level["kinds"]["total"]}
+            for kind, fig in kinds.items():
+                stem = f"u{users}.{kind.replace(' ', '_')}"
+                base = base_run.get(users, {}).get(kind) if replicas != "1" else None
+                for key, unit in (("per_s", "req/s"), ("p50_ms", "ms"), ("p95_ms", "ms"), ("p99_ms", "ms")):
+                    res.add(
+                        "cluster",
+                        f"cluster.r{replicas}.{stem}.{key}",
+                        fig[key],
+                        unit,
+                        baseline=base[key] if base else None,
+                        baseline_name=f"cluster.r1.{stem}.{key}" if base else None,
+                        failures=fig["failures"],
+                        requests=fig["requests"],
+                    )
+
+
 RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "gas": section_gas,
     "writes": section_writes,
@@ -1226,6 +1319,8 @@ RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "verify": section_verify,
     "portability": section_portability,
     "api": section_api,
+    "tip": section_tip,
+    "cluster": section_cluster,
 }
 
 

@@ -194,6 +194,19 @@ def _one_round(ledger: LedgerContract, client: ChainClient, cast: dict, token: s
         ledger.confirm_lot(payee, loan_id=loan, lot_id=disputed_lot, evidence_hash=rand32()).gas_used,
     )
     record("repay", ledger.repay(bank, loan_id=loan, amount=10**6, evidence_hash=rand32()).gas_used)
+    # loan servicing (issue 18): the split repayment (all three parts, and interest only), a change of terms
+    record(
+        "repay allocated (principal, interest, penalty)",
+        ledger.repay_allocated(
+            bank, loan_id=loan, principal=10**6, interest=12_345, penalty=678, evidence_hash=rand32()
+        ).gas_used,
+    )
+    record(
+        "repay allocated (interest only)",
+        ledger.repay_allocated(
+            bank, loan_id=loan, principal=0, interest=12_345, penalty=0, evidence_hash=rand32()
+        ).gas_used,
+    )
     record("classify", ledger.classify(bank, loan_id=loan, risk_class=1, reason_hash=rand32()).gas_used)
     record(
         "value collateral",

@@ -321,6 +321,18 @@ WRITE_CALLS: dict[str, WriteCall] = {
     "attest": lambda s, a: s.ledger.attest(
         a, loan_id=s.loan_id, head=s.ledger.head_of(s.loan_id), report_hash=h("audit-report")
     ),
+    # loan servicing (issue 18)
+    "repayAllocated": lambda s, a: s.ledger.repay_allocated(
+        a, loan_id=s.loan_id, principal=1_000, interest=250, penalty=5, evidence_hash=h("repayment")
+    ),
+    "changeTerms": lambda s, a: s.ledger.change_terms(
+        a,
+        loan_id=s.loan_id,
+        maturity=chain_time(s.ledger.client) + 2 * 365 * 86400,
+        terms_hash=h("terms:v3"),
+        change=0,
+        financial_difficulty=True,
+    ),
 }
 
 
@@ -359,6 +371,8 @@ AUTHORIZED_CALLER: dict[str, str] = {
     "restructure": "bank",
     "attest": "auditor",
     "fileAppraisal": "outsider",
+    "repayAllocated": "bank",
+    "changeTerms": "bank",
 }
 
 

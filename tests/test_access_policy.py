@@ -181,7 +181,8 @@ def risk_world(api: Api) -> dict[str, Any]:
             | {"amount": f"{n + 1}.00", "purpose": 29},
         )
     _post(api, "bank", f"/v1/loans/{LOAN}/repayments", {"amount": "10.00"})
-    _post(api, "bank", f"/v1/loans/{LOAN}/classifications", {"risk_class": 1, "reason_hash": ZERO})
+    proposal = _post(api, "bank2", f"/v1/loans/{LOAN}/classification", {"risk_class": 1, "reason": "walk"})
+    _post(api, "bank", f"/v1/classification-proposals/{proposal['id']}/approve", {})  # maker-checker
     _post(api, "bank", f"/v1/loans/{LOAN}/collateral", {"collateral_id": ZERO, "value": "90000.00"})
     _post(api, "auditor", f"/v1/loans/{LOAN}/attestations", {"report_hash": ZERO})
     api.open_loan(
@@ -206,7 +207,13 @@ def risk_world(api: Api) -> dict[str, Any]:
     item = _post(api, "bank", f"/v1/loans/{LOAN}/collateral-register", REGISTER_ITEM)["item_id"]
     api.open_loan("bank", loan_number=SPARE_LOAN, principal="5000.00")
     _lot(api, "bank", "borrower", "500.00", loan=SPARE_LOAN)
-    return {"lots": lots, "alerts": {"api": ids[0], "dash": ids[1]}, "guarantee": guarantee, "item": item}
+    return {
+        "lots": lots,
+        "alerts": {"api": ids[0], "dash": ids[1]},
+        "guarantee": guarantee,
+        "proposal": proposal["id"],
+        "item": item,
+    }
 
 
 # ------------------------------------------------------------------------------------------------ the walk
@@ -268,6 +275,7 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         .replace("{record_id}", world["guarantee"])
         .replace("{item_id}", world["item"])
         .replace("{participant}", SPARE_FIRM)
+        .replace("{proposal_id}", str(world.get("proposal", 0)))
     )
     from_lot = _lot_of(world, who, "pay")
     payment = {"from_lot": from_lot, "payee": api.address("subsupplier"), "amount": "0.01", "purpose": 1}
@@ -286,9 +294,9 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         "POST /v1/loans/{loan}/restructure": {
             "maturity": "2099-06-30",
             "terms": {"repayment_schedule": [{"due": "2099-06-30", "amount": "1.00"}]},
+            "financial_difficulty": False,
         },
         "POST /v1/loans/{loan}/repayments": {"amount": "0.01"},
-        "POST /v1/loans/{loan}/classifications": {"risk_class": 1, "reason_hash": ZERO},
         "POST /v1/loans/{loan}/classification": {"risk_class": 1, "reason": "walked by the policy test"},
         "POST /v1/loans/{loan}/collateral": {"collateral_id": ZERO, "value": "0.01"},
         "POST /v1/loans/{loan}/attestations": {"report_hash": ZERO},

@@ -332,15 +332,36 @@ def test_repay_classify_collateral_attest(api: Api, funded: dict[str, str]) -> N
     assert _error(api.post("other_bank", f"{by_id}/repayments", {"amount": "0.01"}), 403, "PermissionDenied")
     assert api.get("borrower", f"{base}/repayments").json()[0]["amount"] == 10000
 
+    # one way to classify: propose with a written reason, a second account of the bank approves
+    gone = api.post("bank", f"{base}/classifications", {"risk_class": "substandard", "reason_hash": ZERO})
+    assert gone.status_code == 405  # the bare reason-hash route is gone
     r = api.post(
         "bank",
-        f"{base}/classifications?wait=true",
-        {"risk_class": "substandard", "reason_hash": "0x" + "11" * 32},
+        f"{base}/classification",
+        {"risk_class": "substandard", "reason": "Main customer insolvent; receivables at risk."},
     )
-    assert r.status_code == 201
-    assert api.get("auditor", base).json()["risk_class"] == 2
+    assert r.status_code == 201, r.text
+    proposal = r.json()
+    assert (proposal["state"], proposal["risk_class"], proposal["proposed_by"]) == (
+        "proposed",
+        2,
+        api.address("bank"),
+    )
     assert _error(
-        api.post("bank", f"{base}/classifications", {"risk_class": "great", "reason_hash": ZERO}),
+        api.post("bank", f"/v1/classification-proposals/{proposal['id']}/approve", {}),
+        403,
+        "PermissionDenied",
+    )
+    assert _error(
+        api.post("other_bank", f"/v1/classification-proposals/{proposal['id']}/approve", {}), 404, "NotFound"
+    )
+    r = api.post("bank2", f"/v1/classification-proposals/{proposal['id']}/approve?wait=true", {})
+    assert r.status_code == 201, r.text
+    assert api.get("auditor", base).json()["risk_class"] == 2
+    listed = api.get("bank", f"{base}/classification-proposals").json()
+    assert (listed[0]["state"], listed[0]["decided_by"]) == ("approved", api.address("bank2"))
+    assert _error(
+        api.post("bank", f"{base}/classification", {"risk_class": "great", "reason": "x"}),
         422,
         "Validation",
     )
@@ -367,14 +388,18 @@ def test_repay_classify_collateral_attest(api: Api, funded: dict[str, str]) -> N
 def test_restructure_replaces_the_terms_and_their_hash(api: Api, funded: dict[str, str]) -> None:
     terms = {"repayment_schedule": [{"due": "2028-01-31", "amount": "6000.00"}]}
     r = api.post(
-        "bank", "/v1/loans/LN-2026-0001/restructure?wait=true", {"maturity": "2028-06-30", "terms": terms}
+        "bank",
+        "/v1/loans/LN-2026-0001/restructure?wait=true",
+        {"maturity": "2028-06-30", "terms": terms, "financial_difficulty": False},
     )
     assert r.status_code == 201, r.text
     got = api.get("bank", "/v1/loans/LN-2026-0001/terms").json()
     assert got["matches_chain"] is True and got["terms"]["repayment_schedule"][0]["due"] == "2028-01-31"
     assert _error(
         api.post(
-            "borrower", "/v1/loans/LN-2026-0001/restructure", {"maturity": "2028-06-30", "terms": terms}
+            "borrower",
+            "/v1/loans/LN-2026-0001/restructure",
+            {"maturity": "2028-06-30", "terms": terms, "financial_difficulty": False},
         ),
         403,
         "PermissionDenied",

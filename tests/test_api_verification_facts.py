@@ -49,7 +49,7 @@ def test_verification_answer_is_snake_case_and_counts_what_the_loan_counts(
     assert body["ok"] is True, body["problems"]
     assert _keys(body) == []
     names = [e["name"] for e in body["events"]]
-    assert names == ["LoanOpened", "Disbursed", "Repaid", "TrailAttested"]
+    assert names == ["LoanOpened", "Disbursed", "RepaymentApplied", "TrailAttested"]
     attested = body["events"][-1]
     assert attested["head"] == body["events"][-2]["head"] == body["head_on_chain"]
     served = api.get("bank", f"/v1/loans/{LOAN}").json()

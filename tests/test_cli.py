@@ -144,6 +144,9 @@ def test_up_stack_tells_the_demo_story_through_the_api_once(
             second = http.get("/v1/alerts", params={"loan": "LN-2026-0002", "limit": 100}).json()["items"]
             visits = http.get("/v1/loans/LN-2026-0001/visits").json()
             register = http.get("/v1/loans/LN-2026-0001/collateral-register").json()
+            repayments = http.get("/v1/loans/LN-2026-0001/repayments").json()
+            suggestion = http.get("/v1/loans/LN-2026-0001/classification-suggestion").json()
+            summary = http.get("/v1/loans/LN-2026-0001").json()
     finally:
         stack.stop()
     assert len(loans) == 2  # the demo loan and the guarantor's own (issue 19)
@@ -165,6 +168,12 @@ def test_up_stack_tells_the_demo_story_through_the_api_once(
         ("appraiser", "Westlake Appraisal Co", "2600000.00")
     ]
     assert item["effective_value"] == "1820000.00"
+    # servicing (issue 18): the late interest paid with penalty, an extension under financial difficulty, the
+    # class proposed and approved by a second account
+    assert repayments[0]["interest"] > 0 and repayments[0]["penalty"] > 0
+    assert suggestion["observation"] is not None and suggestion["observation"]["start"] is not None
+    assert suggestion["days_past_due"] == 0 and suggestion["floor_class"] == 1
+    assert summary["risk_class"] == 1
 
 
 def _flatten(trail: dict) -> list[dict]:

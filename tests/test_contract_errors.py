@@ -421,6 +421,41 @@ def test_repaying_more_than_outstanding_reverts_with_ledger_repayment_exceeds_ou
         ledger.repay(bank, loan_id=loan, amount=250_000_01, evidence_hash=h("r2"))
 
 
+def test_a_split_repayment_checks_its_principal_part_and_refuses_an_all_zero_split(scene: Scene) -> None:
+    ledger, bank, loan = scene.ledger, scene.cast.bank, scene.loan_id
+    with reverts(
+        "LedgerRepaymentExceedsOutstanding", loanId=loan, outstanding=400_000_00, requested=400_000_01
+    ):
+        ledger.repay_allocated(
+            bank, loan_id=loan, principal=400_000_01, interest=1, penalty=0, evidence_hash=h("r")
+        )
+    with reverts("LedgerZeroAmount"):
+        ledger.repay_allocated(bank, loan_id=loan, principal=0, interest=0, penalty=0, evidence_hash=h("r"))
+    with reverts("LedgerAmountTooLarge", amount=2**64, max=UINT64_MAX):
+        ledger.repay_allocated(
+            bank, loan_id=loan, principal=0, interest=2**64, penalty=0, evidence_hash=h("r")
+        )
+    # interest only: nothing outstanding changes
+    event = ledger.repay_allocated(
+        bank, loan_id=loan, principal=0, interest=1_234_56, penalty=7_89, evidence_hash=h("r")
+    ).event("RepaymentApplied")
+    assert (event.args["interest"], event.args["penalty"], event.args["outstanding"]) == (
+        1_234_56,
+        7_89,
+        400_000_00,
+    )
+    assert ledger.get_loan(loan).repaid == 0
+
+
+def test_a_change_of_terms_of_an_unknown_kind_reverts_with_ledger_invalid_terms_change(scene: Scene) -> None:
+    ledger, bank, loan = scene.ledger, scene.cast.bank, scene.loan_id
+    maturity = chain_time(ledger.client) + 365 * 86400
+    with reverts("LedgerInvalidTermsChange", change=5):
+        ledger.change_terms(
+            bank, loan_id=loan, maturity=maturity, terms_hash=h("t"), change=5, financial_difficulty=False
+        )
+
+
 def test_closing_as_repaid_with_money_outstanding_reverts_with_ledger_loan_outstanding(scene: Scene) -> None:
     ledger, bank, loan = scene.ledger, scene.cast.bank, scene.loan_id
     ledger.repay(bank, loan_id=loan, amount=399_999_99, evidence_hash=h("r1"))

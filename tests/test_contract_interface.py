@@ -61,6 +61,13 @@ def _args(abi: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
         yield from walk(f"{name}->", entry.get("outputs", []))
 
 
+# The interface's size, pinned: a new error or event must come with its NatSpec (this test) and be counted
+# here. 31 errors / 46 entries before the post-loan file (+1 error, +1 event), servicing (+1, +2) and the
+# collateral register's appraisals (+1 error, LedgerNotEngagedAppraiser).
+ERRORS = 34
+ENTRIES = 52
+
+
 @pytest.fixture(scope="module")
 def interface() -> CompiledContract:
     return load_contract("IFundFlowLedger")
@@ -77,7 +84,7 @@ def test_every_ledger_error_and_event_has_a_notice_and_documents_each_argument(
 ) -> None:
     output = json.loads(compiled.metadata)["output"]
     entries = [e for e in interface.abi if e["type"] in ("error", "event")]
-    assert len([e for e in entries if e["type"] == "error"]) == 33 and len(entries) == 49
+    assert len([e for e in entries if e["type"] == "error"]) == ERRORS and len(entries) == ENTRIES
     undocumented = []
     for entry in entries:
         kind, signature = entry["type"], _signature(entry)

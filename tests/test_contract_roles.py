@@ -90,6 +90,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "recordInspection": _SERVICING,
     "fileRecord": _SERVICING,
     "restructure": _SERVICING,
+    "repayAllocated": _SERVICING,
+    "changeTerms": _SERVICING,
     "attest": (
         NEEDS_AUDITOR,
         NEEDS_AUDITOR,
@@ -129,6 +131,8 @@ EVENT_OF: dict[str, str] = {
     "restructure": "LoanRestructured",
     "attest": "TrailAttested",
     "fileAppraisal": "RecordFiled",
+    "repayAllocated": "RepaymentApplied",
+    "changeTerms": "TermsChanged",
 }
 
 _ROLE_IDS = {"OPERATOR_ROLE": OPERATOR_ROLE, "LENDER_ROLE": LENDER_ROLE, "AUDITOR_ROLE": AUDITOR_ROLE}

@@ -341,6 +341,47 @@ class LedgerMachine(RuleBasedStateMachine):
         return None
 
     @precondition(lambda self: self.loans)
+    @rule(data=st.data())
+    def repay_allocated(self, data: st.DataObject) -> None:
+        """A split repayment (issue 18): only the principal part lowers what is outstanding."""
+        loan_id, loan = self._draw_loan(data)
+        principal = data.draw(st.integers(0, max(1, 2 * loan.outstanding)), label="principal")
+        interest = data.draw(st.integers(0, 10**9), label="interest")
+        penalty = data.draw(st.integers(0, 10**6), label="penalty")
+
+        def call() -> TxResult:
+            return self.ledger.repay_allocated(
+                self.world.cast.bank,
+                loan_id=loan_id,
+                principal=principal,
+                interest=interest,
+                penalty=penalty,
+                evidence_hash=h("ra"),
+            )
+
+        if loan.status != LoanStatus.OPEN:
+            return self._refused(
+                loan_id, "LedgerLoanNotOpen", {"loanId": loan_id, "status": loan.status}, call
+            )
+        if principal + interest + penalty == 0:
+            return self._refused(loan_id, "LedgerZeroAmount", {}, call)
+        if principal > loan.outstanding:
+            args = {"loanId": loan_id, "outstanding": loan.outstanding, "requested": principal}
+            return self._refused(loan_id, "LedgerRepaymentExceedsOutstanding", args, call)
+        payload = {
+            "loanId": loan_id,
+            "principal": principal,
+            "interest": interest,
+            "penalty": penalty,
+            "outstanding": loan.outstanding - principal,
+            "evidenceHash": h("ra"),
+        }
+        head = self.chain.step(loan.head, "RepaymentApplied", payload)
+        self._apply(loan_id, call(), [("RepaymentApplied", {**payload, "head": head})])
+        loan.repaid += principal
+        return None
+
+    @precondition(lambda self: self.loans)
     @rule(data=st.data(), status=st.sampled_from([LoanStatus.REPAID, LoanStatus.WRITTEN_OFF]))
     def close_loan(self, data: st.DataObject, status: LoanStatus) -> None:
         loan_id, loan = self._draw_loan(data)

@@ -51,10 +51,11 @@ def _writes(api: Api, ids: dict[str, str]) -> dict[str, tuple[str, dict[str, Any
             {
                 "maturity": "2099-06-30",
                 "terms": {"repayment_schedule": [{"due": "2099-06-30", "amount": "1.00"}]},
+                "financial_difficulty": False,
             },
         ),
         "repay": (f"/v1/loans/{loan}/repayments", {"amount": "0.01"}),
-        "classify": (f"/v1/loans/{loan}/classifications", {"risk_class": 1, "reason_hash": zero}),
+        "classify": (f"/v1/loans/{loan}/classification", {"risk_class": 1, "reason": "abuse walk"}),
         "collateral": (f"/v1/loans/{loan}/collateral", {"collateral_id": zero, "value": "0.01"}),
         "pay": (
             "/v1/payments",

@@ -80,6 +80,17 @@ def history(client: ChainClient, compiled: CompiledContract) -> History:
     ledger.restructure(
         cast.bank2, loan_id=loan, maturity=chain_time(client) + 2 * 365 * 86400, terms_hash=h("terms:v2")
     )
+    ledger.repay_allocated(
+        cast.bank, loan_id=loan, principal=5_000, interest=1_200, penalty=34, evidence_hash=h("slip-2")
+    )
+    ledger.change_terms(
+        cast.bank,
+        loan_id=loan,
+        maturity=chain_time(client) + 3 * 365 * 86400,
+        terms_hash=h("terms:v3"),
+        change=0,
+        financial_difficulty=True,
+    )
     ledger.attest(cast.auditor, loan_id=loan, head=ledger.head_of(loan), report_hash=h("audit"))
     ledger.close_loan(cast.bank, loan_id=loan, status=LoanStatus.WRITTEN_OFF, reason_hash=h("write-off"))
     events = loan_events(world, loan)

@@ -249,6 +249,25 @@ def test_humanize_reads_block_times_from_the_mirror_on_both_databases(db_engine:
                 }
             ],  # 2026-01-01T00:00:00Z
         )
+        # Blocks are looked up by the mirrored chain's key (chain id, number): the checkpoint names the chain.
+        from datetime import UTC, datetime
+
+        from ledger.mirror.models import Checkpoint
+
+        conn.execute(
+            sa.insert(Checkpoint.__table__),  # type: ignore[attr-defined]
+            {
+                "id": 1,
+                "chain_id": 31337,
+                "genesis_hash": "0x" + "00" * 32,
+                "contract_address": "0x" + "11" * 20,
+                "abi_hash": "0x" + "22" * 32,
+                "start_block": 0,
+                "block_number": 7,
+                "block_hash": "0x" + "07" * 32,
+                "updated_at": datetime.now(UTC),
+            },
+        )
     data = {
         "items": [{"block_number": 7, "amount": 123456, "children": [{"block_number": 8, "remaining": 5}]}]
     }

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from conftest import World, fresh_postgres_database, make_world
+from conftest import World, fresh_postgres_database, h, make_world
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from indexer_support import Activity, assert_mirror_matches_chain, mine_empty
+from indexer_support import Activity, assert_mirror_matches_chain, indexed_block, mine_empty
 from sqlalchemy.engine import Engine
 
 from ledger.chain.client import ChainClient
@@ -20,6 +20,7 @@ from ledger.chain.compiler import CompiledContract
 from ledger.errors import ReorgTooDeepError
 from ledger.mirror.indexer import Indexer
 from ledger.mirror.status import indexer_status
+from ledger.protocol.codes import ENTERPRISE_ROLE, LENDER_ROLE
 from ledger.store.db import create_db_engine, migrate
 
 
@@ -138,6 +139,106 @@ def test_reorg_deeper_than_allowed_stops_with_a_clear_error(db_engine: Engine, f
     # Allowed a deeper undo, the same database recovers.
     index(db_engine, fork_world, max_reorg_depth=10)
     assert_mirror_matches_chain(db_engine, fork_world.ledger, fork_world.deployment)
+
+
+# ---------------------------------------------------------------------------------------------- undo images
+
+
+def _images(engine: Engine) -> list[tuple[int, str]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text("SELECT block_number, table_name FROM undo_images"))]
+
+
+def _participant_changes(world: World) -> None:
+    """One block each: an account leaves, a role is revoked, a new organisation, account and role arrive
+    (none of them an account `Activity` acts with)."""
+    ledger, cast = world.ledger, world.cast
+    ledger.remove_account(cast.operator, cast.outsider.address)
+    ledger.revoke_role(cast.operator, LENDER_ROLE, cast.other_bank.address)
+    org = h("org:reorg-only")
+    ledger.register_organization(cast.operator, org, h("profile:reorg-only"))
+    ledger.add_account(cast.operator, org, cast.stranger.address)
+    ledger.grant_role(cast.operator, ENTERPRISE_ROLE, cast.stranger.address)
+
+
+def test_undo_puts_back_what_orphaned_blocks_changed_without_a_rebuild(
+    db_engine: Engine, fork_world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows changed in place on the orphaned branch (a loan's totals, lots paid from and confirmed,
+    participants) come back from their images; rows it appended go. No loan is replayed."""
+    activity = Activity(fork_world, random.Random(31))
+    activity.open_loan()
+    activity.run(12)
+    with Indexer(db_engine, fork_world.ledger.client, fork_world.deployment) as indexer:
+        indexer.run_once()
+        snapshot = activity.snapshot()
+        _participant_changes(fork_world)
+        for _ in range(3):
+            activity.disburse()
+            activity.pay()
+            activity.confirm_or_dispute()
+        activity.servicing()
+        indexer.run_once()
+        assert {name for _, name in _images(db_engine)} >= {"", "loans", "lots", "accounts", "role_grants"}
+        activity.revert(snapshot)
+        activity.run(3)
+        with caplog.at_level("WARNING", logger="ledger.mirror.indexer"):
+            indexer.run_once()
+    assert "reorg: undid" in caplog.text
+    assert "rebuilding" not in caplog.text
+    assert_mirror_matches_chain(db_engine, fork_world.ledger, fork_world.deployment)
+
+
+def test_images_are_kept_for_max_reorg_depth_blocks_even_within_one_batch(
+    db_engine: Engine, fork_world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One batch of many blocks keeps images of its newest `max_reorg_depth` only, and a reorg that deep
+    is undone from them; older images go as the tip moves on."""
+    activity = Activity(fork_world, random.Random(32))
+    activity.open_loan()
+    activity.run(20)
+    snapshot_at = fork_world.ledger.client.block_number() - 3
+    with Indexer(db_engine, fork_world.ledger.client, fork_world.deployment, max_reorg_depth=4) as indexer:
+        indexer.run_once()
+        at = indexer.checkpoint.block_number
+        assert {b for b, _ in _images(db_engine)} == set(range(at - 3, at + 1))
+        snapshot = activity.snapshot()
+        activity.run(4)  # four more blocks, journaled; the older images go
+        indexer.run_once()
+        assert {b for b, _ in _images(db_engine)} == set(range(at + 1, at + 5))
+        activity.revert(snapshot)
+        activity.run(5)
+        with caplog.at_level("WARNING", logger="ledger.mirror.indexer"):
+            indexer.run_once()
+    assert snapshot_at < at
+    assert "reorg: undid 4 block(s)" in caplog.text
+    assert "rebuilding" not in caplog.text
+    assert_mirror_matches_chain(db_engine, fork_world.ledger, fork_world.deployment)
+
+
+def test_undo_without_images_rebuilds_the_touched_loans(
+    db_engine: Engine, fork_world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A mirror indexed before migration 0010 has no images: its first reorg undo replays the touched
+    loans (and participants) from their raw events, as before, and ends equal to the chain all the same."""
+    activity = Activity(fork_world, random.Random(33))
+    activity.open_loan()
+    activity.run(8)
+    with Indexer(db_engine, fork_world.ledger.client, fork_world.deployment) as indexer:
+        indexer.run_once()
+        snapshot = activity.snapshot()
+        _participant_changes(fork_world)
+        activity.run(4)
+        indexer.run_once()
+        with db_engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM undo_images"))
+        activity.revert(snapshot)
+        activity.run(3)
+        with caplog.at_level("WARNING", logger="ledger.mirror.indexer"):
+            indexer.run_once()
+    assert "rebuilding the touched loans" in caplog.text
+    assert_mirror_matches_chain(db_engine, fork_world.ledger, fork_world.deployment)
+    assert all(b <= indexed_block(db_engine) for b, _ in _images(db_engine))
 
 
 # ---------------------------------------------------------------------------------------------- property

@@ -339,7 +339,9 @@ def _migration(revision: str) -> ModuleType:
 
 def test_migration_0008_names_the_document_arguments_of_the_abi(compiled: CompiledContract) -> None:
     frozen = _migration_0008()._DOCUMENT_ARGUMENTS | _migration("0013")._DOCUMENT_ARGUMENTS
-    assert frozen == document_arguments(EventDecoder(compiled.abi))
+    # Events added since 0008 (issue 18) are new: no mirror built before them holds any to fill in.
+    added_since = {"RepaymentApplied": ("evidenceHash",), "TermsChanged": ("termsHash",)}
+    assert frozen | added_since == document_arguments(EventDecoder(compiled.abi))
     assert "LoanOpened" in frozen and "borrowerRef" not in frozen["LoanOpened"]
 
 

@@ -245,7 +245,9 @@ def test_the_api_validates_terms_with_the_protocol_model() -> None:
             {"due": "2027-06-30", "amount": "1500.00"},
         ]
     }
-    request = schemas.RestructureRequest.model_validate({"maturity": "2028-06-30", "terms": in_yuan})
+    request = schemas.RestructureRequest.model_validate(
+        {"maturity": "2028-06-30", "terms": in_yuan, "financial_difficulty": False}
+    )
     assert request.terms.hash() == SENT_HASH
     with pytest.raises(ValueError, match='write "amount": "1500.00" for CNY 1,500.00'):
         schemas.RestructureRequest.model_validate({"maturity": "2028-06-30", "terms": SENT})

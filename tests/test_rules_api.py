@@ -89,7 +89,8 @@ def test_classification_suggestion_and_applying_a_class_with_a_reason(monitored:
     assert s.status_code == 200, s.text
     body = s.json()
     assert (body["risk_class"], body["label"], body["current_class"]) == (1, "关注 (special mention)", 0)
-    assert body["reasons"][0].startswith("unresolved critical alert #")
+    assert body["reasons"][0].startswith("[bank policy] unresolved critical alert #")
+    assert (body["floor_class"], body["criteria"][0]["kind"]) == (0, "policy")  # policy, not the rule
     assert api.get("supplier", f"/v1/loans/{loan}/classification-suggestion").status_code == 403
     refused = api.post("bank", f"/v1/loans/{loan}/classification", {"risk_class": "substandard"})
     assert refused.status_code == 422, refused.text
@@ -97,9 +98,13 @@ def test_classification_suggestion_and_applying_a_class_with_a_reason(monitored:
     reason = "Borrower diverted funds to repay another bank; management changed."
     r = api.post(
         "bank",
-        f"/v1/loans/{loan}/classification?wait=true",
+        f"/v1/loans/{loan}/classification",
         {"risk_class": "substandard", "reason": reason},
-        key="classify-0104",
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json()["state"], r.json()["risk_class"], r.json()["suggested_class"]) == ("proposed", 2, 1)
+    r = api.post(
+        "bank2", f"/v1/classification-proposals/{r.json()['id']}/approve?wait=true", {}, key="classify-0104"
     )
     assert r.status_code == 201, r.text
     assert (r.json()["risk_class"], r.json()["suggested_class"], r.json()["reason_hash"]) == (

@@ -6,21 +6,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import World, h, make_world
+from conftest import LENDER_ROLE, World, h, make_world
+from eth_account.signers.local import LocalAccount
 from indexer_support import forget_nonces
 from monitor_support import DAY, Watch, watching
 
 from ledger.chain.client import ChainClient
 from ledger.chain.compiler import CompiledContract
 from ledger.chain.contract import RiskClass
-from ledger.errors import NotFoundError, ValidationError
+from ledger.errors import NotFoundError, PermissionDeniedError, ValidationError
 from ledger.monitoring.alerts import acknowledge, resolve
 from ledger.monitoring.classification import (
     ClassificationReason,
-    apply_classification,
+    approve_classification,
+    propose_classification,
     reason_hash,
     suggest_classification,
 )
@@ -162,10 +165,15 @@ def test_suggestion_follows_days_past_due(watch: Watch, days: int, expected: Ris
     loan, due = _late_loan(watch, f"dpd-{days}")
     cls, reasons = _suggest(watch, loan, due + days * DAY + 3600)
     assert cls == expected
+    due_date = datetime.fromtimestamp(due, UTC).date()
     if days:
-        assert reasons[0] == f"{days} day(s) past due"
+        assert reasons[0].startswith(
+            f"[rule] {days} day(s) past due since {due_date} (principal due {due_date}"
+        )
     else:
-        assert reasons == ["repayments on schedule, no unresolved high-severity alerts, collateral cover met"]
+        assert reasons == [
+            "no criterion fired: no principal or interest past due, no unresolved high-severity alerts"
+        ]
 
 
 def test_suggestion_counts_unresolved_serious_alerts_and_missing_cover(watch: Watch) -> None:
@@ -176,43 +184,69 @@ def test_suggestion_counts_unresolved_serious_alerts_and_missing_cover(watch: Wa
     alert = watch.only(loan, "prohibited_use")
     cls, reasons = _suggest(watch, loan)
     assert cls == RiskClass.SPECIAL_MENTION
-    assert reasons == [f"unresolved critical alert #{alert.id}: {alert.title}"]
+    assert reasons == [
+        f"[bank policy] unresolved critical alert #{alert.id}: {alert.title} "
+        "→ at least 关注 (special mention)"
+    ]
     resolve(watch.engine, alert.id, by="officer.li@bank-a", note="funds recalled")
     assert _suggest(watch, loan)[0] == RiskClass.NORMAL
 
     short, due = _late_loan(watch, "short-cover", cover="1.5")
     cls, reasons = _suggest(watch, short, due + 100 * DAY)
-    assert cls == RiskClass.DOUBTFUL  # substandard by days past due, one further without cover
-    assert reasons[0] == "100 day(s) past due"
-    assert "collateral cover 0.00× below the required 1.5×" in reasons
-    assert reasons[-1] == "past due over 90 days without full collateral cover"
+    assert cls == RiskClass.DOUBTFUL  # substandard by days past due, one further without cover (policy)
+    assert reasons[0].startswith("[rule] 100 day(s) past due since")
+    assert (
+        "[bank policy] collateral cover 0.00× below the required 1.5× → at least 关注 (special mention)"
+        in reasons
+    )
+    assert (
+        reasons[-1]
+        == "[bank policy] past due over 90 days without full collateral cover → at least 可疑 (doubtful)"
+    )
 
 
-def test_apply_classification_needs_a_reason_to_depart_from_the_suggestion(watch: Watch) -> None:
+# ------------------------------------------------------------------------------------------ maker-checker
+
+
+def _propose(watch: Watch, loan: str, cls: RiskClass, reason: str | None, by: LocalAccount) -> int:
+    p = propose_classification(
+        watch.engine,
+        loan_id=loan,
+        risk_class=cls,
+        reason=reason,
+        proposed_by=by.address,
+        proposed_by_name="officer.li@bank-a",
+        monitor=watch.monitor,
+    )
+    assert p.id is not None
+    return p.id
+
+
+def _approve(watch: Watch, proposal: int, by: LocalAccount) -> Any:
+    return approve_classification(
+        watch.engine,
+        watch.world.ledger,
+        by,
+        proposal_id=proposal,
+        approver_org=watch.world.cast.bank_org,
+        approved_by_name="officer.wang@bank-a",
+        monitor=watch.monitor,
+    )
+
+
+def test_a_class_change_needs_a_reason_to_depart_and_a_second_person_to_approve(watch: Watch) -> None:
     c = watch.world.cast
     loan = watch.open_loan("apply", LoanTerms(counterparties=[c.supplier.address]))
     watch.disburse(loan, c.supplier, 100_000_00)
     watch.sync()
     with pytest.raises(ValidationError, match="a written reason is required"):
-        apply_classification(
-            watch.engine,
-            watch.world.ledger,
-            c.bank,
-            loan_id=loan,
-            risk_class=RiskClass.SUBSTANDARD,
-            reason="",
-            applied_by="officer.li@bank-a",
-        )
+        _propose(watch, loan, RiskClass.SUBSTANDARD, "", c.bank)
     reason = "Borrower's main customer filed for bankruptcy on 3 March; receivables at risk."
-    applied = apply_classification(
-        watch.engine,
-        watch.world.ledger,
-        c.bank,
-        loan_id=loan,
-        risk_class=RiskClass.SUBSTANDARD,
-        reason=reason,
-        applied_by="officer.li@bank-a",
-    )
+    proposal = _propose(watch, loan, RiskClass.SUBSTANDARD, reason, c.bank)
+    with pytest.raises(PermissionDeniedError, match="cannot also approve it"):
+        _approve(watch, proposal, c.bank)  # the maker is not the checker
+    assert watch.world.ledger.get_loan(loan).risk_class == RiskClass.NORMAL  # nothing was sent
+    applied = _approve(watch, proposal, c.bank2)
     assert (applied.risk_class, applied.suggested, applied.reason_hash) == (
         RiskClass.SUBSTANDARD,
         RiskClass.NORMAL,
@@ -226,21 +260,40 @@ def test_apply_classification_needs_a_reason_to_depart_from_the_suggestion(watch
     table = ClassificationReason.__table__  # type: ignore[attr-defined]
     with watch.engine.connect() as conn:
         row = conn.execute(sa.select(table).where(table.c.loan_id == loan)).one()
-    assert (row.reason, row.reason_hash, row.transaction_hash, row.applied_by) == (
+    assert (row.reason, row.reason_hash, row.transaction_hash) == (
         reason,
         reason_hash(reason),
         applied.transaction_hash,
-        "officer.li@bank-a",
     )
-    # following the suggestion needs no reason: the suggestion's own reasons are hashed
-    followed = apply_classification(
-        watch.engine,
-        watch.world.ledger,
-        c.bank,
-        loan_id=loan,
-        risk_class=RiskClass.NORMAL,
-        reason=None,
-        applied_by="officer.li@bank-a",
-    )
-    assert followed.reason.startswith("Suggested 正常 (normal): ")
+    assert c.bank.address in row.applied_by and c.bank2.address in row.applied_by
+    with pytest.raises(ValidationError, match="already approved"):
+        _approve(watch, proposal, c.bank2)
+    # back to 正常 from a non-performing class: the cure conditions and the assessment are needed
+    watch.sync()
+    with pytest.raises(ValidationError, match="needs an assessment that the debtor can keep paying"):
+        _propose(watch, loan, RiskClass.NORMAL, "customer paid", c.bank2)
+
+
+def test_a_revoked_accounts_proposal_cannot_be_approved(watch: Watch) -> None:
+    c = watch.world.cast
+    loan = watch.open_loan("revoked", LoanTerms(counterparties=[c.supplier.address]))
+    watch.disburse(loan, c.supplier, 100_000_00)
+    watch.sync()
+    proposal = _propose(watch, loan, RiskClass.SPECIAL_MENTION, "sector downturn", c.bank2)
+    watch.world.ledger.revoke_role(c.operator, LENDER_ROLE, c.bank2.address)
+    watch.sync()
+    with pytest.raises(PermissionDeniedError, match="no longer an active lender account"):
+        _approve(watch, proposal, c.bank)
     assert watch.world.ledger.get_loan(loan).risk_class == RiskClass.NORMAL
+
+
+def test_a_class_better_than_the_floor_is_refused_naming_the_criterion(watch: Watch) -> None:
+    c = watch.world.cast
+    loan, due = _late_loan(watch, "floor")
+    watch.monitor.now = lambda: due + 100 * DAY
+    due_date = datetime.fromtimestamp(due, UTC).date()
+    with pytest.raises(ValidationError, match=f"because 100 day\\(s\\) past due since {due_date}"):
+        _propose(watch, loan, RiskClass.SPECIAL_MENTION, "the borrower promised to pay", c.bank)
+    # worse than the floor is the bank's right, with a reason
+    _approve(watch, _propose(watch, loan, RiskClass.DOUBTFUL, "guarantor insolvent", c.bank), c.bank2)
+    assert watch.world.ledger.get_loan(loan).risk_class == RiskClass.DOUBTFUL

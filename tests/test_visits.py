@@ -96,8 +96,12 @@ def test_a_site_visit_clears_the_missed_site_visit_alert_and_an_interview_does_n
 
 def test_a_special_mention_loan_is_visited_monthly(site: FileSite) -> None:
     loan = _open(site, "LN-2026-0191")
-    body = {"risk_class": "special_mention", "reason_hash": "0x" + "11" * 32}
-    r = site.api.post("bank", f"/v1/loans/{loan}/classifications?wait=true", body)
+    # One officer proposes 关注 with a reason, a second approves it (maker-checker).
+    body = {"risk_class": "special_mention", "reason": "Main customer slow to pay; watch closely."}
+    r = site.api.post("bank", f"/v1/loans/{loan}/classification", body)
+    assert r.status_code == 201, r.text
+    approve = f"/v1/classification-proposals/{r.json()['id']}/approve?wait=true"
+    r = site.api.post("bank2", approve, {})
     assert r.status_code == 201, r.text
     site.sync()
     site.advance(29)

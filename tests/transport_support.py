@@ -16,7 +16,13 @@ import orjson
 from ledger.chain.transport import Transport, http_transport, unreachable
 from ledger.config import mask_url
 
-__all__ = ["FlakyTransport", "RecordingTransport", "RefusingTransport", "RewritingTransport"]
+__all__ = [
+    "FlakyTransport",
+    "RacingTransport",
+    "RecordingTransport",
+    "RefusingTransport",
+    "RewritingTransport",
+]
 
 
 class RecordingTransport:
@@ -121,6 +127,53 @@ class RewritingTransport:
         if "result" in parsed:
             parsed["result"] = self.rewrite(parsed["result"])
         return orjson.dumps(parsed)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class RacingTransport:
+    """Forwards every JSON-RPC call on its own, in order, numbering them from 0, and runs `race()` (a reorg
+    made through another client) just before call number `at`: the answers before and after it come from
+    different chains, deterministically. A batch's calls go one by one too, in the batch's order or, with
+    `reverse_batches`, last first: a node answers a batch's calls concurrently, in no promised order, so
+    either may see the chain first. `methods` lists every call forwarded; `fired` tells whether the race ran.
+    """
+
+    def __init__(
+        self,
+        rpc_url: str,
+        *,
+        at: int | None = None,
+        race: Callable[[], None] | None = None,
+        reverse_batches: bool = False,
+    ) -> None:
+        self.inner: Transport = http_transport(rpc_url)
+        self.at = at
+        self.race = race
+        self.reverse_batches = reverse_batches
+        self.methods: list[str] = []
+        self.fired = False
+        self._lock = threading.Lock()
+
+    def post(self, body: bytes) -> bytes:
+        request = orjson.loads(body)
+        calls = request if isinstance(request, list) else [request]
+        order = list(range(len(calls)))
+        if self.reverse_batches:
+            order.reverse()
+        answers: list[Any] = [None] * len(calls)
+        for i in order:
+            with self._lock:
+                position = len(self.methods)
+                self.methods.append(calls[i]["method"])
+                fire = position == self.at and self.race is not None and not self.fired
+                self.fired = self.fired or fire
+            if fire:
+                assert self.race is not None
+                self.race()
+            answers[i] = orjson.loads(self.inner.post(orjson.dumps(calls[i])))
+        return orjson.dumps(answers if isinstance(request, list) else answers[0])
 
     def close(self) -> None:
         self.inner.close()

@@ -1,21 +1,18 @@
-"""Five-category risk classification (五级分类) of a loan, set by its lender with a reason hash.
+"""A loan's five-category risk classifications (五级分类) as recorded on chain, oldest first.
 
-Both classify routes (this one and POST /v1/loans/{loan}/classification) go through
-`api.services.risk.classify`; this one skips the suggestion check until issue 18 closes it."""
+A class changes only through maker-checker (POST /v1/loans/{loan}/classification proposes, POST
+/v1/classification-proposals/{id}/approve sends it); the former bare-reason-hash POST here is gone."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
-from api.schemas import ClassifyRequest, WriteResult
 from api.services import risk as risk_service
 from api.services.human import humanize
-from api.writes import WriteDep
 
 __all__ = ["router"]
 
@@ -38,14 +35,3 @@ def list_classifications(
     return humanize(
         session, services.settings.bank_zone, risk_service.list_classifications(session, caller, loan)
     )
-
-
-@router.post(
-    "",
-    response_model=WriteResult,
-    status_code=201,
-    summary="Classify a loan (lender)",
-    responses={409: ERROR_RESPONSES[409]},
-)
-def classify(loan: str, body: ClassifyRequest, session: SessionDep, write: WriteDep) -> JSONResponse:
-    return risk_service.classify(session, write, loan, body)

@@ -45,6 +45,7 @@ from api.services import Services
 from api.services import alerts as alerts_service
 from api.services import attestations as attestations_service
 from api.services import audit as audit_service
+from api.services import class_migration as migration_service
 from api.services import collateral as collateral_service
 from api.services import documents as documents_service
 from api.services import guarantees as guarantees_service
@@ -581,6 +582,9 @@ def loan_page(loan: str, request: Request) -> Response:
             )
             if shows["classifications"]
             else [],
+            servicing=risk_service.suggestion(session, services, caller, loan_id)
+            if shows["servicing"]
+            else None,
             collateral=humanize(session, zone, collateral_service.list_collateral(session, caller, loan_id))
             if shows["collateral"]
             else [],
@@ -864,6 +868,31 @@ async def resolve_alert(alert_id: AlertId, request: Request) -> Response:
         return f"Alert {alert_id} resolved."
 
     return await _write(request, action)
+
+
+# ---------------------------------------------------------------------------------------------- migration
+
+
+@router.get("/migration", response_class=HTMLResponse)
+def migration_page(request: Request) -> Response:
+    """The class migration matrix (迁徙率) for a period (default: the 90 days to the chain's date, UTC)."""
+
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        try:
+            end = date.fromisoformat(request.query_params["end"]) if request.query_params.get("end") else None
+            start = (
+                date.fromisoformat(request.query_params["start"])
+                if request.query_params.get("start")
+                else None
+            )
+        except ValueError as exc:
+            raise ValidationError(
+                "dates are YYYY-MM-DD", hint="e.g. ?start=2026-01-01&end=2026-03-31"
+            ) from exc
+        data = migration_service.migration(session, caller, start=start, end=end)
+        return _render(request, "migration.html", caller=caller, m=data)
+
+    return _page(request, build)
 
 
 # ---------------------------------------------------------------------------------------------- received

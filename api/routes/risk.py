@@ -1,5 +1,7 @@
-"""A loan's suggested five-category class (五级分类), and applying a class with a written reason: the text is
-kept off chain, its keccak256 goes on chain as the reason hash. Departing from the suggestion needs one."""
+"""A loan's suggested five-category class (五级分类) with the criteria behind it, and class changes by
+maker-checker: one lender account proposes with a written reason, a second account of the same bank approves,
+which sends the class on chain (the reason's keccak256 as the reason hash). A class better than the rules'
+floor is refused, naming the criterion."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
-from api.schemas import ClassificationWithReason
+from api.schemas import ClassificationProposalRequest, WriteResult
 from api.services import risk as risk_service
 from api.writes import WriteDep
 
-__all__ = ["router"]
+__all__ = ["proposals_router", "router"]
 
 router = APIRouter(
     prefix="/v1/loans/{loan}",
@@ -23,15 +25,53 @@ router = APIRouter(
 )
 
 
-@router.get("/classification-suggestion", summary="The suggested class, with its reasons")
+@router.get("/classification-suggestion", summary="The suggested class, with the named criteria")
 def get_suggestion(
     loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep
 ) -> dict[str, Any]:
     return risk_service.suggestion(session, services, caller, loan)
 
 
-@router.post("/classification", status_code=201, summary="Apply a class with a written reason (lender)")
-def classify_with_reason(
-    loan: str, body: ClassificationWithReason, session: SessionDep, write: WriteDep
-) -> JSONResponse:
-    return risk_service.classify(session, write, loan, body)
+@router.post(
+    "/classification",
+    status_code=201,
+    summary="Propose a class with a written reason (lender; a second account of the bank approves)",
+)
+def propose_classification(
+    loan: str,
+    body: ClassificationProposalRequest,
+    caller: ParticipantDep,
+    session: SessionDep,
+    services: ServicesDep,
+) -> dict[str, Any]:
+    return risk_service.propose(session, services, caller, loan, body)
+
+
+@router.get("/classification-proposals", summary="The loan's classification proposals, newest first")
+def list_proposals(loan: str, caller: ParticipantDep, session: SessionDep) -> list[dict[str, Any]]:
+    return risk_service.list_proposals(session, caller, loan)
+
+
+proposals_router = APIRouter(
+    prefix="/v1/classification-proposals",
+    tags=["classifications"],
+    responses={k: ERROR_RESPONSES[k] for k in (401, 403, 404, 422)},
+)
+
+
+@proposals_router.post(
+    "/{proposal_id}/approve",
+    response_model=WriteResult,
+    status_code=201,
+    summary="Approve a proposal (another lender account of the bank): sends the class on chain",
+    responses={409: ERROR_RESPONSES[409]},
+)
+def approve(proposal_id: int, session: SessionDep, write: WriteDep) -> JSONResponse:
+    return risk_service.approve(session, write, proposal_id)
+
+
+@proposals_router.post("/{proposal_id}/reject", summary="Reject (or withdraw) a proposal")
+def reject(
+    proposal_id: int, caller: ParticipantDep, session: SessionDep, services: ServicesDep
+) -> dict[str, Any]:
+    return risk_service.reject(session, services, caller, proposal_id)

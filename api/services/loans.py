@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from api import policy
 from api.deps import Caller
-from api.schemas import DisburseRequest, OpenLoanRequest, RestructureRequest
+from api.schemas import TERMS_CHANGES, DisburseRequest, OpenLoanRequest, RestructureRequest
 from api.services import Services
 from api.services.access import (
     check_lender,
@@ -38,6 +38,10 @@ from ledger.chain.contract import LedgerContract
 from ledger.errors import ChainError, ConflictError, FundflowError, ValidationError
 from ledger.mirror.models import LoanPublic
 from ledger.mirror.read import Mirror
+from ledger.monitoring.monitor import Monitor
+from ledger.monitoring.rules import past_due, servicing_position
+from ledger.protocol.loantypes import parse_policies, policy_for
+from ledger.protocol.terms import CarriedArrears
 from ledger.store.offchain import LoanMetadata, LoanOpening, terms_hash
 
 __all__ = [
@@ -370,6 +374,11 @@ def open_loan(session: Session, write: Write, body: OpenLoanRequest) -> JSONResp
     policy.require(caller, "loans.open")
     terms = body.terms.document()
     thash = terms_hash(terms)
+    purposes = body.allowed_purposes
+    if purposes is None:  # the loan type's default set, as this bank configured it
+        assert body.terms.loan_type is not None  # the request model makes sure
+        table = parse_policies(services.settings.loan_type_policies)
+        purposes = sorted(policy_for(body.terms.loan_type, caller.org_id, table).allowed)
 
     def action(ledger: LedgerContract) -> Outcome:
         opening = _reserve_opening(services, caller, body.loan_number, write.idempotency_key)
@@ -385,7 +394,7 @@ def open_loan(session: Session, write: Write, body: OpenLoanRequest) -> JSONResp
                 borrower_ref=borrower_ref,
                 principal=body.principal,
                 currency=body.currency,
-                allowed_purposes=body.allowed_purposes,
+                allowed_purposes=purposes,
                 maturity=body.maturity,
                 terms_hash=thash,
             )
@@ -439,21 +448,61 @@ def disburse(session: Session, write: Write, loan: str, body: DisburseRequest) -
 
 
 def restructure(session: Session, write: Write, loan: str, body: RestructureRequest) -> JSONResponse:
-    """New maturity and terms; the new terms hash goes on chain (the loan's lender)."""
+    """A change of terms (`changeTerms`): new maturity and terms, what changed and whether the debtor is in
+    financial difficulty. Days past due are never reset: arrears at the change are carried into the new terms
+    (`carried_arrears`, hashed with them) unless the lender states them."""
     caller, services = write.caller, write.services
     loan_id = resolve_loan_id(session, loan, write.caller)
     check_lender(session, caller, loan_id, "loan.restructure")
-    terms = body.terms.document()
+    new_terms = body.terms
+    if new_terms.carried_arrears is None:
+        carried = _arrears(session, services, loan_id)
+        if carried is not None:
+            new_terms = new_terms.model_copy(update={"carried_arrears": carried})
+    terms = new_terms.document()
     thash = terms_hash(terms)
 
     def action(ledger: LedgerContract) -> Outcome:
-        tx = ledger.restructure(caller.signer(), loan_id=loan_id, maturity=body.maturity, terms_hash=thash)
+        tx = ledger.change_terms(
+            caller.signer(),
+            loan_id=loan_id,
+            maturity=body.maturity,
+            terms_hash=thash,
+            change=TERMS_CHANGES[body.change],
+            financial_difficulty=body.financial_difficulty,
+        )
         with services.engine.begin() as conn:
             conn.execute(
                 sa.update(meta_t)
                 .where(meta_t.c.loan_id == loan_id)
                 .values(terms=terms, terms_hash=thash, updated_at=datetime.now(UTC))
             )
-        return Outcome(tx, {"loan_id": loan_id, "terms_hash": thash})
+        return Outcome(
+            tx,
+            {
+                "loan_id": loan_id,
+                "terms_hash": thash,
+                "change": body.change,
+                "financial_difficulty": body.financial_difficulty,
+                "carried_arrears": terms.get("carried_arrears"),
+            },
+        )
 
     return write.record(body, action, path=f"/v1/loans/{loan_id}/restructure")
+
+
+def _arrears(session: Session, services: Services, loan_id: str) -> CarriedArrears | None:
+    """What is past due now (principal and interest), to carry into new terms; None when nothing is."""
+    facts = Monitor.from_settings(services.settings).facts(session.connection(), loan_id)
+    if facts is None:
+        return None
+    pd = past_due(facts)
+    if pd.days <= 0 or pd.since is None:
+        return None
+    pos = servicing_position(facts)
+    amount = (pos.principal_overdue + pos.interest_overdue) if pos is not None else 0
+    if facts.now > facts.maturity:
+        amount = max(amount, facts.outstanding)
+    if not amount and facts.terms is not None and facts.terms.carried_arrears is not None:
+        amount = facts.terms.carried_arrears.amount  # arrears an earlier change carried, still unpaid
+    return CarriedArrears(since=pd.since, amount=amount) if amount else None

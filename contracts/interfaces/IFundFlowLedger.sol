@@ -70,7 +70,8 @@ library IdLib {
 /// confirms what it received; AUDITOR_ROLE attests trails. A loan belongs to the lender's organisation, so
 /// any account of that bank holding LENDER_ROLE can service it.
 interface IFundFlowLedger {
-    /// @notice The kind tag mixed into each hash-chain step, so two kinds of change never hash alike.
+    /// @notice The kind tag mixed into each hash-chain step, so two kinds of change never hash alike. New kinds
+    /// are appended (RepaymentApplied and TermsChanged, loan servicing), so earlier kinds keep their values.
     enum EventKind {
         None,
         LoanOpened,
@@ -84,7 +85,9 @@ interface IFundFlowLedger {
         CollateralValued,
         InspectionRecorded,
         LoanRestructured,
-        RecordFiled
+        RecordFiled,
+        RepaymentApplied,
+        TermsChanged
     }
 
     /// @notice Loan status. A loan is opened `Open`; its lender closes it as `Repaid` (nothing outstanding)
@@ -593,4 +596,73 @@ interface IFundFlowLedger {
 
     /// @notice Whether an organisation id is registered.
     function organizationExists(OrgId orgId) external view returns (bool);
+
+    // ================================================================ loan servicing (issue 18)
+
+    /// @notice Emitted when the lender records a repayment and how it was applied: to penalty interest, to
+    /// interest and to principal (the order is the lender's setting; the split is worked out off chain from the
+    /// loan's schedule and recorded here so the mirror and an auditor see the same split). Only `principal`
+    /// lowers what is outstanding.
+    /// @param loanId The loan repaid
+    /// @param principal The part applied to principal, in the currency's minor unit
+    /// @param interest The part applied to contractual interest
+    /// @param penalty The part applied to penalty interest on overdue amounts
+    /// @param outstanding Principal outstanding after this repayment (disbursed minus repaid)
+    /// @param evidenceHash Hash of the supporting documents
+    /// @param head The loan's head after this step
+    event RepaymentApplied(
+        LoanId indexed loanId,
+        uint256 principal,
+        uint256 interest,
+        uint256 penalty,
+        uint256 outstanding,
+        bytes32 evidenceHash,
+        bytes32 head
+    );
+
+    /// @notice Emitted when the lender changes a loan's terms: an extension, a grace period, another change of
+    /// terms, or a release or substitution of collateral; `financialDifficulty` says whether the debtor is in
+    /// financial difficulty, which makes the loan a restructured asset under the 2023 classification rules.
+    /// @param loanId The loan whose terms changed
+    /// @param maturity The maturity after the change, a Unix timestamp (seconds)
+    /// @param termsHash Hash of the new terms
+    /// @param change 0 = extension, 1 = grace period, 2 = other change of terms, 3 = collateral released,
+    /// 4 = collateral substituted
+    /// @param financialDifficulty Whether the change is granted to a debtor in financial difficulty
+    /// @param previousMaturity The maturity before the change (days past due count on from it if it had passed)
+    /// @param outstanding Principal outstanding at the change (disbursed minus repaid)
+    /// @param head The loan's head after this step
+    event TermsChanged(
+        LoanId indexed loanId,
+        uint40 maturity,
+        bytes32 termsHash,
+        uint8 change,
+        bool financialDifficulty,
+        uint40 previousMaturity,
+        uint256 outstanding,
+        bytes32 head
+    );
+
+    /// @notice Thrown when a change of terms names a kind outside 0-4
+    /// @param change The kind given
+    error LedgerInvalidTermsChange(uint8 change);
+
+    /// @notice Lender: record a repayment split into principal, interest and penalty interest (amounts may be
+    /// zero, not all of them); `principal` may not exceed what is outstanding.
+    function repayAllocated(
+        LoanId loanId,
+        uint256 principal,
+        uint256 interest,
+        uint256 penalty,
+        bytes32 evidenceHash
+    ) external;
+
+    /// @notice Lender: change the loan's terms (see {TermsChanged}); days past due are not reset by it.
+    function changeTerms(
+        LoanId loanId,
+        uint40 maturity,
+        bytes32 termsHash,
+        uint8 change,
+        bool financialDifficulty
+    ) external;
 }

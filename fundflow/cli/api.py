@@ -97,7 +97,14 @@ def tokens_revoke(
 
 def seed_and_print(stack: ApiStack, operator: Any) -> None:
     """Onboard the demo participants, tell the demo story through the API, print tokens and curl lines."""
-    from fundflow.demo import DEMO_LOAN, PARTICIPANTS, SHELL_NAMES, onboard_demo, seed_demo_via_api
+    from fundflow.demo import (
+        DEMO_LOAN,
+        PARTICIPANTS,
+        RISK_OFFICER,
+        SHELL_NAMES,
+        onboard_demo,
+        seed_demo_via_api,
+    )
 
     s = stack.settings
     directory = Directory(s.participants_file)
@@ -106,6 +113,10 @@ def seed_and_print(stack: ApiStack, operator: Any) -> None:
     )
     with httpx.Client(base_url=stack.url, timeout=60) as http:
         loan = seed_demo_via_api(http, tokens, addresses)
+        suggestion = http.get(
+            f"/v1/loans/{DEMO_LOAN}/classification-suggestion",
+            headers={"Authorization": f"Bearer {tokens[PARTICIPANTS[0][0]]}"},
+        ).json()
     currency = loan["currency"]
 
     def amount(key: str) -> str:
@@ -116,13 +127,21 @@ def seed_and_print(stack: ApiStack, operator: Any) -> None:
         f"disbursed {amount('disbursed')}, repaid {amount('repaid')}, "
         f"risk class {RiskClass(loan['risk_class']).zh} {RiskClass(loan['risk_class']).en}"
     )
+    observation = suggestion.get("observation") or {}
+    if observation:
+        console.print(
+            f"restructured on {observation['restructured_on']} (financial difficulty): observation period "
+            f"from {observation['start']} to at least {observation['earliest_end']}; "
+            f"{suggestion['days_past_due']} day(s) past due; floor {suggestion['floor_label']}",
+            highlight=False,
+        )
     table = Table("participant", "role")
     table.add_column("address", no_wrap=True, min_width=42)  # whole, also when stdout is not a terminal
     for name, role in PARTICIPANTS:
         table.add_row(name, role, addresses[name])
     console.print(table)
     console.print("API tokens (new on each start; the old ones stay valid):")
-    for name, _ in PARTICIPANTS:
+    for name in [n for n, _ in PARTICIPANTS] + [RISK_OFFICER]:
         print(f"  {name:<26} {tokens[name]}")
     # The README's walkthrough uses these shell variables.
     variables = " ".join(f"{SHELL_NAMES[name]}={tokens[name]}" for name, _ in PARTICIPANTS)

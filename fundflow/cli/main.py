@@ -218,13 +218,25 @@ def participants_rotate(
 
 @app.command()
 @friendly_errors
-def up() -> None:
+def up(
+    replicas: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Run the production shape instead: N API replicas behind HAProxy, a leader and a standby "
+            "indexer, on a PostgreSQL database of its own (FUNDFLOW_CLUSTER_DATABASE_URL names the server).",
+        ),
+    ] = 0,
+) -> None:
     """Start the local chain (unless FUNDFLOW_RPC_URL is set), deploy (unless recorded), run the indexer and
     the API, seed the demo through the API, and keep running until Ctrl-C."""
     from fundflow.cli.api import seed_and_print
     from fundflow.compose import ApiStack
 
     settings = get_settings()
+    if replicas:
+        _up_cluster(settings, replicas)
+        return
     node: LocalChain | None = None
     stack: ApiStack | None = None
     if settings.starts_local_chain:
@@ -246,6 +258,59 @@ def up() -> None:
             stack.stop()
         if node is not None:
             node.stop()
+
+
+def _up_cluster(settings: Settings, replicas: int) -> None:
+    """`fundflow up --replicas N`: see fundflow/cluster.py. Ctrl-C (or SIGTERM) stops every process."""
+    import os
+
+    from fundflow.cluster import DEFAULT_SERVER_URL, Cluster
+    from ledger.config import mask_url
+
+    server = os.environ.get("FUNDFLOW_CLUSTER_DATABASE_URL") or DEFAULT_SERVER_URL
+    cluster = Cluster(settings, replicas=replicas, server_url=server)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM ends the run like Ctrl-C, through the finally below
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        cluster.start()
+        console.print(f"local chain: [bold]{cluster.chain_url}[/]", highlight=False)
+        console.print(f"database {cluster.database} on {mask_url(server)} (dropped on exit)", highlight=False)
+        for name, m in cluster.members.items():
+            where = f"127.0.0.1:{m.port}" if m.port else ""
+            console.print(f"  {name:<10} pid {m.pid:<8} {where}", highlight=False)
+        console.print(f"leading indexer: [bold]{cluster.leader()}[/] (the other waits on the lock)")
+        tokens, _, loan = cluster.seed_demo()
+        console.print(f"demo loan {loan['loan_number']} seeded through the balancer")
+        console.print("API tokens:")
+        for name, token in tokens.items():
+            print(f"  {name:<26} {token}")
+        console.print(
+            f"\nAPI behind HAProxy: [bold]{cluster.url}[/]  (logs and haproxy.cfg in {cluster.work_dir})\n"
+            "Ctrl-C stops everything.",
+            highlight=False,
+        )
+        while True:
+            for name, m in cluster.members.items():
+                if not m.running and name in ("haproxy",):
+                    raise FundflowError(f"{name} exited", hint=f"see {m.log}")
+            if cluster.chain is not None and not cluster.chain.running:
+                raise FundflowError("the chain node exited", hint=f"see {cluster.work_dir}/chain.log")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # A second Ctrl-C (make forwards one, impatient hands press twice) must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            cluster.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        console.print("stopped.")
 
 
 def retire_stale_local_mirror(settings: Settings, client: ChainClient) -> Path | None:

@@ -190,6 +190,26 @@ EVENT_INPUTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
         ("head", "bytes32", False),
         ("reportHash", "bytes32", False),
     ),
+    # ---- loan servicing (issue 18)
+    "RepaymentApplied": (
+        ("loanId", "bytes32", True),
+        ("principal", "uint256", False),
+        ("interest", "uint256", False),
+        ("penalty", "uint256", False),
+        ("outstanding", "uint256", False),
+        ("evidenceHash", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+    "TermsChanged": (
+        ("loanId", "bytes32", True),
+        ("maturity", "uint40", False),
+        ("termsHash", "bytes32", False),
+        ("change", "uint8", False),
+        ("financialDifficulty", "bool", False),
+        ("previousMaturity", "uint40", False),
+        ("outstanding", "uint256", False),
+        ("head", "bytes32", False),
+    ),
 }
 
 EVENT_ABI: list[dict[str, Any]] = [

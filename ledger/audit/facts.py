@@ -33,11 +33,13 @@ __all__ = [
     "ChainFact",
     "LOAN_FACTS",
     "LOT_FACTS",
+    "LoanBefore",
     "LoanTruth",
     "LotTruth",
     "NOT_CHAIN_FACTS",
     "RECORD_FACTS",
     "RecordFacts",
+    "replay_before",
 ]
 
 # getLoan's LoanView members, in ABI order (IFundFlowLedger.LoanView).
@@ -92,10 +94,40 @@ class LotTruth:
 @dataclass(frozen=True)
 class ChainFact:
     """A mirrored column's chain source: `source` names it for people (it appears in every problem
-    verification reports), `value` computes what the mirror must hold from the chain's answers."""
+    verification reports), `value` computes what the mirror must hold from the chain's answers. A record
+    column with `history` is computed from its event and the loan's state just before it (`LoanBefore`,
+    replayed from the loan's earlier events)."""
 
     source: str
-    value: Callable[[Any], Any]
+    value: Callable[..., Any]
+    history: bool = False
+
+
+@dataclass(frozen=True)
+class LoanBefore:
+    """The loan's maturity and principal outstanding just before an event, replayed from the events before
+    it: LoanOpened / LoanRestructured / TermsChanged set the maturity; Disbursed adds to the principal
+    outstanding, Repaid and RepaymentApplied take their principal off."""
+
+    maturity: int
+    outstanding: int
+
+
+def replay_before(events: list[DecodedEvent]) -> dict[tuple[int, int], LoanBefore]:
+    """`LoanBefore` for each of the loan's events (chain order), by (block number, log index)."""
+    out: dict[tuple[int, int], LoanBefore] = {}
+    maturity = outstanding = 0
+    for e in events:
+        out[(e.block_number, e.log_index)] = LoanBefore(maturity, outstanding)
+        if e.name in ("LoanOpened", "LoanRestructured", "TermsChanged"):
+            maturity = int(e.args["maturity"])
+        elif e.name == "Disbursed":
+            outstanding += int(e.args["amount"])
+        elif e.name == "Repaid":
+            outstanding -= int(e.args["amount"])
+        elif e.name == "RepaymentApplied":
+            outstanding -= int(e.args["principal"])
+    return out
 
 
 def _view(member: str) -> ChainFact:
@@ -230,10 +262,15 @@ RECORD_FACTS: dict[str, RecordFacts] = {
         evidence_hash=ChainFact("LotConfirmed.evidenceHash / LotDisputed.reasonHash", _answer_arg),
     ),
     "repayments": _record(
-        ("Repaid",),
-        amount=_arg("Repaid", "amount"),
-        outstanding=_arg("Repaid", "outstanding"),
-        evidence_hash=_arg("Repaid", "evidenceHash"),
+        ("Repaid", "RepaymentApplied"),
+        amount=ChainFact(
+            "Repaid.amount / RepaymentApplied.principal",
+            lambda e: e.args["amount"] if e.name == "Repaid" else e.args["principal"],
+        ),
+        outstanding=_arg("Repaid/RepaymentApplied", "outstanding"),
+        evidence_hash=_arg("Repaid/RepaymentApplied", "evidenceHash"),
+        interest=ChainFact("RepaymentApplied.interest (0 for Repaid)", lambda e: e.args.get("interest", 0)),
+        penalty=ChainFact("RepaymentApplied.penalty (0 for Repaid)", lambda e: e.args.get("penalty", 0)),
     ),
     "classifications": _record(
         ("RiskClassified",),
@@ -252,9 +289,26 @@ RECORD_FACTS: dict[str, RecordFacts] = {
         report_hash=_arg("InspectionRecorded", "reportHash"),
     ),
     "restructurings": _record(
-        ("LoanRestructured",),
-        maturity=_arg("LoanRestructured", "maturity"),
-        terms_hash=_arg("LoanRestructured", "termsHash"),
+        ("LoanRestructured", "TermsChanged"),
+        maturity=_arg("LoanRestructured/TermsChanged", "maturity"),
+        terms_hash=_arg("LoanRestructured/TermsChanged", "termsHash"),
+        change_kind=ChainFact(
+            "TermsChanged.change (none for LoanRestructured)", lambda e: e.args.get("change")
+        ),
+        financial_difficulty=ChainFact(
+            "TermsChanged.financialDifficulty (none for LoanRestructured)",
+            lambda e: e.args.get("financialDifficulty"),
+        ),
+        previous_maturity=ChainFact(
+            "TermsChanged.previousMaturity (for LoanRestructured: the maturity the events before it set)",
+            lambda e, before: e.args["previousMaturity"] if e.name == "TermsChanged" else before.maturity,
+            history=True,
+        ),
+        outstanding=ChainFact(
+            "TermsChanged.outstanding (for LoanRestructured: the principal the events before it left unpaid)",
+            lambda e, before: e.args["outstanding"] if e.name == "TermsChanged" else before.outstanding,
+            history=True,
+        ),
     ),
     "file_records": _record(
         ("RecordFiled",),

@@ -33,7 +33,15 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy.engine import Engine
 
-from ledger.audit.facts import LOAN_FACTS, LOAN_VIEW_FIELDS, LOT_FACTS, RECORD_FACTS, LoanTruth, LotTruth
+from ledger.audit.facts import (
+    LOAN_FACTS,
+    LOAN_VIEW_FIELDS,
+    LOT_FACTS,
+    RECORD_FACTS,
+    LoanTruth,
+    LotTruth,
+    replay_before,
+)
 from ledger.chain.contract import LedgerContract, as_bytes32
 from ledger.errors import NotFoundError, VerificationError
 from ledger.mirror.models import LoanPublic, LotPublic
@@ -605,6 +613,7 @@ def _compare_loan(loan_id: str, loan: Any, truth: LoanTruth | None) -> list[str]
 def _compare_records(chain: list[DecodedEvent], records: LoanRecords) -> list[str]:
     """Each record row against the event at its (block number, log index), column by column."""
     problems: list[str] = []
+    before = replay_before(chain)
     for table, facts in RECORD_FACTS.items():
         made = {(e.block_number, e.log_index): e for e in chain if e.name in facts.events}
         rows = {(int(r.block_number), int(r.log_index)): r for r in records.of(table)}  # type: ignore[attr-defined]
@@ -626,7 +635,7 @@ def _compare_records(chain: list[DecodedEvent], records: LoanRecords) -> list[st
                 continue
             for column, fact in facts.columns.items():
                 mine = getattr(row, column)
-                value = fact.value(event)
+                value = fact.value(event, before[key]) if fact.history else fact.value(event)
                 if _differs(mine, value):
                     problems.append(f"{where}: {column}: mirror {mine}, {fact.source} {value}")
     return problems

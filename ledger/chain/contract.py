@@ -450,6 +450,50 @@ class LedgerContract:
     def restructure(self, lender: LocalAccount, *, loan_id: str, maturity: int, terms_hash: str) -> TxResult:
         return self.transact(lender, "restructure", as_bytes32(loan_id), maturity, as_bytes32(terms_hash))
 
+    # ---- loan servicing (issue 18)
+
+    def repay_allocated(
+        self,
+        lender: LocalAccount,
+        *,
+        loan_id: str,
+        principal: int,
+        interest: int,
+        penalty: int,
+        evidence_hash: str,
+    ) -> TxResult:
+        """A repayment with its split (principal, interest, penalty interest) recorded on chain."""
+        return self.transact(
+            lender,
+            "repayAllocated",
+            as_bytes32(loan_id),
+            int(principal),
+            int(interest),
+            int(penalty),
+            as_bytes32(evidence_hash),
+        )
+
+    def change_terms(
+        self,
+        lender: LocalAccount,
+        *,
+        loan_id: str,
+        maturity: int,
+        terms_hash: str,
+        change: int,
+        financial_difficulty: bool,
+    ) -> TxResult:
+        """A change of terms (extension, grace period, other, collateral released/substituted)."""
+        return self.transact(
+            lender,
+            "changeTerms",
+            as_bytes32(loan_id),
+            int(maturity),
+            as_bytes32(terms_hash),
+            int(change),
+            bool(financial_difficulty),
+        )
+
     def attest(self, auditor: LocalAccount, *, loan_id: str, head: str, report_hash: str) -> TxResult:
         return self.transact(
             auditor, "attest", as_bytes32(loan_id), as_bytes32(head), as_bytes32(report_hash)

@@ -6,6 +6,8 @@ stopping it never leaves a stray child behind.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -17,11 +19,17 @@ from types import TracebackType
 from ledger.chain.client import ChainClient
 from ledger.errors import ChainError
 
-__all__ = ["LocalChain", "free_port", "project_root"]
+__all__ = ["LocalChain", "die_with_parent", "free_port", "project_root"]
 
 
 def project_root() -> Path:
     return Path(__file__).resolve().parents[2]
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: have the kernel SIGKILL this (child) process when the thread that started it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -40,6 +48,7 @@ class LocalChain:
         kind: str = "hardhat",
         log_path: Path | None = None,
         startup_timeout: float = 60.0,
+        die_with_parent: bool = False,
     ) -> None:
         if kind not in ("hardhat", "anvil"):
             raise ChainError(f"unknown local chain kind {kind!r}", hint="use 'hardhat' or 'anvil'")
@@ -47,6 +56,7 @@ class LocalChain:
         self.kind = kind
         self.log_path = log_path
         self.startup_timeout = startup_timeout
+        self.die_with_parent = die_with_parent  # the kernel kills the node if its starter dies (cluster)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -92,6 +102,7 @@ class LocalChain:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent if self.die_with_parent else None,
             )
         finally:
             # The child has its own copy of the descriptor; keeping ours open leaks it (ResourceWarning).

@@ -6,8 +6,9 @@ Rules (from Shovel, Ponder and Chainlink's log poller):
   natural keys would refuse it anyway).
 - Every processed header is kept. A batch whose first parent hash differs from the checkpoint, or a
   checkpoint that is no longer on the node's chain, is a reorg: walk back to the newest stored block the
-  node still has, delete everything above it, rebuild the affected loans from the raw events that remain,
-  in one transaction. Deeper than `max_reorg_depth` stops with `ReorgTooDeepError`.
+  node still has, delete everything above it and undo the projections' changes from the images kept for
+  the newest blocks (`Projector.undo`: the cost of the orphaned blocks, not of the loans), in one
+  transaction. Deeper than `max_reorg_depth` stops with `ReorgTooDeepError`.
 - `eth_getLogs` ranges double on success and halve when the node refuses; every log must carry the hash of
   the header fetched for its height, else the chain moved under us and the batch is retried.
 - Each loan's hash chain is recomputed; a break raises `MirrorIntegrityError` and the indexer stops.
@@ -47,6 +48,8 @@ from ledger.mirror.decoding import (
     decode_answer,
 )
 from ledger.mirror.projections import LOAN_EVENTS, PARTICIPANT_EVENTS, Projector, chunks
+from ledger.mirror.read import event_from_row
+from ledger.protocol.events import DecodedEvent
 from ledger.store.db import IndexerLock
 
 __all__ = ["BatchProgress", "Indexer", "StoredCheckpoint"]
@@ -65,6 +68,16 @@ _REFUSALS = (
     "too large",
 )
 _HEADER_BATCH = 500
+_EVENT_ROW = (
+    "name",
+    "args",
+    "address",
+    "block_number",
+    "block_hash",
+    "transaction_hash",
+    "log_index",
+    "transaction_index",
+)
 
 
 @dataclass(frozen=True)
@@ -151,7 +164,7 @@ class Indexer:
         max_logs_per_batch: int = 5_000,
         decode_worker_min_logs: int = 2_000,
         on_progress: Callable[[BatchProgress], None] | None = None,
-        after_batch: Callable[[sa.Connection, list[str]], object] | None = None,
+        after_batch: Callable[[sa.Connection, list[str], list[DecodedEvent]], object] | None = None,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -166,8 +179,9 @@ class Indexer:
         # (`ledger.mirror.decoding`); 0 never starts it. Following the tip always decodes in-process.
         self.decode_worker_min_logs = decode_worker_min_logs
         self.on_progress = on_progress
-        # Called inside each batch's (and each reorg undo's) transaction with the loan ids it touched, so
-        # derived state such as monitoring alerts commits or rolls back with the rows it rests on.
+        # Called inside each batch's (and each reorg undo's) transaction with the loan ids it touched and the
+        # loans' events it applied (or removed), so derived state such as monitoring alerts commits or rolls
+        # back with the rows it rests on, and costs what changed.
         self.after_batch = after_batch
         # One decoder and hash chain serve both the decoding of ranges and the projections' rebuilds.
         self.range_decoder = RangeDecoder(deployment.abi, deployment.chain_id)
@@ -473,6 +487,19 @@ class Indexer:
             except ChainError as exc:
                 hi = self._shrink(exc, lo, hi)
 
+    def _logs_of_block(self, header: BlockHeader) -> list[dict[str, Any]]:
+        """The ledger's logs in exactly the block `header` names; `ChainMoved` if the node lost it."""
+        try:
+            return self.client.get_logs(
+                self.deployment.address, header.number, header.number, block_hash=header.hash
+            )
+        except RpcError:
+            if self.client.get_header_by_hash(header.hash) is None:
+                raise ChainMoved(
+                    f"block {header.number} ({header.hash}) is not on the node any more"
+                ) from None
+            raise
+
     def _fetch_decoded(self, worker: DecodeWorker, lo: int, hi: int) -> _Fetched:
         """`_fetch` through the decoding worker: the node's answer goes to it unparsed, the rows come back."""
         headers = self._headers(lo, hi)
@@ -496,18 +523,21 @@ class Indexer:
         return headers
 
     def _fetch(self, lo: int, hi: int) -> _Fetched:
-        """Logs and headers of [lo, hi'] (hi' <= hi). Following the tip block by block, both come in one
-        JSON-RPC round trip (a single block's logs are never refused for size). A range's headers are asked
-        before its logs: a node answers one request at a time, and headers asked after the logs waited
-        behind the other fetching thread's eth_getLogs."""
+        """Logs and headers of [lo, hi'] (hi' <= hi). A range's headers are always asked before its logs,
+        in a separate request: a JSON-RPC batch is not atomic (Hardhat answers its calls concurrently), and
+        logs read from a block that was replaced before its header was read get committed under the new
+        header; when the old block had no ledger logs nothing can notice, and the new block's events are
+        lost for good (issue 24). Headers first, a replaced block shows in the logs (they name another
+        block hash, `ChainMoved`) or in the next parent-hash check (the stale header is undone as a reorg).
+        Following the tip, the one block's logs are asked by its hash (EIP-234), so they are exactly that
+        header's logs or an error. (Headers first also keeps them out of the queue behind the other fetching
+        thread's eth_getLogs.)"""
         if hi == lo:
-            query = {"address": self.deployment.address, "fromBlock": hex(lo), "toBlock": hex(lo)}
-            logs, raw_header = self.client.batch(
-                [("eth_getLogs", [query]), ("eth_getBlockByNumber", [hex(lo), False])]
-            )
+            raw_header = self.client.rpc("eth_getBlockByNumber", [hex(lo), False])
             if raw_header is None:
                 raise ChainMoved(f"block {lo} is not on the node any more")
-            return _Fetched(lo, hi, [BlockHeader.from_rpc(raw_header)], logs=list(logs))
+            header = BlockHeader.from_rpc(raw_header)
+            return _Fetched(lo, hi, [header], logs=self._logs_of_block(header))
         worker = self._worker
         if worker is not None and not worker.alive():
             self._drop_worker("the decoding worker process exited")
@@ -564,10 +594,16 @@ class Indexer:
                 )
             insert_rows(conn, t["blocks"], block_rows)
             insert_values(conn, t["events"], EVENT_COLUMNS, event_rows)
-            self.projector.apply(conn, events, decoded.checked_after)
+            # Images of what the newest blocks change in place, for a reorg undo (`Projector.undo`); older
+            # ones can no longer be undone (`max_reorg_depth`), so they go.
+            keep = hi - self.max_reorg_depth
+            journal = range(max(lo, keep + 1), hi + 1)
+            self.projector.apply(conn, events, decoded.checked_after, journal=journal)
+            images = t["undo_images"]
+            conn.execute(sa.delete(images).where(images.c.block_number <= keep))
             if self.after_batch is not None:
-                touched = {e.args["loanId"] for e in events if "loanId" in e.args}
-                self.after_batch(conn, sorted(touched))
+                mine = [e for e in events if "loanId" in e.args]
+                self.after_batch(conn, sorted({e.args["loanId"] for e in mine}), mine)
         self._checkpoint = StoredCheckpoint(hi, headers[-1].hash, cp.start_block)
         if self.on_progress is not None:
             self.on_progress(BatchProgress(lo, hi, target, cp.start_block, hi - lo + 1, len(event_rows)))
@@ -639,7 +675,7 @@ class Indexer:
         log.warning("reorg: undid %d block(s) above %d (%s)", depth, ancestor, ancestor_hash)
 
     def rollback_to(self, number: int, block_hash: str) -> None:
-        """Delete blocks, events and projections above block `number` and rebuild what they touched."""
+        """Delete blocks, events and projections above block `number` and undo what they changed."""
         cp = self.checkpoint
         t = self._t
         events, blocks = t["events"], t["blocks"]
@@ -663,13 +699,31 @@ class Indexer:
                 ).scalar_one()
                 > 0
             )
+            removed: list[DecodedEvent] = []
+            if self.after_batch is not None:  # the loans' orphaned events, for what the monitor re-checks
+                removed = [
+                    event_from_row(row, self.projector.codec)
+                    for row in conn.execute(
+                        sa.select(*(events.c[c] for c in _EVENT_ROW))
+                        .where(*orphaned, events.c.loan_id.is_not(None))
+                        .order_by(events.c.block_number, events.c.log_index)
+                    )
+                ]
             conn.execute(sa.delete(events).where(*orphaned))
             conn.execute(
                 sa.delete(blocks).where(blocks.c.chain_id == self.chain_id, blocks.c.number > number)
             )
-            self.projector.rebuild(conn, loan_ids, participants=participants)
+            # What the orphaned blocks changed, put back from their images; replaying the touched loans'
+            # whole history only when the images do not reach back (indexed before migration 0010).
+            if not self.projector.undo(conn, number, cp.block_number, loan_ids):
+                log.warning(
+                    "reorg: no undo images back to block %d; rebuilding the touched loans", number + 1
+                )
+                self.projector.rebuild(conn, loan_ids, participants=participants)
+                images = t["undo_images"]
+                conn.execute(sa.delete(images).where(images.c.block_number > number))
             if self.after_batch is not None:
-                self.after_batch(conn, sorted(loan_ids))
+                self.after_batch(conn, sorted(loan_ids), removed)
             moved = conn.execute(
                 sa.update(t["checkpoint"])
                 .where(t["checkpoint"].c.id == 1, t["checkpoint"].c.block_number == cp.block_number)
@@ -695,3 +749,6 @@ class Indexer:
                 )
             ]
             self.projector.rebuild(conn, loan_ids, participants=True)
+            conn.execute(
+                sa.delete(self._t["undo_images"])
+            )  # images of the old code's rows: not to be restored

@@ -3,8 +3,10 @@ from the events (participants, loans, lots, each loan's records, and the events'
 Readers use the `...Public` models through `ledger.mirror.read.Mirror`.
 
 Every projection row says which event made it (`block_number`, `log_index`), so a reorg can undo it: the
-indexer deletes what orphaned blocks produced and rebuilds the affected loans from the raw events that
-remain. Amounts are exact (`Uint64`), ids and hashes are 0x-prefixed lower-case hex, addresses checksummed.
+indexer deletes the rows orphaned blocks made and puts back, from `undo_images`, the rows they changed as
+they were before (`ledger.mirror.projections`); it rebuilds the affected loans from the raw events that
+remain only when the images do not reach back far enough. Amounts are exact (`Uint64`), ids and hashes
+are 0x-prefixed lower-case hex, addresses checksummed.
 Status and risk class are the contract enum values (see `ledger.chain.contract.LoanStatus`/`RiskClass`).
 """
 
@@ -52,6 +54,7 @@ __all__ = [
     "FileRecordPublic",
     "RoleGrant",
     "Uint64",
+    "UndoImage",
     "uint64",
     "uint64_text",
     "CONFIRMATION_STATES",
@@ -344,9 +347,12 @@ class ConfirmationPublic(ConfirmationBase):
 
 
 class RepaymentBase(_LoanRecord):
-    amount: int = _amount()
+    amount: int = _amount()  # the part applied to principal
     outstanding: int = _amount()
     evidence_hash: str = _hex()
+    # issue 18: the rest of the split a `RepaymentApplied` records (0 for a principal-only `Repaid`)
+    interest: int = _amount(default=0)
+    penalty: int = _amount(default=0)
 
 
 class Repayment(RepaymentBase, table=True):
@@ -417,6 +423,15 @@ class FileRecordPublic(FileRecordBase):
 class RestructuringBase(_LoanRecord):
     maturity: int = _bigint()
     terms_hash: str = _hex()
+    # issue 18 (`TermsChanged`): what changed (TermsChange) and whether the debtor is in financial difficulty;
+    # None for a `LoanRestructured`, which said neither
+    change_kind: int | None = Field(default=None)
+    financial_difficulty: bool | None = Field(default=None)
+    # the maturity before the change and the principal outstanding at it (TermsChanged carries both; for a
+    # LoanRestructured, the loan's state before it): days past due are never reset, so a maturity already
+    # passed keeps counting until that principal is repaid
+    previous_maturity: int | None = _bigint(default=None)
+    outstanding: int | None = _amount(default=None)
 
 
 class Restructuring(RestructuringBase, table=True):
@@ -455,12 +470,17 @@ class DocumentRef(SQLModel, table=True):
     by digest through `digest_key` (`hash_key(digest)`, 8 bytes; a lookup also compares `digest`, as a
     lot's compares its id). That one small index is all the table keeps: its rows come one per event, and
     a wider or second random index cost SQLite more per row the bigger the table grew (a key of digest and
-    position: 14 µs a row at 200,000 rows, against 7 µs for this one). So a reorg's delete by loan scans
-    the table: reorgs are rare, an index by loan would cost every event.
+    position: 14 µs a row at 200,000 rows, against 7 µs for this one). So a rebuild's delete by loan scans
+    the table: rebuilds are rare, an index by loan would cost every event. A reorg undo deletes by block.
     """
 
     __tablename__ = "document_refs"
-    __table_args__ = (sa.Index("ix_document_refs_key", "digest_key"),)
+    __table_args__ = (
+        sa.Index("ix_document_refs_key", "digest_key"),
+        # A reorg undo deletes the orphaned blocks' rows by block (migration 0010). Block numbers only grow,
+        # so new entries land at the index's end: not the random pages the note above is about.
+        sa.Index("ix_document_refs_block", "block_number"),
+    )
 
     id: int | None = Field(
         default=None,
@@ -491,3 +511,30 @@ LOAN_RECORD_TABLES = (
     "document_refs",
     "loans",
 )
+
+
+# ---------------------------------------------------------------------------------------------- reorg undo
+
+
+class UndoImage(SQLModel, table=True):
+    """A projection row as it was before an event of `block_number` first changed it in place (`image`;
+    None: the row did not exist), for undoing that block in a reorg without replaying the loan's history.
+
+    Rows that events only append (lots, records, document refs, a loan's opening) need no image: an undo
+    deletes those with a `block_number` above the common ancestor. A row with `table_name` "" marks the
+    block as journaled, so an undo knows the images reach back to its ancestor. The indexer keeps images of
+    the newest `max_reorg_depth` blocks only (`ledger.mirror.projections`).
+    """
+
+    __tablename__ = "undo_images"
+    __table_args__ = (sa.Index("ix_undo_images_block", "block_number"),)
+
+    id: int | None = Field(
+        default=None,
+        primary_key=True,
+        sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite"),  # type: ignore[call-overload]
+    )
+    block_number: int = _bigint()
+    table_name: str = Field(sa_type=sa.String(64), description='the projection table; "" marks the block')
+    row_key: dict[str, Any] = Field(sa_type=_JSON, description="the row's primary key: column -> value")
+    image: dict[str, Any] | None = Field(default=None, sa_type=_JSON)

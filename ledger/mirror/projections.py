@@ -1,10 +1,22 @@
 """Projections: turn ordered ledger events into participants, loans, lots, each loan's records, and the
 document references (`document_refs`: which event argument names which document hash).
 
-One function serves the forward path and the undo path. Forward, `Projector.apply` loads the state a batch
-touches, applies the events in memory (checking every loan's hash chain and the lot arithmetic) and writes
-with one executemany per table. Undo, `Projector.rebuild` deletes the affected loans' rows and replays
-their remaining raw events through `apply`: what a reorg removed can then never linger in a projection.
+Forward, `Projector.apply` loads the state a batch touches, applies the events in memory (checking every
+loan's hash chain and the lot arithmetic) and writes with one executemany per table.
+
+Undo costs what the orphaned blocks changed, not what the loans hold (issue 24). Events change projection
+rows in two ways only, and each has one generic undo:
+- they append rows (a loan's opening, lots, each loan's records, document refs) that carry the event's
+  `block_number`: `Projector.undo` deletes those above the common ancestor;
+- they change a row in place (a loan's totals and head, a lot's remaining and confirmation, participants):
+  before the first change an event of block b makes to a row, `_Batch.image` keeps the row as it was in
+  `undo_images` (for the newest `max_reorg_depth` blocks only), and the undo puts back, for each row, its
+  image from the lowest orphaned block.
+A new event kind fits by doing exactly that: rows it adds carry its `block_number` (and `loan_id`, in a table
+listed in `LOAN_RECORD_TABLES`); rows it changes are changed through `image(...)` first. Nothing in the undo
+names an event.
+`Projector.rebuild` (delete a loan's rows, replay its remaining raw events through `apply`) remains for
+`rebuild_projections` and for an undo below the oldest image (a mirror indexed before migration 0010).
 """
 
 from __future__ import annotations
@@ -109,18 +121,61 @@ class Projector:
         conn: sa.Connection,
         events: Sequence[DecodedEvent],
         checked_after: Sequence[str | None] | None = None,
+        *,
+        journal: range | None = None,
     ) -> None:
         """Apply `events` (in chain order, all newer than what the projections hold). `checked_after[i]`,
         if given and not None, is the previous head event i's head was already checked against (by
-        `ledger.mirror.decoding.RangeDecoder`); the hash chain is recomputed here for every other event."""
+        `ledger.mirror.decoding.RangeDecoder`); the hash chain is recomputed here for every other event.
+        `journal`: the blocks whose changes `undo` must be able to reverse (their images are kept)."""
+        if journal is not None and len(journal):
+            insert_rows(
+                conn,
+                _table("undo_images"),
+                [{"block_number": b, "table_name": "", "row_key": {}, "image": None} for b in journal],
+            )
         if not events:
             return
-        batch = _Batch(conn, self.hash_chain, self.documents)
+        batch = _Batch(conn, self.hash_chain, self.documents, journal)
         batch.load(events)
         afters = checked_after if checked_after is not None else [None] * len(events)
         for event, after in zip(events, afters, strict=True):
             batch.apply(event, after)
         batch.write()
+
+    def undo(self, conn: sa.Connection, number: int, top: int, loan_ids: Iterable[str]) -> bool:
+        """Reverse what the events of blocks `number`+1 .. `top` did to the projections (`loan_ids`: the
+        loans they touched), from the images kept for those blocks. False, with nothing changed, when the
+        images do not reach back to block `number`+1: then only `rebuild` can undo."""
+        images = _table("undo_images")
+        orphaned = images.c.block_number > number
+        marked = conn.execute(
+            sa.select(sa.func.count(sa.distinct(images.c.block_number))).where(
+                orphaned, images.c.block_number <= top, images.c.table_name == ""
+            )
+        ).scalar_one()
+        if marked != top - number:
+            return False
+        # Newest first, so the image of each row from the lowest orphaned block is put back last and stands.
+        for row in conn.execute(
+            sa.select(images.c.table_name, images.c.row_key, images.c.image)
+            .where(orphaned, images.c.table_name != "")
+            .order_by(images.c.block_number.desc(), images.c.id.desc())
+        ):
+            table = _table(row.table_name)
+            conn.execute(sa.delete(table).where(*(table.c[k] == v for k, v in row.row_key.items())))
+            if row.image is not None:
+                conn.execute(sa.insert(table).values(**row.image))
+        ids = sorted(set(loan_ids))
+        for name in LOAN_RECORD_TABLES:  # the rows the orphaned blocks appended
+            table = _table(name)
+            if name == "document_refs":  # also the participant events' (no loan); indexed by block
+                conn.execute(sa.delete(table).where(table.c.block_number > number))
+                continue
+            for part in chunks(ids, _IN_CHUNK):
+                conn.execute(sa.delete(table).where(table.c.loan_id.in_(part), table.c.block_number > number))
+        conn.execute(sa.delete(images).where(orphaned))
+        return True
 
     def rebuild(
         self, conn: sa.Connection, loan_ids: Iterable[str], *, participants: bool, chunk: int = 20_000
@@ -178,9 +233,17 @@ class _Batch:
     """The state one `apply` call touches, loaded once, changed in memory, written once."""
 
     def __init__(
-        self, conn: sa.Connection, hash_chain: HashChain, documents: dict[str, tuple[str, ...]]
+        self,
+        conn: sa.Connection,
+        hash_chain: HashChain,
+        documents: dict[str, tuple[str, ...]],
+        journal: range | None = None,
     ) -> None:
         self.conn = conn
+        self.journal = journal if journal is not None and len(journal) else None
+        self.images: list[dict[str, Any]] = []
+        self._imaged: set[tuple[str, tuple[Any, ...], int]] = set()
+        self.participant_rows: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None] = {}
         self.hash_chain = hash_chain
         self.documents = documents
         self.document_refs: list[tuple[Any, ...]] = []  # rows of _DOCUMENT_REF_COLUMNS, driver-ready
@@ -256,6 +319,23 @@ class _Batch:
             }
         )
 
+    def image(self, table: str, key: dict[str, Any], row: dict[str, Any] | None, block: int) -> None:
+        """Call before an event of `block` changes `row` of `table` in place (`row` None: before it creates
+        a row that an upsert may also change, e.g. a participant's). The first call per row and block keeps
+        the row as it is, for `Projector.undo`; outside the journaled blocks it does nothing."""
+        if self.journal is None or block not in self.journal:
+            return
+        mark = (table, tuple(key.values()), block)
+        if mark in self._imaged:
+            return
+        self._imaged.add(mark)
+        image = None if row is None else {k: v for k, v in row.items() if not k.startswith("_")}
+        self.images.append({"block_number": block, "table_name": table, "row_key": key, "image": image})
+
+    def _lot_image(self, lot: dict[str, Any], block: int) -> None:
+        key = {"loan_id": lot["loan_id"], "block_number": lot["block_number"], "log_index": lot["log_index"]}
+        self.image("lots", key, lot, block)
+
     def _loan_event(self, event: DecodedEvent, checked_after: str | None) -> None:
         name, args = event.name, event.args
         loan_id = args["loanId"]
@@ -291,6 +371,8 @@ class _Batch:
         loan = self.loans.get(loan_id)
         if loan is None:
             raise _integrity(event, f"loan {loan_id} was never opened in the mirror")
+        # Every event of a loan after its opening may change the loan's row (totals, head, counts): imaged.
+        self.image("loans", {"loan_id": loan_id}, loan, event.block_number)
         if name == "TrailAttested":
             if args["head"] != loan["head"]:
                 raise _integrity(event, f"attests head {args['head']} but the loan's head is {loan['head']}")
@@ -326,6 +408,7 @@ class _Batch:
                 raise _integrity(event, f"parent lot {args['parentLotId']} is not in the mirror")
             if parent["remaining"] < args["amount"]:
                 raise _integrity(event, f"pays {args['amount']} out of a lot with {parent['remaining']} left")
+            self._lot_image(parent, event.block_number)
             parent["remaining"] -= args["amount"]
             if not parent.get("_new"):
                 self.dirty_lots.add(key)
@@ -335,6 +418,7 @@ class _Batch:
             lot = self.lots.get(key)
             if lot is None:
                 raise _integrity(event, f"lot {args['lotId']} is not in the mirror")
+            self._lot_image(lot, event.block_number)
             state = "confirmed" if name == "LotConfirmed" else "disputed"
             evidence = args["evidenceHash"] if name == "LotConfirmed" else args["reasonHash"]
             lot["confirmation"] = state
@@ -355,8 +439,46 @@ class _Batch:
                 "repayments",
                 event,
                 amount=args["amount"],
+                interest=0,
+                penalty=0,
                 outstanding=args["outstanding"],
                 evidence_hash=args["evidenceHash"],
+            )
+        elif name == "RepaymentApplied":
+            loan["repaid"] += args["principal"]
+            if loan["disbursed"] - loan["repaid"] != args["outstanding"]:
+                raise _integrity(
+                    event,
+                    f"states {args['outstanding']} outstanding, the mirror has "
+                    f"{loan['disbursed'] - loan['repaid']}",
+                )
+            self._record(
+                "repayments",
+                event,
+                amount=args["principal"],
+                interest=args["interest"],
+                penalty=args["penalty"],
+                outstanding=args["outstanding"],
+                evidence_hash=args["evidenceHash"],
+            )
+        elif name == "TermsChanged":
+            if loan["disbursed"] - loan["repaid"] != args["outstanding"]:
+                raise _integrity(
+                    event,
+                    f"states {args['outstanding']} outstanding, the mirror has "
+                    f"{loan['disbursed'] - loan['repaid']}",
+                )
+            loan["maturity"] = args["maturity"]
+            loan["terms_hash"] = args["termsHash"]
+            self._record(
+                "restructurings",
+                event,
+                maturity=args["maturity"],
+                terms_hash=args["termsHash"],
+                change_kind=args["change"],
+                financial_difficulty=args["financialDifficulty"],
+                previous_maturity=args["previousMaturity"],
+                outstanding=args["outstanding"],
             )
         elif name == "LoanClosed":
             loan["status"] = args["status"]
@@ -386,9 +508,19 @@ class _Batch:
                 actor=args["actor"],
             )
         elif name == "LoanRestructured":
+            previous = loan["maturity"]
             loan["maturity"] = args["maturity"]
             loan["terms_hash"] = args["termsHash"]
-            self._record("restructurings", event, maturity=args["maturity"], terms_hash=args["termsHash"])
+            self._record(
+                "restructurings",
+                event,
+                maturity=args["maturity"],
+                terms_hash=args["termsHash"],
+                change_kind=None,
+                financial_difficulty=None,
+                previous_maturity=previous,
+                outstanding=loan["disbursed"] - loan["repaid"],
+            )
 
     def _verify(self, event: DecodedEvent, previous: str, checked_after: str | None) -> str:
         if checked_after is not None and checked_after == previous:
@@ -456,6 +588,18 @@ class _Batch:
                 **where,
             }
             self.participants.append(("role_grants", row, ("role", "account")))
+        # Upserts: the row as this batch left it so far, else as the database holds it, is the image.
+        name, row, keys = self.participants[-1]
+        key = {k: row[k] for k in keys}
+        marker = (name, tuple(key.values()))
+        if self.journal is not None and event.block_number in self.journal:
+            if marker not in self.participant_rows:
+                table = _table(name)
+                found = self.conn.execute(sa.select(table).where(*(table.c[k] == v for k, v in key.items())))
+                current = found.first()
+                self.participant_rows[marker] = None if current is None else dict(current._mapping)
+            self.image(name, key, self.participant_rows[marker], event.block_number)
+        self.participant_rows[marker] = row
 
     # ------------------------------------------------------------------ write
 
@@ -481,6 +625,7 @@ class _Batch:
         for name, rows in self.records.items():
             insert_rows(conn, _table(name), rows)
         insert_values(conn, _table("document_refs"), _DOCUMENT_REF_COLUMNS, self.document_refs)
+        insert_rows(conn, _table("undo_images"), self.images)
         for name, row, keys in self.participants:
             self._upsert(name, row, keys)
 

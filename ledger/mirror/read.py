@@ -98,6 +98,13 @@ def _fields(cls: type[SQLModel]) -> tuple[str, ...]:
     return tuple(cls.model_fields)
 
 
+def _mirrored_chain() -> sa.ScalarSelect[Any]:
+    """The checkpoint's chain id, as a subquery: with it a lookup of blocks by number uses the blocks' key
+    (chain_id, number) instead of scanning every block."""
+    checkpoint = _t("checkpoint")
+    return sa.select(checkpoint.c.chain_id).where(checkpoint.c.id == 1).scalar_subquery()
+
+
 def event_from_row(row: Any, codec: ArgsCodec) -> DecodedEvent:
     """A row of the raw `events` table (name, args, address, block_number, block_hash, transaction_hash,
     log_index and, if selected, transaction_index) as the `DecodedEvent` it was decoded to."""
@@ -295,7 +302,12 @@ class Mirror:
     def latest_block_time(self) -> int | None:
         """The newest mirrored block's timestamp: the chain's clock as the mirror knows it."""
         blocks = _t("blocks")
-        row = self.db.execute(sa.select(blocks.c.timestamp).order_by(blocks.c.number.desc()).limit(1)).first()
+        row = self.db.execute(
+            sa.select(blocks.c.timestamp)
+            .where(blocks.c.chain_id == _mirrored_chain())  # by the key; without it, every block is read
+            .order_by(blocks.c.number.desc())
+            .limit(1)
+        ).first()
         return None if row is None else int(row[0])
 
     def block_times(self, numbers: Iterable[int]) -> dict[int, int]:
@@ -306,7 +318,9 @@ class Mirror:
         for start in range(0, len(wanted), _IN_CHUNK):
             part = wanted[start : start + _IN_CHUNK]
             for number, timestamp in self._rows(
-                sa.select(blocks.c.number, blocks.c.timestamp).where(blocks.c.number.in_(part))
+                sa.select(blocks.c.number, blocks.c.timestamp).where(
+                    blocks.c.chain_id == _mirrored_chain(), blocks.c.number.in_(part)
+                )
             ):
                 out[int(number)] = int(timestamp)
         return out
@@ -642,3 +656,41 @@ class Mirror:
             )
             for r in self._rows(query)
         ]
+
+    # ------------------------------------------------------------------ slices of a loan (the monitor's)
+
+    def loan_lot_rows(
+        self,
+        loan_id: str,
+        *,
+        blocks: tuple[int, int] | None = None,
+        parent: str | None = None,
+        holder: str | None = None,
+        amounts: tuple[int, int] | None = None,
+    ) -> Sequence[Any]:
+        """Lots of one loan in chain order, only those in the block range `blocks` (inclusive), paid out of
+        `parent`, held by `holder`, or with an amount in [low, high) `amounts`: what a monitoring rule needs
+        of a big loan after a batch, without reading all of it (the key's block range is an index range)."""
+        lots = _t("lots")
+        query = sa.select(lots).where(lots.c.loan_id == loan_id)
+        if blocks is not None:
+            query = query.where(lots.c.block_number.between(*blocks))
+        if parent is not None:
+            query = query.where(lots.c.parent_lot_id == parent)
+        if holder is not None:
+            query = query.where(lots.c.holder == holder)
+        if amounts is not None:
+            query = query.where(lots.c.amount >= amounts[0], lots.c.amount < amounts[1])
+        return self._rows(query.order_by(lots.c.block_number, lots.c.log_index))
+
+    def last_block_by(self, timestamp: int, *, after: int, upto: int) -> int | None:
+        """The newest mirrored block in [`after`, `upto`] stamped at or before `timestamp`."""
+        blocks = _t("blocks")
+        number = self._scalar(
+            sa.select(sa.func.max(blocks.c.number)).where(
+                blocks.c.chain_id == _mirrored_chain(),
+                blocks.c.number.between(after, upto),
+                blocks.c.timestamp <= timestamp,
+            )
+        )
+        return None if number is None else int(number)

@@ -13,7 +13,7 @@ one), and every "within N hours" or "older than N days" compares block timestamp
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -26,19 +26,27 @@ from ledger.monitoring.preservation import CaseFact
 from ledger.monitoring.register import ItemFact
 from ledger.protocol.codes import InspectionKind, LoanStatus, RiskClass
 from ledger.protocol.collateral import CollateralStatus, effective_value
+from ledger.protocol.loantypes import LoanTypePolicy, parse_policies, policy_for
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
-from ledger.protocol.terms import LoanTerms
+from ledger.protocol.servicing import DayCount, PaymentRecord, Position, position
+from ledger.protocol.terms import LoanTerms, LoanType
 
 __all__ = [
     "RULES",
+    "RULE_SCOPES",
+    "Scope",
     "Candidate",
     "LoanFacts",
     "LotFact",
+    "PastDue",
     "RecordFact",
     "Severity",
+    "TermsChangeFact",
     "Thresholds",
     "days_past_due",
+    "past_due",
+    "servicing_position",
     "evaluate_rules",
     "fmt_money",
     "fmt_time",
@@ -79,6 +87,20 @@ class Thresholds:
     # Days between site visits by risk class (正常, 关注, 次级, 可疑, 损失): bank policy, not a regulation.
     site_visit_days: tuple[int, ...] = (90, 30, 30, 30, 30)
     preservation_warning_days: int = 7  # an asset-preservation deadline alerts this many days ahead
+    penalty_rate_multiplier: Decimal = Decimal("1.5")
+    loan_type_policies: Mapping[str, Mapping[LoanType, LoanTypePolicy]] = field(default_factory=dict)
+    self_paid_report_days: float = 30.0
+
+    def policy(self, facts: LoanFacts) -> LoanTypePolicy | None:
+        """The lender's policy for the loan's type; None when the terms name no type."""
+        if facts.terms is None or facts.terms.loan_type is None:
+            return None
+        return policy_for(facts.terms.loan_type, facts.lender_org, self.loan_type_policies)
+
+    def prohibited(self, facts: LoanFacts) -> frozenset[int]:
+        """Prohibited purposes: the loan type's (a development loan may pay for land), else the setting."""
+        policy = self.policy(facts)
+        return policy.prohibited if policy is not None else self.prohibited_purposes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -95,6 +117,9 @@ class Thresholds:
             prohibited_purposes=frozenset(settings.prohibited_purposes),
             site_visit_days=tuple(settings.site_visit_interval_days),
             preservation_warning_days=settings.preservation_warning_days,
+            penalty_rate_multiplier=settings.penalty_rate_multiplier,
+            loan_type_policies=parse_policies(settings.loan_type_policies),
+            self_paid_report_days=settings.self_paid_report_days,
         )
 
 
@@ -131,6 +156,24 @@ class RecordFact:
     timestamp: int
     amount: int = 0
     key: str = ""
+    # issue 18: a repayment's parts applied to interest and penalty interest (`amount` is its principal)
+    interest: int = 0
+    penalty: int = 0
+
+
+@dataclass(frozen=True)
+class TermsChangeFact:
+    """A change of terms (`TermsChanged`; a legacy `LoanRestructured` has `change` and `financial_difficulty`
+    None: it said neither)."""
+
+    block_number: int
+    log_index: int
+    timestamp: int
+    maturity: int
+    change: int | None
+    financial_difficulty: bool | None
+    previous_maturity: int | None = None
+    outstanding: int | None = None  # principal outstanding when the terms changed
 
 
 @dataclass(frozen=True)
@@ -159,6 +202,10 @@ class LoanFacts:
     # the collateral register (issue 19): each item's latest content-checked record; empty = no register,
     # the valuations alone are the collateral (haircut 0), as before the register
     collateral_items: tuple[ItemFact, ...] = ()
+    # issue 18
+    terms_changes: list[TermsChangeFact] = field(default_factory=list)
+    class_history: list[tuple[int, int]] = field(default_factory=list)  # (block, class) of RiskClassified
+    penalty_rate_multiplier: Decimal = Decimal("1.5")
 
     @property
     def outstanding(self) -> int:
@@ -245,7 +292,7 @@ def undeclared_use(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     """A payment whose purpose the loan does not allow (prohibited purposes are `prohibited_use`'s)."""
     out = []
     for lot in facts.lots:
-        if lot.declared_use or lot.purpose in th.prohibited_purposes:
+        if lot.declared_use or lot.purpose in th.prohibited(facts):
             continue
         out.append(
             Candidate(
@@ -269,8 +316,9 @@ def prohibited_use(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     """A payment into a prohibited sector (real estate, securities, onward lending, other debt by default),
     whether or not the loan's purpose set allowed it."""
     out = []
+    banned = th.prohibited(facts)
     for lot in facts.lots:
-        if lot.purpose not in th.prohibited_purposes:
+        if lot.purpose not in banned:
             continue
         allowed = (
             "" if not lot.declared_use else " The loan's purpose set allows it, but the sector is banned."
@@ -508,25 +556,120 @@ def disputed_payment(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
 
 
 def _unpaid_installments(facts: LoanFacts) -> list[tuple[date, int, int, int]]:
-    """(due date, installment amount, cumulative due, days past due) of installments still short."""
+    """(due date, installment amount, cumulative due, days past due) of principal installments still short."""
     if facts.terms is None or not facts.is_open:
         return []
     today = _date(facts.now)
     cumulative = 0
     out = []
-    for item in facts.terms.repayment_schedule:
-        cumulative += item.amount
+    for item in facts.terms.schedule(facts.principal):
+        if not item.principal:
+            continue
+        cumulative += item.principal
         if item.due_date < today and facts.repaid < cumulative:
-            out.append((item.due_date, item.amount, cumulative, (today - item.due_date).days))
+            out.append((item.due_date, item.principal, cumulative, (today - item.due_date).days))
     return out
 
 
+def servicing_position(facts: LoanFacts, as_of: date | None = None) -> Position | None:
+    """The loan's schedule position (`ledger.protocol.servicing.position`) on `as_of` (default: the chain's
+    date), None without a schedule in the terms. Repayments are dated by their block (UTC)."""
+    if facts.terms is None:
+        return None
+    schedule = facts.terms.schedule(facts.principal)
+    if not schedule:
+        return None
+    it = facts.terms.interest
+    rate = Decimal(0)
+    if it is not None:
+        rate = (
+            it.penalty_rate if it.penalty_rate is not None else it.annual_rate * facts.penalty_rate_multiplier
+        )
+    payments = [PaymentRecord(_date(r.timestamp), r.amount, r.interest, r.penalty) for r in facts.repayments]
+    return position(
+        schedule,
+        payments,
+        as_of or _date(facts.now),
+        penalty_rate=rate,
+        day_count=it.day_count if it else DayCount.ACT_365,
+        grace_days=it.grace_days if it else 0,
+    )
+
+
+@dataclass(frozen=True)
+class PastDue:
+    """Days past due and what they count from: the oldest unpaid principal or interest, or the maturity."""
+
+    days: int
+    since: date | None = None
+    what: str = ""
+
+    def text(self) -> str:
+        return (
+            f"{self.days} day(s) past due since {self.since.isoformat()} ({self.what})" if self.since else ""
+        )
+
+
+def past_due(facts: LoanFacts) -> PastDue:
+    """Days past due from the oldest scheduled principal or interest unpaid after its due date, or from the
+    maturity with principal outstanding, whichever is older (calendar dates of the chain's clock, UTC).
+    A change of terms never resets it: what was scheduled and not paid stays past due."""
+    if not facts.is_open:
+        return PastDue(0)
+    candidates: list[PastDue] = []
+    pos = servicing_position(facts)
+    if pos is not None and pos.oldest_overdue is not None:
+        o = pos.oldest_overdue
+        candidates.append(PastDue(o.days, o.due_date, f"{o.kind} due {o.due_date.isoformat()} unpaid"))
+    if facts.outstanding > 0 and facts.now > facts.maturity:
+        matured = _date(facts.maturity)
+        days = (_date(facts.now) - matured).days
+        if days > 0:
+            candidates.append(PastDue(days, matured, f"principal outstanding after maturity {matured}"))
+    today = _date(facts.now)
+    # A change of terms never resets days past due: a maturity already passed when the terms changed keeps
+    # counting until the principal outstanding then is repaid; arrears the new terms carry over likewise.
+    for c in facts.terms_changes:
+        if c.previous_maturity is None or not c.outstanding or c.previous_maturity >= c.timestamp:
+            continue
+        repaid_since = sum(
+            r.amount
+            for r in facts.repayments
+            if (r.block_number, r.log_index) > (c.block_number, c.log_index)
+        )
+        if repaid_since < c.outstanding:
+            old = _date(c.previous_maturity)
+            candidates.append(
+                PastDue(
+                    (today - old).days,
+                    old,
+                    f"principal outstanding after the original maturity {old}, terms changed on "
+                    f"{_date(c.timestamp)} (a change of terms never resets days past due)",
+                )
+            )
+    carried = facts.terms.carried_arrears if facts.terms is not None else None
+    if carried is not None and facts.terms_changes:
+        last = facts.terms_changes[-1]
+        paid_since = sum(
+            r.amount + r.interest
+            for r in facts.repayments
+            if (r.block_number, r.log_index) > (last.block_number, last.log_index)
+        )
+        if paid_since < carried.amount and carried.since < today:
+            candidates.append(
+                PastDue(
+                    (today - carried.since).days,
+                    carried.since,
+                    f"arrears of {facts.money(carried.amount)} carried over by the change of terms, "
+                    f"due since {carried.since}",
+                )
+            )
+    return max(candidates, key=lambda p: p.days, default=PastDue(0))
+
+
 def days_past_due(facts: LoanFacts) -> int:
-    """Days since the oldest unpaid installment fell due, or since maturity with principal outstanding."""
-    days = [d for *_, d in _unpaid_installments(facts)]
-    if facts.is_open and facts.outstanding > 0 and facts.now > facts.maturity:
-        days.append((facts.now - facts.maturity) // DAY)
-    return max(days, default=0)
+    """Days past due (see `past_due`)."""
+    return past_due(facts).days
 
 
 def _dpd_severity(days: int) -> Severity:
@@ -550,6 +693,105 @@ def late_repayment(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
                 f"has been repaid, {facts.money(short)} short.",
                 source_block=facts.block_number,
                 details={"due_date": due.isoformat(), "days_past_due": days, "shortfall": short},
+            )
+        )
+    return out
+
+
+def entrusted_payment_required(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A self-paid disbursement (to the borrower) above what the loan type lets a borrower pay itself: the
+    rule wanted the bank to pay the counterparty (受托支付). Needs the loan type in the terms."""
+    policy = th.policy(facts)
+    if policy is None:
+        return []
+    total = facts.terms.total_investment if facts.terms is not None else None
+    limit = policy.entrusted_limit(total)
+    if limit is None:
+        return []
+    kind = policy.loan_type.value.replace("_", " ")
+    out = []
+    for lot in facts.lots:
+        if not lot.is_disbursement or lot.entrusted is not False or lot.amount <= limit:
+            continue
+        out.append(
+            Candidate(
+                rule="entrusted_payment_required",
+                severity=Severity.HIGH,
+                loan_id=facts.loan_id,
+                cause_key=lot.lot_id,
+                title=f"Self-paid disbursement of {facts.money(lot.amount)} should have been entrusted "
+                "(受托支付)",
+                explanation=f"{facts.money(lot.amount)} was disbursed to the borrower on "
+                f"{fmt_time(lot.timestamp)} for it to pay itself, above the {facts.money(limit)} a "
+                f"{kind} loan allows: {policy.rule}.",
+                lot_ids=(lot.lot_id,),
+                source_block=lot.block_number,
+                details={"amount": lot.amount, "limit": limit, "loan_type": policy.loan_type.value},
+            )
+        )
+    return out
+
+
+def self_paid_report_overdue(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """A self-paid tranche out of which the borrower has recorded no payment within the report window: the
+    bank's after-the-fact check of self-paid loans has nothing to check."""
+    if not facts.is_open:
+        return []
+    window = th.self_paid_report_days * DAY
+    out = []
+    for lot in facts.lots:
+        if not lot.is_disbursement or lot.entrusted is not False or lot.remaining != lot.amount:
+            continue
+        if facts.now - lot.timestamp <= window:
+            continue
+        days = (facts.now - lot.timestamp) // DAY
+        out.append(
+            Candidate(
+                rule="self_paid_report_overdue",
+                severity=Severity.MEDIUM,
+                loan_id=facts.loan_id,
+                cause_key=lot.lot_id,
+                title=f"No payment reported out of a self-paid tranche after {days} day(s)",
+                explanation=f"{facts.money(lot.amount)} was disbursed to the borrower on "
+                f"{fmt_time(lot.timestamp)} (self-paid, 自主支付); no payment out of it has been recorded "
+                f"in the {th.self_paid_report_days:g} days the borrower has to report how it used the money, "
+                "so the bank cannot check accounts, vouchers or splitting under a threshold (化整为零).",
+                lot_ids=(lot.lot_id,),
+                source_block=lot.block_number,
+                details={"amount": lot.amount, "days": days},
+            )
+        )
+    return out
+
+
+def late_interest(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """Scheduled interest not (fully) paid after its due date (needs an interest schedule in the terms);
+    repayments' interest parts are applied to the interest dates oldest first."""
+    if facts.terms is None or facts.terms.interest is None or not facts.is_open:
+        return []
+    today = _date(facts.now)
+    paid = sum(r.interest for r in facts.repayments)
+    out = []
+    cumulative = 0
+    for item in facts.terms.schedule(facts.principal):
+        cumulative += item.interest
+        if not item.interest or item.due_date >= today or paid >= cumulative:
+            continue
+        short = min(item.interest, cumulative - paid)
+        days = (today - item.due_date).days
+        out.append(
+            Candidate(
+                rule="late_interest",
+                severity=_dpd_severity(days),
+                loan_id=facts.loan_id,
+                cause_key=f"interest:{item.due_date.isoformat()}",
+                title=f"Interest {days} day(s) past due",
+                explanation=f"The interest of {facts.money(item.interest)} due on "
+                f"{item.due_date.isoformat()} is {days} day(s) past due, {facts.money(short)} of it "
+                "unpaid. Days past due count from unpaid interest as from unpaid principal (2023 "
+                "classification rules).",
+                source_block=facts.block_number,
+                details={"due_date": item.due_date.isoformat(), "days_past_due": days, "shortfall": short},
             )
         )
     return out
@@ -1017,6 +1259,9 @@ RULES: dict[str, Rule] = {
     "unconfirmed_payment": unconfirmed_payment,
     "disputed_payment": disputed_payment,
     "late_repayment": late_repayment,
+    "late_interest": late_interest,  # issue 18
+    "entrusted_payment_required": entrusted_payment_required,  # issue 18
+    "self_paid_report_overdue": self_paid_report_overdue,  # issue 18
     "past_maturity": past_maturity,
     "collateral_cover": collateral_cover,
     "collateral_stale": collateral_stale,
@@ -1027,6 +1272,60 @@ RULES: dict[str, Rule] = {
     "guarantor_over_capacity": guarantor_over_capacity,
     "guarantee_cycle": guarantee_cycle,
     "preservation_deadline": preservation_deadline,
+}
+
+
+# ---------------------------------------------------------------------------------------------- scopes
+
+
+class Scope(StrEnum):
+    """What of a loan a rule reads, so that after a batch the monitor hands it only what the batch changed
+    and the bounded context those facts need (issue 24), and reconciles only the causes that could change.
+    A rule without a scope is handed the whole loan whenever a batch touches it (right, but its cost grows
+    with the loan). The DISBURSEMENT, NEAR_THRESHOLD and PAYEE slices are loaded only for a loan with terms
+    (their rules compare with the terms' payees and threshold); their size is the rule's own subject (the
+    payments within the window, the near-threshold lots, a payee's lots: the lots its alert lists)."""
+
+    LOAN = "loan"
+    """Reads the loan and its records, never its lots: handed the loan with no lots, every time."""
+    LOT = "lot"
+    """One cause per lot (its id), from that lot, its ancestors (up to `circular_flow_hops` + 2 levels) and
+    the loan: handed the lots the batch added or changed, with their ancestors."""
+    DISBURSEMENT = "disbursement"
+    """One cause per disbursement (its lot id), from its payments within `pass_through_hours`: handed the
+    disbursements whose window a changed lot falls in, with their payments in it."""
+    NEAR_THRESHOLD = "near_threshold"
+    """From the lots just under the terms' approval threshold: handed all of them, when a batch made one."""
+    PAYEE = "payee"
+    """One cause per payee (its address), from the lots it received: handed them, for the batch's payees."""
+
+
+RULE_SCOPES: dict[str, Scope] = {
+    "undeclared_use": Scope.LOT,
+    "prohibited_use": Scope.LOT,
+    "circular_flow": Scope.LOT,
+    "rapid_pass_through": Scope.DISBURSEMENT,
+    "structuring": Scope.NEAR_THRESHOLD,
+    "concentration": Scope.PAYEE,
+    "unconfirmed_payment": Scope.LOT,
+    "disputed_payment": Scope.LOT,
+    "late_repayment": Scope.LOAN,
+    "past_maturity": Scope.LOAN,
+    "collateral_cover": Scope.LOAN,
+    "collateral_stale": Scope.LOAN,
+    "missed_inspection": Scope.LOAN,
+    # The post-loan file (issue 19): each reads the loan's records, class and the guarantee book, no lots.
+    "missed_site_visit": Scope.LOAN,
+    "guarantee_expiry": Scope.LOAN,
+    "guarantor_overdue": Scope.LOAN,
+    "guarantor_over_capacity": Scope.LOAN,
+    "guarantee_cycle": Scope.LOAN,
+    "preservation_deadline": Scope.LOAN,
+    # Loan servicing (issue 18): interest reads the schedule and repayments; the entrusted-payment rules
+    # one disbursement each.
+    "late_interest": Scope.LOAN,
+    "entrusted_payment_required": Scope.LOT,
+    "self_paid_report_overdue": Scope.LOT,
 }
 
 

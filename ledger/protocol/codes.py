@@ -138,6 +138,9 @@ class EventKind(IntEnum):
     InspectionRecorded = 10
     LoanRestructured = 11
     RecordFiled = 12  # the post-loan file (issue 19)
+    # ---- loan servicing (issue 18)
+    RepaymentApplied = 13
+    TermsChanged = 14
 
 
 class InspectionKind(IntEnum):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Any
 
 from eth_utils import is_address, keccak, to_checksum_address
@@ -25,15 +26,20 @@ from pydantic import (
     Field,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from ledger.protocol.canonical import canonical_json
 from ledger.protocol.codes import InspectionKind
 from ledger.protocol.money import Amount
+from ledger.protocol.servicing import DayCount, DueItem, ScheduleMethod, build_schedule
 
 __all__ = [
     "Address",
+    "CarriedArrears",
     "Installment",
+    "InterestTerms",
+    "LoanType",
     "LoanTerms",
     "ScheduledInspection",
     "TermsProvider",
@@ -97,6 +103,67 @@ class ScheduledInspection(BaseModel):
     kind: str = Field("site_visit", description=f"{', '.join(_KINDS[:-1])} or {_KINDS[-1]}")
 
 
+class LoanType(StrEnum):
+    """The loan's type, chosen at opening (loan types in DOMAIN.md); personal ones are retail."""
+
+    PERSONAL = "personal"  # 个人贷款
+    PERSONAL_BUSINESS = "personal_business"  # 个人经营贷款
+    WORKING_CAPITAL = "working_capital"  # 流动资金贷款
+    FIXED_ASSET = "fixed_asset"  # 固定资产贷款
+    PROJECT = "project"  # 项目贷款
+    SUPPLY_CHAIN = "supply_chain"  # 供应链融资
+
+    @property
+    def retail(self) -> bool:
+        return self in (LoanType.PERSONAL, LoanType.PERSONAL_BUSINESS)
+
+
+class InterestTerms(BaseModel):
+    """The interest and principal schedule (see `ledger.protocol.servicing` for the arithmetic and rounding).
+    With `method` "explicit" the principal dates and amounts are the terms' `repayment_schedule`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: ScheduleMethod = Field(
+        description="equal_instalments (等额本息), equal_principal (等额本金), interest_only (先息后本, "
+        "principal at the end) or explicit (the repayment_schedule table)"
+    )
+    annual_rate: Decimal = Field(
+        ge=0, lt=1, description='annual interest rate as a fraction, "0.0435" = 4.35%'
+    )
+    day_count: DayCount = Field(DayCount.ACT_365, description="ACT/365 or ACT/360")
+    start_date: date = Field(description="value date (起息日): interest accrues from it")
+    first_due_date: date | None = Field(None, description="first repayment date (not for explicit)")
+    periods: int | None = Field(
+        None, ge=1, le=600, description="number of repayment periods (not for explicit)"
+    )
+    period_months: int = Field(1, ge=1, le=12, description="months between repayment dates (1, 3, 6, 12)")
+    grace_days: int = Field(0, ge=0, le=90, description="宽限期: delays penalty interest, not days past due")
+    penalty_rate: Decimal | None = Field(
+        None, ge=0, lt=1, description="annual penalty rate on overdue amounts; default: the bank's setting"
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> InterestTerms:
+        if self.method is not ScheduleMethod.EXPLICIT and (
+            self.first_due_date is None or self.periods is None
+        ):
+            raise ValueError(f"method {self.method.value} needs first_due_date and periods")
+        if self.first_due_date is not None and self.first_due_date <= self.start_date:
+            raise ValueError("first_due_date must come after start_date")
+        return self
+
+
+class CarriedArrears(BaseModel):
+    """Past-due amounts a change of terms carries over: they stay past due from `since` until repaid after the
+    change, so restructuring never resets days past due (written by the API when it changes terms)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    since: date = Field(description="due date of the oldest unpaid amount before the change")
+    amount: Amount = Field(description="principal and interest past due at the change")
+
+
 class LoanTerms(BaseModel):
     """The loan's terms kept off chain: the parts of the loan contract monitoring checks the chain's facts
     against, plus anything else the lender adds. keccak256 of their canonical JSON (None fields left out) is
@@ -123,6 +190,36 @@ class LoanTerms(BaseModel):
     linked_parties: list[Address] = Field(
         default_factory=list, description="accounts linked to the borrower (shareholders, affiliates)"
     )
+    # ---- loan servicing (issue 18)
+    loan_type: LoanType | None = Field(None, description="chosen at opening; personal types are retail")
+    interest: InterestTerms | None = Field(None, description="rate, day count and schedule method")
+    total_investment: Amount | None = Field(
+        None,
+        description="fixed-asset and project loans: the project's total investment (the entrusted-payment "
+        "5% rule)",
+    )
+    carried_arrears: CarriedArrears | None = Field(
+        None, description="set by a change of terms: arrears that stay past due (never reset)"
+    )
+
+    def schedule(self, principal: int) -> list[DueItem]:
+        """The principal and interest schedule for `principal` fen: from `interest` when given, else the
+        principal-only `repayment_schedule` (no interest known)."""
+        explicit = [(i.due_date, i.amount) for i in self.repayment_schedule]
+        if self.interest is None:
+            return [DueItem(d, a, 0) for d, a in explicit]
+        it = self.interest
+        return build_schedule(
+            principal=principal,
+            method=it.method,
+            annual_rate=it.annual_rate,
+            day_count=it.day_count,
+            start_date=it.start_date,
+            first_due_date=it.first_due_date or it.start_date,
+            periods=it.periods or len(explicit),
+            period_months=it.period_months,
+            explicit=explicit,
+        )
 
     @field_validator("repayment_schedule")
     @classmethod
