@@ -27,6 +27,7 @@ from api.routes import (
     participants,
     payments,
     preservation,
+    register,
     repayments,
     risk,
     visits,
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         guarantees,
         writeoff,
         preservation,
+        register,
     ):
         app.include_router(module.router)
     app.include_router(risk.proposals_router)  # maker-checker approvals (issue 18)

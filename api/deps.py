@@ -17,6 +17,7 @@ from sqlmodel import Session
 from api.guards import admit_participant
 from api.services import Services
 from ledger.chain.contract import LedgerContract
+from ledger.chain.participants import THIRD_PARTY_ROLES
 from ledger.errors import AuthenticationError, PermissionDeniedError
 from ledger.mirror.read import Mirror
 from ledger.store.offchain import ApiToken, find_token
@@ -62,12 +63,14 @@ class Caller:
     """The authenticated participant account making the request."""
 
     name: str
-    role: str  # lender, enterprise or auditor
+    role: str  # lender, enterprise or auditor; or a third party: appraiser, law_firm, collection_agency
     org_id: str
     key_name: str
     address: str
     org_accounts: set[str] = field(default_factory=set)
     services: Services | None = field(default=None, repr=False)
+    # a third party: the loans its organisation is engaged on in its role (from the mirrored chain records)
+    engaged_loans: frozenset[str] = frozenset()
 
     def signer(self) -> LocalAccount:
         """The account's key, unlocked from the encrypted keystore (cached in memory by the keystore)."""
@@ -109,8 +112,11 @@ def caller_for_token(services: Services, token: ApiToken) -> Caller:
             hint="Ask the operator for a new token.",
         )
     accounts = set(participant.accounts.values())
+    engaged: set[str] = set()
     with services.engine.connect() as conn:
         accounts |= set(Mirror(conn).org_accounts(participant.org_id))
+        if participant.role in THIRD_PARTY_ROLES:
+            engaged = Mirror(conn).engaged_loans(participant.org_id, participant.role)
     return Caller(
         name=participant.name,
         role=participant.role,
@@ -119,6 +125,7 @@ def caller_for_token(services: Services, token: ApiToken) -> Caller:
         address=token.address,
         org_accounts=accounts,
         services=services,
+        engaged_loans=frozenset(engaged),
     )
 
 

@@ -216,6 +216,26 @@ _LABELS: dict[str, tuple[str, str]] = {
     "write_off_reason": ("Reason for the write-off", "核销理由"),
     "received_on": ("Received on", "收回日期"),
     "source": ("Source", "来源"),
+    # -- the collateral register and third parties (issue 19, second half)
+    "term_collateral_register": ("Collateral register", "押品登记簿"),
+    "term_effective_cover": ("Effective cover after haircuts", "扣除折扣后的有效覆盖率"),
+    "term_engagements": ("Engaged third parties", "受托第三方"),
+    "item_ref": ("Item", "押品"),
+    "registration_number": ("Registration no.", "登记证明号"),
+    "haircut": ("Haircut", "折扣率"),
+    "latest_value": ("Latest value", "最新估值"),
+    "effective_value": ("Effective value", "有效价值"),
+    "appraised_by": ("appraised by", "评估机构"),
+    "lender_estimate": ("the lender's own estimate", "贷款行自行估值"),
+    "collateral_status_registered": ("registered", "已登记"),
+    "collateral_status_seized": ("seized", "已查封"),
+    "collateral_status_released": ("released", "已解押"),
+    "role_appraiser": ("appraiser", "评估机构"),
+    "role_law_firm": ("law firm", "律师事务所"),
+    "role_collection_agency": ("collection agency", "催收机构"),
+    "valued_on": ("Valued on", "评估基准日"),
+    "method": ("Method", "评估方法"),
+    "sign_valuation": ("Sign the valuation", "签署评估"),
 }
 
 # --- issue 20: alerts in both languages (rule, severity, state) ---

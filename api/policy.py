@@ -46,6 +46,10 @@ class Rel(StrEnum):
     ENTERPRISE = "unrelated enterprise"
     AUDITOR = "auditor"
     ANONYMOUS = "no token"
+    # issue 19: third parties a loan's lender engaged on it (a firm not engaged on a loan does not see it)
+    APPRAISER = "engaged appraiser"
+    LAW_FIRM = "engaged law firm"
+    COLLECTION_AGENCY = "engaged collection agency"
 
 
 class Grant(StrEnum):
@@ -86,6 +90,9 @@ def _rule(
     enterprise: Grant = NO,
     auditor: Grant = NO,
     anonymous: Grant = NO,
+    appraiser: Grant = NO,
+    law_firm: Grant = NO,
+    collection_agency: Grant = NO,
 ) -> Rule:
     grants = {
         Rel.LENDER: lender,
@@ -95,8 +102,15 @@ def _rule(
         Rel.ENTERPRISE: enterprise,
         Rel.AUDITOR: auditor,
         Rel.ANONYMOUS: anonymous,
+        Rel.APPRAISER: appraiser,
+        Rel.LAW_FIRM: law_firm,
+        Rel.COLLECTION_AGENCY: collection_agency,
     }
     return Rule(what, scope, grants, refusal, note)
+
+
+def _third_parties(g: Grant) -> dict[str, Any]:
+    return {"appraiser": g, "law_firm": g, "collection_agency": g}
 
 
 def _lenders(g: Grant) -> dict[str, Any]:
@@ -116,11 +130,13 @@ _SERVICING: dict[str, Any] = {"lender": YES, "refusal": "servicing"}
 POLICY: dict[str, Rule] = {
     # -- no loan in particular
     "public": _rule("use public pages", "caller", **_lenders(YES), **_enterprises(YES), auditor=YES,
-                    anonymous=YES, note="health, sign-in, sign-out, language"),
+                    anonymous=YES, **_third_parties(YES), note="health, sign-in, sign-out, language"),
     "participants.read": _rule("list participants", "caller", **_lenders(YES), **_enterprises(YES),
-                               auditor=YES),
+                               auditor=YES, **_third_parties(YES)),
     "loans.list": _rule("list loans", "caller", **_lenders(OWN), **_enterprises(OWN), auditor=YES,
-                        note="own: a bank's loans; the loans an enterprise borrowed or holds lots of"),
+                        **_third_parties(OWN),
+                        note="own: a bank's loans; the loans an enterprise borrowed or holds lots of; "
+                        "those a third party is engaged on"),
     "loans.open": _rule("open loans", "caller", **_lenders(YES)),
     "payments.received": _rule("see payments received", "caller", **_lenders(OWN), **_enterprises(OWN),
                                auditor=OWN, note="own: the lots paid to the caller's organisation"),
@@ -129,21 +145,24 @@ POLICY: dict[str, Rule] = {
     "alerts.list": _rule("see monitoring alerts", "caller", **_lenders(OWN), auditor=YES,
                          note="own: the alerts of the bank's loans"),
     "documents.upload": _rule("upload documents", "caller", **_lenders(YES), **_enterprises(YES),
-                              auditor=YES),
+                              auditor=YES, **_third_parties(YES)),
     "documents.read": _rule("read documents", "caller", **_lenders(OWN), **_enterprises(OWN), auditor=OWN,
+                            **_third_parties(OWN),
                             note="own: decided per document by the documents service: its uploaders, and who "
                             "sees a record the uploader attached it to (an auditor sees every record)"),
     # -- one loan: what is seen
     "loan.summary": _rule("see the loan", lender=YES, borrower=YES, supplier=YES, auditor=YES,
-                          note="a supplier's view leaves out the risk class, repaid and outstanding"),
+                          **_third_parties(YES),
+                          note="a supplier's (or third party's) view leaves out the risk class, repaid and "
+                          "outstanding unless its engagement covers them"),
     "loan.trail": _rule("see the trail", lender=YES, borrower=YES, supplier=OWN, auditor=YES,
                         note="own: the lots the supplier holds or paid out of"),
     "lot.read": _rule("see a lot", lender=YES, borrower=YES, supplier=OWN, auditor=YES,
                       note="own: a lot the supplier holds or paid"),
     "loan.terms": _rule("see the terms (schedule, counterparties, approval threshold)", **_RISK_FILE),
     "loan.risk_class": _rule("see the risk class and its history", **_RISK_FILE),
-    "loan.repayments": _rule("see repayments", **_RISK_FILE),
-    "loan.collateral": _rule("see collateral values", **_RISK_FILE),
+    "loan.repayments": _rule("see repayments", **_RISK_FILE, collection_agency=YES),
+    "loan.collateral": _rule("see collateral values", **_RISK_FILE, appraiser=YES, law_firm=YES),
     "loan.attestations": _rule("see attestations", **_RISK_FILE),
     "loan.suggestion": _rule("see classification suggestions", lender=YES, auditor=YES),
     "loan.alerts": _rule("see the loan's alerts", lender=YES, auditor=YES),
@@ -169,14 +188,24 @@ POLICY: dict[str, Rule] = {
     "loan.visits": _rule("see visits and interviews (findings, attendees, follow-ups)", lender=YES,
                          auditor=YES, note="the bank's internal risk view: the borrower does not see it"),
     "loan.record_visit": _rule("record visits and interviews", **_SERVICING),
-    "loan.guarantees": _rule("see guarantees", **_RISK_FILE),
+    "loan.guarantees": _rule("see guarantees", **_RISK_FILE, law_firm=YES),
     "loan.guarantee": _rule("record and release guarantees", **_SERVICING),
     "loan.write_off": _rule("write loans off and record recoveries", **_SERVICING),
     "loan.preservation": _rule("file asset-preservation cases", **_SERVICING),
-    "loan.preservation_file": _rule("see asset-preservation cases", lender=YES, auditor=YES,
-                                    note="the bank's own legal file"),
+    "loan.preservation_file": _rule("see asset-preservation cases", lender=YES, auditor=YES, law_firm=YES,
+                                    note="the bank's own legal file, and its engaged law firm's"),
     "loan.write_off_file": _rule("see the write-off reason and recoveries", lender=YES, auditor=YES,
-                                 note="the bank's own decision file"),
+                                 law_firm=YES, collection_agency=YES,
+                                 note="the bank's own decision file; the law firm and collection agency it "
+                                 "engaged recover after it"),
+    # -- the post-loan file, second half (issue 19): the collateral register and third parties
+    "loan.register_collateral": _rule("register collateral items and change them (status, haircut, "
+                                      "release, substitution)", **_SERVICING),
+    "loan.appraise": _rule("sign collateral valuations", appraiser=YES,
+                           note="an appraiser the loan's lender engaged on it (the contract checks)"),
+    "loan.engagements": _rule("see which third parties are engaged", lender=YES, auditor=YES,
+                              **_third_parties(OWN), note="own: a third party sees its own engagement"),
+    "loan.engage": _rule("engage and release appraisers, law firms and collection agencies", **_SERVICING),
     # -- loan servicing (issue 18)
     "portfolio.migration": _rule("see class migration (迁徙率)", "caller", **_lenders(OWN), auditor=YES,
                                  note="own: the bank's own loans"),
@@ -261,6 +290,14 @@ ROUTES: dict[str, str] = {
     "POST /dashboard/loans/{loan}/write-off": "loan.write_off",
     "GET /v1/loans/{loan}/preservation": "loan.preservation_file",
     "POST /v1/loans/{loan}/preservation": "loan.preservation",
+    # -- the collateral register and third parties (issue 19, second half)
+    "GET /v1/loans/{loan}/collateral-register": "loan.collateral",
+    "POST /v1/loans/{loan}/collateral-register": "loan.register_collateral",
+    "POST /v1/loans/{loan}/collateral-register/{item_id}/appraisals": "loan.appraise",
+    "GET /v1/loans/{loan}/engagements": "loan.engagements",
+    "POST /v1/loans/{loan}/engagements": "loan.engage",
+    "POST /v1/loans/{loan}/engagements/{participant}/end": "loan.engage",
+    "POST /dashboard/loans/{loan}/collateral-register/{item_id}/appraisals": "loan.appraise",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.
@@ -276,10 +313,14 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "guarantees": "loan.guarantees",
     "write-off": "loan.write_off_file",
     "preservation": "loan.preservation_file",
+    "collateral-register": "loan.collateral",
+    "engagements": "loan.engagements",
     "servicing": "loan.suggestion",  # issue 18: days past due, floor and criteria, observation period
 }
 
-_ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}
+_ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR,
+             "appraiser": Rel.APPRAISER, "law_firm": Rel.LAW_FIRM,
+             "collection_agency": Rel.COLLECTION_AGENCY}  # fmt: skip
 
 
 def caller_rel(caller: Any | None) -> Rel:
@@ -296,6 +337,10 @@ def loan_rel(caller: Any | None, loan: Any | None) -> Rel:
         return caller_rel(caller)
     if caller.role == "auditor":
         return Rel.AUDITOR
+    if caller.role in ("appraiser", "law_firm", "collection_agency"):
+        # engaged on this loan in its role (the access scope), else it stands to it as an unrelated party
+        engaged = loan.loan_id in getattr(caller, "engaged_loans", ())
+        return _ROLE_REL[caller.role] if engaged else Rel.ENTERPRISE
     if caller.role == "lender":
         return Rel.LENDER if loan.lender_org == caller.org_id else Rel.OTHER_LENDER
     if loan.borrower in caller.org_accounts:
@@ -315,7 +360,9 @@ def allowed(caller: Any | None, action: str, loan: Any | None = None) -> bool:
 
 def _roles_allowed(rule: Rule) -> list[str]:
     roles = {Rel.LENDER: "lender", Rel.OTHER_LENDER: "lender", Rel.BORROWER: "enterprise",
-             Rel.SUPPLIER: "enterprise", Rel.ENTERPRISE: "enterprise", Rel.AUDITOR: "auditor"}  # fmt: skip
+             Rel.SUPPLIER: "enterprise", Rel.ENTERPRISE: "enterprise", Rel.AUDITOR: "auditor",
+             Rel.APPRAISER: "appraiser", Rel.LAW_FIRM: "law_firm",
+             Rel.COLLECTION_AGENCY: "collection_agency"}  # fmt: skip
     out: list[str] = []
     for rel, role in roles.items():
         if rule.of(rel) is not NO and role not in out:

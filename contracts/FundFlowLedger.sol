@@ -397,8 +397,15 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
     // ================================================================ the post-loan file (issue 19)
 
     /// @dev The highest record kind {fileRecord} accepts (0 guarantee given, 1 guarantee released,
-    /// 2 recovery after write-off, 3 asset-preservation case).
-    uint8 private constant _MAX_RECORD_KIND = 3;
+    /// 2 recovery after write-off, 3 asset-preservation case, 4-6 engagement of an appraiser, law firm or
+    /// collection agency, 7 engagement ended, 8 collateral item). 9 is an appraiser's ({fileAppraisal}).
+    uint8 private constant _MAX_RECORD_KIND = 8;
+    uint8 private constant _ENGAGE_FIRST = 4;
+    uint8 private constant _ENGAGEMENT_ENDED = 7;
+    uint8 private constant _APPRAISAL = 9;
+
+    /// @dev Third-party roles per loan and organisation (bit 0 appraiser, 1 law firm, 2 collection agency).
+    mapping(LoanId loanId => mapping(OrgId orgId => uint8 roles)) private _engaged;
 
     /// @inheritdoc IFundFlowLedger
     function fileRecord(
@@ -409,6 +416,31 @@ contract FundFlowLedger is IFundFlowLedger, AccessControl, Pausable {
     ) external whenNotPaused onlyServicer(loanId) {
         if (recordKind > _MAX_RECORD_KIND) revert LedgerInvalidRecordKind(recordKind);
         if (recordId == 0 || contentHash == 0) revert LedgerZeroId();
+        if (recordKind >= _ENGAGE_FIRST && recordKind <= _ENGAGEMENT_ENDED) {
+            // an engagement names a registered organisation, so every third party's act is traceable
+            OrgId orgId = OrgId.wrap(recordId);
+            if (!_orgExists[orgId]) revert LedgerOrganizationNotFound(orgId);
+            _engaged[loanId][orgId] = recordKind == _ENGAGEMENT_ENDED
+                ? 0
+                : _engaged[loanId][orgId] | uint8(1 << (recordKind - _ENGAGE_FIRST));
+        }
+        _fileRecord(loanId, recordKind, recordId, contentHash);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function fileAppraisal(LoanId loanId, bytes32 itemId, bytes32 contentHash) external whenNotPaused {
+        // an unregistered account's org is zero, never engaged; a removed account loses it at once
+        if (_engaged[loanId][_orgOf[msg.sender]] & 1 == 0) revert LedgerNotEngagedAppraiser(loanId, msg.sender);
+        if (itemId == 0 || contentHash == 0) revert LedgerZeroId();
+        _fileRecord(loanId, _APPRAISAL, itemId, contentHash);
+    }
+
+    /// @inheritdoc IFundFlowLedger
+    function engagementOf(LoanId loanId, OrgId orgId) external view returns (uint8) {
+        return _engaged[loanId][orgId];
+    }
+
+    function _fileRecord(LoanId loanId, uint8 recordKind, bytes32 recordId, bytes32 contentHash) private {
         bytes32 head = _extendLoan(
             loanId,
             abi.encode(EventKind.RecordFiled, loanId, recordKind, recordId, contentHash, msg.sender)

@@ -43,6 +43,7 @@ PARTICIPANTS: list[tuple[str, str]] = [
     ("Northriver Steel", "enterprise"),
     ("Greenfield Logistics", "enterprise"),
     ("Harbor Audit Partners", "auditor"),
+    ("Westlake Appraisal Co", "appraiser"),  # a third party the bank engages on the demo loan (issue 19)
 ]
 SHELL_NAMES = {  # the README walkthrough's shell variable for each participant's token
     "Lakeside Commercial Bank": "BANK",
@@ -52,6 +53,7 @@ SHELL_NAMES = {  # the README walkthrough's shell variable for each participant'
     "Northriver Steel": "STEEL",
     "Greenfield Logistics": "LOGISTICS",
     "Harbor Audit Partners": "AUDITOR",
+    "Westlake Appraisal Co": "APPRAISER",
 }
 RISK_OFFICER = "Lakeside Commercial Bank (risk officer)"
 """A second lender account of the bank: approves the loan officer's class changes (maker-checker)."""
@@ -400,4 +402,32 @@ def _post_loan_file(api: _Client, addresses: dict[str, str], year: int) -> None:
             "findings": "Made a day after the contract's date: the steel coil in stock matches the invoice.",
         },
         "visit-second",
+    )
+    # the collateral register: the bank registers the financed assembly line (a 30% haircut), engages an
+    # appraiser on the loan, and the appraiser signs its valuation (the contract checks the engagement)
+    item = api.post(
+        bank,
+        f"{loan}/collateral-register",
+        {
+            "item_ref": "M-1",
+            "type": "equipment",
+            "description": "Assembly line 2: CNC cells and two robot arms (抵押设备)",
+            "registration_number": "DJ-DEMO-0001",
+            "haircut_bp": 3000,
+            "revaluation_days": 180,
+        },
+        "collateral-item",
+    )["item_id"]
+    appraiser = "Westlake Appraisal Co"
+    api.post(
+        bank,
+        f"{loan}/engagements",
+        {"participant": appraiser, "role": "appraiser", "engaged_on": today, "scope": "value item M-1"},
+        "engage-appraiser",
+    )
+    api.post(
+        appraiser,
+        f"{loan}/collateral-register/{item}/appraisals",
+        {"value": "2600000.00", "valued_on": today, "method": "replacement cost less depreciation (成本法)"},
+        "appraisal",
     )

@@ -89,6 +89,11 @@ def main() -> None:
             ledger.register_organization(operator, org, rand32())
             ledger.add_account(operator, org, cast[name].address)
             ledger.grant_role(operator, role, cast[name].address)
+        # a third party (issue 19): an organisation with one account and no business role
+        cast["appraiser"] = Account.create()
+        cast["appraiser_org"] = rand32()
+        ledger.register_organization(operator, cast["appraiser_org"], rand32())
+        ledger.add_account(operator, cast["appraiser_org"], cast["appraiser"].address)
 
         token_build = load_contract("ReferenceToken")
         data = token_build.bytecode.removeprefix("0x") + abi_encode(["uint256"], [10**30]).hex()
@@ -218,6 +223,21 @@ def _one_round(ledger: LedgerContract, client: ChainClient, cast: dict, token: s
         ledger.file_record(
             bank, loan_id=loan, record_kind=0, record_id=rand32(), content_hash=rand32()
         ).gas_used,
+    )
+    record(
+        "file record (engage an appraiser, issue 19)",
+        ledger.file_record(
+            bank, loan_id=loan, record_kind=4, record_id=cast["appraiser_org"], content_hash=rand32()
+        ).gas_used,
+    )
+    item = rand32()
+    record(
+        "file record (collateral item)",
+        ledger.file_record(bank, loan_id=loan, record_kind=8, record_id=item, content_hash=rand32()).gas_used,
+    )
+    record(
+        "file appraisal (engaged appraiser)",
+        ledger.file_appraisal(cast["appraiser"], loan_id=loan, item_id=item, content_hash=rand32()).gas_used,
     )
     record(
         "attest",

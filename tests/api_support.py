@@ -293,3 +293,26 @@ def limited(api: Api) -> Iterator[Any]:
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+def add_third_party(api: Api, who: str, name: str, role: str) -> str:
+    """Register a third party (appraiser, law_firm, collection_agency) as `fundflow participants add` does: an
+    organisation on chain with one account and no business role, in the directory, with an API token.
+    Returns its org id."""
+    from eth_account import Account
+
+    operator, ledger = api.world.cast.operator, api.world.ledger
+    account: LocalAccount = Account.create()
+    org_id = h(f"org:{who}")
+    ledger.register_organization(operator, org_id, h(f"profile:{who}"))
+    ledger.add_account(operator, org_id, account.address)
+    directory = Directory(api.services.settings.participants_file)
+    directory.put(
+        Participant(name=name, role=role, org_id=org_id, profile_salt="00", accounts={who: account.address})
+    )
+    api.services.keystore.import_key(who, account)
+    api.accounts[who] = account
+    api.tokens[who] = create_token(
+        api.services.engine, participant=name, key_name=who, address=account.address
+    )
+    return org_id

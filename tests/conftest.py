@@ -317,6 +317,7 @@ WRITE_CALLS: dict[str, WriteCall] = {
     "restructure": lambda s, a: s.ledger.restructure(
         a, loan_id=s.loan_id, maturity=chain_time(s.ledger.client) + 2 * 365 * 86400, terms_hash=h("terms:v2")
     ),
+    "fileAppraisal": lambda s, a: _appraise(s, a),
     "attest": lambda s, a: s.ledger.attest(
         a, loan_id=s.loan_id, head=s.ledger.head_of(s.loan_id), report_hash=h("audit-report")
     ),
@@ -333,6 +334,18 @@ WRITE_CALLS: dict[str, WriteCall] = {
         financial_difficulty=True,
     ),
 }
+
+
+def _appraise(s: Scene, a: LocalAccount) -> TxResult:
+    """The outsider's organisation plays the appraiser: the bank engages it first (kind 4) when it is the one
+    signing, so every other caller is refused as not engaged, on a scene the refusal leaves unchanged."""
+    org = h("org:outsider")
+    if a is s.cast.outsider and s.ledger.engagement_of(s.loan_id, org) == 0:
+        s.ledger.file_record(
+            s.cast.bank, loan_id=s.loan_id, record_kind=4, record_id=org, content_hash=h("e")
+        )
+    return s.ledger.file_appraisal(a, loan_id=s.loan_id, item_id=h("collateral:1"), content_hash=h("valued"))
+
 
 # Who may send each write in a scene (a Cast attribute name).
 AUTHORIZED_CALLER: dict[str, str] = {
@@ -357,6 +370,7 @@ AUTHORIZED_CALLER: dict[str, str] = {
     "fileRecord": "bank",
     "restructure": "bank",
     "attest": "auditor",
+    "fileAppraisal": "outsider",
     "repayAllocated": "bank",
     "changeTerms": "bank",
 }

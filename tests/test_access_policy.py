@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import Api, dashboard_sign_in, signin_csrf
+from api_support import Api, add_third_party, dashboard_sign_in, signin_csrf
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
@@ -35,9 +35,20 @@ PEOPLE: dict[str | None, Rel] = {
     "outsider": Rel.ENTERPRISE,
     "auditor": Rel.AUDITOR,
     None: Rel.ANONYMOUS,
+    # third parties the lender engaged on LOAN (issue 19), and an appraiser engaged on no loan: it stands to
+    # LOAN as an unrelated party
+    "appraiser": Rel.APPRAISER,
+    "law_firm": Rel.LAW_FIRM,
+    "collector": Rel.COLLECTION_AGENCY,
+    "idle_appraiser": Rel.ENTERPRISE,
 }
-ROLE = {"bank": "lender", "other_bank": "lender", "auditor": "auditor"}
-BY_ROLE = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR}
+ROLE = {"bank": "lender", "other_bank": "lender", "auditor": "auditor", "appraiser": "appraiser",
+        "law_firm": "law_firm", "collector": "collection_agency", "idle_appraiser": "appraiser"}  # fmt: skip
+BY_ROLE = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR,
+           "appraiser": Rel.APPRAISER, "law_firm": Rel.LAW_FIRM,
+           "collection_agency": Rel.COLLECTION_AGENCY}  # fmt: skip
+THIRD_PARTIES = {Rel.APPRAISER, Rel.LAW_FIRM, Rel.COLLECTION_AGENCY}
+SPARE_FIRM = "Spare Law Firm"  # engaged on LOAN only for the walk to end its engagement
 REFUSALS = {"PermissionDenied", "NotFound", "Authentication"}
 
 SPARE_LOAN = "LN-2026-0309"  # LOAN's twin (same lender and borrower) for the dashboard write-off
@@ -48,6 +59,13 @@ GUARANTEE = {
     "amount": "1.00",
     "start": "2026-01-01",
     "expiry": "2099-01-01",
+}
+REGISTER_ITEM = {
+    "item_ref": "walk-1",
+    "type": "equipment",
+    "description": "walked by the policy test",
+    "registration_number": "walk-0001",
+    "haircut_bp": 4000,
 }
 
 
@@ -111,7 +129,15 @@ def test_a_supplier_gets_none_of_the_borrowers_risk_file_but_the_borrower_does()
     for name in risk_file:
         rule = POLICY[name]
         assert rule.of(Rel.SUPPLIER) is Grant.NO, name
-        assert {r for r in Rel if rule.of(r) is Grant.YES} == {Rel.LENDER, Rel.BORROWER, Rel.AUDITOR}, name
+        seen_by = {r for r in Rel if rule.of(r) is Grant.YES}
+        assert seen_by - THIRD_PARTIES == {Rel.LENDER, Rel.BORROWER, Rel.AUDITOR}, name
+    # a third party sees a part of the risk file only where its engagement needs it
+    third = {n: {r for r in THIRD_PARTIES if POLICY[n].of(r) is Grant.YES} for n in risk_file}
+    assert third == {"loan.terms": set(), "loan.risk_class": set(),
+                     "loan.repayments": {Rel.COLLECTION_AGENCY},
+                     "loan.collateral": {Rel.APPRAISER, Rel.LAW_FIRM},
+                     "loan.attestations": set()}  # fmt: skip
+    assert {r for r in Rel if POLICY["loan.appraise"].of(r) is not Grant.NO} == {Rel.APPRAISER}
     for name in ("loan.alerts", "alerts.list", "loan.suggestion", "loan.visits"):
         assert POLICY[name].of(Rel.BORROWER) is Grant.NO, name
 
@@ -169,6 +195,16 @@ def risk_world(api: Api) -> dict[str, Any]:
         time.sleep(0.05)
     ids = sorted(a["id"] for a in alerts)
     guarantee = _post(api, "bank", f"/v1/loans/{LOAN}/guarantees", GUARANTEE)["record_id"]
+    for who, name, role in (("appraiser", "Walk Appraisal Co", "appraiser"),
+                            ("law_firm", "Walk Law Firm", "law_firm"),
+                            ("collector", "Walk Collections", "collection_agency"),
+                            ("idle_appraiser", "Idle Appraisal Co", "appraiser"),
+                            ("spare_firm", SPARE_FIRM, "law_firm")):  # fmt: skip
+        add_third_party(api, who, name, role)
+        if who != "idle_appraiser":
+            body = {"participant": name, "role": role, "engaged_on": "2026-12-01", "scope": "the policy walk"}
+            _post(api, "bank", f"/v1/loans/{LOAN}/engagements", body)
+    item = _post(api, "bank", f"/v1/loans/{LOAN}/collateral-register", REGISTER_ITEM)["item_id"]
     api.open_loan("bank", loan_number=SPARE_LOAN, principal="5000.00")
     _lot(api, "bank", "borrower", "500.00", loan=SPARE_LOAN)
     return {
@@ -176,6 +212,7 @@ def risk_world(api: Api) -> dict[str, Any]:
         "alerts": {"api": ids[0], "dash": ids[1]},
         "guarantee": guarantee,
         "proposal": proposal["id"],
+        "item": item,
     }
 
 
@@ -197,6 +234,9 @@ def _role_may(action: str, who: str) -> bool:
         "lender": (Rel.LENDER, Rel.OTHER_LENDER),
         "enterprise": (Rel.BORROWER, Rel.SUPPLIER, Rel.ENTERPRISE),
         "auditor": (Rel.AUDITOR,),
+        "appraiser": (Rel.APPRAISER,),
+        "law_firm": (Rel.LAW_FIRM,),
+        "collection_agency": (Rel.COLLECTION_AGENCY,),
     }[role]
     return any(POLICY[action].of(r) is not Grant.NO for r in rels)
 
@@ -233,6 +273,8 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
         .replace("{lang}", "en")
         .replace("{kind}", "csv")
         .replace("{record_id}", world["guarantee"])
+        .replace("{item_id}", world["item"])
+        .replace("{participant}", SPARE_FIRM)
         .replace("{proposal_id}", str(world.get("proposal", 0)))
     )
     from_lot = _lot_of(world, who, "pay")
@@ -284,6 +326,27 @@ def _request(api: Api, world: dict[str, Any], route: str, who: str | None) -> tu
             "visit_date": "2026-12-01",
             "attendees": ["walked by the policy test"],
             "findings": "walked by the policy test",
+        },
+        "POST /v1/loans/{loan}/collateral-register": REGISTER_ITEM | {"item_ref": "walk-2"},
+        "POST /v1/loans/{loan}/collateral-register/{item_id}/appraisals": {
+            "value": "1.00",
+            "valued_on": "2026-12-01",
+            "method": "walked by the policy test",
+        },
+        "POST /v1/loans/{loan}/engagements": {
+            "participant": SPARE_FIRM,
+            "role": "law_firm",
+            "engaged_on": "2026-12-01",
+            "scope": "walked by the policy test",
+        },
+        "POST /v1/loans/{loan}/engagements/{participant}/end": {
+            "ended_on": "2026-12-01",
+            "reason": "walked by the policy test",
+        },
+        "POST /dashboard/loans/{loan}/collateral-register/{item_id}/appraisals": {
+            "value": "1.00",
+            "valued_on": "2026-12-01",
+            "method": "walked by the policy test",
         },
         "POST /dashboard/loans/{loan}/visits": {
             "kind": "video_interview",

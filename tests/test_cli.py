@@ -143,6 +143,7 @@ def test_up_stack_tells_the_demo_story_through_the_api_once(
             alerts = http.get("/v1/alerts", params={"loan": "LN-2026-0001"}).json()["items"]
             second = http.get("/v1/alerts", params={"loan": "LN-2026-0002", "limit": 100}).json()["items"]
             visits = http.get("/v1/loans/LN-2026-0001/visits").json()
+            register = http.get("/v1/loans/LN-2026-0001/collateral-register").json()
             repayments = http.get("/v1/loans/LN-2026-0001/repayments").json()
             suggestion = http.get("/v1/loans/LN-2026-0001/classification-suggestion").json()
             summary = http.get("/v1/loans/LN-2026-0001").json()
@@ -161,6 +162,12 @@ def test_up_stack_tells_the_demo_story_through_the_api_once(
     assert [a["state"] for a in second if a["rule"] == "missed_inspection"] == ["resolved"]
     assert [v["chain_kind"] for v in visits] == ["interview", "site_visit"]
     assert all(v["report_status"] == "verified" for v in visits)
+    # the collateral register: an appraiser's signed valuation of the registered item, less its haircut
+    (item,) = register["items"]
+    assert [(v["source"], v["signed_by_name"], v["value"]) for v in item["valuations"]] == [
+        ("appraiser", "Westlake Appraisal Co", "2600000.00")
+    ]
+    assert item["effective_value"] == "1820000.00"
     # servicing (issue 18): the late interest paid with penalty, an extension under financial difficulty, the
     # class proposed and approved by a second account
     assert repayments[0]["interest"] > 0 and repayments[0]["penalty"] > 0

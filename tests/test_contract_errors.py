@@ -212,11 +212,48 @@ def test_record_inspection_with_unknown_kind_reverts_with_ledger_invalid_inspect
         scene.ledger.record_inspection(scene.cast.bank, loan_id=scene.loan_id, kind=3, report_hash=h("r"))
 
 
-def test_file_record_with_unknown_kind_reverts_with_ledger_invalid_record_kind(scene: Scene) -> None:
-    with reverts("LedgerInvalidRecordKind", recordKind=4):
+@pytest.mark.parametrize("kind", [9, 10, 255])  # 9 is an appraiser's (fileAppraisal), never the lender's
+def test_file_record_with_unknown_kind_reverts_with_ledger_invalid_record_kind(
+    scene: Scene, kind: int
+) -> None:
+    with reverts("LedgerInvalidRecordKind", recordKind=kind):
         scene.ledger.file_record(
-            scene.cast.bank, loan_id=scene.loan_id, record_kind=4, record_id=h("g"), content_hash=h("c")
+            scene.cast.bank, loan_id=scene.loan_id, record_kind=kind, record_id=h("g"), content_hash=h("c")
         )
+
+
+@pytest.mark.parametrize("kind", [4, 5, 6, 7])
+def test_engaging_an_unregistered_organisation_reverts_with_ledger_organization_not_found(
+    scene: Scene, kind: int
+) -> None:
+    with reverts("LedgerOrganizationNotFound", orgId=h("org:nobody")):
+        scene.ledger.file_record(
+            scene.cast.bank,
+            loan_id=scene.loan_id,
+            record_kind=kind,
+            record_id=h("org:nobody"),
+            content_hash=h("c"),
+        )
+
+
+def test_appraisal_after_the_engagement_ended_reverts_with_ledger_not_engaged_appraiser(scene: Scene) -> None:
+    ledger, cast, org = scene.ledger, scene.cast, h("org:outsider")
+    ledger.file_record(cast.bank, loan_id=scene.loan_id, record_kind=5, record_id=org, content_hash=h("law"))
+    with reverts("LedgerNotEngagedAppraiser", loanId=scene.loan_id, account=cast.outsider.address):
+        ledger.file_appraisal(cast.outsider, loan_id=scene.loan_id, item_id=h("i"), content_hash=h("v"))
+    ledger.file_record(cast.bank, loan_id=scene.loan_id, record_kind=4, record_id=org, content_hash=h("app"))
+    assert ledger.engagement_of(scene.loan_id, org) == 0b011  # law firm and appraiser
+    filed = ledger.file_appraisal(cast.outsider, loan_id=scene.loan_id, item_id=h("i"), content_hash=h("v"))
+    assert filed.event("RecordFiled").args["recordKind"] == 9
+    assert filed.event("RecordFiled").args["actor"] == cast.outsider.address
+    ledger.file_record(cast.bank, loan_id=scene.loan_id, record_kind=7, record_id=org, content_hash=h("end"))
+    assert ledger.engagement_of(scene.loan_id, org) == 0
+    with reverts("LedgerNotEngagedAppraiser", loanId=scene.loan_id, account=cast.outsider.address):
+        ledger.file_appraisal(cast.outsider, loan_id=scene.loan_id, item_id=h("i"), content_hash=h("v"))
+    # an engagement is per loan: another loan of the same bank does not let the firm sign
+    other = open_loan(scene.world, "other")
+    with reverts("LedgerNotEngagedAppraiser", loanId=other, account=cast.outsider.address):
+        ledger.file_appraisal(cast.outsider, loan_id=other, item_id=h("i"), content_hash=h("v"))
 
 
 _ZERO32 = "0x" + "00" * 32

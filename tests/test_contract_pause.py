@@ -120,6 +120,7 @@ def _view_args(scene: Scene) -> dict[str, tuple[Any, ...]]:
         "ENTERPRISE_ROLE": (),
         "AUDITOR_ROLE": (),
         "MAX_BATCH": (),
+        "engagementOf": (loan, as_bytes32(scene.cast.bank_org)),
     }
 
 
@@ -139,6 +140,7 @@ VIEWS = [
     "ENTERPRISE_ROLE",
     "AUDITOR_ROLE",
     "MAX_BATCH",
+    "engagementOf",
 ]
 
 

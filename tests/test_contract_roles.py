@@ -45,6 +45,7 @@ NEEDS_AUDITOR = "AccessControlUnauthorizedAccount:AUDITOR_ROLE"
 NOT_LENDER = "LedgerNotLoanLender"
 NOT_SPENDER = "LedgerNotLotSpender"
 NOT_PAYEE = "LedgerNotLotPayee"
+NOT_APPRAISER = "LedgerNotEngagedAppraiser"
 
 _ADMIN = (OK, NEEDS_OPERATOR, NEEDS_OPERATOR, NEEDS_OPERATOR, NEEDS_OPERATOR, NEEDS_OPERATOR, NEEDS_OPERATOR,
           NEEDS_OPERATOR, NEEDS_OPERATOR)  # fmt: skip
@@ -102,6 +103,8 @@ MATRIX: dict[str, tuple[str, ...]] = {
         NEEDS_AUDITOR,
         NEEDS_AUDITOR,
     ),  # fmt: skip
+    # Only an account of an organisation the loan's lender engaged as appraiser (the outsider's, here).
+    "fileAppraisal": (NOT_APPRAISER,) * 7 + (OK, NOT_APPRAISER),
 }
 
 # The event a successful call emits (the proof that it did what it is for).
@@ -127,6 +130,7 @@ EVENT_OF: dict[str, str] = {
     "fileRecord": "RecordFiled",
     "restructure": "LoanRestructured",
     "attest": "TrailAttested",
+    "fileAppraisal": "RecordFiled",
     "repayAllocated": "RepaymentApplied",
     "changeTerms": "TermsChanged",
 }
@@ -144,6 +148,8 @@ def expected_error(outcome: str, scene: Scene, account: LocalAccount) -> tuple[s
         return NOT_LENDER, {"loanId": scene.loan_id, "account": account.address}
     if outcome == NOT_SPENDER:
         return NOT_SPENDER, {"lotId": scene.lot, "account": account.address}
+    if outcome == NOT_APPRAISER:
+        return NOT_APPRAISER, {"loanId": scene.loan_id, "account": account.address}
     if outcome == NOT_PAYEE:
         return NOT_PAYEE, {"lotId": scene.child_lot, "account": account.address}
     raise AssertionError(f"unknown outcome {outcome}")

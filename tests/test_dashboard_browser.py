@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from api_support import Api, build_services, signin_csrf
+from api_support import Api, add_third_party, build_services, signin_csrf
 
 from api.app import create_app
 from ledger.chain.client import ChainClient
@@ -402,6 +402,37 @@ def test_the_cli_gives_lists_and_releases_a_guarantee_through_the_running_api(si
     assert "released" in r.output
     r = runner.invoke(app, [*give[:-4], "--start", "2026-01-01", "--expiry", "2099-12-31", *bank])
     assert r.exit_code == 1 and "exactly one" in r.output  # no guarantor named
+
+
+def test_the_cli_engages_an_appraiser_registers_collateral_and_the_appraiser_signs_its_value(
+    site: Site,
+) -> None:
+    from typer.testing import CliRunner
+
+    from fundflow.cli.main import app
+
+    add_third_party(site.api, "appraiser", "CLI Appraisal Co", "appraiser")
+    runner, bank = CliRunner(), ["--api", site.url, "--token", site.api.tokens["bank"]]
+    appraiser = ["--api", site.url, "--token", site.api.tokens["appraiser"]]
+    item = ["collateral", "register", "LN-2026-0001", "--ref", "M-1", "--type", "equipment"]
+    item += ["--description", "CNC line 3", "--registration", "DJ-2026-0042", "--haircut-bp", "4000"]
+    r = runner.invoke(app, [*item, *bank])
+    assert r.exit_code == 0, r.output
+    item_id = r.output.split("item 0x")[1].split(",")[0]
+    item_id = "0x" + item_id.strip()
+    value = ["collateral", "appraise", "LN-2026-0001", item_id, "--value", "500000.00", "--method", "cost"]
+    r = runner.invoke(app, [*value, *appraiser])
+    assert r.exit_code == 1 and "The API refused (404)" in r.output  # not engaged: it does not see the loan
+    r = runner.invoke(app, ["engagements", "add", "LN-2026-0001", "CLI Appraisal Co", "--role", "appraiser",
+                            "--scope", "value the CNC line", *bank])  # fmt: skip
+    assert r.exit_code == 0 and "engaged as appraiser (评估机构)" in r.output, r.output
+    r = runner.invoke(app, [*value, *appraiser])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["collateral", "list", "LN-2026-0001", *bank])
+    shown = "M-1 equipment (机器设备) DJ-2026-0042, registered (已登记), haircut 40.00%: latest 500000.00 "
+    assert shown + "appraised, effective 300000.00" in r.output, r.output
+    r = runner.invoke(app, ["engagements", "list", "LN-2026-0001", *bank])
+    assert "CLI Appraisal Co: appraiser" in r.output
 
 
 def test_the_cli_writes_off_and_records_recoveries_through_the_running_api(site: Site) -> None:

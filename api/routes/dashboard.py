@@ -54,6 +54,7 @@ from api.services import lots as lots_service
 from api.services import payments as payments_service
 from api.services import portfolio as portfolio_service
 from api.services import preservation as preservation_service
+from api.services import register as register_service
 from api.services import repayments as repayments_service
 from api.services import risk as risk_service
 from api.services import visits as visits_service
@@ -605,6 +606,13 @@ def loan_page(loan: str, request: Request) -> Response:
             preservation_cases=preservation_service.list_cases(session, caller, loan_id)
             if shows["preservation"]
             else [],
+            register=register_service.list_register(session, caller, loan_id)
+            if shows["collateral-register"]
+            else None,
+            engagements=register_service.list_engagements(session, caller, loan_id)
+            if shows["engagements"]
+            else None,
+            may_appraise=policy.allowed(caller, "loan.appraise", row),
             may_write_off=policy.allowed(caller, "loan.write_off", row) and int(row.status) == 1,
             circles=[
                 render_cycle(
@@ -1006,6 +1014,34 @@ async def record_visit(loan: str, request: Request) -> Response:
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the visit ({response.status_code}).")
         return f"{body.kind.en.capitalize()} of {body.visit_date.isoformat()} recorded on the ledger."
+
+    return await _write(request, action)
+
+
+@router.post("/loans/{loan}/collateral-register/{item_id}/appraisals")
+async def appraise(loan: str, item_id: str, request: Request) -> Response:
+    """An engaged appraiser signs a valuation from the loan page (the contract checks the engagement)."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from ledger.protocol.collateral import AppraisalDetails
+
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, str]) -> str:
+        policy.require_role(caller, "loan.appraise")  # who may, before what was sent
+        data = {k: form.get(k, "").strip() for k in ("value", "valued_on", "method")}
+        try:
+            body = AppraisalDetails.model_validate(data)
+        except PydanticValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "the form"
+            raise ValidationError(
+                f"The valuation was not signed: {where}: {first['msg']}.",
+                hint="Correct the field and send again.",
+            ) from exc
+        write = Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
+        response = register_service.appraise(session, write, loan, item_id, body)
+        if response.status_code >= 300:
+            raise ValidationError(f"The ledger refused the valuation ({response.status_code}).")
+        return f"Valuation of {data['value']} signed on the ledger."
 
     return await _write(request, action)
 

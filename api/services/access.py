@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from api import policy
 from api.deps import Caller
+from ledger.chain.participants import THIRD_PARTY_ROLES
 from ledger.errors import NotFoundError, ValidationError
 from ledger.mirror.models import LoanPublic, LotPublic
 from ledger.mirror.read import LoanScope, Mirror
@@ -74,6 +75,8 @@ def loan_scope(caller: Caller) -> LoanScope:
         return LoanScope()
     if caller.role == "lender":
         return LoanScope.of_lender(caller.org_id)
+    if caller.role in THIRD_PARTY_ROLES:
+        return LoanScope.of_loans(caller.engaged_loans)
     return LoanScope.of_accounts(caller.org_accounts)
 
 

@@ -172,6 +172,7 @@ class _Facts:
 
     def __init__(self, loan: dict[str, Any]) -> None:
         self.lender_org, self.borrower = loan["lender_org"], loan["borrower"]
+        self.loan_id = loan.get("loan_id")  # a third party's engagement is per loan
 
 
 def get_loan(session: Session, caller: Caller, ref: str) -> dict[str, Any]:
@@ -268,7 +269,9 @@ def trail_answer(
     session: Session, services: Services, caller: Caller, ref: str, format: Literal["tree", "flat"]
 ) -> dict[str, Any]:
     """The API's trail: nested (up to MAX_TREE_DEPTH levels, else 422 naming the flat form) or flat."""
+    policy.require_role(caller, "loan.trail")  # a third party sees the loan, not its trail
     t = trail(session, services, caller, ref)
+    policy.require(caller, "loan.trail", t.row, label=ref)
     deepest = t.levels - 1
     if format == "tree" and deepest >= MAX_TREE_DEPTH:
         raise ValidationError(

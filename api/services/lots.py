@@ -23,6 +23,7 @@ __all__ = ["confirm", "dispute", "get_lot"]
 
 
 def get_lot(session: Session, services: Services, caller: Caller, lot_id: str) -> dict[str, Any]:
+    policy.require_role(caller, "lot.read")  # a third party is refused by role, before any lookup
     lot, _ = visible_lot(session, caller, lot_id)
     return lot_out(lot, account_names(services))
 

@@ -32,6 +32,7 @@ def received(
     limit: int = 50,
 ) -> dict[str, Any]:
     """A page of the lots paid to the caller's organisation, oldest first."""
+    policy.require(caller, "payments.received")  # a third party is paid nothing through the ledger
     mirror = Mirror(session)
     total = mirror.count_held_lots(caller.org_accounts, confirmation=confirmation)
     # The page as plain rows (a LotPublic per lot costs ~6 us: benchmarks reads.payments_received_*).

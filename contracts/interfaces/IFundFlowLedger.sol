@@ -301,7 +301,11 @@ interface IFundFlowLedger {
     /// released); the record's details stay off chain as canonical JSON whose keccak256 is `contentHash`
     /// @param loanId The loan the record belongs to
     /// @param recordKind 0 = guarantee given, 1 = guarantee released, 2 = recovery after write-off,
-    /// 3 = asset-preservation case filed or updated (the latest record with its id is the case)
+    /// 3 = asset-preservation case filed or updated (the latest record with its id is the case);
+    /// 4, 5, 6 = an organisation (`recordId` = its org id) engaged on the loan as appraiser, law firm or
+    /// collection agency, 7 = every engagement of that organisation on the loan ended, 8 = a collateral item
+    /// registered or changed (status, haircut, release, substitution; the latest record with its id is the
+    /// item), 9 = a collateral valuation signed by an engaged appraiser ({fileAppraisal} only)
     /// @param recordId The record's id, chosen by the lender (a later record with the same id supersedes it)
     /// @param contentHash keccak256 of the record's canonical JSON
     /// @param actor The account that filed it
@@ -315,13 +319,27 @@ interface IFundFlowLedger {
         bytes32 head
     );
 
-    /// @notice Thrown when a post-loan file record kind is not 0 to 3
+    /// @notice Thrown when a post-loan file record kind is not 0 to 8 ({fileRecord}; 9 is {fileAppraisal}'s)
     /// @param recordKind The value given
     error LedgerInvalidRecordKind(uint8 recordKind);
+
+    /// @notice Thrown when an account signs a collateral valuation on a loan its organisation is not engaged
+    /// on as appraiser
+    /// @param loanId The loan
+    /// @param account The caller
+    error LedgerNotEngagedAppraiser(LoanId loanId, address account);
 
     /// @notice Lender: file a record in the loan's post-loan file (the loan need not be open: a guarantee
     /// is released after repayment). `recordId` and `contentHash` must be set.
     function fileRecord(LoanId loanId, uint8 recordKind, bytes32 recordId, bytes32 contentHash) external;
+
+    /// @notice Appraiser: sign a collateral valuation (record kind 9, `recordId` = the collateral item id) on
+    /// a loan the caller's organisation is engaged on as appraiser (record kind 4 filed by the lender).
+    function fileAppraisal(LoanId loanId, bytes32 itemId, bytes32 contentHash) external;
+
+    /// @notice The third-party roles `orgId` is engaged in on `loanId`: bit 0 appraiser, 1 law firm,
+    /// 2 collection agency (0: none)
+    function engagementOf(LoanId loanId, OrgId orgId) external view returns (uint8);
 
     // ---------------------------------------------------------------- errors: arguments
 

@@ -27,7 +27,7 @@ from ledger.chain.contract import LedgerContract
 from ledger.chain.deploy import Deployment, connect, deploy_ledger
 from ledger.chain.keystore import Keystore
 from ledger.chain.localchain import LocalChain
-from ledger.chain.participants import ROLES, Directory, onboard, remove, rotate
+from ledger.chain.participants import PARTICIPANT_ROLES, ROLES, Directory, onboard, remove, rotate
 from ledger.config import Settings, get_settings, prepare_data_dir
 from ledger.errors import ChainMismatchError, DeploymentError, FundflowError
 from ledger.store.db import sqlite_path
@@ -144,7 +144,7 @@ def unpause() -> None:
 @friendly_errors
 def participants_add(
     name: Annotated[str, typer.Argument(help="The organisation's name (kept off chain).")],
-    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(PARTICIPANT_ROLES)}.")],
     address: Annotated[str | None, typer.Option(help="Use this account instead of generating a key.")] = None,
     key_name: Annotated[
         str | None, typer.Option(help="Keystore name of the account (default: slug of name).")
@@ -175,7 +175,10 @@ def participants_list() -> None:
     table = Table("name", "role", "org id", "account", "role on chain")
     for p in Directory(settings.participants_file):
         for key_name, address in p.accounts.items():
-            active = ledger.has_role(ROLES[p.role], address)
+            if p.role in ROLES:
+                active = ledger.has_role(ROLES[p.role], address)
+            else:  # a third party holds no role: it acts where a lender engaged its organisation
+                active = ledger.organization_of(address) == p.org_id
             table.add_row(
                 p.name, p.role, p.org_id[:18] + "…", f"{key_name} {address}", "yes" if active else "NO"
             )
@@ -408,3 +411,7 @@ register_guarantee_commands(app)
 from fundflow.cli.writeoff import register_write_off_commands  # noqa: E402
 
 register_write_off_commands(app)
+
+from fundflow.cli.register import register_register_commands  # noqa: E402  (issue 19, second half)
+
+register_register_commands(app)

@@ -94,6 +94,19 @@ EVENT_LABELS = {  # event name -> (English, Chinese)
     "LoanRestructured": ("loan restructured", "贷款重组"),
     "TrailAttested": ("trail attested", "审计鉴证"),
 }
+# The post-loan file's records (RecordFiled) by record kind (FileRecordKind), in the banker's words.
+RECORD_LABELS = {
+    0: ("guarantee given", "担保登记"),
+    1: ("guarantee released", "担保解除"),
+    2: ("recovery after write-off", "核销后清收"),
+    3: ("asset-preservation case", "财产保全"),
+    4: ("appraiser engaged", "委托评估机构"),
+    5: ("law firm engaged", "委托律师事务所"),
+    6: ("collection agency engaged", "委托催收机构"),
+    7: ("engagement ended", "终止委托"),
+    8: ("collateral item registered or changed", "押品登记或变更"),
+    9: ("collateral appraised", "押品评估"),
+}
 
 
 @dataclass(frozen=True)
@@ -199,8 +212,13 @@ def trail_rows(
         payee = str(a.get("payee", a.get("borrower", "")))
         raw_amount = a.get("amount", a.get("principal", a.get("value")))
         en, zh = EVENT_LABELS.get(e.name, (e.name, e.name))
+        if e.name == "RecordFiled":
+            kind = int(a.get("recordKind", -1))
+            en, zh = RECORD_LABELS.get(kind, ("post-loan file record", "贷后档案记录"))
         if e.name == "TrailAttested":
             payee_name = people.org(str(a.get("auditorOrg", "")))
+        elif e.name == "RecordFiled":  # who filed it: the lender, or the appraiser who signed a valuation
+            payee_name = people.name(str(a.get("actor", "")))
         else:
             payee_name = people.name(payee)
         rows.append(

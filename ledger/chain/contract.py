@@ -435,6 +435,18 @@ class LedgerContract:
             as_bytes32(content_hash),
         )
 
+    def file_appraisal(
+        self, appraiser: LocalAccount, *, loan_id: str, item_id: str, content_hash: str
+    ) -> TxResult:
+        """A collateral valuation signed by an appraiser its firm engaged on the loan (record kind 9)."""
+        return self.transact(
+            appraiser, "fileAppraisal", as_bytes32(loan_id), as_bytes32(item_id), as_bytes32(content_hash)
+        )
+
+    def engagement_of(self, loan_id: str, org_id: str) -> int:
+        """`org_id`'s third-party roles on the loan: 1 appraiser, 2 law firm, 4 collection agency."""
+        return int(self.read("engagementOf", as_bytes32(loan_id), as_bytes32(org_id))[0])
+
     def restructure(self, lender: LocalAccount, *, loan_id: str, maturity: int, terms_hash: str) -> TxResult:
         return self.transact(lender, "restructure", as_bytes32(loan_id), maturity, as_bytes32(terms_hash))
 

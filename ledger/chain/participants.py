@@ -22,9 +22,23 @@ from ledger.chain.contract import AUDITOR_ROLE, ENTERPRISE_ROLE, LENDER_ROLE, Le
 from ledger.chain.keystore import Keystore
 from ledger.errors import NotFoundError, ValidationError
 
-__all__ = ["ROLES", "Directory", "Participant", "onboard", "remove", "rotate", "slugify"]
+__all__ = [
+    "PARTICIPANT_ROLES",
+    "ROLES",
+    "THIRD_PARTY_ROLES",
+    "Directory",
+    "Participant",
+    "onboard",
+    "remove",
+    "rotate",
+    "slugify",
+]
 
 ROLES: dict[str, str] = {"lender": LENDER_ROLE, "enterprise": ENTERPRISE_ROLE, "auditor": AUDITOR_ROLE}
+# Third parties (issue 19): a registered organisation with no business role on chain; a loan's lender engages
+# it per loan (fileRecord kinds 4-6), and only then may it act on that loan (an appraiser signs valuations).
+THIRD_PARTY_ROLES: tuple[str, ...] = ("appraiser", "law_firm", "collection_agency")
+PARTICIPANT_ROLES: tuple[str, ...] = (*ROLES, *THIRD_PARTY_ROLES)
 
 
 def slugify(name: str) -> str:
@@ -121,8 +135,8 @@ def onboard(
     Without `address`, a fresh key is generated into the keystore under `key_name` (default: the slug of
     the name). Safe to run again: each on-chain step is skipped when already done.
     """
-    if role not in ROLES:
-        raise ValidationError(f"unknown role {role!r}", hint=f"use one of: {', '.join(ROLES)}")
+    if role not in PARTICIPANT_ROLES:
+        raise ValidationError(f"unknown role {role!r}", hint=f"use one of: {', '.join(PARTICIPANT_ROLES)}")
     participant = directory.find(name)
     if participant is None:
         participant = Participant(
@@ -158,7 +172,7 @@ def onboard(
             f"account {address} already belongs to another organisation ({current})",
             hint="each account belongs to exactly one organisation; generate a new key",
         )
-    if not ledger.has_role(ROLES[role], address):
+    if role in ROLES and not ledger.has_role(ROLES[role], address):
         ledger.grant_role(operator, ROLES[role], address)
     return participant, address
 
@@ -200,7 +214,8 @@ def rotate(
     participant.accounts[key_name] = new
     directory.put(participant)
     ledger.add_account(operator, participant.org_id, new)
-    ledger.grant_role(operator, ROLES[participant.role], new)
+    if participant.role in ROLES:
+        ledger.grant_role(operator, ROLES[participant.role], new)
     if int(ledger.organization_of(old), 16) != 0:
         ledger.remove_account(operator, old)
     return old, new

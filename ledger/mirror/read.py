@@ -41,6 +41,8 @@ from ledger.mirror.models import (
     hash_key,
     lots_by_id,
 )
+from ledger.protocol.codes import FileRecordKind
+from ledger.protocol.collateral import PartyRole
 from ledger.protocol.eventjson import ArgsCodec
 from ledger.protocol.events import DecodedEvent, EventDecoder
 
@@ -157,6 +159,7 @@ class LoanScope:
 
     lender_org: str | None = None
     accounts: frozenset[str] | None = None
+    loans: frozenset[str] | None = None  # a third party: the loans it is engaged on (issue 19)
 
     @classmethod
     def of_lender(cls, org_id: str) -> LoanScope:
@@ -166,9 +169,13 @@ class LoanScope:
     def of_accounts(cls, accounts: Iterable[str]) -> LoanScope:
         return cls(accounts=frozenset(accounts))
 
+    @classmethod
+    def of_loans(cls, loan_ids: Iterable[str]) -> LoanScope:
+        return cls(loans=frozenset(loan_ids))
+
     @property
     def everything(self) -> bool:
-        return self.lender_org is None and self.accounts is None
+        return self.lender_org is None and self.accounts is None and self.loans is None
 
     def condition(self) -> sa.ColumnElement[bool] | None:
         """WHERE clause on `loans` (None: every loan)."""
@@ -180,6 +187,8 @@ class LoanScope:
             accounts = sorted(self.accounts)
             holds = sa.select(lots.c.loan_id).where(lots.c.holder.in_(accounts))
             parts.append(sa.or_(loans.c.borrower.in_(accounts), loans.c.loan_id.in_(holds)))
+        if self.loans is not None:
+            parts.append(loans.c.loan_id.in_(sorted(self.loans)) if self.loans else sa.false())
         if not parts:
             return None
         return parts[0] if len(parts) == 1 else sa.and_(*parts)
@@ -558,6 +567,41 @@ class Mirror:
         return sorted(
             str(r[0]) for r in self._rows(sa.select(accounts.c.address).where(accounts.c.org_id == org_id))
         )
+
+    # ------------------------------------------------------------------ third parties (issue 19)
+
+    def engagements(
+        self, loan_id: str | None = None, org_id: str | None = None
+    ) -> dict[str, dict[str, set[str]]]:
+        """loan id -> org id -> the third-party roles (`PartyRole` values) engaged now, replayed from the
+        post-loan file's record kinds in chain order (4-6 engage, 7 ends every engagement of the firm), as the
+        contract keeps them: no off-chain content is needed to know who is engaged."""
+        records = _t("file_records")
+        first, ended = int(FileRecordKind.APPRAISER_ENGAGED), int(FileRecordKind.ENGAGEMENT_ENDED)
+        query = sa.select(records.c.loan_id, records.c.record_kind, records.c.record_id).where(
+            records.c.record_kind.between(first, ended)
+        )
+        if loan_id is not None:
+            query = query.where(records.c.loan_id == loan_id)
+        if org_id is not None:
+            query = query.where(sa.func.lower(records.c.record_id) == org_id.lower())
+        out: dict[str, dict[str, set[str]]] = {}
+        for r in self._rows(query.order_by(records.c.block_number, records.c.log_index)):
+            roles = out.setdefault(str(r.loan_id), {}).setdefault(str(r.record_id).lower(), set())
+            role = PartyRole.of_kind(int(r.record_kind))
+            if role is None:
+                roles.clear()
+            else:
+                roles.add(role.value)
+        return {loan: {o: rs for o, rs in orgs.items() if rs} for loan, orgs in out.items()}
+
+    def engaged_loans(self, org_id: str, role: str) -> set[str]:
+        """The loans `org_id` is engaged on now in `role` ("appraiser", "law_firm", "collection_agency")."""
+        return {
+            loan
+            for loan, orgs in self.engagements(org_id=org_id).items()
+            if role in orgs.get(org_id.lower(), ())
+        }
 
     # ------------------------------------------------------------------ transactions (issue 20)
 

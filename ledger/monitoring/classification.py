@@ -49,6 +49,8 @@ from ledger.monitoring.rules import (
     LoanFacts,
     PastDue,
     Severity,
+    Thresholds,
+    cover_items,
     past_due,
     servicing_position,
 )
@@ -213,10 +215,9 @@ def reason_hash(reason: str) -> str:
 def _cover(facts: LoanFacts) -> Decimal | None:
     if facts.outstanding <= 0:
         return None
-    latest: dict[str, int] = {}
-    for v in facts.valuations:
-        latest[v.key] = v.amount
-    return Decimal(sum(latest.values())) / Decimal(facts.outstanding)
+    # the register's effective value (haircuts, released items left out), as the collateral_cover rule
+    value = sum(i.effective for i in cover_items(facts, Thresholds()))
+    return Decimal(value) / Decimal(facts.outstanding)
 
 
 def _day(ts: int) -> date:

@@ -41,6 +41,7 @@ from ledger.mirror.read import Mirror
 from ledger.monitoring.alerts import SYSTEM, Alert, WebhookDelivery, alert_payload
 from ledger.monitoring.guarantees import load_book
 from ledger.monitoring.preservation import load_cases
+from ledger.monitoring.register import load_appraisals, load_items
 from ledger.monitoring.rules import (
     RULE_SCOPES,
     RULES,
@@ -171,6 +172,10 @@ def _loan_facts(
 ) -> LoanFacts:
     """The rules' view of one loan from its mirrored rows; `terms` gives any loan's terms (the guarantee
     book asks for the guarantors' own loans)."""
+    # the collateral register (issue 19): items and appraisers' valuations, content checked, stamped here
+    items = load_items(conn, loan.loan_id)
+    appraisals = load_appraisals(conn, loan.loan_id)
+    filed = mirror.block_times({f.first_block for f in items} | {a.block_number for a in appraisals})
     return LoanFacts(
         loan_id=loan.loan_id,
         lender_org=loan.lender_org,
@@ -198,6 +203,12 @@ def _loan_facts(
         valuations=[
             RecordFact(r.block_number, r.log_index, stamp(r.block_number), int(r.value), str(r.collateral_id))
             for r in records.collateral_valuations
+        ]
+        + [  # an engaged appraiser's signed valuations, content checked (the register's items)
+            RecordFact(
+                a.block_number, a.log_index, filed[a.block_number], a.appraisal.value, a.appraisal.item_id
+            )
+            for a in appraisals
         ],
         inspections=[
             RecordFact(r.block_number, r.log_index, stamp(r.block_number), 0, str(r.kind))
@@ -214,6 +225,7 @@ def _loan_facts(
         if guarantees
         else None,
         preservation=load_cases(conn, loan.loan_id),
+        collateral_items=tuple(replace(f, registered_at=filed[f.first_block]) for f in items),
         terms_changes=[
             TermsChangeFact(
                 r.block_number,

@@ -23,7 +23,9 @@ from typing import Any
 from ledger.config import Settings
 from ledger.monitoring.guarantees import GuaranteeBook, GuaranteeFact, cycles_through
 from ledger.monitoring.preservation import CaseFact
+from ledger.monitoring.register import ItemFact
 from ledger.protocol.codes import InspectionKind, LoanStatus, RiskClass
+from ledger.protocol.collateral import CollateralStatus, effective_value
 from ledger.protocol.loantypes import LoanTypePolicy, parse_policies, policy_for
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
@@ -197,6 +199,9 @@ class LoanFacts:
     risk_class: int = 0
     guarantees: GuaranteeBook | None = None  # the ledger's active guarantees (the post-loan file)
     preservation: tuple[CaseFact, ...] = ()  # the loan's asset-preservation cases
+    # the collateral register (issue 19): each item's latest content-checked record; empty = no register,
+    # the valuations alone are the collateral (haircut 0), as before the register
+    collateral_items: tuple[ItemFact, ...] = ()
     # issue 18
     terms_changes: list[TermsChangeFact] = field(default_factory=list)
     class_history: list[tuple[int, int]] = field(default_factory=list)  # (block, class) of RiskClassified
@@ -817,28 +822,73 @@ def past_maturity(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
 
 
 def _latest_valuations(facts: LoanFacts) -> dict[str, RecordFact]:
+    """Each collateral id's latest valuation, an appraiser's or the lender's own estimate (chain order)."""
     latest: dict[str, RecordFact] = {}
-    for v in facts.valuations:
+    for v in sorted(facts.valuations, key=lambda v: (v.block_number, v.log_index)):
         latest[v.key] = v
     return latest
 
 
+@dataclass(frozen=True)
+class CoverItem:
+    """One item counted as cover: its latest valuation (None: never valued) and haircut."""
+
+    item_id: str
+    label: str
+    haircut_bp: int
+    valuation: RecordFact | None
+    since: int  # registered at (the age of a never-valued item counts from here)
+    revaluation_days: float
+
+    @property
+    def effective(self) -> int:
+        return 0 if self.valuation is None else effective_value(self.valuation.amount, self.haircut_bp)
+
+
+def cover_items(facts: LoanFacts, th: Thresholds) -> list[CoverItem]:
+    """What counts as cover: with a register, its items not released (registered or seized), at their
+    latest valuation less the haircut; without one, every valued collateral id at full value (as before)."""
+    latest = _latest_valuations(facts)
+    if not facts.collateral_items:
+        return [
+            CoverItem(cid, f"{cid[:10]}…", 0, v, v.timestamp, th.collateral_stale_days)
+            for cid, v in sorted(latest.items())
+        ]
+    return [
+        CoverItem(
+            f.record_id,
+            f"{f.item.item_ref} ({f.item.type.value}, {f.item.registration_number})",
+            f.item.haircut_bp,
+            latest.get(f.record_id),
+            f.registered_at,
+            float(f.item.revaluation_days or th.collateral_stale_days),
+        )
+        for f in sorted(facts.collateral_items, key=lambda f: f.item.item_ref)
+        if f.item.status is not CollateralStatus.RELEASED
+    ]
+
+
 def collateral_cover(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
-    """The latest collateral values cover less of the outstanding principal than the terms require."""
+    """The effective collateral value, Σ value × (1 − haircut) over the register's items not released (each at
+    its latest valuation, rounded down to the fen), covers less of the outstanding principal than the terms
+    require."""
     if facts.terms is None or facts.terms.required_collateral_cover is None:
         return []
     if not facts.is_open or facts.outstanding <= 0:
         return []
     required = facts.terms.required_collateral_cover
-    latest = _latest_valuations(facts)
-    value = sum(v.amount for v in latest.values())
+    items = cover_items(facts, th)
+    valued = [i for i in items if i.valuation is not None]
+    value = sum(i.effective for i in items)
     cover = Decimal(value) / Decimal(facts.outstanding)
     if cover >= required:
         return []
-    if latest:
-        newest = max(latest.values(), key=lambda v: (v.block_number, v.log_index))
+    if valued:
+        newest = max((i.valuation for i in valued if i.valuation is not None),
+                     key=lambda v: (v.block_number, v.log_index))  # fmt: skip
+        after = " after haircuts" if facts.collateral_items else ""
         basis = (
-            f"Collateral valued at {facts.money(value)} ({len(latest)} item(s), latest valuation "
+            f"Collateral valued at {facts.money(value)}{after} ({len(valued)} item(s), latest valuation "
             f"{fmt_time(newest.timestamp)}) covers {cover:.2f}× the outstanding "
             f"{facts.money(facts.outstanding)}"
         )
@@ -867,27 +917,43 @@ def collateral_cover(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
 
 
 def collateral_stale(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
-    """A collateral item whose latest valuation is older than N days (open loans)."""
+    """A collateral item (not released) whose latest valuation is older than its revaluation interval (the
+    item's own, else N days), or never valued that long after it was registered (open loans)."""
     if not facts.is_open:
         return []
     out = []
-    for collateral_id, v in sorted(_latest_valuations(facts).items()):
-        age = facts.now - v.timestamp
-        if age <= th.collateral_stale_days * DAY:
+    for item in cover_items(facts, th):
+        v = item.valuation
+        age = facts.now - (v.timestamp if v is not None else item.since)
+        if age <= item.revaluation_days * DAY:
             continue
+        if v is None:
+            title = f"Collateral never valued, registered {age // DAY} days ago"
+            explanation = (
+                f"Collateral {item.label} was registered on {fmt_time(item.since)} and has no valuation "
+                f"{age // DAY} days later (limit {item.revaluation_days:g} days)."
+            )
+            cause, source = f"{item.item_id}@registered", facts.block_number
+        else:
+            title = f"Collateral valuation {age // DAY} days old"
+            explanation = (
+                f"Collateral {item.label} was last valued at {facts.money(v.amount)} on "
+                f"{fmt_time(v.timestamp)}, {age // DAY} days ago (limit {item.revaluation_days:g} days)."
+            )
+            cause, source = f"{item.item_id}@{v.block_number}:{v.log_index}", v.block_number
         out.append(
             Candidate(
                 rule="collateral_stale",
                 severity=Severity.LOW,
                 loan_id=facts.loan_id,
-                cause_key=f"{collateral_id}@{v.block_number}:{v.log_index}",
-                title=f"Collateral valuation {age // DAY} days old",
-                explanation=f"Collateral {collateral_id[:10]}… was last valued at {facts.money(v.amount)} on "
-                f"{fmt_time(v.timestamp)}, {age // DAY} days ago (limit {th.collateral_stale_days:g} days).",
-                source_block=v.block_number,
-                details={"collateral_id": collateral_id, "days": age // DAY, "value": v.amount},
+                cause_key=cause,
+                title=title,
+                explanation=explanation,
+                source_block=source,
+                details={"collateral_id": item.item_id, "days": age // DAY,
+                         "value": v.amount if v is not None else None},
             )
-        )
+        )  # fmt: skip
     return out
 
 

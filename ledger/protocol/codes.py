@@ -163,7 +163,14 @@ class FileRecordKind(IntEnum):
     GUARANTEE_RELEASED = 1  # that guarantee released
     RECOVERY = 2  # money recovered after write-off (核销后清收)
     PRESERVATION_CASE = 3  # an asset-preservation case (财产保全) filed or updated; the latest is the case
+    # -- issue 19, second half: third parties and the collateral register
+    APPRAISER_ENGAGED = 4  # `recordId` = the org id; the contract then lets its accounts sign valuations
+    LAW_FIRM_ENGAGED = 5
+    COLLECTION_AGENCY_ENGAGED = 6
+    ENGAGEMENT_ENDED = 7  # every engagement of the org (`recordId`) on the loan ends
+    COLLATERAL_ITEM = 8  # a collateral item registered or changed; the latest record with its id is the item
+    APPRAISAL = 9  # a valuation signed by an engaged appraiser (`fileAppraisal`, not `fileRecord`)
 
 
-MAX_RECORD_KIND = max(FileRecordKind)
-"""The highest record kind the contract accepts (LedgerInvalidRecordKind)."""
+MAX_RECORD_KIND = FileRecordKind.COLLATERAL_ITEM
+"""The highest record kind `fileRecord` accepts (LedgerInvalidRecordKind); APPRAISAL is `fileAppraisal`'s."""
