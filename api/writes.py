@@ -285,9 +285,10 @@ def run_write(
 ) -> JSONResponse:
     """Run `action` at most once per idempotency key and answer with what it recorded.
 
-    `action` sends through the contract it is handed: with an idempotency key, a view journaled into the
-    key's row (`LedgerContract.journaled`), so each transaction is stored before it is broadcast; without
-    one, the plain contract."""
+    `action` sends through the contract it is handed: a view journaled (`LedgerContract.journaled`) so that
+    each transaction's signer is kept before it is broadcast (the indexer may mirror it, and the monitor name
+    its payer, before the receipt comes back), and with an idempotency key each transaction is stored in the
+    key's row before it is broadcast."""
     digest = request_hash(method, path, body)
     journal: SendJournal | None = None
     claim = _Claim()
@@ -295,7 +296,12 @@ def run_write(
         stored = _reserve(services, caller, idempotency_key, digest, claim)
         key = idempotency_key
         recorded = [SignedTx(t["tx_hash"], t["raw"]) for t in (stored or {}).get("txs") or []]
-        journal = SendJournal(recorded, lambda txs: _record_txs(services, caller, key, txs, claim))
+
+        def on_signed(txs: list[SignedTx]) -> None:
+            _keep_signer(services, caller, txs)
+            _record_txs(services, caller, key, txs, claim)
+
+        journal = SendJournal(recorded, on_signed)
         if stored is not None and stored["state"] == "resume":
             log.info("resuming an unconfirmed write (%d recorded transactions)", len(recorded))
             stored = None
@@ -305,8 +311,11 @@ def run_write(
             if wait and status < 300 and not replay.get("mirrored"):
                 replay["mirrored"] = wait_for_block(services, int(replay["block_number"]))
             return JSONResponse(replay, status_code=status, headers={"Idempotent-Replayed": "true"})
+    ledger = services.ledger.journaled(
+        journal if journal is not None else SendJournal((), lambda txs: _keep_signer(services, caller, txs))
+    )
     try:
-        outcome = action(services.ledger.journaled(journal))
+        outcome = action(ledger)
     except ChainError as exc:
         refused = isinstance(exc, RpcError) and exc.method == "eth_sendRawTransaction"
         if (
@@ -343,7 +352,7 @@ def run_write(
         documents.attach(services, caller, outcome.tx)
     except sa.exc.SQLAlchemyError:  # pragma: no cover - the write is on chain; it must not answer 500
         log.exception("could not record the documents attached by transaction %s", outcome.tx.tx_hash)
-    try:  # who signed it: a payment's payer is its signer (the monitor and the pages name it)
+    try:  # a resumed write's transactions were signed by an earlier attempt: keep their signer too
         remember_signer(services.engine, outcome.tx.tx_hash, caller.address)
     except sa.exc.SQLAlchemyError:  # pragma: no cover - the write is on chain; it must not answer 500
         log.exception("could not keep the signer of transaction %s", outcome.tx.tx_hash)
@@ -353,6 +362,15 @@ def run_write(
     if wait:
         body_out["mirrored"] = wait_for_block(services, outcome.tx.block_number)
     return JSONResponse(body_out, status_code=status_code)
+
+
+def _keep_signer(services: Services, caller: Caller, txs: list[SignedTx]) -> None:
+    """Who signed the transaction about to be broadcast: a payment's payer is its signer (the monitor and
+    the pages name it), kept before the indexer can mirror the payment."""
+    try:
+        remember_signer(services.engine, txs[-1].tx_hash, caller.address)
+    except sa.exc.SQLAlchemyError:  # pragma: no cover - the payer is then named as the trail shows it
+        log.exception("could not keep the signer of transaction %s", txs[-1].tx_hash)
 
 
 @dataclass
