@@ -3,14 +3,12 @@ may see the loan's risk file lists them, through the running API (same checks an
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
-import httpx
 import typer
 
+from fundflow.cli.apiclient import ApiUrl, Token, get_json, post_write
 from fundflow.cli.console import console, friendly_errors
-from fundflow.cli.visits import ApiUrl, Token, _answer, _client, _unreachable
 from ledger.errors import ValidationError
 from ledger.protocol.guarantees import GuaranteeKind
 from ledger.protocol.money import format_amount
@@ -49,17 +47,13 @@ def give(
         "capacity": capacity,
         "contract_hash": contract_hash,
     }
-    with _client(api, token) as http:
-        try:
-            r = http.post(
-                f"/v1/loans/{loan}/guarantees",
-                params={"wait": "true"},
-                json={k: v for k, v in body.items() if v is not None},
-                headers={"Idempotency-Key": f"cli-guarantee-{uuid.uuid4()}"},
-            )
-        except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
-        result = _answer(r)
+    result = post_write(
+        api,
+        token,
+        f"/v1/loans/{loan}/guarantees",
+        {k: v for k, v in body.items() if v is not None},
+        "guarantee",
+    )
     console.print(
         f"{kind.en} ({kind.zh}) of {amount} recorded on loan {loan}: guarantee {result['record_id']}, "
         f"block {result.get('block_number')}",
@@ -76,17 +70,9 @@ def release(
     api: ApiUrl = None,
 ) -> None:
     """Release a guarantee (lender)."""
-    with _client(api, token) as http:
-        try:
-            r = http.post(
-                f"/v1/loans/{loan}/guarantees/{record_id}/release",
-                params={"wait": "true"},
-                json={"reason": reason},
-                headers={"Idempotency-Key": f"cli-release-{uuid.uuid4()}"},
-            )
-        except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
-        result = _answer(r)
+    result = post_write(
+        api, token, f"/v1/loans/{loan}/guarantees/{record_id}/release", {"reason": reason}, "release"
+    )
     console.print(
         f"guarantee {record_id} released on loan {loan}, block {result.get('block_number')}", soft_wrap=True
     )
@@ -98,11 +84,7 @@ def list_guarantees(
     api: ApiUrl = None,
 ) -> None:
     """A loan's guarantees, each checked against its on-chain hash."""
-    with _client(api, token) as http:
-        try:
-            items = _answer(http.get(f"/v1/loans/{loan}/guarantees"))
-        except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
+    items = get_json(api, token, f"/v1/loans/{loan}/guarantees")
     if not items:
         console.print("no guarantees recorded")
     for g in items:

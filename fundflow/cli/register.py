@@ -3,42 +3,18 @@ register and the third parties engaged on a loan, through the running API (same 
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 
+from fundflow.cli.apiclient import ApiUrl, Token, get_json, post_write
 from fundflow.cli.console import console, friendly_errors
-from fundflow.cli.visits import ApiUrl, Token, _answer, _client, _unreachable
 from ledger.protocol.collateral import CollateralStatus, CollateralType, PartyRole
 
 __all__ = ["register_register_commands"]
 
 Loan = Annotated[str, typer.Argument(help="Loan number or id.")]
-
-
-def _post(api: str | None, token: str | None, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
-    with _client(api, token) as http:
-        try:
-            r = http.post(
-                path,
-                params={"wait": "true"},
-                json={k: v for k, v in body.items() if v is not None},
-                headers={"Idempotency-Key": f"cli-{what}-{uuid.uuid4()}"},
-            )
-        except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
-        return dict(_answer(r))
-
-
-def _get(api: str | None, token: str | None, path: str) -> Any:
-    with _client(api, token) as http:
-        try:
-            return _answer(http.get(path))
-        except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
 
 
 def register_item(
@@ -63,7 +39,7 @@ def register_item(
         "haircut_bp": haircut_bp, "status": status.value, "revaluation_days": revaluation_days,
         "substitutes": substitutes, "change_reason": reason,
     }  # fmt: skip
-    result = _post(api, token, f"/v1/loans/{loan}/collateral-register", body, "collateral")
+    result = post_write(api, token, f"/v1/loans/{loan}/collateral-register", body, "collateral")
     console.print(
         f"collateral item {ref} ({status.zh}) filed on loan {loan}: item {result['item_id']}, "
         f"block {result.get('block_number')}",
@@ -87,7 +63,7 @@ def appraise(
         "value": value, "method": method, "report_hash": report_hash,
         "valued_on": date or datetime.now(UTC).date().isoformat(),
     }  # fmt: skip
-    result = _post(
+    result = post_write(
         api, token, f"/v1/loans/{loan}/collateral-register/{item_id}/appraisals", body, "appraisal"
     )
     console.print(
@@ -99,7 +75,7 @@ def appraise(
 
 def list_register(loan: Loan, token: Token = None, api: ApiUrl = None) -> None:
     """The loan's collateral items, their latest values and the effective cover after haircuts."""
-    answer = _get(api, token, f"/v1/loans/{loan}/collateral-register")
+    answer = get_json(api, token, f"/v1/loans/{loan}/collateral-register")
     if not answer["items"]:
         console.print("no collateral registered")
     for i in answer["items"]:
@@ -140,7 +116,7 @@ def engage(
         "participant": participant, "role": role.value, "scope": scope,
         "engaged_on": date or datetime.now(UTC).date().isoformat(),
     }  # fmt: skip
-    result = _post(api, token, f"/v1/loans/{loan}/engagements", body, "engage")
+    result = post_write(api, token, f"/v1/loans/{loan}/engagements", body, "engage")
     console.print(
         f"{participant} engaged as {role.value} ({role.zh}) on loan {loan}, "
         f"block {result.get('block_number')}",
@@ -158,13 +134,13 @@ def end(
 ) -> None:
     """End every engagement of a participant on a loan (lender)."""
     body = {"ended_on": datetime.now(UTC).date().isoformat(), "reason": reason}
-    result = _post(api, token, f"/v1/loans/{loan}/engagements/{participant}/end", body, "disengage")
+    result = post_write(api, token, f"/v1/loans/{loan}/engagements/{participant}/end", body, "disengage")
     console.print(f"{participant}'s engagement on loan {loan} ended, block {result.get('block_number')}")
 
 
 def list_engagements(loan: Loan, token: Token = None, api: ApiUrl = None) -> None:
     """Who is engaged on a loan now."""
-    answer = _get(api, token, f"/v1/loans/{loan}/engagements")
+    answer = get_json(api, token, f"/v1/loans/{loan}/engagements")
     if not answer["engaged"]:
         console.print("no third party engaged")
     for e in answer["engaged"]:

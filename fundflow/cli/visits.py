@@ -4,50 +4,17 @@ from --token or FUNDFLOW_API_TOKEN; the API from --api (default: this machine's 
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 
+from fundflow.cli.apiclient import ApiUrl, Token, get_json, post_write
 from fundflow.cli.console import console, friendly_errors
-from ledger.config import get_settings
-from ledger.errors import AuthenticationError, FundflowError, ValidationError
+from ledger.errors import ValidationError
 from ledger.protocol.visits import VisitKind
 
 __all__ = ["register_visit_commands"]
-
-Token = Annotated[
-    str | None, typer.Option(envvar="FUNDFLOW_API_TOKEN", help="API token (fundflow tokens create NAME).")
-]
-ApiUrl = Annotated[str | None, typer.Option("--api", help="API base URL (default: the local API).")]
-
-
-def _client(api: str | None, token: str | None) -> httpx.Client:
-    if not token:
-        raise AuthenticationError(
-            "No API token given.",
-            hint="Pass --token or set FUNDFLOW_API_TOKEN (fundflow tokens create NAME).",
-        )
-    if api is None:
-        s = get_settings()
-        api = f"http://{s.api_host}:{s.api_port}"
-    return httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}, timeout=60)
-
-
-def _unreachable(exc: Exception) -> FundflowError:
-    return FundflowError(f"The API cannot be reached: {exc}", hint="Is `fundflow serve` running?")
-
-
-def _answer(r: httpx.Response) -> Any:
-    if r.status_code < 300:
-        return r.json()
-    try:
-        body = r.json()
-    except ValueError:
-        body = {"message": r.text}
-    raise FundflowError(f"The API refused ({r.status_code}): {body.get('message')}", hint=body.get("hint"))
 
 
 def record(
@@ -86,17 +53,7 @@ def record(
         "documents": document or [],
         "follow_ups": follow_ups,
     }
-    with _client(api, token) as http:
-        try:
-            r = http.post(
-                f"/v1/loans/{loan}/visits",
-                params={"wait": "true"},
-                json=body,
-                headers={"Idempotency-Key": f"cli-visit-{uuid.uuid4()}"},
-            )
-        except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
-        result = _answer(r)
+    result = post_write(api, token, f"/v1/loans/{loan}/visits", body, "visit")
     console.print(
         f"{kind.en} ({kind.zh}) of {visit_date} recorded on loan {loan}: "
         f"transaction {result.get('tx_hash')}, block {result.get('block_number')}; "
@@ -111,12 +68,7 @@ def list_visits(
     api: ApiUrl = None,
 ) -> None:
     """A loan's visits and interviews, and when the next site visit is due."""
-    with _client(api, token) as http:
-        try:
-            visits = _answer(http.get(f"/v1/loans/{loan}/visits"))
-            schedule = _answer(http.get(f"/v1/loans/{loan}/visit-schedule"))
-        except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
+    visits, schedule = get_json(api, token, f"/v1/loans/{loan}/visits", f"/v1/loans/{loan}/visit-schedule")
     if not visits:
         console.print("no visits recorded")
     for v in visits:  # plain lines: findings are prose and must not be cut by a table's column width

@@ -3,14 +3,12 @@ with its reason and records what it recovers afterwards, through the running API
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
-import httpx
 import typer
 
+from fundflow.cli.apiclient import ApiUrl, Token, get_json, post_write
 from fundflow.cli.console import console, friendly_errors
-from fundflow.cli.visits import ApiUrl, Token, _answer, _client, _unreachable
 from ledger.protocol.money import format_amount
 
 __all__ = ["register_write_off_commands"]
@@ -23,17 +21,7 @@ def write_off(
     api: ApiUrl = None,
 ) -> None:
     """Write a loan off (核销) with its reason (lender)."""
-    with _client(api, token) as http:
-        try:
-            r = http.post(
-                f"/v1/loans/{loan}/write-off",
-                params={"wait": "true"},
-                json={"reason": reason},
-                headers={"Idempotency-Key": f"cli-write-off-{uuid.uuid4()}"},
-            )
-        except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
-        result = _answer(r)
+    result = post_write(api, token, f"/v1/loans/{loan}/write-off", {"reason": reason}, "write-off")
     console.print(f"loan {loan} written off in block {result.get('block_number')}", soft_wrap=True)
 
 
@@ -47,17 +35,7 @@ def record(
 ) -> None:
     """Record money recovered on a written-off loan (核销后清收)."""
     body = {"amount": amount, "received_on": received_on, "source": source}
-    with _client(api, token) as http:
-        try:
-            r = http.post(
-                f"/v1/loans/{loan}/recoveries",
-                params={"wait": "true"},
-                json=body,
-                headers={"Idempotency-Key": f"cli-recovery-{uuid.uuid4()}"},
-            )
-        except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
-        result = _answer(r)
+    result = post_write(api, token, f"/v1/loans/{loan}/recoveries", body, "recovery")
     console.print(f"recovery of {amount} recorded on loan {loan}, block {result.get('block_number')}")
 
 
@@ -67,11 +45,7 @@ def list_recoveries(
     api: ApiUrl = None,
 ) -> None:
     """The write-off's reason and the recoveries since, with their total."""
-    with _client(api, token) as http:
-        try:
-            f = _answer(http.get(f"/v1/loans/{loan}/write-off"))
-        except httpx.HTTPError as exc:
-            raise _unreachable(exc) from exc
+    f = get_json(api, token, f"/v1/loans/{loan}/write-off")
     w = f["write_off"]
     if w is None:
         console.print(f"loan {loan} is {f['status']}: not written off")
