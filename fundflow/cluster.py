@@ -389,9 +389,12 @@ class Cluster:
         if self.chain is not None:
             self.chain.stop()
         if self._database is not None:
-            admin = sa.create_engine(sa.make_url(self.server_url), isolation_level="AUTOCOMMIT")
+            # Bounded: a clean-up that waits on a busy server must not keep Ctrl-C from returning.
+            url = sa.make_url(self.server_url)
+            admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
             try:
                 with admin.connect() as conn:
+                    conn.execute(sa.text("SET lock_timeout = '10s'"))
                     conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self._database}" WITH (FORCE)'))
             except sa.exc.SQLAlchemyError:
                 pass  # the server went away first: nothing left to drop

@@ -387,7 +387,10 @@ def test_stopping_fundflow_up_replicas_leaves_no_process_behind(tmp_path: Path, 
                 os.killpg(process.pid, signal.SIGINT)
         else:
             process.kill()
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"fundflow up did not stop within 120 s of {how}; its output:\n{log.read_text()}")
         deadline = time.monotonic() + 10
         while any(_alive(p) for p in family) and time.monotonic() < deadline:
             time.sleep(0.1)

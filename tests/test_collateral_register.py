@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from api_support import add_third_party, dashboard_sign_in
-from conftest import World
+from conftest import make_world
 from file_support import FileSite, eventually, file_site
 
 from ledger.audit.verify import verify_loan
 from ledger.chain.client import ChainClient
+from ledger.chain.compiler import CompiledContract
 from ledger.protocol.codes import FileRecordKind
 
 pytestmark = pytest.mark.slow
@@ -35,8 +36,13 @@ ITEM = {
 
 
 @pytest.fixture
-def site(world: World, client: ChainClient, db_url: str, tmp_path: Path) -> Iterator[FileSite]:
-    with file_site(world, client, db_url, tmp_path) as s:
+def site(
+    private_client: ChainClient, compiled: CompiledContract, db_url: str, tmp_path: Path
+) -> Iterator[FileSite]:
+    """A node of this module's own: the stale-valuation tests move its clock by a month, which on the shared
+    node would put every later test's maturity dates in the past."""
+    world = make_world(private_client, compiled)
+    with file_site(world, private_client, db_url, tmp_path) as s:
         add_third_party(s.api, "appraiser", "Westlake Appraisal Co", "appraiser")
         add_third_party(s.api, "law_firm", "Qiantang Law Firm", "law_firm")
         add_third_party(s.api, "collector", "Zhejiang Collections Ltd", "collection_agency")

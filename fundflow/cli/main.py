@@ -305,6 +305,7 @@ def _up_cluster(settings: Settings, replicas: int) -> None:
         # A second Ctrl-C (make forwards one, impatient hands press twice) must not cut the clean-up short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        console.print("stopping: the balancer, replicas, indexers, the chain, then the database …")
         try:
             cluster.stop()
         finally:
