@@ -330,6 +330,10 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_up(tmp_path: Path, server: str) -> tuple[subprocess.Popen[bytes], Path]:
     log = tmp_path / "up.log"
     env = dict(os.environ) | {
@@ -348,6 +352,9 @@ def _start_up(tmp_path: Path, server: str) -> tuple[subprocess.Popen[bytes], Pat
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a shell gives a foreground job
+            # and Ctrl-C's default action, as a terminal's foreground job has it: a suite started in the
+            # background by a script inherits SIGINT ignored, and Python then keeps ignoring it
+            preexec_fn=_sigint_default,
         )
     deadline = time.monotonic() + 120
     while "Ctrl-C stops everything." not in log.read_text():
@@ -402,6 +409,8 @@ def test_stopping_fundflow_up_replicas_leaves_no_process_behind(tmp_path: Path, 
         for p in family:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)  # reaped here, not reported as still running by a later test
         engine = sa.create_engine(sa.make_url(server), isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name.group(1)}" WITH (FORCE)'))
