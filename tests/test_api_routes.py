@@ -360,6 +360,10 @@ def test_repay_classify_collateral_attest(api: Api, funded: dict[str, str]) -> N
     assert api.get("auditor", base).json()["risk_class"] == 2
     listed = api.get("bank", f"{base}/classification-proposals").json()
     assert (listed[0]["state"], listed[0]["decided_by"]) == ("approved", api.address("bank2"))
+    # A proposal number past what the database stores is refused as input, not a 500 (schema fuzzing).
+    for number in ("10057900535039787008", "0"):
+        refused = api.post("bank2", f"/v1/classification-proposals/{number}/approve", {})
+        assert _error(refused, 422, "Validation")
     assert _error(
         api.post("bank", f"{base}/classification", {"risk_class": "great", "reason": "x"}),
         422,

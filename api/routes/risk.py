@@ -5,9 +5,9 @@ floor is refused, naming the criterion."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
 from api.deps import ParticipantDep, ServicesDep, SessionDep
@@ -15,6 +15,9 @@ from api.errors import ERROR_RESPONSES
 from api.schemas import ClassificationProposalRequest, WriteResult
 from api.services import risk as risk_service
 from api.writes import WriteDep
+
+# A proposal's number: a positive 64-bit integer as the database stores it (larger: a 422, not a 500).
+ProposalId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The proposal's number.")]
 
 __all__ = ["proposals_router", "router"]
 
@@ -66,12 +69,12 @@ proposals_router = APIRouter(
     summary="Approve a proposal (another lender account of the bank): sends the class on chain",
     responses={409: ERROR_RESPONSES[409]},
 )
-def approve(proposal_id: int, session: SessionDep, write: WriteDep) -> JSONResponse:
+def approve(proposal_id: ProposalId, session: SessionDep, write: WriteDep) -> JSONResponse:
     return risk_service.approve(session, write, proposal_id)
 
 
 @proposals_router.post("/{proposal_id}/reject", summary="Reject (or withdraw) a proposal")
 def reject(
-    proposal_id: int, caller: ParticipantDep, session: SessionDep, services: ServicesDep
+    proposal_id: ProposalId, caller: ParticipantDep, session: SessionDep, services: ServicesDep
 ) -> dict[str, Any]:
     return risk_service.reject(session, services, caller, proposal_id)
