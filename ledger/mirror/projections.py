@@ -222,6 +222,14 @@ class Projector:
         self.apply(conn, pending)
 
 
+def _check_outstanding(event: DecodedEvent, loan: dict[str, Any], stated: int) -> None:
+    """The principal an event states outstanding must be what the mirror's loan row leaves outstanding."""
+    if loan["disbursed"] - loan["repaid"] != stated:
+        raise _integrity(
+            event, f"states {stated} outstanding, the mirror has {loan['disbursed'] - loan['repaid']}"
+        )
+
+
 def _integrity(event: DecodedEvent, problem: str) -> MirrorIntegrityError:
     return MirrorIntegrityError(
         f"{event.name} in block {event.block_number} (tx {event.transaction_hash}, log {event.log_index}): "
@@ -427,47 +435,22 @@ class _Batch:
             if not lot.get("_new"):
                 self.dirty_lots.add(key)
             self._record("confirmations", event, lot_id=args["lotId"], state=state, evidence_hash=evidence)
-        elif name == "Repaid":
-            loan["repaid"] += args["amount"]
-            if loan["disbursed"] - loan["repaid"] != args["outstanding"]:
-                raise _integrity(
-                    event,
-                    f"states {args['outstanding']} outstanding, the mirror has "
-                    f"{loan['disbursed'] - loan['repaid']}",
-                )
+        elif name in ("Repaid", "RepaymentApplied"):
+            # A principal-only Repaid, or RepaymentApplied with its interest and penalty parts (issue 18).
+            principal = args["amount"] if name == "Repaid" else args["principal"]
+            loan["repaid"] += principal
+            _check_outstanding(event, loan, args["outstanding"])
             self._record(
                 "repayments",
                 event,
-                amount=args["amount"],
-                interest=0,
-                penalty=0,
-                outstanding=args["outstanding"],
-                evidence_hash=args["evidenceHash"],
-            )
-        elif name == "RepaymentApplied":
-            loan["repaid"] += args["principal"]
-            if loan["disbursed"] - loan["repaid"] != args["outstanding"]:
-                raise _integrity(
-                    event,
-                    f"states {args['outstanding']} outstanding, the mirror has "
-                    f"{loan['disbursed'] - loan['repaid']}",
-                )
-            self._record(
-                "repayments",
-                event,
-                amount=args["principal"],
-                interest=args["interest"],
-                penalty=args["penalty"],
+                amount=principal,
+                interest=args.get("interest", 0),
+                penalty=args.get("penalty", 0),
                 outstanding=args["outstanding"],
                 evidence_hash=args["evidenceHash"],
             )
         elif name == "TermsChanged":
-            if loan["disbursed"] - loan["repaid"] != args["outstanding"]:
-                raise _integrity(
-                    event,
-                    f"states {args['outstanding']} outstanding, the mirror has "
-                    f"{loan['disbursed'] - loan['repaid']}",
-                )
+            _check_outstanding(event, loan, args["outstanding"])
             loan["maturity"] = args["maturity"]
             loan["terms_hash"] = args["termsHash"]
             self._record(
