@@ -19,8 +19,7 @@ from api.deps import Caller
 from api.services import filecontents
 from api.services.access import check_lender, loan_for, resolve_loan_id
 from api.services.rows import records
-from api.writes import Outcome, Write
-from ledger.chain.contract import LedgerContract
+from api.writes import Write
 from ledger.errors import NotFoundError, ValidationError
 from ledger.mirror.read import Mirror
 from ledger.protocol.codes import FileRecordKind
@@ -35,18 +34,11 @@ def give(session: Session, write: Write, loan: str, body: GuaranteeDetails) -> J
     check_lender(session, caller, loan_id, "loan.guarantee")
     guarantee = Guarantee(loan_id=loan_id, **body.model_dump())
     record_id = filecontents.keep(session, caller, guarantee.document())
-
-    def action(ledger: LedgerContract) -> Outcome:
-        tx = ledger.file_record(
-            caller.signer(),
-            loan_id=loan_id,
-            record_kind=int(FileRecordKind.GUARANTEE),
-            record_id=record_id,
-            content_hash=record_id,
-        )
-        return Outcome(tx, {"loan_id": loan_id, "record_id": record_id})
-
-    return write.record(body, action, path=f"/v1/loans/{loan_id}/guarantees")
+    return filecontents.file_record(
+        write, body, loan_id=loan_id, kind=FileRecordKind.GUARANTEE, record_id=record_id,
+        content_hash=record_id, path=f"/v1/loans/{loan_id}/guarantees",
+        answer={"loan_id": loan_id, "record_id": record_id},
+    )  # fmt: skip
 
 
 def release(session: Session, write: Write, loan: str, record_id: str, reason: str) -> JSONResponse:
@@ -65,18 +57,11 @@ def release(session: Session, write: Write, loan: str, record_id: str, reason: s
         loan_id=loan_id, record_id=record_id, released_on=datetime.now(UTC).date(), reason=reason
     )
     digest = filecontents.keep(session, caller, released.document())
-
-    def action(ledger: LedgerContract) -> Outcome:
-        tx = ledger.file_record(
-            caller.signer(),
-            loan_id=loan_id,
-            record_kind=int(FileRecordKind.GUARANTEE_RELEASED),
-            record_id=record_id,
-            content_hash=digest,
-        )
-        return Outcome(tx, {"loan_id": loan_id, "record_id": record_id})
-
-    return write.record({"reason": reason}, action, path=f"/v1/loans/{loan_id}/guarantees/{record_id}")
+    return filecontents.file_record(
+        write, {"reason": reason}, loan_id=loan_id, kind=FileRecordKind.GUARANTEE_RELEASED,
+        record_id=record_id, content_hash=digest, path=f"/v1/loans/{loan_id}/guarantees/{record_id}",
+        answer={"loan_id": loan_id, "record_id": record_id},
+    )  # fmt: skip
 
 
 def list_guarantees(session: Session, caller: Caller, loan: str) -> list[dict[str, Any]]:

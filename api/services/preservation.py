@@ -15,8 +15,7 @@ from api.deps import Caller
 from api.services import filecontents
 from api.services.access import check_lender, loan_for, resolve_loan_id
 from api.services.rows import records
-from api.writes import Outcome, Write
-from ledger.chain.contract import LedgerContract
+from api.writes import Write
 from ledger.mirror.read import Mirror
 from ledger.protocol.codes import FileRecordKind
 from ledger.protocol.preservation import PreservationCase, PreservationDetails
@@ -30,18 +29,11 @@ def file_case(session: Session, write: Write, loan: str, body: PreservationDetai
     check_lender(session, caller, loan_id, "loan.preservation")
     case = PreservationCase(loan_id=loan_id, **body.model_dump())
     digest = filecontents.keep(session, caller, case.document())
-
-    def action(ledger: LedgerContract) -> Outcome:
-        tx = ledger.file_record(
-            caller.signer(),
-            loan_id=loan_id,
-            record_kind=int(FileRecordKind.PRESERVATION_CASE),
-            record_id=case.record_id,
-            content_hash=digest,
-        )
-        return Outcome(tx, {"loan_id": loan_id, "record_id": case.record_id, "content_hash": digest})
-
-    return write.record(body, action, path=f"/v1/loans/{loan_id}/preservation")
+    return filecontents.file_record(
+        write, body, loan_id=loan_id, kind=FileRecordKind.PRESERVATION_CASE, record_id=case.record_id,
+        content_hash=digest, path=f"/v1/loans/{loan_id}/preservation",
+        answer={"loan_id": loan_id, "record_id": case.record_id, "content_hash": digest},
+    )  # fmt: skip
 
 
 def list_cases(session: Session, caller: Caller, loan: str) -> list[dict[str, Any]]:

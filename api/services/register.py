@@ -84,18 +84,11 @@ def register_item(session: Session, write: Write, loan: str, body: CollateralIte
                 hint="substitutes names a registered item_ref; GET .../collateral-register lists them.",
             )
     digest = filecontents.keep(session, caller, item.document())
-
-    def action(ledger: LedgerContract) -> Outcome:
-        tx = ledger.file_record(
-            caller.signer(),
-            loan_id=loan_id,
-            record_kind=int(FileRecordKind.COLLATERAL_ITEM),
-            record_id=item.record_id,
-            content_hash=digest,
-        )
-        return Outcome(tx, {"loan_id": loan_id, "item_id": item.record_id, "content_hash": digest})
-
-    return write.record(body, action, path=f"/v1/loans/{loan_id}/collateral-register")
+    return filecontents.file_record(
+        write, body, loan_id=loan_id, kind=FileRecordKind.COLLATERAL_ITEM, record_id=item.record_id,
+        content_hash=digest, path=f"/v1/loans/{loan_id}/collateral-register",
+        answer={"loan_id": loan_id, "item_id": item.record_id, "content_hash": digest},
+    )  # fmt: skip
 
 
 def appraise(session: Session, write: Write, loan: str, item_id: str, body: AppraisalDetails) -> JSONResponse:
@@ -276,15 +269,11 @@ def engage(session: Session, write: Write, loan: str, body: EngagementDetails) -
         loan_id=loan_id, org_id=party.org_id, role=body.role, on=body.engaged_on, scope=body.scope
     )
     digest = filecontents.keep(session, caller, engagement.document())
-
-    def action(ledger: LedgerContract) -> Outcome:
-        tx = ledger.file_record(
-            caller.signer(), loan_id=loan_id, record_kind=int(body.role.record_kind),
-            record_id=party.org_id, content_hash=digest,
-        )  # fmt: skip
-        return Outcome(tx, {"loan_id": loan_id, "org_id": party.org_id, "role": body.role.value})
-
-    return write.record(body, action, path=f"/v1/loans/{loan_id}/engagements")
+    return filecontents.file_record(
+        write, body, loan_id=loan_id, kind=body.role.record_kind, record_id=party.org_id, content_hash=digest,
+        path=f"/v1/loans/{loan_id}/engagements",
+        answer={"loan_id": loan_id, "org_id": party.org_id, "role": body.role.value},
+    )  # fmt: skip
 
 
 def end_engagement(
@@ -302,15 +291,11 @@ def end_engagement(
         )
     ended = Engagement(loan_id=loan_id, org_id=party.org_id, role=None, on=body.ended_on, scope=body.reason)
     digest = filecontents.keep(session, caller, ended.document())
-
-    def action(ledger: LedgerContract) -> Outcome:
-        tx = ledger.file_record(
-            caller.signer(), loan_id=loan_id, record_kind=int(FileRecordKind.ENGAGEMENT_ENDED),
-            record_id=party.org_id, content_hash=digest,
-        )  # fmt: skip
-        return Outcome(tx, {"loan_id": loan_id, "org_id": party.org_id})
-
-    return write.record(body, action, path=f"/v1/loans/{loan_id}/engagements/{party.org_id}/end")
+    return filecontents.file_record(
+        write, body, loan_id=loan_id, kind=FileRecordKind.ENGAGEMENT_ENDED, record_id=party.org_id,
+        content_hash=digest, path=f"/v1/loans/{loan_id}/engagements/{party.org_id}/end",
+        answer={"loan_id": loan_id, "org_id": party.org_id},
+    )  # fmt: skip
 
 
 def list_engagements(session: Session, caller: Caller, loan: str) -> dict[str, Any]:

@@ -68,18 +68,10 @@ def record_recovery(session: Session, write: Write, loan: str, body: RecoveryDet
         )
     recovery = Recovery(loan_id=loan_id, **body.model_dump())
     digest = filecontents.keep(session, caller, recovery.document())
-
-    def action(ledger: LedgerContract) -> Outcome:
-        tx = ledger.file_record(
-            caller.signer(),
-            loan_id=loan_id,
-            record_kind=int(FileRecordKind.RECOVERY),
-            record_id=digest,
-            content_hash=digest,
-        )
-        return Outcome(tx, {"loan_id": loan_id, "record_id": digest})
-
-    return write.record(body, action, path=f"/v1/loans/{loan_id}/recoveries")
+    return filecontents.file_record(
+        write, body, loan_id=loan_id, kind=FileRecordKind.RECOVERY, record_id=digest, content_hash=digest,
+        path=f"/v1/loans/{loan_id}/recoveries", answer={"loan_id": loan_id, "record_id": digest},
+    )  # fmt: skip
 
 
 def write_off_file(session: Session, caller: Caller, loan: str) -> dict[str, Any]:
