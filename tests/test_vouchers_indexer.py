@@ -326,3 +326,32 @@ def test_random_voucher_activity_conserves_face_value_and_mirrors_exactly(
             sa.select(sa.func.count()).select_from(SQLModel.metadata.tables["voucher_financings"])
         )
         assert financed.scalar_one() > 0 and sum(len(p) for p in parts.values()) > 10
+
+
+def test_a_reorg_that_removes_a_settlement_reopens_its_overdue_alert(db_engine: Engine, sc: Chain) -> None:
+    from ledger.monitoring.monitor import Monitor
+    from ledger.monitoring.vouchers import VOUCHER_PART_OVERDUE
+
+    v = sc.vouchers
+    vid = sc.issue("reorg-alert", days=2)
+    monitor = Monitor(sweep_seconds=10**9)  # one sweep (the first batch); after that only batches evaluate
+
+    def states() -> dict[str, str]:
+        with Indexer(db_engine, sc.client, sc.deployment, after_batch=monitor.after_batch) as indexer:
+            indexer.run_once()
+        alerts = SQLModel.metadata.tables["alerts"]
+        with db_engine.connect() as conn:
+            query = sa.select(alerts.c.cause_key, alerts.c.state).where(alerts.c.rule == VOUCHER_PART_OVERDUE)
+            return dict(conn.execute(query).all())
+
+    sc.advance(3 * DAY)
+    assert states() == {"part:1": "open"}
+    snapshot = sc.client.rpc("evm_snapshot")
+    v.settle(sc.core, voucher_id=vid, part_id=1, payment_ref=h("settle"))
+    assert states() == {"part:1": "resolved"}
+    assert sc.client.rpc("evm_revert", [snapshot]) is True
+    forget_nonces(sc.client)
+    for _ in range(3):  # a longer branch without the settlement
+        sc.client.rpc("evm_mine")
+    assert states() == {"part:1": "open"}
+    assert_mirror_matches_chain(db_engine, sc)
