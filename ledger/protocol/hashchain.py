@@ -9,28 +9,44 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from sha3 import keccak_256
 
 from ledger.errors import ValidationError
-from ledger.protocol.codes import EventKind
+from ledger.protocol.codes import EventKind, VoucherEventKind
 from ledger.protocol.events import EventSpec
 
 __all__ = [
     "CHAINED_EVENTS",
+    "VOUCHER_CHAINED_EVENTS",
+    "VOUCHER_EVENTS",
     "LOT_CREATING_EVENTS",
     "ZERO_HEAD",
     "EventKind",
     "HashChain",
     "HeadMismatch",
+    "ID_FROM_HEAD",
+    "part_id_of",
     "event_head",
 ]
 
 ZERO_HEAD = "0x" + "00" * 32
 
 CHAINED_EVENTS = frozenset(kind.name for kind in EventKind)
+VOUCHER_CHAINED_EVENTS = frozenset(kind.name for kind in VoucherEventKind)
+VOUCHER_EVENTS = VOUCHER_CHAINED_EVENTS | {"CreditLineSet"}
+"""Every event of the voucher contract; the chained ones extend the voucher's chain (`voucherId`)."""
 LOT_CREATING_EVENTS = frozenset({"Disbursed", "Paid"})
+ID_FROM_HEAD = {"Disbursed": "lotId", "Paid": "lotId"}
+"""Events whose new id is the head they produce, so it is left out of the step. (A voucher part's number is
+its `PartTransferred` head's low 32 bits and is not in the event at all: see `part_id_of`.)"""
+
+
+def part_id_of(head: str) -> int:
+    """The number of the voucher part a `PartTransferred` with this head created: the head's low 32 bits."""
+    return int(head[-8:], 16)
 
 
 def _hex_bytes(value: Any) -> bytes:
@@ -99,27 +115,32 @@ class HeadMismatch(ValidationError):
 
 
 class HashChain:
-    """Knows each chained event's encoding (from the contract ABI) and computes heads."""
+    """Knows each chained event's encoding (from the contract ABI) and computes heads.
 
-    def __init__(self, abi: Iterable[Mapping[str, Any]]) -> None:
+    `kinds` is the contract's event-kind enum: the ledger's `EventKind` (the default) or the voucher
+    contract's `VoucherEventKind`, whose chain follows the same rule (no event of it creates an id from its
+    head, so only `head` is left out)."""
+
+    def __init__(self, abi: Iterable[Mapping[str, Any]], *, kinds: type[IntEnum] = EventKind) -> None:
         self._encodings: dict[str, _Encoding] = {}
+        chained = frozenset(kind.name for kind in kinds)
         for entry in abi:
-            if entry.get("type") != "event" or entry.get("name") not in CHAINED_EVENTS:
+            if entry.get("type") != "event" or entry.get("name") not in chained:
                 continue
             name = str(entry["name"])
-            skip = {"head", "lotId"} if name in LOT_CREATING_EVENTS else {"head"}
+            skip = {"head", ID_FROM_HEAD[name]} if name in ID_FROM_HEAD else {"head"}
             fields = tuple(
                 (str(i["name"]), _word(str(i["type"]))) for i in entry["inputs"] if i["name"] not in skip
             )
             positions = EventSpec.from_abi(entry).positions
             runs = _runs([positions[field_name] for field_name, _ in fields])
-            kind_word = int(EventKind[name]).to_bytes(32, "big")
+            kind_word = int(kinds[name]).to_bytes(32, "big")
             self._encodings[name] = _Encoding(kind_word, fields, runs, kind_word.hex())
-        missing = CHAINED_EVENTS - set(self._encodings)
+        missing = chained - set(self._encodings)
         if missing:
             raise ValidationError(
                 f"ABI lacks chained events: {sorted(missing)}",
-                hint="compile the FundFlowLedger contract that matches this version of the ledger package",
+                hint="compile the contract that matches this version of the ledger package",
             )
 
     def is_chained(self, event_name: str) -> bool:
