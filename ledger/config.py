@@ -159,6 +159,18 @@ class Settings(BaseSettings):
         25, ge=1, description="Attempts per webhook delivery before it is marked failed."
     )
 
+    # ---- behaviour score (issue 21; ledger/scoring)
+    score_label_dpd: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="The behaviour score's label: a loan is bad when it reaches this many days past due "
+        "within the horizon.",
+    )
+    score_horizon_days: int = Field(
+        365, ge=1, le=3650, description="The behaviour score's label window: days after the as-of date."
+    )
+
     # ---- loan servicing (issue 18; ledger/protocol/servicing.py)
     penalty_rate_multiplier: Decimal = Field(
         Decimal("1.5"),
