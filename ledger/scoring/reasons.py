@@ -1,0 +1,93 @@
+"""Reason codes: why a loan scored what it did, in a banker's words (English and Chinese).
+
+The standard adverse-action method for a points scorecard: for each feature, the points the loan's bin
+gives are compared with the most points that feature gives (its best bin in development). The features
+that cost the most points are the reasons, worst first, at most three, and only features that cost
+points at all (a loan in every best bin has no reasons). Each reason names the feature and the loan's
+value: "days past due now: 45 / 当前逾期天数：45".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from ledger.scoring.scorecard import Scorecard, SpecLike
+
+__all__ = ["MIN_POINTS_LOST", "Reason", "format_value", "reasons"]
+
+MIN_POINTS_LOST = 0.5
+"""A feature costing less than half a point is no reason."""
+
+_SHARE_UNITS = frozenset({"share", "ratio", "fraction", "%"})
+
+
+@dataclass(frozen=True)
+class Reason:
+    feature: str
+    value: float | str | None
+    points_lost: float
+    en: str
+    zh: str
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def format_value(value: Any, unit: str) -> tuple[str, str]:
+    """The value as a banker reads it, (EN, ZH): a share as a percentage, whole numbers without decimals,
+    a missing value as "not applicable"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "not applicable", "不适用"
+    if isinstance(value, str):
+        return value, value
+    v = float(value)
+    if unit in _SHARE_UNITS:
+        text = f"{v:.0%}"
+    elif v == int(v):
+        text = str(int(v))
+    else:
+        text = f"{v:.2f}"
+    return text, text
+
+
+def _spec(card: Scorecard, name: str) -> SpecLike:
+    return next(s for s in card.specs if s.name == name)
+
+
+def reasons(card: Scorecard, x: pd.DataFrame, top: int = 3) -> list[list[Reason]]:
+    """The top `top` reasons for each row of `x` (in row order)."""
+    points = card.points(x)
+    best = card.best_points()
+    lost = pd.DataFrame({n: best[n] - points[n] for n in card.names}, index=x.index)
+    out: list[list[Reason]] = []
+    for i, (_, row) in enumerate(lost.iterrows()):
+        worst = row.sort_values(ascending=False, kind="stable")
+        mine: list[Reason] = []
+        for name, cost in worst.items():
+            if len(mine) == top or cost < MIN_POINTS_LOST:
+                break
+            spec = _spec(card, str(name))
+            raw = x.iloc[i][str(name)]
+            en_value, zh_value = format_value(raw, spec.unit)
+            value: float | str | None
+            if isinstance(raw, str):
+                value = raw
+            elif raw is None or pd.isna(raw):
+                value = None
+            else:
+                value = float(raw)
+            mine.append(
+                Reason(
+                    feature=str(name),
+                    value=value,
+                    points_lost=round(float(cost), 1),
+                    en=f"{spec.en}: {en_value}",
+                    zh=f"{spec.zh}：{zh_value}",
+                )
+            )
+        out.append(mine)
+    return out
