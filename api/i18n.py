@@ -262,6 +262,7 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "late_interest": ("Interest past due", "利息逾期"),
     "entrusted_payment_required": ("Should have been entrusted payment", "应受托支付而自主支付"),
     "self_paid_report_overdue": ("Self-paid use not reported", "自主支付用途未报告"),
+    "score_band_worse": ("Behaviour score fell to a worse band", "行为评分等级下调"),  # issue 21
 }
 SEVERITY_LABELS: dict[str, tuple[str, str]] = {
     "info": ("info", "提示"),

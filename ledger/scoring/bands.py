@@ -1,6 +1,5 @@
-"""Score bands A–E (A best): four cut-off scores, from the development sample's score quintiles unless the
-bank sets them (`FUNDFLOW_SCORE_BAND_CUTOFFS`, four ascending scores: below the first is E, from the last
-up is A).
+"""Score bands A–E (A best): four cut-off scores, at the development sample's score quintiles (each band
+holds a fifth of the development rows), recorded with the model.
 
 A band is what people act on. A loan whose new band is worse than its previous one raises the alert
 `score_band_worse` (ledger.monitoring.rules), and in band D or E its site visits fall due every
@@ -14,29 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ledger.protocol.scores import BANDS, WATCH_BANDS, band_rank, is_worse
+
 __all__ = ["BANDS", "WATCH_BANDS", "Bands", "band_rank", "is_worse"]
-
-BANDS = ("A", "B", "C", "D", "E")
-"""Best first."""
-WATCH_BANDS = frozenset({"D", "E"})
-"""Bands whose loans get the shorter site-visit interval."""
-
-BAND_WORDS = {
-    "A": ("lowest risk", "风险最低"),
-    "B": ("low risk", "风险较低"),
-    "C": ("medium risk", "风险中等"),
-    "D": ("high risk", "风险较高"),
-    "E": ("highest risk", "风险最高"),
-}
-
-
-def band_rank(band: str) -> int:
-    """0 for A … 4 for E."""
-    return BANDS.index(band)
-
-
-def is_worse(new: str, old: str) -> bool:
-    return band_rank(new) > band_rank(old)
 
 
 @dataclass(frozen=True)

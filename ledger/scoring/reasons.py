@@ -22,7 +22,7 @@ __all__ = ["MIN_POINTS_LOST", "Reason", "format_value", "reasons"]
 MIN_POINTS_LOST = 0.5
 """A feature costing less than half a point is no reason."""
 
-_SHARE_UNITS = frozenset({"share", "ratio", "fraction", "%"})
+_SHARE_UNITS = frozenset({"ratio", "fraction", "%"})
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def format_value(value: Any, unit: str) -> tuple[str, str]:
     if isinstance(value, str):
         return value, value
     v = float(value)
-    if unit in _SHARE_UNITS:
+    if unit in _SHARE_UNITS or unit.startswith("share"):
         text = f"{v:.0%}"
     elif v == int(v):
         text = str(int(v))
