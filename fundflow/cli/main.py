@@ -416,3 +416,7 @@ register_write_off_commands(app)
 from fundflow.cli.register import register_register_commands  # noqa: E402  (issue 19, second half)
 
 register_register_commands(app)
+
+from fundflow.cli.score import register_score_commands  # noqa: E402  (issue 21: the behaviour score)
+
+register_score_commands(app)
