@@ -9,7 +9,7 @@ the one recorded when it was trained, so only the artifact the bank trained is e
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ledger.errors import NotFoundError, StorageError
+from ledger.errors import StorageError
 from ledger.scoring.model import BehaviourModel, LoanScore
 from ledger.scoring.modelcard import build_card
-from ledger.store.scores import LoanScoreRow, ScoreModelRow
+from ledger.store.scores import latest_model_row, latest_scores, models_table, scores_table
 
 __all__ = [
     "KIND",
@@ -33,14 +33,6 @@ __all__ = [
 ]
 
 KIND = "behaviour_scorecard"
-
-
-def _models() -> sa.Table:
-    return ScoreModelRow.__table__  # type: ignore[attr-defined,no-any-return]
-
-
-def _scores() -> sa.Table:
-    return LoanScoreRow.__table__  # type: ignore[attr-defined,no-any-return]
 
 
 def _sha256(path: Path) -> str:
@@ -68,7 +60,7 @@ def save_model(
     joblib.dump(model, path)
     sha = _sha256(path)
     snaps = model.facts["snapshots"]
-    t = _models()
+    t = models_table()
     with engine.begin() as conn:
         model_id = int(
             conn.execute(
@@ -92,24 +84,9 @@ def save_model(
 
 
 def update_card(engine: Engine, model_id: int, card: dict[str, Any]) -> None:
-    t = _models()
+    t = models_table()
     with engine.begin() as conn:
         conn.execute(sa.update(t).where(t.c.id == model_id).values(card=card))
-
-
-def latest_model_row(conn: sa.Connection, model_id: int | None = None) -> Any:
-    """The newest model's row (or model `model_id`'s); NotFoundError when none was trained."""
-    t = _models()
-    query = sa.select(t).order_by(t.c.id.desc()).limit(1)
-    if model_id is not None:
-        query = sa.select(t).where(t.c.id == model_id)
-    row = conn.execute(query).first()
-    if row is None:
-        raise NotFoundError(
-            "no behaviour-score model has been trained" + (f" with id {model_id}" if model_id else ""),
-            hint="run `fundflow score train` first",
-        )
-    return row
 
 
 def load_model(engine: Engine, model_id: int | None = None) -> tuple[Any, BehaviourModel]:
@@ -138,7 +115,7 @@ def load_model(engine: Engine, model_id: int | None = None) -> tuple[Any, Behavi
 
 def save_scores(engine: Engine, model_id: int, as_of: datetime, scores: Sequence[LoanScore]) -> int:
     """Store one score per loan for (model, as_of), replacing an earlier run for the same pair."""
-    t = _scores()
+    t = scores_table()
     when = _utc(as_of)
     now = datetime.now(UTC)
     rows = [
@@ -159,22 +136,3 @@ def save_scores(engine: Engine, model_id: int, as_of: datetime, scores: Sequence
         if rows:
             conn.execute(sa.insert(t), rows)
     return len(rows)
-
-
-def latest_scores(conn: sa.Connection | Any, loan_ids: Iterable[str] | None = None) -> dict[str, Any]:
-    """loan id -> its latest score row (newest as-of, then newest model)."""
-    t = _scores()
-    ranked = sa.select(
-        t,
-        sa.func.row_number()
-        .over(partition_by=t.c.loan_id, order_by=(t.c.as_of.desc(), t.c.model_id.desc()))
-        .label("rank"),
-    )
-    if loan_ids is not None:
-        ids = list(loan_ids)
-        if not ids:
-            return {}
-        ranked = ranked.where(t.c.loan_id.in_(ids))
-    sub = ranked.subquery()
-    rows = conn.execute(sa.select(sub).where(sub.c.rank == 1)).all()
-    return {r.loan_id: r for r in rows}

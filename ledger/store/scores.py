@@ -9,13 +9,24 @@ importing the models; `ledger.scoring.store` writes and reads them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-__all__ = ["LoanScoreRow", "ScoreModelRow", "score_history"]
+from ledger.errors import NotFoundError
+
+__all__ = [
+    "LoanScoreRow",
+    "ScoreModelRow",
+    "latest_model_row",
+    "latest_scores",
+    "models_table",
+    "score_history",
+    "scores_table",
+]
 
 _JSON = sa.JSON()
 
@@ -56,14 +67,52 @@ class LoanScoreRow(SQLModel, table=True):
     scored_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
 
 
-def _t() -> sa.Table:
+def scores_table() -> sa.Table:
     return LoanScoreRow.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+def models_table() -> sa.Table:
+    return ScoreModelRow.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+def latest_model_row(conn: sa.Connection | Any, model_id: int | None = None) -> Any:
+    """The newest model's row (or model `model_id`'s); NotFoundError when none was trained."""
+    t = models_table()
+    query = sa.select(t).order_by(t.c.id.desc()).limit(1)
+    if model_id is not None:
+        query = sa.select(t).where(t.c.id == model_id)
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFoundError(
+            "no behaviour-score model has been trained" + (f" with id {model_id}" if model_id else ""),
+            hint="run `fundflow score train` first",
+        )
+    return row
+
+
+def latest_scores(conn: sa.Connection | Any, loan_ids: Iterable[str] | None = None) -> dict[str, Any]:
+    """loan id -> its latest score row (newest as-of, then newest model)."""
+    t = scores_table()
+    ranked = sa.select(
+        t,
+        sa.func.row_number()
+        .over(partition_by=t.c.loan_id, order_by=(t.c.as_of.desc(), t.c.model_id.desc()))
+        .label("rank"),
+    )
+    if loan_ids is not None:
+        ids = list(loan_ids)
+        if not ids:
+            return {}
+        ranked = ranked.where(t.c.loan_id.in_(ids))
+    sub = ranked.subquery()
+    rows = conn.execute(sa.select(sub).where(sub.c.rank == 1)).all()
+    return {r.loan_id: r for r in rows}
 
 
 def score_history(conn: sa.Connection, loan_id: str, limit: int = 24) -> tuple[tuple[int, str], ...]:
     """(as-of timestamp, band) of the loan's latest scores, newest first; one per as-of date (the latest
     model's when several scored the same date)."""
-    t = _t()
+    t = scores_table()
     rows = conn.execute(
         sa.select(t.c.as_of, t.c.band)
         .where(t.c.loan_id == loan_id)
