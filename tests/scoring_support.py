@@ -1,85 +1,116 @@
-"""A synthetic, learnable behaviour dataset of the shape part A's `build_dataset` gives (loan_id, as_of, one
-float column per feature, bad), for testing the models without driving a chain: a hidden propensity moves
-each feature and the label, as the simulator's generative model does."""
+"""Helpers for the behaviour-score tests: a world on a private chain (they move its clock), its mirror with
+a real indexer, and loans whose structured terms are stored as the API stores them (`loan_metadata`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
+from typing import Any
 
-import numpy as np
-import pandas as pd
+import sqlalchemy as sa
+from conftest import DEFAULT_PURPOSES, World, h
+from sqlalchemy.engine import Engine
 
-__all__ = ["SPECS", "Spec", "feature_dataset", "synthetic_dataset"]
+from ledger.chain.client import TxResult
+from ledger.mirror.indexer import Indexer
+from ledger.protocol.terms import LoanTerms
+from ledger.store.db import create_db_engine, migrate
+from ledger.store.offchain import LoanMetadata
 
-
-@dataclass(frozen=True)
-class Spec:
-    name: str
-    en: str
-    zh: str
-    unit: str
-    risk_when: str
-
-
-SPECS = (
-    Spec("days_past_due_now", "days past due now", "当前逾期天数", "days", "high"),
-    Spec("late_instalments_12m", "late instalments in 12 months", "近12个月逾期期数", "count", "high"),
-    Spec("misused_share", "share paid outside the declared use", "挪用资金占比", "share", "high"),
-    Spec("collateral_cover", "collateral cover", "抵押覆盖率", "ratio", "low"),
-)
+DAY = 86_400
 
 
-def synthetic_dataset(loans: int = 600, snapshots: int = 6, seed: int = 3) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    start = datetime(2024, 1, 31, tzinfo=UTC)
-    rows = []
-    hidden = rng.beta(2, 5, loans)
-    for s in range(snapshots):
-        as_of = start + timedelta(days=30 * s)
-        h = np.clip(hidden + rng.normal(0, 0.05, loans), 0, 1)
-        dpd = np.where(rng.random(loans) < h, rng.integers(1, 80, loans), 0).astype(float)
-        late = rng.poisson(4 * h).astype(float)
-        misused = np.clip(rng.normal(0.3 * h, 0.05), 0, 1)
-        cover = np.where(rng.random(loans) < 0.2, np.nan, np.clip(rng.normal(1.6 - h, 0.2), 0.1, 3))
-        bad = (rng.random(loans) < 1 / (1 + np.exp(-(-4 + 7 * h)))).astype(int)
-        rows.append(
-            pd.DataFrame(
-                {
-                    "loan_id": [f"0x{i:064x}" for i in range(loans)],
-                    "as_of": as_of,
-                    "days_past_due_now": dpd,
-                    "late_instalments_12m": late,
-                    "misused_share": misused,
-                    "collateral_cover": cover,
-                    "bad": bad,
-                }
-            )
+def day_start(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+def moment(timestamp: int) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+@dataclass
+class Site:
+    world: World
+    engine: Engine
+    indexer: Indexer
+
+    @property
+    def client(self) -> Any:
+        return self.world.ledger.client
+
+    def sync(self) -> None:
+        while self.indexer.run_once() > 0:
+            pass
+
+    def now(self) -> int:
+        return int(self.client.get_header().timestamp)
+
+    def today(self) -> date:
+        return moment(self.now()).date()
+
+    def stamp(self, result: TxResult) -> int:
+        return int(self.client.get_header(result.block_number).timestamp)
+
+    def mine_at(self, timestamp: int) -> None:
+        """Mine an empty block at `timestamp` (later than the chain's time): the clock moves there."""
+        assert timestamp > self.now()
+        self.client.rpc("evm_mine", [timestamp])
+
+    def open_loan(
+        self,
+        label: str,
+        terms: LoanTerms,
+        *,
+        principal: int,
+        maturity: int,
+        borrower: str | None = None,
+    ) -> str:
+        loan_id = h(f"loan:{label}")
+        self.world.ledger.open_loan(
+            self.world.cast.bank,
+            loan_id=loan_id,
+            borrower=borrower or self.world.cast.borrower.address,
+            borrower_ref=h(f"borrower-ref:{label}"),
+            principal=principal,
+            currency="CNY",
+            allowed_purposes=DEFAULT_PURPOSES,
+            maturity=maturity,
+            terms_hash=terms.hash(),
         )
-    return pd.concat(rows, ignore_index=True)
+        t = LoanMetadata.__table__  # type: ignore[attr-defined]
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(t).values(
+                    loan_id=loan_id,
+                    loan_number=label,
+                    lender_org=self.world.cast.bank_org,
+                    terms=terms.document(),
+                    terms_hash=terms.hash(),
+                    created_by=self.world.cast.bank.address,
+                )
+            )
+        return loan_id
+
+    def repay(self, loan_id: str, principal: int, interest: int = 0) -> TxResult:
+        return self.world.ledger.repay_allocated(
+            self.world.cast.bank,
+            loan_id=loan_id,
+            principal=principal,
+            interest=interest,
+            penalty=0,
+            evidence_hash=h(f"repay:{loan_id}:{principal}:{interest}:{self.now()}"),
+        )
 
 
-def feature_dataset(loans: int = 400, snapshots: int = 4, seed: int = 5) -> pd.DataFrame:
-    """The same generative idea over part A's FEATURES (every column, in order): each feature moves with the
-    hidden propensity in its risky direction, a quarter of some left NaN (not applicable)."""
-    from ledger.scoring.features import FEATURES
-
-    rng = np.random.default_rng(seed)
-    start = datetime(2024, 1, 31, tzinfo=UTC)
-    hidden = rng.beta(2, 5, loans)
-    frames = []
-    for s in range(snapshots):
-        h = np.clip(hidden + rng.normal(0, 0.05, loans), 0, 1)
-        columns: dict[str, object] = {
-            "loan_id": [f"0x{i:064x}" for i in range(loans)],
-            "as_of": start + timedelta(days=30 * s),
-        }
-        for i, f in enumerate(FEATURES):
-            signal = h if f.risk_when == "high" else 1 - h
-            value = np.clip(signal * (1 + i % 3) + rng.normal(0, 0.3, loans), 0, None)
-            if i % 4 == 3:
-                value = np.where(rng.random(loans) < 0.25, np.nan, value)
-            columns[f.name] = value
-        columns["bad"] = (rng.random(loans) < 1 / (1 + np.exp(-(-4 + 7 * h)))).astype(int)
-        frames.append(pd.DataFrame(columns))
-    return pd.concat(frames, ignore_index=True)
+@contextmanager
+def site(world: World, db_url: str) -> Iterator[Site]:
+    engine = create_db_engine(db_url)
+    migrate(engine)
+    indexer = Indexer(engine, world.ledger.client, world.deployment)
+    try:
+        with indexer:
+            yield Site(world, engine, indexer)
+    finally:
+        engine.dispose()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from api_support import Api, dashboard_sign_in
-from scoring_support import feature_dataset
+from score_frames import feature_dataset
 
 from ledger.scoring.features import FEATURES
 from ledger.scoring.model import train

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scoring_support import SPECS, synthetic_dataset
+from score_frames import SPECS, synthetic_dataset
 
 from ledger.scoring.bands import Bands, is_worse
 from ledger.scoring.evaluation import auc, ks, out_of_time_split, psi, psi_from_counts

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scoring_support import feature_dataset
+from score_frames import feature_dataset
 
 from ledger.errors import NotFoundError, StorageError
 from ledger.monitoring.rules import (

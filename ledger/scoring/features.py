@@ -203,11 +203,20 @@ class _Reader:
             frame = frame[frame["loan_id"].isin(self.loan_ids)]
         return frame
 
-    def read(self, table: str, columns: Sequence[str], amounts: Sequence[str] = ()) -> pd.DataFrame:
+    def read(
+        self,
+        table: str,
+        columns: Sequence[str],
+        amounts: Sequence[str] = (),
+        *,
+        equal: tuple[str, object] | None = None,
+    ) -> pd.DataFrame:
         """`columns` of `table` (always with loan_id, block_number, log_index and the block's `ts`), in chain
         order; `amounts` are Uint64 columns (text on SQLite), returned as int64."""
         t = _t(table, "loan_id", "block_number", "log_index", *[c for c in columns if c != "loan_id"])
         names = ["loan_id", "block_number", "log_index", *[c for c in columns if c != "loan_id"]]
+        if "args" in names:
+            t.c.args.type = sa.JSON()
         query = (
             sa.select(*[t.c[n] for n in names], self.blocks.c.timestamp)
             .select_from(
@@ -220,6 +229,8 @@ class _Reader:
             )
             .where(*self._where(t))
         )
+        if equal is not None:
+            query = query.where(t.c[equal[0]] == equal[1])
         frame = self._keep(_frame(self.conn, query, [*names, "ts"]))
         for c in amounts:
             frame[c] = pd.to_numeric(frame[c]).astype("int64") if len(frame) else frame[c].astype("int64")
@@ -303,6 +314,8 @@ def _first_day_reaching(payments: pd.DataFrame, column: str, targets: pd.DataFra
     right = right.sort_values("key", kind="stable")
     left = need[["loan_id", "target"]].assign(_row=need.index).sort_values("target", kind="stable")
     left["target"] = left["target"].astype("int64")
+    left["loan_id"] = left["loan_id"].astype(str)
+    right["loan_id"] = right["loan_id"].astype(str)
     merged = pd.merge_asof(
         left,
         right,
@@ -345,8 +358,7 @@ class Spells:
 
 def _loans(conn: sa.Connection, reader: _Reader) -> pd.DataFrame:
     loans = reader.read("loans", ["borrower", "principal", "maturity", "terms_hash", "status"], ["principal"])
-    events = reader.read("events", ["name", "args"])
-    events = events[events["name"] == "LoanClosed"]
+    events = reader.read("events", ["name", "args"], equal=("name", "LoanClosed"))
     closed = events.groupby("loan_id").agg(closed_block=("block_number", "min"), closed_ts=("ts", "min"))
     status = events.groupby("loan_id")["args"].last().map(_closed_status)
     loans = loans.join(closed, on="loan_id").join(status.rename("closed_status"), on="loan_id")
@@ -372,6 +384,8 @@ def dpd_spells(
     """The past-due spells of every loan opened at or before `block`, from rows at or before it."""
     reader = _Reader(conn, chain_id, block, loan_ids)
     loans = _loans(conn, reader)
+    restr = _restructurings(conn, chain_id, loan_ids)
+    loans["terms_hash"] = _terms_hash_then(conn, reader, loans, restr, block)
     known = _terms_of(conn, loans) if terms is None else terms
     items = _schedule_items(loans, known)
 
@@ -390,7 +404,6 @@ def dpd_spells(
     disbursed = lots[lots["parent_lot_id"].isna()].groupby("loan_id")["amount"].sum()
     loans["disbursed"] = loans["loan_id"].map(disbursed).fillna(0).astype("int64")
     loans["repaid"] = loans["loan_id"].map(rep.groupby("loan_id")["amount"].sum()).fillna(0).astype("int64")
-    restr = _restructurings(conn, chain_id, loan_ids)
     maturity = loans.set_index("loan_id")["maturity"].astype("int64")
     later = restr[restr["block_number"] > block].groupby("loan_id")["previous_maturity"].first().dropna()
     maturity.update(later.astype("int64"))
@@ -433,10 +446,28 @@ def dpd_spells(
     return Spells(frame.reset_index(drop=True), items, loans, rep)
 
 
+def _terms_hash_then(
+    conn: sa.Connection, reader: _Reader, loans: pd.DataFrame, restr: pd.DataFrame, block: int
+) -> pd.Series:
+    """The terms hash in force at `block`: the latest change of terms at or before it, else the opening's
+    (read from the LoanOpened event for loans whose terms changed later; the others still have it)."""
+    current = loans.set_index("loan_id")["terms_hash"].copy()
+    changed = restr[restr["loan_id"].isin(current.index)]
+    if not len(changed):
+        return loans["terms_hash"]
+    then = changed[changed["block_number"] <= block].groupby("loan_id")["terms_hash"].last()
+    first = _Reader(conn, reader.chain_id, block, sorted(set(changed["loan_id"]) - set(then.index)))
+    if first.loan_ids:
+        opened = first.read("events", ["name", "args"], equal=("name", "LoanOpened"))
+        current.update(opened.set_index("loan_id")["args"].map(lambda a: str(a.get("termsHash", "")).lower()))
+    current.update(then)
+    return loans["loan_id"].map(current)
+
+
 def _restructurings(conn: sa.Connection, chain_id: int, loan_ids: Sequence[str] | None) -> pd.DataFrame:
     """Every change of terms (all blocks: the maturity in force at a block needs the later ones too)."""
     reader = _Reader(conn, chain_id, 1 << 62, loan_ids)
-    r = reader.read("restructurings", ["maturity", "previous_maturity", "outstanding"])
+    r = reader.read("restructurings", ["maturity", "previous_maturity", "outstanding", "terms_hash"])
     for c in ("previous_maturity", "outstanding"):
         r[c] = pd.to_numeric(r[c]).astype("float64")
     return r
@@ -610,15 +641,21 @@ def _alerts(out: pd.DataFrame, conn: sa.Connection, now: int) -> None:
     if not sa.inspect(conn).has_table("alerts"):
         return
     alerts = _t("alerts", "loan_id", "severity", "raised_chain_time", "resolved_at")
-    moment = datetime.fromtimestamp(now, UTC)
+    alerts.c.resolved_at.type = sa.DateTime(timezone=True)
     rows = _frame(
         conn,
-        sa.select(alerts.c.loan_id, alerts.c.severity).where(
-            alerts.c.raised_chain_time <= now,
-            sa.or_(alerts.c.resolved_at.is_(None), alerts.c.resolved_at > moment),
+        sa.select(alerts.c.loan_id, alerts.c.severity, alerts.c.resolved_at).where(
+            alerts.c.raised_chain_time <= now
         ),
-        ["loan_id", "severity"],
+        ["loan_id", "severity", "resolved_at"],
     )
+    # SQLite hands back naive datetimes (stored as UTC); compare in Python, not as text in SQL
+    moment = datetime.fromtimestamp(now, UTC)
+    resolved = rows["resolved_at"].map(lambda t: t if t is None or t.tzinfo else t.replace(tzinfo=UTC))
+    open_then = pd.Series(
+        [t is None or pd.isna(t) or t > moment for t in resolved], index=rows.index, dtype=bool
+    )
+    rows = rows[open_then]
     rows["column"] = rows["severity"].map(_SEVERITY_COLUMN).fillna("alerts_other")
     counts = rows.groupby(["loan_id", "column"]).size().unstack(fill_value=0)
     for c in counts.columns:
@@ -650,13 +687,8 @@ def _guarantees(
     out["guarantees"] = given.groupby("loan_id").size().reindex(out.index).fillna(0.0)
     if not len(given):
         return
-    borrowers = _frame(
-        conn,
-        sa.select(
-            _t("loans", "loan_id", "borrower").c.loan_id, _t("loans", "loan_id", "borrower").c.borrower
-        ),
-        ["loan_id", "borrower"],
-    )
+    loans = _t("loans", "loan_id", "borrower")
+    borrowers = _frame(conn, sa.select(loans.c.loan_id, loans.c.borrower), ["loan_id", "borrower"])
     guarantor_loans = borrowers[borrowers["borrower"].str.lower().isin(given["party"].str.lower())]
     dpd = pd.Series(dtype="float64")
     if len(guarantor_loans):
