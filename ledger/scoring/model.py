@@ -99,6 +99,13 @@ def train(
                 f"({len(part)} rows): a model cannot be fitted or judged on it; build the dataset over "
                 "more snapshots or a longer history"
             )
+    # A feature with fewer than two distinct values in development (all missing or all equal: nothing in
+    # the mirror feeds it yet, e.g. no guarantees recorded) carries no information; it is left out and the
+    # card says so.
+    left_out = [s for s in specs if dev[s.name].dropna().nunique() < 2]
+    specs = [s for s in specs if s not in left_out]
+    if not specs:
+        raise ValueError("no feature varies in the development period: there is nothing to learn from")
     names = [s.name for s in specs]
     say("scorecard")
     card = fit_scorecard(dev, dev["bad"], specs)
@@ -138,6 +145,10 @@ def train(
             }
             for s in specs
         ],  # fmt: skip
+        "left_out": [
+            {"name": s.name, "en": s.en, "zh": s.zh, "why": "no variation in the development period"}
+            for s in left_out
+        ],
         "bins": [
             {
                 "feature": b.feature,

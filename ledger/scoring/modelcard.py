@@ -68,6 +68,7 @@ def build_card(
             "more doubles the odds; higher is better",
         },  # fmt: skip
         "features": f["features"],
+        "features_left_out": f.get("left_out", []),
         "bins": f["bins"],
         "performance": f["performance"],
         "psi": f["psi"],
@@ -151,6 +152,8 @@ def card_markdown(card: dict[str, Any]) -> str:
             f"| `{ft['name']}` | {ft['en']} | {ft['zh']} | {ft['unit']} | {ft['risk_when']} | "
             f"{ft['information_value']:.3f} | {ft['psi']:.3f} ({ft['psi_label']}) |"
         )
+    for ft in card.get("features_left_out", []):
+        lines.append(f"| `{ft['name']}` | {ft['en']} | {ft['zh']} | left out: {ft['why']} | | | |")
     lines += ["", "## Bins and points", "", "| feature | bin | rows | bad rate | WoE | points |",
               "|---|---|---|---|---|---|"]  # fmt: skip
     for b in card["bins"]:
