@@ -60,7 +60,18 @@ from ledger.store.db import create_db_engine, migrate  # noqa: E402
 
 console = Console()
 PY = sys.executable
-SECTIONS = ("gas", "writes", "indexer", "reads", "verify", "portability", "api", "tip", "cluster")
+SECTIONS = (
+    "gas",
+    "writes",
+    "indexer",
+    "reads",
+    "verify",
+    "portability",
+    "api",
+    "tip",
+    "cluster",
+    "scoring-features",
+)
 PG_SERVER = os.environ.get("FUNDFLOW_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -1038,6 +1049,14 @@ def print_table(res: Results) -> None:
 
 
 HOW = {
+    "scoring-features": """`scripts/bench_scoring.py`: the behaviour score's `compute_features` (issue
+21) over 100,000 loans (QUICK 10,000) in a fresh SQLite file. The mirror rows are bulk-inserted through
+the project's tables (driving 100,000 loans through the chain would take hours) with the simulator's
+shapes: per loan a 12-instalment schedule in its own stored terms, two disbursements and payments out of
+them, repayments (mostly on time, some late or missed), confirmations and disputes, collateral valuations
+for half the loans, site visits; one block every ten minutes over two years. Cold = the first call in a
+process (each loan's terms hash checked and its schedule computed); warm = the second (schedules cached
+by terms hash).""",
     "gas": """`scripts/bench_gas.py` on its own Hardhat node: every operation run with fresh random
 32-byte ids and hashes (zero bytes are cheaper in calldata), median `gasUsed` of the rounds. Baseline:
 an OpenZeppelin ERC-20 `transfer` to a new holder on the same node. Floor: 21,000 base + the storage the
@@ -1157,7 +1176,19 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
         "and keep the others', so a page can mix a full run of some sections with a QUICK run of the rest.",
         "",
     ]
-    order = ["gas", "writes", "indexer", "reads", "verify", "memory", "portability", "api", "tip", "cluster"]
+    order = [
+        "gas",
+        "writes",
+        "indexer",
+        "reads",
+        "verify",
+        "memory",
+        "portability",
+        "api",
+        "tip",
+        "cluster",
+        "scoring-features",
+    ]
     for section in order:
         figs = {k: v for k, v in res.figures.items() if v["section"] == section}
         notes = res.notes.get(section, [])
@@ -1311,6 +1342,42 @@ def section_cluster(res: Results, out: Path, quick: bool) -> None:
                     )
 
 
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+def section_scoring_features(res: Results, out: Path, quick: bool) -> None:
+    """scripts/bench_scoring.py: the behaviour score's `compute_features` over 100,000 loans (QUICK: 10,000)
+    of bulk-inserted mirror rows, cold and warm (schedules cached)."""
+    loans = 10_000 if quick else 100_000
+    path = out / "scoring.json"
+    path.unlink(missing_ok=True)
+    with progress_bar(f"scoring-features: bench_scoring.py --loans {loans:,}", None):
+        ok = run_script(
+            "bench_scoring.py", ["--loans", str(loans), "--json", str(path)], out / "logs/scoring.log"
+        )
+    if not ok or not path.exists():
+        res.note("scoring-features", "scripts/bench_scoring.py failed: see var/bench/logs/scoring.log")
+        return
+    fig = json.loads(path.read_text())
+    for when in ("cold", "warm"):
+        res.add(
+            "scoring-features",
+            f"scoring.features_{when}@{loans:,}",
+            fig[f"{when}_s"],
+            "s",
+            baseline=fig["cold_s"] if when == "warm" else None,
+            baseline_name="the cold call" if when == "warm" else None,
+            loans_per_s=fig[f"{when}_loans_per_s"],
+            rows=fig["rows_inserted"],
+        )
+    res.note(
+        "scoring-features",
+        f"{fig['loans_scored']:,} loans ({fig['rows_inserted']:,} mirror rows) on {fig['database']}: "
+        f"cold {fig['cold_s']} s ({fig['cold_loans_per_s']:,} loans/s), warm {fig['warm_s']} s "
+        f"({fig['warm_loans_per_s']:,} loans/s).",
+    )
+
+
 RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "gas": section_gas,
     "writes": section_writes,
@@ -1321,6 +1388,7 @@ RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "api": section_api,
     "tip": section_tip,
     "cluster": section_cluster,
+    "scoring-features": section_scoring_features,
 }
 
 

@@ -31,10 +31,11 @@ from ledger.config import Settings
 from ledger.protocol.canonical import canonical_json
 from ledger.protocol.codes import FileRecordKind, InspectionKind
 from ledger.protocol.guarantees import Guarantee, content_hash
-from ledger.protocol.servicing import add_months
+from ledger.protocol.servicing import DueItem, add_months
 from ledger.protocol.terms import LoanTerms, terms_hash
 
 __all__ = [
+    "BlockTimes",
     "FEATURES",
     "FEATURE_NAMES",
     "Feature",
@@ -180,17 +181,54 @@ def _frame(conn: sa.Connection, query: sa.Select[tuple[object, ...]], columns: S
     return pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(columns))
 
 
+class BlockTimes:
+    """Every indexed block's timestamp, read once (two integer columns) and looked up in memory: a join in
+    SQL let SQLite scan the rows' table once per block (blocks x rows)."""
+
+    def __init__(self, conn: sa.Connection, chain_id: int) -> None:
+        self.conn = conn
+        self.chain_id = chain_id
+        self._numbers: np.ndarray | None = None
+        self._times = np.empty(0, dtype="int64")
+
+    def of(self, numbers: pd.Series) -> np.ndarray:
+        if self._numbers is None:
+            blocks = _t("blocks", "chain_id", "number", "timestamp")
+            rows = self.conn.execute(
+                sa.select(blocks.c.number, blocks.c.timestamp)
+                .where(blocks.c.chain_id == self.chain_id)
+                .order_by(blocks.c.number)
+            ).all()
+            self._numbers = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
+            self._times = np.fromiter((r[1] for r in rows), dtype="int64", count=len(rows))
+        wanted = numbers.to_numpy(dtype="int64")
+        at = np.searchsorted(self._numbers, wanted)
+        found = at < len(self._numbers)
+        if not found.all() or not (self._numbers[at[found]] == wanted[found]).all():
+            raise LookupError("a mirror row names a block the mirror has no header of: re-index the mirror")
+        return self._times[at]
+
+
 class _Reader:
     """The mirror's rows up to one block, each with its block's timestamp, for a set of loans."""
 
     def __init__(
-        self, conn: sa.Connection, chain_id: int, block: int, loan_ids: Sequence[str] | None
+        self,
+        conn: sa.Connection,
+        chain_id: int,
+        block: int,
+        loan_ids: Sequence[str] | None,
+        times: BlockTimes | None = None,
     ) -> None:
         self.conn = conn
         self.chain_id = chain_id
         self.block = block
         self.loan_ids = None if loan_ids is None else sorted(set(loan_ids))
-        self.blocks = _t("blocks", "chain_id", "number", "timestamp")
+        self.times = times or BlockTimes(conn, chain_id)
+
+    def sub(self, block: int, loan_ids: Sequence[str] | None) -> _Reader:
+        """A reader of other loans or another block on the same connection (sharing the block times)."""
+        return _Reader(self.conn, self.chain_id, block, loan_ids, self.times)
 
     def _where(self, table: sa.TableClause) -> list[sa.ColumnElement[bool]]:
         out = [table.c.block_number <= self.block]
@@ -217,25 +255,15 @@ class _Reader:
         names = ["loan_id", "block_number", "log_index", *[c for c in columns if c != "loan_id"]]
         if "args" in names:
             t.c.args.type = sa.JSON()
-        query = (
-            sa.select(*[t.c[n] for n in names], self.blocks.c.timestamp)
-            .select_from(
-                t.join(
-                    self.blocks,
-                    sa.and_(
-                        self.blocks.c.chain_id == self.chain_id, self.blocks.c.number == t.c.block_number
-                    ),
-                )
-            )
-            .where(*self._where(t))
-        )
+        query = sa.select(*[t.c[n] for n in names]).where(*self._where(t))
         if equal is not None:
             query = query.where(t.c[equal[0]] == equal[1])
-        frame = self._keep(_frame(self.conn, query, [*names, "ts"]))
+        frame = self._keep(_frame(self.conn, query, names))
         for c in amounts:
             frame[c] = pd.to_numeric(frame[c]).astype("int64") if len(frame) else frame[c].astype("int64")
-        for c in ("block_number", "log_index", "ts"):
+        for c in ("block_number", "log_index"):
             frame[c] = frame[c].astype("int64")
+        frame["ts"] = self.times.of(frame["block_number"])
         return frame.sort_values(["loan_id", "block_number", "log_index"], kind="stable").reset_index(
             drop=True
         )
@@ -244,54 +272,83 @@ class _Reader:
 # ---------------------------------------------------------------------------------------------- schedules
 
 
-def _terms_of(conn: sa.Connection, loans: pd.DataFrame) -> dict[str, LoanTerms]:
-    """Each loan's structured terms from the API's `loan_metadata`, only where they hash to the loan's
-    on-chain terms hash (as `ledger.store.offchain.db_terms_provider` checks them)."""
+# (terms hash, principal) -> cumulative schedule rows (due day, principal, interest). A terms document is
+# fixed by its hash, so a schedule computed once serves every later call (a dataset's snapshots, a rescoring).
+_SCHEDULES: dict[tuple[str, int], tuple[tuple[int, int, int], ...]] = {}
+_SCHEDULES_MAX = 1_000_000
+
+
+def _cumulative(items: Sequence[DueItem]) -> tuple[tuple[int, int, int], ...]:
+    out = []
+    p = i = 0
+    for item in items:
+        p += item.principal
+        i += item.interest
+        out.append(((item.due_date - EPOCH).days, p, i))
+    return tuple(out)
+
+
+def _schedules(
+    conn: sa.Connection, loans: pd.DataFrame, terms: dict[str, LoanTerms] | None
+) -> dict[str, tuple[tuple[int, int, int], ...]]:
+    """Each loan's cumulative schedule from the terms in force (`loans.terms_hash`): `terms` when given
+    (loan id -> terms), else the API's `loan_metadata`, only where the stored document hashes to that terms
+    hash (as `ledger.store.offchain.db_terms_provider` checks them). Only the schedule's parts of the
+    document are validated (`LoanTerms.schedule` computes it)."""
+    principal = dict(zip(loans["loan_id"], loans["principal"].astype("int64"), strict=True))
+    wanted = dict(zip(loans["loan_id"], loans["terms_hash"], strict=True))
+    out: dict[str, tuple[tuple[int, int, int], ...]] = {}
+    if terms is not None:
+        for loan_id, t in terms.items():
+            if loan_id in principal:
+                out[loan_id] = _cumulative(t.schedule(int(principal[loan_id])))
+        return out
     if not len(loans) or not sa.inspect(conn).has_table("loan_metadata"):
-        return {}
+        return out
     metadata = _t("loan_metadata", "loan_id", "terms", "terms_hash")
     metadata.c.terms.type = sa.JSON()
-    wanted = dict(zip(loans["loan_id"], loans["terms_hash"], strict=True))
-    query = sa.select(metadata.c.loan_id, metadata.c.terms, metadata.c.terms_hash)
+    query = sa.select(metadata.c.loan_id, metadata.c.terms_hash)
     if len(wanted) <= 2000:
         query = query.where(metadata.c.loan_id.in_(list(wanted)))
-    out: dict[str, LoanTerms] = {}
-    for loan_id, document, stored_hash in conn.execute(query):
-        if wanted.get(loan_id) != stored_hash or not isinstance(document, dict):
+    missing = []
+    for loan_id, stored_hash in conn.execute(query):
+        if wanted.get(loan_id) != stored_hash:
             continue
-        if terms_hash(document) != stored_hash:
-            continue  # edited after the fact: not what the lender committed to
-        try:
-            out[loan_id] = LoanTerms.from_document(document)
-        except ValueError:
-            continue
+        cached = _SCHEDULES.get((stored_hash, int(principal[loan_id])))
+        if cached is not None:
+            out[loan_id] = cached
+        else:
+            missing.append(loan_id)
+    if len(_SCHEDULES) + len(missing) > _SCHEDULES_MAX:
+        _SCHEDULES.clear()
+    for chunk in _chunks(missing, 2000):
+        rows = conn.execute(
+            sa.select(metadata.c.loan_id, metadata.c.terms, metadata.c.terms_hash).where(
+                metadata.c.loan_id.in_(chunk)
+            )
+        )
+        for loan_id, document, stored_hash in rows:
+            if not isinstance(document, dict) or terms_hash(document) != stored_hash:
+                continue  # edited after the fact: not what the lender committed to
+            try:
+                part = {k: document[k] for k in ("interest", "repayment_schedule") if k in document}
+                items = LoanTerms.from_document(part).schedule(int(principal[loan_id]))
+            except (ValueError, TypeError):
+                continue
+            out[loan_id] = _SCHEDULES[(stored_hash, int(principal[loan_id]))] = _cumulative(items)
     return out
 
 
-def _schedule_items(loans: pd.DataFrame, terms: dict[str, LoanTerms]) -> pd.DataFrame:
+def _schedule_items(schedules: dict[str, tuple[tuple[int, int, int], ...]]) -> pd.DataFrame:
     """One row per scheduled due date: loan_id, due (day number), cumulative principal and interest due."""
-    loan_ids: list[str] = []
-    due: list[int] = []
-    cum_p: list[int] = []
-    cum_i: list[int] = []
-    for loan_id, principal in zip(loans["loan_id"], loans["principal"], strict=True):
-        t = terms.get(loan_id)
-        if t is None:
-            continue
-        p = i = 0
-        for item in t.schedule(int(principal)):
-            p += item.principal
-            i += item.interest
-            loan_ids.append(loan_id)
-            due.append((item.due_date - EPOCH).days)
-            cum_p.append(p)
-            cum_i.append(i)
+    loan_ids = [loan_id for loan_id, rows in schedules.items() for _ in rows]
+    flat = np.asarray([row for rows in schedules.values() for row in rows], dtype="int64").reshape(-1, 3)
     return pd.DataFrame(
         {
             "loan_id": pd.Series(loan_ids, dtype=object),
-            "due": np.asarray(due, dtype="int64"),
-            "cum_p": np.asarray(cum_p, dtype="int64"),
-            "cum_i": np.asarray(cum_i, dtype="int64"),
+            "due": flat[:, 0],
+            "cum_p": flat[:, 1],
+            "cum_i": flat[:, 2],
         }
     )
 
@@ -380,14 +437,15 @@ def dpd_spells(
     loan_ids: Sequence[str] | None = None,
     *,
     terms: dict[str, LoanTerms] | None = None,
+    times: BlockTimes | None = None,
 ) -> Spells:
-    """The past-due spells of every loan opened at or before `block`, from rows at or before it."""
-    reader = _Reader(conn, chain_id, block, loan_ids)
+    """The past-due spells of every loan opened at or before `block`, from rows at or before it. `times`:
+    block times already read on this connection."""
+    reader = _Reader(conn, chain_id, block, loan_ids, times)
     loans = _loans(conn, reader)
-    restr = _restructurings(conn, chain_id, loan_ids)
+    restr = _restructurings(reader, loan_ids)
     loans["terms_hash"] = _terms_hash_then(conn, reader, loans, restr, block)
-    known = _terms_of(conn, loans) if terms is None else terms
-    items = _schedule_items(loans, known)
+    items = _schedule_items(_schedules(conn, loans, terms))
 
     rep = reader.read("repayments", ["amount", "interest"], ["amount", "interest"])
     rep["day"] = rep["ts"] // DAY
@@ -456,7 +514,7 @@ def _terms_hash_then(
     if not len(changed):
         return loans["terms_hash"]
     then = changed[changed["block_number"] <= block].groupby("loan_id")["terms_hash"].last()
-    first = _Reader(conn, reader.chain_id, block, sorted(set(changed["loan_id"]) - set(then.index)))
+    first = reader.sub(block, sorted(set(changed["loan_id"]) - set(then.index)))
     if first.loan_ids:
         opened = first.read("events", ["name", "args"], equal=("name", "LoanOpened"))
         current.update(opened.set_index("loan_id")["args"].map(lambda a: str(a.get("termsHash", "")).lower()))
@@ -464,10 +522,11 @@ def _terms_hash_then(
     return loans["loan_id"].map(current)
 
 
-def _restructurings(conn: sa.Connection, chain_id: int, loan_ids: Sequence[str] | None) -> pd.DataFrame:
+def _restructurings(reader: _Reader, loan_ids: Sequence[str] | None) -> pd.DataFrame:
     """Every change of terms (all blocks: the maturity in force at a block needs the later ones too)."""
-    reader = _Reader(conn, chain_id, 1 << 62, loan_ids)
-    r = reader.read("restructurings", ["maturity", "previous_maturity", "outstanding", "terms_hash"])
+    r = reader.sub(1 << 62, loan_ids).read(
+        "restructurings", ["maturity", "previous_maturity", "outstanding", "terms_hash"]
+    )
     for c in ("previous_maturity", "outstanding"):
         r[c] = pd.to_numeric(r[c]).astype("float64")
     return r
@@ -492,12 +551,13 @@ def compute_features(
         chain_id, block = as_of_block(conn, as_of)
         if block < 0:
             return _empty()
-        sp = dpd_spells(conn, chain_id, block, loan_ids, terms=terms)
+        times = BlockTimes(conn, chain_id)
+        sp = dpd_spells(conn, chain_id, block, loan_ids, terms=terms, times=times)
         loans = sp.loans
         loans = loans[loans["closed_block"].isna() | (loans["closed_block"] > block)]
         if not len(loans):
             return _empty()
-        reader = _Reader(conn, chain_id, block, list(loans["loan_id"]))
+        reader = _Reader(conn, chain_id, block, list(loans["loan_id"]), times)
         today = _day(as_of)
         ts_now = _timestamp(as_of)
         out = pd.DataFrame(index=pd.Index(loans["loan_id"], name="loan_id"))
@@ -692,7 +752,7 @@ def _guarantees(
     guarantor_loans = borrowers[borrowers["borrower"].str.lower().isin(given["party"].str.lower())]
     dpd = pd.Series(dtype="float64")
     if len(guarantor_loans):
-        sp = dpd_spells(conn, chain_id, block, list(guarantor_loans["loan_id"]))
+        sp = dpd_spells(conn, chain_id, block, list(guarantor_loans["loan_id"]), times=reader.times)
         dpd = sp.dpd_at(today)
     by_borrower = dpd.groupby(
         guarantor_loans.set_index("loan_id")["borrower"].str.lower().reindex(dpd.index)

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from ledger.config import Settings
 from ledger.protocol.codes import LoanStatus
-from ledger.scoring.features import DAY, FEATURE_NAMES, as_of_block, compute_features, dpd_spells
+from ledger.scoring.features import DAY, FEATURE_NAMES, BlockTimes, as_of_block, compute_features, dpd_spells
 
 __all__ = ["build_dataset", "build_labels", "latest_block_time"]
 
@@ -60,14 +60,15 @@ def build_labels(
         _, block_end = as_of_block(conn, end)
         if block_then < 0:
             return _empty()
-        loans_then = dpd_spells(conn, chain_id, block_then, loan_ids)
+        times = BlockTimes(conn, chain_id)
+        loans_then = dpd_spells(conn, chain_id, block_then, loan_ids, times=times)
         open_then = loans_then.loans
         open_then = open_then[open_then["closed_block"].isna() | (open_then["closed_block"] > block_then)]
         dpd_then = loans_then.dpd_at(start_day).reindex(open_then["loan_id"])
         eligible = dpd_then[dpd_then < threshold].index
         if not len(eligible):
             return _empty()
-        later = dpd_spells(conn, chain_id, block_end, list(eligible))
+        later = dpd_spells(conn, chain_id, block_end, list(eligible), times=times)
     f = later.frame
     reach = f["start"] + threshold
     hit = f[(reach > start_day) & (reach <= end_day) & ((f["end"].isna()) | (reach < f["end"]))]

@@ -6,9 +6,9 @@ valuation and site visit as a real transaction; the indexer then mirrors them li
 loan has a hidden propensity p ~ Beta(2, 5) that moves how it behaves (docs/scoring.md, "Generative model",
 states the model in full):
 
-- repayments: each due date a loan in good standing pays on time, or late by a few days with probability
-  0.1 + 0.5 p; it falls behind (misses the instalment) with monthly hazard 0.02 + 0.25 p^2; a loan behind
-  catches up at its next due date with probability 0.7 (1 - p)^2, else misses again; three misses in a row
+- repayments: each due date a loan in good standing pays on time, or 1-20 days late with probability
+  0.05 + 0.6 p; it falls behind (misses the instalment) with monthly hazard 0.01 + 0.4 p^2; a loan behind
+  catches up at its next due date with probability 0.8 (1 - p)^3, else misses again; three misses in a row
   and it stops paying (it reaches 90+ days past due);
 - use of funds: with probability 0.5 p a supplier pays part of its lot on to an undeclared purpose, half of
   those to a prohibited one (securities);
@@ -429,7 +429,7 @@ class _Sim:
         if loan.stopped:
             return []
         if loan.arrears:
-            if rng.random() < 0.7 * (1 - loan.p) ** 2:
+            if rng.random() < 0.8 * (1 - loan.p) ** 3:
                 owed = [*loan.arrears, k]
                 loan.arrears, loan.missed = [], 0
                 return self.repay(loan, owed, final=k == len(loan.schedule) - 1)
@@ -438,11 +438,11 @@ class _Sim:
             if loan.missed >= 3:
                 loan.stopped = True
             return []
-        if rng.random() < 0.02 + 0.25 * loan.p**2:
+        if rng.random() < 0.01 + 0.4 * loan.p**2:
             loan.arrears, loan.missed = [k], 1
             return []
         final = k == len(loan.schedule) - 1
-        if rng.random() < 0.1 + 0.5 * loan.p:
+        if rng.random() < 0.05 + 0.6 * loan.p:
             late = int(rng.integers(1, 21)) * DAY
             self.at(loan.schedule[k][0] + late + 10 * HOUR, lambda: self.repay(loan, [k], final=final))
             return []
