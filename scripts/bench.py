@@ -71,6 +71,7 @@ SECTIONS = (
     "tip",
     "cluster",
     "scoring-features",
+    "scoring-models",
 )
 PG_SERVER = os.environ.get("FUNDFLOW_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -1049,6 +1050,11 @@ def print_table(res: Results) -> None:
 
 
 HOW = {
+    "scoring-models": """`scripts/bench_scoring_models.py`: the behaviour score's models (issue 21) over
+100,000 loans (QUICK 10,000): fitting the optbinning WoE scorecard and the LightGBM challenger, each alone,
+and scoring (points, band, probability of default and the top three reason codes per loan). The frame is
+synthetic, of the FEATURES' shape (every column, NaN where a feature does not apply): model time depends on
+rows and columns, not on where the numbers came from; computing them from the mirror is scoring-features.""",
     "scoring-features": """`scripts/bench_scoring.py`: the behaviour score's `compute_features` (issue
 21) over 100,000 loans (QUICK 10,000) in a fresh SQLite file. The mirror rows are bulk-inserted through
 the project's tables (driving 100,000 loans through the chain would take hours) with the simulator's
@@ -1188,6 +1194,7 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
         "tip",
         "cluster",
         "scoring-features",
+        "scoring-models",
     ]
     for section in order:
         figs = {k: v for k, v in res.figures.items() if v["section"] == section}
@@ -1378,6 +1385,42 @@ def section_scoring_features(res: Results, out: Path, quick: bool) -> None:
     )
 
 
+def section_scoring_models(res: Results, out: Path, quick: bool) -> None:
+    """scripts/bench_scoring_models.py: training (scorecard, challenger) and scoring 100,000 loans (QUICK:
+    10,000) of a synthetic frame of the FEATURES' shape."""
+    loans = 10_000 if quick else 100_000
+    path = out / "scoring_models.json"
+    path.unlink(missing_ok=True)
+    with progress_bar(f"scoring-models: bench_scoring_models.py --loans {loans:,}", None):
+        ok = run_script(
+            "bench_scoring_models.py",
+            ["--loans", str(loans), "--json", str(path)],
+            out / "logs/scoring_models.log",
+        )
+    if not ok or not path.exists():
+        res.note(
+            "scoring-models", "scripts/bench_scoring_models.py failed: see var/bench/logs/scoring_models.log"
+        )
+        return
+    fig = json.loads(path.read_text())
+    res.add("scoring-models", f"scoring.train_scorecard@{loans:,}", fig["train_scorecard_s"], "s")
+    res.add("scoring-models", f"scoring.train_challenger@{loans:,}", fig["train_challenger_s"], "s")
+    res.add(
+        "scoring-models",
+        f"scoring.score@{loans:,}",
+        fig["score_s"],
+        "s",
+        loans_per_s=fig["score_loans_per_s"],
+    )
+    res.note(
+        "scoring-models",
+        f"{fig['loans']:,} loans x {fig['features']} features: scorecard fitted in "
+        f"{fig['train_scorecard_s']} s, challenger in {fig['train_challenger_s']} s; scored (points, band, "
+        "PD, three reasons) in "
+        f"{fig['score_s']} s ({fig['score_loans_per_s']:,} loans/s).",
+    )
+
+
 RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "gas": section_gas,
     "writes": section_writes,
@@ -1389,6 +1432,7 @@ RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "tip": section_tip,
     "cluster": section_cluster,
     "scoring-features": section_scoring_features,
+    "scoring-models": section_scoring_models,
 }
 
 

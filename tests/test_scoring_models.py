@@ -103,6 +103,9 @@ def test_the_reason_for_45_days_past_due_reads_like_a_banker() -> None:
     assert format_value(45.0, "days") == ("45", "45")
     assert format_value(0.25, "share") == ("25%", "25%")
     assert format_value(float("nan"), "ratio") == ("not applicable", "不适用")
+    assert format_value(0.0007, "hours") == ("0.0007", "0.0007")
+    assert format_value(217.41, "hours") == ("217.4", "217.4")
+    assert format_value(1.8, "value / outstanding") == ("1.80", "1.80")
 
 
 def test_bands_follow_the_development_quintiles_and_a_is_best() -> None:

@@ -13,9 +13,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ledger.scoring.scorecard import Scorecard, SpecLike
+from ledger.scoring.scorecard import Scorecard
 
 __all__ = ["MIN_POINTS_LOST", "Reason", "format_value", "reasons"]
 
@@ -39,7 +40,7 @@ class Reason:
 
 def format_value(value: Any, unit: str) -> tuple[str, str]:
     """The value as a banker reads it, (EN, ZH): a share as a percentage, whole numbers without decimals,
-    a missing value as "not applicable"."""
+    others to two decimals (one significant digit when smaller), a missing value as "not applicable"."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "not applicable", "不适用"
     if isinstance(value, str):
@@ -49,29 +50,34 @@ def format_value(value: Any, unit: str) -> tuple[str, str]:
         text = f"{v:.0%}"
     elif v == int(v):
         text = str(int(v))
-    else:
+    elif abs(v) >= 10:
+        text = f"{v:.1f}"
+    elif abs(v) >= 0.01:
         text = f"{v:.2f}"
+    else:
+        text = f"{v:.1g}"  # a tiny value stays visible: 0.0007 hours is not "0.00"
     return text, text
-
-
-def _spec(card: Scorecard, name: str) -> SpecLike:
-    return next(s for s in card.specs if s.name == name)
 
 
 def reasons(card: Scorecard, x: pd.DataFrame, top: int = 3) -> list[list[Reason]]:
     """The top `top` reasons for each row of `x` (in row order)."""
     points = card.points(x)
     best = card.best_points()
-    lost = pd.DataFrame({n: best[n] - points[n] for n in card.names}, index=x.index)
+    names = card.names
+    specs = {s.name: s for s in card.specs}
+    lost = np.array([best[n] for n in names])[None, :] - points[names].to_numpy(dtype=float)
+    # worst first; a stable sort keeps the features' order among equal costs
+    order = np.argsort(-lost, axis=1, kind="stable")[:, :top]
+    values = x[names].to_numpy(dtype=object)
     out: list[list[Reason]] = []
-    for i, (_, row) in enumerate(lost.iterrows()):
-        worst = row.sort_values(ascending=False, kind="stable")
+    for i in range(len(x)):
         mine: list[Reason] = []
-        for name, cost in worst.items():
-            if len(mine) == top or cost < MIN_POINTS_LOST:
+        for j in order[i]:
+            cost = float(lost[i, j])
+            if cost < MIN_POINTS_LOST:
                 break
-            spec = _spec(card, str(name))
-            raw = x.iloc[i][str(name)]
+            spec = specs[names[j]]
+            raw = values[i, j]
             en_value, zh_value = format_value(raw, spec.unit)
             value: float | str | None
             if isinstance(raw, str):
@@ -82,9 +88,9 @@ def reasons(card: Scorecard, x: pd.DataFrame, top: int = 3) -> list[list[Reason]
                 value = float(raw)
             mine.append(
                 Reason(
-                    feature=str(name),
+                    feature=spec.name,
                     value=value,
-                    points_lost=round(float(cost), 1),
+                    points_lost=round(cost, 1),
                     en=f"{spec.en}: {en_value}",
                     zh=f"{spec.zh}：{zh_value}",
                 )
