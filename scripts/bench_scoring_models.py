@@ -3,7 +3,7 @@ scorecard and the LightGBM challenger, each on its own) and scoring (points, ban
 codes per loan).
 
 The frame is synthetic, of part A's FEATURES shape (every column, NaN where a feature does not apply, a
-hidden propensity moving each feature and the label, as tests/score_frames.py makes it): model timing
+hidden propensity moving each feature and the label: ledger/scoring/synthetic.py): model timing
 depends on rows and columns, not on where the numbers came from; computing the features from the mirror
 is the scoring-features section (scripts/bench_scoring.py).
 
@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,21 +28,11 @@ from ledger.scoring.challenger import fit_challenger  # noqa: E402
 from ledger.scoring.features import FEATURES  # noqa: E402
 from ledger.scoring.model import BehaviourModel, score_frame  # noqa: E402
 from ledger.scoring.scorecard import fit_scorecard  # noqa: E402
+from ledger.scoring.synthetic import synthetic_frame  # noqa: E402
 
 
-def frame(loans: int, seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    hidden = rng.beta(2, 5, loans)
-    columns: dict[str, object] = {}
-    for i, f in enumerate(FEATURES):
-        signal = hidden if f.risk_when == "high" else 1 - hidden
-        value = np.clip(signal * (1 + i % 3) + rng.normal(0, 0.3, loans), 0, None)
-        if i % 4 == 3:
-            value = np.where(rng.random(loans) < 0.25, np.nan, value)
-        columns[f.name] = value
-    columns["bad"] = (rng.random(loans) < 1 / (1 + np.exp(-(-4 + 7 * hidden)))).astype(int)
-    out = pd.DataFrame(columns, index=pd.Index([f"0x{i:064x}" for i in range(loans)], name="loan_id"))
-    return out
+def frame(loans: int) -> pd.DataFrame:
+    return synthetic_frame(loans, seed=1).drop(columns="as_of").set_index("loan_id")
 
 
 def main() -> None:

@@ -60,26 +60,7 @@ def synthetic_dataset(loans: int = 600, snapshots: int = 6, seed: int = 3) -> pd
 
 
 def feature_dataset(loans: int = 400, snapshots: int = 4, seed: int = 5) -> pd.DataFrame:
-    """The same generative idea over part A's FEATURES (every column, in order): each feature moves with the
-    hidden propensity in its risky direction, a quarter of some left NaN (not applicable)."""
-    from ledger.scoring.features import FEATURES
+    """The same generative idea over part A's FEATURES (ledger.scoring.synthetic)."""
+    from ledger.scoring.synthetic import synthetic_frame
 
-    rng = np.random.default_rng(seed)
-    start = datetime(2024, 1, 31, tzinfo=UTC)
-    hidden = rng.beta(2, 5, loans)
-    frames = []
-    for s in range(snapshots):
-        h = np.clip(hidden + rng.normal(0, 0.05, loans), 0, 1)
-        columns: dict[str, object] = {
-            "loan_id": [f"0x{i:064x}" for i in range(loans)],
-            "as_of": start + timedelta(days=30 * s),
-        }
-        for i, f in enumerate(FEATURES):
-            signal = h if f.risk_when == "high" else 1 - h
-            value = np.clip(signal * (1 + i % 3) + rng.normal(0, 0.3, loans), 0, None)
-            if i % 4 == 3:
-                value = np.where(rng.random(loans) < 0.25, np.nan, value)
-            columns[f.name] = value
-        columns["bad"] = (rng.random(loans) < 1 / (1 + np.exp(-(-4 + 7 * h)))).astype(int)
-        frames.append(pd.DataFrame(columns))
-    return pd.concat(frames, ignore_index=True)
+    return synthetic_frame(loans, snapshots, seed)

@@ -124,14 +124,11 @@ class Scorecard:
 
     def points(self, x: pd.DataFrame) -> pd.DataFrame:
         """Each row's points per feature (columns in feature order); they sum to `score` up to rounding."""
-        frame = self._frame(x)
+        bins = self.bin_labels(x)
         out = {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for name in self.names:
-                rows = self._table[self._table["Variable"] == name]
-                idx = self._indices(name, frame[name])
-                out[name] = rows["Points"].to_numpy(dtype=float)[idx]
+        for name in self.names:
+            rows = self._table[self._table["Variable"] == name]
+            out[name] = rows["Points"].to_numpy(dtype=float)[bins[name].to_numpy()]
         return pd.DataFrame(out, index=x.index)
 
     def _indices(self, name: str, values: pd.Series) -> np.ndarray:
@@ -149,7 +146,8 @@ class Scorecard:
         return {name: float(t[t["Variable"] == name]["Points"].max()) for name in self.names}
 
     def bin_labels(self, x: pd.DataFrame) -> pd.DataFrame:
-        """Each row's bin label per feature (for the per-feature PSI)."""
+        """Each row's bin per feature, as its row number in the feature's points table (the per-feature PSI
+        counts them; `points` looks them up)."""
         frame = self._frame(x)
         out = {}
         with warnings.catch_warnings():
