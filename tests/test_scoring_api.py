@@ -4,16 +4,21 @@ auditors only (never a score field for its borrower or a supplier), the portfoli
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from api_support import Api, dashboard_sign_in
 from score_frames import feature_dataset
 
+from ledger.config import get_settings
+from ledger.monitoring.monitor import Monitor
 from ledger.scoring.features import FEATURES
-from ledger.scoring.model import train
+from ledger.scoring.model import LoanScore, train
 from ledger.scoring.pipeline import apply_scores
-from ledger.scoring.store import save_model
+from ledger.scoring.reasons import Reason
+from ledger.scoring.store import latest_scores, save_model, save_scores
 
 pytestmark = pytest.mark.slow
 
@@ -86,3 +91,55 @@ def test_portfolio_by_band_and_the_model_card(api: Api) -> None:
     assert page.status_code == 200 and 'id="chart-by-band"' in page.text and "<script" not in page.text
     card_page = api.http.get("/dashboard/score-models/latest")
     assert card_page.status_code == 200 and "simulated data" in card_page.text
+
+
+def test_a_worse_band_raises_the_alert_on_the_loan(api: Api) -> None:
+    model_id, _ = _scored(api)
+    engine = api.services.engine
+    loan_id = api.get("bank", "/v1/loans/LN-2026-0101").json()["loan_id"]
+    with engine.connect() as conn:
+        first = latest_scores(conn)[loan_id]
+    better, worse = ("A", "E") if first.band != "A" else ("A", "D")
+    later = first.as_of.replace(tzinfo=UTC) + timedelta(days=30)
+    earlier = first.as_of.replace(tzinfo=UTC) - timedelta(days=30)
+    reasons = [Reason(**r) for r in first.reasons]
+    save_scores(engine, model_id, earlier, [LoanScore(loan_id, 700.0, better, 0.01, reasons)])
+    save_scores(engine, model_id, later, [LoanScore(loan_id, 450.0, worse, 0.6, reasons)])
+    with engine.begin() as conn:
+        Monitor.from_settings(api.services.settings).evaluate(conn, [loan_id])
+    alerts = api.get("bank", "/v1/alerts", params={"rule": "score_band_worse"}).json()["items"]
+    mine = [a for a in alerts if a["loan_id"] == loan_id and a["rule"] == "score_band_worse"]
+    assert len(mine) == 1, alerts
+    assert mine[0]["details"]["to_band"] == worse and mine[0]["details"]["from_band"] in "ABCDE"
+    assert f"降至{worse}" in mine[0]["title"]
+    assert api.get("bank", "/v1/loans/LN-2026-0101").json()["behaviour_score"]["band"] == worse
+
+
+def test_the_score_commands_evaluate_and_apply_on_the_mirror(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from fundflow.cli.main import app
+
+    model_id, _ = _scored(api)
+    monkeypatch.setenv("FUNDFLOW_DATABASE_URL", api.services.settings.database_url)
+    monkeypatch.setenv("FUNDFLOW_DATA_DIR", str(api.services.settings.data_dir))
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        out = runner.invoke(app, ["score", "evaluate", "--out", str(tmp_path / "card.md")])
+        assert out.exit_code == 0, out.output
+        assert f"model card of model {model_id} written to {tmp_path / 'card.md'}" in out.output
+        assert "German credit check of the machinery: AUC 0.80" in out.output
+        assert (tmp_path / "card.json").is_file()
+        assert "Trained and evaluated on simulated data" in (tmp_path / "card.md").read_text()
+        out = runner.invoke(app, ["score", "apply"])
+        assert out.exit_code == 0, out.output
+        assert "2 open loan(s) scored" in out.output and f"with model {model_id}" in out.output
+        out = runner.invoke(app, ["score", "train"])
+        assert out.exit_code == 1
+        assert "too little history to train" in out.output and "hint:" in out.output
+    finally:
+        get_settings.cache_clear()
