@@ -48,6 +48,8 @@ __all__ = [
 
 DAY = 86_400
 EPOCH = date(1970, 1, 1)
+IN_LIMIT = 2000
+"""Up to this many loan ids are filtered in SQL (`IN (...)`); more are read whole and filtered in pandas."""
 
 
 @dataclass(frozen=True)
@@ -232,12 +234,12 @@ class _Reader:
 
     def _where(self, table: sa.TableClause) -> list[sa.ColumnElement[bool]]:
         out = [table.c.block_number <= self.block]
-        if self.loan_ids is not None and len(self.loan_ids) <= 2000:
+        if self.loan_ids is not None and len(self.loan_ids) <= IN_LIMIT:
             out.append(table.c.loan_id.in_(self.loan_ids))
         return out
 
     def _keep(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if self.loan_ids is not None and len(self.loan_ids) > 2000:
+        if self.loan_ids is not None and len(self.loan_ids) > IN_LIMIT:
             frame = frame[frame["loan_id"].isin(self.loan_ids)]
         return frame
 
@@ -308,7 +310,7 @@ def _schedules(
     metadata = _t("loan_metadata", "loan_id", "terms", "terms_hash")
     metadata.c.terms.type = sa.JSON()
     query = sa.select(metadata.c.loan_id, metadata.c.terms_hash)
-    if len(wanted) <= 2000:
+    if len(wanted) <= IN_LIMIT:
         query = query.where(metadata.c.loan_id.in_(list(wanted)))
     missing = []
     for loan_id, stored_hash in conn.execute(query):
@@ -321,7 +323,7 @@ def _schedules(
             missing.append(loan_id)
     if len(_SCHEDULES) + len(missing) > _SCHEDULES_MAX:
         _SCHEDULES.clear()
-    for chunk in _chunks(missing, 2000):
+    for chunk in _chunks(missing, IN_LIMIT):
         rows = conn.execute(
             sa.select(metadata.c.loan_id, metadata.c.terms, metadata.c.terms_hash).where(
                 metadata.c.loan_id.in_(chunk)
