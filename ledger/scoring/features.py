@@ -195,30 +195,37 @@ def _frame(
 
 
 class BlockTimes:
-    """Every indexed block's timestamp, read once (two integer columns) and looked up in memory: a join in
-    SQL let SQLite scan the rows' table once per block (blocks x rows)."""
+    """Indexed blocks' timestamps, read once and looked up in memory: a join in SQL let SQLite scan the rows'
+    table once per block (blocks x rows). A few blocks (one loan's rows) are read by number; many, all at
+    once (two integer columns)."""
 
     def __init__(self, conn: sa.Connection, chain_id: int) -> None:
         self.conn = conn
         self.chain_id = chain_id
-        self._numbers: np.ndarray | None = None
+        self._known: dict[int, int] = {}
+        self._all = False
+        self._numbers = np.empty(0, dtype="int64")  # sorted, with `_times` in the same order
         self._times = np.empty(0, dtype="int64")
 
     def of(self, numbers: pd.Series) -> np.ndarray:
-        if self._numbers is None:
-            blocks = _t("blocks", "chain_id", "number", "timestamp")
-            rows = self.conn.execute(
-                sa.select(blocks.c.number, blocks.c.timestamp)
-                .where(blocks.c.chain_id == self.chain_id)
-                .order_by(blocks.c.number)
-            ).all()
-            self._numbers = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
-            self._times = np.fromiter((r[1] for r in rows), dtype="int64", count=len(rows))
         wanted = numbers.to_numpy(dtype="int64")
+        missing = [] if self._all else [n for n in np.unique(wanted).tolist() if n not in self._known]
+        if missing:
+            blocks = _t("blocks", "chain_id", "number", "timestamp")
+            query = sa.select(blocks.c.number, blocks.c.timestamp).where(blocks.c.chain_id == self.chain_id)
+            if len(missing) <= IN_LIMIT:
+                query = query.where(blocks.c.number.in_(missing))
+            else:
+                self._all = True
+            self._known.update((int(n), int(t)) for n, t in self.conn.execute(query))
+            self._numbers = np.fromiter(sorted(self._known), dtype="int64", count=len(self._known))
+            self._times = np.fromiter((self._known[n] for n in self._numbers.tolist()), dtype="int64")
         at = np.searchsorted(self._numbers, wanted)
         found = at < len(self._numbers)
-        if not found.all() or not (self._numbers[at[found]] == wanted[found]).all():
-            raise LookupError("a mirror row names a block the mirror has no header of: re-index the mirror")
+        found[found] = self._numbers[at[found]] == wanted[found]
+        if not found.all():
+            lost = sorted(set(wanted[~found].tolist()))[:5]
+            raise LookupError(f"mirror rows name block(s) {lost} the mirror has no header of: re-index it")
         return self._times[at]
 
 
