@@ -21,6 +21,7 @@ from ledger.protocol.guarantees import GUARANTEE_SCHEMA, Guarantee, GuaranteeKin
 from ledger.protocol.purposes import Purpose
 from ledger.protocol.servicing import DueItem, ScheduleMethod, add_months
 from ledger.protocol.terms import Installment, InterestTerms, LoanTerms
+from ledger.scoring import features
 from ledger.scoring.features import FEATURE_NAMES, FEATURES, compute_features, feature
 from ledger.store.offchain import FileContent
 
@@ -289,3 +290,16 @@ def test_a_row_after_the_as_of_date_changes_nothing(scene: Scene) -> None:
     # the features before the loan opened: no row for it
     before = compute_features(sc.s.engine, moment(sc.opened - 1))
     assert sc.loan not in before.index
+
+
+def test_many_loan_ids_are_filtered_in_memory_with_the_same_result(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past `IN_LIMIT` ids the rows are read whole and filtered in pandas: the same answer as in SQL."""
+    engine, when = scene.s.engine, moment(scene.as_of)
+    in_sql = compute_features(engine, when, [scene.loan, scene.guarantor_loan])
+    monkeypatch.setattr(features, "IN_LIMIT", 1)
+    features._SCHEDULES.clear()
+    in_memory = compute_features(engine, when, [scene.loan, scene.guarantor_loan])
+    pd.testing.assert_frame_equal(in_memory, in_sql)
+    assert len(in_sql) == 2
