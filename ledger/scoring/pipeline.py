@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from ledger.config import Settings
 from ledger.errors import ValidationError
 from ledger.monitoring.monitor import Monitor
+from ledger.monitoring.rules import RULES
 from ledger.scoring.features import FEATURES, compute_features
 from ledger.scoring.labels import build_dataset, latest_block_time
 from ledger.scoring.model import BehaviourModel, score_frame, train
@@ -33,6 +34,7 @@ from ledger.scoring.modelcard import build_card, card_markdown
 from ledger.scoring.store import load_model, save_model, save_scores, update_card
 
 __all__ = [
+    "SCORE_RULES",
     "ApplyResult",
     "apply_scores",
     "evaluate_model",
@@ -40,6 +42,9 @@ __all__ = [
     "snapshots",
     "train_model",
 ]
+
+SCORE_RULES = ("score_band_worse", "missed_site_visit")
+"""The monitoring rules a new score can change."""
 
 Step = Callable[[str, int, int], None]
 """progress(stage, done, total)"""
@@ -161,7 +166,9 @@ def apply_scores(
     scored = score_frame(fitted, frame)
     save_scores(engine, int(row.id), when, scored)
     say("alerts", 2, 3)
-    monitor = Monitor.from_settings(settings)
+    # Only the rules a score moves: the band alert and the site-visit interval (the others run with the
+    # indexer as always; a Monitor reconciles only the rules it evaluates).
+    monitor = Monitor.from_settings(settings, rules={name: RULES[name] for name in SCORE_RULES})
     with engine.begin() as conn:
         result = monitor.evaluate(conn, [s.loan_id for s in scored])
     say("alerts", 3, 3)
