@@ -5,6 +5,9 @@ order scores, and the model card carries the product's own figures."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,7 +105,7 @@ def test_reason_one_is_the_only_bad_feature() -> None:
 def test_the_reason_for_45_days_past_due_reads_like_a_banker() -> None:
     assert format_value(45.0, "days") == ("45", "45")
     assert format_value(0.25, "share") == ("25%", "25%")
-    assert format_value(float("nan"), "ratio") == ("not applicable", "不适用")
+    assert format_value(float("nan"), "ratio") == ("none recorded", "无记录")
     assert format_value(0.0007, "hours") == ("0.0007", "0.0007")
     assert format_value(217.41, "hours") == ("217.4", "217.4")
     assert format_value(1.8, "value / outstanding") == ("1.80", "1.80")
@@ -135,3 +138,30 @@ def test_training_on_one_snapshot_is_refused_with_the_reason() -> None:
     data = synthetic_dataset(snapshots=1)
     with pytest.raises(ValueError, match="at least two snapshot dates"):
         train(data, SPECS, trained_on="simulated", label=LABEL)
+
+
+def test_ctrl_c_after_fitting_is_still_pythons_keyboard_interrupt(tmp_path: Path) -> None:
+    """OR-Tools (inside optbinning) installs a SIGINT handler that ends the process at once: `fundflow up`
+    would leave its chain node running after Ctrl-C. fit_scorecard puts Python's handler back."""
+    script = tmp_path / "fit_then_interrupt.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from score_frames import SPECS, synthetic_dataset\n"
+        "from ledger.scoring.scorecard import fit_scorecard\n"
+        "d = synthetic_dataset(loans=300, snapshots=2)\n"
+        "fit_scorecard(d, d['bad'], SPECS)\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(5)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('KeyboardInterrupt')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "KeyboardInterrupt"), done.stderr

@@ -40,9 +40,10 @@ class Reason:
 
 def format_value(value: Any, unit: str) -> tuple[str, str]:
     """The value as a banker reads it, (EN, ZH): a share as a percentage, whole numbers without decimals,
-    others to two decimals (one significant digit when smaller), a missing value as "not applicable"."""
+    others to two decimals (one significant digit when smaller), a missing value (no collateral, no payments
+    recorded: the feature does not apply) as "none recorded"."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "not applicable", "不适用"
+        return "none recorded", "无记录"
     if isinstance(value, str):
         return value, value
     v = float(value)

@@ -17,9 +17,12 @@ own.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -208,7 +211,20 @@ def fit_scorecard(
     for name in names:
         if name not in categorical:
             frame[name] = frame[name].astype(float)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _python_keeps_sigint():
         warnings.simplefilter("ignore")
         model.fit(frame, np.asarray(y, dtype=int))
     return Scorecard(model, specs, categorical)
+
+
+@contextlib.contextmanager
+def _python_keeps_sigint() -> Iterator[None]:
+    """OR-Tools (optbinning's solver) installs its own SIGINT handler, which ends the process at once on
+    Ctrl-C: `fundflow up` would then leave its chain node running. Python's handler is put back after."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGINT, previous)
