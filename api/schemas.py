@@ -456,7 +456,9 @@ class WriteResult(BaseModel):
 
 class ScoreReasonOut(BaseModel):
     feature: str
-    value: float | str | None = Field(description="the loan's value of the feature (null: none recorded, the feature does not apply)")
+    value: float | str | None = Field(
+        description="the loan's value of the feature (null: none recorded, the feature does not apply)"
+    )
     points_lost: float = Field(description="points below the feature's best bin")
     en: str = Field(description='e.g. "days past due now: 45"')
     zh: str = Field(description='e.g. "当前逾期天数：45"')
