@@ -8,7 +8,8 @@ Sections: gas (scripts/bench_gas.py), writes (library and API vs a plain web3.py
 (scripts/bench_indexer.py: backfill, freshness, peak RSS), reads (trail and list latency on PostgreSQL at
 growing scale, API memory under load), verify (scripts/bench_verify.py), portability (writes and indexer on
 anvil), api (scripts/bench_api.py, when it exists), tip (scripts/bench_tip.py: one block's forward step
-and one-block undo, plain and with the monitor, on loans of growing size). The helper scripts run as
+and one-block undo, plain and with the monitor, on loans of growing size), scoring-features
+(scripts/bench_scoring.py: the behaviour score's features over 100,000 loans). The helper scripts run as
 subprocesses whose output goes to var/bench/logs/; their JSON is folded into var/bench/results.json, and
 docs/benchmarks.md is regenerated from it. Machines here are shared: read the ratios, not the absolute
 numbers.

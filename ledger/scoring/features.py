@@ -275,7 +275,13 @@ class _Reader:
         names = ["loan_id", "block_number", "log_index", *[c for c in columns if c != "loan_id"]]
         if "args" in names:
             t.c.args.type = sa.JSON()
-        query = sa.select(*[t.c[n] for n in names]).where(*self._where(t))
+        # chain order per loan, sorted by the database (the tables' primary keys start with these columns):
+        # sorting 2M rows by their hex ids in pandas took a seventh of the time at 100,000 loans
+        query = (
+            sa.select(*[t.c[n] for n in names])
+            .where(*self._where(t))
+            .order_by(t.c.loan_id, t.c.block_number, t.c.log_index)
+        )
         if equal is not None:
             query = query.where(t.c[equal[0]] == equal[1])
         frame = self._keep(_frame(self.conn, query, names, raw="args" not in names))
@@ -284,9 +290,7 @@ class _Reader:
         for c in ("block_number", "log_index"):
             frame[c] = frame[c].astype("int64")
         frame["ts"] = self.times.of(frame["block_number"])
-        return frame.sort_values(["loan_id", "block_number", "log_index"], kind="stable").reset_index(
-            drop=True
-        )
+        return frame.reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------- schedules

@@ -1,8 +1,9 @@
 """A portfolio simulator that drives the REAL ledger contract, for the behaviour score's demo and tests.
 
 `simulate_portfolio` opens `loans` loans on a deployed ledger and lives through `months` months of chain
-time (Hardhat's `evm_increaseTime`), sending every disbursement, payment, confirmation, dispute, repayment,
-valuation and site visit as a real transaction; the indexer then mirrors them like any other history. Each
+time (an empty block mined at each hour that has work: `evm_mine [timestamp]`), sending every
+disbursement, payment, confirmation, dispute, repayment, valuation and site visit as a real transaction;
+the indexer then mirrors them like any other history. Each
 loan has a hidden propensity p ~ Beta(2, 5) that moves how it behaves (docs/scoring.md, "Generative model",
 states the model in full):
 
