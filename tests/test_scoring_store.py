@@ -124,3 +124,24 @@ def test_a_model_is_stored_with_its_hash_and_scores_are_kept_per_loan(
             load_model(engine)
     finally:
         engine.dispose()
+
+
+def test_latest_scores_of_more_loans_than_one_statement_binds(
+    db_url: str, tmp_path: Path, fitted: Any
+) -> None:
+    from ledger.store import scores as store_scores
+
+    data, model = fitted
+    engine = create_db_engine(db_url)
+    try:
+        migrate(engine)
+        model_id, _ = save_model(engine, model, tmp_path)
+        frame = data[data["as_of"] == data["as_of"].max()].set_index("loan_id").head(20)
+        save_scores(engine, model_id, datetime(2025, 1, 31, tzinfo=UTC), score_frame(model, frame))
+        asked = [*frame.index[:10], *(f"0x{i:064x}" for i in range(10_000, 10_000 + store_scores.IN_LIMIT))]
+        with engine.connect() as conn:
+            found = latest_scores(conn, asked)
+            assert set(found) == set(frame.index[:10])
+            assert set(latest_scores(conn, list(frame.index[:3]))) == set(frame.index[:3])
+    finally:
+        engine.dispose()

@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 _JSON = sa.JSON()
+IN_LIMIT = 5_000
+"""Most loan ids `latest_scores` binds into one IN (SQLite allows 32,766 variables a statement)."""
 
 
 def _now() -> datetime:
@@ -99,14 +101,18 @@ def latest_scores(conn: sa.Connection | Any, loan_ids: Iterable[str] | None = No
         .over(partition_by=t.c.loan_id, order_by=(t.c.as_of.desc(), t.c.model_id.desc()))
         .label("rank"),
     )
+    wanted: set[str] | None = None
     if loan_ids is not None:
         ids = list(loan_ids)
         if not ids:
             return {}
-        ranked = ranked.where(t.c.loan_id.in_(ids))
+        if len(ids) <= IN_LIMIT:
+            ranked = ranked.where(t.c.loan_id.in_(ids))
+        else:  # a whole portfolio: more ids than a statement may bind (SQLite); filtered here instead
+            wanted = set(ids)
     sub = ranked.subquery()
     rows = conn.execute(sa.select(sub).where(sub.c.rank == 1)).all()
-    return {r.loan_id: r for r in rows}
+    return {r.loan_id: r for r in rows if wanted is None or r.loan_id in wanted}
 
 
 def score_history(conn: sa.Connection, loan_id: str, limit: int = 24) -> tuple[tuple[int, str], ...]:
