@@ -24,7 +24,6 @@ from ledger.monitoring.rules import (
 from ledger.scoring.features import FEATURES
 from ledger.scoring.model import score_frame, train
 from ledger.scoring.store import latest_scores, load_model, save_model, save_scores
-from ledger.store.db import create_db_engine, migrate
 from ledger.store.scores import score_history
 
 LABEL = {"horizon_days": 365, "dpd_threshold": 90}
@@ -91,57 +90,49 @@ def fitted() -> Any:
 
 
 def test_a_model_is_stored_with_its_hash_and_scores_are_kept_per_loan(
-    db_url: str, tmp_path: Path, fitted: Any
+    db_engine: Any, tmp_path: Path, fitted: Any
 ) -> None:
     data, model = fitted
-    engine = create_db_engine(db_url)
-    try:
-        migrate(engine)
-        with pytest.raises(NotFoundError, match="no behaviour-score model"):
-            load_model(engine)
-        model_id, card = save_model(engine, model, tmp_path)
-        row, loaded = load_model(engine)
-        assert row.id == model_id == card["model_id"] and row.trained_on == "simulated"
-        assert card["artifact_sha256"] == row.artifact_sha256 and len(row.artifact_sha256) == 64
-        frame = data[data["as_of"] == data["as_of"].max()].set_index("loan_id").head(5)
-        first = score_frame(loaded, frame)
-        assert [s.score for s in first] == [s.score for s in score_frame(model, frame)]
-        day1, day2 = datetime(2025, 1, 31, tzinfo=UTC), datetime(2025, 3, 2, tzinfo=UTC)
-        assert save_scores(engine, model_id, day1, first) == 5
-        assert save_scores(engine, model_id, day1, first) == 5  # a re-run replaces, never doubles
-        worse = [type(s)(s.loan_id, s.score - 100, "E", 0.9, s.reasons) for s in first]
-        save_scores(engine, model_id, day2, worse)
-        with engine.connect() as conn:
-            latest = latest_scores(conn)
-            assert set(latest) == {s.loan_id for s in first}
-            one = latest[first[0].loan_id]
-            assert one.band == "E" and one.pd == 0.9
-            assert one.reasons == [r.as_json() for r in first[0].reasons]
-            history = score_history(conn, first[0].loan_id)
-        assert history == ((int(day2.timestamp()), "E"), (int(day1.timestamp()), first[0].band))
-        Path(row.artifact_path).write_bytes(Path(row.artifact_path).read_bytes() + b"x")
-        with pytest.raises(StorageError, match="does not match the SHA-256"):
-            load_model(engine)
-    finally:
-        engine.dispose()
+    engine = db_engine
+    with pytest.raises(NotFoundError, match="no behaviour-score model"):
+        load_model(engine)
+    model_id, card = save_model(engine, model, tmp_path)
+    row, loaded = load_model(engine)
+    assert row.id == model_id == card["model_id"] and row.trained_on == "simulated"
+    assert card["artifact_sha256"] == row.artifact_sha256 and len(row.artifact_sha256) == 64
+    frame = data[data["as_of"] == data["as_of"].max()].set_index("loan_id").head(5)
+    first = score_frame(loaded, frame)
+    assert [s.score for s in first] == [s.score for s in score_frame(model, frame)]
+    day1, day2 = datetime(2025, 1, 31, tzinfo=UTC), datetime(2025, 3, 2, tzinfo=UTC)
+    assert save_scores(engine, model_id, day1, first) == 5
+    assert save_scores(engine, model_id, day1, first) == 5  # a re-run replaces, never doubles
+    worse = [type(s)(s.loan_id, s.score - 100, "E", 0.9, s.reasons) for s in first]
+    save_scores(engine, model_id, day2, worse)
+    with engine.connect() as conn:
+        latest = latest_scores(conn)
+        assert set(latest) == {s.loan_id for s in first}
+        one = latest[first[0].loan_id]
+        assert one.band == "E" and one.pd == 0.9
+        assert one.reasons == [r.as_json() for r in first[0].reasons]
+        history = score_history(conn, first[0].loan_id)
+    assert history == ((int(day2.timestamp()), "E"), (int(day1.timestamp()), first[0].band))
+    Path(row.artifact_path).write_bytes(Path(row.artifact_path).read_bytes() + b"x")
+    with pytest.raises(StorageError, match="does not match the SHA-256"):
+        load_model(engine)
 
 
 def test_latest_scores_of_more_loans_than_one_statement_binds(
-    db_url: str, tmp_path: Path, fitted: Any
+    db_engine: Any, tmp_path: Path, fitted: Any
 ) -> None:
     from ledger.store import scores as store_scores
 
     data, model = fitted
-    engine = create_db_engine(db_url)
-    try:
-        migrate(engine)
-        model_id, _ = save_model(engine, model, tmp_path)
-        frame = data[data["as_of"] == data["as_of"].max()].set_index("loan_id").head(20)
-        save_scores(engine, model_id, datetime(2025, 1, 31, tzinfo=UTC), score_frame(model, frame))
-        asked = [*frame.index[:10], *(f"0x{i:064x}" for i in range(10_000, 10_000 + store_scores.IN_LIMIT))]
-        with engine.connect() as conn:
-            found = latest_scores(conn, asked)
-            assert set(found) == set(frame.index[:10])
-            assert set(latest_scores(conn, list(frame.index[:3]))) == set(frame.index[:3])
-    finally:
-        engine.dispose()
+    engine = db_engine
+    model_id, _ = save_model(engine, model, tmp_path)
+    frame = data[data["as_of"] == data["as_of"].max()].set_index("loan_id").head(20)
+    save_scores(engine, model_id, datetime(2025, 1, 31, tzinfo=UTC), score_frame(model, frame))
+    asked = [*frame.index[:10], *(f"0x{i:064x}" for i in range(10_000, 10_000 + store_scores.IN_LIMIT))]
+    with engine.connect() as conn:
+        found = latest_scores(conn, asked)
+        assert set(found) == set(frame.index[:10])
+        assert set(latest_scores(conn, list(frame.index[:3]))) == set(frame.index[:3])
