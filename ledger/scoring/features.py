@@ -579,6 +579,7 @@ def compute_features(
     """One row per loan opened at or before `as_of` and not closed before it (index `loan_id`), one float
     column per `FEATURES` name in that order, NaN where a feature does not apply. Only mirror rows of
     blocks at or before `as_of` count. `terms` overrides the stored terms (loan id -> terms; tests)."""
+    _timestamp(as_of)  # a naive date is refused before anything is read
     s = settings or Settings()
     with engine.connect() as conn:
         chain_id, block = as_of_block(conn, as_of)
