@@ -4,7 +4,7 @@ point-in-time correctness: rows indexed after the as-of date change nothing. SQL
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pandas as pd
@@ -23,6 +23,8 @@ from ledger.protocol.servicing import DueItem, ScheduleMethod, add_months
 from ledger.protocol.terms import Installment, InterestTerms, LoanTerms
 from ledger.scoring import features
 from ledger.scoring.features import FEATURE_NAMES, FEATURES, compute_features, feature
+from ledger.scoring.labels import build_labels
+from ledger.store.db import create_db_engine, migrate
 from ledger.store.offchain import FileContent
 
 pytestmark = pytest.mark.slow
@@ -303,3 +305,14 @@ def test_many_loan_ids_are_filtered_in_memory_with_the_same_result(
     in_memory = compute_features(engine, when, [scene.loan, scene.guarantor_loan])
     pd.testing.assert_frame_equal(in_memory, in_sql)
     assert len(in_sql) == 2
+
+
+def test_a_date_without_a_time_zone_is_refused_with_what_to_do(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    migrate(engine)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        compute_features(engine, datetime(2027, 1, 1))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        build_labels(engine, datetime(2027, 1, 1))
+    assert compute_features(engine, datetime(2027, 1, 1, tzinfo=UTC)).empty  # an empty mirror: no rows
+    engine.dispose()

@@ -114,6 +114,12 @@ def test_defaults_come_from_the_settings(monkeypatch: pytest.MonkeyPatch, story:
     monkeypatch.setenv("FUNDFLOW_SCORE_LABEL_DPD", "90")
     monkeypatch.setenv("FUNDFLOW_SCORE_HORIZON_DAYS", "89")
     assert build_labels(story.s.engine, noon(story.due))[story.paid_90] == 0
+    # settings passed in win over the environment's
+    observed = noon(story.due - timedelta(days=1))
+    data = build_dataset(
+        story.s.engine, [observed], settings=Settings(score_label_dpd=89, score_horizon_days=91)
+    )
+    assert dict(zip(data["loan_id"], data["bad"], strict=True))[story.paid_89] == 1
 
 
 def test_the_dataset_keeps_only_fully_observed_windows(story: Story) -> None:

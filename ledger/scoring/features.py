@@ -426,7 +426,7 @@ class Spells:
         """Days past due at the end of `day`, per loan (0 when none; index loan_id)."""
         f = self.frame
         live = f[(f["start"] < day) & ~(f["end"] <= day)]
-        days = (day - live["start"]).groupby(live["loan_id"]).max()
+        days = (day - live["start"]).groupby(live["loan_id"], sort=False).max()
         return days.reindex(self.loans["loan_id"]).fillna(0.0)
 
     def dpd_max_at(self, day: int) -> pd.Series:
@@ -434,14 +434,16 @@ class Spells:
         f = self.frame[self.frame["start"] < day]
         peak = np.minimum(f["end"].fillna(np.inf) - 1, day) - f["start"]
         peak = peak.clip(lower=0)
-        return peak.groupby(f["loan_id"]).max().reindex(self.loans["loan_id"]).fillna(0.0)
+        return peak.groupby(f["loan_id"], sort=False).max().reindex(self.loans["loan_id"]).fillna(0.0)
 
 
 def _loans(conn: sa.Connection, reader: _Reader) -> pd.DataFrame:
     loans = reader.read("loans", ["borrower", "principal", "maturity", "terms_hash", "status"], ["principal"])
     events = reader.read("events", ["name", "args"], equal=("name", "LoanClosed"))
-    closed = events.groupby("loan_id").agg(closed_block=("block_number", "min"), closed_ts=("ts", "min"))
-    status = events.groupby("loan_id")["args"].last().map(_closed_status)
+    closed = events.groupby("loan_id", sort=False).agg(
+        closed_block=("block_number", "min"), closed_ts=("ts", "min")
+    )
+    status = events.groupby("loan_id", sort=False)["args"].last().map(_closed_status)
     loans = loans.join(closed, on="loan_id").join(status.rename("closed_status"), on="loan_id")
     return loans.rename(columns={"ts": "opened_ts", "block_number": "opened_block"})
 
@@ -473,8 +475,8 @@ def dpd_spells(
 
     rep = reader.read("repayments", ["amount", "interest"], ["amount", "interest"])
     rep["day"] = rep["ts"] // DAY
-    rep["cum_p"] = rep.groupby("loan_id")["amount"].cumsum()
-    rep["cum_i"] = rep.groupby("loan_id")["interest"].cumsum()
+    rep["cum_p"] = rep.groupby("loan_id", sort=False)["amount"].cumsum()
+    rep["cum_i"] = rep.groupby("loan_id", sort=False)["interest"].cumsum()
 
     paid_p = _first_day_reaching(rep, "cum_p", items.rename(columns={"cum_p": "target"}))
     paid_i = _first_day_reaching(rep, "cum_i", items.rename(columns={"cum_i": "target"}))
@@ -483,11 +485,18 @@ def dpd_spells(
 
     # principal outstanding after the maturity in force at `block`
     lots = reader.read("lots", ["parent_lot_id", "amount"], ["amount"])
-    disbursed = lots[lots["parent_lot_id"].isna()].groupby("loan_id")["amount"].sum()
+    disbursed = lots[lots["parent_lot_id"].isna()].groupby("loan_id", sort=False)["amount"].sum()
     loans["disbursed"] = loans["loan_id"].map(disbursed).fillna(0).astype("int64")
-    loans["repaid"] = loans["loan_id"].map(rep.groupby("loan_id")["amount"].sum()).fillna(0).astype("int64")
+    loans["repaid"] = (
+        loans["loan_id"].map(rep.groupby("loan_id", sort=False)["amount"].sum()).fillna(0).astype("int64")
+    )
     maturity = loans.set_index("loan_id")["maturity"].astype("int64")
-    later = restr[restr["block_number"] > block].groupby("loan_id")["previous_maturity"].first().dropna()
+    later = (
+        restr[restr["block_number"] > block]
+        .groupby("loan_id", sort=False)["previous_maturity"]
+        .first()
+        .dropna()
+    )
     maturity.update(later.astype("int64"))
     loans["maturity_now"] = loans["loan_id"].map(maturity)
     due_now = loans[loans["disbursed"] > 0]
@@ -537,7 +546,7 @@ def _terms_hash_then(
     changed = restr[restr["loan_id"].isin(current.index)]
     if not len(changed):
         return loans["terms_hash"]
-    then = changed[changed["block_number"] <= block].groupby("loan_id")["terms_hash"].last()
+    then = changed[changed["block_number"] <= block].groupby("loan_id", sort=False)["terms_hash"].last()
     first = reader.sub(block, sorted(set(changed["loan_id"]) - set(then.index)))
     if first.loan_ids:
         opened = first.read("events", ["name", "args"], equal=("name", "LoanOpened"))
@@ -570,6 +579,7 @@ def compute_features(
     """One row per loan opened at or before `as_of` and not closed before it (index `loan_id`), one float
     column per `FEATURES` name in that order, NaN where a feature does not apply. Only mirror rows of
     blocks at or before `as_of` count. `terms` overrides the stored terms (loan id -> terms; tests)."""
+    _timestamp(as_of)  # a naive date is refused before anything is read
     s = settings or Settings()
     with engine.connect() as conn:
         chain_id, block = as_of_block(conn, as_of)
@@ -621,26 +631,26 @@ def _late(out: pd.DataFrame, items: pd.DataFrame, as_of: datetime) -> None:
     late = items[(items["due"] < today) & ~(items["paid"] <= items["due"])]
     for months in (3, 6, 12):
         since = (add_months(as_of.astimezone(UTC).date(), -months) - EPOCH).days
-        counted = late[late["due"] >= since].groupby("loan_id").size()
+        counted = late[late["due"] >= since].groupby("loan_id", sort=False).size()
         out[f"late_{months}m"] = counted.reindex(out.index).fillna(0.0)
 
 
 def _repaid_ratio(out: pd.DataFrame, sp: Spells, today: int) -> None:
     """Principal and interest repaid over principal and interest scheduled due by today (NaN: none due)."""
     items = sp.items[sp.items["due"] <= today]
-    due = (items.groupby("loan_id")[["cum_p", "cum_i"]].max()).sum(axis=1)
+    due = (items.groupby("loan_id", sort=False)[["cum_p", "cum_i"]].max()).sum(axis=1)
     rep = sp.repayments
-    paid = (rep["amount"] + rep["interest"]).groupby(rep["loan_id"]).sum()
+    paid = (rep["amount"] + rep["interest"]).groupby(rep["loan_id"], sort=False).sum()
     ratio = paid.reindex(due.index).fillna(0) / due.where(due > 0)
     out["repaid_ratio"] = ratio.reindex(out.index)
 
 
 def _use(out: pd.DataFrame, lots: pd.DataFrame, prohibited: set[int]) -> None:
-    disbursed = lots[lots["parent_lot_id"].isna()].groupby("loan_id")["amount"].sum()
+    disbursed = lots[lots["parent_lot_id"].isna()].groupby("loan_id", sort=False)["amount"].sum()
     base = disbursed.reindex(out.index)
     base = base.where(base > 0)
-    undeclared = lots[~lots["declared_use"].astype(bool)].groupby("loan_id")["amount"].sum()
-    banned = lots[lots["purpose"].astype(int).isin(prohibited)].groupby("loan_id")["amount"].sum()
+    undeclared = lots[~lots["declared_use"].astype(bool)].groupby("loan_id", sort=False)["amount"].sum()
+    banned = lots[lots["purpose"].astype(int).isin(prohibited)].groupby("loan_id", sort=False)["amount"].sum()
     out["undeclared_share"] = undeclared.reindex(out.index).fillna(0) / base
     out["prohibited_share"] = banned.reindex(out.index).fillna(0) / base
 
@@ -652,7 +662,7 @@ def _pass_through(out: pd.DataFrame, lots: pd.DataFrame) -> None:
         parents, on=["loan_id", "parent_lot_id"], how="inner"
     )
     hours = (children["ts"] - children["parent_ts"]) / 3600.0
-    out["pass_through_hours"] = hours.groupby(children["loan_id"]).median().reindex(out.index)
+    out["pass_through_hours"] = hours.groupby(children["loan_id"], sort=False).median().reindex(out.index)
 
 
 def _confirmations(
@@ -661,12 +671,12 @@ def _confirmations(
     """Lots whose latest confirmation state (as of now) is disputed; share of lots older than the payee's
     confirmation window with no answer yet."""
     conf = reader.read("confirmations", ["lot_id", "state"])
-    latest = conf.groupby(["loan_id", "lot_id"])["state"].last().rename("state").reset_index()
+    latest = conf.groupby(["loan_id", "lot_id"], sort=False)["state"].last().rename("state").reset_index()
     merged = lots.merge(latest, on=["loan_id", "lot_id"], how="left")
-    disputed = merged[merged["state"] == "disputed"].groupby("loan_id").size()
+    disputed = merged[merged["state"] == "disputed"].groupby("loan_id", sort=False).size()
     out["disputed_payments"] = disputed.reindex(out.index).fillna(0.0)
     due = merged[merged["ts"] <= now - unconfirmed_days * DAY]
-    waiting = due["state"].isna().groupby(due["loan_id"]).mean()
+    waiting = due["state"].isna().groupby(due["loan_id"], sort=False).mean()
     out["unconfirmed_share"] = waiting.reindex(out.index)
 
 
@@ -674,26 +684,26 @@ def _payees(out: pd.DataFrame, lots: pd.DataFrame, loans: pd.DataFrame) -> None:
     """Amounts paid to each payee other than the borrower: the largest payee's share and the HHI."""
     borrower = lots["loan_id"].map(loans.set_index("loan_id")["borrower"])
     paid = lots[lots["holder"] != borrower]
-    by_payee = paid.groupby(["loan_id", "holder"])["amount"].sum().astype("float64")
-    total = by_payee.groupby(level="loan_id").transform("sum")
+    by_payee = paid.groupby(["loan_id", "holder"], sort=False)["amount"].sum().astype("float64")
+    total = by_payee.groupby(level="loan_id", sort=False).transform("sum")
     share = by_payee / total
-    out["top_payee_share"] = share.groupby(level="loan_id").max().reindex(out.index)
-    out["payee_hhi"] = (share**2).groupby(level="loan_id").sum().reindex(out.index)
+    out["top_payee_share"] = share.groupby(level="loan_id", sort=False).max().reindex(out.index)
+    out["payee_hhi"] = (share**2).groupby(level="loan_id", sort=False).sum().reindex(out.index)
 
 
 def _collateral(out: pd.DataFrame, reader: _Reader, loans: pd.DataFrame) -> None:
     """Latest value of each collateral item over the principal outstanding, and the latest values over the
     previous ones (items valued at least twice) minus one."""
     v = reader.read("collateral_valuations", ["collateral_id", "value"], ["value"])
-    g = v.groupby(["loan_id", "collateral_id"])["value"]
-    latest = g.last().groupby(level="loan_id").sum().astype("float64")
+    g = v.groupby(["loan_id", "collateral_id"], sort=False)["value"]
+    latest = g.last().groupby(level="loan_id", sort=False).sum().astype("float64")
     outstanding = (loans["disbursed"] - loans["repaid"]).astype("float64")
     out["collateral_cover"] = latest.reindex(out.index) / outstanding.reindex(out.index).where(
         lambda x: x > 0
     )
     v = v.assign(prev=g.shift(1))
-    pairs = v.groupby(["loan_id", "collateral_id"]).tail(1).dropna(subset=["prev"])
-    sums = pairs.groupby("loan_id")[["value", "prev"]].sum().astype("float64")
+    pairs = v.groupby(["loan_id", "collateral_id"], sort=False).tail(1).dropna(subset=["prev"])
+    sums = pairs.groupby("loan_id", sort=False)[["value", "prev"]].sum().astype("float64")
     out["collateral_trend"] = (sums["value"] / sums["prev"].where(sums["prev"] > 0) - 1).reindex(out.index)
 
 
@@ -704,10 +714,10 @@ def _visits(
     risk class then: FUNDFLOW_SITE_VISIT_INTERVAL_DAYS); 0 when not yet due."""
     insp = reader.read("inspections", ["kind"])
     visits = insp[insp["kind"].astype(int) == int(InspectionKind.SITE_VISIT)]
-    last = visits.groupby("loan_id")["ts"].max()
+    last = visits.groupby("loan_id", sort=False)["ts"].max()
     since = loans.set_index("loan_id")["opened_ts"].copy()
     since.update(last)
-    cls = reader.read("classifications", ["risk_class"]).groupby("loan_id")["risk_class"].last()
+    cls = reader.read("classifications", ["risk_class"]).groupby("loan_id", sort=False)["risk_class"].last()
     risk = cls.reindex(since.index).fillna(0).astype(int).clip(0, len(intervals) - 1)
     interval = risk.map(lambda c: intervals[c])
     overdue = today - (since // DAY + interval)
@@ -741,7 +751,7 @@ def _alerts(out: pd.DataFrame, conn: sa.Connection, now: int) -> None:
     )
     rows = rows[open_then]
     rows["column"] = rows["severity"].map(_SEVERITY_COLUMN).fillna("alerts_other")
-    counts = rows.groupby(["loan_id", "column"]).size().unstack(fill_value=0)
+    counts = rows.groupby(["loan_id", "column"], sort=False).size().unstack(fill_value=0)
     for c in counts.columns:
         out[c] = counts[c].reindex(out.index).fillna(0).astype("float64")
 
@@ -768,7 +778,7 @@ def _guarantees(
     ]
     parties = _guarantors(conn, given)
     given = given.assign(party=given["record_id"].map(parties)).dropna(subset=["party"])
-    out["guarantees"] = given.groupby("loan_id").size().reindex(out.index).fillna(0.0)
+    out["guarantees"] = given.groupby("loan_id", sort=False).size().reindex(out.index).fillna(0.0)
     if not len(given):
         return
     loans = _t("loans", "loan_id", "borrower")
@@ -779,10 +789,10 @@ def _guarantees(
         sp = dpd_spells(conn, chain_id, block, list(guarantor_loans["loan_id"]), times=reader.times)
         dpd = sp.dpd_at(today)
     by_borrower = dpd.groupby(
-        guarantor_loans.set_index("loan_id")["borrower"].str.lower().reindex(dpd.index)
+        guarantor_loans.set_index("loan_id")["borrower"].str.lower().reindex(dpd.index), sort=False
     ).max()
     worst = given["party"].str.lower().map(by_borrower).fillna(0.0)
-    out["guarantor_dpd"] = worst.groupby(given["loan_id"]).max().reindex(out.index)
+    out["guarantor_dpd"] = worst.groupby(given["loan_id"], sort=False).max().reindex(out.index)
 
 
 def _guarantors(conn: sa.Connection, given: pd.DataFrame) -> dict[str, str]:

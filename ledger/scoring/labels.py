@@ -29,10 +29,12 @@ from ledger.scoring.features import DAY, FEATURE_NAMES, BlockTimes, as_of_block,
 __all__ = ["build_dataset", "build_labels", "latest_block_time"]
 
 
-def _settings_defaults(horizon_days: int | None, dpd_threshold: int | None) -> tuple[int, int]:
+def _settings_defaults(
+    horizon_days: int | None, dpd_threshold: int | None, settings: Settings | None = None
+) -> tuple[int, int]:
     if horizon_days is not None and dpd_threshold is not None:
         return horizon_days, dpd_threshold
-    s = Settings()
+    s = settings or Settings()
     return (
         s.score_horizon_days if horizon_days is None else horizon_days,
         s.score_label_dpd if dpd_threshold is None else dpd_threshold,
@@ -107,8 +109,8 @@ def build_dataset(
     """Columns `loan_id, as_of, <FEATURE_NAMES...>, bad`: each snapshot's features with its label, for the
     snapshots whose label window is fully observed (as_of + horizon <= the newest indexed block's time);
     the others are left out. One row per loan and snapshot; loans excluded from the label (already bad,
-    not open) are left out too."""
-    horizon, threshold = _settings_defaults(horizon_days, dpd_threshold)
+    not open) are left out too. Defaults and feature settings from `settings` (else the environment's)."""
+    horizon, threshold = _settings_defaults(horizon_days, dpd_threshold, settings)
     latest = latest_block_time(engine)
     frames = []
     for as_of in sorted(snapshots):
