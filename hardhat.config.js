@@ -45,6 +45,9 @@ module.exports = {
       // Free gas, as on most consortium chains (Besu/QBFT with min-gas-price 0): participants' fresh keys can
       // send without being funded first. The Python client also handles chains that charge.
       initialBaseFeePerGas: 0,
+      // `fundflow up`'s behaviour-score demo starts its own chain in the past and simulates up to today
+      // (fundflow/demo_scoring.py); unset, the chain starts now.
+      ...(process.env.FUNDFLOW_CHAIN_START_DATE ? { initialDate: process.env.FUNDFLOW_CHAIN_START_DATE } : {}),
     },
   },
   paths: {

@@ -30,6 +30,7 @@ from api.routes import (
     register,
     repayments,
     risk,
+    scores,
     visits,
     writeoff,
 )
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.include_router(module.router)
     app.include_router(risk.proposals_router)  # maker-checker approvals (issue 18)
     app.include_router(class_migration.router)  # class migration, 迁徙率 (issue 18)
+    app.include_router(scores.router)  # the behaviour score by band (issue 21)
+    app.include_router(scores.models_router)  # its model card (issue 21)
     dashboard.install(app)
     docs.install(app)
     return app

@@ -46,6 +46,21 @@ _LABELS: dict[str, tuple[str, str]] = {
     "term_classification": ("Classification history", "分类历史"),
     "term_verification": ("Verification", "链上核验"),
     "term_evidence": ("Evidence documents", "凭证文件"),
+    # ---- behaviour score (issue 21)
+    "term_behaviour_score": ("Behaviour score", "行为评分"),
+    "term_score_band": ("Score band", "评分等级"),
+    "term_pd": ("Probability of default (12 months)", "违约概率（12个月）"),
+    "score_reasons": ("Reasons (worst first)", "主要原因（影响最大者在前）"),
+    "score_no_reasons": (
+        "No feature costs points: every feature is in its best bin.",
+        "各项指标均处于最佳区间。",
+    ),
+    "score_as_of": ("scored as of", "评分时点"),
+    "model_card": ("Model card", "模型说明"),
+    "scores_by_band": ("Portfolio by behaviour-score band", "按行为评分等级的资产组合"),
+    "scores_nav": ("Scores", "行为评分"),
+    "observed_bad_rate": ("Observed bad rate (out of time)", "实际坏账率（跨时间验证）"),
+    "not_scored": ("No scores yet: run `fundflow score apply`.", "尚无评分：请运行 `fundflow score apply`。"),
     # ---- loan servicing (issue 18)
     "term_servicing": ("Servicing and classification floor", "贷后还款与分类下限"),
     "term_days_past_due": ("Days past due", "逾期天数"),
@@ -264,6 +279,7 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "late_interest": ("Interest past due", "利息逾期"),
     "entrusted_payment_required": ("Should have been entrusted payment", "应受托支付而自主支付"),
     "self_paid_report_overdue": ("Self-paid use not reported", "自主支付用途未报告"),
+    "score_band_worse": ("Behaviour score fell to a worse band", "行为评分等级下调"),  # issue 21
 }
 SEVERITY_LABELS: dict[str, tuple[str, str]] = {
     "info": ("info", "提示"),

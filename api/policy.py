@@ -210,6 +210,18 @@ POLICY: dict[str, Rule] = {
     "portfolio.migration": _rule("see class migration (迁徙率)", "caller", **_lenders(OWN), auditor=YES,
                                  note="own: the bank's own loans"),
     "loan.classification_proposals": _rule("see class-change proposals (maker-checker)", **_SERVICING),
+    # -- the behaviour score (issue 21): the bank's own risk view. The borrower, its suppliers, other banks
+    # and third parties never see a loan's score; auditors do, as they see classification suggestions and
+    # alerts: reviewing what the bank acted on (or did not) is their job.
+    "loan.behaviour_score": _rule("see behaviour scores (score, band, probability of default, reasons)",
+                                  lender=YES, auditor=YES,
+                                  note="the bank's own risk view; auditors review it, the borrower never "
+                                  "sees it"),
+    "portfolio.scores": _rule("see the portfolio by behaviour-score band", "caller", **_lenders(OWN),
+                              auditor=YES, note="own: the bank's own open loans"),
+    "score_models.read": _rule("see the behaviour-score model card (model governance)", "caller",
+                               **_lenders(YES), auditor=YES,
+                               note="aggregates only (data dates, performance, bins): no loan's score"),
 }  # fmt: skip
 
 # The action behind every /v1 route (OpenAPI) and every dashboard page or form.
@@ -298,6 +310,11 @@ ROUTES: dict[str, str] = {
     "POST /v1/loans/{loan}/engagements": "loan.engage",
     "POST /v1/loans/{loan}/engagements/{participant}/end": "loan.engage",
     "POST /dashboard/loans/{loan}/collateral-register/{item_id}/appraisals": "loan.appraise",
+    # -- the behaviour score (issue 21); a loan's own score rides on GET /v1/loans/{loan} and its page
+    "GET /v1/portfolio/scores": "portfolio.scores",
+    "GET /v1/score-models/latest": "score_models.read",
+    "GET /dashboard/scores": "portfolio.scores",
+    "GET /dashboard/score-models/latest": "score_models.read",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.
@@ -316,6 +333,7 @@ LOAN_PAGE_SECTIONS: dict[str, str] = {
     "collateral-register": "loan.collateral",
     "engagements": "loan.engagements",
     "servicing": "loan.suggestion",  # issue 18: days past due, floor and criteria, observation period
+    "behaviour-score": "loan.behaviour_score",  # issue 21: score, band, reasons
 }
 
 _ROLE_REL = {"lender": Rel.LENDER, "enterprise": Rel.ENTERPRISE, "auditor": Rel.AUDITOR,

@@ -454,6 +454,29 @@ class WriteResult(BaseModel):
 # ---------------------------------------------------------------------------------------------- reads
 
 
+class ScoreReasonOut(BaseModel):
+    feature: str
+    value: float | str | None = Field(
+        description="the loan's value of the feature (null: none recorded, the feature does not apply)"
+    )
+    points_lost: float = Field(description="points below the feature's best bin")
+    en: str = Field(description='e.g. "days past due now: 45"')
+    zh: str = Field(description='e.g. "当前逾期天数：45"')
+
+
+class BehaviourScoreOut(BaseModel):
+    score: float = Field(description="points; higher is better (600 = odds 50:1, +20 doubles the odds)")
+    band: str = Field(description="A (lowest risk) .. E (highest risk)")
+    band_en: str
+    band_zh: str
+    pd: float = Field(description="probability of 90+ days past due within 12 months, per the model")
+    reasons: list[ScoreReasonOut] = Field(description="the top three reasons, worst first")
+    as_of: str = Field(description="the chain time the features were computed at (bank's time zone)")
+    scored_at: str
+    model_id: int
+    model_card: str = Field(description="where the model card is")
+
+
 class LoanOut(LoanBase):
     model_config = ConfigDict(  # type: ignore[assignment]
         json_schema_extra={
@@ -490,6 +513,12 @@ class LoanOut(LoanBase):
     )
     updated_time: str | None = Field(None, description="time of the block of the loan's latest event")
     maturity_date: str | None = Field(None, description='the maturity as a calendar day, "2027-06-30"')
+    behaviour_score: BehaviourScoreOut | None = Field(
+        None,
+        description="the latest behaviour score (issue 21): only for the loan's lender and auditors; for "
+        "anyone else, and before a loan is scored, the answer has no such field",
+        exclude_if=lambda value: value is None,
+    )
 
 
 class LotOut(LotBase):

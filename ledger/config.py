@@ -159,6 +159,29 @@ class Settings(BaseSettings):
         25, ge=1, description="Attempts per webhook delivery before it is marked failed."
     )
 
+    # ---- behaviour score (issue 21; ledger/scoring)
+    score_label_dpd: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="The behaviour score's label: a loan is bad when it reaches this many days past due "
+        "within the horizon.",
+    )
+    score_horizon_days: int = Field(
+        365, ge=1, le=3650, description="The behaviour score's label window: days after the as-of date."
+    )
+    # issue 21 part B: what the score does once it exists (ledger/scoring/bands.py, monitoring rules)
+    score_visit_days: PositiveInt = Field(
+        30,
+        description="Days between site visits, at most, for a loan whose behaviour score is in band D or E "
+        "(bank policy; shortens the risk class's interval, never lengthens it).",
+    )
+    demo_scoring: bool = Field(
+        True,
+        description="`fundflow up`: simulate a small scored history under its own bank before the demo story "
+        "and score the demo loans (0 skips it, about a minute faster).",
+    )
+
     # ---- loan servicing (issue 18; ledger/protocol/servicing.py)
     penalty_rate_multiplier: Decimal = Field(
         Decimal("1.5"),

@@ -8,7 +8,8 @@ Sections: gas (scripts/bench_gas.py), writes (library and API vs a plain web3.py
 (scripts/bench_indexer.py: backfill, freshness, peak RSS), reads (trail and list latency on PostgreSQL at
 growing scale, API memory under load), verify (scripts/bench_verify.py), portability (writes and indexer on
 anvil), api (scripts/bench_api.py, when it exists), tip (scripts/bench_tip.py: one block's forward step
-and one-block undo, plain and with the monitor, on loans of growing size). The helper scripts run as
+and one-block undo, plain and with the monitor, on loans of growing size), scoring-features
+(scripts/bench_scoring.py: the behaviour score's features over 100,000 loans). The helper scripts run as
 subprocesses whose output goes to var/bench/logs/; their JSON is folded into var/bench/results.json, and
 docs/benchmarks.md is regenerated from it. Machines here are shared: read the ratios, not the absolute
 numbers.
@@ -60,7 +61,19 @@ from ledger.store.db import create_db_engine, migrate  # noqa: E402
 
 console = Console()
 PY = sys.executable
-SECTIONS = ("gas", "writes", "indexer", "reads", "verify", "portability", "api", "tip", "cluster")
+SECTIONS = (
+    "gas",
+    "writes",
+    "indexer",
+    "reads",
+    "verify",
+    "portability",
+    "api",
+    "tip",
+    "cluster",
+    "scoring-features",
+    "scoring-models",
+)
 PG_SERVER = os.environ.get("FUNDFLOW_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
@@ -1038,6 +1051,19 @@ def print_table(res: Results) -> None:
 
 
 HOW = {
+    "scoring-models": """`scripts/bench_scoring_models.py`: the behaviour score's models (issue 21) over
+100,000 loans (QUICK 10,000): fitting the optbinning WoE scorecard and the LightGBM challenger, each alone,
+and scoring (points, band, probability of default and the top three reason codes per loan). The frame is
+synthetic, of the FEATURES' shape (every column, NaN where a feature does not apply): model time depends on
+rows and columns, not on where the numbers came from; computing them from the mirror is scoring-features.""",
+    "scoring-features": """`scripts/bench_scoring.py`: the behaviour score's `compute_features` (issue
+21) over 100,000 loans (QUICK 10,000) in a fresh SQLite file. The mirror rows are bulk-inserted through
+the project's tables (driving 100,000 loans through the chain would take hours) with the simulator's
+shapes: per loan a 12-instalment schedule in its own stored terms, two disbursements and payments out of
+them, repayments (mostly on time, some late or missed), confirmations and disputes, collateral valuations
+for half the loans, site visits; one block every ten minutes over two years. Cold = the first call in a
+process (each loan's terms hash checked and its schedule computed); warm = the second (schedules cached
+by terms hash).""",
     "gas": """`scripts/bench_gas.py` on its own Hardhat node: every operation run with fresh random
 32-byte ids and hashes (zero bytes are cheaper in calldata), median `gasUsed` of the rounds. Baseline:
 an OpenZeppelin ERC-20 `transfer` to a new holder on the same node. Floor: 21,000 base + the storage the
@@ -1157,7 +1183,20 @@ def write_docs(res: Results, path: Path, commit: str, elapsed: float) -> None:
         "and keep the others', so a page can mix a full run of some sections with a QUICK run of the rest.",
         "",
     ]
-    order = ["gas", "writes", "indexer", "reads", "verify", "memory", "portability", "api", "tip", "cluster"]
+    order = [
+        "gas",
+        "writes",
+        "indexer",
+        "reads",
+        "verify",
+        "memory",
+        "portability",
+        "api",
+        "tip",
+        "cluster",
+        "scoring-features",
+        "scoring-models",
+    ]
     for section in order:
         figs = {k: v for k, v in res.figures.items() if v["section"] == section}
         notes = res.notes.get(section, [])
@@ -1311,6 +1350,78 @@ def section_cluster(res: Results, out: Path, quick: bool) -> None:
                     )
 
 
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+def section_scoring_features(res: Results, out: Path, quick: bool) -> None:
+    """scripts/bench_scoring.py: the behaviour score's `compute_features` over 100,000 loans (QUICK: 10,000)
+    of bulk-inserted mirror rows, cold and warm (schedules cached)."""
+    loans = 10_000 if quick else 100_000
+    path = out / "scoring.json"
+    path.unlink(missing_ok=True)
+    with progress_bar(f"scoring-features: bench_scoring.py --loans {loans:,}", None):
+        ok = run_script(
+            "bench_scoring.py", ["--loans", str(loans), "--json", str(path)], out / "logs/scoring.log"
+        )
+    if not ok or not path.exists():
+        res.note("scoring-features", "scripts/bench_scoring.py failed: see var/bench/logs/scoring.log")
+        return
+    fig = json.loads(path.read_text())
+    for when in ("cold", "warm"):
+        res.add(
+            "scoring-features",
+            f"scoring.features_{when}@{loans:,}",
+            fig[f"{when}_s"],
+            "s",
+            baseline=fig["cold_s"] if when == "warm" else None,
+            baseline_name="the cold call" if when == "warm" else None,
+            loans_per_s=fig[f"{when}_loans_per_s"],
+            rows=fig["rows_inserted"],
+        )
+    res.note(
+        "scoring-features",
+        f"{fig['loans_scored']:,} loans ({fig['rows_inserted']:,} mirror rows) on {fig['database']}: "
+        f"cold {fig['cold_s']} s ({fig['cold_loans_per_s']:,} loans/s), warm {fig['warm_s']} s "
+        f"({fig['warm_loans_per_s']:,} loans/s).",
+    )
+
+
+def section_scoring_models(res: Results, out: Path, quick: bool) -> None:
+    """scripts/bench_scoring_models.py: training (scorecard, challenger) and scoring 100,000 loans (QUICK:
+    10,000) of a synthetic frame of the FEATURES' shape."""
+    loans = 10_000 if quick else 100_000
+    path = out / "scoring_models.json"
+    path.unlink(missing_ok=True)
+    with progress_bar(f"scoring-models: bench_scoring_models.py --loans {loans:,}", None):
+        ok = run_script(
+            "bench_scoring_models.py",
+            ["--loans", str(loans), "--json", str(path)],
+            out / "logs/scoring_models.log",
+        )
+    if not ok or not path.exists():
+        res.note(
+            "scoring-models", "scripts/bench_scoring_models.py failed: see var/bench/logs/scoring_models.log"
+        )
+        return
+    fig = json.loads(path.read_text())
+    res.add("scoring-models", f"scoring.train_scorecard@{loans:,}", fig["train_scorecard_s"], "s")
+    res.add("scoring-models", f"scoring.train_challenger@{loans:,}", fig["train_challenger_s"], "s")
+    res.add(
+        "scoring-models",
+        f"scoring.score@{loans:,}",
+        fig["score_s"],
+        "s",
+        loans_per_s=fig["score_loans_per_s"],
+    )
+    res.note(
+        "scoring-models",
+        f"{fig['loans']:,} loans x {fig['features']} features: scorecard fitted in "
+        f"{fig['train_scorecard_s']} s, challenger in {fig['train_challenger_s']} s; scored (points, band, "
+        "PD, three reasons) in "
+        f"{fig['score_s']} s ({fig['score_loans_per_s']:,} loans/s).",
+    )
+
+
 RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "gas": section_gas,
     "writes": section_writes,
@@ -1321,6 +1432,8 @@ RUNNERS: dict[str, Callable[[Results, Path, bool], None]] = {
     "api": section_api,
     "tip": section_tip,
     "cluster": section_cluster,
+    "scoring-features": section_scoring_features,
+    "scoring-models": section_scoring_models,
 }
 
 

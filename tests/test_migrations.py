@@ -80,6 +80,7 @@ def test_the_migrated_schema_is_the_models_schema(db_url: str) -> None:
     """Alembic's autogenerate finds nothing to change between the migrations' schema and the SQLModel
     tables: no key, index, column or type is declared in one place and missing from the other."""
     import ledger.store.offchain  # noqa: F401  (registers its tables)
+    import ledger.store.scores  # noqa: F401  (registers its tables)
 
     engine = create_db_engine(db_url)
     try:

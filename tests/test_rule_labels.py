@@ -17,3 +17,7 @@ def test_every_rule_has_an_english_and_a_chinese_label() -> None:
 
 def test_no_label_for_a_rule_that_does_not_exist() -> None:
     assert not sorted(set(RULE_LABELS) - set(RULES))
+
+
+def test_the_behaviour_score_band_rule_has_its_banker_name() -> None:
+    assert RULE_LABELS["score_band_worse"] == ("Behaviour score fell to a worse band", "行为评分等级下调")

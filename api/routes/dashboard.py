@@ -57,6 +57,7 @@ from api.services import preservation as preservation_service
 from api.services import register as register_service
 from api.services import repayments as repayments_service
 from api.services import risk as risk_service
+from api.services import scores as scores_service
 from api.services import visits as visits_service
 from api.services import writeoff as writeoff_service
 from api.services.human import humanize, times_of
@@ -585,6 +586,7 @@ def loan_page(loan: str, request: Request) -> Response:
             servicing=risk_service.suggestion(session, services, caller, loan_id)
             if shows["servicing"]
             else None,
+            behaviour_score=scores_service.loan_score(session, caller, row, zone),  # issue 21
             collateral=humanize(session, zone, collateral_service.list_collateral(session, caller, loan_id))
             if shows["collateral"]
             else [],
@@ -710,6 +712,41 @@ def portfolio_page(request: Request) -> Response:
             as_of=iso_time(data["as_of"], zone) if data["as_of"] else None,
             charts=_portfolio_charts(t, data),
         )
+
+    return _page(request, build)
+
+
+@router.get("/scores", response_class=HTMLResponse)
+def scores_page(request: Request) -> Response:
+    """The open loans by behaviour-score band (issue 21): a chart and a table, with the model card's link."""
+
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        t = _lang(request)
+        data = scores_service.portfolio_scores(session, caller, services.settings.bank_zone)
+        zh = t.lang == "zh"
+        bands = [b for b in data["bands"] if b["band"] != "unscored" or b["loans"]]
+        labels = [b["band"] + "\n" + (b["band_zh"] if zh else b["band_en"]) for b in bands]
+        counts = [b["loans"] for b in bands]
+        chart = svg_img(
+            charts.bar_chart(labels, counts, unit=t("loans")),
+            "; ".join(f"{b['band']}: {b['loans']}" for b in bands),
+            "chart-by-band",
+        )
+        return _render(request, "scores.html", caller=caller, p=data, chart=chart)
+
+    return _page(request, build)
+
+
+@router.get("/score-models/latest", response_class=HTMLResponse)
+def model_card_page(request: Request) -> Response:
+    """The newest behaviour-score model's card, as `fundflow score evaluate` writes it."""
+
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        from ledger.scoring.modelcard import card_markdown  # pandas and numpy only when a card is shown
+
+        card = scores_service.latest_card(session, caller)["card"]
+        markdown = card_markdown(card) if card else ""
+        return _render(request, "model_card.html", caller=caller, card=card, markdown=markdown)
 
     return _page(request, build)
 

@@ -58,7 +58,8 @@ def list_loans(
 
 @router.get("/{loan}", response_model=LoanOut, summary="One loan, by id or loan number")
 def get_loan(loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep) -> dict[str, Any]:
-    return humanize(session, services.settings.bank_zone, loans_service.get_loan(session, caller, loan))
+    zone = services.settings.bank_zone
+    return humanize(session, zone, loans_service.get_loan(session, caller, loan, zone))
 
 
 @router.get("/{loan}/terms", summary="The loan's structured terms and whether they match the on-chain hash")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -33,6 +33,7 @@ from api.services.access import (
     visible_loan,
 )
 from api.services.rows import account_names, created_lots, fields, loan_numbers, loan_out, lot_out
+from api.services.scores import loan_score
 from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
 from ledger.errors import ChainError, ConflictError, FundflowError, ValidationError
@@ -175,8 +176,15 @@ class _Facts:
         self.loan_id = loan.get("loan_id")  # a third party's engagement is per loan
 
 
-def get_loan(session: Session, caller: Caller, ref: str) -> dict[str, Any]:
-    return loan_view(caller, loan_out(session, visible_loan(session, caller, ref)))
+def get_loan(session: Session, caller: Caller, ref: str, zone: tzinfo = UTC) -> dict[str, Any]:
+    """The loan as the caller may see it; with its latest behaviour score (issue 21) only for a caller the
+    policy lets see it: for anyone else the answer has no score field at all."""
+    row = visible_loan(session, caller, ref)
+    data = loan_view(caller, loan_out(session, row))
+    score = loan_score(session, caller, row, zone)
+    if score is not None:
+        data["behaviour_score"] = score
+    return data
 
 
 def get_terms(session: Session, caller: Caller, ref: str) -> dict[str, Any]:

@@ -239,6 +239,8 @@ def up(
         return
     node: LocalChain | None = None
     stack: ApiStack | None = None
+    # issue 21: with the behaviour-score demo the local chain starts in the past (fundflow/demo_scoring.py)
+    scoring = _demo_scoring_start(settings)
     if settings.starts_local_chain:
         node = LocalChain(settings.chain_port, log_path=_log_path(settings, "chain.log")).start()
         console.print(f"local chain: [bold]{node.url}[/] (log {settings.data_dir / 'chain.log'})")
@@ -250,7 +252,11 @@ def up(
             retire_stale_local_mirror(settings, client)
         stack = ApiStack(settings).start()
         console.print(f"indexer: following the chain into {settings.redacted()['database_url']}")
+        if scoring:
+            _demo_history(stack, _operator(settings))
         seed_and_print(stack, _operator(settings))
+        if scoring:
+            _demo_scores(stack)
         console.print("Ctrl-C stops everything.")
         _wait_for_interrupt(node)
     finally:
@@ -258,6 +264,64 @@ def up(
             stack.stop()
         if node is not None:
             node.stop()
+
+
+def _demo_scoring_start(settings: Settings) -> bool:
+    """Whether `up` runs the behaviour-score demo; if so the local chain will start in the past."""
+    import os
+
+    from fundflow.demo_scoring import CHAIN_START_ENV, chain_start_date
+
+    if not settings.demo_scoring:
+        return False
+    if not settings.starts_local_chain:
+        console.print(
+            "behaviour-score demo skipped: it moves the chain's clock, so only on the chain `up` starts"
+        )
+        return False
+    os.environ[CHAIN_START_ENV] = chain_start_date()
+    return True
+
+
+def _demo_history(stack: Any, operator: LocalAccount) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fundflow.demo_scoring import DEMO_LOANS, DEMO_MONTHS, simulate_demo_history
+
+    console.print(
+        f"behaviour score: simulating {DEMO_LOANS} loans over {DEMO_MONTHS} months of history on the chain "
+        "(a simulated bank of its own; FUNDFLOW_DEMO_SCORING=0 skips this)"
+    )
+    with Progress(
+        TextColumn("[bold]simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(), console=console,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("simulating", total=1.0)
+        result = simulate_demo_history(
+            stack, operator, progress=lambda done, total: bar.update(task, completed=done / max(total, 1))
+        )
+        bar.update(task, completed=1.0)
+    console.print(
+        f"simulated {len(result.loans)} loans: {result.transactions} transactions in {result.seconds:.0f} s "
+        f"({result.tx_per_second:.0f} tx/s), mirrored"
+    )
+
+
+def _demo_scores(stack: Any) -> None:
+    from fundflow.cli.score import progress_bar
+    from fundflow.demo_scoring import score_demo
+
+    with progress_bar() as step:
+        card_path, card, applied = score_demo(stack, progress=step)
+    perf = card["performance"]
+    bands = ", ".join(f"{b} {applied.bands.get(b, 0)}" for b in "ABCDE")
+    console.print(
+        f"behaviour score: model {card['model_id']} (out of time: scorecard AUC "
+        f"{perf['scorecard']['test']['auc']:.2f}, challenger {perf['challenger']['test']['auc']:.2f}; "
+        f"simulated data: it shows the pipeline works, not real predictive power); {applied.scored} open "
+        f"loans scored: {bands}; model card {card_path}; dashboard /dashboard/scores",
+        highlight=False,
+    )
 
 
 def _up_cluster(settings: Settings, replicas: int) -> None:
@@ -416,3 +480,7 @@ register_write_off_commands(app)
 from fundflow.cli.register import register_register_commands  # noqa: E402  (issue 19, second half)
 
 register_register_commands(app)
+
+from fundflow.cli.score import register_score_commands  # noqa: E402  (issue 21: the behaviour score)
+
+register_score_commands(app)

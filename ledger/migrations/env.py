@@ -10,6 +10,7 @@ import ledger.mirror.models  # noqa: F401  (registers the tables on SQLModel.met
 import ledger.monitoring.alerts  # noqa: F401  (monitoring: alerts, webhook outbox)
 import ledger.monitoring.classification  # noqa: F401  (classification reasons)
 import ledger.store.offchain  # noqa: F401  (the API's off-chain tables)
+import ledger.store.scores  # noqa: F401  (the behaviour score: models and loan scores)
 
 config = context.config
 target_metadata = SQLModel.metadata

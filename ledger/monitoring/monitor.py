@@ -60,6 +60,7 @@ from ledger.protocol.codes import LoanStatus
 from ledger.protocol.events import DecodedEvent
 from ledger.protocol.terms import TermsProvider
 from ledger.store.offchain import db_terms_provider, signers_of
+from ledger.store.scores import score_history
 
 __all__ = ["EvaluationResult", "Monitor", "latest_chain_time", "load_facts"]
 
@@ -241,6 +242,7 @@ def _loan_facts(
             for r in records.restructurings
         ],
         class_history=[(int(r.block_number), int(r.risk_class)) for r in records.classifications],
+        score_bands=score_history(conn, loan.loan_id),
         penalty_rate_multiplier=penalty_rate_multiplier,
     )
 

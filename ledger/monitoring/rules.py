@@ -29,6 +29,7 @@ from ledger.protocol.collateral import CollateralStatus, effective_value
 from ledger.protocol.loantypes import LoanTypePolicy, parse_policies, policy_for
 from ledger.protocol.money import format_amount
 from ledger.protocol.purposes import describe
+from ledger.protocol.scores import BAND_WORDS, WATCH_BANDS, is_worse
 from ledger.protocol.servicing import DayCount, PaymentRecord, Position, position
 from ledger.protocol.terms import LoanTerms, LoanType
 
@@ -86,6 +87,8 @@ class Thresholds:
     prohibited_purposes: frozenset[int] = frozenset({28, 29, 30, 31})
     # Days between site visits by risk class (正常, 关注, 次级, 可疑, 损失): bank policy, not a regulation.
     site_visit_days: tuple[int, ...] = (90, 30, 30, 30, 30)
+    # issue 21: a loan whose behaviour score is in band D or E gets a site visit at least this often.
+    score_visit_days: int = 30
     preservation_warning_days: int = 7  # an asset-preservation deadline alerts this many days ahead
     penalty_rate_multiplier: Decimal = Decimal("1.5")
     loan_type_policies: Mapping[str, Mapping[LoanType, LoanTypePolicy]] = field(default_factory=dict)
@@ -116,6 +119,7 @@ class Thresholds:
             collateral_stale_days=settings.collateral_stale_days,
             prohibited_purposes=frozenset(settings.prohibited_purposes),
             site_visit_days=tuple(settings.site_visit_interval_days),
+            score_visit_days=settings.score_visit_days,
             preservation_warning_days=settings.preservation_warning_days,
             penalty_rate_multiplier=settings.penalty_rate_multiplier,
             loan_type_policies=parse_policies(settings.loan_type_policies),
@@ -205,6 +209,8 @@ class LoanFacts:
     # issue 18
     terms_changes: list[TermsChangeFact] = field(default_factory=list)
     class_history: list[tuple[int, int]] = field(default_factory=list)  # (block, class) of RiskClassified
+    # issue 21: (as-of timestamp, band) of the loan's behaviour scores, newest first (ledger.store.scores)
+    score_bands: tuple[tuple[int, str], ...] = ()
     penalty_rate_multiplier: Decimal = Decimal("1.5")
 
     @property
@@ -1040,6 +1046,8 @@ def site_visit_due(facts: LoanFacts, th: Thresholds) -> tuple[int, int, RecordFa
     if not out:
         return None
     days = th.site_visit_days[min(max(facts.risk_class, 0), len(th.site_visit_days) - 1)]
+    if facts.score_bands and facts.score_bands[0][1] in WATCH_BANDS:
+        days = min(days, th.score_visit_days)  # issue 21: a D or E behaviour score visits more often
     site = str(int(InspectionKind.SITE_VISIT))
     visits = [r for r in facts.inspections if r.key == site]
     last = max(visits, key=lambda r: (r.block_number, r.log_index)) if visits else None
@@ -1057,6 +1065,11 @@ def missed_site_visit(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
     when, days, last = due
     overdue = (facts.now - when) // DAY
     risk = RiskClass(min(max(facts.risk_class, 0), 4))
+    classed = f"A loan classed {risk.en} ({risk.zh})"
+    band = facts.score_bands[0][1] if facts.score_bands else None
+    if band in WATCH_BANDS and days == th.score_visit_days:
+        en, zh = BAND_WORDS[str(band)]
+        classed += f" with behaviour score band {band} ({en}, {zh}: 评分等级较差，提高走访频率)"
     basis = (
         f"the last site visit was recorded on {fmt_time(last.timestamp)}"
         if last is not None
@@ -1069,11 +1082,61 @@ def missed_site_visit(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
             loan_id=facts.loan_id,
             cause_key=f"site-visit-due:{when}",
             title=f"Site visit overdue by {overdue} day(s) (实地走访逾期)",
-            explanation=f"A loan classed {risk.en} ({risk.zh}) needs a site visit every {days} days (bank "
+            explanation=f"{classed} needs a site visit every {days} days (bank "
             f"policy); {basis}, so one was due on {fmt_time(when)}. It is {overdue} day(s) overdue. "
             "Interviews and document reviews do not count as site visits.",
             source_block=last.block_number if last is not None else facts.block_number,
-            details={"due": when, "days_overdue": overdue, "interval_days": days, "risk_class": int(risk)},
+            details={
+                "due": when,
+                "days_overdue": overdue,
+                "interval_days": days,
+                "risk_class": int(risk),
+                "score_band": band,
+            },
+        )
+    ]
+
+
+# ------------------------------------------------------------------------------------------ behaviour score
+
+
+def score_band_worse(facts: LoanFacts, th: Thresholds) -> list[Candidate]:
+    """The loan's behaviour score fell into a worse band (评分等级下调): raised when the latest score's band
+    is worse than the band it held before, keyed by the first scoring in the new band, so it stays one alert
+    while the loan stays there and goes away (resolved by the system) when the band recovers."""
+    history = facts.score_bands
+    if not history or not facts.is_open:
+        return []
+    current = history[0][1]
+    since = history[0][0]
+    for stamp, band in history[1:]:
+        if band != current:
+            previous = band
+            break
+        since = stamp
+    else:
+        return []
+    if not is_worse(current, previous):
+        return []
+    en, zh = BAND_WORDS[current]
+    visits = (
+        f" Site visits now fall due every {th.score_visit_days} days at most (bank policy for bands D and E)."
+        if current in WATCH_BANDS
+        else ""
+    )
+    return [
+        Candidate(
+            rule="score_band_worse",
+            severity=Severity.HIGH if current == "E" else Severity.MEDIUM,
+            loan_id=facts.loan_id,
+            cause_key=f"score-band:{since}:{current}",
+            title=f"Behaviour score fell from band {previous} to {current} "
+            f"(评分等级由{previous}降至{current})",
+            explanation=f"The behaviour score of {fmt_time(since)} puts the loan in band {current} "
+            f"({en}, {zh}); before it was in band {previous}. Read the score's reasons on the loan "
+            f"page.{visits}",
+            source_block=facts.block_number,
+            details={"from_band": previous, "to_band": current, "scored_as_of": since},
         )
     ]
 
@@ -1272,6 +1335,7 @@ RULES: dict[str, Rule] = {
     "guarantor_over_capacity": guarantor_over_capacity,
     "guarantee_cycle": guarantee_cycle,
     "preservation_deadline": preservation_deadline,
+    "score_band_worse": score_band_worse,  # issue 21
 }
 
 
@@ -1326,6 +1390,8 @@ RULE_SCOPES: dict[str, Scope] = {
     "late_interest": Scope.LOAN,
     "entrusted_payment_required": Scope.LOT,
     "self_paid_report_overdue": Scope.LOT,
+    # Behaviour score (issue 21): the loan's stored score bands.
+    "score_band_worse": Scope.LOAN,
 }
 
 
