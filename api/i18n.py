@@ -27,6 +27,13 @@ _LABELS: dict[str, tuple[str, str]] = {
     "term_entrusted": ("Entrusted payment", "受托支付"),
     "term_payment": ("Payment", "支付"),
     "term_confirmation": ("Confirmation of receipt", "收款确认"),
+    # issue 22: 确权 is the core enterprise acknowledging its payable (a voucher), never a payee's receipt
+    "term_acknowledgement": ("Acknowledgement of the payable (voucher issued)", "确权"),
+    "term_voucher": ("Payable voucher", "电子债权凭证"),
+    "term_core_enterprise": ("Core enterprise", "核心企业"),
+    "term_credit_line": ("Credit line", "授信额度"),
+    "term_discount": ("Discount financing", "贴现融资"),
+    "term_settlement": ("Settlement at maturity", "到期兑付"),
     "term_risk_class": ("Risk class", "五级分类"),
     "term_purpose": ("Purpose", "资金用途"),
     "term_declared_use": ("Declared use", "约定用途"),

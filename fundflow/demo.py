@@ -253,7 +253,7 @@ def seed_demo_via_api(
         "brokerage",
     )
 
-    # Payees confirm (确权) or dispute what they received.
+    # Payees confirm receipt (收款确认) or dispute what they received.
     api.post(
         electronics, f"/v1/lots/{to_electronics}/confirm", {"evidence_hash": invoice}, "confirm-electronics"
     )
