@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import IntEnum
+from typing import Any, Self
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -29,6 +30,7 @@ from ledger.protocol.codes import (
     MAX_BATCH,
     MAX_PURPOSE,
     OPERATOR_ROLE,
+    EventKind,
     LoanStatus,
     RiskClass,
     role_id,
@@ -39,6 +41,7 @@ from ledger.protocol.hashchain import HashChain
 __all__ = [
     "ENTERPRISE_ROLE",
     "AUDITOR_ROLE",
+    "BoundContract",
     "LENDER_ROLE",
     "OPERATOR_ROLE",
     "DEFAULT_ADMIN_ROLE",
@@ -161,20 +164,29 @@ def _abi_type(abi_input: Mapping[str, Any]) -> str:
     return t
 
 
-class LedgerContract:
-    """A FundFlowLedger at `address` on the chain behind `client`.
+class BoundContract:
+    """A deployed contract at `address` on the chain behind `client`: calls encoded from its ABI, reverts
+    decoded by its errors, events by its events, heads by its hash chain (`kinds`: its event-kind enum).
+    The ledger and the voucher contract are both one.
 
     Its sends record through `journal` when it has one: the plain contract has none, a view made by
     `journaled(journal)` has that one (see ledger/chain/journal.py)."""
 
-    def __init__(self, client: ChainClient, address: str, abi: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        client: ChainClient,
+        address: str,
+        abi: Sequence[Mapping[str, Any]],
+        *,
+        kinds: type[IntEnum] = EventKind,
+    ) -> None:
         self.client = client
         self.journal: SendJournal | None = None
         self.address = to_checksum_address(address)
         self.abi = list(abi)
         self.errors = ErrorDecoder(self.abi)
         self.events = EventDecoder(self.abi)
-        self.hash_chain = HashChain(self.abi)
+        self.hash_chain = HashChain(self.abi, kinds=kinds)
         self._functions: dict[str, tuple[bytes, list[str], list[str]]] = {}
         for entry in self.abi:
             if entry.get("type") == "function":
@@ -185,7 +197,7 @@ class LedgerContract:
 
     # ------------------------------------------------------------------ plumbing
 
-    def journaled(self, journal: SendJournal | None) -> LedgerContract:
+    def journaled(self, journal: SendJournal | None) -> Self:
         """This contract with every send recorded through `journal` before it is broadcast (itself when
         `journal` is None). A cheap view: same client, ABI, decoders; this contract is left unchanged."""
         if journal is None:
@@ -226,6 +238,10 @@ class LedgerContract:
         """A view's return data (0x-hex, as a batched `eth_call` answers) decoded by its ABI outputs."""
         data = raw if isinstance(raw, bytes) else bytes.fromhex(raw[2:] if raw.startswith("0x") else raw)
         return tuple(abi_decode(self._functions[function][2], data))
+
+
+class LedgerContract(BoundContract):
+    """A FundFlowLedger at `address` on the chain behind `client`."""
 
     # ------------------------------------------------------------------ participants
 

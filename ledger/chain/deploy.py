@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,18 @@ from eth_account.signers.local import LocalAccount
 from ledger.chain.client import ChainClient, ErrorDecoder
 from ledger.chain.compiler import CompiledContract, load_contract
 from ledger.chain.contract import LedgerContract
+from ledger.chain.vouchers import VOUCHERS_CONTRACT_NAME, VoucherContract
 from ledger.errors import ChainMismatchError, DeploymentError
 
-__all__ = ["CONTRACT_NAME", "Deployment", "abi_hash", "connect", "deploy_ledger"]
+__all__ = [
+    "CONTRACT_NAME",
+    "Deployment",
+    "abi_hash",
+    "connect",
+    "connect_vouchers",
+    "deploy_ledger",
+    "deploy_vouchers",
+]
 
 CONTRACT_NAME = "FundFlowLedger"
 
@@ -48,6 +57,16 @@ class Deployment:
     deployed_at: str
     abi: list[dict[str, Any]] = field(repr=False)
     contract: str = CONTRACT_NAME
+    # The supply-chain voucher contract beside the ledger (issue 22); absent in records written before it.
+    vouchers_address: str | None = None
+    vouchers_block_number: int | None = None
+    vouchers_abi_hash: str | None = None
+    vouchers_abi: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every contract address the mirror follows: the ledger, then the voucher contract if deployed."""
+        return [self.address, *([self.vouchers_address] if self.vouchers_address else [])]
 
     def save(self, path: Path) -> None:
         """Write atomically, so a crash mid-write never leaves a half record."""
@@ -80,6 +99,10 @@ class Deployment:
         if abi_hash(record.abi) != record.abi_hash:
             raise DeploymentError(
                 f"deployment record {path} has an ABI that does not match its hash", hint=""
+            )
+        if record.vouchers_abi is not None and abi_hash(record.vouchers_abi) != record.vouchers_abi_hash:
+            raise DeploymentError(
+                f"deployment record {path} has a voucher-contract ABI that does not match its hash", hint=""
             )
         return record
 
@@ -136,3 +159,38 @@ def connect(client: ChainClient, deployment: Deployment, *, check: bool = True) 
     if check:
         deployment.check_chain(client)
     return LedgerContract(client, deployment.address, deployment.abi)
+
+
+def deploy_vouchers(
+    client: ChainClient,
+    operator: LocalAccount,
+    deployment: Deployment,
+    compiled: CompiledContract | None = None,
+) -> Deployment:
+    """Deploy SupplyChainVouchers beside `deployment`'s ledger (it reads identities, roles and the pause
+    flag from it) and return the record with the voucher contract added (not saved)."""
+    compiled = compiled or load_contract(VOUCHERS_CONTRACT_NAME)
+    bytecode = compiled.bytecode[2:] if compiled.bytecode.startswith("0x") else compiled.bytecode
+    data = "0x" + bytecode + abi_encode(["address"], [deployment.address]).hex()
+    result = client.transact(operator, None, data, errors=ErrorDecoder(compiled.abi))
+    if result.contract_address is None:
+        raise DeploymentError(f"deployment transaction {result.tx_hash} created no voucher contract", hint="")
+    return replace(
+        deployment,
+        vouchers_address=result.contract_address,
+        vouchers_block_number=result.block_number,
+        vouchers_abi_hash=abi_hash(compiled.abi),
+        vouchers_abi=compiled.abi,
+    )
+
+
+def connect_vouchers(client: ChainClient, deployment: Deployment) -> VoucherContract:
+    """The voucher contract of `deployment`; DeploymentError when the record has none."""
+    if deployment.vouchers_address is None or deployment.vouchers_abi is None:
+        raise DeploymentError(
+            "this deployment has no supply-chain voucher contract",
+            hint="deploy it with `fundflow deploy --force` (or `fundflow up`), which deploys both contracts",
+        )
+    return VoucherContract(
+        client, deployment.vouchers_address, deployment.vouchers_abi, ledger_abi=deployment.abi
+    )

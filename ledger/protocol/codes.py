@@ -30,7 +30,9 @@ __all__ = [
     "FileRecordKind",
     "InspectionKind",
     "LoanStatus",
+    "PartState",
     "RiskClass",
+    "VoucherEventKind",
     "role_id",
 ]
 
@@ -141,6 +143,43 @@ class EventKind(IntEnum):
     # ---- loan servicing (issue 18)
     RepaymentApplied = 13
     TermsChanged = 14
+
+
+class VoucherEventKind(IntEnum):
+    """`ISupplyChainVouchers.VoucherEventKind`: the tag mixed into each step of a voucher's hash chain."""
+
+    VoucherIssued = 1
+    PartTransferred = 2
+    FinancingRequested = 3
+    PartFinanced = 4
+    PartSettled = 5
+
+
+class PartState(IntEnum):
+    """`ISupplyChainVouchers.PartState`: where a voucher part stands."""
+
+    NONE = 0
+    HELD = 1
+    FINANCING_REQUESTED = 2
+    FINANCED = 3
+    SETTLED = 4
+
+    @property
+    def label(self) -> str:
+        return _PART_STATE_LABELS[self][0]
+
+    @property
+    def label_zh(self) -> str:
+        return _PART_STATE_LABELS[self][1]
+
+
+_PART_STATE_LABELS = {
+    PartState.NONE: ("none", "无"),
+    PartState.HELD: ("held", "持有"),
+    PartState.FINANCING_REQUESTED: ("financing requested", "融资申请中"),
+    PartState.FINANCED: ("financed", "已融资"),
+    PartState.SETTLED: ("settled", "已兑付"),
+}
 
 
 class InspectionKind(IntEnum):

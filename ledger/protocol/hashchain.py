@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from sha3 import keccak_256
@@ -99,12 +100,17 @@ class HeadMismatch(ValidationError):
 
 
 class HashChain:
-    """Knows each chained event's encoding (from the contract ABI) and computes heads."""
+    """Knows each chained event's encoding (from the contract ABI) and computes heads.
 
-    def __init__(self, abi: Iterable[Mapping[str, Any]]) -> None:
+    `kinds` is the contract's event-kind enum: the ledger's `EventKind` (the default) or the voucher
+    contract's `VoucherEventKind`, whose chain follows the same rule (no event of it creates an id from its
+    head, so only `head` is left out)."""
+
+    def __init__(self, abi: Iterable[Mapping[str, Any]], *, kinds: type[IntEnum] = EventKind) -> None:
         self._encodings: dict[str, _Encoding] = {}
+        chained = frozenset(kind.name for kind in kinds)
         for entry in abi:
-            if entry.get("type") != "event" or entry.get("name") not in CHAINED_EVENTS:
+            if entry.get("type") != "event" or entry.get("name") not in chained:
                 continue
             name = str(entry["name"])
             skip = {"head", "lotId"} if name in LOT_CREATING_EVENTS else {"head"}
@@ -113,13 +119,13 @@ class HashChain:
             )
             positions = EventSpec.from_abi(entry).positions
             runs = _runs([positions[field_name] for field_name, _ in fields])
-            kind_word = int(EventKind[name]).to_bytes(32, "big")
+            kind_word = int(kinds[name]).to_bytes(32, "big")
             self._encodings[name] = _Encoding(kind_word, fields, runs, kind_word.hex())
-        missing = CHAINED_EVENTS - set(self._encodings)
+        missing = chained - set(self._encodings)
         if missing:
             raise ValidationError(
                 f"ABI lacks chained events: {sorted(missing)}",
-                hint="compile the FundFlowLedger contract that matches this version of the ledger package",
+                hint="compile the contract that matches this version of the ledger package",
             )
 
     def is_chained(self, event_name: str) -> bool:
