@@ -31,6 +31,7 @@ from api.routes import (
     repayments,
     risk,
     visits,
+    vouchers,
     writeoff,
 )
 from api.services import Services, open_services
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.include_router(module.router)
     app.include_router(risk.proposals_router)  # maker-checker approvals (issue 18)
     app.include_router(class_migration.router)  # class migration, 迁徙率 (issue 18)
+    app.include_router(vouchers.router)  # supply-chain vouchers (issue 22)
     dashboard.install(app)
     docs.install(app)
     return app

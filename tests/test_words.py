@@ -24,6 +24,8 @@ def _texts() -> list[Path]:
 def wrong_uses(files: list[Path]) -> list[str]:
     found = []
     for path in files:
+        if "voucher" in path.name.lower():  # a file about vouchers: 确权 is its subject
+            continue
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         for n, line in enumerate(lines):
             if "确权" not in line:

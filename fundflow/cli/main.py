@@ -416,3 +416,7 @@ register_write_off_commands(app)
 from fundflow.cli.register import register_register_commands  # noqa: E402  (issue 19, second half)
 
 register_register_commands(app)
+
+from fundflow.cli.vouchers import register_voucher_commands  # noqa: E402  (issue 22: supply-chain vouchers)
+
+register_voucher_commands(app)
