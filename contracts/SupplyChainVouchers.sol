@@ -41,7 +41,8 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         PartState state;
     }
 
-    /// @dev Slot 0 the issuer; slot 1 what a split rewrites (the part counter) beside what settling does.
+    /// @dev Slot 0 the issuer; slot 1 amounts, maturity and currency; slot 2 the invoice. A split touches none
+    /// of it.
     struct Voucher {
         OrgId coreOrg;
         // slot 1
@@ -49,7 +50,6 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         uint64 settled;
         uint64 maturity;
         bytes3 currency;
-        uint32 partCount;
         // slot 2
         bytes32 invoiceHash;
     }
@@ -78,7 +78,7 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
     mapping(OrgId coreOrg => Line) private _lines;
 
     modifier whenLedgerNotPaused() {
-        if (_ledger.paused()) revert VoucherLedgerPaused();
+        _checkNotPaused();
         _;
     }
 
@@ -152,7 +152,6 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         v.faceValue = faceValue;
         v.maturity = maturity;
         v.currency = currency;
-        v.partCount = 1;
         v.invoiceHash = invoiceHash;
         _parts[voucherId][1] = Part({holder: holder, remaining: faceValue, state: PartState.Held});
 
@@ -180,7 +179,7 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         uint32 partId,
         address[] calldata to,
         uint64[] calldata amounts
-    ) external whenLedgerNotPaused returns (uint32 firstPartId) {
+    ) external whenLedgerNotPaused {
         uint256 n = to.length;
         if (n == 0 || n != amounts.length || n > MAX_SPLIT) revert VoucherBadSplit(n, amounts.length);
         Part storage parent = _parts[voucherId][partId];
@@ -190,30 +189,38 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         if (state != PartState.Held && state != PartState.Financed) {
             revert VoucherPartWrongState(voucherId, partId, state);
         }
-        Voucher storage v = _vouchers[voucherId];
-        uint32 next = v.partCount;
-        firstPartId = next + 1;
+        // The head is carried in memory through the split and stored once, as the ledger's payBatch does.
         bytes32 head = _heads[voucherId];
         mapping(uint32 partId => Part) storage parts = _parts[voucherId];
         for (uint256 i; i < n; ++i) {
-            address recipient = to[i];
-            uint64 amount = amounts[i];
+            // Read straight from calldata (both lengths are checked above); a word that does not fit its
+            // type is refused as the ABI decoder would.
+            uint256 toWord;
+            uint256 amountWord;
+            assembly ("memory-safe") {
+                toWord := calldataload(add(to.offset, shl(5, i)))
+                amountWord := calldataload(add(amounts.offset, shl(5, i)))
+            }
+            if (toWord >> 160 != 0 || amountWord >> 64 != 0) revert VoucherBadSplit(n, n);
+            address recipient = address(uint160(toWord));
+            uint64 amount = uint64(amountWord);
             if (recipient == address(0)) revert VoucherZeroAddress();
             if (amount == 0) revert VoucherZeroAmount();
             if (amount > remaining) revert VoucherInsufficientRemaining(voucherId, partId, remaining, amount);
             unchecked {
                 remaining -= amount; // checked above
-                ++next; // at most MAX_SPLIT per call; 2^32 parts are out of any voucher's reach
             }
-            head = _extend(
-                head,
-                abi.encode(VoucherEventKind.PartTransferred, voucherId, next, partId, recipient, amount)
-            );
-            _storePart(parts[next], recipient, amount, PartState.Held);
-            emit PartTransferred(voucherId, next, partId, recipient, amount, head);
+            head = _stepTransferred(head, voucherId, partId, recipient, amount);
+            // The new part's number is the low 32 bits of the head its creation produced (no counter in
+            // storage, as the ledger's lot ids). Its word is read first: a number already taken (about one
+            // chance in 2^32 per existing part) or 0 is refused. The read makes the write warm, so it is free.
+            uint32 child = uint32(uint256(head));
+            Part storage slot = parts[child];
+            if (child == 0 || _loadWord(slot) != 0) revert VoucherPartIdTaken(voucherId, child);
+            _storePart(slot, recipient, amount, PartState.Held);
+            emit PartTransferred(voucherId, partId, recipient, amount, head);
         }
         _storePart(parent, holder, remaining, state);
-        v.partCount = next;
         _heads[voucherId] = head;
     }
 
@@ -354,7 +361,6 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
                 settled: v.settled,
                 maturity: v.maturity,
                 currency: v.currency,
-                partCount: v.partCount,
                 invoiceHash: v.invoiceHash,
                 head: _heads[voucherId]
             });
@@ -393,6 +399,20 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
 
     // ================================================================ internals
 
+    /// @dev The ledger's `paused()`, called in assembly: the high-level call's return-data checks and
+    /// decoding cost a split a few hundred gas it cannot spare (it must stay as cheap as a ledger payment).
+    /// A failed call or a short answer counts as paused: writes stop rather than run unchecked.
+    function _checkNotPaused() private view {
+        address ledgerAddress = address(_ledger);
+        bool paused;
+        assembly ("memory-safe") {
+            mstore(0, 0x5c975abb00000000000000000000000000000000000000000000000000000000) // paused()
+            let ok := staticcall(gas(), ledgerAddress, 0, 4, 0, 32)
+            paused := or(iszero(and(ok, gt(returndatasize(), 31))), iszero(iszero(mload(0))))
+        }
+        if (paused) revert VoucherLedgerPaused();
+    }
+
     /// @dev The caller holds `role` on the ledger; returns its organisation.
     function _requireRole(bytes32 role) private view returns (OrgId orgId) {
         if (!_ledger.hasRole(role, msg.sender)) revert VoucherMissingRole(msg.sender, role);
@@ -409,9 +429,37 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         }
     }
 
+    /// @dev `_extend(head, abi.encode(PartTransferred, voucherId, parentPartId, to, amount))` written into
+    /// scratch memory above the free-memory pointer (nothing allocated): the split runs it once per piece.
+    function _stepTransferred(
+        bytes32 previous,
+        bytes32 voucherId,
+        uint32 parentPartId,
+        address to,
+        uint64 amount
+    ) private pure returns (bytes32 head) {
+        uint256 kind = uint256(VoucherEventKind.PartTransferred);
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, previous)
+            mstore(add(p, 0x20), kind)
+            mstore(add(p, 0x40), voucherId)
+            mstore(add(p, 0x60), parentPartId)
+            mstore(add(p, 0x80), to)
+            mstore(add(p, 0xa0), amount)
+            head := keccak256(p, 0xc0)
+        }
+    }
+
     function _extendVoucher(bytes32 voucherId, bytes memory step) private returns (bytes32 head) {
         head = _extend(_heads[voucherId], step);
         _heads[voucherId] = head;
+    }
+
+    function _loadWord(Part storage part) private view returns (uint256 word) {
+        assembly ("memory-safe") {
+            word := sload(part.slot)
+        }
     }
 
     /// @dev One SLOAD for the part's word (holder low 160 bits, then remaining, then state).

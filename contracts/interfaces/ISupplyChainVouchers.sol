@@ -15,8 +15,10 @@ import {OrgId} from "./IFundFlowLedger.sol";
 /// paused; a paused ledger stops every write here too.
 ///
 /// Units: amounts are integers in the currency's minor unit (fen) and fit a uint64; currency is three ASCII
-/// bytes (ISO 4217). Times are Unix seconds. A voucher's id (bytes32) is chosen by its issuer; its parts are
-/// numbered from 1 (the root part, the whole face value) in the order they are created.
+/// bytes (ISO 4217). Times are Unix seconds. A voucher's id (bytes32) is chosen by its issuer. Its root part
+/// (the whole face value) is part 1; a part split off is numbered by the low 32 bits of the head its creation
+/// produced (so no counter is stored, as the ledger's lot ids are heads); a number already taken is refused
+/// ({VoucherPartIdTaken}, about one chance in 2^32 per existing part: split again with another amount).
 ///
 /// Discount (贴现利息 = 票面金额 × 年贴现率 × 贴现天数 / 360, the Chinese bill-discount convention): when a bank
 /// accepts, `days` = whole days from the block's time to maturity, a started day counting as one
@@ -59,7 +61,6 @@ interface ISupplyChainVouchers {
         uint64 settled;
         uint64 maturity;
         bytes3 currency;
-        uint32 partCount;
         bytes32 invoiceHash;
         bytes32 head;
     }
@@ -114,15 +115,15 @@ interface ISupplyChainVouchers {
     );
 
     /// @notice Emitted when a holder splits its part and transfers a piece, once per new part
+    /// The new part's number is `uint32(uint256(head))`, the head's low 32 bits; it is not repeated in the
+    /// event (a data word a split cannot afford: it must cost no more than a ledger payment).
     /// @param voucherId The voucher
-    /// @param partId The new part's number
     /// @param parentPartId The part it was split from
     /// @param to The account that holds the new part
     /// @param amount The new part's face value, in fen
-    /// @param head The voucher's head after this step
+    /// @param head The voucher's head after this step; its low 32 bits are the new part's number
     event PartTransferred(
         bytes32 indexed voucherId,
-        uint32 partId,
         uint32 parentPartId,
         address indexed to,
         uint64 amount,
@@ -273,6 +274,11 @@ interface ISupplyChainVouchers {
     /// @param amounts How many amounts were given
     error VoucherBadSplit(uint256 recipients, uint256 amounts);
 
+    /// @notice Thrown when a split's new part number (from its head) is 0 or already taken
+    /// @param voucherId The voucher
+    /// @param partId The number taken
+    error VoucherPartIdTaken(bytes32 voucherId, uint32 partId);
+
     /// @notice Thrown when a split's pieces, or a financing, ask more than the part's remaining face value
     /// @param voucherId The voucher
     /// @param partId The part
@@ -334,13 +340,8 @@ interface ISupplyChainVouchers {
     ) external;
 
     /// @notice The holder of part `partId` splits off `amounts[i]` to `to[i]`, each a new part; the part keeps
-    /// what is left. Returns the new parts' numbers.
-    function splitTransfer(
-        bytes32 voucherId,
-        uint32 partId,
-        address[] calldata to,
-        uint64[] calldata amounts
-    ) external returns (uint32 firstPartId);
+    /// what is left. The new parts' numbers are in the `PartTransferred` events.
+    function splitTransfer(bytes32 voucherId, uint32 partId, address[] calldata to, uint64[] calldata amounts) external;
 
     /// @notice The holder of a held part asks bank `bankOrg` to finance it at `discountRateBps` a year.
     function requestFinancing(bytes32 voucherId, uint32 partId, OrgId bankOrg, uint32 discountRateBps) external;

@@ -20,6 +20,7 @@ from ledger.chain.contract import BoundContract, as_bytes32
 from ledger.chain.reverts import ErrorDecoder
 from ledger.errors import ValidationError
 from ledger.protocol.codes import PartState, VoucherEventKind
+from ledger.protocol.hashchain import part_id_of
 
 __all__ = [
     "MAX_SPLIT",
@@ -45,7 +46,6 @@ class VoucherState:
     settled: int
     maturity: int
     currency: str
-    part_count: int
     invoice_hash: str
     head: str
 
@@ -135,7 +135,8 @@ class VoucherContract(BoundContract):
     def split_transfer(
         self, holder: LocalAccount, voucher_id: str, part_id: int, pieces: Sequence[tuple[str, int]]
     ) -> TxResult:
-        """Split `part_id` into new parts, one per (recipient, amount); the part keeps the rest."""
+        """Split `part_id` into new parts, one per (recipient, amount); the part keeps the rest. The new
+        parts' numbers are their PartTransferred heads' low 32 bits (`new_parts` lists them)."""
         return self.transact(
             holder,
             "splitTransfer",
@@ -144,6 +145,11 @@ class VoucherContract(BoundContract):
             [to_checksum_address(to) for to, _ in pieces],
             [int(amount) for _, amount in pieces],
         )
+
+    @staticmethod
+    def new_parts(result: TxResult) -> list[int]:
+        """The numbers of the parts a split created, in order."""
+        return [part_id_of(str(e.args["head"])) for e in result.events if e.name == "PartTransferred"]
 
     def request_financing(
         self, holder: LocalAccount, *, voucher_id: str, part_id: int, bank_org: str, discount_rate_bps: int
@@ -183,9 +189,8 @@ class VoucherContract(BoundContract):
             settled=v[2],
             maturity=v[3],
             currency=v[4].decode("ascii"),
-            part_count=v[5],
-            invoice_hash="0x" + v[6].hex(),
-            head="0x" + v[7].hex(),
+            invoice_hash="0x" + v[5].hex(),
+            head="0x" + v[6].hex(),
         )
 
     def get_part(self, voucher_id: str, part_id: int, block: int | str = "latest") -> PartInfo:

@@ -25,6 +25,8 @@ __all__ = [
     "EventKind",
     "HashChain",
     "HeadMismatch",
+    "ID_FROM_HEAD",
+    "part_id_of",
     "event_head",
 ]
 
@@ -32,6 +34,14 @@ ZERO_HEAD = "0x" + "00" * 32
 
 CHAINED_EVENTS = frozenset(kind.name for kind in EventKind)
 LOT_CREATING_EVENTS = frozenset({"Disbursed", "Paid"})
+ID_FROM_HEAD = {"Disbursed": "lotId", "Paid": "lotId"}
+"""Events whose new id is the head they produce, so it is left out of the step. (A voucher part's number is
+its `PartTransferred` head's low 32 bits and is not in the event at all: see `part_id_of`.)"""
+
+
+def part_id_of(head: str) -> int:
+    """The number of the voucher part a `PartTransferred` with this head created: the head's low 32 bits."""
+    return int(head[-8:], 16)
 
 
 def _hex_bytes(value: Any) -> bytes:
@@ -113,7 +123,7 @@ class HashChain:
             if entry.get("type") != "event" or entry.get("name") not in chained:
                 continue
             name = str(entry["name"])
-            skip = {"head", "lotId"} if name in LOT_CREATING_EVENTS else {"head"}
+            skip = {"head", ID_FROM_HEAD[name]} if name in ID_FROM_HEAD else {"head"}
             fields = tuple(
                 (str(i["name"]), _word(str(i["type"]))) for i in entry["inputs"] if i["name"] not in skip
             )
