@@ -105,16 +105,16 @@ def test_a_vouchers_whole_life_through_the_api(vsite: VoucherSite) -> None:
     # tier 1 passes 120,000.00 to tier 2, which passes 50,000.00 on to tier 3: a three-level tree
     split = ok(post(api, "supplier", f"{parts}/1/split", {"transfers": [
         {"to": api.address("supplier2"), "amount": "120000.00"}]}))  # fmt: skip
-    assert [(p["part_id"], p["holder_name"], p["amount_yuan"]) for p in split["parts"]] == [
-        (2, "Supplier Two", "120000.00")
-    ]
-    split = ok(post(api, "supplier2", f"{parts}/2/split", {"transfers": [
+    # a new part's number is its head's low 32 bits (no counter on chain), so the answer names it
+    (two,) = [p["part_id"] for p in split["parts"]]
+    assert [(p["holder_name"], p["amount_yuan"]) for p in split["parts"]] == [("Supplier Two", "120000.00")]
+    split = ok(post(api, "supplier2", f"{parts}/{two}/split", {"transfers": [
         {"to": api.address("subsupplier"), "amount": "50000.00"}]}))  # fmt: skip
-    assert [p["part_id"] for p in split["parts"]] == [3]
+    (three,) = [p["part_id"] for p in split["parts"]]
 
     # tier 2 has its remaining 70,000.00 financed at Bank B at 3.65% a year
-    ok(post(api, "supplier2", f"{parts}/2/financing", {"bank": "Bank B", "discount_rate_bps": 365}))
-    accepted = ok(post(api, "other_bank", f"{parts}/2/financing/accept", {}))
+    ok(post(api, "supplier2", f"{parts}/{two}/financing", {"bank": "Bank B", "discount_rate_bps": 365}))
+    accepted = ok(post(api, "other_bank", f"{parts}/{two}/financing/accept", {}))
     terms = accepted["financing"]
     assert terms["face_yuan"] == "70000.00" and terms["discount_rate_bps"] == 365
     # 贴现利息 = 票面金额 × 年贴现率 × 贴现天数 / 360, half up to the fen
@@ -135,15 +135,15 @@ def test_a_vouchers_whole_life_through_the_api(vsite: VoucherSite) -> None:
     assert [(p["part_id"], p["parent_part_id"], p["holder_name"], p["amount_yuan"], p["remaining_yuan"],
              p["status"]) for p in tree["parts"]] == [
         (1, None, "Supplier One", "300000.00", "180000.00", "held"),
-        (2, 1, "Bank B", "120000.00", "70000.00", "financed"),
-        (3, 2, "Sub Supplier", "50000.00", "50000.00", "held"),
+        (two, 1, "Bank B", "120000.00", "70000.00", "financed"),
+        (three, two, "Sub Supplier", "50000.00", "50000.00", "held"),
     ]  # fmt: skip
     assert tree["parts"][1]["financing"]["seller_name"] == "Supplier Two"
     # the tier-3 supplier sees its branch: its part and those above it, not who else holds what
     branch = ok(api.get("subsupplier", f"/v1/vouchers/{voucher}"), 200)
-    assert branch["partial"] is True and [p["part_id"] for p in branch["parts"]] == [1, 2, 3]
+    assert branch["partial"] is True and [p["part_id"] for p in branch["parts"]] == [1, two, three]
     mine = ok(api.get("supplier", f"/v1/vouchers/{voucher}"), 200)
-    assert [p["part_id"] for p in mine["parts"]] == [1, 2]  # its own, and the part it passed on
+    assert [p["part_id"] for p in mine["parts"]] == [1, two]  # its own, and the part it passed on
     refused(api.get("outsider", f"/v1/vouchers/{voucher}"), 404, "no voucher")
 
     # per caller: the core's payables against its line; a supplier's parts; a bank's book and exposure
@@ -158,11 +158,11 @@ def test_a_vouchers_whole_life_through_the_api(vsite: VoucherSite) -> None:
     held = ok(api.get("subsupplier", "/v1/vouchers"), 200)
     assert held["view"] == "supplier"
     assert [(p["part_id"], p["remaining_yuan"], p["may_finance"]) for p in held["parts"]] == [
-        (3, "50000.00", True)
+        (three, "50000.00", True)
     ]
     book = ok(api.get("other_bank", "/v1/vouchers"), 200)
     assert [(b["part_id"], b["requester_name"], b["face_yuan"], b["paid_yuan"]) for b in book["book"]] == [
-        (2, "Supplier Two", "70000.00", terms["paid_yuan"])
+        (two, "Supplier Two", "70000.00", terms["paid_yuan"])
     ]
     assert [(e["core_name"], e["financed_yuan"], e["limit_yuan"]) for e in book["exposure"]] == [
         ("Borrower Co", "70000.00", None)
@@ -175,8 +175,8 @@ def test_a_vouchers_whole_life_through_the_api(vsite: VoucherSite) -> None:
     refused(api.get("supplier", "/v1/vouchers/financing-book"), 403, "Only lenders or auditors")
 
     vsite.site.advance(91)
-    for part, holder, amount in ((1, "supplier", "180000.00"), (2, "other_bank", "70000.00"),
-                                 (3, "subsupplier", "50000.00")):  # fmt: skip
+    for part, holder, amount in ((1, "supplier", "180000.00"), (two, "other_bank", "70000.00"),
+                                 (three, "subsupplier", "50000.00")):  # fmt: skip
         paid = ok(post(api, CORE, f"{parts}/{part}/settle", {}))
         assert (paid["paid_to"], paid["amount_yuan"]) == (api.address(holder), amount), part
     refused(post(api, CORE, f"{parts}/1/settle", {}), 409, "Part 1 is settled")
@@ -190,18 +190,19 @@ def test_a_part_left_unpaid_past_maturity_is_overdue(vsite: VoucherSite) -> None
     api = vsite.api
     voucher = _line_and_voucher(vsite, face="100000.00", days=30)
     parts = f"/v1/vouchers/{voucher}/parts"
-    ok(post(api, "supplier", f"{parts}/1/split", {"transfers": [
+    split = ok(post(api, "supplier", f"{parts}/1/split", {"transfers": [
         {"to": api.address("supplier2"), "amount": "40000.00"}]}))  # fmt: skip
+    (two,) = [p["part_id"] for p in split["parts"]]
     vsite.site.advance(31)
     ok(post(api, CORE, f"{parts}/1/settle", {}))
     tree = ok(api.get(CORE, f"/v1/vouchers/{voucher}"), 200)
     assert tree["status"] == "overdue" and tree["status_label_zh"] == "到期未兑付"
-    assert [(p["part_id"], p["status"]) for p in tree["parts"]] == [(1, "settled"), (2, "overdue")]
+    assert [(p["part_id"], p["status"]) for p in tree["parts"]] == [(1, "settled"), (two, "overdue")]
     held = ok(api.get("supplier2", "/v1/vouchers"), 200)
-    assert [(p["part_id"], p["status"], p["may_finance"]) for p in held["parts"]] == [(2, "overdue", False)]
+    assert [(p["part_id"], p["status"], p["may_finance"]) for p in held["parts"]] == [(two, "overdue", False)]
     # past maturity a part can no longer be financed
     r = refused(
-        post(api, "supplier2", f"{parts}/2/financing", {"bank": "Bank A", "discount_rate_bps": 300}), 409
+        post(api, "supplier2", f"{parts}/{two}/financing", {"bank": "Bank A", "discount_rate_bps": 300}), 409
     )
     assert r["error"] == "VoucherMatured"
 

@@ -43,6 +43,7 @@ from ledger.errors import ContractRevertError, NotFoundError, PermissionDeniedEr
 from ledger.mirror.read import Mirror
 from ledger.protocol.codes import PartState
 from ledger.protocol.dates import iso_date
+from ledger.protocol.hashchain import part_id_of
 from ledger.protocol.money import yuan_text
 
 __all__ = [
@@ -230,7 +231,7 @@ def split(session: Session, write: Write, voucher_id: str, part_id: int, body: S
         tx = _voucher_view(ledger, services).split_transfer(caller.signer(), voucher_id, part_id, pieces)
         made = [
             {
-                "part_id": int(e.args["partId"]),
+                "part_id": part_id_of(_hex(e.args["head"])),
                 "holder": str(e.args["to"]),
                 "holder_name": names.get(str(e.args["to"])),
                 "amount": int(e.args["amount"]),
@@ -792,7 +793,7 @@ def _replay(services: Services) -> tuple[dict[str, VoucherRow], dict[str, Line]]
             v.parts.append(
                 Part(
                     vid,
-                    int(a["partId"]),
+                    part_id_of(_hex(a["head"])),
                     parent.part_id,
                     str(a["to"]),
                     int(a["amount"]),
