@@ -710,7 +710,7 @@ def exposure(session: Session, services: Services, caller: Caller) -> list[dict[
                 "bank_name": _name(services, r["bank_org"]),
                 "core_name": _name(services, r["core_org"]),
                 "limit_yuan": yuan_text(r["limit"]) if r["limit"] is not None else None,
-                "outstanding_yuan": yuan_text(r["outstanding"]),
+                "outstanding_yuan": yuan_text(r["outstanding"]) if r["limit"] is not None else None,
                 "financed_yuan": yuan_text(r["financed"]),
                 "currency": "CNY",
             }
@@ -825,6 +825,8 @@ def _replay(services: Services) -> tuple[dict[str, VoucherRow], dict[str, Line]]
 
 
 def _currency_text(value: Any) -> str:
+    if isinstance(value, str) and value.startswith("0x"):
+        value = bytes.fromhex(value[2:])
     return bytes(value).decode("ascii") if isinstance(value, bytes | bytearray) else str(value)
 
 

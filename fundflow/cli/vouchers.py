@@ -177,7 +177,7 @@ def list_vouchers(token: Token = None, api: ApiUrl = None) -> None:
     for e in view.get("exposure", []):
         _say(
             f"exposure to {e['core_name']}: line {e['limit_yuan'] or '-'}, "
-            f"outstanding {e['outstanding_yuan']}, financed {e['financed_yuan']}"
+            f"outstanding {e['outstanding_yuan'] or '-'}, financed {e['financed_yuan']}"
         )
     if not any(view.get(k) for k in ("credit_line", "payables", "parts", "book", "exposure")):
         _say("no vouchers")
