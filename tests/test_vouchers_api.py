@@ -346,3 +346,105 @@ def test_the_dashboard_shows_each_role_its_view_and_takes_the_forms(vsite: Vouch
     dashboard_sign_in(api, "supplier2")
     r = api.http.post(f"{page}/parts/1/settle", data={"csrf": csrf, "back": page}, follow_redirects=False)
     assert r.status_code in (303, 403)
+
+
+# ------------------------------------------------------------------------------------------------ the walk
+
+# How each caller stands to V1 (its parts: 1 at Supplier One, 2 at Supplier Two, offered to Bank B); Bank B
+# stands to V2 (nothing offered to it) as another lender.
+V1_PEOPLE: dict[str | None, VRel] = {
+    CORE: VRel.CORE,
+    "bank": VRel.LINE_BANK,
+    "other_bank": VRel.FINANCING_BANK,
+    "supplier2": VRel.HOLDER,
+    "outsider": VRel.ENTERPRISE,
+    "auditor": VRel.AUDITOR,
+    None: VRel.ANONYMOUS,
+}
+ROLE_REL = {
+    "bank": VRel.OTHER_LENDER,
+    "other_bank": VRel.OTHER_LENDER,
+    "auditor": VRel.AUDITOR,
+    None: VRel.ANONYMOUS,
+}
+
+
+def _expected(action: str, who: str | None, rel: VRel) -> Grant:
+    rule = VOUCHER_POLICY[action]
+    return rule.of(ROLE_REL.get(who, VRel.ENTERPRISE) if rule.scope == "caller" else rel)
+
+
+def _role_may(action: str, who: str | None) -> bool:
+    rule = VOUCHER_POLICY[action]
+    rels = {"bank": (VRel.LINE_BANK, VRel.FINANCING_BANK, VRel.OTHER_LENDER), "auditor": (VRel.AUDITOR,)}
+    rels["other_bank"] = rels["bank"]
+    mine = rels.get(str(who), (VRel.CORE, VRel.HOLDER, VRel.ENTERPRISE))
+    return any(rule.of(r) is not Grant.NO for r in mine)
+
+
+def test_every_voucher_route_answers_every_relationship_as_the_policy_says(vsite: VoucherSite) -> None:
+    api = vsite.api
+    v1 = _line_and_voucher(vsite)
+    split = ok(post(api, "supplier", f"/v1/vouchers/{v1}/parts/1/split", {"transfers": [
+        {"to": api.address("supplier2"), "amount": "100000.00"}]}))  # fmt: skip
+    two = split["parts"][0]["part_id"]
+    ok(
+        post(
+            api,
+            "supplier2",
+            f"/v1/vouchers/{v1}/parts/{two}/financing",
+            {"bank": "Bank B", "discount_rate_bps": 300},
+        )
+    )
+    v2 = _line_and_voucher(vsite, face="1000.00")
+    issue = {"holder": api.address("supplier"), "face_value": "1.00", "maturity": maturity(vsite.site, 30),
+             "invoice_hash": h("invoice:walk")}  # fmt: skip
+    bodies: dict[str, Any] = {
+        "POST /v1/vouchers": issue,
+        "POST /v1/vouchers/credit-lines": {"core": "Borrower Co", "limit": "2000000.00",
+                                           "expiry": maturity(vsite.site, 365)},
+        "POST /v1/vouchers/{voucher}/parts/{part}/split": {"transfers": [{"to": api.address("subsupplier"),
+                                                                          "amount": "1.00"}]},
+        "POST /v1/vouchers/{voucher}/parts/{part}/financing": {"bank": "Bank A", "discount_rate_bps": 300},
+    }  # fmt: skip
+    part_for = {"voucher.settle": 1}
+    cases = [(who, rel, v1) for who, rel in V1_PEOPLE.items()] + [("other_bank", VRel.OTHER_LENDER, v2)]
+    checked = 0
+    for route, action in ROUTES.items():
+        if action not in VOUCHER_POLICY or not route.split(" ", 1)[1].startswith("/v1"):
+            continue
+        method, path = route.split(" ", 1)
+        for who, rel, voucher in cases:
+            if voucher == v2 and "{voucher}" not in path:
+                continue  # caller-scope routes are answered by role: walked once per caller
+            concrete = path.replace("{voucher}", voucher).replace("{part}", str(part_for.get(action, two)))
+            headers = api.auth(who) if who else {}
+            if method == "GET":
+                r = api.http.get(concrete, headers=headers)
+            else:
+                r = api.http.post(concrete + "?wait=true", json=bodies.get(route, {}), headers=headers)
+            grant = _expected(action, who, rel)
+            error = (
+                r.json().get("error")
+                if r.headers.get("content-type", "").startswith("application/json")
+                and isinstance(r.json(), dict)
+                else None
+            )
+            case = (route, who, rel.value, r.status_code, r.text[:300])
+            checked += 1
+            if who is None:
+                assert (r.status_code, error) == (401, "Authentication"), case
+            elif grant is Grant.NO:
+                if not _role_may(action, who) or method == "POST":
+                    assert r.status_code in (403, 404) and error in ("PermissionDenied", "NotFound"), case
+                else:  # a voucher it has no part in is not there for it
+                    assert (r.status_code, error) == (404, "NotFound"), case
+            elif grant is Grant.YES:
+                assert error != "PermissionDenied" and r.status_code < 500, case
+                if method == "GET":
+                    assert r.status_code == 200, case
+            else:  # own: its part, or a refusal saying whose the part is (never a 500)
+                assert r.status_code < 500, case
+                if method == "GET":
+                    assert r.status_code == 200, case
+    assert checked >= 60
