@@ -205,10 +205,14 @@ class ChainClient:
             query["topics"] = list(topics)
         return list(self.rpc("eth_getLogs", [query]))
 
-    def get_logs_answer(self, address: str, from_block: int, to_block: int) -> bytes:
+    def get_logs_answer(self, address: str | Sequence[str], from_block: int, to_block: int) -> bytes:
         """The node's eth_getLogs answer for [from_block, to_block] as it came, unparsed (the indexer's
         decoding worker parses it): `{"result": [...]}` or `{"error": {...}}`."""
-        query = {"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
+        query = {
+            "address": address if isinstance(address, str) else list(address),
+            "fromBlock": hex(from_block),
+            "toBlock": hex(to_block),
+        }
         return self._rpc.answer("eth_getLogs", [query])
 
     def get_balance(self, address: str) -> int:

@@ -32,9 +32,17 @@ from typing import Any
 import orjson
 
 from ledger.errors import ChainError, FundflowError, IndexerError
+from ledger.protocol.codes import VoucherEventKind
 from ledger.protocol.eventjson import ArgsCodec, json_text
 from ledger.protocol.events import DecodedEvent, EventDecoder
-from ledger.protocol.hashchain import CHAINED_EVENTS, ZERO_HEAD, HashChain, event_head
+from ledger.protocol.hashchain import (
+    CHAINED_EVENTS,
+    VOUCHER_CHAINED_EVENTS,
+    VOUCHER_EVENTS,
+    ZERO_HEAD,
+    HashChain,
+    event_head,
+)
 
 __all__ = ["ChainMoved", "DecodeWorker", "DecodedRange", "RangeDecoder", "backfill_gc", "decode_answer"]
 
@@ -65,6 +73,7 @@ EVENT_COLUMNS = (
     "address",
     "name",
     "loan_id",
+    "voucher_id",
     "args",
     "topics",
     "data",
@@ -72,13 +81,32 @@ EVENT_COLUMNS = (
 
 
 class RangeDecoder:
-    """Decodes the logs of one contract (its ABI) on one chain."""
+    """Decodes the logs of the ledger (its ABI) on one chain, and those of the voucher contract beside it
+    when `vouchers` = (its address, its ABI) is given. One decoder knows both contracts' events (their names
+    differ); a voucher event is taken only from the voucher contract's address and a ledger event only from
+    elsewhere (the indexer asks the node for the two addresses' logs), anything else is "Unknown"."""
 
-    def __init__(self, abi: Sequence[Mapping[str, Any]], chain_id: int) -> None:
-        self.decoder = EventDecoder(abi)
+    def __init__(
+        self,
+        abi: Sequence[Mapping[str, Any]],
+        chain_id: int,
+        vouchers: tuple[str, Sequence[Mapping[str, Any]]] | None = None,
+    ) -> None:
+        voucher_abi = list(vouchers[1]) if vouchers else []
+        self.decoder = EventDecoder([*abi, *voucher_abi])
         self.hash_chain = HashChain(abi)
+        self.voucher_chain = HashChain(voucher_abi, kinds=VoucherEventKind) if vouchers else None
+        self.vouchers_address = vouchers[0].lower() if vouchers else None
         self.codec = ArgsCodec(self.decoder)
         self.chain_id = chain_id
+
+    def chain_of(self, name: str) -> tuple[HashChain, str, str] | None:
+        """For a chained event: (its hash chain, the id argument it extends, the event that starts it)."""
+        if name in CHAINED_EVENTS:
+            return self.hash_chain, "loanId", "LoanOpened"
+        if name in VOUCHER_CHAINED_EVENTS and self.voucher_chain is not None:
+            return self.voucher_chain, "voucherId", "VoucherIssued"
+        return None
 
     def decode(
         self, lo: int, hi: int, block_hashes: Sequence[str], logs: Sequence[Mapping[str, Any]]
@@ -88,33 +116,40 @@ class RangeDecoder:
         events: list[DecodedEvent] = []
         rows: list[tuple[Any, ...]] = []
         checked: list[str | None] = []
-        heads: dict[str, str] = {}  # loan id -> the last head stated in this range
+        heads: dict[str, str] = {}  # loan or voucher id -> the last head stated in this range
         codec, chain_id, decode = self.codec, self.chain_id, self.decoder.decode
-        step_log = self.hash_chain.step_log
+        vouchers_address = self.vouchers_address
         for raw in logs:
             number = int(raw["blockNumber"], 16)
             if raw.get("removed") or not lo <= number <= hi or raw["blockHash"] != block_hashes[number - lo]:
                 raise ChainMoved(f"log in block {number} belongs to another block than its header")
             decoded = decode(raw)
+            if decoded is not None and (decoded.name in VOUCHER_EVENTS) != (
+                vouchers_address is not None and raw["address"].lower() == vouchers_address
+            ):
+                decoded = None  # an event of one contract claimed by the other's address
             if decoded is None:
-                name, args, loan_id = "Unknown", {}, None
+                name, args, loan_id, voucher_id = "Unknown", {}, None, None
                 tx_index = int(raw.get("transactionIndex", "0x0"), 16)
             else:
                 name, args = decoded.name, codec.to_json(decoded.name, decoded.args)
                 loan_id = decoded.args.get("loanId")
+                voucher_id = decoded.args.get("voucherId")
                 tx_index = decoded.transaction_index
                 events.append(decoded)
                 after: str | None = None
-                if name in CHAINED_EVENTS:
-                    loan = str(loan_id)  # every chained event names its loan
-                    previous = ZERO_HEAD if name == "LoanOpened" else heads.get(loan)
+                chain = self.chain_of(name)
+                if chain is not None:
+                    hash_chain, id_field, first = chain
+                    key = str(decoded.args[id_field])  # every chained event names its loan or voucher
+                    previous = ZERO_HEAD if name == first else heads.get(key)
                     stated = str(event_head(name, decoded.args)).lower()
                     if (
                         previous is not None
-                        and step_log(previous, name, raw["topics"], raw["data"]) == stated
+                        and hash_chain.step_log(previous, name, raw["topics"], raw["data"]) == stated
                     ):
                         after = previous
-                    heads[loan] = stated
+                    heads[key] = stated
                 checked.append(after)
             rows.append(
                 (
@@ -127,6 +162,7 @@ class RangeDecoder:
                     raw["address"],
                     name,
                     loan_id,
+                    voucher_id,
                     json_text(args),
                     json_text(raw["topics"]),
                     raw["data"],
@@ -177,8 +213,8 @@ def _serve(read_fd: int, write_fd: int) -> None:
     inbox = Connection(read_fd, writable=False)
     outbox = Connection(write_fd, readable=False)
     try:
-        abi, chain_id = inbox.recv()
-        decoder = RangeDecoder(abi, chain_id)
+        abi, chain_id, vouchers = inbox.recv()
+        decoder = RangeDecoder(abi, chain_id, vouchers)
         outbox.send_bytes(_pack(("ready",)))
         while True:
             lo, hi, hashes, body = inbox.recv()
@@ -235,7 +271,12 @@ class DecodeWorker:
     in-process. One request at a time (a lock serialises callers). It exits when the pipes close: on
     `close()`, or when the indexer's process ends, however it ends."""
 
-    def __init__(self, abi: list[dict[str, Any]], chain_id: int) -> None:
+    def __init__(
+        self,
+        abi: list[dict[str, Any]],
+        chain_id: int,
+        vouchers: tuple[str, list[dict[str, Any]]] | None = None,
+    ) -> None:
         to_child, from_parent = os.pipe()
         from_child, to_parent = os.pipe()
         package_root = str(Path(__file__).resolve().parents[2])
@@ -256,7 +297,7 @@ class DecodeWorker:
         self._ready = False
         self._lock = threading.Lock()
         self.decoded_ranges = 0
-        self._outbox.send((abi, chain_id))
+        self._outbox.send((abi, chain_id, vouchers))
 
     @property
     def pid(self) -> int:

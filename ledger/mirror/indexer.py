@@ -50,6 +50,7 @@ from ledger.mirror.decoding import (
 from ledger.mirror.projections import LOAN_EVENTS, PARTICIPANT_EVENTS, Projector, chunks
 from ledger.mirror.read import event_from_row
 from ledger.protocol.events import DecodedEvent
+from ledger.protocol.hashchain import VOUCHER_EVENTS
 from ledger.store.db import IndexerLock
 
 __all__ = ["BatchProgress", "Indexer", "StoredCheckpoint"]
@@ -184,8 +185,20 @@ class Indexer:
         # back with the rows it rests on, and costs what changed.
         self.after_batch = after_batch
         # One decoder and hash chain serve both the decoding of ranges and the projections' rebuilds.
-        self.range_decoder = RangeDecoder(deployment.abi, deployment.chain_id)
-        self.projector = Projector(self.range_decoder.hash_chain, self.range_decoder.decoder)
+        # The voucher contract beside the ledger (issue 22), when deployed: its logs come in the same
+        # eth_getLogs (an address list), so batches, reorg undo and crash safety cover it unchanged.
+        self._vouchers = (
+            (deployment.vouchers_address, deployment.vouchers_abi)
+            if deployment.vouchers_address and deployment.vouchers_abi
+            else None
+        )
+        self._address: str | list[str] = (
+            deployment.addresses if self._vouchers is not None else deployment.address
+        )
+        self.range_decoder = RangeDecoder(deployment.abi, deployment.chain_id, self._vouchers)
+        self.projector = Projector(
+            self.range_decoder.hash_chain, self.range_decoder.decoder, self.range_decoder.voucher_chain
+        )
         self._worker: DecodeWorker | None = None
         self.lock = IndexerLock(engine)
         self.chain_id = deployment.chain_id
@@ -418,7 +431,7 @@ class Indexer:
         (~0.1 s); a range fetched before it is ready is decoded in-process. `wait` blocks until it is ready
         (at most 30 s)."""
         if self._worker is None:
-            self._worker = DecodeWorker(self.deployment.abi, self.deployment.chain_id)
+            self._worker = DecodeWorker(self.deployment.abi, self.deployment.chain_id, self._vouchers)
             backfill_gc(True)  # until the worker stops: the backfill is over then
         if wait and not self._worker.wait_ready(timeout=30):
             raise IndexerError("the decoding worker process did not start within 30 s")
@@ -483,16 +496,14 @@ class Indexer:
         """Logs of [lo, hi'], hi' <= hi, shrinking the range while the node refuses it."""
         while True:
             try:
-                return hi, self.client.get_logs(self.deployment.address, lo, hi)
+                return hi, self.client.get_logs(self._address, lo, hi)
             except ChainError as exc:
                 hi = self._shrink(exc, lo, hi)
 
     def _logs_of_block(self, header: BlockHeader) -> list[dict[str, Any]]:
         """The ledger's logs in exactly the block `header` names; `ChainMoved` if the node lost it."""
         try:
-            return self.client.get_logs(
-                self.deployment.address, header.number, header.number, block_hash=header.hash
-            )
+            return self.client.get_logs(self._address, header.number, header.number, block_hash=header.hash)
         except RpcError:
             if self.client.get_header_by_hash(header.hash) is None:
                 raise ChainMoved(
@@ -505,7 +516,7 @@ class Indexer:
         headers = self._headers(lo, hi)
         while True:
             try:
-                answer = self.client.get_logs_answer(self.deployment.address, lo, hi)
+                answer = self.client.get_logs_answer(self._address, lo, hi)
                 hashes = [h.hash for h in headers[: hi - lo + 1]]
                 if worker.ready():
                     decoded = worker.decode(lo, hi, hashes, answer)
@@ -699,6 +710,14 @@ class Indexer:
                 ).scalar_one()
                 > 0
             )
+            vouchers = (
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(events)
+                    .where(*orphaned, events.c.name.in_(sorted(VOUCHER_EVENTS)))
+                ).scalar_one()
+                > 0
+            )
             removed: list[DecodedEvent] = []
             if self.after_batch is not None:  # the loans' orphaned events, for what the monitor re-checks
                 removed = [
@@ -719,7 +738,7 @@ class Indexer:
                 log.warning(
                     "reorg: no undo images back to block %d; rebuilding the touched loans", number + 1
                 )
-                self.projector.rebuild(conn, loan_ids, participants=participants)
+                self.projector.rebuild(conn, loan_ids, participants=participants, vouchers=vouchers)
                 images = t["undo_images"]
                 conn.execute(sa.delete(images).where(images.c.block_number > number))
             if self.after_batch is not None:
@@ -748,7 +767,7 @@ class Indexer:
                     .distinct()
                 )
             ]
-            self.projector.rebuild(conn, loan_ids, participants=True)
+            self.projector.rebuild(conn, loan_ids, participants=True, vouchers=True)
             conn.execute(
                 sa.delete(self._t["undo_images"])
             )  # images of the old code's rows: not to be restored

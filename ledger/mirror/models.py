@@ -27,6 +27,8 @@ __all__ = [
     "Block",
     "Checkpoint",
     "Classification",
+    "CreditLine",
+    "CreditLinePublic",
     "ClassificationPublic",
     "CollateralValuation",
     "CollateralValuationPublic",
@@ -55,6 +57,15 @@ __all__ = [
     "RoleGrant",
     "Uint64",
     "UndoImage",
+    "Voucher",
+    "VoucherFinancing",
+    "VoucherFinancingPublic",
+    "VoucherPart",
+    "VoucherPartPublic",
+    "VoucherPublic",
+    "VoucherSettlement",
+    "VoucherSettlementPublic",
+    "VOUCHER_TABLES",
     "uint64",
     "uint64_text",
     "CONFIRMATION_STATES",
@@ -140,11 +151,15 @@ class Block(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """One raw log of the ledger contract, keyed naturally; `args` holds the decoded arguments as JSON,
-    integers wider than 53 bits as decimal strings."""
+    """One raw log of the ledger contract (or of the voucher contract beside it: `voucher_id` set), keyed
+    naturally; `args` holds the decoded arguments as JSON, integers wider than 53 bits as decimal
+    strings."""
 
     __tablename__ = "events"
-    __table_args__ = (sa.Index("ix_events_loan", "loan_id", "block_number", "log_index"),)
+    __table_args__ = (
+        sa.Index("ix_events_loan", "loan_id", "block_number", "log_index"),
+        sa.Index("ix_events_voucher", "voucher_id", "block_number", "log_index"),
+    )
 
     chain_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
     block_hash: str = Field(primary_key=True, sa_type=sa.String(66))
@@ -155,6 +170,7 @@ class Event(SQLModel, table=True):
     address: str = _hex(42)
     name: str = Field(sa_type=sa.String(64), index=True)
     loan_id: str | None = _hex(default=None)
+    voucher_id: str | None = _hex(default=None, description="the voucher contract's events: the voucher")
     args: dict[str, Any] = Field(default_factory=dict, sa_type=_JSON)
     topics: list[str] = Field(default_factory=list, sa_type=_JSON)
     data: str = Field(default="0x", sa_type=sa.Text)
@@ -454,6 +470,150 @@ class Attestation(AttestationBase, table=True):
 
 class AttestationPublic(AttestationBase):
     pass
+
+
+# --------------------------------------------------------------------------- supply-chain vouchers (issue 22)
+# Mirrored from the SupplyChainVouchers contract beside the ledger (`ledger.chain.vouchers`). Rows carry the
+# event that made them, like loans and lots: a reorg deletes the rows the orphaned blocks appended (by
+# `block_number`) and puts back, from `undo_images`, the rows they changed in place.
+
+
+class CreditLineBase(SQLModel):
+    """A core enterprise's credit line: set by its bank (`CreditLineSet`), used by each voucher it issues
+    (确权) and freed by each part it settles. `block_number`/`log_index` are of the latest CreditLineSet."""
+
+    core_org: str = _hex(primary_key=True)
+    bank_org: str = _hex(index=True)
+    line_limit: int = _amount()
+    outstanding: int = _amount()
+    expiry: int = _bigint()
+    terms_hash: str = _hex()
+    block_number: int = _bigint()
+    log_index: int
+    transaction_hash: str = _hex()
+    updated_block: int = _bigint()
+
+
+class CreditLine(CreditLineBase, table=True):
+    __tablename__ = "credit_lines"
+
+
+class CreditLinePublic(CreditLineBase):
+    pass
+
+
+class VoucherBase(SQLModel):
+    """A core enterprise's acknowledged payable (确权) as its events left it; `head` is its hash-chain head,
+    checkable with one `headOf` call on the voucher contract. `bank_org` is the bank whose line it was
+    issued under (the line's bank at issue)."""
+
+    voucher_id: str = _hex(primary_key=True)
+    core_org: str = _hex(index=True)
+    bank_org: str = _hex(index=True)
+    holder: str = _hex(42, description="the supplier the voucher was issued to (root part 1)")
+    face_value: int = _amount()
+    settled: int = _amount()
+    maturity: int = _bigint()
+    currency: str = Field(sa_type=sa.String(3))
+    invoice_hash: str = _hex()
+    head: str = _hex()
+    event_count: int = Field(default=0, description="every event of the voucher")
+    block_number: int = _bigint()
+    log_index: int
+    transaction_hash: str = _hex()
+    updated_block: int = _bigint()
+
+
+class Voucher(VoucherBase, table=True):
+    __tablename__ = "vouchers"
+
+
+class VoucherPublic(VoucherBase):
+    pass
+
+
+class VoucherPartBase(SQLModel):
+    """One part of a voucher: the root (part 1, the whole face value at issue) or a piece split off
+    `parent_part_id` and transferred to `holder`. `amount` is its face value when created, `remaining` what
+    it still has (less what was split off it). `state` is `PartState` (1 held, 2 financing requested,
+    3 financed, 4 settled); the requested bank and rate stay on the row once financed."""
+
+    voucher_id: str = _hex(primary_key=True)
+    part_id: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    parent_part_id: int | None = _bigint(default=None)
+    holder: str = _hex(42, index=True)
+    amount: int = _amount()
+    remaining: int = _amount()
+    state: int = Field(description="PartState: 1 held, 2 financing requested, 3 financed, 4 settled")
+    bank_org: str | None = _hex(default=None, description="the bank asked to finance it")
+    discount_rate_bps: int | None = Field(default=None)
+    settled_amount: int | None = _amount(default=None)
+    settled_block: int | None = _bigint(default=None)
+    block_number: int = _bigint(index=True)
+    log_index: int
+    transaction_hash: str = _hex()
+    updated_block: int = _bigint()
+
+
+class VoucherPart(VoucherPartBase, table=True):
+    __tablename__ = "voucher_parts"
+
+
+class VoucherPartPublic(VoucherPartBase):
+    pass
+
+
+class _VoucherRecord(SQLModel):
+    """Fields every per-voucher record shares: which voucher and part, and the event that made it."""
+
+    voucher_id: str = _hex(primary_key=True)
+    block_number: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    log_index: int = Field(primary_key=True)
+    transaction_hash: str = _hex()
+    part_id: int = Field(sa_type=sa.BigInteger)
+
+
+class VoucherFinancingBase(_VoucherRecord):
+    """A part financed at a discount (贴现, `PartFinanced`): interest = face × rate × days / 360, half up."""
+
+    bank: str = _hex(42, index=True)
+    bank_org: str = _hex(index=True)
+    seller: str = _hex(42)
+    face: int = _amount()
+    discount_rate_bps: int
+    discount_days: int
+    interest: int = _amount()
+    paid: int = _amount()
+    payment_ref: str = _hex()
+
+
+class VoucherFinancing(VoucherFinancingBase, table=True):
+    __tablename__ = "voucher_financings"
+
+
+class VoucherFinancingPublic(VoucherFinancingBase):
+    pass
+
+
+class VoucherSettlementBase(_VoucherRecord):
+    """A part paid at maturity by the core enterprise to whoever held it (`PartSettled`)."""
+
+    holder: str = _hex(42)
+    amount: int = _amount()
+    payment_ref: str = _hex()
+
+
+class VoucherSettlement(VoucherSettlementBase, table=True):
+    __tablename__ = "voucher_settlements"
+
+
+class VoucherSettlementPublic(VoucherSettlementBase):
+    pass
+
+
+# Tables the voucher events fill: a reorg deletes the rows orphaned blocks appended (by block_number), a
+# voucher rebuild empties and refills them all.
+VOUCHER_TABLES = ("voucher_financings", "voucher_settlements", "voucher_parts", "vouchers", "credit_lines")
 
 
 # ---------------------------------------------------------------------------------------------- documents

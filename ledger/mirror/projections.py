@@ -31,7 +31,14 @@ from sqlmodel import SQLModel
 import ledger.mirror.models  # noqa: F401  (registers the tables)
 from ledger.errors import MirrorIntegrityError
 from ledger.mirror.bulk import insert_rows, insert_values, update_rows
-from ledger.mirror.models import LOAN_RECORD_TABLES, PARTICIPANT_TABLES, hash_key, lot_key, lots_by_id
+from ledger.mirror.models import (
+    LOAN_RECORD_TABLES,
+    PARTICIPANT_TABLES,
+    VOUCHER_TABLES,
+    hash_key,
+    lot_key,
+    lots_by_id,
+)
 from ledger.mirror.read import event_from_row
 from ledger.protocol.codes import (
     AUDITOR_ROLE,
@@ -39,15 +46,18 @@ from ledger.protocol.codes import (
     ENTERPRISE_ROLE,
     LENDER_ROLE,
     OPERATOR_ROLE,
+    PartState,
 )
 from ledger.protocol.eventjson import ArgsCodec
 from ledger.protocol.events import DecodedEvent, EventDecoder
 from ledger.protocol.hashchain import (
     CHAINED_EVENTS,
+    VOUCHER_EVENTS,
     ZERO_HEAD,
     HashChain,
     HeadMismatch,
     event_head,
+    part_id_of,
 )
 
 __all__ = [
@@ -84,6 +94,28 @@ _LOAN_MUTABLE = (
     "updated_block",
 )
 _LOT_MUTABLE = ("remaining", "confirmation", "confirmation_hash", "confirmation_block")
+_VOUCHER_MUTABLE = ("settled", "head", "event_count", "updated_block")
+_PART_MUTABLE = (
+    "holder",
+    "remaining",
+    "state",
+    "bank_org",
+    "discount_rate_bps",
+    "settled_amount",
+    "settled_block",
+    "updated_block",
+)
+_LINE_MUTABLE = (
+    "bank_org",
+    "line_limit",
+    "outstanding",
+    "expiry",
+    "terms_hash",
+    "block_number",
+    "log_index",
+    "transaction_hash",
+    "updated_block",
+)
 _DOCUMENT_REF_COLUMNS = ("digest_key", "digest", "loan_id", "block_number", "log_index", "event", "argument")
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 
@@ -111,8 +143,11 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 class Projector:
     """Applies ledger events to the projection tables inside the caller's transaction."""
 
-    def __init__(self, hash_chain: HashChain, decoder: EventDecoder) -> None:
+    def __init__(
+        self, hash_chain: HashChain, decoder: EventDecoder, voucher_chain: HashChain | None = None
+    ) -> None:
         self.hash_chain = hash_chain
+        self.voucher_chain = voucher_chain
         self.codec = ArgsCodec(decoder)
         self.documents = document_arguments(decoder)
 
@@ -136,7 +171,7 @@ class Projector:
             )
         if not events:
             return
-        batch = _Batch(conn, self.hash_chain, self.documents, journal)
+        batch = _Batch(conn, self.hash_chain, self.documents, journal, self.voucher_chain)
         batch.load(events)
         afters = checked_after if checked_after is not None else [None] * len(events)
         for event, after in zip(events, afters, strict=True):
@@ -166,6 +201,9 @@ class Projector:
             conn.execute(sa.delete(table).where(*(table.c[k] == v for k, v in row.row_key.items())))
             if row.image is not None:
                 conn.execute(sa.insert(table).values(**row.image))
+        for name in VOUCHER_TABLES:  # the voucher rows the orphaned blocks appended (each carries its block)
+            table = _table(name)
+            conn.execute(sa.delete(table).where(table.c.block_number > number))
         ids = sorted(set(loan_ids))
         for name in LOAN_RECORD_TABLES:  # the rows the orphaned blocks appended
             table = _table(name)
@@ -178,25 +216,38 @@ class Projector:
         return True
 
     def rebuild(
-        self, conn: sa.Connection, loan_ids: Iterable[str], *, participants: bool, chunk: int = 20_000
+        self,
+        conn: sa.Connection,
+        loan_ids: Iterable[str],
+        *,
+        participants: bool,
+        vouchers: bool = False,
+        chunk: int = 20_000,
     ) -> None:
-        """Recompute the projections of `loan_ids` (and of participants) from the raw events table."""
+        """Recompute the projections of `loan_ids` (and of participants, and of every voucher and credit
+        line) from the raw events table."""
         ids = sorted(set(loan_ids))
         for name in LOAN_RECORD_TABLES:
             table = _table(name)
             for part in chunks(ids, _IN_CHUNK):
                 conn.execute(sa.delete(table).where(table.c.loan_id.in_(part)))
+        refs = _table("document_refs")
         if participants:
             for name in PARTICIPANT_TABLES:
                 conn.execute(sa.delete(_table(name)))
-            refs = _table("document_refs")
-            conn.execute(sa.delete(refs).where(refs.c.loan_id.is_(None)))  # the participant events' refs
+            conn.execute(sa.delete(refs).where(refs.c.event.in_(sorted(PARTICIPANT_EVENTS))))
+        if vouchers:
+            for name in VOUCHER_TABLES:
+                conn.execute(sa.delete(_table(name)))
+            conn.execute(sa.delete(refs).where(refs.c.event.in_(sorted(VOUCHER_EVENTS))))
         events = _table("events")
         queries = []
         for part in chunks(ids, _IN_CHUNK):
             queries.append(events.c.loan_id.in_(part))
         if participants:
             queries.append(events.c.name.in_(sorted(PARTICIPANT_EVENTS)))
+        if vouchers:
+            queries.append(events.c.name.in_(sorted(VOUCHER_EVENTS)))
         if not queries:
             return
         select = (
@@ -246,8 +297,19 @@ class _Batch:
         hash_chain: HashChain,
         documents: dict[str, tuple[str, ...]],
         journal: range | None = None,
+        voucher_chain: HashChain | None = None,
     ) -> None:
         self.conn = conn
+        self.voucher_chain = voucher_chain
+        self.vouchers: dict[str, dict[str, Any]] = {}
+        self.new_vouchers: dict[str, dict[str, Any]] = {}
+        self.dirty_vouchers: set[str] = set()
+        self.parts: dict[tuple[str, int], dict[str, Any]] = {}
+        self.new_parts: list[dict[str, Any]] = []
+        self.dirty_parts: set[tuple[str, int]] = set()
+        self.lines: dict[str, dict[str, Any]] = {}
+        self.new_lines: dict[str, dict[str, Any]] = {}
+        self.dirty_lines: set[str] = set()
         self.journal = journal if journal is not None and len(journal) else None
         self.images: list[dict[str, Any]] = []
         self._imaged: set[tuple[str, tuple[Any, ...], int]] = set()
@@ -282,6 +344,7 @@ class _Batch:
                 wanted.add(args["parentLotId"])
             elif event.name in ("LotConfirmed", "LotDisputed"):
                 wanted.add(args["lotId"])
+        self._load_vouchers(events)
         loans = _table("loans")
         for part in chunks(sorted(loan_ids), _IN_CHUNK):
             for row in self.conn.execute(sa.select(loans).where(loans.c.loan_id.in_(part))):
@@ -292,6 +355,43 @@ class _Batch:
                 if row.loan_id in loan_ids:
                     self.lots[(row.loan_id, row.lot_id)] = dict(row._mapping)
 
+    def _load_vouchers(self, events: Sequence[DecodedEvent]) -> None:
+        """The vouchers, parts and credit lines the batch's voucher events touch."""
+        voucher_ids: set[str] = set()
+        cores: set[str] = set()
+        wanted: dict[str, set[int]] = {}
+        for event in events:
+            if event.name not in VOUCHER_EVENTS:
+                continue
+            args = event.args
+            if event.name == "CreditLineSet":
+                cores.add(args["coreOrg"])
+                continue
+            voucher_ids.add(args["voucherId"])
+            if event.name == "VoucherIssued":
+                cores.add(args["coreOrg"])
+            elif event.name == "PartTransferred":
+                wanted.setdefault(args["voucherId"], set()).add(args["parentPartId"])
+            else:
+                wanted.setdefault(args["voucherId"], set()).add(args["partId"])
+        if not voucher_ids and not cores:
+            return
+        vouchers = _table("vouchers")
+        for part in chunks(sorted(voucher_ids), _IN_CHUNK):
+            for row in self.conn.execute(sa.select(vouchers).where(vouchers.c.voucher_id.in_(part))):
+                self.vouchers[row.voucher_id] = dict(row._mapping)
+                cores.add(row.core_org)  # a settlement frees its core enterprise's line
+        parts = _table("voucher_parts")
+        for voucher_id, part_ids in wanted.items():
+            for chunk in chunks(sorted(part_ids), _IN_CHUNK):
+                query = sa.select(parts).where(parts.c.voucher_id == voucher_id, parts.c.part_id.in_(chunk))
+                for row in self.conn.execute(query):
+                    self.parts[(row.voucher_id, row.part_id)] = dict(row._mapping)
+        lines = _table("credit_lines")
+        for part in chunks(sorted(cores), _IN_CHUNK):
+            for row in self.conn.execute(sa.select(lines).where(lines.c.core_org.in_(part))):
+                self.lines[row.core_org] = dict(row._mapping)
+
     # ------------------------------------------------------------------ apply
 
     def apply(self, event: DecodedEvent, checked_after: str | None) -> None:
@@ -301,6 +401,8 @@ class _Batch:
             self._document_refs(event, arguments)
         if name in LOAN_EVENTS:
             self._loan_event(event, checked_after)
+        elif name in VOUCHER_EVENTS:
+            self._voucher_event(event, checked_after)
         elif name in PARTICIPANT_EVENTS:
             self._participant_event(event)
         # Paused/Unpaused/RoleAdminChanged and unknown logs live in the raw events table only.
@@ -505,6 +607,206 @@ class _Batch:
                 outstanding=loan["disbursed"] - loan["repaid"],
             )
 
+    # ------------------------------------------------------------------ vouchers (issue 22)
+
+    def _where(self, event: DecodedEvent) -> dict[str, Any]:
+        return {
+            "block_number": event.block_number,
+            "log_index": event.log_index,
+            "transaction_hash": event.transaction_hash,
+        }
+
+    def _line(self, event: DecodedEvent, core: str) -> dict[str, Any]:
+        line = self.lines.get(core)
+        if line is None:
+            raise _integrity(event, f"core enterprise {core} has no credit line in the mirror")
+        self.image("credit_lines", {"core_org": core}, line, event.block_number)
+        if core not in self.new_lines:
+            self.dirty_lines.add(core)
+        line["updated_block"] = event.block_number
+        return line
+
+    def _part(self, event: DecodedEvent, voucher_id: str, part_id: int) -> dict[str, Any]:
+        key = (voucher_id, part_id)
+        part = self.parts.get(key)
+        if part is None:
+            raise _integrity(event, f"part {part_id} of voucher {voucher_id} is not in the mirror")
+        self.image("voucher_parts", {"voucher_id": voucher_id, "part_id": part_id}, part, event.block_number)
+        if not part.get("_new"):
+            self.dirty_parts.add(key)
+        part["updated_block"] = event.block_number
+        return part
+
+    def _new_part(
+        self, event: DecodedEvent, part_id: int, parent: int | None, holder: str, amount: int
+    ) -> None:
+        voucher_id = event.args["voucherId"]
+        if (voucher_id, part_id) in self.parts:
+            raise _integrity(event, f"part {part_id} of voucher {voucher_id} is created a second time")
+        part = {
+            "voucher_id": voucher_id,
+            "part_id": part_id,
+            "parent_part_id": parent,
+            "holder": holder,
+            "amount": amount,
+            "remaining": amount,
+            "state": int(PartState.HELD),
+            "bank_org": None,
+            "discount_rate_bps": None,
+            "settled_amount": None,
+            "settled_block": None,
+            **self._where(event),
+            "updated_block": event.block_number,
+            "_new": True,
+        }
+        self.parts[(voucher_id, part_id)] = part
+        self.new_parts.append(part)
+
+    def _voucher_record(self, table: str, event: DecodedEvent, **fields: Any) -> None:
+        self.records.setdefault(table, []).append(
+            {
+                "voucher_id": event.args["voucherId"],
+                **self._where(event),
+                "part_id": event.args["partId"],
+                **fields,
+            }
+        )
+
+    def _voucher_event(self, event: DecodedEvent, checked_after: str | None) -> None:
+        """A voucher contract event: credit lines, vouchers and parts, checked as the contract keeps them
+        (face conserved, the line's outstanding as each event states it, the voucher's hash chain)."""
+        name, args = event.name, event.args
+        if name == "CreditLineSet":
+            core = args["coreOrg"]
+            line = self.lines.get(core)
+            self.image("credit_lines", {"core_org": core}, line, event.block_number)
+            held = 0 if line is None else line["outstanding"]
+            if held != args["outstanding"]:
+                raise _integrity(event, f"states {args['outstanding']} outstanding, the mirror has {held}")
+            row = {
+                "core_org": core,
+                "bank_org": args["bankOrg"],
+                "line_limit": args["limit"],
+                "outstanding": held,
+                "expiry": args["expiry"],
+                "terms_hash": args["termsHash"],
+                **self._where(event),
+                "updated_block": event.block_number,
+            }
+            if line is None:
+                self.lines[core] = row
+                self.new_lines[core] = row
+            else:
+                line.update(row)
+                if core not in self.new_lines:
+                    self.dirty_lines.add(core)
+            return
+        voucher_id = args["voucherId"]
+        if name == "VoucherIssued":
+            if voucher_id in self.vouchers:
+                raise _integrity(event, f"voucher {voucher_id} is issued a second time")
+            head = self._verify_voucher(event, ZERO_HEAD, checked_after)
+            line = self._line(event, args["coreOrg"])
+            line["outstanding"] += args["faceValue"]
+            if line["outstanding"] != args["lineOutstanding"]:
+                raise _integrity(
+                    event,
+                    f"states {args['lineOutstanding']} outstanding, the mirror has {line['outstanding']}",
+                )
+            issued: dict[str, Any] = {
+                "voucher_id": voucher_id,
+                "core_org": args["coreOrg"],
+                "bank_org": line["bank_org"],
+                "holder": args["holder"],
+                "face_value": args["faceValue"],
+                "settled": 0,
+                "maturity": args["maturity"],
+                "currency": bytes.fromhex(args["currency"][2:]).decode("ascii", "replace"),
+                "invoice_hash": args["invoiceHash"],
+                "head": head,
+                "event_count": 1,
+                **self._where(event),
+                "updated_block": event.block_number,
+            }
+            self.vouchers[voucher_id] = issued
+            self.new_vouchers[voucher_id] = issued
+            self._new_part(event, 1, None, args["holder"], args["faceValue"])
+            return
+        voucher = self.vouchers.get(voucher_id)
+        if voucher is None:
+            raise _integrity(event, f"voucher {voucher_id} was never issued in the mirror")
+        self.image("vouchers", {"voucher_id": voucher_id}, voucher, event.block_number)
+        voucher["head"] = self._verify_voucher(event, voucher["head"], checked_after)
+        voucher["event_count"] += 1
+        voucher["updated_block"] = event.block_number
+        if voucher_id not in self.new_vouchers:
+            self.dirty_vouchers.add(voucher_id)
+        if name == "PartTransferred":
+            parent = self._part(event, voucher_id, args["parentPartId"])
+            if parent["remaining"] < args["amount"]:
+                raise _integrity(event, f"splits {args['amount']} off a part with {parent['remaining']} left")
+            parent["remaining"] -= args["amount"]
+            self._new_part(event, part_id_of(args["head"]), args["parentPartId"], args["to"], args["amount"])
+        elif name == "FinancingRequested":
+            part = self._part(event, voucher_id, args["partId"])
+            part["state"] = int(PartState.FINANCING_REQUESTED)
+            part["bank_org"] = args["bankOrg"]
+            part["discount_rate_bps"] = args["discountRateBps"]
+        elif name == "PartFinanced":
+            part = self._part(event, voucher_id, args["partId"])
+            if part["remaining"] != args["face"] or part["state"] != PartState.FINANCING_REQUESTED:
+                raise _integrity(event, f"finances {args['face']} of a part the mirror has {part}")
+            part["holder"] = args["bank"]
+            part["state"] = int(PartState.FINANCED)
+            self._voucher_record(
+                "voucher_financings",
+                event,
+                bank=args["bank"],
+                bank_org=part["bank_org"],
+                seller=args["seller"],
+                face=args["face"],
+                discount_rate_bps=args["discountRateBps"],
+                discount_days=args["discountDays"],
+                interest=args["interest"],
+                paid=args["paid"],
+                payment_ref=args["paymentRef"],
+            )
+        elif name == "PartSettled":
+            part = self._part(event, voucher_id, args["partId"])
+            if part["remaining"] != args["amount"]:
+                raise _integrity(event, f"settles {args['amount']} of a part with {part['remaining']} left")
+            part["remaining"] = 0
+            part["state"] = int(PartState.SETTLED)
+            part["settled_amount"] = args["amount"]
+            part["settled_block"] = event.block_number
+            voucher["settled"] += args["amount"]
+            line = self._line(event, voucher["core_org"])
+            line["outstanding"] -= args["amount"]
+            self._voucher_record(
+                "voucher_settlements",
+                event,
+                holder=args["holder"],
+                amount=args["amount"],
+                payment_ref=args["paymentRef"],
+            )
+
+    def _verify_voucher(self, event: DecodedEvent, previous: str, checked_after: str | None) -> str:
+        if self.voucher_chain is None:
+            raise _integrity(
+                event, "a voucher event, but the indexer was not given the voucher contract's ABI"
+            )
+        if checked_after is not None and checked_after == previous:
+            return str(event.args["head"]).lower()  # checked while decoding
+        try:
+            log = (event.raw_topics, event.raw_data) if event.raw_topics else None
+            return self.voucher_chain.verify(previous, event.name, event.args, log)
+        except HeadMismatch as exc:
+            raise MirrorIntegrityError(
+                f"hash chain of voucher {event.args['voucherId']} breaks at {event.name} "
+                f"in block {event.block_number} "
+                f"(tx {event.transaction_hash}, log {event.log_index}): {exc.message}",
+            ) from exc
+
     def _verify(self, event: DecodedEvent, previous: str, checked_after: str | None) -> str:
         if checked_after is not None and checked_after == previous:
             return str(event_head(event.name, event.args)).lower()  # checked while decoding
@@ -607,10 +909,37 @@ class _Batch:
         )
         for name, rows in self.records.items():
             insert_rows(conn, _table(name), rows)
+        self._write_vouchers()
         insert_values(conn, _table("document_refs"), _DOCUMENT_REF_COLUMNS, self.document_refs)
         insert_rows(conn, _table("undo_images"), self.images)
         for name, row, keys in self.participants:
             self._upsert(name, row, keys)
+
+    def _write_vouchers(self) -> None:
+        conn = self.conn
+        lines = _table("credit_lines")
+        insert_rows(conn, lines, list(self.new_lines.values()))
+        update_rows(
+            conn, lines, ("core_org",), _LINE_MUTABLE, [self.lines[k] for k in sorted(self.dirty_lines)]
+        )
+        vouchers = _table("vouchers")
+        insert_rows(conn, vouchers, list(self.new_vouchers.values()))
+        update_rows(
+            conn,
+            vouchers,
+            ("voucher_id",),
+            _VOUCHER_MUTABLE,
+            [self.vouchers[k] for k in sorted(self.dirty_vouchers)],
+        )
+        parts = _table("voucher_parts")
+        insert_rows(conn, parts, self.new_parts, parts.columns.keys())  # every column; not the "_new" mark
+        update_rows(
+            conn,
+            parts,
+            ("voucher_id", "part_id"),
+            _PART_MUTABLE,
+            [self.parts[k] for k in sorted(self.dirty_parts)],
+        )
 
     def _upsert(self, name: str, row: dict[str, Any], keys: tuple[str, ...]) -> None:
         table = _table(name)

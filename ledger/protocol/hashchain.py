@@ -15,11 +15,13 @@ from typing import Any
 from sha3 import keccak_256
 
 from ledger.errors import ValidationError
-from ledger.protocol.codes import EventKind
+from ledger.protocol.codes import EventKind, VoucherEventKind
 from ledger.protocol.events import EventSpec
 
 __all__ = [
     "CHAINED_EVENTS",
+    "VOUCHER_CHAINED_EVENTS",
+    "VOUCHER_EVENTS",
     "LOT_CREATING_EVENTS",
     "ZERO_HEAD",
     "EventKind",
@@ -33,6 +35,9 @@ __all__ = [
 ZERO_HEAD = "0x" + "00" * 32
 
 CHAINED_EVENTS = frozenset(kind.name for kind in EventKind)
+VOUCHER_CHAINED_EVENTS = frozenset(kind.name for kind in VoucherEventKind)
+VOUCHER_EVENTS = VOUCHER_CHAINED_EVENTS | {"CreditLineSet"}
+"""Every event of the voucher contract; the chained ones extend the voucher's chain (`voucherId`)."""
 LOT_CREATING_EVENTS = frozenset({"Disbursed", "Paid"})
 ID_FROM_HEAD = {"Disbursed": "lotId", "Paid": "lotId"}
 """Events whose new id is the head they produce, so it is left out of the step. (A voucher part's number is
