@@ -6,9 +6,10 @@ sending to the voucher contract beside the ledger. Before a write, the caller's 
 is read from the chain itself (the voucher's core enterprise, the part's holder, the bank asked, the bank of
 the core's line), so a refusal names who may instead even when the mirror lags; the contract checks again.
 
-Reads come from the mirror (part A's tables and `voucher_tree`): a voucher's tree with its holders' names,
-yuan and dates; per caller, a core enterprise's payables by due date against its line, a supplier's parts
-with the finance action, a bank's financing book and its exposure per core enterprise.
+Reads come from the mirror (credit_lines, vouchers, voucher_parts, voucher_financings): a voucher's tree
+with its holders' names, yuan and dates; per caller, a core enterprise's payables by due date against its
+line, a supplier's parts with the finance action, a bank's financing book and its exposure per core
+enterprise.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
@@ -40,6 +42,7 @@ from ledger.chain.contract import LedgerContract
 from ledger.chain.deploy import connect_vouchers
 from ledger.chain.vouchers import PartInfo, VoucherContract, VoucherState
 from ledger.errors import ContractRevertError, NotFoundError, PermissionDeniedError, ValidationError
+from ledger.mirror.models import CreditLine, Voucher, VoucherFinancing, VoucherPart
 from ledger.mirror.read import Mirror
 from ledger.protocol.codes import PartState
 from ledger.protocol.dates import iso_date
@@ -231,7 +234,7 @@ def split(session: Session, write: Write, voucher_id: str, part_id: int, body: S
         tx = _voucher_view(ledger, services).split_transfer(caller.signer(), voucher_id, part_id, pieces)
         made = [
             {
-                "part_id": part_id_of(_hex(e.args["head"])),
+                "part_id": part_id_of(str(e.args["head"])),
                 "holder": str(e.args["to"]),
                 "holder_name": names.get(str(e.args["to"])),
                 "amount": int(e.args["amount"]),
@@ -720,120 +723,65 @@ def exposure(session: Session, services: Services, caller: Caller) -> list[dict[
 
 # ------------------------------------------------------------------------------------------------ loading
 
-
-def _hex(value: Any) -> str:
-    return "0x" + bytes(value).hex() if isinstance(value, bytes | bytearray) else str(value).lower()
-
-
-def _replay(services: Services) -> tuple[dict[str, VoucherRow], dict[str, Line]]:
-    """Every voucher and credit line, folded from the voucher contract's events in chain order."""
-    vc = contract(services)
-    start = services.deployment.vouchers_block_number or 0
-    logs = services.client.get_logs(vc.address, start, services.client.block_number())
-    vouchers: dict[str, VoucherRow] = {}
-    credit: dict[str, Line] = {}
-    for log in logs:
-        e = vc.events.decode(log)
-        if e is None or e.removed:
-            continue
-        a = e.args
-        if e.name == "CreditLineSet":
-            core = _hex(a["coreOrg"])
-            credit[core] = Line(
-                core,
-                _hex(a["bankOrg"]),
-                int(a["limit"]),
-                int(a["outstanding"]),
-                int(a["expiry"]),
-                _hex(a["termsHash"]),
-                e.block_number,
-            )
-            continue
-        vid = _hex(a["voucherId"])
-        if e.name == "VoucherIssued":
-            core = _hex(a["coreOrg"])
-            cur = _currency_text(a["currency"])
-            v = VoucherRow(
-                vid,
-                core,
-                int(a["faceValue"]),
-                0,
-                int(a["maturity"]),
-                cur,
-                _hex(a["invoiceHash"]),
-                _hex(a["head"]),
-                e.block_number,
-                e.transaction_hash,
-            )
-            v.parts.append(
-                Part(
-                    vid,
-                    1,
-                    None,
-                    str(a["holder"]),
-                    v.face_value,
-                    v.face_value,
-                    int(PartState.HELD),
-                    block_number=e.block_number,
-                    transaction_hash=e.transaction_hash,
-                )
-            )
-            vouchers[vid] = v
-            if core in credit:
-                credit[core].outstanding = int(a["lineOutstanding"])
-            continue
-        v = vouchers[vid]
-        v.head = _hex(a["head"])
-        part = (
-            next(p for p in v.parts if p.part_id == int(a["partId"])) if e.name != "PartTransferred" else None
-        )
-        if e.name == "PartTransferred":
-            parent = next(p for p in v.parts if p.part_id == int(a["parentPartId"]))
-            parent.remaining -= int(a["amount"])
-            v.parts.append(
-                Part(
-                    vid,
-                    part_id_of(_hex(a["head"])),
-                    parent.part_id,
-                    str(a["to"]),
-                    int(a["amount"]),
-                    int(a["amount"]),
-                    int(PartState.HELD),
-                    block_number=e.block_number,
-                    transaction_hash=e.transaction_hash,
-                )
-            )
-        elif part is not None and e.name == "FinancingRequested":
-            part.state, part.bank_org = int(PartState.FINANCING_REQUESTED), _hex(a["bankOrg"])
-            part.discount_rate_bps = int(a["discountRateBps"])
-        elif part is not None and e.name == "PartFinanced":
-            part.state, part.seller, part.holder = int(PartState.FINANCED), str(a["seller"]), str(a["bank"])
-            part.face, part.days = int(a["face"]), int(a["discountDays"])
-            part.interest, part.paid, part.financed_block = int(a["interest"]), int(a["paid"]), e.block_number
-        elif part is not None and e.name == "PartSettled":
-            part.state, part.settled_amount, part.settled_block = (
-                int(PartState.SETTLED),
-                int(a["amount"]),
-                e.block_number,
-            )
-            part.remaining = 0
-            v.settled += int(a["amount"])
-            line = credit.get(v.core_org)
-            if line is not None:
-                line.outstanding -= int(a["amount"])
-    return vouchers, credit
-
-
-def _currency_text(value: Any) -> str:
-    if isinstance(value, str) and value.startswith("0x"):
-        value = bytes.fromhex(value[2:])
-    return bytes(value).decode("ascii") if isinstance(value, bytes | bytearray) else str(value)
+_vouchers_t: sa.Table = Voucher.__table__  # type: ignore[attr-defined]
+_parts_t: sa.Table = VoucherPart.__table__  # type: ignore[attr-defined]
+_financings_t: sa.Table = VoucherFinancing.__table__  # type: ignore[attr-defined]
+_lines_t: sa.Table = CreditLine.__table__  # type: ignore[attr-defined]
 
 
 def load(session: Session, services: Services, ids: list[str] | None = None) -> list[VoucherRow]:
-    vouchers, _ = _replay(services)
-    return [v for v in vouchers.values() if ids is None or v.voucher_id in ids]
+    """Mirrored vouchers (all, or those of `ids`) with their parts in the order they were made, each financed
+    part with its discount."""
+    vq, pq, fq = sa.select(_vouchers_t), sa.select(_parts_t), sa.select(_financings_t)
+    if ids is not None:
+        vq = vq.where(_vouchers_t.c.voucher_id.in_(ids))
+        pq = pq.where(_parts_t.c.voucher_id.in_(ids))
+        fq = fq.where(_financings_t.c.voucher_id.in_(ids))
+    out: dict[str, VoucherRow] = {}
+    for r in session.execute(vq.order_by(_vouchers_t.c.block_number, _vouchers_t.c.log_index)):
+        out[r.voucher_id] = VoucherRow(
+            r.voucher_id, r.core_org, int(r.face_value), int(r.settled), int(r.maturity), r.currency,
+            r.invoice_hash, r.head, int(r.block_number), r.transaction_hash,
+        )  # fmt: skip
+    financed = {(f.voucher_id, int(f.part_id)): f for f in session.execute(fq)}
+    for r in session.execute(pq.order_by(_parts_t.c.block_number, _parts_t.c.log_index)):
+        v = out.get(r.voucher_id)
+        if v is None:
+            continue
+        f = financed.get((r.voucher_id, int(r.part_id)))
+        part = Part(
+            r.voucher_id,
+            int(r.part_id),
+            r.parent_part_id,
+            r.holder,
+            int(r.amount),
+            int(r.remaining),
+            int(r.state),
+            bank_org=r.bank_org,
+            discount_rate_bps=r.discount_rate_bps,
+            settled_amount=None if r.settled_amount is None else int(r.settled_amount),
+            settled_block=r.settled_block,
+            block_number=int(r.block_number),
+            transaction_hash=r.transaction_hash,
+        )
+        if f is not None:
+            part.seller, part.face, part.days = f.seller, int(f.face), int(f.discount_days)
+            part.interest, part.paid, part.financed_block = int(f.interest), int(f.paid), int(f.block_number)
+        v.parts.append(part)
+    return list(out.values())
 
 
 def lines(session: Session, services: Services) -> dict[str, Line]:
-    return _replay(services)[1]
+    """Every mirrored credit line, by core enterprise."""
+    return {
+        r.core_org: Line(
+            r.core_org,
+            r.bank_org,
+            int(r.line_limit),
+            int(r.outstanding),
+            int(r.expiry),
+            r.terms_hash,
+            int(r.block_number),
+        )  # fmt: skip
+        for r in session.execute(sa.select(_lines_t))
+    }
