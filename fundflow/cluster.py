@@ -232,7 +232,9 @@ class Cluster:
 
         s = self.child_settings()
         assert s.operator_key is not None
-        deployment = deploy_ledger(chain_client(s), Account.from_key(s.operator_key.get_secret_value()))
+        deployment = deploy_ledger(
+            chain_client(s), Account.from_key(s.operator_key.get_secret_value()), vouchers=True
+        )
         deployment.save(s.deployment_file)
 
     def _spawn(self, member: Member) -> Member:

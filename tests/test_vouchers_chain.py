@@ -6,6 +6,7 @@ discount formula, and the voucher's hash chain recomputed from its events."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import h, reverts
@@ -295,3 +296,35 @@ def test_the_split_costs_no_more_gas_than_a_ledger_payment(sc: Chain) -> None:
     vid = sc.issue("gas")
     r_split = sc.vouchers.split_transfer(c.supplier, vid, 1, [(c.supplier2.address, 1_00)])
     assert r_split.gas_used <= r_pay.gas_used, (r_split.gas_used, r_pay.gas_used)
+
+
+def test_the_deployment_record_keeps_the_voucher_contract_and_old_records_still_load(
+    private_client: ChainClient, tmp_path: Path
+) -> None:
+    import dataclasses
+    import json
+
+    from eth_account import Account
+
+    from ledger.chain.deploy import Deployment, connect_vouchers, deploy_ledger
+    from ledger.errors import DeploymentError
+
+    operator = Account.create()
+    deployment = deploy_ledger(private_client, operator, vouchers=True)
+    path = tmp_path / "deployment.json"
+    deployment.save(path)
+    loaded = Deployment.load(path)
+    assert loaded == deployment and loaded.addresses == [deployment.address, deployment.vouchers_address]
+    loaded.check_chain(private_client)
+    assert connect_vouchers(private_client, loaded).ledger_address() == deployment.address
+    # a record written before the voucher contract existed loads, and says plainly it has none
+    old = {k: v for k, v in dataclasses.asdict(deployment).items() if not k.startswith("vouchers_")}
+    path.write_text(json.dumps(old))
+    before = Deployment.load(path)
+    assert before.vouchers_address is None and before.addresses == [deployment.address]
+    with pytest.raises(DeploymentError, match="no supply-chain voucher contract"):
+        connect_vouchers(private_client, before)
+    # a voucher ABI that does not match its hash is refused
+    path.write_text(json.dumps(dataclasses.asdict(deployment) | {"vouchers_abi_hash": "0x" + "00" * 32}))
+    with pytest.raises(DeploymentError, match="voucher-contract ABI"):
+        Deployment.load(path)

@@ -21,6 +21,7 @@ from ledger.chain.client import ChainClient
 from ledger.chain.compiler import CompiledContract
 from ledger.mirror.indexer import Indexer
 from ledger.mirror.models import VOUCHER_TABLES
+from ledger.mirror.voucher_read import VoucherReader, voucher_tree
 from ledger.protocol.codes import PartState
 from ledger.store.db import create_db_engine, migrate
 
@@ -135,6 +136,31 @@ def test_a_vouchers_whole_life_is_mirrored(db_engine: Engine, sc: Chain) -> None
     assert financing.paid == 50_000_00 - financing.interest
     assert (line.outstanding, voucher.bank_org, voucher.event_count) == (FACE, c.bank_org, 7)
 
+    # the trail as a tree, what part B renders; and the views of each party
+    with db_engine.connect() as conn:
+        reader = VoucherReader(conn, decoder=v.events)
+        tree = voucher_tree(conn, vid)
+        assert tree is not None and tree.outstanding() == FACE
+        shape = [(n.part.part_id, [k.part.part_id for k in n.children]) for n in tree.parts]
+        assert shape == [(1, [p2, p3]), (p2, [p4]), (p4, [p5]), (p5, []), (p3, [])]
+        financed = next(n for n in tree.parts if n.part.part_id == p3)
+        assert financed.financing is not None and financed.state == PartState.FINANCED
+        assert [e.name for e in reader.events(vid)][:2] == ["VoucherIssued", "PartTransferred"]
+        assert [p.part_id for p in reader.held_parts([c.subsupplier.address])] == [p4]
+        assert [f.part_id for f in reader.financing_book(c.bank_org)] == [p3]
+        (exposure,) = reader.exposure(c.bank_org, [c.bank.address, c.bank2.address])
+        assert (exposure.core_org, exposure.financed_parts, exposure.face_outstanding) == (
+            sc.core_org,
+            1,
+            50_000_00,
+        )
+        assert [x.voucher_id for x in reader.payables(sc.core_org)] == [vid]
+        maturity = tree.voucher.maturity
+        assert reader.overdue_parts(maturity - 1) == [] and not any(
+            n.overdue(maturity - 1) for n in tree.parts
+        )
+        assert {p.part_id for p in reader.overdue_parts(maturity)} == {1, p2, p3, p4, p5}
+
     # maturity: every part with something left is settled, the line is freed
     sc.advance(31 * DAY)
     for part in parts:
@@ -150,6 +176,8 @@ def test_a_vouchers_whole_life_is_mirrored(db_engine: Engine, sc: Chain) -> None
             sa.select(sa.func.count()).select_from(t["events"]).where(t["events"].c.voucher_id == vid)
         ).scalar_one()
     assert settled == 5 and events == 12  # issue, 4 transfers, request, finance, 5 settlements
+    with db_engine.connect() as conn:
+        assert VoucherReader(conn).overdue_parts(sc.now() + 365 * DAY) == []
 
 
 def test_a_reorg_of_voucher_blocks_is_undone(db_engine: Engine, sc: Chain, tmp_path: Path) -> None:

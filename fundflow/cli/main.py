@@ -71,7 +71,7 @@ def _ensure_deployed(settings: Settings, client: ChainClient, *, force: bool = F
             console.print(f"[yellow]{exc.message}; deploying afresh on the local chain[/]")
         except DeploymentError as exc:
             console.print(f"[yellow]{exc.message}; deploying afresh[/]")
-    deployment = deploy_ledger(client, _operator(settings))
+    deployment = deploy_ledger(client, _operator(settings), vouchers=True)
     deployment.save(settings.deployment_file)
     return deployment
 

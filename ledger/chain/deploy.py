@@ -121,25 +121,29 @@ class Deployment:
                 hint="deploy again with `fundflow deploy --force`, "
                 "or point FUNDFLOW_RPC_URL at the original chain",
             )
-        if client.get_code(self.address) in ("0x", ""):
-            raise ChainMismatchError(
-                f"no contract code at {self.address} on {client.display_url}", hint="deploy again"
-            )
+        for address in self.addresses:
+            if client.get_code(address) in ("0x", ""):
+                raise ChainMismatchError(
+                    f"no contract code at {address} on {client.display_url}", hint="deploy again"
+                )
 
 
 def deploy_ledger(
     client: ChainClient,
     operator: LocalAccount,
     compiled: CompiledContract | None = None,
+    *,
+    vouchers: bool = False,
 ) -> Deployment:
-    """Deploy FundFlowLedger with `operator` as admin and operator, and return its record (not saved)."""
+    """Deploy FundFlowLedger with `operator` as admin and operator, and return its record (not saved).
+    With `vouchers`, the supply-chain voucher contract is deployed beside it (`deploy_vouchers`)."""
     compiled = compiled or load_contract(CONTRACT_NAME)
     bytecode = compiled.bytecode[2:] if compiled.bytecode.startswith("0x") else compiled.bytecode
     data = "0x" + bytecode + abi_encode(["address"], [operator.address]).hex()
     result = client.transact(operator, None, data, errors=ErrorDecoder(compiled.abi))
     if result.contract_address is None:
         raise DeploymentError(f"deployment transaction {result.tx_hash} created no contract", hint="")
-    return Deployment(
+    deployment = Deployment(
         chain_id=client.chain_id,
         genesis_hash=client.get_header(0).hash,
         address=result.contract_address,
@@ -152,6 +156,7 @@ def deploy_ledger(
         deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
         abi=compiled.abi,
     )
+    return deploy_vouchers(client, operator, deployment) if vouchers else deployment
 
 
 def connect(client: ChainClient, deployment: Deployment, *, check: bool = True) -> LedgerContract:
