@@ -612,7 +612,9 @@ class IssueVoucherRequest(BaseModel):
 
     holder: Address = Field(description="the tier-1 supplier's account")
     face_value: YuanAmount
-    maturity: Day = Field(description="the day the core enterprise pays (到期日)")
+    maturity: Maturity = Field(
+        description='when the core enterprise pays (到期日): "2027-06-30" or unix seconds'
+    )
     currency: Literal["CNY"] = "CNY"
     invoice_hash: Hash32 = Field(
         description="hash of the invoice or contract behind the payable (upload it: POST /v1/documents)"

@@ -284,8 +284,12 @@ def test_every_wrong_role_action_is_refused_saying_who_may(vsite: VoucherSite) -
         api, "supplier", f"{parts}/2/split", {"transfers": [{"to": api.address("subsupplier"), "amount": 5}]}
     )
     assert r.status_code == 422 and "decimal strings in yuan" in r.text
-    r = post(api, CORE, "/v1/vouchers", issue | {"maturity": "30/06/2027"})
+    r = post(
+        api, "bank", "/v1/vouchers/credit-lines", {"core": "Borrower Co", "limit": "1.00", "expiry": "soon"}
+    )
     assert r.status_code == 422 and "YYYY-MM-DD" in r.text
+    r = post(api, CORE, "/v1/vouchers", issue | {"maturity": "30/06/2027"})
+    assert r.status_code == 422 and "ISO date like" in r.text
     assert post(api, "supplier2", f"{parts}/2/split", {"transfers": []}).status_code == 422
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
@@ -41,9 +40,16 @@ from api.writes import Outcome, Write
 from ledger.chain.contract import LedgerContract
 from ledger.chain.deploy import connect_vouchers
 from ledger.chain.vouchers import PartInfo, VoucherContract, VoucherState
-from ledger.errors import ContractRevertError, NotFoundError, PermissionDeniedError, ValidationError
-from ledger.mirror.models import CreditLine, Voucher, VoucherFinancing, VoucherPart
+from ledger.errors import (
+    ConflictError,
+    ContractRevertError,
+    DeploymentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from ledger.mirror.read import Mirror
+from ledger.mirror.voucher_read import VoucherReader, voucher_tree
 from ledger.protocol.codes import PartState
 from ledger.protocol.dates import iso_date
 from ledger.protocol.hashchain import part_id_of
@@ -74,7 +80,13 @@ def contract(services: Services) -> VoucherContract:
     """The deployment's voucher contract (connected once per process)."""
     found = getattr(services, "vouchers", None)
     if found is None:
-        found = connect_vouchers(services.client, services.deployment)
+        try:
+            found = connect_vouchers(services.client, services.deployment)
+        except DeploymentError as exc:  # an older deployment: a clear 409 saying what to do, not a 500
+            raise ConflictError(
+                "This deployment has no supply-chain voucher contract, so vouchers cannot be written.",
+                hint=exc.hint,
+            ) from None
         services.vouchers = found
     return found
 
@@ -134,8 +146,8 @@ def _chain_facts(
     bank, _ = vc.financing_request_of(voucher_id, part_id)
     holder_org = _account_org(services, part.holder)
     # every organisation that holds or held a part of the tree (the mirror's), and this part's holder now
-    known = load(session, services, [voucher_id])
-    tree = facts_of(services, known[0], None) if known else None
+    known = load_one(session, voucher_id)
+    tree = facts_of(services, known, None) if known else None
     financing = {bank} if bank != ZERO_ORG else set()
     if part.state is PartState.FINANCED and holder_org is not None:
         financing.add(holder_org)  # the bank that financed it holds it now
@@ -186,7 +198,7 @@ def issue(session: Session, write: Write, body: IssueVoucherRequest) -> JSONResp
     caller, services = write.caller, write.services
     policy.require_voucher(caller, "vouchers.issue")
     voucher_id = body.voucher_id or "0x" + secrets.token_hex(32)
-    maturity = _day_seconds(body.maturity)
+    maturity = body.maturity
     request = body.model_copy(update={"voucher_id": voucher_id}) if body.voucher_id else body
 
     def action(ledger: LedgerContract) -> Outcome:
@@ -199,9 +211,7 @@ def issue(session: Session, write: Write, body: IssueVoucherRequest) -> JSONResp
             currency=body.currency,
             invoice_hash=body.invoice_hash,
         )
-        return Outcome(
-            tx, {"voucher_id": voucher_id, "part_id": 1, "maturity_date": body.maturity.isoformat()}
-        )
+        return Outcome(tx, {"voucher_id": voucher_id, "part_id": 1, "maturity_date": iso_date(maturity, UTC)})
 
     return write.record(request, action, path="/v1/vouchers")
 
@@ -417,8 +427,8 @@ def _now(session: Session) -> int:
 
 
 def overdue(part: Part, maturity: int, now: int) -> bool:
-    """A part with money left to pay after its maturity (到期未兑付)."""
-    return part.state != PartState.SETTLED and part.remaining > 0 and now > maturity
+    """A part with money left to pay at or after its maturity (as the monitor counts it) (到期未兑付)."""
+    return part.state != PartState.SETTLED and part.remaining > 0 and now >= maturity
 
 
 def part_status(part: Part, maturity: int, now: int) -> tuple[str, str, str]:
@@ -553,13 +563,13 @@ def voucher_out(
 
 
 def _find(session: Session, services: Services, voucher_id: str) -> VoucherRow:
-    found = load(session, services, [voucher_id.lower()])
-    if not found:
+    found = load_one(session, voucher_id.lower())
+    if found is None:
         raise NotFoundError(
             f"There is no voucher {voucher_id} (or the mirror has not caught up yet).",
             hint="GET /v1/vouchers lists the vouchers you take part in.",
         )
-    return found[0]
+    return found
 
 
 def voucher(session: Session, services: Services, caller: Caller, voucher_id: str) -> dict[str, Any]:
@@ -567,7 +577,7 @@ def voucher(session: Session, services: Services, caller: Caller, voucher_id: st
     holder's or asked bank's own branch; nothing (404) for anyone unrelated."""
     policy.require_voucher(caller, "voucher.read")
     v = _find(session, services, voucher_id)
-    facts = facts_of(services, v, lines(session, services).get(v.core_org))
+    facts = facts_of(services, v, line_of(session, v.core_org))
     grant = policy.voucher_grant(caller, "voucher.read", facts)
     if grant is Grant.NO:
         raise NotFoundError(
@@ -591,6 +601,11 @@ def _line_out(services: Services, line: Line) -> dict[str, Any]:
     }
 
 
+def _labels(key_label: tuple[str, str, str]) -> dict[str, str]:
+    key, label, label_zh = key_label
+    return {"status": key, "status_label": label, "status_label_zh": label_zh}
+
+
 def overview(session: Session, services: Services, caller: Caller) -> dict[str, Any]:
     """`GET /v1/vouchers`: per caller. A core enterprise: its credit line (used, available) and its payables
     by due date; a supplier: the parts it holds with money left, and whether it may ask to finance each; a
@@ -602,82 +617,95 @@ def overview(session: Session, services: Services, caller: Caller) -> dict[str, 
         out["book"] = financing_book(session, services, caller)
         out["exposure"] = exposure(session, services, caller)
         return out
-    now, org = _now(session), caller.org_id.lower()
-    line = lines(session, services).get(org)
+    now, org, reader = _now(session), caller.org_id.lower(), VoucherReader(session)
+    line = line_of(session, org)
     if line is not None:
         out["credit_line"] = _line_out(services, line)
     names = account_names(services)
-    for v in sorted(load(session, services), key=lambda v: (v.maturity, v.block_number)):
-        if v.core_org == org:
-            key, label, label_zh = voucher_status(v, now)
-            holders = sorted({names.get(p.holder, p.holder) for p in v.parts if p.remaining})
-            out["payables"].append(
-                {
-                    "voucher_id": v.voucher_id,
-                    "face_value_yuan": yuan_text(v.face_value, v.currency),
-                    "outstanding_yuan": yuan_text(v.face_value - v.settled, v.currency),
-                    "currency": v.currency,
-                    "maturity_date": iso_date(v.maturity, UTC),
-                    "holders": holders,
-                    "status": key,
-                    "status_label": label,
-                    "status_label_zh": label_zh,
-                }
-            )
-        for p in v.parts:
-            if p.holder in caller.org_accounts and p.remaining > 0 and p.state != PartState.SETTLED:
-                key, label, label_zh = part_status(p, v.maturity, now)
-                out["parts"].append(
-                    {
-                        "voucher_id": v.voucher_id,
-                        "part_id": p.part_id,
-                        "core_name": _name(services, v.core_org),
-                        "remaining_yuan": yuan_text(p.remaining, v.currency),
-                        "currency": v.currency,
-                        "maturity_date": iso_date(v.maturity, UTC),
-                        "status": key,
-                        "status_label": label,
-                        "status_label_zh": label_zh,
-                        "may_finance": p.state == PartState.HELD and now < v.maturity,
-                    }
-                )
+    for payable in reader.payables(org):  # by due date
+        v = load_one(session, payable.voucher_id)
+        assert v is not None
+        holders = sorted({names.get(p.holder, p.holder) for p in v.parts if p.remaining})
+        out["payables"].append(
+            {
+                "voucher_id": v.voucher_id,
+                "face_value_yuan": yuan_text(v.face_value, v.currency),
+                "outstanding_yuan": yuan_text(v.face_value - v.settled, v.currency),
+                "currency": v.currency,
+                "maturity_date": iso_date(v.maturity, UTC),
+                "holders": holders,
+                **_labels(voucher_status(v, now)),
+            }
+        )
+    held = reader.held_parts(caller.org_accounts)
+    vouchers = {vid: reader.voucher(vid) for vid in {p.voucher_id for p in held}}
+    for p in sorted(held, key=lambda p: (_maturity(vouchers, p.voucher_id), p.block_number)):
+        found = vouchers[p.voucher_id]
+        assert found is not None
+        part = _part_of(p, None, None)
+        out["parts"].append(
+            {
+                "voucher_id": p.voucher_id,
+                "part_id": p.part_id,
+                "core_name": _name(services, found.core_org),
+                "remaining_yuan": yuan_text(p.remaining, found.currency),
+                "currency": found.currency,
+                "maturity_date": iso_date(found.maturity, UTC),
+                **_labels(part_status(part, found.maturity, now)),
+                "may_finance": p.state == PartState.HELD and now < found.maturity,
+            }
+        )
     out["view"] = "core" if out["payables"] or line is not None else "supplier"
     return out
+
+
+def _maturity(vouchers: dict[str, Any], voucher_id: str) -> int:
+    found = vouchers.get(voucher_id)
+    return int(found.maturity) if found is not None else 0
+
+
+def _bank_orgs(services: Services, caller: Caller) -> list[str]:
+    """The caller's bank, or for an auditor every bank in the directory."""
+    if caller.role == "auditor":
+        return sorted({str(p.org_id).lower() for p in services.directory.get() if p.role == "lender"})
+    return [caller.org_id.lower()]
 
 
 def financing_book(session: Session, services: Services, caller: Caller) -> list[dict[str, Any]]:
     """The parts a bank was asked to finance or financed (an auditor: every bank's), by due date."""
     policy.require_voucher(caller, "vouchers.book")
-    now, org = _now(session), caller.org_id.lower()
-    names = account_names(services)
+    now, reader, names = _now(session), VoucherReader(session), account_names(services)
+    entries: list[tuple[Any, Part]] = []
+    for bank in _bank_orgs(services, caller):
+        for f in reader.financing_book(bank):
+            part = next(p for p in reader.parts(f.voucher_id) if p.part_id == f.part_id)
+            entries.append((reader.voucher(f.voucher_id), _part_of(part, f, None)))
+        entries += [
+            (reader.voucher(p.voucher_id), _part_of(p, None, None)) for p in reader.financing_requests(bank)
+        ]
     book = []
-    for v in sorted(load(session, services), key=lambda v: (v.maturity, v.block_number)):
-        for p in v.parts:
-            if p.bank_org is None or (caller.role != "auditor" and p.bank_org != org):
-                continue
-            key, label, label_zh = part_status(p, v.maturity, now)
-            requester = p.seller or p.holder
-            book.append(
-                {
-                    "voucher_id": v.voucher_id,
-                    "part_id": p.part_id,
-                    "core_name": _name(services, v.core_org),
-                    "bank_name": _name(services, p.bank_org),
-                    "requester_name": names.get(requester, requester),
-                    "discount_rate_bps": p.discount_rate_bps,
-                    "face_yuan": yuan_text(p.face if p.face is not None else p.remaining, v.currency),
-                    "interest_yuan": yuan_text(p.interest, v.currency) if p.interest is not None else None,
-                    "paid_yuan": yuan_text(p.paid, v.currency) if p.paid is not None else None,
-                    "days": p.days,
-                    "financed_block": p.financed_block,
-                    "currency": v.currency,
-                    "maturity_date": iso_date(v.maturity, UTC),
-                    "status": key,
-                    "status_label": label,
-                    "status_label_zh": label_zh,
-                    "may_accept": p.state == PartState.FINANCING_REQUESTED and p.bank_org == org,
-                }
-            )
+    for v, p in sorted(entries, key=lambda e: (e[0].maturity, e[1].block_number)):
+        requester = p.seller or p.holder
+        book.append(
+            {
+                "voucher_id": v.voucher_id,
+                "part_id": p.part_id,
+                "core_name": _name(services, v.core_org),
+                "bank_name": _name(services, p.bank_org),
+                "requester_name": names.get(requester, requester),
+                "discount_rate_bps": p.discount_rate_bps,
+                "face_yuan": yuan_text(p.face if p.face is not None else p.remaining, v.currency),
+                "interest_yuan": yuan_text(p.interest, v.currency) if p.interest is not None else None,
+                "paid_yuan": yuan_text(p.paid, v.currency) if p.paid is not None else None,
+                "days": p.days,
+                "financed_block": p.financed_block,
+                "currency": v.currency,
+                "maturity_date": iso_date(v.maturity, UTC),
+                **_labels(part_status(p, v.maturity, now)),
+                "may_accept": p.state == PartState.FINANCING_REQUESTED
+                and p.bank_org == caller.org_id.lower(),
+            }
+        )
     return book
 
 
@@ -685,103 +713,71 @@ def exposure(session: Session, services: Services, caller: Caller) -> list[dict[
     """Per core enterprise: the line the bank granted (limit, outstanding vouchers) and what it financed that
     the core enterprise has not yet paid (an auditor: every bank's, one row per bank and core)."""
     policy.require_voucher(caller, "vouchers.exposure")
-    org = caller.org_id.lower()
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def row(bank: str, core: str) -> dict[str, Any]:
-        return rows.setdefault(
-            (bank, core), {"bank_org": bank, "core_org": core, "limit": None, "outstanding": 0, "financed": 0}
-        )
-
-    for line in lines(session, services).values():
-        if caller.role == "auditor" or line.bank_org == org:
-            r = row(line.bank_org, line.core_org)
-            r["limit"], r["outstanding"] = line.limit, line.outstanding
-    for v in load(session, services):
-        for p in v.parts:
-            if (
-                p.state == PartState.FINANCED
-                and p.bank_org
-                and (caller.role == "auditor" or p.bank_org == org)
-            ):
-                row(p.bank_org, v.core_org)["financed"] += p.remaining
+    reader, mirror = VoucherReader(session), Mirror(session)
     out = []
-    for r in sorted(rows.values(), key=lambda r: (_name(services, r["core_org"]) or "", r["bank_org"])):
-        out.append(
-            r
-            | {
-                "bank_name": _name(services, r["bank_org"]),
-                "core_name": _name(services, r["core_org"]),
-                "limit_yuan": yuan_text(r["limit"]) if r["limit"] is not None else None,
-                "outstanding_yuan": yuan_text(r["outstanding"]) if r["limit"] is not None else None,
-                "financed_yuan": yuan_text(r["financed"]),
-                "currency": "CNY",
-            }
-        )
+    for bank in _bank_orgs(services, caller):
+        for e in reader.exposure(bank, mirror.org_accounts(bank)):
+            out.append(
+                {
+                    "bank_org": bank,
+                    "bank_name": _name(services, bank),
+                    "core_org": e.core_org,
+                    "core_name": _name(services, e.core_org),
+                    "limit_yuan": yuan_text(e.line_limit) if e.line_limit is not None else None,
+                    "outstanding_yuan": yuan_text(e.line_outstanding)
+                    if e.line_outstanding is not None
+                    else None,
+                    "financed_parts": e.financed_parts,
+                    "financed_yuan": yuan_text(e.face_outstanding),
+                    "currency": "CNY",
+                }
+            )
     return out
 
 
 # ------------------------------------------------------------------------------------------------ loading
-
-_vouchers_t: sa.Table = Voucher.__table__  # type: ignore[attr-defined]
-_parts_t: sa.Table = VoucherPart.__table__  # type: ignore[attr-defined]
-_financings_t: sa.Table = VoucherFinancing.__table__  # type: ignore[attr-defined]
-_lines_t: sa.Table = CreditLine.__table__  # type: ignore[attr-defined]
+# The mirror's read model (ledger.mirror.voucher_read) as the rows the pages and answers are built from.
 
 
-def load(session: Session, services: Services, ids: list[str] | None = None) -> list[VoucherRow]:
-    """Mirrored vouchers (all, or those of `ids`) with their parts in the order they were made, each financed
-    part with its discount."""
-    vq, pq, fq = sa.select(_vouchers_t), sa.select(_parts_t), sa.select(_financings_t)
-    if ids is not None:
-        vq = vq.where(_vouchers_t.c.voucher_id.in_(ids))
-        pq = pq.where(_parts_t.c.voucher_id.in_(ids))
-        fq = fq.where(_financings_t.c.voucher_id.in_(ids))
-    out: dict[str, VoucherRow] = {}
-    for r in session.execute(vq.order_by(_vouchers_t.c.block_number, _vouchers_t.c.log_index)):
-        out[r.voucher_id] = VoucherRow(
-            r.voucher_id, r.core_org, int(r.face_value), int(r.settled), int(r.maturity), r.currency,
-            r.invoice_hash, r.head, int(r.block_number), r.transaction_hash,
-        )  # fmt: skip
-    financed = {(f.voucher_id, int(f.part_id)): f for f in session.execute(fq)}
-    for r in session.execute(pq.order_by(_parts_t.c.block_number, _parts_t.c.log_index)):
-        v = out.get(r.voucher_id)
-        if v is None:
-            continue
-        f = financed.get((r.voucher_id, int(r.part_id)))
-        part = Part(
-            r.voucher_id,
-            int(r.part_id),
-            r.parent_part_id,
-            r.holder,
-            int(r.amount),
-            int(r.remaining),
-            int(r.state),
-            bank_org=r.bank_org,
-            discount_rate_bps=r.discount_rate_bps,
-            settled_amount=None if r.settled_amount is None else int(r.settled_amount),
-            settled_block=r.settled_block,
-            block_number=int(r.block_number),
-            transaction_hash=r.transaction_hash,
-        )
-        if f is not None:
-            part.seller, part.face, part.days = f.seller, int(f.face), int(f.discount_days)
-            part.interest, part.paid, part.financed_block = int(f.interest), int(f.paid), int(f.block_number)
-        v.parts.append(part)
-    return list(out.values())
+def _part_of(p: Any, f: Any | None, settled: Any | None) -> Part:
+    part = Part(
+        p.voucher_id,
+        int(p.part_id),
+        p.parent_part_id,
+        p.holder,
+        int(p.amount),
+        int(p.remaining),
+        int(p.state),
+        bank_org=p.bank_org,
+        discount_rate_bps=p.discount_rate_bps,
+        settled_amount=None if p.settled_amount is None else int(p.settled_amount),
+        settled_block=p.settled_block,
+        block_number=int(p.block_number),
+        transaction_hash=p.transaction_hash,
+    )
+    if f is not None:
+        part.seller, part.face, part.days = f.seller, int(f.face), int(f.discount_days)
+        part.interest, part.paid, part.financed_block = int(f.interest), int(f.paid), int(f.block_number)
+    return part
 
 
-def lines(session: Session, services: Services) -> dict[str, Line]:
-    """Every mirrored credit line, by core enterprise."""
-    return {
-        r.core_org: Line(
-            r.core_org,
-            r.bank_org,
-            int(r.line_limit),
-            int(r.outstanding),
-            int(r.expiry),
-            r.terms_hash,
-            int(r.block_number),
-        )  # fmt: skip
-        for r in session.execute(sa.select(_lines_t))
-    }
+def load_one(session: Session, voucher_id: str) -> VoucherRow | None:
+    """One mirrored voucher with its parts in chain order (each financed part with its discount)."""
+    tree = voucher_tree(session, voucher_id)
+    if tree is None:
+        return None
+    v = tree.voucher
+    row = VoucherRow(v.voucher_id, v.core_org, int(v.face_value), int(v.settled), int(v.maturity), v.currency,
+                     v.invoice_hash, v.head, int(v.block_number), v.transaction_hash)  # fmt: skip
+    nodes = sorted(tree.parts, key=lambda n: (n.part.block_number, n.part.log_index))
+    row.parts = [_part_of(n.part, n.financing, n.settlement) for n in nodes]
+    return row
+
+
+def line_of(session: Session, core_org: str) -> Line | None:
+    """The core enterprise's mirrored credit line."""
+    r = VoucherReader(session).credit_line(core_org)
+    if r is None:
+        return None
+    return Line(r.core_org, r.bank_org, int(r.line_limit), int(r.outstanding), int(r.expiry), r.terms_hash,
+                int(r.block_number))  # fmt: skip
