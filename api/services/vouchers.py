@@ -51,7 +51,7 @@ from ledger.errors import (
 from ledger.mirror.read import Mirror
 from ledger.mirror.voucher_read import VoucherReader, voucher_tree
 from ledger.protocol.codes import PartState
-from ledger.protocol.dates import iso_date
+from ledger.protocol.dates import iso_date, iso_time
 from ledger.protocol.hashchain import part_id_of
 from ledger.protocol.money import yuan_text
 
@@ -612,6 +612,9 @@ def overview(session: Session, services: Services, caller: Caller) -> dict[str, 
     bank: its financing book and its exposure per core enterprise; an auditor: every book and exposure."""
     policy.require_voucher(caller, "vouchers.list")
     out: dict[str, Any] = {"credit_line": None, "payables": [], "parts": [], "book": [], "exposure": []}
+    # the chain time the states are as of (the mirror's newest block): overdue is counted from it
+    as_of = _now(session)
+    out |= {"as_of": as_of, "as_of_time": iso_time(as_of, services.settings.bank_zone)}
     if caller.role in ("lender", "auditor"):
         out["view"] = "bank" if caller.role == "lender" else "auditor"
         out["book"] = financing_book(session, services, caller)
