@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
+from ledger.monitoring.vouchers import VOUCHER_RULE_LABELS
 from ledger.protocol.codes import LoanStatus, RiskClass
 
 __all__ = [
@@ -275,6 +276,7 @@ _LABELS: dict[str, tuple[str, str]] = {
 
 # --- issue 20: alerts in both languages (rule, severity, state) ---
 RULE_LABELS: dict[str, tuple[str, str]] = {
+    **VOUCHER_RULE_LABELS,  # supply-chain vouchers (issue 22): ledger.monitoring.vouchers
     "undeclared_use": ("Use outside the declared purposes", "资金用途超出约定"),
     "prohibited_use": ("Prohibited use of loan funds", "贷款资金违规用途"),
     "circular_flow": ("Money flowed back", "资金回流"),

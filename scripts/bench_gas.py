@@ -10,6 +10,10 @@ cost plus, per payment, one new storage slot (22,100: a cold zero-to-non-zero SS
 lot's remaining amount (5,000: cold SLOAD + SSTORE) and rewriting the loan's head (5,000). Calldata, events
 and checks come on top.
 
+The supply-chain voucher contract (issue 22) is measured on the same node: issue (确权), split and transfer,
+financing asked and accepted, settlement at maturity. Its split-and-transfer to one recipient is held to the
+ledger's `pay` measured in the same run (the issue's bound), and its floor is a payment's.
+
 Usage: python scripts/bench_gas.py [--runs N] [--json PATH]
 """
 
@@ -34,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ledger.chain.client import ChainClient  # noqa: E402
 from ledger.chain.compiler import load_contract  # noqa: E402
 from ledger.chain.contract import AUDITOR_ROLE, ENTERPRISE_ROLE, LENDER_ROLE, LedgerContract, PaymentSpec  # noqa: E402
-from ledger.chain.deploy import connect, deploy_ledger  # noqa: E402
+from ledger.chain.deploy import connect, connect_vouchers, deploy_ledger  # noqa: E402
 from ledger.chain.localchain import LocalChain  # noqa: E402
+from ledger.chain.vouchers import VoucherContract  # noqa: E402
 
 # (operation, target gas from the foundation issue or None, floor)
 BASE, NEW_SLOT, REWRITE = 21_000, 22_100, 5_000
@@ -57,6 +62,8 @@ FLOORS: dict[str, int] = {
     "repay": BASE + REWRITE + REWRITE,
     "attest": BASE,
     "ERC-20 transfer (new holder)": BASE + NEW_SLOT + REWRITE,
+    # vouchers: the new part, the parent's remaining, the head (as a payment)
+    "voucher: split and transfer (one recipient)": BASE + NEW_SLOT + REWRITE + REWRITE,
 }
 
 
@@ -76,8 +83,11 @@ def main() -> None:
     with LocalChain() as node:
         client = ChainClient(node.url)
         operator = Account.create()
-        ledger = connect(client, deploy_ledger(client, operator))
-        cast = {name: Account.create() for name in ("bank", "borrower", "supplier", "payee", "auditor")}
+        deployment = deploy_ledger(client, operator, vouchers=True)
+        ledger = connect(client, deployment)
+        vouchers = connect_vouchers(client, deployment)
+        cast: dict = {name: Account.create() for name in ("bank", "borrower", "supplier", "payee", "auditor")}
+        orgs: dict[str, str] = {}
         for name, role in (
             ("bank", LENDER_ROLE),
             ("borrower", ENTERPRISE_ROLE),
@@ -85,7 +95,7 @@ def main() -> None:
             ("payee", ENTERPRISE_ROLE),
             ("auditor", AUDITOR_ROLE),
         ):
-            org = rand32()
+            org = orgs[name] = rand32()
             ledger.register_organization(operator, org, rand32())
             ledger.add_account(operator, org, cast[name].address)
             ledger.grant_role(operator, role, cast[name].address)
@@ -94,6 +104,16 @@ def main() -> None:
         cast["appraiser_org"] = rand32()
         ledger.register_organization(operator, cast["appraiser_org"], rand32())
         ledger.add_account(operator, cast["appraiser_org"], cast["appraiser"].address)
+
+        # supply-chain vouchers (issue 22): the borrower is the core enterprise, Bank A grants its line
+        cast["core_org"], cast["bank_org"] = orgs["borrower"], orgs["bank"]
+        vouchers.set_credit_line(
+            cast["bank"],
+            core_org=orgs["borrower"],
+            limit=10**17,
+            expiry=int(time.time()) + 10**8,
+            terms_hash=rand32(),
+        )
 
         token_build = load_contract("ReferenceToken")
         data = token_build.bytecode.removeprefix("0x") + abi_encode(["uint256"], [10**30]).hex()
@@ -106,7 +126,10 @@ def main() -> None:
             task = progress.add_task("measuring gas", total=args.runs)
             for _ in range(args.runs):
                 _one_round(ledger, client, cast, token, operator, record)
+                _voucher_round(vouchers, client, cast, record)
                 progress.advance(task)
+        # The issue's bound: a split-and-transfer in one call costs no more than a ledger payment.
+        TARGETS[SPLIT_ONE] = int(statistics.median(gas["pay"]))
 
     table = Table("operation", "gas (median)", "vs ERC-20 transfer", "floor", "target", "meets")
     erc20 = statistics.median(gas["ERC-20 transfer (new holder)"])
@@ -134,6 +157,46 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"written to {args.json}")
+
+
+SPLIT_ONE = "voucher: split and transfer (one recipient)"
+
+
+def _voucher_round(vouchers: VoucherContract, client: ChainClient, cast: dict, record) -> None:
+    """A voucher's life: 确权 (issue), split and transfer to one and to ten suppliers, financing asked and
+    accepted at a discount, and settlement at maturity (the node's clock moved three days on)."""
+    core, supplier, bank = cast["borrower"], cast["supplier"], cast["bank"]
+    voucher = rand32()
+    now = client.get_header().timestamp
+    r = vouchers.issue_voucher(
+        core,
+        voucher_id=voucher,
+        holder=supplier.address,
+        face_value=10**12,
+        maturity=now + 2 * 86_400,
+        currency="CNY",
+        invoice_hash=rand32(),
+    )
+    record("voucher: issue (确权)", r.gas_used)
+    r = vouchers.split_transfer(supplier, voucher, 1, [(Account.create().address, 12_345_67)])
+    record(SPLIT_ONE, r.gas_used)
+    pieces = [(Account.create().address, 1_000 + i) for i in range(10)]
+    record(
+        "voucher: split and transfer (10 recipients, each)",
+        vouchers.split_transfer(supplier, voucher, 1, pieces).gas_used / 10,
+    )
+    r = vouchers.request_financing(
+        supplier, voucher_id=voucher, part_id=1, bank_org=cast["bank_org"], discount_rate_bps=350
+    )
+    record("voucher: request financing", r.gas_used)
+    r = vouchers.accept_financing(bank, voucher_id=voucher, part_id=1, payment_ref=rand32())
+    record("voucher: accept financing (贴现)", r.gas_used)
+    client.rpc("evm_increaseTime", [3 * 86_400])
+    client.rpc("evm_mine")
+    record(
+        "voucher: settle at maturity",
+        vouchers.settle(core, voucher_id=voucher, part_id=1, payment_ref=rand32()).gas_used,
+    )
 
 
 def _one_round(ledger: LedgerContract, client: ChainClient, cast: dict, token: str, operator, record) -> None:

@@ -2,7 +2,10 @@
 show these labels, and a rule without one would show its code name on the Chinese page."""
 
 from api.i18n import RULE_LABELS
-from ledger.monitoring.rules import RULES
+from ledger.monitoring.rules import RULES as LOAN_RULES
+from ledger.monitoring.vouchers import VOUCHER_RULES
+
+RULES = set(LOAN_RULES) | VOUCHER_RULES  # the loans' rules and the vouchers' (issue 22)
 
 
 def test_every_rule_has_an_english_and_a_chinese_label() -> None:

@@ -213,3 +213,52 @@ def test_rebuilding_from_the_raw_events_gives_the_same_voucher_rows(db_engine: E
     with Indexer(db_engine, sc.client, sc.deployment) as indexer:
         indexer.rebuild_projections()
     assert voucher_rows(db_engine) == before
+
+
+def test_a_part_unpaid_past_maturity_raises_an_alert_until_it_is_settled(
+    db_engine: Engine, sc: Chain
+) -> None:
+    """到期未兑付: at maturity every part with something unpaid is alerted (the sweep sees the clock move);
+    each settlement resolves its part's alert in the batch that mirrors it; the one part left unpaid stays
+    open with its amount, holder and days overdue."""
+    from ledger.monitoring.monitor import Monitor
+    from ledger.monitoring.vouchers import VOUCHER_PART_OVERDUE
+
+    v = sc.vouchers
+    vid, parts = whole_life(sc)
+    monitor = Monitor(sweep_seconds=3600)
+
+    def run() -> list[Any]:
+        with Indexer(db_engine, sc.client, sc.deployment, after_batch=monitor.after_batch) as indexer:
+            indexer.run_once()
+        alerts = SQLModel.metadata.tables["alerts"]
+        with db_engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(alerts)
+                    .where(alerts.c.rule == VOUCHER_PART_OVERDUE)
+                    .order_by(alerts.c.cause_key)
+                )
+            )
+
+    assert run() == []  # not yet due
+    sc.advance(31 * DAY)
+    raised = run()
+    assert sorted(a.cause_key for a in raised) == sorted(f"part:{p}" for p in parts)
+    assert all(a.state == "open" and a.loan_id == vid and "到期未兑付" in a.title for a in raised)
+    *settled_now, left_unpaid = parts
+    for part in settled_now:
+        v.settle(sc.core, voucher_id=vid, part_id=part, payment_ref=h(f"settle:{part}"))
+    after = {a.cause_key: a for a in run()}
+    assert {k for k, a in after.items() if a.state == "resolved" and a.resolved_by == "system"} == {
+        f"part:{p}" for p in settled_now
+    }
+    open_alert = after[f"part:{left_unpaid}"]
+    assert open_alert.state == "open"
+    assert (
+        open_alert.details["remaining"] == 10_000_00
+        and open_alert.details["holder"] == sc.cast.supplier.address
+    )
+    assert open_alert.details["days_overdue"] >= 1
+    v.settle(sc.core, voucher_id=vid, part_id=left_unpaid, payment_ref=h("settle:last"))
+    assert all(a.state == "resolved" for a in run())

@@ -613,8 +613,9 @@ class Indexer:
             images = t["undo_images"]
             conn.execute(sa.delete(images).where(images.c.block_number <= keep))
             if self.after_batch is not None:
-                mine = [e for e in events if "loanId" in e.args]
-                self.after_batch(conn, sorted({e.args["loanId"] for e in mine}), mine)
+                # the loans' events and the voucher contract's (the monitor's voucher rules read those)
+                mine = [e for e in events if "loanId" in e.args or "voucherId" in e.args]
+                self.after_batch(conn, sorted({e.args["loanId"] for e in mine if "loanId" in e.args}), mine)
         self._checkpoint = StoredCheckpoint(hi, headers[-1].hash, cp.start_block)
         if self.on_progress is not None:
             self.on_progress(BatchProgress(lo, hi, target, cp.start_block, hi - lo + 1, len(event_rows)))
@@ -724,7 +725,9 @@ class Indexer:
                     event_from_row(row, self.projector.codec)
                     for row in conn.execute(
                         sa.select(*(events.c[c] for c in _EVENT_ROW))
-                        .where(*orphaned, events.c.loan_id.is_not(None))
+                        .where(
+                            *orphaned, sa.or_(events.c.loan_id.is_not(None), events.c.voucher_id.is_not(None))
+                        )
                         .order_by(events.c.block_number, events.c.log_index)
                     )
                 ]

@@ -55,6 +55,7 @@ from ledger.monitoring.rules import (
     Thresholds,
     days_past_due,
 )
+from ledger.monitoring.vouchers import VOUCHER_RULES, overdue_candidates, voucher_ids_of, vouchers_to_sweep
 from ledger.protocol.codes import LoanStatus
 from ledger.protocol.events import DecodedEvent
 from ledger.protocol.terms import TermsProvider
@@ -315,6 +316,8 @@ class Monitor:
         self.rules = dict(rules or RULES)
         self.sweep_seconds = sweep_seconds
         self._last_sweep: int | None = None
+        # The voucher rules run unless `rules` names a set without them (a test of loan rules alone).
+        self.vouchers = rules is None or bool(VOUCHER_RULES & set(rules))
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Monitor:
@@ -337,8 +340,25 @@ class Monitor:
         `events` (the ones it applied, or removed) can have changed; every open loan, whole, when a sweep
         is due. Without `events`, the touched loans are evaluated whole."""
         now = self._clock(conn)
+        sweep = now is not None and (self._last_sweep is None or now - self._last_sweep >= self.sweep_seconds)
+        result = self._after_loans(conn, loan_ids, events, now, sweep)
+        if now is not None and self.vouchers:
+            vouchers = voucher_ids_of(events or ())
+            if sweep:
+                vouchers |= vouchers_to_sweep(conn, now)
+            self.evaluate_vouchers(conn, vouchers, now=now, result=result)
+        return result
+
+    def _after_loans(
+        self,
+        conn: sa.Connection,
+        loan_ids: Iterable[str],
+        events: Sequence[DecodedEvent] | None,
+        now: int | None,
+        sweep: bool,
+    ) -> EvaluationResult:
         ids = set(loan_ids)
-        if now is not None and (self._last_sweep is None or now - self._last_sweep >= self.sweep_seconds):
+        if now is not None and sweep:
             ids.update(Mirror(conn).loan_ids(status=LoanStatus.OPEN))
             self._last_sweep = now
             # A preservation deadline runs on a written-off loan too, and guarantee circles span loans.
@@ -350,6 +370,36 @@ class Monitor:
             # A guarantee given or released on one loan changes its guarantors' circles on the others.
             return self.evaluate(conn, ids | _loans_with_guarantees(conn), now=now)
         return self.evaluate_changes(conn, ids, events, now=now)
+
+    def evaluate_vouchers(
+        self,
+        conn: sa.Connection,
+        voucher_ids: Iterable[str],
+        *,
+        now: int | None = None,
+        result: EvaluationResult | None = None,
+    ) -> EvaluationResult:
+        """The voucher rules (`ledger.monitoring.vouchers`: a part unpaid past maturity, 到期未兑付) on these
+        vouchers at chain time `now`, reconciled with their alerts like a loan's."""
+        result = result if result is not None else EvaluationResult()
+        clock = now if now is not None else self._clock(conn)
+        ids = sorted(set(voucher_ids))
+        if clock is None or not ids:
+            return result
+        tip = Mirror(conn).tip()
+        top = -1 if tip is None else int(tip)
+        t = _alerts()
+        for voucher_id in ids:
+            rows = conn.execute(
+                sa.select(t).where(t.c.loan_id == voucher_id, t.c.rule.in_(sorted(VOUCHER_RULES)))
+            ).all()
+            found = overdue_candidates(conn, voucher_id, clock)
+            existing = self._drop_orphans(conn, rows, top, result, gone=found is None)
+            if found is None:
+                continue
+            candidates = {(c.rule, c.cause_key): c for c in found}
+            self._apply(conn, existing, candidates, dict.fromkeys(VOUCHER_RULES), clock, result)
+        return result
 
     def _clock(self, conn: sa.Connection) -> int | None:
         return self.now() if self.now is not None else latest_chain_time(conn)
@@ -582,13 +632,7 @@ class Monitor:
         """Bring the alerts `rows` in line with what each rule of `runs` says on its facts, for its causes
         (`keys`; None: all of the loan's): raise, refresh, resolve, reopen; delete those whose events are
         gone (all of them when the loan is `gone`)."""
-        t = _alerts()
-        existing = {(r.rule, r.cause_key): r for r in rows}
-        orphaned = [r.id for r in existing.values() if gone or r.source_block > tip]
-        if orphaned:
-            self._delete(conn, orphaned)
-            result.deleted.extend(orphaned)
-            existing = {k: r for k, r in existing.items() if r.id not in orphaned}
+        existing = self._drop_orphans(conn, rows, tip, result, gone=gone)
         if gone:
             return
         candidates: dict[tuple[str, str], Candidate] = {}
@@ -606,6 +650,33 @@ class Monitor:
             for c in found:
                 if keys is None or c.cause_key in keys:  # context lots' causes are not this run's
                     candidates[(c.rule, c.cause_key)] = c
+        self._apply(conn, existing, candidates, evaluated, clock, result)
+
+    def _drop_orphans(
+        self, conn: sa.Connection, rows: Sequence[Any], tip: int, result: EvaluationResult, *, gone: bool
+    ) -> dict[tuple[str, str], Any]:
+        """The alerts `rows` by (rule, cause), less those whose events are gone (deleted here): all of them
+        when the subject is `gone`, else those resting on a block above `tip`."""
+        existing = {(r.rule, r.cause_key): r for r in rows}
+        orphaned = [r.id for r in existing.values() if gone or r.source_block > tip]
+        if orphaned:
+            self._delete(conn, orphaned)
+            result.deleted.extend(orphaned)
+            existing = {k: r for k, r in existing.items() if r.id not in orphaned}
+        return existing
+
+    def _apply(
+        self,
+        conn: sa.Connection,
+        existing: Mapping[tuple[str, str], Any],
+        candidates: Mapping[tuple[str, str], Candidate],
+        evaluated: Mapping[str, set[str] | None],
+        clock: int,
+        result: EvaluationResult,
+    ) -> None:
+        """Raise, refresh or reopen the alerts of `candidates`; resolve as system those of the `evaluated`
+        rules (within their cause keys, when given) whose cause went away."""
+        t = _alerts()
         now = datetime.now(UTC)
         for key, c in candidates.items():
             row = existing.get(key)
