@@ -182,6 +182,12 @@ def test_a_vouchers_whole_life_through_the_api(vsite: VoucherSite) -> None:
     refused(post(api, CORE, f"{parts}/1/settle", {}), 409, "Part 1 is settled")
     tree = ok(api.get("auditor", f"/v1/vouchers/{voucher}"), 200)
     assert tree["status"] == "settled" and {p["status"] for p in tree["parts"]} == {"settled"}
+    # the whole life verifies against the chain (part A's verify_voucher), for those who see every branch
+    for who in (CORE, "bank", "auditor"):
+        checked = ok(api.get(who, f"/v1/vouchers/{voucher}/verification"), 200)
+        assert checked["ok"] is True and checked["problems"] == [] and checked["block_time"], checked
+    refused(api.get("subsupplier", f"/v1/vouchers/{voucher}/verification"), 403, "covers every branch")
+    refused(api.get("outsider", f"/v1/vouchers/{voucher}/verification"), 404, "no voucher")
     core = ok(api.get(CORE, "/v1/vouchers"), 200)
     assert core["credit_line"]["used_yuan"] == "0.00"  # settling frees the line
 
@@ -302,6 +308,9 @@ def test_the_voucher_policy_is_complete_and_consistent() -> None:
             banks = {rule.of(r) for r in (VRel.LINE_BANK, VRel.FINANCING_BANK, VRel.OTHER_LENDER)}
             firms = {rule.of(r) for r in (VRel.CORE, VRel.HOLDER, VRel.ENTERPRISE)}
             assert len(banks) == 1 and len(firms) == 1, name
+    # the whole tree (verification): the core's, the line bank's, auditors'; a holder gets its branch
+    whole = VOUCHER_POLICY["voucher.verification"]
+    assert {r for r in VRel if whole.of(r) is Grant.YES} == {VRel.CORE, VRel.LINE_BANK, VRel.AUDITOR}
     assert VOUCHER_POLICY["voucher.read"].of(VRel.HOLDER) is Grant.OWN
     assert {r for r in VRel if VOUCHER_POLICY["voucher.settle"].of(r) is not Grant.NO} == {VRel.CORE}
 
@@ -441,6 +450,8 @@ def test_every_voucher_route_answers_every_relationship_as_the_policy_says(vsite
             elif grant is Grant.NO:
                 if not _role_may(action, who) or method == "POST":
                     assert r.status_code in (403, 404) and error in ("PermissionDenied", "NotFound"), case
+                elif VOUCHER_POLICY["voucher.read"].of(rel) is not Grant.NO:  # sees its branch, not all
+                    assert (r.status_code, error) == (403, "PermissionDenied"), case
                 else:  # a voucher it has no part in is not there for it
                     assert (r.status_code, error) == (404, "NotFound"), case
             elif grant is Grant.YES:

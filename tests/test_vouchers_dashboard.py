@@ -127,6 +127,7 @@ def test_each_role_sees_its_vouchers_and_the_tree_and_acts_with_the_forms(
     assert "Borrower Co" in tree and "Supplier Two" in tree and "120,000.00" in tree
     assert "Issued (确权)" in tree
     assert core.locator("#voucher-facts details.when").count() == 1  # the block one click away
+    assert "verified at block" in core.inner_text("#voucher-verification")
     _shot(core, "voucher-core")
 
     supplier = _page(browser, vsite, "supplier2", "/dashboard/vouchers")
@@ -140,6 +141,7 @@ def test_each_role_sees_its_vouchers_and_the_tree_and_acts_with_the_forms(
     assert "Financing of part" in supplier.inner_text(".flash.ok")
     supplier.goto(f"{vsite.url}/dashboard/vouchers/{v}")
     assert supplier.locator("#voucher-branch").count() == 1  # its own branch, not the whole tree
+    assert supplier.locator("#voucher-verification").count() == 0
     assert supplier.locator("#voucher-parts tbody tr").count() == 3  # tier 1 above, its part, tier 3 below
 
     bank = _page(browser, vsite, "other_bank", "/dashboard/vouchers")
@@ -192,6 +194,10 @@ def test_the_cli_lists_shows_splits_and_finances_through_the_running_api(vsite: 
     assert r.exit_code == 0 and "discount interest" in r.output and "paid 39" in r.output, r.output
     r = run("bank", "list")
     assert f"financed {v} part {tier3}" in r.output and "exposure to Borrower Co" in r.output
+    r = run("auditor", "verify", v)
+    assert r.exit_code == 0 and "every mirrored column and event matches the chain" in r.output, r.output
+    r = run("supplier2", "verify", v)
+    assert r.exit_code == 1 and "The API refused (403)" in r.output and "Ask the core enterprise" in r.output
     r = run("borrower", "settle", v, "1")
     assert r.exit_code == 1 and "not due yet" in r.output
     r = run("supplier", "settle", v, "1")

@@ -73,6 +73,7 @@ from ledger.errors import (
     ContractRevertError,
     FundflowError,
     NotFoundError,
+    PermissionDeniedError,
     ValidationError,
 )
 from ledger.monitoring.alerts import ALERT_STATES
@@ -1131,12 +1132,17 @@ def voucher_page(voucher: str, request: Request) -> Response:
         t = _lang(request)
         v = vouchers_service.voucher(session, services, caller, voucher)
         banks = [p.name for p in services.directory.get() if p.role == "lender"]
+        try:  # who sees every branch sees it verified against the chain, as a loan's page shows
+            check: dict[str, Any] | None = vouchers_service.verification(session, services, caller, voucher)
+        except PermissionDeniedError:
+            check = None
         return _render(
             request,
             "voucher.html",
             caller=caller,
             v=v,
             picture=_voucher_picture(t, v),
+            check=check,
             banks=sorted(banks),
             org=caller.org_id.lower(),
         )

@@ -76,6 +76,13 @@ def get_voucher(
     return service.voucher(session, services, caller, voucher)
 
 
+@router.get("/{voucher}/verification", summary="Verify the voucher's mirrored tree against the chain")
+def verification(
+    voucher: VoucherId, caller: ParticipantDep, session: SessionDep, services: ServicesDep
+) -> dict[str, Any]:
+    return service.verification(session, services, caller, voucher)
+
+
 @router.post(
     "/{voucher}/parts/{part}/split", summary="Split a part and transfer the pieces (holder)", **_WRITE
 )

@@ -37,6 +37,7 @@ from api.services import Services
 from api.services.human import humanize
 from api.services.rows import account_names, org_names
 from api.writes import Outcome, Write
+from ledger.audit.vouchers import verify_voucher
 from ledger.chain.contract import LedgerContract
 from ledger.chain.deploy import connect_vouchers
 from ledger.chain.vouchers import PartInfo, VoucherContract, VoucherState
@@ -586,6 +587,32 @@ def voucher(session: Session, services: Services, caller: Caller, voucher_id: st
         )
     parts = v.parts if grant is Grant.YES else branch(v, caller)
     return voucher_out(session, services, v, parts, _now(session), partial=grant is not Grant.YES)
+
+
+def verification(session: Session, services: Services, caller: Caller, voucher_id: str) -> dict[str, Any]:
+    """Verify the mirrored voucher against the chain (part A's `verify_voucher`: every mirrored column to
+    its chain source, the raw events, the hash chain recomputed to `headOf`). It covers every branch, so
+    only the core enterprise, the bank of its line and auditors get it; a holder is told what it may see."""
+    policy.require_voucher(caller, "voucher.verification")
+    v = _find(session, services, voucher_id)
+    facts = facts_of(services, v, line_of(session, v.core_org))
+    if policy.voucher_grant(caller, "voucher.read", facts) is Grant.NO:
+        raise NotFoundError(
+            f"There is no voucher {voucher_id} you take part in.",
+            hint="GET /v1/vouchers lists the vouchers you take part in.",
+        )
+    policy.require_voucher(caller, "voucher.verification", facts)
+    found = verify_voucher(services.engine, contract(services), v.voucher_id)
+    out = {
+        "voucher_id": found.voucher_id,
+        "ok": found.ok,
+        "block_number": found.block_number,
+        "head_on_chain": found.head_on_chain,
+        "head_recomputed": found.head_recomputed,
+        "problems": found.problems,
+        "summary": found.summary(),
+    }
+    return humanize(session, services.settings.bank_zone, out)  # type: ignore[no-any-return]
 
 
 def _line_out(services: Services, line: Line) -> dict[str, Any]:

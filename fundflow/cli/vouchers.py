@@ -1,4 +1,4 @@
-"""`fundflow vouchers list|show|credit-line|issue|split|finance|accept|settle`: supply-chain
+"""`fundflow vouchers list|show|credit-line|issue|split|finance|accept|settle|verify`: supply-chain
 vouchers (issue 22) through the running API, so each command takes the checks and policy of the dashboard.
 
 A core enterprise issues a voucher against an invoice (确权: it acknowledges its payable); a holder splits
@@ -183,6 +183,14 @@ def list_vouchers(token: Token = None, api: ApiUrl = None) -> None:
         _say("no vouchers")
 
 
+def verify(voucher: Voucher, token: Token = None, api: ApiUrl = None) -> None:
+    """Verify a voucher's mirrored tree against the chain (core enterprise, its line's bank, auditors)."""
+    result = get_json(api, token, f"/v1/vouchers/{voucher}/verification")
+    _say(result["summary"])
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
 def register_voucher_commands(app: typer.Typer) -> None:
     vouchers_app = typer.Typer(help="Supply-chain vouchers (电子债权凭证).", no_args_is_help=True)
     for name, command in (
@@ -194,6 +202,7 @@ def register_voucher_commands(app: typer.Typer) -> None:
         ("finance", finance),
         ("accept", accept),
         ("settle", settle),
+        ("verify", verify),
     ):
         vouchers_app.command(name)(friendly_errors(command))
     app.add_typer(vouchers_app, name="vouchers")
