@@ -113,3 +113,48 @@ def test_ids_are_typed_in_the_source_and_plain_bytes32_in_the_abi(
     implemented = {_signature(e) for e in compiled.abi if "name" in e}
     assert {_signature(e) for e in interface.abi} <= implemented
     assert implemented >= KNOWN_SIGNATURES
+
+
+# ------------------------------------------------------------------------ the voucher contract (issue 22)
+
+# ISupplyChainVouchers' errors and events, pinned like the ledger's: a new one comes with its NatSpec.
+VOUCHER_ERRORS = 28
+VOUCHER_ENTRIES = 34
+
+
+def test_every_voucher_error_and_event_has_a_notice_and_documents_each_argument() -> None:
+    interface = load_contract("ISupplyChainVouchers")
+    output = json.loads(load_contract("SupplyChainVouchers").metadata)["output"]
+    entries = [e for e in interface.abi if e["type"] in ("error", "event")]
+    assert (
+        len([e for e in entries if e["type"] == "error"]) == VOUCHER_ERRORS
+        and len(entries) == VOUCHER_ENTRIES
+    )
+    undocumented = []
+    for entry in entries:
+        kind, signature = entry["type"], _signature(entry)
+        notice = _doc(output["userdoc"], kind, signature).get("notice", "")
+        opening = "Thrown when " if kind == "error" else "Emitted when "
+        if not notice.startswith(opening):
+            undocumented.append(f"{signature}: notice {notice!r} does not start with {opening!r}")
+        params = _doc(output["devdoc"], kind, signature).get("params", {})
+        missing = [i["name"] for i in entry["inputs"] if not params.get(i["name"], "").strip()]
+        if missing:
+            undocumented.append(f"{signature}: no @param for {missing}")
+    assert undocumented == []
+
+
+def test_the_voucher_contract_types_organisations_and_keeps_the_ledger_untouched(
+    compiled: CompiledContract,
+) -> None:
+    interface, implementation = load_contract("ISupplyChainVouchers"), load_contract("SupplyChainVouchers")
+    orgs = [(where, arg) for where, arg in _args(implementation.abi) if arg["name"] in ("coreOrg", "bankOrg")]
+    assert len(orgs) > 8
+    for where, arg in orgs:
+        assert (arg["internalType"], arg["type"]) == ("OrgId", "bytes32"), where
+    assert {_signature(e) for e in interface.abi} <= {
+        _signature(e) for e in implementation.abi if "name" in e
+    }
+    # Voucher errors never share a name with the ledger's, so one decoder knows both (VoucherContract.errors).
+    ledger_errors = {e["name"] for e in compiled.abi if e["type"] == "error"}
+    assert not ledger_errors & {e["name"] for e in implementation.abi if e["type"] == "error"}

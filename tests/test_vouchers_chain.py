@@ -248,33 +248,6 @@ def test_the_discount_formula_matches_the_contract(sc: Chain, face: int, rate: i
     assert sc.vouchers.discount(face, rate, seconds) == discount(face, rate, seconds)
 
 
-def test_every_voucher_error_and_event_is_documented() -> None:
-    """As the ledger's interface (tests/test_contract_interface.py): every error and event has a notice
-    saying when it is thrown or emitted, and a @param for each argument."""
-    import json
-
-    from ledger.chain.compiler import load_contract
-
-    interface = load_contract("ISupplyChainVouchers")
-    output = json.loads(load_contract("SupplyChainVouchers").metadata)["output"]
-    entries = [e for e in interface.abi if e["type"] in ("error", "event")]
-    assert len(entries) == 6 + 28
-    undocumented = []
-    for entry in entries:
-        kind = entry["type"]
-        signature = f"{entry['name']}({','.join(i['type'] for i in entry['inputs'])})"
-        notice = output["userdoc"].get(f"{kind}s", {}).get(signature, {})
-        notice = (notice[0] if isinstance(notice, list) else notice).get("notice", "")
-        if not notice.startswith("Thrown when " if kind == "error" else "Emitted when "):
-            undocumented.append(f"{signature}: {notice!r}")
-        params = output["devdoc"].get(f"{kind}s", {}).get(signature, {})
-        params = (params[0] if isinstance(params, list) else params).get("params", {})
-        undocumented += [
-            f"{signature}: no @param {i['name']}" for i in entry["inputs"] if not params.get(i["name"])
-        ]
-    assert undocumented == []
-
-
 def test_the_split_costs_no_more_gas_than_a_ledger_payment(sc: Chain) -> None:
     """The brief's bound: a split-and-transfer to one recipient costs at most a ledger `pay`, measured as
     `make bench` measures pay (scripts/bench_gas.py): fresh random 32-byte ids and evidence hash, the first

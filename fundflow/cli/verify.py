@@ -141,7 +141,12 @@ def render_verification(result: Verification, out: Console, *, show_all: bool = 
 
 def render_bundle_verification(result: BundleVerification, out: Console) -> None:
     table = Table(
-        "block", "log", "event", "details", "head after", title=f"proved trail of loan {result.loan_id}"
+        "block",
+        "log",
+        "event",
+        "details",
+        "head after",
+        title=f"proved trail of {result.subject} {result.loan_id}",
     )
     for e in result.events:
         table.add_row(str(e.block_number), str(e.log_index), e.name, _brief(e.args), e.head[:12] + "…")
@@ -243,7 +248,8 @@ def verify_bundle_command(
 ) -> None:
     """Verify a proof bundle with no API and no database; prints the trail it proved. PROVEN needs both a
     trusted block hash (--block-hash or --rpc) and the expected ledger (--ledger or --deployment); exits 2
-    when either is missing, 1 when the bundle fails."""
+    when either is missing, 1 when the bundle fails. A voucher's bundle is pinned by --deployment (the record
+    names the voucher contract beside the ledger)."""
     if block_hash is None and rpc is None and not unanchored:
         raise ValidationError(
             "a bundle proves nothing until its header is anchored to a block hash you trust",
@@ -263,6 +269,7 @@ def verify_bundle_command(
     result = verify_bundle(load_bundle_text(file), trusted_block_hash=block_hash, client=client, pin=pin)
     if as_json:
         body = {
+            "subject": result.subject,  # "loan", or "voucher" for a voucher's bundle (its id in loan_id)
             "loan_id": result.loan_id,
             "head": result.head,
             "contract": result.contract,

@@ -28,10 +28,11 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from ledger.chain.client import ChainClient
-from ledger.chain.contract import LedgerContract, as_bytes32
+from ledger.chain.contract import BoundContract, LedgerContract, as_bytes32
 from ledger.chain.deploy import Deployment
 from ledger.errors import BundleError, ChainError
 from ledger.protocol.canonical import canonical_json
+from ledger.protocol.codes import VoucherEventKind
 from ledger.protocol.events import EventDecoder
 from ledger.protocol.hashchain import LOT_CREATING_EVENTS, ZERO_HEAD, HashChain, event_head
 
@@ -44,7 +45,11 @@ __all__ = [
     "BundleVerification",
     "LedgerPin",
     "ProvedEvent",
+    "VOUCHER_BUNDLE_FORMAT",
+    "VOUCHER_EVENT_INPUTS",
+    "VOUCHER_HEADS_SLOT",
     "build_bundle",
+    "build_voucher_bundle",
     "chain_step",
     "bundle_to_text",
     "header_hash",
@@ -227,6 +232,110 @@ _HASH_CHAIN = HashChain(EVENT_ABI)  # built from the bundle's own table, not fro
 def chain_step(previous_head: str, event_name: str, args: Mapping[str, Any]) -> str:
     """keccak256(abi.encode(previousHead, uint8(kind), fields...)) over the bundle's own event table."""
     return _HASH_CHAIN.step(previous_head, event_name, args)
+
+
+# ---- supply-chain vouchers (issue 22): the same proof for a voucher's trail in SupplyChainVouchers
+
+VOUCHER_BUNDLE_FORMAT = "fundflow-voucher-proof-bundle"
+
+# The storage slot of SupplyChainVouchers' `_heads` mapping (its first state variable; a test checks it
+# against the compiled contract's storage layout), pinned like HEADS_SLOT.
+VOUCHER_HEADS_SLOT = 0
+
+# Every event of a voucher's trail (ISupplyChainVouchers.sol), protocol constants like EVENT_INPUTS.
+VOUCHER_EVENT_INPUTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "VoucherIssued": (
+        ("voucherId", "bytes32", True),
+        ("coreOrg", "bytes32", True),
+        ("holder", "address", True),
+        ("faceValue", "uint64", False),
+        ("maturity", "uint64", False),
+        ("currency", "bytes3", False),
+        ("invoiceHash", "bytes32", False),
+        ("lineOutstanding", "uint64", False),
+        ("head", "bytes32", False),
+    ),
+    "PartTransferred": (
+        ("voucherId", "bytes32", True),
+        ("parentPartId", "uint32", False),
+        ("to", "address", True),
+        ("amount", "uint64", False),
+        ("head", "bytes32", False),
+    ),
+    "FinancingRequested": (
+        ("voucherId", "bytes32", True),
+        ("partId", "uint32", False),
+        ("bankOrg", "bytes32", True),
+        ("discountRateBps", "uint32", False),
+        ("head", "bytes32", False),
+    ),
+    "PartFinanced": (
+        ("voucherId", "bytes32", True),
+        ("partId", "uint32", False),
+        ("bank", "address", True),
+        ("seller", "address", False),
+        ("face", "uint64", False),
+        ("discountRateBps", "uint32", False),
+        ("discountDays", "uint32", False),
+        ("interest", "uint64", False),
+        ("paid", "uint64", False),
+        ("paymentRef", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+    "PartSettled": (
+        ("voucherId", "bytes32", True),
+        ("partId", "uint32", False),
+        ("holder", "address", True),
+        ("amount", "uint64", False),
+        ("paymentRef", "bytes32", False),
+        ("head", "bytes32", False),
+    ),
+}
+
+
+def _event_abi(inputs_by_name: Mapping[str, tuple[tuple[str, str, bool], ...]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "event",
+            "name": name,
+            "anonymous": False,
+            "inputs": [{"name": n, "type": t, "indexed": i} for n, t, i in inputs],
+        }
+        for name, inputs in inputs_by_name.items()
+    ]
+
+
+VOUCHER_EVENT_ABI = _event_abi(VOUCHER_EVENT_INPUTS)
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """What a bundle proves the trail of: a loan in the ledger or a voucher in the voucher contract."""
+
+    noun: str
+    format: str
+    id_key: str
+    first: str
+    inputs: Mapping[str, tuple[tuple[str, str, bool], ...]]
+    abi: list[dict[str, Any]]
+    chain: HashChain
+
+    @property
+    def top_keys(self) -> tuple[str, ...]:
+        return tuple(self.id_key if k == "loanId" else k for k in _TOP_KEYS)
+
+
+_LOAN = _Subject("loan", BUNDLE_FORMAT, "loanId", "LoanOpened", EVENT_INPUTS, EVENT_ABI, _HASH_CHAIN)
+_VOUCHER = _Subject(
+    "voucher",
+    VOUCHER_BUNDLE_FORMAT,
+    "voucherId",
+    "VoucherIssued",
+    VOUCHER_EVENT_INPUTS,
+    VOUCHER_EVENT_ABI,
+    HashChain(VOUCHER_EVENT_ABI, kinds=VoucherEventKind),
+)
+_SUBJECTS = {subject.format: subject for subject in (_LOAN, _VOUCHER)}
 
 
 _HEX = re.compile(r"^0x[0-9a-f]*$")
@@ -428,8 +537,11 @@ class LedgerPin:
     chain_id: int | None = None
     genesis_hash: str | None = None
     source: str = "the expected ledger address"
+    vouchers_address: str | None = None  # the voucher contract beside it, for a voucher's bundle
 
     def __post_init__(self) -> None:
+        if self.vouchers_address is not None:
+            object.__setattr__(self, "vouchers_address", self.vouchers_address.lower())
         address = self.address.lower()
         if not _HEX.match(address) or len(address) != 42:
             raise BundleError(
@@ -442,7 +554,13 @@ class LedgerPin:
 
     @classmethod
     def of_deployment(cls, deployment: Deployment, source: str = "the deployment record") -> LedgerPin:
-        return cls(deployment.address, deployment.chain_id, deployment.genesis_hash, source)
+        return cls(
+            deployment.address,
+            deployment.chain_id,
+            deployment.genesis_hash,
+            source,
+            deployment.vouchers_address,
+        )
 
     @classmethod
     def load(cls, path: Path) -> LedgerPin:
@@ -458,8 +576,16 @@ class LedgerPin:
         return f"{', '.join(parts)} ({self.source})"
 
 
-def _check_pin(pin: LedgerPin, contract: str, chain_id: int) -> None:
-    if contract != pin.address:
+def _check_pin(pin: LedgerPin, contract: str, chain_id: int, subject: _Subject = _LOAN) -> None:
+    if subject is _VOUCHER:
+        if contract != pin.vouchers_address:
+            raise BundleError(
+                f"bundle.contract: the bundle proves a voucher's trail kept by contract {contract}, but the "
+                f"voucher contract you pinned is {pin.vouchers_address or 'none'} ({pin.source}): this is "
+                "not your vouchers' trail",
+                hint="pin the deployment record that names the voucher contract (`--deployment`)",
+            )
+    elif contract != pin.address:
         raise BundleError(
             f"bundle.contract: the bundle proves the trail kept by contract {contract}, but the ledger you "
             f"pinned is {pin.address} ({pin.source}): this is not the ledger's trail. Any copy of the "
@@ -477,10 +603,12 @@ def _check_pin(pin: LedgerPin, contract: str, chain_id: int) -> None:
 # ---------------------------------------------------------------------------------------------- building
 
 
-def _logs_of_loan(ledger: LedgerContract, loan_id: str, from_block: int, to_block: int) -> list[Any]:
-    logs = ledger.client.get_logs(ledger.address, from_block, to_block, topics=[None, loan_id])
-    decoded = EventDecoder(EVENT_ABI).decode_all(logs)
-    return [e for e in decoded if str(e.args["loanId"]).lower() == loan_id]
+def _logs_of(
+    contract: BoundContract, subject: _Subject, subject_id: str, from_block: int, to_block: int
+) -> list[Any]:
+    logs = contract.client.get_logs(contract.address, from_block, to_block, topics=[None, subject_id])
+    decoded = EventDecoder(subject.abi).decode_all(logs)
+    return [e for e in decoded if str(e.args[subject.id_key]).lower() == subject_id]
 
 
 def _json_arg(abi_type: str, value: Any) -> Any:
@@ -504,15 +632,44 @@ def build_bundle(
     """A proof bundle of `loan_id` at `block` (default: the latest block). `storage_slot` is the `_heads`
     slot (`heads_slot(compiled.storage_layout)`), `from_block` the deployment block. The bundle is verified
     before it is returned, so a bundle this returns always verifies against the node it came from."""
-    loan_id = "0x" + as_bytes32(loan_id).hex()
-    client = ledger.client
+    return _build(ledger, _LOAN, loan_id, storage_slot=storage_slot, from_block=from_block, block=block)
+
+
+def build_voucher_bundle(
+    vouchers: BoundContract,
+    voucher_id: str,
+    *,
+    from_block: int,
+    block: int | None = None,
+    storage_slot: int = VOUCHER_HEADS_SLOT,
+) -> dict[str, Any]:
+    """A proof bundle of voucher `voucher_id` (the voucher contract's `_heads[voucherId]` proven against a
+    block header, with every event of the voucher), as `build_bundle` for a loan. Verified before returned."""
+    return _build(
+        vouchers, _VOUCHER, voucher_id, storage_slot=storage_slot, from_block=from_block, block=block
+    )
+
+
+def _build(
+    contract: BoundContract,
+    subject: _Subject,
+    subject_id: str,
+    *,
+    storage_slot: int,
+    from_block: int,
+    block: int | None,
+) -> dict[str, Any]:
+    subject_id = "0x" + as_bytes32(subject_id).hex()
+    client = contract.client
     at = client.block_number() if block is None else block
     raw_block = client.get_block(at)
-    key = heads_storage_key(loan_id, storage_slot)
-    proof = client.get_proof(ledger.address, [key], at)
-    events = _logs_of_loan(ledger, loan_id, from_block, at)
+    key = heads_storage_key(subject_id, storage_slot)
+    proof = client.get_proof(contract.address, [key], at)
+    events = _logs_of(contract, subject, subject_id, from_block, at)
     if not events:
-        raise BundleError(f"loan {loan_id} has no events up to block {at}", hint="check the loan id")
+        raise BundleError(
+            f"{subject.noun} {subject_id} has no events up to block {at}", hint=f"check the {subject.noun} id"
+        )
     storage = proof["storageProof"][0]
     head = "0x" + int(storage["value"], 16).to_bytes(32, "big").hex()
     header = {name: raw_block[name] for name, _ in HEADER_FIELDS if name in raw_block}
@@ -525,21 +682,21 @@ def build_bundle(
             "blockHash": e.block_hash.lower(),
             "transactionHash": e.transaction_hash.lower(),
             "logIndex": e.log_index,
-            "args": {n: _json_arg(t, e.args[n]) for n, t, _ in EVENT_INPUTS[e.name]},
+            "args": {n: _json_arg(t, e.args[n]) for n, t, _ in subject.inputs[e.name]},
         }
         entry["digest"] = _digest(entry)
         entries.append(entry)
     bundle: dict[str, Any] = {
-        "format": BUNDLE_FORMAT,
+        "format": subject.format,
         "version": BUNDLE_VERSION,
         "chainId": client.chain_id,
-        "contract": ledger.address.lower(),
+        "contract": contract.address.lower(),
         "headsSlot": "0x" + storage_slot.to_bytes(32, "big").hex(),
-        "loanId": loan_id,
+        subject.id_key: subject_id,
         "head": head,
         "header": {k: str(v).lower() for k, v in header.items()},
         "accountProof": {
-            "address": ledger.address.lower(),
+            "address": contract.address.lower(),
             "nonce": proof["nonce"],
             "balance": proof["balance"],
             "storageHash": proof["storageHash"].lower(),
@@ -550,7 +707,12 @@ def build_bundle(
         "events": entries,
     }
     bundle["digest"] = _digest(bundle)
-    verify_bundle(bundle_to_text(bundle), trusted_block_hash=raw_block["hash"], heads_slot=storage_slot)
+    verify_bundle(
+        bundle_to_text(bundle),
+        trusted_block_hash=raw_block["hash"],
+        heads_slot=storage_slot if subject is _LOAN else HEADS_SLOT,
+        voucher_heads_slot=storage_slot if subject is _VOUCHER else VOUCHER_HEADS_SLOT,
+    )
     return bundle
 
 
@@ -588,6 +750,7 @@ class BundleVerification:
     events: list[ProvedEvent] = field(default_factory=list)
     positions_checked: bool = False
     pinned_by: str | None = None
+    subject: str = "loan"  # "voucher": `loan_id` is then the voucher's id (a voucher bundle, issue 22)
 
     @property
     def anchored(self) -> bool:
@@ -641,8 +804,8 @@ def _quantity_field(obj: Mapping[str, Any], name: str, where: str) -> int:
     return int(value, 16)
 
 
-def _parse_args(name: str, args: Any, where: str) -> dict[str, Any]:
-    inputs = EVENT_INPUTS[name]
+def _parse_args(name: str, args: Any, where: str, subject: _Subject = _LOAN) -> dict[str, Any]:
+    inputs = subject.inputs[name]
     _expect_keys(args, [n for n, _, _ in inputs], where)
     out: dict[str, Any] = {}
     for field_name, abi_type, _ in inputs:
@@ -672,6 +835,7 @@ def verify_bundle(
     client: ChainClient | None = None,
     pin: LedgerPin | None = None,
     heads_slot: int = HEADS_SLOT,
+    voucher_heads_slot: int = VOUCHER_HEADS_SLOT,
 ) -> BundleVerification:
     """Verify a bundle file's text. Raises BundleError naming the place (JSON path, proof node, event, or
     byte offset) of the first thing wrong. The header hash is anchored to `trusted_block_hash`, or to the
@@ -689,9 +853,18 @@ def verify_bundle(
         raise BundleError(
             f"line {exc.lineno} column {exc.colno} (byte {exc.pos}): not valid JSON ({exc.msg})"
         ) from None
-    _expect_keys(doc, _TOP_KEYS, "bundle")
-    if doc["format"] != BUNDLE_FORMAT:
-        raise BundleError(f"bundle.format: expected {BUNDLE_FORMAT!r}, got {doc['format']!r}")
+    # A loan's bundle or a voucher's (issue 22): the format says which, and fixes everything else.
+    if not isinstance(doc, dict):
+        raise BundleError("bundle: expected an object")
+    subject = _SUBJECTS.get(str(doc.get("format")))
+    if subject is None:
+        got = doc.get("format")
+        raise BundleError(
+            f"bundle.format: expected {BUNDLE_FORMAT!r} or {VOUCHER_BUNDLE_FORMAT!r}, got {got!r}"
+        )
+    _expect_keys(doc, subject.top_keys, "bundle")
+    if subject is _VOUCHER:
+        heads_slot = voucher_heads_slot
     if doc["version"] != BUNDLE_VERSION or isinstance(doc["version"], bool):
         raise BundleError(
             f"bundle.version: this verifier reads version {BUNDLE_VERSION}, got {doc['version']!r}"
@@ -699,17 +872,17 @@ def verify_bundle(
     chain_id = _int_field(doc, "chainId", "bundle")
     contract = _hex_field(doc, "contract", "bundle", 20)
     slot = _hex_field(doc, "headsSlot", "bundle", 32)
-    loan_id = _hex_field(doc, "loanId", "bundle", 32)
+    loan_id = _hex_field(doc, subject.id_key, "bundle", 32)
     head = _hex_field(doc, "head", "bundle", 32)
 
     # 0. The pins: the ledger the auditor expects, and the `_heads` slot of the audited build.
     if int(slot, 16) != heads_slot:
         raise BundleError(
-            f"bundle.headsSlot: {slot} is not the ledger's `_heads` slot ({heads_slot}); a verifier pins the "
-            "slot instead of taking it from the bundle"
+            f"bundle.headsSlot: {slot} is not the {'voucher contract' if subject is _VOUCHER else 'ledger'}"
+            f"'s `_heads` slot ({heads_slot}); a verifier pins the slot instead of taking it from the bundle"
         )
     if pin is not None:
-        _check_pin(pin, contract, chain_id)
+        _check_pin(pin, contract, chain_id, subject)
 
     # 1. The header: every RLP field, hashed, equals the stated hash and the trusted one.
     header = doc["header"]
@@ -794,7 +967,9 @@ def verify_bundle(
     storage = _expect_keys(doc["storageProof"], _STORAGE_KEYS, "bundle.storageProof")
     key = _hex_field(storage, "key", "bundle.storageProof", 32)
     if key != heads_storage_key(loan_id, int(slot, 16)):
-        raise BundleError("bundle.storageProof.key: is not keccak256(abi.encode(loanId, headsSlot))")
+        raise BundleError(
+            f"bundle.storageProof.key: is not keccak256(abi.encode({subject.id_key}, headsSlot))"
+        )
     storage_nodes = _proof_nodes(storage["proof"], "bundle.storageProof.proof")
     value = mpt_get(
         _hex_to_bytes(storage_hash), keccak(_hex_to_bytes(key)), storage_nodes, "bundle.storageProof.proof"
@@ -802,11 +977,11 @@ def verify_bundle(
     proven = 0 if value is None else int.from_bytes(rlp.decode(value), "big")
     if proven != int(head, 16):
         raise BundleError(
-            f"bundle.head: the storage proof shows _heads[loanId] = 0x{proven:064x} at block {number}, "
-            f"the bundle states {head}"
+            f"bundle.head: the storage proof shows _heads[{subject.id_key}] = 0x{proven:064x} at block "
+            f"{number}, the bundle states {head}"
         )
     if proven == 0:
-        raise BundleError("bundle.head: the loan has no head at this block (it does not exist)")
+        raise BundleError(f"bundle.head: the {subject.noun} has no head at this block (it does not exist)")
 
     # 4. The events: canonical, in order, each digest intact, the hash chain ending in the proven head.
     events = doc["events"]
@@ -819,13 +994,13 @@ def verify_bundle(
         where = f"bundle.events[{i}]"
         _expect_keys(entry, _EVENT_KEYS, where)
         name = entry["name"]
-        if name not in EVENT_INPUTS:
-            raise BundleError(f"{where}.name: {name!r} is not a loan event")
+        if name not in subject.inputs:
+            raise BundleError(f"{where}.name: {name!r} is not a {subject.noun} event")
         block_number = _int_field(entry, "blockNumber", where)
         log_index = _int_field(entry, "logIndex", where)
         block_hash = _hex_field(entry, "blockHash", where, 32)
         tx_hash = _hex_field(entry, "transactionHash", where, 32)
-        args = _parse_args(name, entry["args"], f"{where}.args")
+        args = _parse_args(name, entry["args"], f"{where}.args", subject)
         if (block_number, log_index) <= previous:
             raise BundleError(f"{where}: not after the previous event (events must be in chain order)")
         previous = (block_number, log_index)
@@ -833,17 +1008,17 @@ def verify_bundle(
             raise BundleError(f"{where}.blockNumber: {block_number} is after the proven block {number}")
         if block_number == number and block_hash != computed:
             raise BundleError(f"{where}.blockHash: the event is in the proven block but names another hash")
-        if args["loanId"] != loan_id:
-            raise BundleError(f"{where}.args.loanId: not the bundle's loan")
-        if i == 0 and name != "LoanOpened":
-            raise BundleError(f"{where}.name: a trail starts with LoanOpened, not {name}")
+        if args[subject.id_key] != loan_id:
+            raise BundleError(f"{where}.args.{subject.id_key}: not the bundle's {subject.noun}")
+        if i == 0 and name != subject.first:
+            raise BundleError(f"{where}.name: a trail starts with {subject.first}, not {name}")
         if name == "TrailAttested":
             if args["head"] != running:
                 raise BundleError(
                     f"{where}.args.head: attests {args['head']}, but the trail's head there is {running}"
                 )
         else:
-            expected = chain_step(running, name, args)
+            expected = subject.chain.step(running, name, args)
             stated_head = event_head(name, args)
             if expected != stated_head:
                 what = "lotId" if name in LOT_CREATING_EVENTS else "head"
@@ -883,7 +1058,7 @@ def verify_bundle(
 
     positions_checked = False
     if client is not None:
-        _check_positions(client, contract, doc["events"])
+        _check_positions(client, contract, doc["events"], subject)
         positions_checked = True
     return BundleVerification(
         loan_id=loan_id,
@@ -898,6 +1073,7 @@ def verify_bundle(
         events=proved,
         positions_checked=positions_checked,
         pinned_by=None if pin is None else pin.describe(),
+        subject=subject.noun,
     )
 
 
@@ -916,11 +1092,13 @@ def _proof_nodes(nodes: Any, where: str) -> list[bytes]:
     return out
 
 
-def _check_positions(client: ChainClient, contract: str, events: list[dict[str, Any]]) -> None:
+def _check_positions(
+    client: ChainClient, contract: str, events: list[dict[str, Any]], subject: _Subject = _LOAN
+) -> None:
     """With a node: each event is the log at its (block hash, log index), from its transaction."""
     blocks = sorted({e["blockHash"] for e in events})
     answers = client.batch([("eth_getLogs", [{"address": contract, "blockHash": b}]) for b in blocks])
-    decoder = EventDecoder(EVENT_ABI)
+    decoder = EventDecoder(subject.abi)
     logs: dict[tuple[str, int], Any] = {}
     for logs_of_block in answers:
         for event in decoder.decode_all(logs_of_block):
@@ -929,12 +1107,12 @@ def _check_positions(client: ChainClient, contract: str, events: list[dict[str, 
         where = f"bundle.events[{i}]"
         truth = logs.get((entry["blockHash"], entry["logIndex"]))
         if truth is None:
-            raise BundleError(f"{where}: the node has no ledger log at this blockHash and logIndex")
+            raise BundleError(f"{where}: the node has no {subject.noun} log at this blockHash and logIndex")
         if truth.transaction_hash.lower() != entry["transactionHash"]:
             raise BundleError(f"{where}.transactionHash: the node says {truth.transaction_hash}")
         if truth.block_number != entry["blockNumber"] or truth.name != entry["name"]:
             raise BundleError(f"{where}: the node's log there is {truth.name} in block {truth.block_number}")
-        wanted = {n: _json_arg(t, truth.args[n]) for n, t, _ in EVENT_INPUTS[truth.name]}
+        wanted = {n: _json_arg(t, truth.args[n]) for n, t, _ in subject.inputs[truth.name]}
         if wanted != entry["args"]:
             raise BundleError(f"{where}.args: differ from the node's log")
 
