@@ -313,6 +313,7 @@ ROUTES: dict[str, str] = {
     "GET /v1/vouchers/exposure": "vouchers.exposure",
     "GET /v1/vouchers/{voucher}": "voucher.read",
     "GET /v1/vouchers/{voucher}/verification": "voucher.verification",
+    "GET /v1/vouchers/{voucher}/bundle": "voucher.verification",
     "POST /v1/vouchers/{voucher}/parts/{part}/split": "voucher.split",
     "POST /v1/vouchers/{voucher}/parts/{part}/financing": "voucher.request_financing",
     "POST /v1/vouchers/{voucher}/parts/{part}/financing/accept": "voucher.accept_financing",
@@ -544,8 +545,8 @@ VOUCHER_POLICY: dict[str, VoucherRule] = {
                            note="own: the branch of the parts the caller holds, held or was asked to "
                            "finance (those parts and the parts above them up to the issue), as a supplier "
                            "sees its own lots; other branches' holders are left out"),
-    "voucher.verification": _vrule("verify the whole voucher against the chain", core=YES, line_bank=YES,
-                                   auditor=YES, whole_tree=True,
+    "voucher.verification": _vrule("verify the whole voucher and get its proof bundle", core=YES,
+                                   line_bank=YES, auditor=YES, whole_tree=True,
                                    note="every branch: a holder sees its own (GET /v1/vouchers/{voucher})"),
     # -- one voucher: what is done
     "voucher.split": _vrule("split and transfer parts", holder=OWN,

@@ -187,6 +187,19 @@ def test_a_vouchers_whole_life_through_the_api(vsite: VoucherSite) -> None:
         checked = ok(api.get(who, f"/v1/vouchers/{voucher}/verification"), 200)
         assert checked["ok"] is True and checked["problems"] == [] and checked["block_time"], checked
     refused(api.get("subsupplier", f"/v1/vouchers/{voucher}/verification"), 403, "covers every branch")
+    # and its proof bundle verifies offline against the block it names, pinned to this deployment
+    from ledger.audit.bundle import LedgerPin, verify_bundle
+
+    r = api.get("auditor", f"/v1/vouchers/{voucher}/bundle")
+    assert r.status_code == 200 and "fundflow-voucher-bundle-" in r.headers["content-disposition"], r.text
+    proven = verify_bundle(
+        r.text,
+        trusted_block_hash=r.json()["header"]["hash"],
+        pin=LedgerPin.of_deployment(api.services.deployment),
+    )
+    assert proven.proven and proven.subject == "voucher" and proven.loan_id == voucher
+    assert [e.name for e in proven.events].count("PartSettled") == 3
+    refused(api.get("subsupplier", f"/v1/vouchers/{voucher}/bundle"), 403, "covers every branch")
     refused(api.get("outsider", f"/v1/vouchers/{voucher}/verification"), 404, "no voucher")
     core = ok(api.get(CORE, "/v1/vouchers"), 200)
     assert core["credit_line"]["used_yuan"] == "0.00"  # settling frees the line

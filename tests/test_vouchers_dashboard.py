@@ -6,6 +6,7 @@ accepts with a button; each page passes axe-core. Then `fundflow vouchers` does 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -196,6 +197,10 @@ def test_the_cli_lists_shows_splits_and_finances_through_the_running_api(vsite: 
     assert f"financed {v} part {tier3}" in r.output and "exposure to Borrower Co" in r.output
     r = run("auditor", "verify", v)
     assert r.exit_code == 0 and "every mirrored column and event matches the chain" in r.output, r.output
+    out = Path(vsite.api.services.settings.data_dir) / "voucher-bundle.json"
+    r = run("auditor", "bundle", v, "--out", str(out))
+    assert r.exit_code == 0 and "written to" in r.output, r.output
+    assert json.loads(out.read_text(encoding="utf-8"))["header"]["hash"].startswith("0x")
     r = run("supplier2", "verify", v)
     assert r.exit_code == 1 and "The API refused (403)" in r.output and "Ask the core enterprise" in r.output
     r = run("borrower", "settle", v, "1")

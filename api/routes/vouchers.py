@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.deps import ParticipantDep, ServicesDep, SessionDep
 from api.errors import ERROR_RESPONSES
@@ -81,6 +81,22 @@ def verification(
     voucher: VoucherId, caller: ParticipantDep, session: SessionDep, services: ServicesDep
 ) -> dict[str, Any]:
     return service.verification(session, services, caller, voucher)
+
+
+@router.get(
+    "/{voucher}/bundle",
+    summary="Download the voucher's offline proof bundle (see docs/bundle-format.md, voucher bundles)",
+    description="Every event of the voucher, the block header it is proven at, and the proofs tying the "
+    "voucher's on-chain head to that header's state root. Check it with `fundflow verify-bundle FILE "
+    "--block-hash H --deployment RECORD`.",
+    response_class=Response,
+)
+def bundle(
+    voucher: VoucherId, caller: ParticipantDep, session: SessionDep, services: ServicesDep
+) -> Response:
+    text, name = service.bundle(session, services, caller, voucher)
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(text, media_type="application/json", headers=headers)
 
 
 @router.post(

@@ -37,6 +37,7 @@ from api.services import Services
 from api.services.human import humanize
 from api.services.rows import account_names, org_names
 from api.writes import Outcome, Write
+from ledger.audit.bundle import build_voucher_bundle, bundle_to_text
 from ledger.audit.vouchers import verify_voucher
 from ledger.chain.contract import LedgerContract
 from ledger.chain.deploy import connect_vouchers
@@ -613,6 +614,28 @@ def verification(session: Session, services: Services, caller: Caller, voucher_i
         "summary": found.summary(),
     }
     return humanize(session, services.settings.bank_zone, out)  # type: ignore[no-any-return]
+
+
+def bundle(session: Session, services: Services, caller: Caller, voucher_id: str) -> tuple[str, str]:
+    """The voucher's offline proof bundle (part A's `build_voucher_bundle`, verified before it is handed
+    out) as (JSON text, file name); the same callers as verification. `fundflow verify-bundle` checks it."""
+    policy.require_voucher(caller, "voucher.verification")
+    v = _find(session, services, voucher_id)
+    facts = facts_of(services, v, line_of(session, v.core_org))
+    if policy.voucher_grant(caller, "voucher.read", facts) is Grant.NO:
+        raise NotFoundError(
+            f"There is no voucher {voucher_id} you take part in.",
+            hint="GET /v1/vouchers lists the vouchers you take part in.",
+        )
+    policy.require_voucher(caller, "voucher.verification", facts)
+    deployment = services.deployment
+    built = build_voucher_bundle(
+        contract(services),
+        v.voucher_id,
+        from_block=deployment.vouchers_block_number or deployment.block_number,
+    )
+    at = int(built["header"]["number"], 16)
+    return bundle_to_text(built), f"fundflow-voucher-bundle-{v.voucher_id[:10]}-block-{at}.json"
 
 
 def _line_out(services: Services, line: Line) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`fundflow vouchers list|show|credit-line|issue|split|finance|accept|settle|verify`: supply-chain
+"""`fundflow vouchers list|show|credit-line|issue|split|finance|accept|settle|verify|bundle`: supply-chain
 vouchers (issue 22) through the running API, so each command takes the checks and policy of the dashboard.
 
 A core enterprise issues a voucher against an invoice (确权: it acknowledges its payable); a holder splits
@@ -7,11 +7,13 @@ accepts; at maturity the core enterprise settles each part to whoever holds it (
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 
-from fundflow.cli.apiclient import ApiUrl, Token, get_json, post_write
+from fundflow.cli.apiclient import ApiUrl, Token, answer, client, get_json, post_write, unreachable
 from fundflow.cli.console import console, friendly_errors
 from ledger.errors import ValidationError
 
@@ -191,6 +193,24 @@ def verify(voucher: Voucher, token: Token = None, api: ApiUrl = None) -> None:
         raise typer.Exit(1)
 
 
+def bundle(
+    voucher: Voucher,
+    out: Annotated[Path, typer.Option(help="Where to write the proof bundle (JSON).")],
+    token: Token = None,
+    api: ApiUrl = None,
+) -> None:
+    """Write a voucher's proof bundle, to check offline with `fundflow verify-bundle`."""
+    with client(api, token) as http:
+        try:
+            r = http.get(f"/v1/vouchers/{voucher}/bundle")
+        except httpx.HTTPError as exc:
+            raise unreachable(exc) from exc
+    if r.status_code >= 300:
+        answer(r)
+    out.write_text(r.text, encoding="utf-8")
+    _say(f"proof bundle of voucher {voucher} written to {out}; check it with fundflow verify-bundle {out}")
+
+
 def register_voucher_commands(app: typer.Typer) -> None:
     vouchers_app = typer.Typer(help="Supply-chain vouchers (电子债权凭证).", no_args_is_help=True)
     for name, command in (
@@ -203,6 +223,7 @@ def register_voucher_commands(app: typer.Typer) -> None:
         ("accept", accept),
         ("settle", settle),
         ("verify", verify),
+        ("bundle", bundle),
     ):
         vouchers_app.command(name)(friendly_errors(command))
     app.add_typer(vouchers_app, name="vouchers")
