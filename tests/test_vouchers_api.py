@@ -219,6 +219,17 @@ def test_a_part_left_unpaid_past_maturity_is_overdue(vsite: VoucherSite) -> None
     assert [(p["part_id"], p["status"]) for p in tree["parts"]] == [(1, "settled"), (two, "overdue")]
     held = ok(api.get("supplier2", "/v1/vouchers"), 200)
     assert [(p["part_id"], p["status"], p["may_finance"]) for p in held["parts"]] == [(two, "overdue", False)]
+    # the monitor raises the alert on the unpaid part (part A's rule); the voucher's answer carries it
+    from file_support import eventually
+
+    def open_alerts() -> list[Any]:
+        alerts = ok(api.get(CORE, f"/v1/vouchers/{voucher}"), 200)["alerts"]
+        return [(a["rule_zh"], a["part_id"]) for a in alerts if a["state"] == "open"]
+
+    assert eventually(open_alerts, "the overdue alert") == [("到期未兑付", two)]
+    # part 1, settled, has no open alert (one raised at maturity before the settlement is resolved by it)
+    alerts = ok(api.get(CORE, f"/v1/vouchers/{voucher}"), 200)["alerts"]
+    assert all(a["state"] == "resolved" for a in alerts if a["part_id"] == 1)
     # past maturity a part can no longer be financed
     r = refused(
         post(api, "supplier2", f"{parts}/{two}/financing", {"bank": "Bank A", "discount_rate_bps": 300}), 409

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from api import policy
 from api.deps import Caller
+from api.i18n import RULE_LABELS
 from api.policy import Grant, VoucherFacts
 from api.schemas import (
     CreditLineRequest,
@@ -52,6 +54,7 @@ from ledger.errors import (
 )
 from ledger.mirror.read import Mirror
 from ledger.mirror.voucher_read import VoucherReader, voucher_tree
+from ledger.monitoring.alerts import Alert
 from ledger.protocol.codes import PartState
 from ledger.protocol.dates import iso_date, iso_time
 from ledger.protocol.hashchain import part_id_of
@@ -72,6 +75,7 @@ __all__ = [
 ]
 
 ZERO_ORG = "0x" + "00" * 32
+_alerts_t: sa.Table = Alert.__table__  # type: ignore[attr-defined]
 DAY = 86_400
 
 
@@ -560,8 +564,36 @@ def voucher_out(
         "transaction_hash": v.transaction_hash,
         "partial": partial,
         "parts": [_part_out(services, p, v, now, names) for p in parts],
+        "alerts": voucher_alerts(session, v.voucher_id, {p.part_id for p in parts}),
     }
     return humanize(session, services.settings.bank_zone, out, v.currency)  # type: ignore[no-any-return]
+
+
+def voucher_alerts(session: Session, voucher_id: str, part_ids: set[int]) -> list[dict[str, Any]]:
+    """The monitor's alerts on the voucher's parts the caller sees (a part unpaid past maturity, 到期未兑付):
+    the monitor keeps them in `alerts` with the voucher id as subject and "part:N" as cause."""
+    t = _alerts_t
+    rows = session.execute(sa.select(t).where(t.c.loan_id == voucher_id).order_by(t.c.id)).all()
+    out = []
+    for r in rows:
+        part = r.cause_key.removeprefix("part:")
+        if not part.isdigit() or int(part) not in part_ids:
+            continue
+        en, zh = RULE_LABELS.get(r.rule, (r.rule, r.rule))
+        out.append(
+            {
+                "id": r.id,
+                "rule": r.rule,
+                "rule_label": en,
+                "rule_zh": zh,
+                "severity": r.severity,
+                "state": r.state,
+                "part_id": int(part),
+                "title": r.title,
+                "explanation": r.explanation,
+            }
+        )
+    return out
 
 
 def _find(session: Session, services: Services, voucher_id: str) -> VoucherRow:
