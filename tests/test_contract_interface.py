@@ -82,11 +82,19 @@ def _doc(output: Mapping[str, Any], kind: str, signature: str) -> Mapping[str, A
 def test_every_ledger_error_and_event_has_a_notice_and_documents_each_argument(
     compiled: CompiledContract, interface: CompiledContract
 ) -> None:
-    output = json.loads(compiled.metadata)["output"]
-    entries = [e for e in interface.abi if e["type"] in ("error", "event")]
-    assert len([e for e in entries if e["type"] == "error"]) == ERRORS and len(entries) == ENTRIES
+    assert _undocumented(interface, compiled, ERRORS, ENTRIES) == []
+
+
+def _undocumented(
+    interface: CompiledContract, implementation: CompiledContract, errors: int, entries: int
+) -> list[str]:
+    """The interface's errors and events (`errors` and `entries` of them, pinned) whose NatSpec, in the
+    implementation's compiler output, lacks a notice saying when they are thrown or emitted, or a @param."""
+    output = json.loads(implementation.metadata)["output"]
+    found = [e for e in interface.abi if e["type"] in ("error", "event")]
+    assert len([e for e in found if e["type"] == "error"]) == errors and len(found) == entries
     undocumented = []
-    for entry in entries:
+    for entry in found:
         kind, signature = entry["type"], _signature(entry)
         notice = _doc(output["userdoc"], kind, signature).get("notice", "")
         opening = "Thrown when " if kind == "error" else "Emitted when "
@@ -96,7 +104,7 @@ def test_every_ledger_error_and_event_has_a_notice_and_documents_each_argument(
         missing = [i["name"] for i in entry["inputs"] if not params.get(i["name"], "").strip()]
         if missing:
             undocumented.append(f"{signature}: no @param for {missing}")
-    assert undocumented == []
+    return undocumented
 
 
 def test_ids_are_typed_in_the_source_and_plain_bytes32_in_the_abi(
@@ -123,25 +131,8 @@ VOUCHER_ENTRIES = 34
 
 
 def test_every_voucher_error_and_event_has_a_notice_and_documents_each_argument() -> None:
-    interface = load_contract("ISupplyChainVouchers")
-    output = json.loads(load_contract("SupplyChainVouchers").metadata)["output"]
-    entries = [e for e in interface.abi if e["type"] in ("error", "event")]
-    assert (
-        len([e for e in entries if e["type"] == "error"]) == VOUCHER_ERRORS
-        and len(entries) == VOUCHER_ENTRIES
-    )
-    undocumented = []
-    for entry in entries:
-        kind, signature = entry["type"], _signature(entry)
-        notice = _doc(output["userdoc"], kind, signature).get("notice", "")
-        opening = "Thrown when " if kind == "error" else "Emitted when "
-        if not notice.startswith(opening):
-            undocumented.append(f"{signature}: notice {notice!r} does not start with {opening!r}")
-        params = _doc(output["devdoc"], kind, signature).get("params", {})
-        missing = [i["name"] for i in entry["inputs"] if not params.get(i["name"], "").strip()]
-        if missing:
-            undocumented.append(f"{signature}: no @param for {missing}")
-    assert undocumented == []
+    interface, implementation = load_contract("ISupplyChainVouchers"), load_contract("SupplyChainVouchers")
+    assert _undocumented(interface, implementation, VOUCHER_ERRORS, VOUCHER_ENTRIES) == []
 
 
 def test_the_voucher_contract_types_organisations_and_keeps_the_ledger_untouched(

@@ -60,6 +60,22 @@ def test_event_kinds_follow_the_contracts_enum_order() -> None:
     assert [(k.name, int(k)) for k in EventKind] == [(n, i) for i, n in enumerate(solidity) if i]
 
 
+def test_voucher_event_kinds_and_part_states_follow_the_voucher_contracts_enums() -> None:
+    voucher_interface = (ROOT / "contracts" / "interfaces" / "ISupplyChainVouchers.sol").read_text()
+
+    def enum(name: str) -> list[str]:
+        match = re.search(rf"enum {name}\s*{{(.*?)}}", voucher_interface, re.S)
+        assert match, f"enum {name} not found in ISupplyChainVouchers.sol"
+        return [m.strip() for m in match.group(1).split(",") if m.strip()]
+
+    kinds = enum("VoucherEventKind")
+    assert [(k.name, int(k)) for k in codes.VoucherEventKind] == [(n, i) for i, n in enumerate(kinds) if i]
+    assert [(s.name, int(s)) for s in codes.PartState] == [
+        (_upper_snake(n), i) for i, n in enumerate(enum("PartState"))
+    ]
+    assert all(s.label and s.label_zh for s in codes.PartState)
+
+
 def test_loan_status_and_risk_class_follow_the_contracts_enums() -> None:
     assert [(s.name, int(s)) for s in LoanStatus] == [
         (_upper_snake(n), i) for i, n in enumerate(_solidity_enum("LoanStatus"))

@@ -10,6 +10,7 @@ and must not be served. A new column or record table that is in neither map fail
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,45 @@ def _tampered(column: sa.Column[Any], value: Any, world: World) -> Any:
     )
 
 
+def _tamper_each(
+    engine: Engine,
+    targets: dict[str, Any],
+    columns: dict[str, list[str]],
+    world: World,
+    problems: Callable[[], list[str] | None],
+) -> tuple[list[str], int]:
+    """Forge each of `columns` of the row `targets` picks in each table, in turn, run `problems` (None: it
+    verified) and put the value back; the columns verification passed or did not name, and how many were
+    tried."""
+    missed: list[str] = []
+    tried = 0
+    for table_name, where in targets.items():
+        table = SQLModel.metadata.tables[table_name]
+        for column_name in columns[table_name]:
+            column = table.c[column_name]
+            with engine.begin() as conn:
+                row = conn.execute(sa.select(table).where(where)).one()
+                original = row._mapping[column_name]
+                forged = _tampered(column, original, world)
+                pk = {c.name: row._mapping[c.name] for c in table.primary_key.columns}
+                match = sa.and_(*(table.c[k] == v for k, v in pk.items()))
+                conn.execute(sa.update(table).where(match).values({column_name: forged}))
+            try:
+                found = problems()
+            finally:
+                restored = {**pk, column_name: forged} if column_name in pk else pk
+                with engine.begin() as conn:
+                    again = sa.and_(*(table.c[k] == v for k, v in restored.items()))
+                    conn.execute(sa.update(table).where(again).values({column_name: original}))
+            tried += 1
+            if found is None or not [p for p in found if column_name in p]:
+                missed.append(
+                    f"{table_name}.{column_name} ({original!r} -> {forged!r}): "
+                    f"{'VERIFIED' if found is None else 'not named in ' + repr(found)}"
+                )
+    return missed, tried
+
+
 def _verify(engine: Engine, world: World, loan_id: str, docs: Path) -> Verification:
     return verify_loan(engine, world.ledger, loan_id, documents=directory_documents(docs))
 
@@ -133,33 +173,13 @@ def test_tampering_any_served_loan_or_lot_column_fails_verification_naming_it(
         "lots": sa.and_(sa.column("loan_id") == trail.loan_id, sa.column("lot_id") == trail.child),
         **{t: sa.column("loan_id") == trail.loan_id for t in RECORD_KINDS},
     }
-    missed: list[str] = []
-    tried = 0
-    for table_name, where in targets.items():
-        table = SQLModel.metadata.tables[table_name]
-        for column_name in sorted(_served(table_name)):
-            column = table.c[column_name]
-            with db_engine.begin() as conn:
-                row = conn.execute(sa.select(table).where(where)).one()
-                original = row._mapping[column_name]
-                forged = _tampered(column, original, world)
-                pk = {c.name: row._mapping[c.name] for c in table.primary_key.columns}
-                match = sa.and_(*(table.c[k] == v for k, v in pk.items()))
-                conn.execute(sa.update(table).where(match).values({column_name: forged}))
-            try:
-                result = _verify(db_engine, world, trail.loan_id, trail.docs_dir)
-            finally:
-                restored = {**pk, column_name: forged} if column_name in pk else pk
-                with db_engine.begin() as conn:
-                    again = sa.and_(*(table.c[k] == v for k, v in restored.items()))
-                    conn.execute(sa.update(table).where(again).values({column_name: original}))
-            tried += 1
-            named = [p for p in result.problems() if column_name in p]
-            if result.ok or not named:
-                missed.append(
-                    f"{table_name}.{column_name} ({original!r} -> {forged!r}): "
-                    f"{'VERIFIED' if result.ok else 'not named in ' + repr(result.problems())}"
-                )
+
+    def problems() -> list[str] | None:
+        result = _verify(db_engine, world, trail.loan_id, trail.docs_dir)
+        return None if result.ok else result.problems()
+
+    columns = {t: sorted(_served(t)) for t in targets}
+    missed, tried = _tamper_each(db_engine, targets, columns, world, problems)
     assert not missed, "tampered columns verification did not report:\n" + "\n".join(missed)
     assert tried == sum(len(_served(t)) for t in targets)
     assert _verify(db_engine, world, trail.loan_id, trail.docs_dir).ok
@@ -233,31 +253,12 @@ def test_tampering_any_voucher_column_fails_verification_naming_it(
         "credit_lines": sa.column("core_org") == sc.core_org,
     }
     assert set(targets) == set(FACTS_BY_TABLE)
-    missed, tried = [], 0
-    for table_name, where in targets.items():
-        table = SQLModel.metadata.tables[table_name]
-        for column_name in _columns(table_name):
-            column = table.c[column_name]
-            with db_engine.begin() as conn:
-                row = conn.execute(sa.select(table).where(where)).one()
-                original = row._mapping[column_name]
-                forged = _tampered(column, original, sc.world)
-                pk = {k.name: row._mapping[k.name] for k in table.primary_key.columns}
-                conn.execute(
-                    sa.update(table)
-                    .where(*(table.c[k] == x for k, x in pk.items()))
-                    .values({column_name: forged})
-                )
-            try:
-                result = verify_voucher(db_engine, v, vid)
-            finally:
-                restored = {**pk, column_name: forged} if column_name in pk else pk
-                with db_engine.begin() as conn:
-                    again = sa.and_(*(table.c[k] == x for k, x in restored.items()))
-                    conn.execute(sa.update(table).where(again).values({column_name: original}))
-            tried += 1
-            if result.ok or not [p for p in result.problems if column_name in p]:
-                missed.append(f"{table_name}.{column_name} ({original!r} -> {forged!r}): {result.problems}")
+
+    def problems() -> list[str] | None:
+        result = verify_voucher(db_engine, v, vid)
+        return None if result.ok else result.problems
+
+    missed, tried = _tamper_each(db_engine, targets, {t: _columns(t) for t in targets}, sc.world, problems)
     assert not missed, "tampered voucher columns verification did not report:\n" + "\n".join(missed)
     assert tried == sum(len(_columns(t)) for t in targets)
     assert verify_voucher(db_engine, v, vid).ok

@@ -217,15 +217,20 @@ EVENT_INPUTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
     ),
 }
 
-EVENT_ABI: list[dict[str, Any]] = [
-    {
-        "type": "event",
-        "name": name,
-        "anonymous": False,
-        "inputs": [{"name": n, "type": t, "indexed": i} for n, t, i in inputs],
-    }
-    for name, inputs in EVENT_INPUTS.items()
-]
+
+def _event_abi(inputs_by_name: Mapping[str, tuple[tuple[str, str, bool], ...]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "event",
+            "name": name,
+            "anonymous": False,
+            "inputs": [{"name": n, "type": t, "indexed": i} for n, t, i in inputs],
+        }
+        for name, inputs in inputs_by_name.items()
+    ]
+
+
+EVENT_ABI: list[dict[str, Any]] = _event_abi(EVENT_INPUTS)
 _HASH_CHAIN = HashChain(EVENT_ABI)  # built from the bundle's own table, not from an ABI the bundle carries
 
 
@@ -291,18 +296,6 @@ VOUCHER_EVENT_INPUTS: dict[str, tuple[tuple[str, str, bool], ...]] = {
         ("head", "bytes32", False),
     ),
 }
-
-
-def _event_abi(inputs_by_name: Mapping[str, tuple[tuple[str, str, bool], ...]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "type": "event",
-            "name": name,
-            "anonymous": False,
-            "inputs": [{"name": n, "type": t, "indexed": i} for n, t, i in inputs],
-        }
-        for name, inputs in inputs_by_name.items()
-    ]
 
 
 VOUCHER_EVENT_ABI = _event_abi(VOUCHER_EVENT_INPUTS)

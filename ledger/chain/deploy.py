@@ -19,7 +19,7 @@ from typing import Any
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 
-from ledger.chain.client import ChainClient, ErrorDecoder
+from ledger.chain.client import ChainClient, ErrorDecoder, TxResult
 from ledger.chain.compiler import CompiledContract, load_contract
 from ledger.chain.contract import LedgerContract
 from ledger.chain.vouchers import VOUCHERS_CONTRACT_NAME, VoucherContract
@@ -138,15 +138,11 @@ def deploy_ledger(
     """Deploy FundFlowLedger with `operator` as admin and operator, and return its record (not saved).
     With `vouchers`, the supply-chain voucher contract is deployed beside it (`deploy_vouchers`)."""
     compiled = compiled or load_contract(CONTRACT_NAME)
-    bytecode = compiled.bytecode[2:] if compiled.bytecode.startswith("0x") else compiled.bytecode
-    data = "0x" + bytecode + abi_encode(["address"], [operator.address]).hex()
-    result = client.transact(operator, None, data, errors=ErrorDecoder(compiled.abi))
-    if result.contract_address is None:
-        raise DeploymentError(f"deployment transaction {result.tx_hash} created no contract", hint="")
+    address, result = _create(client, operator, compiled, operator.address)
     deployment = Deployment(
         chain_id=client.chain_id,
         genesis_hash=client.get_header(0).hash,
-        address=result.contract_address,
+        address=address,
         block_number=result.block_number,
         block_hash=result.block_hash,
         tx_hash=result.tx_hash,
@@ -157,6 +153,19 @@ def deploy_ledger(
         abi=compiled.abi,
     )
     return deploy_vouchers(client, operator, deployment) if vouchers else deployment
+
+
+def _create(
+    client: ChainClient, operator: LocalAccount, compiled: CompiledContract, address: str
+) -> tuple[str, TxResult]:
+    """Send `compiled`'s creation code with one constructor argument, an address: (the new contract's
+    address, the receipt)."""
+    bytecode = compiled.bytecode[2:] if compiled.bytecode.startswith("0x") else compiled.bytecode
+    data = "0x" + bytecode + abi_encode(["address"], [address]).hex()
+    result = client.transact(operator, None, data, errors=ErrorDecoder(compiled.abi))
+    if result.contract_address is None:
+        raise DeploymentError(f"deployment transaction {result.tx_hash} created no {compiled.name}", hint="")
+    return result.contract_address, result
 
 
 def connect(client: ChainClient, deployment: Deployment, *, check: bool = True) -> LedgerContract:
@@ -175,14 +184,10 @@ def deploy_vouchers(
     """Deploy SupplyChainVouchers beside `deployment`'s ledger (it reads identities, roles and the pause
     flag from it) and return the record with the voucher contract added (not saved)."""
     compiled = compiled or load_contract(VOUCHERS_CONTRACT_NAME)
-    bytecode = compiled.bytecode[2:] if compiled.bytecode.startswith("0x") else compiled.bytecode
-    data = "0x" + bytecode + abi_encode(["address"], [deployment.address]).hex()
-    result = client.transact(operator, None, data, errors=ErrorDecoder(compiled.abi))
-    if result.contract_address is None:
-        raise DeploymentError(f"deployment transaction {result.tx_hash} created no voucher contract", hint="")
+    address, result = _create(client, operator, compiled, deployment.address)
     return replace(
         deployment,
-        vouchers_address=result.contract_address,
+        vouchers_address=address,
         vouchers_block_number=result.block_number,
         vouchers_abi_hash=abi_hash(compiled.abi),
         vouchers_abi=compiled.abi,
