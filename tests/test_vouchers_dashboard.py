@@ -128,7 +128,7 @@ def test_each_role_sees_its_vouchers_and_the_tree_and_acts_with_the_forms(
     assert "Borrower Co" in tree and "Supplier Two" in tree and "120,000.00" in tree
     assert "Issued (确权)" in tree
     assert core.locator("#voucher-facts details.when").count() == 1  # the block one click away
-    assert "verified at block" in core.inner_text("#voucher-verification")
+    assert "Verified against the chain at block" in core.inner_text("#voucher-verification")
     _shot(core, "voucher-core")
 
     supplier = _page(browser, vsite, "supplier2", "/dashboard/vouchers")
@@ -160,6 +160,14 @@ def test_each_role_sees_its_vouchers_and_the_tree_and_acts_with_the_forms(
     core.locator(f"#part-{parts['tier1']} form button").click()  # settle before maturity: refused, in words
     core.wait_for_load_state()
     assert "not due yet" in core.inner_text(".flash.bad")
+
+    # in Chinese: the same page with the domain words bankers read (确权, 到期日, 已融资)
+    core.goto(f"{vsite.url}/dashboard/lang/zh?next=/dashboard/vouchers/{v}")
+    core.wait_for_load_state()
+    text = core.inner_text("main")
+    assert "到期日" in text and "已融资" in text and "确权签发" in text and "核心企业" in text
+    assert "已与链上数据核验" in text
+    _shot(core, "voucher-core-zh")
 
     outsider = _page(browser, vsite, "outsider", "/dashboard/vouchers")
     outsider.goto(f"{vsite.url}/dashboard/vouchers/{v}")
