@@ -33,8 +33,9 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
     uint256 private constant _DAY = 86_400;
     uint256 private constant _YEAR_DAYS = 360;
 
-    /// @dev One word: holder (160) | remaining (64) | state (8). A part's face value and parent are in its
-    /// event (the mirror keeps them); the chain keeps what later actions check.
+    /// @dev One word: holder (160) | remaining (64) | state (8) | the discount rate asked (24, only while
+    /// financing is requested: rates are below 10,000 bps). A part's face value and parent are in its event
+    /// (the mirror keeps them); the chain keeps what later actions check.
     struct Part {
         address holder;
         uint64 remaining;
@@ -64,17 +65,13 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         bytes32 termsHash;
     }
 
-    struct Request {
-        OrgId bankOrg;
-        uint32 discountRateBps;
-    }
-
     ILedgerDirectory private immutable _ledger;
 
     mapping(bytes32 voucherId => bytes32 head) private _heads;
     mapping(bytes32 voucherId => Voucher) private _vouchers;
     mapping(bytes32 voucherId => mapping(uint32 partId => Part)) private _parts;
-    mapping(bytes32 voucherId => mapping(uint32 partId => Request)) private _requests;
+    /// @dev The bank a part's holder asked, while it waits for the bank's answer (the rate is in the part).
+    mapping(bytes32 voucherId => mapping(uint32 partId => OrgId bankOrg)) private _requestedBank;
     mapping(OrgId coreOrg => Line) private _lines;
 
     modifier whenLedgerNotPaused() {
@@ -243,8 +240,8 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         if (block.timestamp >= maturity) revert VoucherMatured(voucherId, maturity);
         if (!_ledger.organizationExists(bankOrg)) revert VoucherOrganizationNotFound(bankOrg);
         if (discountRateBps == 0 || discountRateBps >= _BPS) revert VoucherInvalidRate(discountRateBps);
-        _requests[voucherId][partId] = Request({bankOrg: bankOrg, discountRateBps: discountRateBps});
-        _storePart(part, holder, remaining, PartState.FinancingRequested);
+        _requestedBank[voucherId][partId] = bankOrg;
+        _storeRequested(part, holder, remaining, discountRateBps);
         bytes32 head = _extendVoucher(
             voucherId,
             abi.encode(VoucherEventKind.FinancingRequested, voucherId, partId, bankOrg, discountRateBps)
@@ -258,18 +255,19 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         (address seller, uint64 face, PartState state) = _loadPart(part);
         if (seller == address(0)) revert VoucherPartNotFound(voucherId, partId);
         if (state != PartState.FinancingRequested) revert VoucherPartWrongState(voucherId, partId, state);
-        Request memory request = _requests[voucherId][partId];
+        OrgId bankOrg = _requestedBank[voucherId][partId];
+        uint32 rateBps = _requestedRate(part);
         if (
             !_ledger.hasRole(LENDER_ROLE, msg.sender) ||
-            OrgId.unwrap(_ledger.organizationOf(msg.sender)) != OrgId.unwrap(request.bankOrg)
+            OrgId.unwrap(_ledger.organizationOf(msg.sender)) != OrgId.unwrap(bankOrg)
         ) revert VoucherNotRequestedBank(voucherId, partId, msg.sender);
         uint64 maturity = _vouchers[voucherId].maturity;
         if (block.timestamp >= maturity) revert VoucherMatured(voucherId, maturity);
 
-        (uint32 days_, uint64 interest) = discount(face, request.discountRateBps, maturity - block.timestamp);
+        (uint32 days_, uint64 interest) = discount(face, rateBps, maturity - block.timestamp);
         uint64 paid = face - interest;
-        delete _requests[voucherId][partId];
-        _storePart(part, msg.sender, face, PartState.Financed);
+        _requestedBank[voucherId][partId] = OrgId.wrap(0); // `delete` does not apply to a user-defined type
+        _storePart(part, msg.sender, face, PartState.Financed); // the rate asked is cleared with it
         bytes32 head = _extendVoucher(
             voucherId,
             abi.encode(
@@ -279,14 +277,14 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
                 msg.sender,
                 seller,
                 face,
-                request.discountRateBps,
+                rateBps,
                 days_,
                 interest,
                 paid,
                 paymentRef
             )
         );
-        _emitFinanced(voucherId, partId, seller, face, request.discountRateBps, days_, interest, paid, paymentRef, head);
+        _emitFinanced(voucherId, partId, seller, face, rateBps, days_, interest, paid, paymentRef, head);
     }
 
     /// @notice The discount a bank takes on `face` at `rateBps` a year with `secondsToMaturity` to run:
@@ -326,7 +324,7 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         // early would change what its holder bought.
         if (block.timestamp < maturity) revert VoucherNotMatured(voucherId, maturity, block.timestamp);
 
-        if (state == PartState.FinancingRequested) delete _requests[voucherId][partId];
+        if (state == PartState.FinancingRequested) _requestedBank[voucherId][partId] = OrgId.wrap(0);
         _storePart(part, holder, 0, PartState.Settled);
         v.settled += amount;
         Line storage line = _lines[coreOrg];
@@ -380,8 +378,7 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         bytes32 voucherId,
         uint32 partId
     ) external view returns (OrgId bankOrg, uint32 discountRateBps) {
-        Request storage r = _requests[voucherId][partId];
-        return (r.bankOrg, r.discountRateBps);
+        return (_requestedBank[voucherId][partId], _requestedRate(_parts[voucherId][partId]));
     }
 
     /// @inheritdoc ISupplyChainVouchers
@@ -471,6 +468,22 @@ contract SupplyChainVouchers is ISupplyChainVouchers {
         holder = address(uint160(word));
         remaining = uint64(word >> 160);
         state = PartState(uint8(word >> 224));
+    }
+
+    /// @dev The rate asked, from the part's word (zero unless financing is requested).
+    function _requestedRate(Part storage part) private view returns (uint32) {
+        return uint32(_loadWord(part) >> 232);
+    }
+
+    /// @dev The part's word with financing requested at `rateBps` (below 10,000, so it fits the top 24 bits).
+    function _storeRequested(Part storage part, address holder, uint64 remaining, uint32 rateBps) private {
+        uint256 word = uint256(uint160(holder)) |
+            (uint256(remaining) << 160) |
+            (uint256(uint8(PartState.FinancingRequested)) << 224) |
+            (uint256(rateBps) << 232);
+        assembly ("memory-safe") {
+            sstore(part.slot, word)
+        }
     }
 
     /// @dev One SSTORE for the part's word.

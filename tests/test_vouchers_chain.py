@@ -63,6 +63,7 @@ def test_a_vouchers_whole_life(sc: Chain) -> None:
     # the tier-3 supplier finances part 4 at Bank A: 4.5 % a year
     v.request_financing(c.subsupplier, voucher_id=vid, part_id=p4, bank_org=c.bank_org, discount_rate_bps=450)
     assert v.get_part(vid, p4).state == PartState.FINANCING_REQUESTED
+    assert v.financing_request_of(vid, p4) == (c.bank_org, 450)  # the rate rides in the part's word
     r = v.accept_financing(c.bank2, voucher_id=vid, part_id=p4, payment_ref=h("pay:discount"))
     financed = r.event("PartFinanced").args
     block_time = sc.client.get_header(r.block_number).timestamp
@@ -71,6 +72,7 @@ def test_a_vouchers_whole_life(sc: Chain) -> None:
     assert days == 90 and interest == 45_000  # 40,000.00 × 4.5 % × 90 / 360 = 450.00 yuan
     assert financed["paid"] == 40_000_00 - interest and financed["seller"] == c.subsupplier.address
     assert v.get_part(vid, p4) == (c.bank2.address, 40_000_00, PartState.FINANCED)
+    assert v.financing_request_of(vid, p4) == ("0x" + "00" * 32, 0)
 
     # maturity: the core enterprise settles every part with something left, to whoever holds it
     with reverts(

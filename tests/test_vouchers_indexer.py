@@ -267,3 +267,91 @@ def test_a_part_unpaid_past_maturity_raises_an_alert_until_it_is_settled(
     assert open_alert.details["days_overdue"] >= 1
     v.settle(sc.core, voucher_id=vid, part_id=left_unpaid, payment_ref=h("settle:last"))
     assert all(a.state == "resolved" for a in run())
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_voucher_activity_conserves_face_value_and_mirrors_exactly(
+    db_engine: Engine, sc: Chain, seed: int
+) -> None:
+    """Random splits, transfers, financings and settlements over three vouchers: on chain and in the mirror,
+    every voucher's parts' remaining plus what was settled is its face value, the line's outstanding is the
+    unsettled face of its vouchers, and the mirror equals the chain and verifies clean."""
+    import random
+
+    from ledger.errors import ContractRevertError
+
+    rng = random.Random(seed)
+    c, v = sc.cast, sc.vouchers
+    holders = [c.supplier, c.supplier2, c.subsupplier]
+    vouchers = [sc.issue(f"random-{seed}-{i}", rng.randint(1_000, 50_000_00), days=10) for i in range(3)]
+    parts: dict[str, list[int]] = {vid: [1] for vid in vouchers}
+    by_address = {a.address: a for a in [*holders, c.bank, c.other_bank]}
+    for step in range(30):
+        vid = rng.choice(vouchers)
+        part = rng.choice(parts[vid])
+        info = v.get_part(vid, part)
+        holder = by_address[info.holder]
+        action = rng.random()
+        try:
+            if action < 0.6 and info.remaining > 1:
+                pieces = [
+                    (rng.choice(holders).address, rng.randint(1, info.remaining // 2))
+                    for _ in range(rng.randint(1, 3))
+                ]
+                parts[vid] += v.new_parts(v.split_transfer(holder, vid, part, pieces))
+            elif action < 0.8 and info.state == 1 and info.remaining:
+                bank, org = rng.choice([(c.bank, c.bank_org), (c.other_bank, c.other_bank_org)])
+                v.request_financing(
+                    holder, voucher_id=vid, part_id=part, bank_org=org, discount_rate_bps=rng.randint(1, 900)
+                )
+                v.accept_financing(bank, voucher_id=vid, part_id=part, payment_ref=h(f"pay:{seed}:{step}"))
+        except ContractRevertError as exc:  # only the refusals the state allows
+            assert exc.error_name in ("VoucherInsufficientRemaining", "VoucherPartWrongState"), exc
+    sc.advance(11 * DAY)
+    for vid in vouchers:
+        for part in rng.sample(parts[vid], len(parts[vid]) // 2):
+            if v.get_part(vid, part).remaining:
+                v.settle(sc.core, voucher_id=vid, part_id=part, payment_ref=h(f"settle:{part}"))
+    index(db_engine, sc)
+    assert assert_mirror_matches_chain(db_engine, sc) == sum(len(p) for p in parts.values())
+    unsettled = 0
+    for vid in vouchers:
+        state = v.get_voucher(vid)
+        assert sum(v.get_part(vid, p).remaining for p in parts[vid]) + state.settled == state.face_value
+        unsettled += state.face_value - state.settled
+        assert verify_voucher(db_engine, v, vid).ok
+    assert v.credit_line_of(sc.core_org).outstanding == unsettled
+    with db_engine.connect() as conn:  # the walk did split and finance, not only get refused
+        financed = conn.execute(
+            sa.select(sa.func.count()).select_from(SQLModel.metadata.tables["voucher_financings"])
+        )
+        assert financed.scalar_one() > 0 and sum(len(p) for p in parts.values()) > 10
+
+
+def test_a_reorg_that_removes_a_settlement_reopens_its_overdue_alert(db_engine: Engine, sc: Chain) -> None:
+    from ledger.monitoring.monitor import Monitor
+    from ledger.monitoring.vouchers import VOUCHER_PART_OVERDUE
+
+    v = sc.vouchers
+    vid = sc.issue("reorg-alert", days=2)
+    monitor = Monitor(sweep_seconds=10**9)  # one sweep (the first batch); after that only batches evaluate
+
+    def states() -> dict[str, str]:
+        with Indexer(db_engine, sc.client, sc.deployment, after_batch=monitor.after_batch) as indexer:
+            indexer.run_once()
+        alerts = SQLModel.metadata.tables["alerts"]
+        with db_engine.connect() as conn:
+            query = sa.select(alerts.c.cause_key, alerts.c.state).where(alerts.c.rule == VOUCHER_PART_OVERDUE)
+            return dict(conn.execute(query).all())
+
+    sc.advance(3 * DAY)
+    assert states() == {"part:1": "open"}
+    snapshot = sc.client.rpc("evm_snapshot")
+    v.settle(sc.core, voucher_id=vid, part_id=1, payment_ref=h("settle"))
+    assert states() == {"part:1": "resolved"}
+    assert sc.client.rpc("evm_revert", [snapshot]) is True
+    forget_nonces(sc.client)
+    for _ in range(3):  # a longer branch without the settlement
+        sc.client.rpc("evm_mine")
+    assert states() == {"part:1": "open"}
+    assert_mirror_matches_chain(db_engine, sc)
