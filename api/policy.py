@@ -375,6 +375,8 @@ def loan_rel(caller: Any | None, loan: Any | None) -> Rel:
 
 def grant(caller: Any | None, action: str, loan: Any | None = None) -> Grant:
     if action in VOUCHER_POLICY:  # asked by the dashboard's menu: the caller-scope answer, by role
+        if caller is not None and caller.role not in _V_ROLE:
+            return NO  # a third party: refused by role (require_voucher), so no menu entry either
         return voucher_grant(caller, action)
     rule = POLICY[action]
     rel = caller_rel(caller) if rule.scope == "caller" else loan_rel(caller, loan)

@@ -323,6 +323,20 @@ def test_every_wrong_role_action_is_refused_saying_who_may(vsite: VoucherSite) -
     assert post(api, "supplier2", f"{parts}/2/split", {"transfers": []}).status_code == 422
 
 
+def test_third_parties_get_no_voucher_menu_and_are_refused_by_role(vsite: VoucherSite) -> None:
+    from api_support import add_third_party, dashboard_sign_in
+
+    api = vsite.api
+    add_third_party(api, "appraiser", "Voucher Walk Appraisal Co", "appraiser")
+    r = refused(api.get("appraiser", "/v1/vouchers"), 403, "registered as appraiser")
+    assert "Only enterprises or lenders or auditors can list vouchers" in r["message"]
+    dashboard_sign_in(api, "appraiser")
+    assert 'id="nav-vouchers"' not in api.http.get("/dashboard/loans").text
+    assert api.http.get("/dashboard/vouchers").status_code == 403
+    dashboard_sign_in(api, "supplier")
+    assert 'id="nav-vouchers"' in api.http.get("/dashboard/loans").text
+
+
 def test_the_voucher_policy_is_complete_and_consistent() -> None:
     voucher_routes = {r for r, action in ROUTES.items() if action in VOUCHER_POLICY}
     assert {ROUTES[r] for r in voucher_routes} == set(VOUCHER_POLICY)
