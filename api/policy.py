@@ -150,7 +150,8 @@ POLICY: dict[str, Rule] = {
     "payments.pay": _rule("pay out of a lot", "caller", **_lenders(OWN), **_enterprises(OWN),
                           note="own: the holder of the lot or the loan's lender (the contract checks)"),
     "alerts.list": _rule("see monitoring alerts", "caller", **_lenders(OWN), auditor=YES,
-                         note="own: the alerts of the bank's loans"),
+                         note="own: the alerts of the bank's loans, and of the vouchers issued under its "
+                         "credit lines or with a part it was asked to finance"),
     "documents.upload": _rule("upload documents", "caller", **_lenders(YES), **_enterprises(YES),
                               auditor=YES, **_third_parties(YES)),
     "documents.read": _rule("read documents", "caller", **_lenders(OWN), **_enterprises(OWN), auditor=OWN,

@@ -227,6 +227,18 @@ def test_a_part_left_unpaid_past_maturity_is_overdue(vsite: VoucherSite) -> None
         return [(a["rule_zh"], a["part_id"]) for a in alerts if a["state"] == "open"]
 
     assert eventually(open_alerts, "the overdue alert") == [("到期未兑付", two)]
+    # the bank of the line sees it among its alerts (with the voucher's page one click away); another bank not
+    listed = ok(api.get("bank", "/v1/alerts", params={"rule": "voucher_part_overdue", "state": "open"}), 200)
+    assert [(a["loan_id"], a["rule_zh"], a["cause_key"]) for a in listed["items"]] == [
+        (voucher, "到期未兑付", f"part:{two}")
+    ]
+    alert_id = listed["items"][0]["id"]
+    assert ok(api.get("other_bank", "/v1/alerts", params={"rule": "voucher_part_overdue"}), 200)["total"] == 0
+    refused(api.post("bank", f"/v1/alerts/{alert_id}/resolve", {"note": "paid"}), 403, "resolves when")
+    from api_support import dashboard_sign_in
+
+    dashboard_sign_in(api, "bank")
+    assert f'href="/dashboard/vouchers/{voucher}"' in api.http.get("/dashboard/alerts").text
     # part 1, settled, has no open alert (one raised at maturity before the settlement is resolved by it)
     alerts = ok(api.get(CORE, f"/v1/vouchers/{voucher}"), 200)["alerts"]
     assert all(a["state"] == "resolved" for a in alerts if a["part_id"] == 1)
