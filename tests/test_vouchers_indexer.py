@@ -355,3 +355,19 @@ def test_a_reorg_that_removes_a_settlement_reopens_its_overdue_alert(db_engine: 
         sc.client.rpc("evm_mine")
     assert states() == {"part:1": "open"}
     assert_mirror_matches_chain(db_engine, sc)
+
+
+def test_the_decoding_worker_decodes_voucher_events_as_the_indexer_does(
+    db_engine: Engine, sc: Chain, tmp_path: Path
+) -> None:
+    """A backfill through the decoding worker process (ranges of 4 blocks) gives the rows an in-process
+    index gives: the worker knows the voucher contract's address and ABI too."""
+    whole_life(sc)
+    with Indexer(db_engine, sc.client, sc.deployment, initial_range=4) as indexer:
+        indexer.start_decode_worker(wait=True)
+        worker = indexer._worker
+        assert worker is not None
+        indexer.run_once()
+        assert worker.decoded_ranges >= 3
+    assert voucher_rows(db_engine) == fresh_index(sc, tmp_path, "in-process")
+    assert assert_mirror_matches_chain(db_engine, sc) == 5
