@@ -260,7 +260,13 @@ def test_the_credit_line_bounds_what_the_core_enterprise_issues(vsite: VoucherSi
     }
     r = refused(post(api, CORE, "/v1/vouchers", body), 409, "beyond its credit line of 1,000,000.00")
     assert r["error"] == "CreditLineExceeded" and "(授信额度)" in r["message"]
-    ok(post(api, CORE, "/v1/vouchers", body | {"face_value": "100000.00"}))
+    # a retry with the same Idempotency-Key replays the first answer (the same voucher), records nothing more
+    fits = body | {"face_value": "100000.00"}
+    first = api.post(CORE, "/v1/vouchers?wait=true", fits, key="issue-once")
+    again = api.post(CORE, "/v1/vouchers?wait=true", fits, key="issue-once")
+    assert (
+        ok(first)["voucher_id"] == ok(again)["voucher_id"] and again.headers["Idempotent-Replayed"] == "true"
+    )
     # a line below what is outstanding is refused; another bank cannot change it
     line = {"core": "Borrower Co", "limit": "500000.00", "expiry": maturity(vsite.site, 365)}
     refused(post(api, "bank", "/v1/vouchers/credit-lines", line), 409, "below what the core enterprise has")

@@ -62,6 +62,7 @@ from ledger.protocol.money import yuan_text
 
 __all__ = [
     "accept_financing",
+    "bundle",
     "contract",
     "exposure",
     "financing_book",
@@ -71,7 +72,9 @@ __all__ = [
     "set_credit_line",
     "settle",
     "split",
+    "verification",
     "voucher",
+    "voucher_alerts",
 ]
 
 ZERO_ORG = "0x" + "00" * 32
@@ -205,7 +208,6 @@ def issue(session: Session, write: Write, body: IssueVoucherRequest) -> JSONResp
     policy.require_voucher(caller, "vouchers.issue")
     voucher_id = body.voucher_id or "0x" + secrets.token_hex(32)
     maturity = body.maturity
-    request = body.model_copy(update={"voucher_id": voucher_id}) if body.voucher_id else body
 
     def action(ledger: LedgerContract) -> Outcome:
         tx = _voucher_view(ledger, services).issue_voucher(
@@ -219,7 +221,8 @@ def issue(session: Session, write: Write, body: IssueVoucherRequest) -> JSONResp
         )
         return Outcome(tx, {"voucher_id": voucher_id, "part_id": 1, "maturity_date": iso_date(maturity, UTC)})
 
-    return write.record(request, action, path="/v1/vouchers")
+    # a voucher id made here is not part of the request: a retry with the same key replays the first answer
+    return write.record(body, action, path="/v1/vouchers")
 
 
 def _require_holder(
