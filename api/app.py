@@ -32,6 +32,7 @@ from api.routes import (
     risk,
     scores,
     visits,
+    vouchers,
     writeoff,
 )
 from api.services import Services, open_services
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(class_migration.router)  # class migration, 迁徙率 (issue 18)
     app.include_router(scores.router)  # the behaviour score by band (issue 21)
     app.include_router(scores.models_router)  # its model card (issue 21)
+    app.include_router(vouchers.router)  # supply-chain vouchers (issue 22)
     dashboard.install(app)
     docs.install(app)
     return app

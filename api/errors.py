@@ -188,6 +188,118 @@ _REVERTS: dict[str, tuple[int, Callable[[dict[str, Any]], str]]] = {
     ),
 }
 
+# Supply-chain vouchers (issue 22): the voucher contract's refusals, in the same three kinds.
+_VOUCHER_REVERTS: dict[str, tuple[int, Callable[[dict[str, Any]], str]]] = {
+    "VoucherLedgerPaused": (
+        409,
+        lambda a: "The ledger is paused by the operator; vouchers cannot change now.",
+    ),
+    "VoucherZeroId": (422, lambda a: "An id or hash that must be set was all zeros."),
+    "VoucherZeroAddress": (422, lambda a: "An account address was the zero address."),
+    "VoucherZeroAmount": (422, lambda a: "The amount must be greater than zero."),
+    "VoucherInvalidCurrency": (422, lambda a: "The currency is not a three-letter ISO 4217 code."),
+    "VoucherMissingRole": (
+        403,
+        lambda a: f"Account {a.get('account')} lacks the ledger role this voucher action needs.",
+    ),
+    "VoucherOrganizationNotFound": (422, lambda a: "The organisation named is not registered on the ledger."),
+    "CreditLineHeldByOtherBank": (
+        403,
+        lambda a: (
+            "This core enterprise's credit line (授信额度) was granted by another bank; only that bank "
+            "can change it."
+        ),
+    ),
+    "CreditLineBelowOutstanding": (
+        409,
+        lambda a: (
+            f"The line cannot go below what the core enterprise has outstanding in vouchers "
+            f"({_money(a.get('outstanding'))}); {_money(a.get('limit'))} was asked."
+        ),
+    ),
+    "CreditLineExpiryInPast": (422, lambda a: "The credit line's expiry must be in the future."),
+    "CreditLineNotFound": (
+        409,
+        lambda a: (
+            "This core enterprise has no credit line (授信额度): a bank grants one before it issues vouchers."
+        ),
+    ),
+    "CreditLineExpired": (
+        409,
+        lambda a: "The core enterprise's credit line has expired; a bank must renew it.",
+    ),
+    "CreditLineExceeded": (
+        409,
+        lambda a: (
+            f"Issuing {_money(a.get('faceValue'))} would take the core enterprise's outstanding vouchers "
+            f"({_money(a.get('outstanding'))}) beyond its credit line of {_money(a.get('limit'))} (授信额度)."
+        ),
+    ),
+    "VoucherExists": (
+        409,
+        lambda a: f"Voucher {_short(a.get('voucherId'))} already exists; choose another id.",
+    ),
+    "VoucherNotFound": (404, lambda a: f"There is no voucher {_short(a.get('voucherId'))}."),
+    "VoucherMaturityInPast": (422, lambda a: "A voucher's maturity must be in the future."),
+    "VoucherPartNotFound": (
+        404,
+        lambda a: f"Voucher {_short(a.get('voucherId'))} has no part {a.get('partId')}.",
+    ),
+    "VoucherNotPartHolder": (
+        403,
+        lambda a: f"Only the holder of part {a.get('partId')} can split, transfer or offer it for financing.",
+    ),
+    "VoucherBadSplit": (
+        422,
+        lambda a: (
+            "A split names each recipient once with its amount (at least one, at most the contract's limit)."
+        ),
+    ),
+    "VoucherInsufficientRemaining": (
+        409,
+        lambda a: (
+            f"Part {a.get('partId')} has {_money(a.get('remaining'))} left; {_money(a.get('amount'))} was "
+            "asked (face value is conserved across splits)."
+        ),
+    ),
+    "VoucherPartWrongState": (
+        409,
+        lambda a: f"Part {a.get('partId')} is {_part_state(a.get('state'))}, which does not allow this.",
+    ),
+    "VoucherMatured": (409, lambda a: "The voucher has reached maturity: it can no longer be financed."),
+    "VoucherInvalidRate": (422, lambda a: "The discount rate must be above 0 and below 100% (10,000 bps)."),
+    "VoucherNotRequestedBank": (
+        403,
+        lambda a: (
+            f"Only a lender of the bank the holder asked can accept financing of part {a.get('partId')}."
+        ),
+    ),
+    "VoucherNotCoreEnterprise": (
+        403,
+        lambda a: "Only the core enterprise that issued the voucher settles its parts (到期兑付).",
+    ),
+    "VoucherNotMatured": (
+        409,
+        lambda a: "The voucher is not due yet: the core enterprise settles at or after maturity, not before.",
+    ),
+    "VoucherNothingToSettle": (
+        409,
+        lambda a: f"Part {a.get('partId')} has nothing left to settle: it was split away entirely.",
+    ),
+}
+_REVERTS.update(_VOUCHER_REVERTS)
+
+
+def _part_state(state: Any) -> str:
+    from ledger.protocol.codes import PartState
+
+    try:
+        s = PartState(int(state))
+    except (TypeError, ValueError):
+        return f"in state {state}"
+    return f"{s.label} ({s.label_zh})"
+
+
 _REVERT_HINTS = {
     403: "Act with the account that holds the money or services the loan, or ask the operator for the role.",
     404: "Check the loan and lot ids (or the loan number).",

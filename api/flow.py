@@ -54,6 +54,7 @@ class FlowNode:
     children: list[FlowNode] = field(default_factory=list)
     more: int = 0  # children left out of the picture (a wide trail), summarised in one line
     more_amount: int = 0
+    status: str = ""  # a status line of its own (a voucher part's state), instead of the confirmation's
     # layout
     depth: int = 0
     x: float = 0.0
@@ -223,6 +224,8 @@ def render_flow(
             "confirmed": "✓ " + labels["confirmed"],
             "disputed": "✗ " + labels["disputed"],
         }.get(n.confirmation, "… " + labels["unconfirmed"])
+        if n.status:
+            status = n.status
         lines = [(n.holder, "name"), (f"{money(n.amount)} · {n.purpose}", "amount"), (status, "status")]
         if n.date:
             lines.append((n.date, "date"))
@@ -231,7 +234,7 @@ def render_flow(
         if n.more:
             lines.append((f"+{n.more} {labels['more_payments']} {money(n.more_amount)}", "more"))
         lines += [(flag, "flag") for flag in flags]
-        tip = f"{n.holder}: {money(n.amount)} ({n.purpose}), {labels[n.confirmation]}"
+        tip = f"{n.holder}: {money(n.amount)} ({n.purpose}), {n.status or labels[n.confirmation]}"
         if flags:
             tip += "; " + "; ".join(flags)
         parts.append(

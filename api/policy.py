@@ -23,9 +23,13 @@ from ledger.errors import PermissionDeniedError
 __all__ = [
     "POLICY",
     "ROUTES",
+    "VOUCHER_POLICY",
     "Grant",
     "Rel",
     "Rule",
+    "VRel",
+    "VoucherFacts",
+    "VoucherRule",
     "allowed",
     "caller_rel",
     "grant",
@@ -33,6 +37,9 @@ __all__ = [
     "policy_markdown",
     "require",
     "require_role",
+    "require_voucher",
+    "voucher_grant",
+    "voucher_rel",
 ]
 
 
@@ -143,7 +150,8 @@ POLICY: dict[str, Rule] = {
     "payments.pay": _rule("pay out of a lot", "caller", **_lenders(OWN), **_enterprises(OWN),
                           note="own: the holder of the lot or the loan's lender (the contract checks)"),
     "alerts.list": _rule("see monitoring alerts", "caller", **_lenders(OWN), auditor=YES,
-                         note="own: the alerts of the bank's loans"),
+                         note="own: the alerts of the bank's loans, and of the vouchers issued under its "
+                         "credit lines or with a part it was asked to finance"),
     "documents.upload": _rule("upload documents", "caller", **_lenders(YES), **_enterprises(YES),
                               auditor=YES, **_third_parties(YES)),
     "documents.read": _rule("read documents", "caller", **_lenders(OWN), **_enterprises(OWN), auditor=OWN,
@@ -315,6 +323,24 @@ ROUTES: dict[str, str] = {
     "GET /v1/score-models/latest": "score_models.read",
     "GET /dashboard/scores": "portfolio.scores",
     "GET /dashboard/score-models/latest": "score_models.read",
+    # -- supply-chain vouchers (issue 22): actions of VOUCHER_POLICY
+    "GET /v1/vouchers": "vouchers.list",
+    "POST /v1/vouchers": "vouchers.issue",
+    "POST /v1/vouchers/credit-lines": "vouchers.credit_line",
+    "GET /v1/vouchers/financing-book": "vouchers.book",
+    "GET /v1/vouchers/exposure": "vouchers.exposure",
+    "GET /v1/vouchers/{voucher}": "voucher.read",
+    "GET /v1/vouchers/{voucher}/verification": "voucher.verification",
+    "GET /v1/vouchers/{voucher}/bundle": "voucher.verification",
+    "POST /v1/vouchers/{voucher}/parts/{part}/split": "voucher.split",
+    "POST /v1/vouchers/{voucher}/parts/{part}/financing": "voucher.request_financing",
+    "POST /v1/vouchers/{voucher}/parts/{part}/financing/accept": "voucher.accept_financing",
+    "POST /v1/vouchers/{voucher}/parts/{part}/settle": "voucher.settle",
+    "GET /dashboard/vouchers": "vouchers.list",
+    "GET /dashboard/vouchers/{voucher}": "voucher.read",
+    "POST /dashboard/vouchers/{voucher}/parts/{part}/financing": "voucher.request_financing",
+    "POST /dashboard/vouchers/{voucher}/parts/{part}/financing/accept": "voucher.accept_financing",
+    "POST /dashboard/vouchers/{voucher}/parts/{part}/settle": "voucher.settle",
 }
 
 # What the loan page shows beside the trail, each section behind its own action.
@@ -367,6 +393,10 @@ def loan_rel(caller: Any | None, loan: Any | None) -> Rel:
 
 
 def grant(caller: Any | None, action: str, loan: Any | None = None) -> Grant:
+    if action in VOUCHER_POLICY:  # asked by the dashboard's menu: the caller-scope answer, by role
+        if caller is not None and caller.role not in _V_ROLE:
+            return NO  # a third party: refused by role (require_voucher), so no menu entry either
+        return voucher_grant(caller, action)
     rule = POLICY[action]
     rel = caller_rel(caller) if rule.scope == "caller" else loan_rel(caller, loan)
     return rule.of(rel)
@@ -441,6 +471,186 @@ def require(
     )
 
 
+# ------------------------------------------------------------------------------------ supply-chain vouchers
+# A voucher (issue 22) is the core enterprise's acknowledged payable (确权), split and passed down its supply
+# chain, financed at banks and settled at maturity. Callers stand to a voucher in relationships of their own.
+
+
+class VRel(StrEnum):
+    """How a caller stands to a voucher, first match wins in this order."""
+
+    CORE = "core enterprise (issuer)"
+    LINE_BANK = "bank of the credit line"
+    FINANCING_BANK = "financing bank"
+    HOLDER = "holder of a part"
+    OTHER_LENDER = "another lender"
+    ENTERPRISE = "unrelated enterprise"
+    AUDITOR = "auditor"
+    ANONYMOUS = "no token"
+
+
+@dataclass(frozen=True)
+class VoucherFacts:
+    """What the policy needs to know of one voucher: its core enterprise's organisation, the bank that
+    granted the core's credit line, the banks asked to finance (or that financed) a part, and every
+    organisation that holds or held a part in its tree."""
+
+    voucher_id: str
+    core_org: str
+    line_bank_org: str | None = None
+    financing_bank_orgs: frozenset[str] = frozenset()
+    holder_orgs: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class VoucherRule:
+    what: str
+    scope: Literal["voucher", "caller"]
+    grants: dict[VRel, Grant] = field(default_factory=dict)
+    note: str = ""
+    whole_tree: bool = False  # the action covers every branch (a holder sees only its own)
+
+    def of(self, rel: VRel) -> Grant:
+        return self.grants.get(rel, NO)
+
+
+def _vrule(
+    what: str,
+    scope: Literal["voucher", "caller"] = "voucher",
+    *,
+    note: str = "",
+    whole_tree: bool = False,
+    core: Grant = NO,
+    line_bank: Grant = NO,
+    financing_bank: Grant = NO,
+    holder: Grant = NO,
+    other_lender: Grant = NO,
+    enterprise: Grant = NO,
+    auditor: Grant = NO,
+) -> VoucherRule:
+    grants = {VRel.CORE: core, VRel.LINE_BANK: line_bank, VRel.FINANCING_BANK: financing_bank,
+              VRel.HOLDER: holder, VRel.OTHER_LENDER: other_lender, VRel.ENTERPRISE: enterprise,
+              VRel.AUDITOR: auditor, VRel.ANONYMOUS: NO}  # fmt: skip
+    return VoucherRule(what, scope, grants, note, whole_tree)
+
+
+def _v_lenders(g: Grant) -> dict[str, Any]:
+    return {"line_bank": g, "financing_bank": g, "other_lender": g}
+
+
+def _v_enterprises(g: Grant) -> dict[str, Any]:
+    return {"core": g, "holder": g, "enterprise": g}
+
+
+VOUCHER_POLICY: dict[str, VoucherRule] = {
+    # -- no voucher in particular: answered by role (a lender is every bank relationship alike, an
+    # enterprise the core, a holder and an unrelated enterprise alike)
+    "vouchers.list": _vrule("list vouchers", "caller", **_v_lenders(OWN), **_v_enterprises(OWN), auditor=YES,
+                            note="own: a core enterprise its payables by due date against its line; a "
+                            "supplier the parts it holds; a bank its financing book and its exposure per "
+                            "core enterprise"),
+    "vouchers.credit_line": _vrule("set a core enterprise's credit line (授信额度)", "caller",
+                                   **_v_lenders(YES),
+                                   note="one line per core enterprise; the contract remembers the bank"),
+    "vouchers.issue": _vrule("issue vouchers (确权)", "caller", **_v_enterprises(OWN),
+                             note="own: an account of a core enterprise with a credit line (the contract "
+                             "checks the line and its limit)"),
+    "vouchers.book": _vrule("see the financing book", "caller", **_v_lenders(OWN), auditor=YES,
+                            note="own: the parts the bank financed or was asked to finance"),
+    "vouchers.exposure": _vrule("see the exposure per core enterprise", "caller", **_v_lenders(OWN),
+                                auditor=YES,
+                                note="own: the lines the bank granted and the parts it financed"),
+    # -- one voucher: what is seen
+    "voucher.read": _vrule("see the voucher's tree", core=YES, line_bank=YES, financing_bank=OWN,
+                           holder=OWN, auditor=YES,
+                           note="own: the branch of the parts the caller holds, held or was asked to "
+                           "finance (those parts and the parts above them up to the issue), as a supplier "
+                           "sees its own lots; other branches' holders are left out"),
+    "voucher.verification": _vrule("verify the whole voucher and get its proof bundle", core=YES,
+                                   line_bank=YES, auditor=YES, whole_tree=True,
+                                   note="every branch: a holder sees its own (GET /v1/vouchers/{voucher})"),
+    # -- one voucher: what is done
+    "voucher.split": _vrule("split and transfer parts", holder=OWN,
+                            note="own: a part the caller holds now (the contract checks)"),
+    "voucher.request_financing": _vrule("ask a bank to finance parts", holder=OWN,
+                                        note="own: a part the caller holds now (the contract checks)"),
+    "voucher.accept_financing": _vrule("accept financing of parts (贴现)", line_bank=OWN, financing_bank=OWN,
+                                       note="own: a part the caller's bank was asked to finance (the "
+                                       "contract checks)"),
+    "voucher.settle": _vrule("settle parts at maturity (到期兑付)", core=YES,
+                             note="the core enterprise pays whoever holds the part, at or after maturity"),
+}  # fmt: skip
+
+_V_ROLE = {"lender": VRel.OTHER_LENDER, "enterprise": VRel.ENTERPRISE, "auditor": VRel.AUDITOR}
+
+
+def voucher_rel(caller: Any | None, facts: VoucherFacts | None) -> VRel:
+    """How `caller` stands to the voucher `facts` describe (None: no voucher in particular, or not mirrored).
+    Third parties (appraisers, law firms, collection agencies) stand to every voucher as unrelated."""
+    if caller is None:
+        return VRel.ANONYMOUS
+    by_role = _V_ROLE.get(caller.role, VRel.ENTERPRISE)
+    if facts is None or by_role is VRel.AUDITOR:
+        return by_role
+    org = caller.org_id
+    if caller.role == "lender":
+        if org == facts.line_bank_org:
+            return VRel.LINE_BANK
+        return VRel.FINANCING_BANK if org in facts.financing_bank_orgs else VRel.OTHER_LENDER
+    if caller.role != "enterprise":
+        return VRel.ENTERPRISE
+    if org == facts.core_org:
+        return VRel.CORE
+    return VRel.HOLDER if org in facts.holder_orgs else VRel.ENTERPRISE
+
+
+def voucher_grant(caller: Any | None, action: str, facts: VoucherFacts | None = None) -> Grant:
+    rule = VOUCHER_POLICY[action]
+    if rule.scope == "caller":
+        facts = None
+    return rule.of(voucher_rel(caller, facts))
+
+
+_V_ROLES = {VRel.CORE: "enterprise", VRel.HOLDER: "enterprise", VRel.ENTERPRISE: "enterprise",
+            VRel.LINE_BANK: "lender", VRel.FINANCING_BANK: "lender", VRel.OTHER_LENDER: "lender",
+            VRel.AUDITOR: "auditor"}  # fmt: skip
+_V_WHO = {VRel.CORE: "the voucher's core enterprise", VRel.LINE_BANK: "the bank of its credit line",
+          VRel.FINANCING_BANK: "a bank asked to finance a part", VRel.HOLDER: "a holder of a part",
+          VRel.AUDITOR: "auditors"}  # fmt: skip
+
+
+def require_voucher(caller: Any, action: str, facts: VoucherFacts | None = None) -> Grant:
+    """The caller's grant for `action` (on the voucher `facts` describe), or PermissionDeniedError saying
+    who may instead. With `facts` None on a voucher action only the role is checked (before the lookup)."""
+    rule = VOUCHER_POLICY[action]
+    roles = [r for rel, r in _V_ROLES.items() if rule.of(rel) is not NO]
+    if caller.role not in roles:
+        wanted = " or ".join(f"{r}s" for r in dict.fromkeys(roles))
+        raise PermissionDeniedError(
+            f"Only {wanted} can {rule.what}; {caller.name} is registered as {caller.role}.",
+            hint="Use a token of a participant with that role.",
+        )
+    if rule.scope == "voucher" and facts is None:
+        return OWN
+    given = voucher_grant(caller, action, facts)
+    if given is not NO:
+        return given
+    assert facts is not None  # a caller-scope action is answered by role above
+    who = [_V_WHO[rel] for rel in _V_WHO if rule.of(rel) is not NO]
+    if rule.whole_tree:
+        raise PermissionDeniedError(
+            f"Verifying voucher {facts.voucher_id} covers every branch of its tree; {caller.name} sees only "
+            "the branch of the parts it holds, held or was asked to finance.",
+            hint="Ask the core enterprise, the bank of its credit line or an auditor; "
+            "GET /v1/vouchers/{voucher} shows your branch.",
+        )
+    raise PermissionDeniedError(
+        f"Only {' or '.join(who)} can {rule.what} of voucher {facts.voucher_id}; {caller.name} stands to it "
+        f"as {voucher_rel(caller, facts).value}.",
+        hint="Use a token of the participant named; GET /v1/vouchers lists what you hold.",
+    )
+
+
 _GRANT_TEXT = {YES: "yes", OWN: "own", NO: "–"}
 
 
@@ -473,6 +683,24 @@ def policy_markdown() -> str:
     lines += [f"| `{route}` | `{action}` |" for route, action in ROUTES.items()]
     lines += ["", "## Loan page sections", "", "| section | action |", "|---|---|"]
     lines += [f"| `#{section}` | `{action}` |" for section, action in LOAN_PAGE_SECTIONS.items()]
+    vrels = [r for r in VRel]
+    lines += [
+        "",
+        "## Supply-chain vouchers",
+        "",
+        "A caller stands to a voucher as the first that fits: its core enterprise (the issuer), the bank",
+        "that granted the core's credit line, a bank asked to finance (or that financed) a part, an",
+        "enterprise that holds or held a part of its tree, another lender, an unrelated enterprise, an",
+        "auditor. Third parties stand to every voucher as unrelated enterprises. A holder sees its own",
+        "branch (the parts it holds or held and those above them up to the issue), as a supplier sees its",
+        "own lots; the whole tree's verification and bundle are the core's, the line bank's and auditors'.",
+        "",
+        "| action | " + " | ".join(r.value for r in vrels) + " | note |",
+        "|---|" + "---|" * len(vrels) + "---|",
+    ]
+    for name, vrule in VOUCHER_POLICY.items():
+        cells = " | ".join(_GRANT_TEXT[vrule.of(r)] for r in vrels)
+        lines.append(f"| `{name}`: {vrule.what} | {cells} | {vrule.note} |")
     return "\n".join(lines) + "\n"
 
 

@@ -589,3 +589,93 @@ class Page(BaseModel, Generic[T]):
     total: int
     offset: int
     limit: int
+
+
+# ---------------------------------------------------------------------------------------------- vouchers
+# Supply-chain vouchers (issue 22): the core enterprise's acknowledged payable (确权), split down its supply
+# chain, financed at a discount (贴现) and settled at maturity (到期兑付).
+
+
+def _day(value: Any) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError('a date is written "YYYY-MM-DD", e.g. "2027-06-30"')
+
+
+Day = Annotated[date, BeforeValidator(_day)]
+
+
+class CreditLineRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"core": "Huaxin Motors", "limit": "50000000.00", "expiry": "2027-12-31"}]
+        }
+    )
+
+    core: str = Field(
+        min_length=1, max_length=200, description="the core enterprise: participant name or org id"
+    )
+    limit: YuanAmount
+    expiry: Day = Field(description="the line's last day")
+    terms_hash: Hash32 = Field(ZERO_HASH, description="hash of the credit agreement")
+
+
+class IssueVoucherRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "holder": _EX_ADDR,
+                    "face_value": "1000000.00",
+                    "maturity": "2027-06-30",
+                    "invoice_hash": _EX_HASH,
+                }
+            ]
+        }
+    )
+
+    holder: Address = Field(description="the tier-1 supplier's account")
+    face_value: YuanAmount
+    maturity: Maturity = Field(
+        description='when the core enterprise pays (到期日): "2027-06-30" or unix seconds'
+    )
+    currency: Literal["CNY"] = "CNY"
+    invoice_hash: Hash32 = Field(
+        description="hash of the invoice or contract behind the payable (upload it: POST /v1/documents)"
+    )
+    voucher_id: Hash32 | None = Field(None, description="the voucher's id; one is made when left out")
+
+
+class Transfer(BaseModel):
+    to: Address
+    amount: YuanAmount
+
+
+class SplitRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"transfers": [{"to": _EX_ADDR, "amount": "300000.00"}]}]}
+    )
+
+    transfers: list[Transfer] = Field(
+        min_length=1, max_length=50, description="who gets how much of the part"
+    )
+
+
+class FinancingRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"bank": "Bank A", "discount_rate_bps": 350}]})
+
+    bank: str = Field(min_length=1, max_length=200, description="the bank: participant name or org id")
+    discount_rate_bps: int = Field(
+        ge=1, le=10_000, description="annual discount rate, basis points (350 = 3.5%)"
+    )
+
+
+class PaymentRefRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"payment_ref": _EX_HASH}]})
+
+    payment_ref: Hash32 = Field(ZERO_HASH, description="hash of the bank transfer's reference (off chain)")

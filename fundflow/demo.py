@@ -3,7 +3,10 @@ entrusted payments to suppliers, onward payments, confirmations, a dispute, a pa
 use, a collateral valuation, servicing (quarterly interest at 4.35%; the first quarter's interest paid late,
 with penalty interest; a principal repayment; an extension granted because the borrower is in financial
 difficulty), the resulting class proposed by the loan officer and approved by the bank's risk officer
-(maker-checker), and an audit attestation.
+(maker-checker), and an audit attestation. Then the supply chain (issue 22): Huaxin Motors, the core
+enterprise, issues vouchers to its tier-1 supplier under a bank's credit line; they are split down to tier 2
+and tier 3, one part is financed at the bank, one short voucher is settled at maturity with a part left unpaid
+(`_supply_chain_vouchers`).
 
 The loan was booked in the bank's core system four months before it was brought onto the ledger (a pilot
 migration): its interest runs from that value date, so its first quarterly interest date has already passed
@@ -38,7 +41,8 @@ DEMO_LOAN = "LN-2026-0001"
 PARTICIPANTS: list[tuple[str, str]] = [
     ("Lakeside Commercial Bank", "lender"),
     ("Brightpath Robotics", "enterprise"),  # the borrower: a tech company with an R&D project
-    ("Eastwind Auto Parts", "enterprise"),  # the core enterprise of the supply chain
+    ("Eastwind Auto Parts", "enterprise"),  # a tier-1 supplier of Huaxin Motors; also supplies Brightpath
+    ("Huaxin Motors", "enterprise"),  # the core enterprise (核心企业): the large carmaker its suppliers serve
     ("Pinecrest Electronics", "enterprise"),
     ("Northriver Steel", "enterprise"),
     ("Greenfield Logistics", "enterprise"),
@@ -49,6 +53,7 @@ SHELL_NAMES = {  # the README walkthrough's shell variable for each participant'
     "Lakeside Commercial Bank": "BANK",
     "Brightpath Robotics": "BORROWER",
     "Eastwind Auto Parts": "EASTWIND",
+    "Huaxin Motors": "HUAXIN",
     "Pinecrest Electronics": "PINECREST",
     "Northriver Steel": "STEEL",
     "Greenfield Logistics": "LOGISTICS",
@@ -92,6 +97,12 @@ class _Client:
             raise FundflowError(f"demo step {key} failed: {r.status_code} {r.text}")
         return dict(r.json())
 
+    def get(self, who: str, path: str) -> dict[str, Any]:
+        r = self.http.get(path, headers={"Authorization": f"Bearer {self.tokens[who]}"})
+        if r.status_code >= 300:
+            raise FundflowError(f"demo read {path} failed: {r.status_code} {r.text}")
+        return dict(r.json())
+
     def upload(self, who: str, name: str, text: str) -> str:
         r = self.http.post(
             "/v1/documents",
@@ -110,7 +121,7 @@ def seed_demo_via_api(
     http: httpx.Client, tokens: dict[str, str], addresses: dict[str, str]
 ) -> dict[str, Any]:
     api = _Client(http, tokens)
-    bank, borrower, core = "Lakeside Commercial Bank", "Brightpath Robotics", "Eastwind Auto Parts"
+    bank, borrower, eastwind = "Lakeside Commercial Bank", "Brightpath Robotics", "Eastwind Auto Parts"
     electronics, steel, logistics = "Pinecrest Electronics", "Northriver Steel", "Greenfield Logistics"
     auditor = "Harbor Audit Partners"
     existing = http.get(f"/v1/loans/{DEMO_LOAN}", headers={"Authorization": f"Bearer {tokens[bank]}"})
@@ -134,7 +145,7 @@ def seed_demo_via_api(
         "loan_type": "project",
         "interest": interest,
         "inspection_schedule": [{"due": f"{year}-03-31", "kind": "site_visit"}],
-        "counterparties": [addresses[electronics], addresses[core], addresses[steel]],
+        "counterparties": [addresses[electronics], addresses[eastwind], addresses[steel]],
         "approval_threshold": "1000000.00",
         "contract_document": contract,
     }
@@ -180,12 +191,12 @@ def seed_demo_via_api(
         )
     )
     order = api.upload(bank, "actuator-order.txt", "Eastwind: actuator prototypes, 2,000,000.00")
-    to_core = lot(
+    to_eastwind = lot(
         api.post(
             bank,
             f"{loan}/disbursements",
             {
-                "payee": addresses[core],
+                "payee": addresses[eastwind],
                 "amount": "2000000.00",
                 "purpose": Purpose.RAW_MATERIALS,
                 "evidence_hash": order,
@@ -202,21 +213,21 @@ def seed_demo_via_api(
         )
     )
 
-    # Onward payments down the chain: the core enterprise pays steel and freight in one batch.
+    # Onward payments down the chain: Eastwind Auto Parts pays steel and freight in one batch.
     batch = api.post(
-        core,
+        eastwind,
         "/v1/payments/batch",
         {
             "loan": DEMO_LOAN,
             "payments": [
                 {
-                    "from_lot": to_core,
+                    "from_lot": to_eastwind,
                     "payee": addresses[steel],
                     "amount": "900000.00",
                     "purpose": Purpose.RAW_MATERIALS,
                 },
                 {
-                    "from_lot": to_core,
+                    "from_lot": to_eastwind,
                     "payee": addresses[logistics],
                     "amount": "60000.00",
                     "purpose": Purpose.LOGISTICS,
@@ -253,11 +264,11 @@ def seed_demo_via_api(
         "brokerage",
     )
 
-    # Payees confirm (确权) or dispute what they received.
+    # Payees confirm receipt (收款确认) or dispute what they received.
     api.post(
         electronics, f"/v1/lots/{to_electronics}/confirm", {"evidence_hash": invoice}, "confirm-electronics"
     )
-    api.post(core, f"/v1/lots/{to_core}/confirm", {"evidence_hash": order}, "confirm-core")
+    api.post(eastwind, f"/v1/lots/{to_eastwind}/confirm", {"evidence_hash": order}, "confirm-core")
     api.post(steel, f"/v1/lots/{steel_lot}/confirm", {}, "confirm-steel")
     api.post(steel, f"/v1/lots/{lot(chips)}/confirm", {}, "confirm-chips")
     reason = api.upload(
@@ -309,6 +320,7 @@ def seed_demo_via_api(
     )
     api.post(RISK_OFFICER, f"/v1/classification-proposals/{proposal['id']}/approve", {}, "approve-class")
     _post_loan_file(api, addresses, year)
+    _supply_chain_vouchers(api, addresses, year)
     report = api.upload(auditor, "audit-report.txt", "Trail of LN-2026-0001 verified against the chain")
     api.post(auditor, f"{loan}/attestations", {"report_hash": report}, "attest")
     final = http.get(loan, headers={"Authorization": f"Bearer {tokens[auditor]}"})
@@ -324,7 +336,7 @@ def _post_loan_file(api: _Client, addresses: dict[str, str], year: int) -> None:
     guarantees it and borrows too, guaranteed back by Brightpath Robotics (a mutual guarantee, 互保, which
     the monitor raises on both loans); the second loan's scheduled site visit was due yesterday (a missed
     visit), and recording it resolves the alert."""
-    bank, borrower, core = "Lakeside Commercial Bank", "Brightpath Robotics", "Eastwind Auto Parts"
+    bank, borrower, eastwind = "Lakeside Commercial Bank", "Brightpath Robotics", "Eastwind Auto Parts"
     today = time.strftime("%Y-%m-%d", time.gmtime())
     yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86_400))
     loan = f"/v1/loans/{DEMO_LOAN}"
@@ -350,7 +362,7 @@ def _post_loan_file(api: _Client, addresses: dict[str, str], year: int) -> None:
         bank,
         f"{loan}/guarantees",
         {
-            "guarantor": addresses[core],
+            "guarantor": addresses[eastwind],
             "kind": "joint_surety",
             "amount": "3000000.00",
             "start": today,
@@ -364,7 +376,7 @@ def _post_loan_file(api: _Client, addresses: dict[str, str], year: int) -> None:
         "/v1/loans",
         {
             "loan_number": SECOND_LOAN,
-            "borrower": addresses[core],
+            "borrower": addresses[eastwind],
             "principal": "2000000.00",
             "allowed_purposes": [Purpose.RAW_MATERIALS, Purpose.EQUIPMENT],
             "maturity": f"{year + 1}-03-31",
@@ -431,3 +443,57 @@ def _post_loan_file(api: _Client, addresses: dict[str, str], year: int) -> None:
         {"value": "2600000.00", "valued_on": today, "method": "replacement cost less depreciation (成本法)"},
         "appraisal",
     )
+
+
+def _voucher_id(label: str) -> str:
+    return "0x" + keccak(text=f"fundflow-demo:voucher:{label}").hex()
+
+
+def _supply_chain_vouchers(api: _Client, addresses: dict[str, str], year: int) -> None:
+    """Supply-chain vouchers (issue 22). The core enterprise is Huaxin Motors, the large carmaker its
+    suppliers serve. Lakeside grants it a credit line (授信额度); Huaxin acknowledges what it owes Eastwind
+    Auto Parts for an invoice by issuing it a voucher (确权); Eastwind splits it and passes a part to
+    Northriver Steel (tier 2), which passes a piece on to Greenfield Logistics (tier 3); Northriver Steel has
+    its part financed at Lakeside at a discount (贴现). A second voucher is short (it matures while the demo
+    runs, so the story reaches maturity): Eastwind passes part of it to Pinecrest Electronics; at maturity
+    Huaxin settles Eastwind's part (到期兑付) and leaves Pinecrest's unpaid, which is then overdue
+    (到期未兑付)."""
+    bank, huaxin, eastwind = "Lakeside Commercial Bank", "Huaxin Motors", "Eastwind Auto Parts"
+    steel, logistics, electronics = "Northriver Steel", "Greenfield Logistics", "Pinecrest Electronics"
+    line = {"core": huaxin, "limit": "50000000.00", "expiry": f"{year}-12-31"}
+    api.post(bank, "/v1/vouchers/credit-lines", line, "voucher-line")
+
+    # the short voucher first: its maturity runs while the long one is split and financed. It is counted from
+    # the chain's clock (what the contract compares), as of the block that set the line.
+    as_of = api.get(huaxin, "/v1/vouchers")["as_of"]
+    due, started = int(as_of) + 20, time.monotonic()
+    short = _voucher_id("HX-2026-0002")
+    invoice = api.upload(
+        huaxin, "eastwind-invoice-0902.txt", "Eastwind Auto Parts EW-0902: seat frames, 300,000.00"
+    )
+    body = {"voucher_id": short, "holder": addresses[eastwind], "face_value": "300000.00", "maturity": due,
+            "invoice_hash": invoice}  # fmt: skip
+    api.post(huaxin, "/v1/vouchers", body, "voucher-short")
+    to_pinecrest = {"transfers": [{"to": addresses[electronics], "amount": "120000.00"}]}
+    api.post(eastwind, f"/v1/vouchers/{short}/parts/1/split", to_pinecrest, "voucher-short-split")
+
+    voucher = _voucher_id("HX-2026-0001")
+    invoice = api.upload(
+        huaxin, "eastwind-invoice-0815.txt", "Eastwind Auto Parts EW-0815: brake assemblies, 6,000,000.00"
+    )
+    body = {"voucher_id": voucher, "holder": addresses[eastwind], "face_value": "6000000.00",
+            "maturity": f"{year}-06-30", "invoice_hash": invoice}  # fmt: skip
+    api.post(huaxin, "/v1/vouchers", body, "voucher-issue")
+    parts = f"/v1/vouchers/{voucher}/parts"
+    split = api.post(eastwind, f"{parts}/1/split", {"transfers": [
+        {"to": addresses[steel], "amount": "2500000.00"}]}, "voucher-split-steel")  # fmt: skip
+    steel_part = split["parts"][0]["part_id"]
+    api.post(steel, f"{parts}/{steel_part}/split", {"transfers": [
+        {"to": addresses[logistics], "amount": "400000.00"}]}, "voucher-split-logistics")  # fmt: skip
+    ask = {"bank": bank, "discount_rate_bps": 365}
+    api.post(steel, f"{parts}/{steel_part}/financing", ask, "voucher-finance")
+    api.post(bank, f"{parts}/{steel_part}/financing/accept", {}, "voucher-accept")
+
+    # at maturity Huaxin pays Eastwind's part of the short voucher; Pinecrest's stays unpaid: overdue
+    time.sleep(max(0.0, 21 - (time.monotonic() - started)))
+    api.post(huaxin, f"/v1/vouchers/{short}/parts/1/settle", {}, "voucher-short-settle")

@@ -107,6 +107,26 @@ def test_the_readme_walkthrough_runs_as_written(chain: LocalChain, tmp_path: Pat
     assert any(r["payee_name"] == "Greenfield Logistics" and r["amount_yuan"] == "12500.00" for r in rows)
     assert load_workbook(work / "trail.xlsx")["Summary 概要"]["B1"].value == "LN-2026-0001"
     assert "Harbor Audit Partners" in (work / "report.html").read_text(encoding="utf-8")
+    # 8. vouchers (issue 22): the core enterprise's payables against its line, a supplier's parts, the book
+    core, supplier, bank = docs[7:10]
+    line = core["credit_line"]  # type: ignore[index]
+    assert (core["view"], line["bank_name"], line["limit_yuan"]) == (  # type: ignore[index]
+        "core",
+        "Lakeside Commercial Bank",
+        "50000000.00",
+    )
+    assert line["used_yuan"] == "6120000.00"  # 6,300,000 issued, 180,000 settled
+    payables = [(v["face_value_yuan"], v["status"]) for v in core["payables"]]  # type: ignore[index]
+    assert payables == [("300000.00", "overdue"), ("6000000.00", "outstanding")]
+    held = [(p["remaining_yuan"], p["may_finance"]) for p in supplier["parts"]]  # type: ignore[index]
+    assert held == [("3500000.00", True)]
+    book = bank["book"]  # type: ignore[index]
+    assert [(b["requester_name"], b["face_yuan"], b["status"]) for b in book] == [
+        ("Northriver Steel", "2100000.00", "financed")
+    ]
+    assert [(e["core_name"], e["financed_yuan"]) for e in bank["exposure"]] == [  # type: ignore[index]
+        ("Huaxin Motors", "2100000.00")
+    ]
 
 
 def test_an_unreachable_node_names_the_settings_that_say_where_it_is() -> None:

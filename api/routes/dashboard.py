@@ -9,6 +9,8 @@ same write path (`api.writes.run_write`) and wait for the mirror before answerin
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,14 +24,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import Session
 
 from api import charts, policy, sessions
 from api.charts import svg_img
 from api.cycles import render_cycle
 from api.deps import AlertId, Caller, ServicesDep
-from api.errors import error_response
-from api.flow import FlowRoot, flow_nodes, render_flow
+from api.errors import error_response, explain_revert
+from api.flow import FlowNode, FlowRoot, flow_nodes, render_flow
 from api.guards import ASGIApp, Message, Receive, Scope, Send
 from api.i18n import (
     ALERT_STATE_LABELS,
@@ -40,7 +43,7 @@ from api.i18n import (
     Translator,
     translator,
 )
-from api.schemas import ConfirmRequest, DisputeRequest
+from api.schemas import ConfirmRequest, DisputeRequest, FinancingRequest, PaymentRefRequest
 from api.services import Services
 from api.services import alerts as alerts_service
 from api.services import attestations as attestations_service
@@ -59,13 +62,21 @@ from api.services import repayments as repayments_service
 from api.services import risk as risk_service
 from api.services import scores as scores_service
 from api.services import visits as visits_service
+from api.services import vouchers as vouchers_service
 from api.services import writeoff as writeoff_service
 from api.services.human import humanize, times_of
 from api.services.rows import account_names, loan_numbers, org_names
 from api.services.signers import signers
 from api.writes import Write
 from ledger.audit.workbook import XLSX_MEDIA_TYPE, loans_csv, loans_xlsx
-from ledger.errors import AuthenticationError, FundflowError, NotFoundError, ValidationError
+from ledger.errors import (
+    AuthenticationError,
+    ContractRevertError,
+    FundflowError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from ledger.monitoring.alerts import ALERT_STATES
 from ledger.protocol.dates import day_start, iso_time
 from ledger.protocol.money import format_amount
@@ -211,7 +222,9 @@ def _gate(request: Request, caller: Caller) -> None:
     decided here; one on a loan by the service the page calls, on the loan row."""
     route = request.scope.get("route")
     action = policy.ROUTES[f"{request.method} {getattr(route, 'path', request.url.path)}"]
-    if policy.POLICY[action].scope == "caller":
+    if action in policy.VOUCHER_POLICY:  # by role here; on a voucher by the service, on the voucher
+        policy.require_voucher(caller, action)
+    elif policy.POLICY[action].scope == "caller":
         policy.require(caller, action)
 
 
@@ -299,7 +312,8 @@ async def _write(
     try:
         message = await run_in_threadpool(run)
     except FundflowError as exc:
-        return _back(back, error=str(exc))
+        # a contract's refusal in its plain sentence (the API's), not the raw custom error
+        return _back(back, error=explain_revert(exc)[1] if isinstance(exc, ContractRevertError) else str(exc))
     return _back(back, msg=message)
 
 
@@ -1094,5 +1108,141 @@ async def write_off(loan: str, request: Request) -> Response:
         if response.status_code >= 300:
             raise ValidationError(f"The ledger refused the write-off ({response.status_code}).")
         return "Loan written off on the ledger; its reason's hash is in the trail."
+
+    return await _write(request, action)
+
+
+# ---------------------------------------------------------------------------------------------- vouchers
+# Supply-chain vouchers (issue 22): a page per role (the core enterprise's payables against its line, a
+# supplier's parts with the finance form, a bank's financing book and exposure) and a page per voucher (its
+# tree as a picture, with the forms its holder, its asked bank and its core enterprise may use).
+
+
+@router.get("/vouchers", response_class=HTMLResponse)
+def vouchers_page(request: Request) -> Response:
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        view = vouchers_service.overview(session, services, caller)
+        banks = [p.name for p in services.directory.get() if p.role == "lender"]
+        return _render(request, "vouchers.html", caller=caller, view=view, banks=sorted(banks))
+
+    return _page(request, build)
+
+
+def _voucher_picture(t: Translator, v: dict[str, Any]) -> Markup:
+    """The voucher's tree drawn as the fund-flow picture: a box per part (holder, yuan, state, date), the
+    band to a child as wide as what was passed on; the root box is the core enterprise's acknowledgement."""
+    nodes = [
+        FlowNode(
+            lot_id=f"part-{p['part_id']}",
+            parent_lot_id=f"part-{p['parent_part_id']}" if p["parent_part_id"] else None,
+            holder=p["holder_name"] or short(p["holder"]),
+            amount=int(p["amount"]),
+            remaining=int(p["remaining"]),
+            purpose=f"{t('part')} {p['part_id']}",
+            declared_use=p["status"] != "overdue",
+            confirmation="",
+            status=p["status_label_zh"] if t.lang == "zh" else p["status_label"],
+            date=(p.get("block_time") or "")[:16].replace("T", " "),
+        )
+        for p in v["parts"]
+    ]
+    labels = t.flat() | {"flow_title": t("voucher_tree"), "": ""}
+    return render_flow(
+        nodes,
+        href=lambda n: f"#{n.lot_id}",
+        money=money,
+        labels=labels,
+        root=FlowRoot(
+            lender=v["core_name"] or short(v["core_org"]),
+            borrower=t("issued"),
+            principal=f"{v['currency']} {money(v['face_value'])}",
+            opened=(v.get("block_time") or "")[:16].replace("T", " "),
+        ),
+    )
+
+
+@router.get("/vouchers/{voucher}", response_class=HTMLResponse)
+def voucher_page(voucher: str, request: Request) -> Response:
+    def build(caller: Caller, session: Session, services: Services) -> HTMLResponse:
+        if not _VOUCHER_ID.fullmatch(voucher):
+            raise NotFoundError(f"There is no voucher {voucher}.", hint="Vouchers have ids of 0x + 64 hex.")
+        t = _lang(request)
+        v = vouchers_service.voucher(session, services, caller, voucher)
+        banks = [p.name for p in services.directory.get() if p.role == "lender"]
+        try:  # who sees every branch sees it verified against the chain, as a loan's page shows
+            check: dict[str, Any] | None = vouchers_service.verification(session, services, caller, voucher)
+        except PermissionDeniedError:
+            check = None
+        return _render(
+            request,
+            "voucher.html",
+            caller=caller,
+            v=v,
+            picture=_voucher_picture(t, v),
+            check=check,
+            banks=sorted(banks),
+            org=caller.org_id.lower(),
+        )
+
+    return _page(request, build)
+
+
+_VOUCHER_ID = re.compile(r"0x[0-9a-fA-F]{64}")
+
+
+def _part_no(part: str) -> int:
+    if not part.isdigit() or not 1 <= int(part) < 2**32:
+        raise ValidationError(f"There is no part {part!r}.", hint="Parts are numbered from 1.")
+    return int(part)
+
+
+def _voucher_write(
+    request: Request, voucher: str, session: Session, services: Services, caller: Caller, form: dict[str, Any]
+) -> Write:
+    if not _VOUCHER_ID.fullmatch(voucher):
+        raise NotFoundError(f"There is no voucher {voucher}.", hint="Vouchers have ids of 0x + 64 hex.")
+    return Write(request, caller, services, form.get("idem") or None, wait=True, session=session)
+
+
+@router.post("/vouchers/{voucher}/parts/{part}/financing")
+async def voucher_ask_financing(voucher: str, part: str, request: Request) -> Response:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, Any]) -> str:
+        try:
+            body = FinancingRequest(bank=form.get("bank") or "", discount_rate_bps=form.get("rate_bps") or 0)
+        except PydanticValidationError:
+            raise ValidationError(
+                "Name a bank and a discount rate between 1 and 10000 basis points a year.",
+                hint="e.g. 365 for 3.65% a year",
+            ) from None
+        write = _voucher_write(request, voucher, session, services, caller, form)
+        vouchers_service.request_financing(session, write, voucher, _part_no(part), body)
+        return f"Financing of part {part} asked of {body.bank}."
+
+    return await _write(request, action)
+
+
+@router.post("/vouchers/{voucher}/parts/{part}/financing/accept")
+async def voucher_accept_financing(voucher: str, part: str, request: Request) -> Response:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, Any]) -> str:
+        write = _voucher_write(request, voucher, session, services, caller, form)
+        response = vouchers_service.accept_financing(
+            session, write, voucher, _part_no(part), PaymentRefRequest()
+        )
+        terms = json.loads(bytes(response.body)).get("financing") or {}
+        return (
+            f"Part {part} financed: discount interest {terms.get('interest_yuan')} over {terms.get('days')} "
+            f"days, paid {terms.get('paid_yuan')}."
+        )
+
+    return await _write(request, action)
+
+
+@router.post("/vouchers/{voucher}/parts/{part}/settle")
+async def voucher_settle(voucher: str, part: str, request: Request) -> Response:
+    def action(caller: Caller, session: Session, services: Services, form: dict[str, Any]) -> str:
+        write = _voucher_write(request, voucher, session, services, caller, form)
+        response = vouchers_service.settle(session, write, voucher, _part_no(part), PaymentRefRequest())
+        paid = json.loads(bytes(response.body))
+        return f"Part {part} settled (到期兑付): {paid.get('amount_yuan')} paid to its holder."
 
     return await _write(request, action)

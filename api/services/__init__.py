@@ -8,6 +8,7 @@ lifespan); one module per resource holds the work on it, callable from a route, 
   rows         mirror rows as the dicts callers get (loans, lots, per-loan records, participant names)
   loans        list, detail, terms, the whole trail; open, disburse, restructure
   lots         one lot; the payee confirms or disputes
+  vouchers     supply-chain vouchers: credit lines, issue (确权), split, financing (贴现), settlement
   payments     payments received; pay, pay in a batch
   repayments, collateral, attestations   a loan's records of each kind; recording one
   risk         the classification suggestion; classifying (one service for both classify routes)
@@ -37,6 +38,7 @@ from ledger.chain.contract import LedgerContract
 from ledger.chain.deploy import Deployment
 from ledger.chain.keystore import Keystore
 from ledger.chain.participants import Directory
+from ledger.chain.vouchers import VoucherContract
 from ledger.config import Settings
 from ledger.store.db import open_database
 
@@ -74,6 +76,9 @@ class Services:
     directory: DirectoryCache
     keystore: Keystore
     owns_engine: bool = field(default=True)
+    # the supply-chain voucher contract beside the ledger (issue 22); connected on first use when the
+    # deployment record has one (api.services.vouchers.contract)
+    vouchers: VoucherContract | None = None
 
     def close(self) -> None:
         if self.owns_engine:

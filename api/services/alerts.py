@@ -1,8 +1,9 @@
 """Monitoring alerts: lists with filters, one alert, acknowledging and resolving.
 
 Who sees and handles them is the policy's (`api.policy`: "alerts.list", "loan.alerts", "alert.read",
-"alert.handle"): a lender sees the alerts of its bank's loans, an auditor every alert, enterprises none
-(alerts are the bank's view of its borrowers); acknowledging and resolving are the servicing lender's.
+"alert.handle"): a lender sees the alerts of its bank's loans (and of the vouchers it stands behind), an
+auditor every alert, enterprises none (alerts are the bank's view of its borrowers); acknowledging and
+resolving are the servicing lender's (a voucher's alert resolves when its part is settled).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from api import policy
 from api.deps import Caller
@@ -24,6 +25,7 @@ from api.services.rows import account_names
 from ledger.errors import NotFoundError, PermissionDeniedError
 from ledger.mirror.read import LoanScope, Mirror
 from ledger.monitoring.alerts import Alert, AlertPublic, acknowledge, resolve
+from ledger.monitoring.vouchers import VOUCHER_RULES
 from ledger.protocol.dates import iso_time
 
 __all__ = [
@@ -72,7 +74,25 @@ def _scope(caller: Caller) -> Any:
     alerts. "own": the alerts of the bank's own loans (the read model's scope, as a subquery)."""
     if policy.require(caller, "alerts.list") is policy.YES:
         return None
-    return alerts_t.c.loan_id.in_(LoanScope.of_lender(caller.org_id).loan_ids())
+    return sa.or_(
+        alerts_t.c.loan_id.in_(LoanScope.of_lender(caller.org_id).loan_ids()),
+        alerts_t.c.loan_id.in_(_bank_vouchers(caller.org_id)),
+    )
+
+
+def _bank_vouchers(org_id: str) -> sa.CompoundSelect[Any]:
+    """The vouchers a bank stands behind (issue 22): issued under the credit line it granted, or with a part
+    it was asked to finance or financed. Their alerts (到期未兑付) are the bank's to see."""
+    vouchers, parts = _table("vouchers"), _table("voucher_parts")
+    org = org_id.lower()
+    return sa.union(
+        sa.select(vouchers.c.voucher_id).where(vouchers.c.bank_org == org),
+        sa.select(parts.c.voucher_id).where(parts.c.bank_org == org),
+    )
+
+
+def _table(name: str) -> sa.Table:
+    return SQLModel.metadata.tables[name]
 
 
 def list_alerts(
@@ -199,6 +219,12 @@ def get_alert(session: Session, caller: Caller, alert_id: int) -> AlertPublic:
 
 def _servicing_lender(session: Session, caller: Caller, alert_id: int, action: str) -> None:
     alert = get_alert(session, caller, alert_id)
+    if alert.rule in VOUCHER_RULES:
+        raise PermissionDeniedError(
+            f"Alert {alert_id} is on a voucher part unpaid past maturity; it is not acknowledged or resolved "
+            "by hand: it resolves when the core enterprise settles the part.",
+            hint="See the voucher: GET /v1/vouchers/{voucher}.",
+        )
     loan = Mirror(session).loan(alert.loan_id)
     if loan is None:  # an alert outlived its loan's mirror rows (a reorg): no one services it here
         raise PermissionDeniedError(f"{caller.name} does not service this loan and cannot {action}.")

@@ -220,7 +220,7 @@ interface IFundFlowLedger {
         bytes32 evidenceHash
     );
 
-    /// @notice Emitted when the payee confirms it received lot `lotId` (确权), at most once per lot: a
+    /// @notice Emitted when the payee confirms it received lot `lotId` (收款确认), at most once per lot: a
     /// confirmation is final and withdraws an earlier dispute.
     /// @param loanId The loan the lot belongs to
     /// @param lotId The lot confirmed

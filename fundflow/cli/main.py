@@ -484,3 +484,6 @@ register_register_commands(app)
 from fundflow.cli.score import register_score_commands  # noqa: E402  (issue 21: the behaviour score)
 
 register_score_commands(app)
+from fundflow.cli.vouchers import register_voucher_commands  # noqa: E402  (issue 22: supply-chain vouchers)
+
+register_voucher_commands(app)
