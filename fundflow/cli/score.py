@@ -110,7 +110,10 @@ def evaluate(
     finally:
         engine.dispose()
     g = card["german_credit"]
-    console.print(f"model card of model {card['model_id']} written to {md} and {js}", highlight=False)
+    # soft_wrap: a path broken over two lines cannot be copied
+    console.print(
+        f"model card of model {card['model_id']} written to {md} and {js}", highlight=False, soft_wrap=True
+    )
     console.print(
         f"German credit check of the machinery: AUC {g['auc']:.3f}, KS {g['ks']:.3f} "
         f"(published {g['published_auc'][0]:.2f}–{g['published_auc'][1]:.2f} / "
