@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -84,6 +85,7 @@ def train(
         f"{perf['scorecard']['test']['auc']:.3f} KS {perf['scorecard']['test']['ks']:.3f}, challenger AUC "
         f"{perf['challenger']['test']['auc']:.3f}",
         highlight=False,
+        soft_wrap=True,
     )
     if card["trained_on"] == "simulated":
         console.print(f"[yellow]{card['limits'][0]}[/]", highlight=False)
@@ -122,6 +124,11 @@ def evaluate(
     )
 
 
+def _aware(moment: datetime) -> datetime:
+    """A mirror time read back without a zone is UTC (block timestamps are)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 @friendly_errors
 def apply() -> None:
     """Score every open loan as of the chain's clock with the newest model and store the scores."""
@@ -137,9 +144,11 @@ def apply() -> None:
         table.add_row(band, str(result.bands.get(band, 0)))
     console.print(table)
     console.print(
-        f"{result.scored} open loan(s) scored as of {result.as_of:%Y-%m-%d %H:%M} UTC with model "
+        f"{result.scored} open loan(s) scored as of "
+        f"{_aware(result.as_of).astimezone(settings.bank_zone):%Y-%m-%d %H:%M %Z} with model "
         f"{result.model_id}; {result.alerts_opened} new alert(s)",
         highlight=False,
+        soft_wrap=True,
     )
 
 
