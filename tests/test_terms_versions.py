@@ -13,11 +13,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from api_support import Api, BackgroundIndexer, build_services
+from api_support import Api, serve_api
 from conftest import make_world
-from fastapi.testclient import TestClient
 
-from api.app import create_app
 from ledger.chain.client import ChainClient
 from ledger.chain.compiler import CompiledContract
 from ledger.protocol.terms import LoanTerms
@@ -34,16 +32,8 @@ def api_private(
     private_client: ChainClient, compiled: CompiledContract, tmp_path: Path, db_url: str
 ) -> Iterator[Api]:
     """The API over a fresh deployment on the module's own chain (its clock moves), on `db_url`."""
-    world = make_world(private_client, compiled)
-    services, tokens, accounts = build_services(world, private_client, tmp_path, db_url)
-    indexer = BackgroundIndexer(services.engine, ChainClient(private_client.rpc_url), world.deployment)
-    indexer.start()
-    try:
-        with TestClient(create_app(services=services)) as http:
-            yield Api(http, services, world, tokens, accounts, indexer)
-    finally:
-        indexer.stop()
-        services.engine.dispose()
+    with serve_api(make_world(private_client, compiled), private_client, tmp_path, db_url) as api:
+        yield api
 
 
 def _now(api: Api) -> int:
