@@ -149,6 +149,11 @@ def test_changes_of_terms_keep_every_version_for_history_features_and_verificati
         f"terms version {first_hash}: the kept terms hash to {terms_hash(edited)}, not to the hash they are "
         "kept under (altered after the fact)"
     ]
+    report = api.get("auditor", f"/v1/loans/{loan}/report")
+    assert (
+        report.status_code == 200
+        and f"<td class='mono'>{first_hash}</td><td>terms version</td>" in report.text
+    )
     # ... and no longer matches in the history (the features keep the schedule already computed from the
     # document that did hash to it: the hash fixes the document).
     assert api.get("bank", f"/v1/loans/{loan}/terms-history").json()["versions"][0]["matches_hash"] is False
