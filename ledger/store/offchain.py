@@ -185,8 +185,15 @@ def keep_terms_version(
     kept = conn.execute(
         sa.select(table.c.loan_id).where(table.c.loan_id == loan_id, table.c.terms_hash == thash)
     ).first()
-    if kept is None:
-        conn.execute(sa.insert(table).values(loan_id=loan_id, terms_hash=thash, terms=terms, stored_at=at))
+    if kept is not None:
+        return
+    try:
+        with conn.begin_nested():  # a concurrent request keeping the same version first is no failure
+            conn.execute(
+                sa.insert(table).values(loan_id=loan_id, terms_hash=thash, terms=terms, stored_at=at)
+            )
+    except sa.exc.IntegrityError:
+        pass
 
 
 class FileContent(SQLModel, table=True):
