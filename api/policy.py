@@ -168,6 +168,10 @@ POLICY: dict[str, Rule] = {
     "lot.read": _rule("see a lot", lender=YES, borrower=YES, supplier=OWN, auditor=YES,
                       note="own: a lot the supplier holds or paid"),
     "loan.terms": _rule("see the terms (schedule, counterparties, approval threshold)", **_RISK_FILE),
+    "loan.terms_history": _rule("see every version of the terms, with when each came into force",
+                                lender=YES, auditor=YES,
+                                note="the bank's file of what each past event was made under; auditors "
+                                "review it"),
     "loan.risk_class": _rule("see the risk class and its history", **_RISK_FILE),
     "loan.repayments": _rule("see repayments", **_RISK_FILE, collection_agency=YES),
     "loan.collateral": _rule("see collateral values", **_RISK_FILE, appraiser=YES, law_firm=YES),
@@ -241,6 +245,7 @@ ROUTES: dict[str, str] = {
     "POST /v1/loans": "loans.open",
     "GET /v1/loans/{loan}": "loan.summary",
     "GET /v1/loans/{loan}/terms": "loan.terms",
+    "GET /v1/loans/{loan}/terms-history": "loan.terms_history",
     "GET /v1/loans/{loan}/trail": "loan.trail",
     "POST /v1/loans/{loan}/disbursements": "loan.disburse",
     "POST /v1/loans/{loan}/restructure": "loan.restructure",

@@ -46,7 +46,7 @@ from ledger.protocol.servicing import ScheduleMethod, add_months  # noqa: E402
 from ledger.protocol.terms import InterestTerms, LoanTerms  # noqa: E402
 from ledger.scoring.features import compute_features  # noqa: E402
 from ledger.store.db import create_db_engine, migrate  # noqa: E402
-from ledger.store.offchain import LoanMetadata  # noqa: E402
+from ledger.store.offchain import LoanMetadata, TermsVersion  # noqa: E402
 
 CHAIN_ID = 31337
 BLOCK_SECONDS = 600
@@ -87,6 +87,7 @@ class Book:
             "collateral_valuations": CollateralValuation,
             "inspections": Inspection,
             "loan_metadata": LoanMetadata,
+            "terms_versions": TermsVersion,
         }
         written = 0
         with self.engine.begin() as conn:
@@ -177,6 +178,10 @@ class Book:
                 "terms_hash": terms.hash(),
                 "created_by": borrower,
             },
+        )
+        self.add(
+            "terms_versions",
+            {"loan_id": loan_id, "terms_hash": terms.hash(), "terms": terms.document()},
         )
         first = principal * rng.randrange(30, 70) // 100
         t = opened + 3600

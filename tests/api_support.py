@@ -8,6 +8,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,9 +266,10 @@ def build_services(
     return services, tokens, accounts
 
 
-@pytest.fixture
-def api(world: Any, client: ChainClient, tmp_path: Path) -> Iterator[Api]:
-    services, tokens, accounts = build_services(world, client, tmp_path)
+@contextmanager
+def serve_api(world: Any, client: ChainClient, data_dir: Path, db_url: str | None = None) -> Iterator[Api]:
+    """The app over `world`'s deployment on `client`'s node, with the indexer following it in a thread."""
+    services, tokens, accounts = build_services(world, client, data_dir, db_url)
     indexer = BackgroundIndexer(services.engine, ChainClient(client.rpc_url), world.deployment).start()
     try:
         with TestClient(create_app(services=services)) as http:
@@ -275,6 +277,12 @@ def api(world: Any, client: ChainClient, tmp_path: Path) -> Iterator[Api]:
     finally:
         indexer.stop()
         services.engine.dispose()
+
+
+@pytest.fixture
+def api(world: Any, client: ChainClient, tmp_path: Path) -> Iterator[Api]:
+    with serve_api(world, client, tmp_path) as api:
+        yield api
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from ledger.chain.client import TxResult
 from ledger.mirror.indexer import Indexer
 from ledger.protocol.terms import LoanTerms
 from ledger.store.db import create_db_engine, migrate
-from ledger.store.offchain import LoanMetadata
+from ledger.store.offchain import LoanMetadata, keep_terms_version
 
 DAY = 86_400
 
@@ -91,6 +91,7 @@ class Site:
                     created_by=self.world.cast.bank.address,
                 )
             )
+            keep_terms_version(conn, loan_id, terms.document(), terms.hash(), datetime.now(UTC))
         return loan_id
 
     def repay(self, loan_id: str, principal: int, interest: int = 0) -> TxResult:

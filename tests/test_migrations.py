@@ -248,3 +248,31 @@ def test_0009_makes_loan_numbers_unique_per_lender_and_records_who_uploaded_each
             assert conn.execute(sa.text("SELECT lender_org FROM loan_metadata")).scalar_one() == org_a
     finally:
         engine.dispose()
+
+
+def test_0017_copies_each_loans_current_terms_into_terms_versions_and_downgrades(db_url: str) -> None:
+    terms = {"repayment_schedule": [{"due": "2027-06-30", "amount": 100000}], "counterparties": []}
+    digest = "0x" + __import__("eth_utils").keccak(text=json.dumps(terms)).hex()
+    when = "2026-01-02 03:04:05+00:00"
+    engine = create_db_engine(db_url)
+    try:
+        migrate(engine, "0016")
+        for n, loan in enumerate(("0x" + "11" * 32, "0x" + "22" * 32)):
+            _insert(
+                engine,
+                "loan_metadata",
+                {"loan_id": loan, "loan_number": f"LN-2026-000{n + 1}", "lender_org": "0x" + "a1" * 32}
+                | {"terms": json.dumps(terms), "terms_hash": digest, "created_by": "0x" + "c3" * 20}
+                | {"created_at": when, "updated_at": when},
+            )
+        migrate(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT loan_id, terms_hash, terms FROM terms_versions ORDER BY loan_id")
+            ).all()
+        assert [(r[0], r[1]) for r in rows] == [("0x" + "11" * 32, digest), ("0x" + "22" * 32, digest)]
+        assert all((json.loads(r[2]) if isinstance(r[2], str) else r[2]) == terms for r in rows)
+        _downgrade(engine, "0016")
+        assert "terms_versions" not in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

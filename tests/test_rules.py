@@ -432,11 +432,11 @@ def test_missed_inspection_follows_an_inspection_schedule(watch: Watch) -> None:
 def test_terms_stored_by_the_api_are_used_when_they_hash_to_the_on_chain_terms(
     world: World, db_url: str
 ) -> None:
-    """Without an explicit provider the monitor reads `loan_metadata.terms` (the API's shape)."""
+    """Without an explicit provider the monitor reads the terms the API keeps (`terms_versions`)."""
     import sqlalchemy as sa
 
     from ledger.monitoring.monitor import Monitor
-    from ledger.store.offchain import LoanMetadata, terms_hash
+    from ledger.store.offchain import LoanMetadata, keep_terms_version, terms_hash
 
     c = world.cast
     with watching(world, db_url) as watch:
@@ -472,6 +472,7 @@ def test_terms_stored_by_the_api_are_used_when_they_hash_to_the_on_chain_terms(
                     updated_at=datetime.now(UTC),
                 )
             )
+            keep_terms_version(conn, loan, document, terms_hash(document), datetime.now(UTC))
         d, _ = watch.disburse(loan, c.supplier, 600_000_00)
         for amount in (99_000_00, 98_000_00, 97_000_00):
             watch.pay(c.supplier, loan, d, c.subsupplier, amount)

@@ -19,6 +19,7 @@ from api.schemas import (
     WriteResult,
 )
 from api.services import loans as loans_service
+from api.services import terms_history as terms_history_service
 from api.services.human import humanize
 from api.services.loans import MAX_TREE_DEPTH
 from api.writes import WriteDep
@@ -65,6 +66,18 @@ def get_loan(loan: str, caller: ParticipantDep, session: SessionDep, services: S
 @router.get("/{loan}/terms", summary="The loan's structured terms and whether they match the on-chain hash")
 def get_terms(loan: str, caller: ParticipantDep, session: SessionDep) -> dict[str, Any]:
     return loans_service.get_terms(session, caller, loan)
+
+
+@router.get(
+    "/{loan}/terms-history",
+    summary="Every version of the loan's terms: when each came into force, its hash and the change kind "
+    "(lenders, auditors)",
+)
+def get_terms_history(
+    loan: str, caller: ParticipantDep, session: SessionDep, services: ServicesDep
+) -> dict[str, Any]:
+    answer = terms_history_service.terms_history(session, caller, loan)
+    return humanize(session, services.settings.bank_zone, answer, answer["currency"])
 
 
 @router.get(

@@ -43,7 +43,7 @@ from ledger.monitoring.monitor import Monitor
 from ledger.monitoring.rules import past_due, servicing_position
 from ledger.protocol.loantypes import parse_policies, policy_for
 from ledger.protocol.terms import CarriedArrears
-from ledger.store.offchain import LoanMetadata, LoanOpening, terms_hash
+from ledger.store.offchain import LoanMetadata, LoanOpening, keep_terms_version, terms_hash
 
 __all__ = [
     "DRAWN_DEPTH",
@@ -430,6 +430,7 @@ def open_loan(session: Session, write: Write, body: OpenLoanRequest) -> JSONResp
                     updated_at=now,
                 )
             )
+            keep_terms_version(conn, loan_id, terms, thash, now)
         return Outcome(tx, {"loan_id": loan_id, "loan_number": number, "terms_hash": thash})
 
     return write.record(body, action)
@@ -479,12 +480,14 @@ def restructure(session: Session, write: Write, loan: str, body: RestructureRequ
             change=TERMS_CHANGES[body.change],
             financial_difficulty=body.financial_difficulty,
         )
-        with services.engine.begin() as conn:
+        now = datetime.now(UTC)
+        with services.engine.begin() as conn:  # the current terms and the kept version, in one unit
             conn.execute(
                 sa.update(meta_t)
                 .where(meta_t.c.loan_id == loan_id)
-                .values(terms=terms, terms_hash=thash, updated_at=datetime.now(UTC))
+                .values(terms=terms, terms_hash=thash, updated_at=now)
             )
+            keep_terms_version(conn, loan_id, terms, thash, now)
         return Outcome(
             tx,
             {

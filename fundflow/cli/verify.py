@@ -123,7 +123,8 @@ def render_verification(result: Verification, out: Console, *, show_all: bool = 
         out.print(table)
     bad_docs = [d for d in result.documents if not d.ok]
     for d in bad_docs:
-        out.print(f"[red]document {d.hash}[/]: {d.problem} (referenced by {'; '.join(d.referenced_by)})")
+        named = "; ".join(d.referenced_by) or "no event"
+        out.print(f"[red]{d.kind} {d.hash}[/]: {d.problem} (referenced by {named})")
     for problem in result.chain_problems + result.loan_problems + result.record_problems:
         out.print(f"[red]{problem}[/]", highlight=False)
     if result.head_on_chain != result.head_recomputed:

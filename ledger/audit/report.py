@@ -438,17 +438,20 @@ def render_html(
     if v.documents:
         parts.append("<h2>Documents</h2>")
         parts.append(
-            f"<p>{len(docs)} of {len(v.documents)} referenced documents are in the store; each stored one "
-            "was re-hashed (keccak256) and compared with the hash on chain.</p>"
+            f"<p>{len(docs)} of {len(v.documents)} referenced documents and kept terms versions are in the "
+            "store; each stored one was re-hashed (keccak256; a terms version of its canonical JSON) and "
+            "compared with the hash on chain.</p>"
         )
         parts.append(
-            "<table><thead><tr><th>hash</th><th>referenced by</th><th>result</th></tr></thead><tbody>"
+            "<table><thead><tr><th>hash</th><th>kind</th><th>referenced by</th><th>result</th></tr></thead>"
+            "<tbody>"
         )
         for d in v.documents:
             result = "not stored" if not d.present else ("matches" if d.ok else d.problem or "mismatch")
             cls = "ok" if d.ok else "bad"
             parts.append(
-                f"<tr><td class='mono'>{_e(d.hash)}</td><td>{_e('; '.join(d.referenced_by))}</td>"
+                f"<tr><td class='mono'>{_e(d.hash)}</td><td>{_e(d.kind)}</td>"
+                f"<td>{_e('; '.join(d.referenced_by))}</td>"
                 f"<td class='{cls}'>{_e(result)}</td></tr>"
             )
         parts.append("</tbody></table>")

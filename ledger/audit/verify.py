@@ -11,7 +11,9 @@ The mirror is not trusted. At block N (the mirror's checkpoint unless told other
    (repayments, classifications, ...) with its chain source at block N, as `ledger.audit.facts` declares it
    (`getLoan`, `getLot`, the events): nothing the API serves about a loan or a lot goes unchecked;
 4. re-hashes every off-chain document the loan's events reference (evidence, reasons, reports, terms) that
-   the document store holds.
+   the document store holds;
+5. re-hashes every terms version kept for the loan (`terms_versions`) against the `LoanOpened` /
+   `TermsChanged` event that named its hash; a kept version whose hash no event names is reported.
 
 The chain reads of one verification go in two JSON-RPC batches (the header, heads and logs; then `getLoan`
 and `getLot` of what the logs show exists, since both revert for what does not). The result says per event,
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from eth_utils import keccak, to_checksum_address
 from sqlalchemy.engine import Engine
 
@@ -49,6 +52,7 @@ from ledger.mirror.projections import document_arguments
 from ledger.mirror.read import LoanRecords, Mirror
 from ledger.protocol.events import DecodedEvent, EventDecoder
 from ledger.protocol.hashchain import CHAINED_EVENTS, LOT_CREATING_EVENTS, ZERO_HEAD, event_head
+from ledger.store.offchain import TermsVersion, terms_hash
 
 __all__ = [
     "DOCUMENT_FIELDS",
@@ -129,6 +133,8 @@ class DocumentCheck:
     present: bool
     ok: bool
     problem: str | None = None
+    kind: str = "document"
+    """"document" (the document store) or "terms version" (`terms_versions`)."""
 
 
 @dataclass
@@ -177,7 +183,7 @@ class Verification:
             )
         out += [f"event {e.ref}: {p}" for e in self.events for p in e.problems]
         out += [f"lot {lot.lot_id}: {p}" for lot in self.lots for p in lot.problems]
-        out += [f"document {d.hash}: {d.problem}" for d in self.documents if not d.ok]
+        out += [f"{d.kind} {d.hash}: {d.problem}" for d in self.documents if not d.ok]
         return out
 
     @property
@@ -246,6 +252,7 @@ class Verification:
             "documents": [
                 {
                     "hash": d.hash,
+                    "kind": d.kind,
                     "referenced_by": d.referenced_by,
                     "present": d.present,
                     "ok": d.ok,
@@ -270,6 +277,7 @@ class _Mirror:
     lots: dict[str, LotPublic]
     loan: LoanPublic | None
     records: LoanRecords
+    terms: dict[str, Any]
 
 
 def _read_mirror(engine: Engine, loan_id: str, decoder: EventDecoder) -> _Mirror:
@@ -284,6 +292,7 @@ def _read_mirror(engine: Engine, loan_id: str, decoder: EventDecoder) -> _Mirror
         lots = {lot.lot_id: lot for lot in mirror.lots(loan_id)}
         loan = mirror.loan(loan_id)
         records = mirror.records(loan_id, list(RECORD_FACTS))
+        terms = _terms_versions(conn, loan_id)
     return _Mirror(
         chain_id=cp.chain_id,
         contract=cp.contract_address,
@@ -294,7 +303,17 @@ def _read_mirror(engine: Engine, loan_id: str, decoder: EventDecoder) -> _Mirror
         lots=lots,
         loan=loan,
         records=records,
+        terms=terms,
     )
+
+
+def _terms_versions(conn: Any, loan_id: str) -> dict[str, Any]:
+    """The terms versions kept for the loan: hash -> document (none before migration 0017)."""
+    if not sa.inspect(conn).has_table("terms_versions"):
+        return {}
+    table: sa.Table = TermsVersion.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(sa.select(table.c.terms_hash, table.c.terms).where(table.c.loan_id == loan_id))
+    return {str(h).lower(): doc for h, doc in rows}
 
 
 def _norm(value: Any) -> Any:
@@ -412,6 +431,7 @@ def verify_loan(
     loan_problems = _compare_loan(loan_id, mirror.loan, loan_truth)
     record_problems = _compare_records(chain_events, mirror.records)
     docs = _check_documents(ledger, chain_events, documents) if documents is not None else []
+    docs += _check_terms(chain_events, mirror.terms, at, grew=head_latest != head_on_chain)
     return Verification(
         loan_id=loan_id,
         chain_id=mirror.chain_id,
@@ -678,4 +698,43 @@ def _check_documents(
             )
         else:
             checks.append(DocumentCheck(digest, refs, True, True))
+    return checks
+
+
+TERMS_EVENTS = ("LoanOpened", "TermsChanged", "LoanRestructured")
+"""The events that name a loan's terms hash (`termsHash`): the opening's and each change of terms'."""
+
+
+def _check_terms(
+    chain: list[DecodedEvent], versions: Mapping[str, Any], at: int, *, grew: bool
+) -> list[DocumentCheck]:
+    """Each kept terms version against the event that named its hash: the document must hash to it (canonical
+    JSON, keccak256). A version no event up to `at` names is a failure, unless the loan's trail grew after
+    `at` (a change of terms mined since may name it: verify again at a later block)."""
+    named: dict[str, list[str]] = {}
+    for e in chain:
+        value = e.args.get("termsHash") if e.name in TERMS_EVENTS else None
+        if isinstance(value, str):
+            named.setdefault(value.lower(), []).append(
+                f"{e.name}.termsHash at block {e.block_number} log {e.log_index}"
+            )
+    checks = []
+    for digest, document in sorted(versions.items()):
+        refs = named.get(digest, [])
+        check = DocumentCheck(digest, refs, present=True, ok=True, kind="terms version")
+        actual = terms_hash(document) if isinstance(document, dict) else None
+        if actual != digest:
+            check.ok = False
+            check.problem = (
+                f"the kept terms hash to {actual}, not to the hash they are kept under (altered after the "
+                "fact)"
+                if actual
+                else "the kept terms are not a JSON object (altered after the fact)"
+            )
+        elif not refs:
+            check.ok = grew
+            check.problem = f"no LoanOpened or TermsChanged event up to block {at} names this terms hash" + (
+                " (the trail grew since: verify again at a later block)" if grew else ""
+            )
+        checks.append(check)
     return checks

@@ -559,6 +559,18 @@ class Mirror:
         rows = self._rows(query.order_by(events.c.block_number, events.c.log_index))
         return [event_from_row(r, self._codec) for r in rows]
 
+    def opening(self, loan_id: str) -> Any | None:
+        """The loan's `LoanOpened` event row (block_number, log_index, transaction_hash and its decoded
+        `args` as stored: termsHash, maturity, ...), or None; no decoder needed."""
+        events = _t("events")
+        query = (
+            sa.select(events.c.block_number, events.c.log_index, events.c.transaction_hash, events.c.args)
+            .where(events.c.loan_id == loan_id, events.c.name == "LoanOpened")
+            .order_by(events.c.block_number, events.c.log_index)
+        )
+        rows = self._rows(query.limit(1))
+        return rows[0] if rows else None
+
     # ------------------------------------------------------------------ participants
 
     def org_accounts(self, org_id: str) -> list[str]:

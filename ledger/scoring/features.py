@@ -315,10 +315,10 @@ def _cumulative(items: Sequence[DueItem]) -> tuple[tuple[int, int, int], ...]:
 def _schedules(
     conn: sa.Connection, loans: pd.DataFrame, terms: dict[str, LoanTerms] | None
 ) -> dict[str, tuple[tuple[int, int, int], ...]]:
-    """Each loan's cumulative schedule from the terms in force (`loans.terms_hash`): `terms` when given
-    (loan id -> terms), else the API's `loan_metadata`, only where the stored document hashes to that terms
-    hash (as `ledger.store.offchain.db_terms_provider` checks them). Only the schedule's parts of the
-    document are validated (`LoanTerms.schedule` computes it)."""
+    """Each loan's cumulative schedule from the terms in force (`loans.terms_hash`, the hash in force at the
+    block): `terms` when given (loan id -> terms), else the version of the API's `terms_versions` with that
+    hash, only where the stored document hashes to it (as `ledger.store.offchain.terms_at` checks them).
+    Only the schedule's parts of the document are validated (`LoanTerms.schedule` computes it)."""
     principal = dict(zip(loans["loan_id"], loans["principal"].astype("int64"), strict=True))
     wanted = dict(zip(loans["loan_id"], loans["terms_hash"], strict=True))
     out: dict[str, tuple[tuple[int, int, int], ...]] = {}
@@ -327,31 +327,33 @@ def _schedules(
             if loan_id in principal:
                 out[loan_id] = _cumulative(t.schedule(int(principal[loan_id])))
         return out
-    if not len(loans) or not sa.inspect(conn).has_table("loan_metadata"):
+    if not len(loans) or not sa.inspect(conn).has_table("terms_versions"):
         return out
-    metadata = _t("loan_metadata", "loan_id", "terms", "terms_hash")
-    metadata.c.terms.type = sa.JSON()
-    query = sa.select(metadata.c.loan_id, metadata.c.terms_hash)
-    if len(wanted) <= IN_LIMIT:
-        query = query.where(metadata.c.loan_id.in_(list(wanted)))
     missing = []
-    for loan_id, stored_hash in conn.execute(query):
-        if wanted.get(loan_id) != stored_hash:
-            continue
-        cached = _SCHEDULES.get((stored_hash, int(principal[loan_id])))
+    for loan_id, wanted_hash in wanted.items():
+        cached = _SCHEDULES.get((str(wanted_hash), int(principal[loan_id])))
         if cached is not None:
             out[loan_id] = cached
         else:
             missing.append(loan_id)
+    if not missing:
+        return out
+    versions = _t("terms_versions", "loan_id", "terms", "terms_hash")
+    versions.c.terms.type = sa.JSON()
     if len(_SCHEDULES) + len(missing) > _SCHEDULES_MAX:
         _SCHEDULES.clear()
-    for chunk in _chunks(missing, IN_LIMIT):
-        rows = conn.execute(
-            sa.select(metadata.c.loan_id, metadata.c.terms, metadata.c.terms_hash).where(
-                metadata.c.loan_id.in_(chunk)
-            )
-        )
-        for loan_id, document, stored_hash in rows:
+    # Every version of the loans still to compute (one loan has a few), kept where its hash is the one in
+    # force at the block.
+    chunks: Iterable[Sequence[str] | None] = (
+        _chunks(missing, IN_LIMIT) if len(missing) <= 8 * IN_LIMIT else [None]
+    )
+    for chunk in chunks:
+        query = sa.select(versions.c.loan_id, versions.c.terms, versions.c.terms_hash)
+        if chunk is not None:
+            query = query.where(versions.c.loan_id.in_(chunk))
+        for loan_id, document, stored_hash in conn.execute(query):
+            if loan_id in out or loan_id not in principal or wanted.get(loan_id) != stored_hash:
+                continue
             if not isinstance(document, dict) or terms_hash(document) != stored_hash:
                 continue  # edited after the fact: not what the lender committed to
             try:

@@ -56,7 +56,7 @@ from ledger.protocol.codes import ENTERPRISE_ROLE, LENDER_ROLE, InspectionKind, 
 from ledger.protocol.purposes import Purpose
 from ledger.protocol.servicing import ScheduleMethod, add_months
 from ledger.protocol.terms import InterestTerms, LoanTerms, LoanType
-from ledger.store.offchain import LoanMetadata
+from ledger.store.offchain import LoanMetadata, TermsVersion
 
 __all__ = ["SimulatedLoan", "SimulationResult", "simulate_portfolio"]
 
@@ -499,9 +499,21 @@ class _Sim:
             }
             for loan in self.loans
         ]
+        v = TermsVersion.__table__  # type: ignore[attr-defined]
+        versions = [
+            {
+                "loan_id": r["loan_id"],
+                "terms_hash": r["terms_hash"],
+                "terms": r["terms"],
+                "stored_at": datetime.now(UTC),
+            }
+            for r in rows
+        ]
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(t).where(t.c.loan_id.in_([r["loan_id"] for r in rows])))
+            for table in (t, v):
+                conn.execute(sa.delete(table).where(table.c.loan_id.in_([r["loan_id"] for r in rows])))
             conn.execute(sa.insert(t), rows)
+            conn.execute(sa.insert(v), versions)
 
 
 def _is_b32(value: Any) -> bool:

@@ -33,6 +33,7 @@ __all__ = [
     "LOAN_NUMBER_PATTERN",
     "LoanMetadata",
     "LoanOpening",
+    "TermsVersion",
     "TxSigner",
     "canonical_json",
     "remember_signer",
@@ -41,6 +42,7 @@ __all__ = [
     "db_terms_provider",
     "find_token",
     "hash_token",
+    "keep_terms_version",
     "keccak_hex",
     "loan_id_of",
     "revoke_tokens",
@@ -160,6 +162,40 @@ class LoanMetadata(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
 
 
+class TermsVersion(SQLModel, table=True):
+    """Every terms document a loan has had (its opening's and each change of terms'), keyed by the loan and
+    the document's canonical hash, the hash the chain names (`LoanOpened` / `TermsChanged.termsHash`).
+    Written in the same transaction as `loan_metadata`, once the chain accepted the terms; never updated, so
+    the terms in force at any past date, and those an event was made under, stay readable."""
+
+    __tablename__ = "terms_versions"
+
+    loan_id: str = Field(primary_key=True, sa_type=sa.String(66))
+    terms_hash: str = Field(primary_key=True, sa_type=sa.String(66))
+    terms: dict[str, Any] = Field(default_factory=dict, sa_type=_JSON)
+    stored_at: datetime = Field(default_factory=_now, sa_type=sa.DateTime(timezone=True))
+
+
+def keep_terms_version(
+    conn: sa.Connection, loan_id: str, terms: dict[str, Any], thash: str, at: datetime
+) -> None:
+    """Keep one terms version, in the caller's transaction; a version already kept (the same terms again, a
+    retried request) is left as it is: the hash fixes the document."""
+    table: sa.Table = TermsVersion.__table__  # type: ignore[attr-defined]
+    kept = conn.execute(
+        sa.select(table.c.loan_id).where(table.c.loan_id == loan_id, table.c.terms_hash == thash)
+    ).first()
+    if kept is not None:
+        return
+    try:
+        with conn.begin_nested():  # a concurrent request keeping the same version first is no failure
+            conn.execute(
+                sa.insert(table).values(loan_id=loan_id, terms_hash=thash, terms=terms, stored_at=at)
+            )
+    except sa.exc.IntegrityError:
+        pass
+
+
 class FileContent(SQLModel, table=True):
     """The off-chain content of a post-loan file record (`RecordFiled.contentHash`): its canonical JSON
     document, keyed by keccak256 of it. Readers recompute the hash and ignore a row that no longer matches."""
@@ -205,32 +241,35 @@ def keccak_hex(data: bytes) -> str:
 
 
 def db_terms_provider(conn: sa.Connection) -> TermsProvider:
-    """Terms the API stored in `loan_metadata`, used only when they hash to the loan's current on-chain terms
-    hash (after a restructuring the old document no longer counts). Unusable documents count as unknown."""
-    metadata = sa.table(
-        "loan_metadata", sa.column("loan_id"), sa.column("terms", sa.JSON()), sa.column("terms_hash")
-    )
+    """Terms the API stored, at the loan's current on-chain terms hash: the version of `terms_versions` with
+    that hash (`terms_at` reads any other hash, e.g. the terms in force at a past date). Unusable documents
+    count as unknown."""
     loans = sa.table("loans", sa.column("loan_id"), sa.column("terms_hash"))
-    have_table = sa.inspect(conn).has_table("loan_metadata")
+    have_table = sa.inspect(conn).has_table("terms_versions")
 
     def lookup(loan_id: str) -> LoanTerms | None:
         if not have_table:
             return None
-        row = conn.execute(
-            sa.select(metadata.c.terms, metadata.c.terms_hash)
-            .select_from(metadata.join(loans, loans.c.loan_id == metadata.c.loan_id))
-            .where(metadata.c.loan_id == loan_id, metadata.c.terms_hash == loans.c.terms_hash)
-        ).first()
-        if row is None or not isinstance(row.terms, dict):
-            return None
-        if terms_hash(row.terms) != row.terms_hash:
-            return None  # edited after the fact: not what the lender committed to
-        try:
-            return LoanTerms.from_document(row.terms)
-        except ValueError:
-            return None
+        current = conn.execute(sa.select(loans.c.terms_hash).where(loans.c.loan_id == loan_id)).scalar()
+        return terms_at(conn, loan_id, str(current)) if current else None
 
     return lookup
+
+
+def terms_at(conn: sa.Connection, loan_id: str, thash: str) -> LoanTerms | None:
+    """The terms version of `loan_id` whose canonical hash is `thash` (the hash an event named), None when
+    none is kept or the kept document no longer hashes to it (edited after the fact: not what the lender
+    committed to) or is unusable."""
+    table: sa.Table = TermsVersion.__table__  # type: ignore[attr-defined]
+    document = conn.execute(
+        sa.select(table.c.terms).where(table.c.loan_id == loan_id, table.c.terms_hash == thash.lower())
+    ).scalar()
+    if not isinstance(document, dict) or terms_hash(document) != thash.lower():
+        return None
+    try:
+        return LoanTerms.from_document(document)
+    except ValueError:
+        return None
 
 
 def hash_token(token: str) -> str:
