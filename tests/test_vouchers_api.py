@@ -518,7 +518,7 @@ def test_every_voucher_route_answers_every_relationship_as_the_policy_says(vsite
                 assert r.status_code < 500, case
                 if method == "GET":
                     assert r.status_code == 200, case
-    assert checked == 91  # 12 routes for 7 relationships, and the 7 on one voucher for another lender too
+    assert checked == 99  # 13 routes for 7 relationships, and the 8 on one voucher for another lender too
 
     # the dashboard's pages and forms, signed in as each (forms answer with a redirect and a message)
     from api_support import dashboard_sign_in
@@ -526,7 +526,7 @@ def test_every_voucher_route_answers_every_relationship_as_the_policy_says(vsite
     pages = {
         r: a for r, a in ROUTES.items() if a in VOUCHER_POLICY and r.split(" ", 1)[1].startswith("/dash")
     }
-    assert len(pages) == 5
+    assert len(pages) == 6
     for who, rel, voucher in cases:
         if who is None:
             continue

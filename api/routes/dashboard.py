@@ -1188,6 +1188,33 @@ def voucher_page(voucher: str, request: Request) -> Response:
 
 
 _VOUCHER_ID = re.compile(r"0x[0-9a-fA-F]{64}")
+VOUCHER_EXPORTS = ("xlsx", "csv", "json")
+
+
+@router.get("/vouchers/{voucher}/export")
+def voucher_export(voucher: str, request: Request, format: str = "xlsx") -> Response:  # noqa: A002
+    """The voucher page's download links: the same files as /v1/vouchers/{voucher}/export, for the signed-in
+    caller (the same service function decides who gets them)."""
+    services = _services(request)
+    try:
+        caller = sessions.session_caller(services, request.cookies.get(sessions.COOKIE))
+    except AuthenticationError:
+        return _signin_redirect(request)
+    try:
+        if not _VOUCHER_ID.fullmatch(voucher):
+            raise NotFoundError(f"There is no voucher {voucher}.", hint="Vouchers have ids of 0x + 64 hex.")
+        if format not in VOUCHER_EXPORTS:
+            raise NotFoundError(
+                f"there is no export format {format!r}", hint=f"one of {', '.join(VOUCHER_EXPORTS)}"
+            )
+        with Session(services.engine) as session:
+            content, media_type, name = vouchers_service.export(session, services, caller, voucher, format)
+    except FundflowError as exc:
+        status = error_response(exc).status_code
+        return _render(request, "error.html", status_code=status, caller=caller, problem=exc)
+    return Response(
+        content, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 def _part_no(part: str) -> int:

@@ -5,9 +5,9 @@ api/services/vouchers.py, the rules of who may in api/policy.py (VOUCHER_POLICY)
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import ParticipantDep, ServicesDep, SessionDep
@@ -97,6 +97,30 @@ def bundle(
     text, name = service.bundle(session, services, caller, voucher)
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     return Response(text, media_type="application/json", headers=headers)
+
+
+@router.get(
+    "/{voucher}/export",
+    summary="Export the voucher's verified trail: an Excel workbook, CSV (one row per event) or JSON",
+    description="The verdict (verified against the chain at a block), every event from issue (确权签发) to "
+    "settlement (到期兑付) with its date in the bank's time zone, part, from and to by name, amount in yuan "
+    "and currency, then the machine's columns (block, addresses, fen, hashes); and every part (holder, face, "
+    "state, who financed it and what was paid, when it was settled). xlsx has typed cells; the CSV carries "
+    "the verdict on each row. The same callers as verification.",
+    response_class=Response,
+)
+def export(
+    voucher: VoucherId,
+    caller: ParticipantDep,
+    session: SessionDep,
+    services: ServicesDep,
+    format: Annotated[  # noqa: A002
+        Literal["xlsx", "csv", "json"], Query(description="xlsx (an Excel workbook), csv or json.")
+    ] = "json",
+) -> Response:
+    content, media_type, name = service.export(session, services, caller, voucher, format)
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(content, media_type=media_type, headers=headers)
 
 
 @router.post(

@@ -40,7 +40,10 @@ from api.services.human import humanize
 from api.services.rows import account_names, org_names
 from api.writes import Outcome, Write
 from ledger.audit.bundle import build_voucher_bundle, bundle_to_text
+from ledger.audit.report import People
+from ledger.audit.voucher_export import voucher_csv, voucher_json, voucher_trail, voucher_xlsx
 from ledger.audit.vouchers import verify_voucher
+from ledger.audit.workbook import XLSX_MEDIA_TYPE
 from ledger.chain.contract import LedgerContract
 from ledger.chain.deploy import connect_vouchers
 from ledger.chain.vouchers import PartInfo, VoucherContract, VoucherState
@@ -64,6 +67,7 @@ __all__ = [
     "accept_financing",
     "bundle",
     "contract",
+    "export",
     "exposure",
     "financing_book",
     "issue",
@@ -625,10 +629,10 @@ def voucher(session: Session, services: Services, caller: Caller, voucher_id: st
     return voucher_out(session, services, v, parts, _now(session), partial=grant is not Grant.YES)
 
 
-def verification(session: Session, services: Services, caller: Caller, voucher_id: str) -> dict[str, Any]:
-    """Verify the mirrored voucher against the chain (part A's `verify_voucher`: every mirrored column to
-    its chain source, the raw events, the hash chain recomputed to `headOf`). It covers every branch, so
-    only the core enterprise, the bank of its line and auditors get it; a holder is told what it may see."""
+def _whole_tree(session: Session, services: Services, caller: Caller, voucher_id: str) -> VoucherRow:
+    """The voucher, for a caller allowed what covers every branch (`voucher.verification`: verification,
+    bundle, export): the core enterprise, the bank of its line, auditors. A holder is told what it may see
+    (403); anyone with no part in it finds no voucher (404)."""
     policy.require_voucher(caller, "voucher.verification")
     v = _find(session, services, voucher_id)
     facts = facts_of(services, v, line_of(session, v.core_org))
@@ -638,6 +642,14 @@ def verification(session: Session, services: Services, caller: Caller, voucher_i
             hint="GET /v1/vouchers lists the vouchers you take part in.",
         )
     policy.require_voucher(caller, "voucher.verification", facts)
+    return v
+
+
+def verification(session: Session, services: Services, caller: Caller, voucher_id: str) -> dict[str, Any]:
+    """Verify the mirrored voucher against the chain (part A's `verify_voucher`: every mirrored column to
+    its chain source, the raw events, the hash chain recomputed to `headOf`). It covers every branch, so
+    only the core enterprise, the bank of its line and auditors get it; a holder is told what it may see."""
+    v = _whole_tree(session, services, caller, voucher_id)
     found = verify_voucher(services.engine, contract(services), v.voucher_id)
     out = {
         "voucher_id": found.voucher_id,
@@ -654,15 +666,7 @@ def verification(session: Session, services: Services, caller: Caller, voucher_i
 def bundle(session: Session, services: Services, caller: Caller, voucher_id: str) -> tuple[str, str]:
     """The voucher's offline proof bundle (part A's `build_voucher_bundle`, verified before it is handed
     out) as (JSON text, file name); the same callers as verification. `fundflow verify-bundle` checks it."""
-    policy.require_voucher(caller, "voucher.verification")
-    v = _find(session, services, voucher_id)
-    facts = facts_of(services, v, line_of(session, v.core_org))
-    if policy.voucher_grant(caller, "voucher.read", facts) is Grant.NO:
-        raise NotFoundError(
-            f"There is no voucher {voucher_id} you take part in.",
-            hint="GET /v1/vouchers lists the vouchers you take part in.",
-        )
-    policy.require_voucher(caller, "voucher.verification", facts)
+    v = _whole_tree(session, services, caller, voucher_id)
     deployment = services.deployment
     built = build_voucher_bundle(
         contract(services),
@@ -671,6 +675,36 @@ def bundle(session: Session, services: Services, caller: Caller, voucher_id: str
     )
     at = int(built["header"]["number"], 16)
     return bundle_to_text(built), f"fundflow-voucher-bundle-{v.voucher_id[:10]}-block-{at}.json"
+
+
+EXPORT_MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "xlsx": XLSX_MEDIA_TYPE,
+}
+
+
+def export(
+    session: Session,
+    services: Services,
+    caller: Caller,
+    voucher_id: str,
+    format: str,  # noqa: A002
+) -> tuple[str | bytes, str, str]:
+    """The voucher's trail verified and exported (`ledger.audit.voucher_export`) as (content, media type,
+    file name): xlsx, csv (with a byte-order mark for Excel) or json; the same callers as verification."""
+    v = _whole_tree(session, services, caller, voucher_id)
+    people = People(names=account_names(services), orgs=org_names(services), zone=services.settings.bank_zone)
+    trail = voucher_trail(services.engine, contract(services), v.voucher_id, people)
+    at = trail.verification.block_number
+    name = f"fundflow-voucher-{v.voucher_id[:10]}-block-{at}.{format}"
+    if format == "xlsx":
+        content: str | bytes = voucher_xlsx(trail)
+    elif format == "csv":
+        content = voucher_csv(trail, bom=True)
+    else:
+        content = voucher_json(trail)
+    return content, EXPORT_MEDIA_TYPES[format], name
 
 
 def _line_out(services: Services, line: Line) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""`fundflow vouchers list|show|credit-line|issue|split|finance|accept|settle|verify|bundle`: supply-chain
-vouchers (issue 22) through the running API, so each command takes the checks and policy of the dashboard.
+"""`fundflow vouchers list|show|credit-line|issue|split|finance|accept|settle|verify|bundle|export`:
+supply-chain vouchers (issue 22) through the running API, so each command takes the checks and policy of
+the dashboard.
 
 A core enterprise issues a voucher against an invoice (确权: it acknowledges its payable); a holder splits
 it and passes parts down its supply chain; a holder asks a bank to finance its part (贴现); the bank
@@ -211,6 +212,27 @@ def bundle(
     _say(f"proof bundle of voucher {voucher} written to {out}; check it with fundflow verify-bundle {out}")
 
 
+def export(
+    voucher: Voucher,
+    out: Annotated[Path, typer.Option(help="Where to write the export.")],
+    fmt: Annotated[str, typer.Option("--format", help="xlsx (an Excel workbook), csv or json.")] = "xlsx",
+    token: Token = None,
+    api: ApiUrl = None,
+) -> None:
+    """Write a voucher's verified trail (every event, every part, the verdict) as xlsx, CSV or JSON."""
+    if fmt not in ("xlsx", "csv", "json"):
+        raise ValidationError(f"unknown format {fmt!r}", hint="use --format xlsx, csv or json")
+    with client(api, token) as http:
+        try:
+            r = http.get(f"/v1/vouchers/{voucher}/export", params={"format": fmt})
+        except httpx.HTTPError as exc:
+            raise unreachable(exc) from exc
+    if r.status_code >= 300:
+        answer(r)
+    out.write_bytes(r.content)
+    _say(f"trail of voucher {voucher} exported to {out} ({fmt}, {len(r.content)} bytes)")
+
+
 def register_voucher_commands(app: typer.Typer) -> None:
     vouchers_app = typer.Typer(help="Supply-chain vouchers (电子债权凭证).", no_args_is_help=True)
     for name, command in (
@@ -224,6 +246,7 @@ def register_voucher_commands(app: typer.Typer) -> None:
         ("settle", settle),
         ("verify", verify),
         ("bundle", bundle),
+        ("export", export),
     ):
         vouchers_app.command(name)(friendly_errors(command))
     app.add_typer(vouchers_app, name="vouchers")

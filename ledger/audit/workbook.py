@@ -24,12 +24,23 @@ from ledger.audit.report import EXPORT_COLUMNS, HUMAN_COLUMNS, People, trail_row
 from ledger.audit.verify import Verification
 from ledger.protocol.money import yuan_text
 
-__all__ = ["XLSX_MEDIA_TYPE", "export_xlsx", "loans_csv", "loans_xlsx"]
+__all__ = [
+    "MONEY_FORMAT",
+    "WHEN_FORMAT",
+    "XLSX_MEDIA_TYPE",
+    "bold_header",
+    "export_xlsx",
+    "loans_csv",
+    "loans_xlsx",
+    "set_widths",
+    "when_cell",
+    "yuan_cell",
+]
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-_MONEY = "#,##0.00"
-_WHEN = "yyyy-mm-dd hh:mm:ss"
+MONEY_FORMAT = "#,##0.00"
+WHEN_FORMAT = "yyyy-mm-dd hh:mm:ss"
 _HEADERS = {  # column -> what the header cell says (English and Chinese)
     "date": "Date 日期",
     "event_en": "Event",
@@ -42,24 +53,27 @@ _HEADERS = {  # column -> what the header cell says (English and Chinese)
 }
 
 
-def _yuan(fen: Any, currency: str) -> Decimal | None:
+def yuan_cell(fen: Any, currency: str) -> Decimal | None:
+    """Fen as a yuan number for a cell, exact (through the decimal text, never a float); None for none."""
     if fen in (None, ""):
         return None
     return Decimal(yuan_text(int(fen), currency))
 
 
-def _when(iso: str) -> datetime | None:
+def when_cell(iso: str) -> datetime | None:
+    """An ISO time in the bank's zone as a cell's date-time (Excel has no offsets; the zone is named)."""
     return datetime.fromisoformat(iso).replace(tzinfo=None) if iso else None
 
 
-def _bold_header(sheet: Any, headers: list[str]) -> None:
+def bold_header(sheet: Any, headers: list[str]) -> None:
+    """The sheet's first row: bold headers, frozen above the rows."""
     sheet.append(headers)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"
 
 
-def _widths(sheet: Any, widths: Mapping[int, int]) -> None:
+def set_widths(sheet: Any, widths: Mapping[int, int]) -> None:
     for index, width in widths.items():
         sheet.column_dimensions[get_column_letter(index)].width = width
 
@@ -78,7 +92,7 @@ def export_xlsx(
         ("Verified 核验结果", "VERIFIED 通过" if v.ok else "FAILED 未通过"),
         ("Summary", v.summary),
         ("Proven at block 核验区块", v.block_number),
-        ("Block time 区块时间", _when(p.date((times or {}).get(v.block_number)))),
+        ("Block time 区块时间", when_cell(p.date((times or {}).get(v.block_number)))),
         ("Time zone 时区", str(p.zone)),
         ("Currency 币种", p.currency),
         ("Head on chain", v.head_on_chain),
@@ -86,22 +100,22 @@ def export_xlsx(
     ):
         summary.append([label, fact])
         if isinstance(fact, datetime):
-            summary.cell(summary.max_row, 2).number_format = _WHEN
+            summary.cell(summary.max_row, 2).number_format = WHEN_FORMAT
     for cell in summary["A"]:
         cell.font = Font(bold=True)
-    _widths(summary, {1: 26, 2: 70})
+    set_widths(summary, {1: 26, 2: 70})
 
     trail = book.create_sheet("Trail 资金流向")
     columns = list(HUMAN_COLUMNS + EXPORT_COLUMNS)
-    _bold_header(trail, [_HEADERS.get(c, c) for c in columns])
+    bold_header(trail, [_HEADERS.get(c, c) for c in columns])
     for row in trail_rows(v, times, p):
         values: list[Any] = []
         for c in columns:
             value: Any = row[c]
             if c == "date":
-                value = _when(str(value))
+                value = when_cell(str(value))
             elif c == "amount_yuan":
-                value = _yuan(row["amount"], p.currency)
+                value = yuan_cell(row["amount"], p.currency)
             elif c in ("amount", "block_number", "log_index"):
                 value = int(value) if value not in ("", None) else None
             elif c in ("verified", "declared_use"):
@@ -109,12 +123,12 @@ def export_xlsx(
             values.append(value)
         trail.append(values)
         n = trail.max_row
-        trail.cell(n, columns.index("date") + 1).number_format = _WHEN
-        trail.cell(n, columns.index("amount_yuan") + 1).number_format = _MONEY
-    _widths(trail, {1: 20, 2: 18, 3: 14, 4: 22, 5: 18, 6: 9, 7: 18, 8: 14})
+        trail.cell(n, columns.index("date") + 1).number_format = WHEN_FORMAT
+        trail.cell(n, columns.index("amount_yuan") + 1).number_format = MONEY_FORMAT
+    set_widths(trail, {1: 20, 2: 18, 3: 14, 4: 22, 5: 18, 6: 9, 7: 18, 8: 14})
 
     lots = book.create_sheet("Lots 资金批次")
-    _bold_header(
+    bold_header(
         lots,
         [
             "Holder 持有方",
@@ -131,8 +145,8 @@ def export_xlsx(
         lots.append(
             [
                 p.name(lot.holder or ""),
-                _yuan(lot.amount, p.currency),
-                _yuan(lot.remaining, p.currency),
+                yuan_cell(lot.amount, p.currency),
+                yuan_cell(lot.remaining, p.currency),
                 p.currency,
                 lot.holder or "",
                 lot.lot_id,
@@ -141,8 +155,8 @@ def export_xlsx(
             ]
         )
         n = lots.max_row
-        lots.cell(n, 2).number_format = lots.cell(n, 3).number_format = _MONEY
-    _widths(lots, {1: 24, 2: 18, 3: 18, 5: 44, 6: 68, 7: 68})
+        lots.cell(n, 2).number_format = lots.cell(n, 3).number_format = MONEY_FORMAT
+    set_widths(lots, {1: 24, 2: 18, 3: 18, 5: 44, 6: 68, 7: 68})
 
     out = io.BytesIO()
     book.save(out)
@@ -184,7 +198,7 @@ def loans_xlsx(rows: list[dict[str, Any]]) -> bytes:
     sheet = book.active
     sheet.title = "Loans 贷款"
     columns = list(rows[0]) if rows else list(_LOAN_HEADERS)
-    _bold_header(sheet, [_LOAN_HEADERS.get(c, c) for c in columns])
+    bold_header(sheet, [_LOAN_HEADERS.get(c, c) for c in columns])
     for row in rows:
         values: list[Any] = []
         for c in columns:
@@ -192,7 +206,7 @@ def loans_xlsx(rows: list[dict[str, Any]]) -> bytes:
             if c.endswith("_yuan"):
                 value = Decimal(value) if value else None
             elif c == "opened":
-                value = _when(str(value))
+                value = when_cell(str(value))
             elif c == "maturity_date":
                 value = date.fromisoformat(value) if value else None
             values.append(value)
@@ -200,12 +214,12 @@ def loans_xlsx(rows: list[dict[str, Any]]) -> bytes:
         n = sheet.max_row
         for i, c in enumerate(columns, start=1):
             if c.endswith("_yuan"):
-                sheet.cell(n, i).number_format = _MONEY
+                sheet.cell(n, i).number_format = MONEY_FORMAT
             elif c == "opened":
-                sheet.cell(n, i).number_format = _WHEN
+                sheet.cell(n, i).number_format = WHEN_FORMAT
             elif c == "maturity_date":
                 sheet.cell(n, i).number_format = "yyyy-mm-dd"
-    _widths(sheet, {1: 16, 2: 24, 3: 24, 5: 18, 6: 18, 7: 18, 8: 18, 9: 18, 10: 12})
+    set_widths(sheet, {1: 16, 2: 24, 3: 24, 5: 18, 6: 18, 7: 18, 8: 18, 9: 18, 10: 12})
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
