@@ -209,6 +209,22 @@ def test_the_cli_lists_shows_splits_and_finances_through_the_running_api(vsite: 
     r = run("auditor", "bundle", v, "--out", str(out))
     assert r.exit_code == 0 and "written to" in r.output, r.output
     assert json.loads(out.read_text(encoding="utf-8"))["header"]["hash"].startswith("0x")
+    book = Path(vsite.api.services.settings.data_dir) / "voucher.xlsx"
+    r = run("auditor", "export", v, "--format", "xlsx", "--out", str(book))
+    assert r.exit_code == 0 and f"exported to {book}" in r.output, r.output
+    from openpyxl import load_workbook
+
+    sheets = load_workbook(book)
+    assert sheets["Summary 概要"]["B1"].value == "VERIFIED 通过"
+    events = [row[2] for row in sheets["Trail 凭证流转"].iter_rows(min_row=2, values_only=True)]
+    assert events[:3] == ["确权签发", "拆分转让", "拆分转让"] and "贴现融资" in events, events
+    text = Path(vsite.api.services.settings.data_dir) / "voucher.csv"
+    r = run("borrower", "export", v, "--format", "csv", "--out", str(text))
+    assert r.exit_code == 0 and "确权签发" in text.read_text(encoding="utf-8-sig"), r.output
+    r = run("supplier2", "export", v, "--out", str(book))
+    assert r.exit_code == 1 and "The API refused (403)" in r.output, r.output
+    r = run("auditor", "export", v, "--format", "pdf", "--out", str(book))
+    assert r.exit_code == 1 and "use --format xlsx, csv or json" in r.output, r.output
     r = run("supplier2", "verify", v)
     assert r.exit_code == 1 and "The API refused (403)" in r.output and "Ask the core enterprise" in r.output
     r = run("borrower", "settle", v, "1")
