@@ -104,6 +104,7 @@ def test_a_vouchers_whole_life_exports_as_excel_csv_and_json(vsite: VoucherSite)
     assert body["ok"] is True and body["problems"] == [] and body["voucher_id"] == voucher
     assert [e["event_zh"] for e in body["trail"]] == [r["事项"] for r in rows]
     assert [p["part_id"] for p in body["parts"]] == [1, two]
+    assert (body["voucher"]["core_name"], body["voucher"]["settled_yuan"]) == ("Borrower Co", "300000.00")
 
     # who may not verify the whole tree may not export it: a holder is told so, a stranger finds nothing
     refused(api.get("supplier2", f"/v1/vouchers/{voucher}/export?format=xlsx"), 403, "covers every branch")

@@ -317,7 +317,7 @@ def _summary(trail: VoucherTrail) -> list[tuple[str, Any]]:
 
 def voucher_json(trail: VoucherTrail) -> str:
     """The verdict, the voucher, the trail and the parts as one JSON document."""
-    v = trail.verification
+    v, voucher, cur = trail.verification, trail.tree.voucher, trail.people.currency
     body = {
         "voucher_id": v.voucher_id,
         "ok": v.ok,
@@ -327,7 +327,18 @@ def voucher_json(trail: VoucherTrail) -> str:
         "head_recomputed": v.head_recomputed,
         "problems": v.problems,
         "summary": v.summary(),
-        "voucher": {label: value for label, value in _summary(trail)[5:]},
+        "voucher": {
+            "voucher_id": voucher.voucher_id,
+            "core_org": voucher.core_org,
+            "core_name": trail.people.org(voucher.core_org),
+            "face_value": voucher.face_value,
+            "face_value_yuan": yuan_text(voucher.face_value, cur),
+            "settled": voucher.settled,
+            "settled_yuan": yuan_text(voucher.settled, cur),
+            "currency": cur,
+            "maturity_date": iso_date(voucher.maturity, UTC),
+            "invoice_hash": voucher.invoice_hash,
+        },
         "trail": voucher_event_rows(trail),
         "parts": voucher_part_rows(trail),
     }
