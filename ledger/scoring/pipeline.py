@@ -97,10 +97,13 @@ def train_model(
     data = pd.concat(filled, ignore_index=True) if filled else None
     if data is None or data.empty:
         raise ValidationError("no loan had a fully observed label window", hint="index more history")
-    stages = ["scorecard", "challenger", "evaluation"]
+    begun: list[str] = []  # the model's stages (scorecard, challenger, evaluation), each a bar of its own
 
     def step(stage: str) -> None:
-        say(stage, stages.index(stage), len(stages))
+        if begun:
+            say(begun[-1], 1, 1)
+        begun.append(stage)
+        say(stage, 0, 1)
 
     try:
         model = train(
@@ -112,7 +115,8 @@ def train_model(
         )
     except ValueError as exc:
         raise ValidationError(str(exc), hint="train on a longer history") from exc
-    say("evaluation", len(stages), len(stages))
+    for stage in begun[-1:]:
+        say(stage, 1, 1)
     return save_model(engine, model, settings.data_dir)
 
 
@@ -160,18 +164,20 @@ def apply_scores(
     when = as_of or latest_block_time(engine)
     if when is None:
         raise ValidationError("the mirror is empty: nothing to score", hint="run the indexer first")
-    say("features", 0, 3)
+    say("features", 0, 1)
     frame = compute_features(engine, when, settings=settings)
-    say("scoring", 1, 3)
+    say("features", 1, 1)
+    say("scoring", 0, 1)
     scored = score_frame(fitted, frame)
     save_scores(engine, int(row.id), when, scored)
-    say("alerts", 2, 3)
+    say("scoring", 1, 1)
+    say("alerts", 0, 1)
     # Only the rules a score moves: the band alert and the site-visit interval (the others run with the
     # indexer as always; a Monitor reconciles only the rules it evaluates).
     monitor = Monitor.from_settings(settings, rules={name: RULES[name] for name in SCORE_RULES})
     with engine.begin() as conn:
         result = monitor.evaluate(conn, [s.loan_id for s in scored])
-    say("alerts", 3, 3)
+    say("alerts", 1, 1)
     bands: dict[str, int] = {}
     for s in scored:
         bands[s.band] = bands.get(s.band, 0) + 1
