@@ -5,6 +5,7 @@ order scores, and the model card carries the product's own figures."""
 from __future__ import annotations
 
 import math
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -163,5 +164,8 @@ def test_ctrl_c_after_fitting_is_still_pythons_keyboard_interrupt(tmp_path: Path
         text=True,
         timeout=120,
         cwd=Path(__file__).parent.parent,
+        # Ctrl-C's default action, as a terminal's foreground job has it: a suite started in the background
+        # from a script (CI) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert (done.returncode, done.stdout.strip()) == (0, "KeyboardInterrupt"), done.stderr
