@@ -5,6 +5,7 @@ one API token per member of the cast from tests/conftest.py."""
 from __future__ import annotations
 
 import dataclasses
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
@@ -277,6 +279,29 @@ def serve_api(world: Any, client: ChainClient, data_dir: Path, db_url: str | Non
     finally:
         indexer.stop()
         services.engine.dispose()
+
+
+@contextmanager
+def serve_http(services: Services) -> Iterator[str]:
+    """The app over `services` served by uvicorn on a free port in a thread (a browser needs a real socket);
+    yields its base URL and stops the server on exit."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(services=services), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True, name="uvicorn")
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
 
 
 @pytest.fixture

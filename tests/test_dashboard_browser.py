@@ -5,7 +5,6 @@ monitoring rules) following the chain in a background thread. Screenshots go to 
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,10 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from api_support import Api, add_third_party, build_services, signin_csrf
+from api_support import Api, add_third_party, build_services, serve_http, signin_csrf
 
-from api.app import create_app
 from ledger.chain.client import ChainClient
 from ledger.mirror.indexer import Indexer
 from ledger.monitoring.monitor import Monitor
@@ -70,12 +67,6 @@ class MonitoredIndexer:
         self.indexer.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Site:
     url: str
@@ -87,19 +78,8 @@ class Site:
 def site(world: Any, client: ChainClient, tmp_path: Path) -> Iterator[Site]:
     services, tokens, accounts = build_services(world, client, tmp_path)
     indexer = MonitoredIndexer(services, ChainClient(client.rpc_url)).start()
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(services=services), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True, name="uvicorn")
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with serve_http(services) as url, httpx.Client(base_url=url, timeout=60) as http:
             api = Api(http, services, world, tokens, accounts, indexer)  # type: ignore[arg-type]
             # A demo-like loan: an entrusted payment to a supplier who pays onward (once outside the declared
             # use), and a disbursement to the borrower who pays a supplier.
@@ -116,8 +96,6 @@ def site(world: Any, client: ChainClient, tmp_path: Path) -> Iterator[Site]:
                 lots[name] = r.json()["lot_ids"][0]
             yield Site(url, api, lots)
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         indexer.stop()
         services.engine.dispose()
 

@@ -9,21 +9,16 @@ import hashlib
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from api_support import Api
+from api_support import Api, serve_http
 
-from api.app import create_app
 from ledger.chain.localchain import LocalChain, free_port
 
 pytestmark = pytest.mark.slow
@@ -137,23 +132,8 @@ def test_docs_page_references_no_outside_url_and_the_app_serves_its_scripts_unde
 @pytest.fixture
 def served(api: Api) -> Iterator[str]:
     """The same app served by uvicorn on a free port (a browser needs a real socket)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(services=api.services), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True, name="uvicorn-docs")
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with serve_http(api.services) as url:
+        yield url
 
 
 def test_docs_render_every_operation_in_chromium_with_no_network_and_no_csp_violation(served: str) -> None:

@@ -7,8 +7,6 @@ accepts with a button; each page passes axe-core. Then `fundflow vouchers` does 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,13 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from api_support import Api, build_services, h
+from api_support import Api, build_services, h, serve_http
 from conftest import make_world
-from test_dashboard_browser import MonitoredIndexer, _free_port, browser  # noqa: F401 (fixture)
+from test_dashboard_browser import MonitoredIndexer, browser  # noqa: F401 (fixture)
 from test_human_browser import _axe
 
-from api.app import create_app
 from ledger.chain.client import ChainClient
 from ledger.chain.compiler import CompiledContract
 from ledger.chain.deploy import deploy_vouchers
@@ -53,19 +49,8 @@ def vsite(client: ChainClient, compiled: CompiledContract, tmp_path: Path) -> It
     world.deployment = deploy_vouchers(client, world.cast.operator, world.deployment)
     services, tokens, accounts = build_services(world, client, tmp_path)
     indexer = MonitoredIndexer(services, ChainClient(client.rpc_url)).start()
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(services=services), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True, name="uvicorn")
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with serve_http(services) as url, httpx.Client(base_url=url, timeout=60) as http:
             api = Api(http, services, world, tokens, accounts, indexer)  # type: ignore[arg-type]
             now = int(client.get_header().timestamp)
             day = lambda days: datetime.fromtimestamp(now + days * DAY, UTC).date().isoformat()  # noqa: E731
@@ -84,8 +69,6 @@ def vsite(client: ChainClient, compiled: CompiledContract, tmp_path: Path) -> It
                 parts["tier2" if parent == "tier1" else "tier3"] = made["parts"][0]["part_id"]
             yield VoucherSite(url, api, voucher, parts)
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         indexer.stop()
         services.engine.dispose()
 
